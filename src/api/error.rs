@@ -1,0 +1,274 @@
+//! The one place where errors become HTTP: status, `{"error": {code, message}}` body, and the
+//! `WWW-Authenticate` header on 401. Both the typed endpoint errors and everything poem or
+//! poem-openapi reject on their own (bad JSON, unknown routes, 405, 413, 415) come through here.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Enum, Object};
+
+use crate::error::Error;
+
+/// The `code` of an error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    NoDefaultApp,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    Internal,
+    ProviderError,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ErrorDetail {
+    /// Machine-readable, snake_case.
+    pub code: ErrorCode,
+    /// One human sentence.
+    pub message: String,
+}
+
+/// Every non-2xx response has this body.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+impl Example for ErrorBody {
+    fn example() -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: ErrorCode::InvalidRequest,
+                message: "name must be 1 to 120 characters long (got 0)".into(),
+            },
+        }
+    }
+}
+
+const BEARER_CHALLENGE: &str = "Bearer";
+
+/// The error responses the typed endpoints declare and return.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is malformed: bad JSON, a missing, unknown or out-of-range field.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// The bearer token is missing, malformed, expired or wrongly signed.
+    #[oai(status = 401)]
+    Unauthorized(
+        Json<ErrorBody>,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
+    /// No such object for this tenant.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The change clashes with stored data (a duplicate name), or no default app is set.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The request body is larger than 64 KiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The request body is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// Something failed inside Dravo; the details are in its log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        });
+        match code {
+            ErrorCode::Unauthorized => ApiError::Unauthorized(body, BEARER_CHALLENGE.into()),
+            ErrorCode::NotFound => ApiError::NotFound(body),
+            ErrorCode::Conflict | ErrorCode::NoDefaultApp => ApiError::Conflict(body),
+            ErrorCode::PayloadTooLarge => ApiError::PayloadTooLarge(body),
+            ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),
+            ErrorCode::Internal => ApiError::Internal(body),
+            ErrorCode::InvalidRequest => ApiError::BadRequest(body),
+            // Codes no typed endpoint returns yet are rendered directly by `render_with_status`.
+            ErrorCode::MethodNotAllowed | ErrorCode::RateLimited | ErrorCode::ProviderError => {
+                ApiError::Internal(body)
+            }
+        }
+    }
+}
+
+/// The code and client-facing message for a core error. Internal details are logged here and
+/// replaced by a generic sentence.
+fn classify(err: &Error) -> (ErrorCode, String) {
+    match err {
+        Error::InvalidRequest(m) => (ErrorCode::InvalidRequest, m.clone()),
+        Error::Unauthorized(m) => (ErrorCode::Unauthorized, m.clone()),
+        Error::NotFound(m) => (ErrorCode::NotFound, m.clone()),
+        Error::Conflict(m) => (ErrorCode::Conflict, m.clone()),
+        Error::NoDefaultApp(m) => (ErrorCode::NoDefaultApp, m.clone()),
+        Error::Config(_) | Error::Key(_) | Error::Unseal(_) | Error::Store(_) | Error::Internal(_) => {
+            tracing::error!(error = %err, "request failed");
+            (ErrorCode::Internal, "internal server error".into())
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        let (code, message) = classify(&err);
+        ApiError::new(code, message)
+    }
+}
+
+/// A core error travelling as a `poem::Error` (from the auth checker); rendered by
+/// `render_poem_error`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CoreError(pub Error);
+
+impl poem::error::ResponseError for CoreError {
+    fn status(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+}
+
+/// The request body exceeded the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than {0} bytes")]
+pub struct PayloadTooLarge(pub usize);
+
+impl poem::error::ResponseError for PayloadTooLarge {
+    fn status(&self) -> StatusCode {
+        StatusCode::PAYLOAD_TOO_LARGE
+    }
+}
+
+/// Strips poem-openapi's nesting ("failed to parse \"X\": … (occurred while parsing \"Y\")")
+/// so the message is the sentence the field's own check wrote.
+fn clean_parse_reason(reason: &str) -> String {
+    let mut s = reason.trim();
+    while let Some(idx) = s.rfind(" (occurred while parsing \"") {
+        if s.ends_with("\")") {
+            s = &s[..idx];
+        } else {
+            break;
+        }
+    }
+    while let Some(rest) = s.strip_prefix("failed to parse \"") {
+        match rest.find("\": ") {
+            Some(end) => s = &rest[end + 3..],
+            None => break,
+        }
+    }
+    s.trim_end_matches('.').to_owned()
+}
+
+fn json_response(status: StatusCode, code: ErrorCode, message: String) -> Response {
+    let mut resp = Json(ErrorBody {
+        error: ErrorDetail { code, message },
+    })
+    .into_response();
+    resp.set_status(status);
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            poem::http::header::WWW_AUTHENTICATE,
+            poem::http::HeaderValue::from_static(BEARER_CHALLENGE),
+        );
+    }
+    resp
+}
+
+/// Renders any error that escaped the typed endpoints as the JSON error body.
+pub fn render_poem_error(err: poem::Error) -> Response {
+    use poem_openapi::error::{
+        AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+        ParseRequestPayloadError,
+    };
+    if let Some(CoreError(core)) = err.downcast_ref::<CoreError>() {
+        let (code, message) = classify(core);
+        return ApiError::new(code, message).into_response();
+    }
+    if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+        let message = format!("invalid request body: {}", clean_parse_reason(&e.reason));
+        return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
+    }
+    if let Some(e) = err.downcast_ref::<ParsePathError>() {
+        let message = format!("invalid path parameter `{}`: {}", e.name, clean_parse_reason(&e.reason));
+        return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
+    }
+    if let Some(e) = err.downcast_ref::<ParseParamError>() {
+        let message = format!("invalid parameter `{}`: {}", e.name, clean_parse_reason(&e.reason));
+        return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
+    }
+    if err.is::<ContentTypeError>() {
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "the request body must be JSON, sent with `Content-Type: application/json`".into(),
+        );
+    }
+    if err.is::<AuthorizationError>() {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "a bearer token is required: send `Authorization: Bearer <JWT>`".into(),
+        );
+    }
+    let status = err.status();
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such endpoint".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCode::MethodNotAllowed,
+            "this endpoint does not accept that HTTP method".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, err.to_string()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            ErrorCode::UnsupportedMediaType,
+            "the request body must be JSON, sent with `Content-Type: application/json`".into(),
+        ),
+        StatusCode::UNAUTHORIZED => (ErrorCode::Unauthorized, "authentication failed".into()),
+        s if s.is_client_error() => (ErrorCode::InvalidRequest, clean_parse_reason(&err.to_string())),
+        _ => {
+            tracing::error!(error = %err, "request failed");
+            (ErrorCode::Internal, "internal server error".into())
+        }
+    };
+    // Keep the status for known client errors; anything else is a 400 or 500 per its code.
+    let status = match code {
+        ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => status,
+    };
+    json_response(status, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reasons_are_unwrapped() {
+        assert_eq!(
+            clean_parse_reason(
+                "failed to parse \"AppName\": name must be 1 to 120 characters long (got 0) (occurred while parsing \"CreateOAuthApp\")"
+            ),
+            "name must be 1 to 120 characters long (got 0)"
+        );
+        assert_eq!(
+            clean_parse_reason("failed to parse \"CreateOAuthApp\": unknown field `x`."),
+            "unknown field `x`"
+        );
+        assert_eq!(clean_parse_reason("EOF while parsing"), "EOF while parsing");
+    }
+}

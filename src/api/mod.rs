@@ -1,0 +1,127 @@
+//! The HTTP face: poem-openapi endpoints (one file per tag), dashboard auth, the error
+//! mapping, and the middleware every request passes (body limit, JSON errors, request log).
+
+pub mod error;
+pub mod health;
+pub mod oauth_apps;
+pub mod types;
+
+use std::time::Instant;
+
+use poem::{Endpoint, EndpointExt, Request, Response, Route};
+use poem_openapi::auth::Bearer;
+use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+
+use crate::api::error::{CoreError, PayloadTooLarge, render_poem_error};
+use crate::domain::Owner;
+use crate::service::Dravo;
+
+/// Request bodies above this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// BYOK OAuth app configs: your client_id/client_secret per provider.
+    #[oai(rename = "OAuth apps")]
+    OauthApps,
+    /// Liveness.
+    Health,
+}
+
+/// Dashboard JWT: `Authorization: Bearer <JWT>`; the tenant is the `auth.tenant_claim` claim.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "dashboardJwt",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check_dashboard_token"
+)]
+pub struct DashboardAuth(pub Owner);
+
+async fn check_dashboard_token(req: &Request, bearer: Bearer) -> poem::Result<Owner> {
+    let dravo = req
+        .data::<Dravo>()
+        .expect("the app is built with a Dravo in its data");
+    dravo
+        .authenticate(&bearer.token)
+        .map_err(|e| poem::Error::from(CoreError(e)))
+}
+
+fn api_service() -> OpenApiService<(oauth_apps::OAuthAppsApi, health::HealthApi), ()> {
+    OpenApiService::new(
+        (oauth_apps::OAuthAppsApi, health::HealthApi),
+        "Dravo",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Self-hosted OAuth connections for X, LinkedIn, Facebook, Instagram and TikTok. \
+         OAuth apps hold your BYOK credentials per provider.",
+    )
+}
+
+/// The OpenAPI document as pretty JSON (what `/openapi.json` serves and `openapi/dravo.json` holds).
+pub fn spec_json() -> String {
+    api_service().spec()
+}
+
+/// The OpenAPI document as YAML.
+pub fn spec_yaml() -> String {
+    api_service().spec_yaml()
+}
+
+/// Builds the whole HTTP application around a core.
+pub fn build_app(dravo: Dravo) -> impl Endpoint<Output = Response> {
+    let service = api_service();
+    let docs = service.swagger_ui();
+    let spec = service.spec_endpoint();
+    Route::new()
+        .nest("/", service)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .around(limit_body)
+        .data(dravo)
+        .catch_all_error(|err| async move { render_poem_error(err) })
+        .around(log_request)
+}
+
+/// Refuses bodies over `MAX_BODY_BYTES` with 413, whether or not they declare their length.
+async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(PayloadTooLarge(MAX_BODY_BYTES).into());
+    }
+    let body = req
+        .take_body()
+        .into_bytes_limit(MAX_BODY_BYTES)
+        .await
+        .map_err(|e| match e {
+            poem::error::ReadBodyError::PayloadTooLarge => {
+                poem::Error::from(PayloadTooLarge(MAX_BODY_BYTES))
+            }
+            other => other.into(),
+        })?;
+    req.set_body(body);
+    next.call(req).await.map(poem::IntoResponse::into_response)
+}
+
+/// Logs one line per request: method, path (never the query: it may carry codes or state),
+/// status and latency.
+async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.get_response(req).await;
+    tracing::info!(
+        target: "dravo::http",
+        %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(resp)
+}

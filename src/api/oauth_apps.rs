@@ -1,0 +1,174 @@
+//! `/v1/oauth-apps`: BYOK OAuth app configs.
+
+use poem_openapi::param::{Path, Query};
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use crate::api::error::ApiError;
+use crate::api::types::{Checked, ScopeList};
+use crate::api::{ApiTags, DashboardAuth};
+use crate::domain::{AppId, AppName, ClientId, ClientSecret};
+use crate::providers::Provider;
+use crate::service::{Dravo, NewApp, OAuthApp};
+
+/// The body of `POST /v1/oauth-apps`.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct CreateOAuthApp {
+    /// instagram | facebook | x | linkedin | tiktok.
+    pub provider: Checked<Provider>,
+    /// 1 to 120 characters.
+    pub name: Checked<AppName>,
+    /// Your app's client id / client key.
+    pub client_id: Checked<ClientId>,
+    /// Your app's client secret (stored encrypted).
+    pub client_secret: Checked<ClientSecret>,
+    /// Scopes to request instead of the provider's defaults.
+    pub scopes: Option<ScopeList>,
+}
+
+impl Example for CreateOAuthApp {
+    fn example() -> Self {
+        CreateOAuthApp {
+            provider: Checked(Provider::X),
+            name: Checked(AppName::parse("My X App").expect("valid")),
+            client_id: Checked(ClientId::parse("…").expect("valid")),
+            client_secret: Checked(ClientSecret::parse("…").expect("valid")),
+            scopes: None,
+        }
+    }
+}
+
+/// A BYOK OAuth app. The client secret is never returned.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "OAuthApp", example)]
+pub struct OAuthAppView {
+    /// `oa_` and 20 lowercase base32 characters.
+    pub id: String,
+    pub provider: Checked<Provider>,
+    pub name: String,
+    pub client_id: String,
+    /// The callback URL to register at the provider.
+    pub redirect_uri: String,
+    /// The scopes Dravo will request.
+    pub scopes: Vec<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+impl From<OAuthApp> for OAuthAppView {
+    fn from(app: OAuthApp) -> Self {
+        OAuthAppView {
+            id: app.id,
+            provider: Checked(app.provider),
+            name: app.name,
+            client_id: app.client_id,
+            redirect_uri: app.redirect_uri,
+            scopes: app.scopes,
+            created_at: app.created_at,
+        }
+    }
+}
+
+impl Example for OAuthAppView {
+    fn example() -> Self {
+        OAuthAppView {
+            id: "oa_1".into(),
+            provider: Checked(Provider::X),
+            name: "My X App".into(),
+            client_id: "…".into(),
+            redirect_uri: "https://api.dravo.dev/v1/oauth/x/callback".into(),
+            scopes: ["tweet.write", "media.write", "users.read", "offline.access"]
+                .map(String::from)
+                .to_vec(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedApp {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<OAuthAppView>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+pub struct OAuthAppsApi;
+
+#[OpenApi(tag = "ApiTags::OauthApps")]
+impl OAuthAppsApi {
+    /// Create an OAuth app
+    ///
+    /// Create a BYOK OAuth app config (your client_id/client_secret). The secret is
+    /// encrypted and never returned.
+    #[oai(path = "/v1/oauth-apps", method = "post", operation_id = "createOAuthApp")]
+    async fn create(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        body: Json<CreateOAuthApp>,
+    ) -> Result<CreatedApp, ApiError> {
+        let body = body.0;
+        let new = NewApp {
+            provider: body.provider.0,
+            name: body.name.0,
+            client_id: body.client_id.0,
+            client_secret: body.client_secret.0,
+            scopes: body.scopes.map(|s| s.0),
+        };
+        let app = dravo.create_app(&auth.0, new).await?;
+        let location = format!("/v1/oauth-apps/{}", app.id);
+        Ok(CreatedApp::Created(Json(app.into()), location))
+    }
+
+    /// List OAuth apps
+    ///
+    /// List your BYOK OAuth app configs, oldest first. Includes the redirect_uri to register
+    /// and the scopes Dravo will request. Secrets are never returned.
+    #[oai(path = "/v1/oauth-apps", method = "get", operation_id = "listOAuthApps")]
+    async fn list(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        /// Filter by provider.
+        provider: Query<Option<Checked<Provider>>>,
+    ) -> Result<Json<Vec<OAuthAppView>>, ApiError> {
+        let apps = dravo
+            .list_apps(&auth.0, provider.0.map(|p| p.0))
+            .await?;
+        Ok(Json(apps.into_iter().map(Into::into).collect()))
+    }
+
+    /// Get an OAuth app
+    #[oai(path = "/v1/oauth-apps/:id", method = "get", operation_id = "getOAuthApp")]
+    async fn get(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AppId>>,
+    ) -> Result<Json<OAuthAppView>, ApiError> {
+        let app = dravo.get_app(&auth.0, &id.0.0).await?;
+        Ok(Json(app.into()))
+    }
+
+    /// Delete an OAuth app
+    #[oai(path = "/v1/oauth-apps/:id", method = "delete", operation_id = "deleteOAuthApp")]
+    async fn delete(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AppId>>,
+    ) -> Result<Deleted, ApiError> {
+        dravo.delete_app(&auth.0, &id.0.0).await?;
+        Ok(Deleted::NoContent)
+    }
+}

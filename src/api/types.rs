@@ -1,0 +1,222 @@
+//! OpenAPI glue for the domain types: each checked value (provider, name, client id, …) is a
+//! poem-openapi type whose schema shows its limits and whose parse error names the field, so
+//! the core receives only values that are already valid.
+
+use std::borrow::Cow;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
+use serde_json::Value;
+
+use crate::domain::{AppId, AppName, ClientId, ClientSecret, Scopes};
+use crate::error::Error;
+use crate::providers::Provider;
+
+/// JSON-Schema pattern: no control characters, and at least one non-space character.
+const PRINTABLE_NOT_BLANK: &str =
+    r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+/// A domain value that travels as a JSON string or a path/query parameter.
+pub trait ApiString: Sized + Send + Sync + 'static {
+    /// Distinct per type: poem-openapi compares names when it wraps errors.
+    const TYPE_NAME: &'static str;
+    /// The field or parameter name, for "X is required".
+    const FIELD: &'static str;
+    fn describe(schema: &mut MetaSchema);
+    fn parse_str(value: &str) -> Result<Self, Error>;
+    fn to_api_string(&self) -> String;
+}
+
+/// Wraps a domain value so poem-openapi can parse, validate and document it.
+#[derive(Debug, Clone)]
+pub struct Checked<T>(pub T);
+
+impl<T: ApiString> Type for Checked<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        T::TYPE_NAME.into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut schema = MetaSchema::new("string");
+        T::describe(&mut schema);
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl<T: ApiString> ParseFromJSON for Checked<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None | Some(Value::Null) => Err(ParseError::custom(format!("`{}` is required", T::FIELD))),
+            Some(Value::String(s)) => T::parse_str(&s).map(Checked).map_err(ParseError::custom),
+            Some(_) => Err(ParseError::custom(format!("`{}` must be a string", T::FIELD))),
+        }
+    }
+}
+
+impl<T: ApiString> ParseFromParameter for Checked<T> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        T::parse_str(value).map(Checked).map_err(ParseError::custom)
+    }
+}
+
+impl<T: ApiString> ToJSON for Checked<T> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.to_api_string()))
+    }
+}
+
+impl ApiString for Provider {
+    const TYPE_NAME: &'static str = "Provider";
+    const FIELD: &'static str = "provider";
+    fn describe(schema: &mut MetaSchema) {
+        schema.description = Some("The social network: instagram | facebook | x | linkedin | tiktok.");
+        schema.enum_items = Provider::ALL.iter().map(|p| Value::from(p.as_str())).collect();
+        schema.example = Some("x".into());
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        value.parse().map_err(|e: crate::providers::UnknownProvider| Error::invalid(e.to_string()))
+    }
+    fn to_api_string(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl ApiString for AppName {
+    const TYPE_NAME: &'static str = "AppName";
+    const FIELD: &'static str = "name";
+    fn describe(schema: &mut MetaSchema) {
+        schema.description = Some("1 to 120 characters after trimming; unique per provider.");
+        schema.min_length = Some(1);
+        schema.max_length = Some(AppName::MAX_LEN);
+        schema.pattern = Some(PRINTABLE_NOT_BLANK.into());
+        schema.example = Some("My X App".into());
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        AppName::parse(value)
+    }
+    fn to_api_string(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl ApiString for ClientId {
+    const TYPE_NAME: &'static str = "ClientId";
+    const FIELD: &'static str = "client_id";
+    fn describe(schema: &mut MetaSchema) {
+        schema.description = Some("Your app's client id (TikTok: client key).");
+        schema.min_length = Some(1);
+        schema.max_length = Some(ClientId::MAX_LEN);
+        schema.pattern = Some(PRINTABLE_NOT_BLANK.into());
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        ClientId::parse(value)
+    }
+    fn to_api_string(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl ApiString for ClientSecret {
+    const TYPE_NAME: &'static str = "ClientSecret";
+    const FIELD: &'static str = "client_secret";
+    fn describe(schema: &mut MetaSchema) {
+        schema.description = Some("Your app's client secret; stored sealed, never returned.");
+        schema.min_length = Some(1);
+        schema.max_length = Some(ClientSecret::MAX_LEN);
+        schema.pattern = Some(PRINTABLE_NOT_BLANK.into());
+        schema.write_only = true;
+        schema.format = Some("password");
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        ClientSecret::parse(value)
+    }
+    fn to_api_string(&self) -> String {
+        // Never serialised in a response; write-only in the schema.
+        "[REDACTED]".into()
+    }
+}
+
+impl ApiString for AppId {
+    const TYPE_NAME: &'static str = "AppId";
+    const FIELD: &'static str = "id";
+    fn describe(schema: &mut MetaSchema) {
+        schema.description = Some("An OAuth app id: `oa_` and 20 lowercase base32 characters.");
+        schema.pattern = Some(AppId::PATTERN.into());
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        AppId::parse(value)
+    }
+    fn to_api_string(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+/// The optional scope list of a new app.
+#[derive(Debug, Clone)]
+pub struct ScopeList(pub Scopes);
+
+impl Type for ScopeList {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "ScopeList".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut item = MetaSchema::new("string");
+        item.min_length = Some(1);
+        item.max_length = Some(Scopes::MAX_LEN);
+        item.pattern = Some(r#"^[^\s,"\\\u0000-\u001F\u007F-\u009F]+$"#.into());
+        let mut schema = MetaSchema::new("array");
+        schema.items = Some(Box::new(MetaSchemaRef::Inline(Box::new(item))));
+        schema.min_items = Some(1);
+        schema.max_items = Some(Scopes::MAX_COUNT);
+        schema.description = Some("Replaces the provider's default scopes. Leave out to use the defaults.");
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for ScopeList {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let items = match value {
+            Some(Value::Array(items)) => items,
+            _ => return Err(ParseError::custom("`scopes` must be an array of strings")),
+        };
+        let strings: Vec<String> = items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(ParseError::custom("`scopes` must be an array of strings")),
+            })
+            .collect::<Result<_, _>>()?;
+        Scopes::parse(&strings).map(ScopeList).map_err(ParseError::custom)
+    }
+}
+
+impl ToJSON for ScopeList {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.0.as_slice().to_vec()))
+    }
+}

@@ -1,0 +1,336 @@
+//! The command line: clap definitions, and one short function per subcommand over the core.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use poem_openapi::types::ToJSON;
+
+use crate::api::oauth_apps::OAuthAppView;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Scopes};
+use crate::error::{Error, Result};
+use crate::providers::Provider;
+use crate::service::{Dravo, NewApp, OAuthApp};
+
+#[derive(Debug, Parser)]
+#[command(name = "dravo", version, about = "Self-hosted OAuth connections for social accounts")]
+pub struct Cli {
+    /// Configuration file [default: $DRAVO_CONFIG, else ./dravo.toml when present]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API
+    Serve,
+    /// Manage BYOK OAuth apps
+    #[command(subcommand, name = "oauth-apps")]
+    OauthApps(OauthAppsCommand),
+    /// Dashboard tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the OpenAPI spec (no server needed)
+    Openapi {
+        /// YAML instead of JSON
+        #[arg(long)]
+        yaml: bool,
+    },
+    /// Master keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OauthAppsCommand {
+    /// Store a new OAuth app (the secret comes from stdin or an environment variable)
+    Create(CreateArgs),
+    /// List an owner's OAuth apps, oldest first
+    List {
+        #[arg(long)]
+        owner: String,
+        #[arg(long, value_parser = parse_provider)]
+        provider: Option<Provider>,
+        /// Print the JSON the API returns
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one OAuth app
+    Show {
+        #[arg(long)]
+        owner: String,
+        app_id: String,
+        /// Print the JSON the API returns
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an OAuth app
+    Delete {
+        #[arg(long)]
+        owner: String,
+        app_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("secret").required(true).args(["client_secret_stdin", "client_secret_env"])))]
+struct CreateArgs {
+    #[arg(long)]
+    owner: String,
+    #[arg(long, value_parser = parse_provider)]
+    provider: Provider,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    client_id: String,
+    /// Read the client secret from standard input (one trailing newline is stripped)
+    #[arg(long)]
+    client_secret_stdin: bool,
+    /// Read the client secret from this environment variable
+    #[arg(long, value_name = "VAR")]
+    client_secret_env: Option<String>,
+    /// Scopes instead of the provider's defaults, space- or comma-separated
+    #[arg(long)]
+    scopes: Option<String>,
+    /// Print the JSON the API returns
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a dashboard JWT (HS256) for a tenant
+    Issue {
+        /// The tenant the token names
+        #[arg(long)]
+        sub: String,
+        /// Lifetime in seconds
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+        ttl: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a fresh base64 master key (64 random bytes)
+    Generate,
+}
+
+fn parse_provider(s: &str) -> std::result::Result<Provider, String> {
+    s.parse().map_err(|e: crate::providers::UnknownProvider| e.to_string())
+}
+
+/// Runs the command line and returns the exit code: 0 success, 1 runtime error, 2 usage error.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    init_logging(matches!(cli.command, Command::Serve));
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::InvalidRequest(_) => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}
+
+fn init_logging(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Keys(KeysCommand::Generate) => print_line(&MasterKey::generate().to_base64()),
+        Command::Openapi { yaml } => {
+            let spec = if yaml {
+                crate::api::spec_yaml()
+            } else {
+                crate::api::spec_json()
+            };
+            print_line(spec.trim_end())
+        }
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?
+                .block_on(crate::serve(config))
+        }
+        Command::Token(TokenCommand::Issue { sub, ttl }) => {
+            let dravo = open(cli.config)?;
+            print_line(&dravo.issue_token(&sub, ttl)?)
+        }
+        Command::OauthApps(cmd) => {
+            let dravo = open(cli.config)?;
+            block_on(oauth_apps(&dravo, cmd))
+        }
+    }
+}
+
+fn open(config: Option<PathBuf>) -> Result<Dravo> {
+    Dravo::open(Config::load(config.as_deref())?, None)
+}
+
+fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?
+        .block_on(fut)
+}
+
+async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
+    match cmd {
+        OauthAppsCommand::Create(args) => {
+            let owner = Owner::parse("--owner", &args.owner)?;
+            let new = NewApp {
+                provider: args.provider,
+                name: AppName::parse(&args.name)?,
+                client_id: ClientId::parse(&args.client_id)?,
+                client_secret: read_secret(&args)?,
+                scopes: args.scopes.as_deref().map(Scopes::parse_list).transpose()?,
+            };
+            let app = dravo.create_app(&owner, new).await?;
+            print_app(&app, args.json)
+        }
+        OauthAppsCommand::List {
+            owner,
+            provider,
+            json,
+        } => {
+            let owner = Owner::parse("--owner", &owner)?;
+            let apps = dravo.list_apps(&owner, provider).await?;
+            if json {
+                let views: Vec<OAuthAppView> = apps.into_iter().map(Into::into).collect();
+                return print_json(&views);
+            }
+            print_table(&apps)
+        }
+        OauthAppsCommand::Show {
+            owner,
+            app_id,
+            json,
+        } => {
+            let owner = Owner::parse("--owner", &owner)?;
+            let app = dravo.get_app(&owner, &AppId::parse(&app_id)?).await?;
+            print_app(&app, json)
+        }
+        OauthAppsCommand::Delete { owner, app_id } => {
+            let owner = Owner::parse("--owner", &owner)?;
+            let id = AppId::parse(&app_id)?;
+            dravo.delete_app(&owner, &id).await?;
+            print_line(&format!("deleted {id}"))
+        }
+    }
+}
+
+/// Reads the client secret from stdin or the named variable, never from an argument.
+fn read_secret(args: &CreateArgs) -> Result<ClientSecret> {
+    let raw = if let Some(var) = &args.client_secret_env {
+        std::env::var(var).map_err(|_| {
+            Error::invalid(format!(
+                "the environment variable {var} (from --client-secret-env) is not set or not UTF-8"
+            ))
+        })?
+    } else {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::invalid(format!("cannot read the client secret from stdin: {e}")))?;
+        if let Some(stripped) = text.strip_suffix('\n') {
+            text.truncate(stripped.strip_suffix('\r').unwrap_or(stripped).len());
+        }
+        text
+    };
+    ClientSecret::parse(&raw)
+}
+
+fn print_line(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))
+}
+
+fn print_json<T: ToJSON>(value: &T) -> Result<()> {
+    let json = value.to_json().unwrap_or(serde_json::Value::Null);
+    print_line(&json.to_string())
+}
+
+fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
+    if json {
+        return print_json(&OAuthAppView::from(app.clone()));
+    }
+    print_line(&format!(
+        "id:           {}\nprovider:     {}\nname:         {}\nclient_id:    {}\nredirect_uri: {}\nscopes:       {}\ncreated_at:   {}",
+        app.id,
+        app.provider,
+        app.name,
+        app.client_id,
+        app.redirect_uri,
+        app.scopes.join(" "),
+        app.created_at
+    ))
+}
+
+fn print_table(apps: &[OAuthApp]) -> Result<()> {
+    if apps.is_empty() {
+        return print_line("no OAuth apps");
+    }
+    let header = ["ID", "PROVIDER", "NAME", "CLIENT ID", "CREATED", "REDIRECT URI"];
+    let rows: Vec<[String; 6]> = apps
+        .iter()
+        .map(|a| {
+            [
+                a.id.clone(),
+                a.provider.to_string(),
+                a.name.clone(),
+                a.client_id.clone(),
+                a.created_at.clone(),
+                a.redirect_uri.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut text = line(header.to_vec());
+    for row in &rows {
+        text.push('\n');
+        text.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    print_line(&text)
+}

@@ -1,0 +1,502 @@
+//! Configuration: built-in defaults, then `dravo.toml`, then `DRAVO_*` environment variables.
+//! Loaded and checked once at start; a bad value stops the program with one sentence that
+//! names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+use crate::domain::Scopes;
+use crate::error::{Error, Result};
+use crate::providers::Provider;
+
+/// The environment variable that names the configuration file.
+pub const CONFIG_ENV: &str = "DRAVO_CONFIG";
+const ENV_PREFIX: &str = "DRAVO_";
+const DEFAULT_FILE: &str = "dravo.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub security: SecurityConfig,
+    pub auth: AuthConfig,
+    pub dashboard: DashboardConfig,
+    pub providers: ProvidersConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address; port 0 picks a free port (it is logged).
+    pub bind: String,
+    /// External base URL; defaults to `http://<bind>`.
+    pub public_url: Option<Url>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            public_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            path: PathBuf::from("dravo.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Base64 of 64 random bytes.
+    pub master_key: Option<SecretString>,
+    /// Defaults to `dravo.key` beside the database.
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub jwt_secret: Option<SecretString>,
+    pub jwt_public_key_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub tenant_claim: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            issuer: None,
+            audience: None,
+            tenant_claim: "sub".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    pub return_url: Option<Url>,
+    #[serde(deserialize_with = "string_or_list")]
+    pub allowed_return_urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    pub instagram: Option<ProviderConfig>,
+    pub facebook: Option<ProviderConfig>,
+    pub x: Option<ProviderConfig>,
+    pub linkedin: Option<ProviderConfig>,
+    pub tiktok: Option<ProviderConfig>,
+}
+
+impl ProvidersConfig {
+    pub fn get(&self, provider: Provider) -> Option<&ProviderConfig> {
+        match provider {
+            Provider::Instagram => self.instagram.as_ref(),
+            Provider::Facebook => self.facebook.as_ref(),
+            Provider::X => self.x.as_ref(),
+            Provider::Linkedin => self.linkedin.as_ref(),
+            Provider::Tiktok => self.tiktok.as_ref(),
+        }
+    }
+}
+
+/// One provider's default (platform) app and endpoint overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    #[serde(deserialize_with = "optional_string_or_list")]
+    pub scopes: Option<Vec<String>>,
+    pub authorize_url: Option<Url>,
+    pub token_url: Option<Url>,
+    pub api_base: Option<Url>,
+    /// Graph API version (facebook only).
+    pub api_version: Option<String>,
+}
+
+/// Accepts `["a", "b"]` or `"a b"` / `"a,b"`: the string form is what an environment variable
+/// can carry.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    List(Vec<String>),
+    String(String),
+}
+
+impl StringOrList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            StringOrList::List(v) => v,
+            StringOrList::String(s) => s
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(StringOrList::deserialize(d)?.into_vec())
+}
+
+fn optional_string_or_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Vec<String>>, D::Error> {
+    Ok(Option::<StringOrList>::deserialize(d)?.map(StringOrList::into_vec))
+}
+
+/// Where the configuration came from, to name it in error messages.
+struct Sources {
+    file: Option<PathBuf>,
+    /// (dotted key, environment variable) for every `DRAVO_*` variable applied.
+    env: Vec<(String, String)>,
+}
+
+impl Sources {
+    fn describe(&self, key: &str) -> String {
+        if let Some((_, var)) = self
+            .env
+            .iter()
+            .find(|(k, _)| k == key || key.starts_with(&format!("{k}.")))
+        {
+            return format!(" (from environment variable {var})");
+        }
+        match &self.file {
+            Some(f) => format!(" (in {})", f.display()),
+            None => String::new(),
+        }
+    }
+}
+
+/// Maps `DRAVO_SERVER_PUBLIC_URL` to `server.public_url` and
+/// `DRAVO_PROVIDERS_X_CLIENT_ID` to `providers.x.client_id`.
+fn env_key(var: &str) -> Option<String> {
+    let rest = var.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
+    let (section, key) = rest.split_once('_')?;
+    if section == "providers" {
+        let (provider, key) = key.split_once('_')?;
+        return Some(format!("providers.{provider}.{key}"));
+    }
+    Some(format!("{section}.{key}"))
+}
+
+impl Config {
+    /// Loads the configuration the way the CLI does: `path`, else `$DRAVO_CONFIG`, else
+    /// `./dravo.toml` when present, each overridden by `DRAVO_*` environment variables.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let explicit = path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from));
+        let file = match explicit {
+            Some(p) => Some(p),
+            None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.exists()),
+        };
+        let vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != CONFIG_ENV)
+            .collect();
+        Self::load_from(file.as_deref(), vars)
+    }
+
+    /// Loads from an optional file plus the given `DRAVO_*` variables (testable without
+    /// touching the process environment).
+    pub fn load_from(file: Option<&Path>, vars: Vec<(String, String)>) -> Result<Config> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::config(format!(
+                    "cannot read the configuration file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        let mut sources = Sources {
+            file: file.map(Path::to_path_buf),
+            env: Vec::new(),
+        };
+        for (var, value) in vars {
+            let key = env_key(&var).ok_or_else(|| {
+                Error::config(format!(
+                    "environment variable {var} does not name a configuration key (expected DRAVO_<SECTION>_<KEY>)"
+                ))
+            })?;
+            // Values stay strings: a numeric-looking secret must not turn into a number.
+            figment = figment.merge(Serialized::default(&key, value));
+            sources.env.push((key, var));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|e| describe_figment_error(e, &sources))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.bind_addr()?;
+        if let Some(url) = &self.server.public_url {
+            check_base_url("server.public_url", url)?;
+        }
+        if self.auth.jwt_secret.is_some() && self.auth.jwt_public_key_file.is_some() {
+            return Err(Error::config(
+                "auth.jwt_secret and auth.jwt_public_key_file cannot both be set: choose HS256 with a secret or a public key",
+            ));
+        }
+        if let Some(secret) = &self.auth.jwt_secret {
+            use secrecy::ExposeSecret;
+            if secret.expose_secret().len() < 32 {
+                return Err(Error::config(
+                    "auth.jwt_secret must be at least 32 bytes long",
+                ));
+            }
+        }
+        let claim = &self.auth.tenant_claim;
+        if claim.is_empty() || claim.chars().any(char::is_control) {
+            return Err(Error::config("auth.tenant_claim must name a JWT claim"));
+        }
+        if let Some(url) = &self.dashboard.return_url {
+            check_base_url("dashboard.return_url", url)?;
+        }
+        for prefix in &self.dashboard.allowed_return_urls {
+            let url = Url::parse(prefix).map_err(|e| {
+                Error::config(format!(
+                    "dashboard.allowed_return_urls has an invalid URL `{prefix}`: {e}"
+                ))
+            })?;
+            check_base_url("dashboard.allowed_return_urls", &url)?;
+        }
+        for provider in Provider::ALL {
+            let Some(p) = self.providers.get(provider) else {
+                continue;
+            };
+            let key = |k: &str| format!("providers.{provider}.{k}");
+            match (&p.client_id, &p.client_secret) {
+                (Some(_), None) => {
+                    return Err(Error::config(format!(
+                        "{} is set but {} is missing",
+                        key("client_id"),
+                        key("client_secret")
+                    )));
+                }
+                (None, Some(_)) => {
+                    return Err(Error::config(format!(
+                        "{} is set but {} is missing",
+                        key("client_secret"),
+                        key("client_id")
+                    )));
+                }
+                _ => {}
+            }
+            if let Some(id) = &p.client_id {
+                crate::domain::ClientId::parse(id)
+                    .map_err(|e| Error::config(format!("{}: {e}", key("client_id"))))?;
+            }
+            if let Some(scopes) = &p.scopes {
+                Scopes::parse(scopes)
+                    .map_err(|e| Error::config(format!("{}: {e}", key("scopes"))))?;
+            }
+            for (name, url) in [
+                ("authorize_url", &p.authorize_url),
+                ("token_url", &p.token_url),
+                ("api_base", &p.api_base),
+            ] {
+                if let Some(url) = url {
+                    check_base_url(&key(name), url)?;
+                }
+            }
+            if p.api_version.is_some() && provider != Provider::Facebook {
+                return Err(Error::config(format!(
+                    "{} is not a key: only providers.facebook.api_version exists",
+                    key("api_version")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen address, parsed.
+    pub fn bind_addr(&self) -> Result<SocketAddr> {
+        self.server.bind.parse().map_err(|_| {
+            Error::config(format!(
+                "server.bind must be an address like 127.0.0.1:8080, not `{}`",
+                self.server.bind
+            ))
+        })
+    }
+
+    /// The external base URL, without a trailing slash. `bound` is the address actually
+    /// listened on (it differs from `server.bind` when the port is 0).
+    pub fn public_url(&self, bound: Option<SocketAddr>) -> String {
+        match &self.server.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!(
+                "http://{}",
+                bound
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| self.server.bind.clone())
+            ),
+        }
+    }
+
+    /// The key file used when `security.master_key` is unset.
+    pub fn master_key_file(&self) -> PathBuf {
+        match &self.security.master_key_file {
+            Some(p) => p.clone(),
+            None => self
+                .database
+                .path
+                .parent()
+                .map(|d| d.join("dravo.key"))
+                .unwrap_or_else(|| PathBuf::from("dravo.key")),
+        }
+    }
+}
+
+fn check_base_url(key: &str, url: &Url) -> Result<()> {
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Error::config(format!(
+            "{key} must be an absolute http(s) URL, not `{url}`"
+        )));
+    }
+    Ok(())
+}
+
+/// Turns a figment error into one sentence that names the key and where it came from.
+fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
+    use figment::error::Kind;
+    let err = err.into_iter().next().expect("a figment error holds at least one error");
+    let path = err.path.join(".");
+    let sentence = match &err.kind {
+        Kind::UnknownField(field, _) => {
+            let key = if path.is_empty() {
+                field.clone()
+            } else {
+                format!("{path}.{field}")
+            };
+            format!("unknown configuration key `{key}`{}", sources.describe(&key))
+        }
+        Kind::InvalidType(actual, expected) => format!(
+            "configuration key `{path}` has the wrong type: expected {expected}, found {actual}{}",
+            sources.describe(&path)
+        ),
+        Kind::InvalidValue(actual, expected) => format!(
+            "configuration key `{path}` has an invalid value: expected {expected}, found {actual}{}",
+            sources.describe(&path)
+        ),
+        Kind::Message(msg) if path.is_empty() => {
+            let first_line = msg.lines().next().unwrap_or(msg);
+            format!(
+                "the configuration is not valid TOML: {first_line}{}",
+                sources.describe("")
+            )
+        }
+        other => format!(
+            "configuration key `{path}`: {other}{}",
+            sources.describe(&path)
+        ),
+    };
+    Error::config(sentence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_keys_map_to_sections() {
+        assert_eq!(env_key("DRAVO_SERVER_PUBLIC_URL").unwrap(), "server.public_url");
+        assert_eq!(
+            env_key("DRAVO_PROVIDERS_X_CLIENT_ID").unwrap(),
+            "providers.x.client_id"
+        );
+        assert_eq!(env_key("DRAVO_AUTH_JWT_SECRET").unwrap(), "auth.jwt_secret");
+    }
+
+    #[test]
+    fn numeric_looking_env_values_stay_strings() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("DRAVO_PROVIDERS_X_CLIENT_ID", "12345"),
+                ("DRAVO_PROVIDERS_X_CLIENT_SECRET", "67890"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.providers.x.unwrap().client_id.unwrap(), "12345");
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        let err = Config::load_from(None, env(&[("DRAVO_SERVER_BINDD", "x")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("server.bindd"), "{msg}");
+        assert!(msg.contains("DRAVO_SERVER_BINDD"), "{msg}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dravo.toml");
+        std::fs::write(&file, "[server]\nbind = \"127.0.0.1:9000\"\n").unwrap();
+        let c = Config::load_from(Some(&file), vec![]).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:9000");
+        let c = Config::load_from(Some(&file), env(&[("DRAVO_SERVER_BIND", "127.0.0.1:9001")]))
+            .unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:9001");
+    }
+
+    #[test]
+    fn wrong_type_in_file_names_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dravo.toml");
+        std::fs::write(&file, "[server]\nbind = 8080\n").unwrap();
+        let msg = Config::load_from(Some(&file), vec![]).unwrap_err().to_string();
+        assert!(msg.contains("server.bind"), "{msg}");
+        assert!(msg.contains("dravo.toml"), "{msg}");
+    }
+
+    #[test]
+    fn scopes_accept_string_or_list() {
+        let c = Config::load_from(
+            None,
+            env(&[("DRAVO_PROVIDERS_LINKEDIN_SCOPES", "openid profile")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.providers.linkedin.unwrap().scopes.unwrap(),
+            vec!["openid", "profile"]
+        );
+    }
+}

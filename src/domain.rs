@@ -1,0 +1,311 @@
+//! Typed values that are checked once, at the edge (HTTP body, CLI flag, JWT claim), so the
+//! core never handles a raw string it would have to check again.
+
+use std::fmt;
+
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::Error;
+
+/// Rejects control characters, which have no business in names, ids or secrets and make
+/// logs and terminals lie.
+fn check_no_control(field: &str, value: &str) -> Result<(), Error> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a length in Unicode scalar values (not bytes: 120 emoji is a valid name).
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Error> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(Error::invalid(format!(
+            "{field} must be {min} to {max} characters long (got {n})"
+        )));
+    }
+    Ok(())
+}
+
+/// The tenant: whoever the dashboard JWT names. Every store call takes one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner(String);
+
+impl Owner {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
+        check_len(field, value, 1, Self::MAX_LEN)?;
+        check_no_control(field, value)?;
+        Ok(Owner(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An OAuth app's display name: 1–120 characters after trimming, unique per owner and provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppName(String);
+
+impl AppName {
+    pub const MAX_LEN: usize = 120;
+
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let trimmed = value.trim();
+        check_len("name", trimmed, 1, Self::MAX_LEN)?;
+        check_no_control("name", trimmed)?;
+        Ok(AppName(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The provider's public id for an OAuth app (TikTok calls it the client key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub const MAX_LEN: usize = 512;
+
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let trimmed = value.trim();
+        check_len("client_id", trimmed, 1, Self::MAX_LEN)?;
+        check_no_control("client_id", trimmed)?;
+        Ok(ClientId(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An OAuth app's client secret. Kept exactly as given (secrets are not ours to trim);
+/// `Debug` prints `[REDACTED]`, and there is no `Display`.
+#[derive(Clone)]
+pub struct ClientSecret(SecretString);
+
+impl ClientSecret {
+    pub const MAX_LEN: usize = 2048;
+
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        if value.trim().is_empty() {
+            return Err(Error::invalid("client_secret must not be empty"));
+        }
+        check_len("client_secret", value, 1, Self::MAX_LEN)?;
+        check_no_control("client_secret", value)?;
+        Ok(ClientSecret(SecretString::from(value.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret([REDACTED])")
+    }
+}
+
+/// The scopes an app asks for: 1–50 distinct scope tokens, order kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    pub const MAX_COUNT: usize = 50;
+    pub const MAX_LEN: usize = 200;
+
+    pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<Self, Error> {
+        if values.is_empty() {
+            return Err(Error::invalid(
+                "scopes must list at least one scope; leave it out to use the provider's defaults",
+            ));
+        }
+        if values.len() > Self::MAX_COUNT {
+            return Err(Error::invalid(format!(
+                "scopes may list at most {} scopes (got {})",
+                Self::MAX_COUNT,
+                values.len()
+            )));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(values.len());
+        for value in values {
+            let scope = value.as_ref();
+            check_len("each scope", scope, 1, Self::MAX_LEN)?;
+            // Providers join scopes with spaces or commas, so neither can be part of one.
+            if scope
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '"' || c == '\\')
+            {
+                return Err(Error::invalid(format!(
+                    "scope `{}` must not contain spaces, commas, quotes, backslashes or control characters",
+                    scope.escape_debug()
+                )));
+            }
+            if !out.iter().any(|s| s == scope) {
+                out.push(scope.to_owned());
+            }
+        }
+        Ok(Scopes(out))
+    }
+
+    /// Splits a space- or comma-separated list, as typed on a command line.
+    pub fn parse_list(value: &str) -> Result<Self, Error> {
+        let parts: Vec<&str> = value
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|s| !s.is_empty())
+            .collect();
+        Self::parse(&parts)
+    }
+
+    pub fn defaults(provider: crate::providers::Provider) -> Self {
+        Scopes(
+            provider
+                .default_scopes()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+const ID_RANDOM_LEN: usize = 20;
+
+/// Generates `prefix` + 20 lowercase base32 characters (100 random bits).
+fn new_id(prefix: &str) -> String {
+    let mut rng = rand::rng();
+    let mut id = String::with_capacity(prefix.len() + ID_RANDOM_LEN);
+    id.push_str(prefix);
+    for _ in 0..ID_RANDOM_LEN {
+        id.push(ID_ALPHABET[rng.random_range(0..32)] as char);
+    }
+    id
+}
+
+fn is_id(prefix: &str, value: &str) -> bool {
+    value.len() == prefix.len() + ID_RANDOM_LEN
+        && value.starts_with(prefix)
+        && value[prefix.len()..]
+            .bytes()
+            .all(|b| ID_ALPHABET.contains(&b))
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+            /// The pattern a well-formed id matches, for the OpenAPI spec.
+            pub const PATTERN: &'static str = concat!("^", $prefix, "[a-z2-7]{20}$");
+
+            pub fn generate() -> Self {
+                $name(new_id($prefix))
+            }
+
+            pub fn parse(value: &str) -> Result<Self, Error> {
+                if is_id($prefix, value) {
+                    Ok($name(value.to_owned()))
+                } else {
+                    Err(Error::invalid(format!(
+                        concat!("`{}` is not a valid ", $what, " id: expected `", $prefix, "` followed by 20 lowercase base32 characters"),
+                        value.chars().take(64).collect::<String>().escape_debug()
+                    )))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// An OAuth app's id: `oa_` + 20 lowercase base32 characters.
+    AppId,
+    "oa_",
+    "OAuth app"
+);
+
+/// The current time as an RFC 3339 UTC string with second precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds is valid");
+    now.format(&time::format_description::well_known::Rfc3339)
+        .expect("a UTC time always formats as RFC 3339")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_name_counts_characters_not_bytes() {
+        let emoji = "🦀".repeat(120);
+        assert!(AppName::parse(&emoji).is_ok());
+        assert!(AppName::parse(&"🦀".repeat(121)).is_err());
+        assert!(AppName::parse("   ").is_err());
+        assert_eq!(AppName::parse("  My App ").unwrap().as_str(), "My App");
+        assert!(AppName::parse("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn ids_have_prefix_and_base32_body() {
+        let id = AppId::generate();
+        assert!(id.as_str().starts_with("oa_"));
+        assert_eq!(id.as_str().len(), 23);
+        assert_eq!(AppId::parse(id.as_str()).unwrap(), id);
+        assert!(AppId::parse("oa_1").is_err());
+        assert!(AppId::parse("oa_ABCDEFGHIJKLMNOPQRST").is_err());
+        assert!(AppId::parse("xx_abcdefghijklmnopqrst").is_err());
+    }
+
+    #[test]
+    fn scopes_reject_separators_and_dedupe() {
+        assert!(Scopes::parse(&["a b"]).is_err());
+        assert!(Scopes::parse(&["a,b"]).is_err());
+        assert!(Scopes::parse::<&str>(&[]).is_err());
+        let s = Scopes::parse(&["a", "b", "a"]).unwrap();
+        assert_eq!(s.as_slice(), ["a", "b"]);
+        assert_eq!(Scopes::parse_list("a, b c").unwrap().as_slice(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn client_secret_debug_is_redacted() {
+        let s = ClientSecret::parse("hunter2").unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let t = now_rfc3339();
+        assert!(t.ends_with('Z'), "{t}");
+        assert_eq!(t.len(), 20, "{t}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Dravo: a self-hosted service for connecting social accounts over OAuth.
+//!
+//! One core (`service::Dravo`) does the work; the HTTP API (`api`) and the command line
+//! (`cli`) are thin faces over it. Storage (`store`), cryptography (`crypto`) and provider
+//! quirks (`providers`) each live in one place.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod providers;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::time::Duration;
+
+use poem::Server;
+use poem::listener::TcpAcceptor;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use service::Dravo;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Binds `server.bind`, opens the core and serves until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<()> {
+    let addr = config.bind_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::config(format!("cannot listen on server.bind {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("cannot read the bound address: {e}")))?;
+    let dravo = tokio::task::spawn_blocking(move || Dravo::open(config, Some(bound)))
+        .await
+        .map_err(|e| Error::Internal(format!("start-up failed: {e}")))??;
+    tracing::info!(
+        address = %bound,
+        public_url = dravo.public_url(),
+        database = %dravo.config().database.path.display(),
+        "listening on http://{bound}"
+    );
+    run(listener, dravo, shutdown_signal())
+        .await
+        .map_err(|e| Error::Internal(format!("the server failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish (up to 30 seconds).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    dravo: Dravo,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+        .run_with_graceful_shutdown(api::build_app(dravo), shutdown, Some(SHUTDOWN_GRACE))
+        .await
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,231 @@
+//! The core: every operation Dravo offers, called by both the HTTP handlers and the CLI.
+//! Handlers and commands only translate their input into these calls and the results back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::crypto::{Keys, MasterKey};
+use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Scopes, now_rfc3339};
+use crate::error::{Error, Result};
+use crate::providers::Provider;
+use crate::store::{self, Store, oauth_apps};
+
+const KEY_CHECK: &str = "master_key_check";
+
+/// A handle to the running core; cheap to clone.
+#[derive(Clone)]
+pub struct Dravo(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    store: Store,
+    keys: Keys,
+    auth: Authenticator,
+    public_url: String,
+}
+
+/// What a caller gives to create an OAuth app.
+#[derive(Debug)]
+pub struct NewApp {
+    pub provider: Provider,
+    pub name: AppName,
+    pub client_id: ClientId,
+    pub client_secret: ClientSecret,
+    /// `None` uses the provider's default scopes.
+    pub scopes: Option<Scopes>,
+}
+
+/// An OAuth app as callers see it: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthApp {
+    pub id: String,
+    pub provider: Provider,
+    pub name: String,
+    pub client_id: String,
+    /// The callback URL to register at the provider.
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+}
+
+/// An app's credentials, opened for a call to its provider.
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+    pub scopes: Vec<String>,
+}
+
+fn secret_context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [u8]; 4] {
+    [
+        b"oauth_app.client_secret",
+        id.as_bytes(),
+        owner.as_bytes(),
+        provider.as_str().as_bytes(),
+    ]
+}
+
+impl Dravo {
+    /// Opens the database and the keys named by `config`. `bound` is the address the server
+    /// listens on, when serving, so the default public URL carries the real port.
+    pub fn open(config: Config, bound: Option<SocketAddr>) -> Result<Dravo> {
+        let store = Store::open(&config.database.path)?;
+        let recorded = store.call_sync(|c| store::meta_get(c, KEY_CHECK))?;
+        // Only a database that has never been sealed may get a fresh key file: creating one
+        // for a used database would only hide that the real key is missing.
+        let master = MasterKey::load(&config, recorded.is_none())?;
+        let keys = Keys::derive(&master);
+        let stored = match recorded {
+            Some(value) => value,
+            None => store.call_sync(|c| store::meta_init(c, KEY_CHECK, keys.check_value()))?,
+        };
+        if stored != keys.check_value() {
+            return Err(Error::Key(format!(
+                "the master key does not match the database {}: it was created with another key (check security.master_key and security.master_key_file)",
+                config.database.path.display()
+            )));
+        }
+        let auth = Authenticator::from_config(&config, &keys)?;
+        let public_url = config.public_url(bound);
+        Ok(Dravo(Arc::new(Inner {
+            config,
+            store,
+            keys,
+            auth,
+            public_url,
+        })))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.0.public_url
+    }
+
+    /// The callback URL for `provider`, which users register at the provider.
+    pub fn redirect_uri(&self, provider: Provider) -> String {
+        format!("{}/v1/oauth/{provider}/callback", self.0.public_url)
+    }
+
+    /// Checks a dashboard bearer token; returns the tenant.
+    pub fn authenticate(&self, token: &str) -> Result<Owner> {
+        self.0.auth.verify(token)
+    }
+
+    /// Issues a dashboard token (HS256 mode only).
+    pub fn issue_token(&self, subject: &str, ttl_seconds: u64) -> Result<String> {
+        self.0.auth.issue(subject, ttl_seconds)
+    }
+
+    /// Answers once the database answers.
+    pub async fn health(&self) -> Result<()> {
+        self.0
+            .store
+            .call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .map(|_| ())
+    }
+
+    fn view(&self, row: oauth_apps::AppRow) -> OAuthApp {
+        OAuthApp {
+            redirect_uri: self.redirect_uri(row.provider),
+            id: row.id,
+            provider: row.provider,
+            name: row.name,
+            client_id: row.client_id,
+            scopes: row.scopes,
+            created_at: row.created_at,
+        }
+    }
+
+    pub async fn create_app(&self, owner: &Owner, new: NewApp) -> Result<OAuthApp> {
+        let id = AppId::generate();
+        let sealed = self.0.keys.sealer().seal(
+            &secret_context(id.as_str(), owner.as_str(), new.provider),
+            new.client_secret.expose().as_bytes(),
+        );
+        let row = oauth_apps::AppRow {
+            id: id.to_string(),
+            owner: owner.as_str().to_owned(),
+            provider: new.provider,
+            name: new.name.as_str().to_owned(),
+            client_id: new.client_id.as_str().to_owned(),
+            client_secret_sealed: sealed,
+            scopes: new
+                .scopes
+                .unwrap_or_else(|| Scopes::defaults(new.provider))
+                .into_vec(),
+            created_at: now_rfc3339(),
+        };
+        let row = self
+            .0
+            .store
+            .call(move |c| oauth_apps::insert(c, &row).map(|_| row))
+            .await?;
+        tracing::info!(app_id = %row.id, provider = %row.provider, "oauth app created");
+        Ok(self.view(row))
+    }
+
+    pub async fn list_apps(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Vec<OAuthApp>> {
+        let owner = owner.clone();
+        let rows = self
+            .0
+            .store
+            .call(move |c| oauth_apps::list(c, &owner, provider))
+            .await?;
+        Ok(rows.into_iter().map(|r| self.view(r)).collect())
+    }
+
+    async fn app_row(&self, owner: &Owner, id: &AppId) -> Result<oauth_apps::AppRow> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.0
+            .store
+            .call(move |c| {
+                oauth_apps::get(c, &owner, &id)?
+                    .ok_or_else(|| Error::not_found(format!("no OAuth app with id {id}")))
+            })
+            .await
+    }
+
+    pub async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {
+        Ok(self.view(self.app_row(owner, id).await?))
+    }
+
+    pub async fn delete_app(&self, owner: &Owner, id: &AppId) -> Result<()> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.0
+            .store
+            .call(move |c| {
+                if oauth_apps::delete(c, &owner, &id)? {
+                    tracing::info!(app_id = %id, "oauth app deleted");
+                    Ok(())
+                } else {
+                    Err(Error::not_found(format!("no OAuth app with id {id}")))
+                }
+            })
+            .await
+    }
+
+    /// Opens an app's client secret, for a call to its provider.
+    pub async fn app_credentials(&self, owner: &Owner, id: &AppId) -> Result<AppCredentials> {
+        let row = self.app_row(owner, id).await?;
+        let plain = self.0.keys.sealer().open(
+            &secret_context(&row.id, &row.owner, row.provider),
+            &row.client_secret_sealed,
+        )?;
+        let secret = String::from_utf8(plain)
+            .map_err(|_| Error::Unseal("a sealed client secret is not UTF-8".into()))?;
+        Ok(AppCredentials {
+            client_id: row.client_id,
+            client_secret: ClientSecret::parse(&secret)?,
+            scopes: row.scopes,
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! Storage: one SQLite file behind an r2d2 pool. All SQL lives in this module.
+//!
+//! WAL mode lets the server and the CLI use the file at the same moment; `busy_timeout` makes a
+//! writer wait for another instead of failing with "database is locked", and write transactions
+//! start `IMMEDIATE` so two writers never deadlock on a lock upgrade.
+
+pub mod oauth_apps;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+use crate::error::{Error, Result};
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("migrations/001_oauth_apps.sql"))])
+}
+
+/// Sets the per-connection pragmas every connection needs.
+fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file, switches it to WAL and applies any
+    /// pending migrations.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::Store(format!(
+                    "cannot create the database directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)
+            .map_err(|e| {
+                Error::Store(format!(
+                    "cannot open the database {}: {e}",
+                    path.display()
+                ))
+            })?;
+        let store = Store {
+            pool,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Store(format!(
+                "the database {} cannot use WAL mode (got `{mode}`)",
+                self.path.display()
+            )));
+        }
+        // A server and a CLI call may start at the same moment; the loser of that race sees
+        // the schema already applied on its second look.
+        let migrations = migrations();
+        let mut last_err = None;
+        for _ in 0..3 {
+            match migrations.to_latest(&mut conn) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    last_err = Some(e);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        Err(Error::Store(format!(
+            "cannot migrate the database {}: {}",
+            self.path.display(),
+            last_err.expect("the loop ran")
+        )))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool, off the async workers.
+    pub async fn call<F, T>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a database task failed: {e}")))?
+    }
+
+    /// Runs `f` with a pooled connection on the current thread (for start-up checks).
+    pub fn call_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+}
+
+/// Reads a value from the `meta` table.
+pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Stores `value` under `key` unless a value is there already; returns the stored value.
+pub fn meta_init(conn: &Connection, key: &str, value: &str) -> Result<String> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+        params![key, value],
+    )?;
+    Ok(meta_get(conn, key)?.expect("the row was just written"))
+}
+
+/// True when the error is a UNIQUE constraint violation.
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn open_twice_and_meta_init_keeps_first_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("t.db");
+        let a = Store::open(&path).unwrap();
+        let b = Store::open(&path).unwrap();
+        a.call_sync(|c| meta_init(c, "k", "one")).unwrap();
+        assert_eq!(b.call_sync(|c| meta_init(c, "k", "two")).unwrap(), "one");
+    }
+}
