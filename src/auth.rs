@@ -80,8 +80,9 @@ impl Authenticator {
 
     /// Checks a bearer token and returns the tenant it names.
     pub fn verify(&self, token: &str) -> Result<Owner> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
-            .map_err(|e| Error::unauthorized(describe_jwt_error(e.kind())))?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|e| Error::unauthorized(describe_jwt_error(e.kind())))?;
         let claim = &self.tenant_claim;
         match data.claims.get(claim) {
             Some(Value::String(tenant)) => Owner::parse(claim, tenant).map_err(|_| {
@@ -134,7 +135,10 @@ fn public_key(pem: &[u8]) -> Option<(DecodingKey, Vec<Algorithm>)> {
         return Some((key, vec![Algorithm::ES256, Algorithm::ES384]));
     }
     if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-        return Some((key, vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512]));
+        return Some((
+            key,
+            vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512],
+        ));
     }
     None
 }
@@ -143,7 +147,9 @@ fn describe_jwt_error(kind: &ErrorKind) -> String {
     match kind {
         ErrorKind::ExpiredSignature => "the bearer token has expired".into(),
         ErrorKind::InvalidSignature => "the bearer token's signature is invalid".into(),
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => {
             "the bearer token is signed with an algorithm Dravo does not accept".into()
         }
         ErrorKind::MissingRequiredClaim(claim) => {

@@ -16,7 +16,11 @@ use crate::providers::Provider;
 use crate::service::{Dravo, NewApp, OAuthApp};
 
 #[derive(Debug, Parser)]
-#[command(name = "dravo", version, about = "Self-hosted OAuth connections for social accounts")]
+#[command(
+    name = "dravo",
+    version,
+    about = "Self-hosted OAuth connections for social accounts"
+)]
 pub struct Cli {
     /// Configuration file [default: $DRAVO_CONFIG, else ./dravo.toml when present]
     #[arg(long, global = true, value_name = "PATH")]
@@ -122,7 +126,8 @@ enum KeysCommand {
 }
 
 fn parse_provider(s: &str) -> std::result::Result<Provider, String> {
-    s.parse().map_err(|e: crate::providers::UnknownProvider| e.to_string())
+    s.parse()
+        .map_err(|e: crate::providers::UnknownProvider| e.to_string())
 }
 
 /// Runs the command line and returns the exit code: 0 success, 1 runtime error, 2 usage error.
@@ -256,9 +261,9 @@ fn read_secret(args: &CreateArgs) -> Result<ClientSecret> {
         })?
     } else {
         let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Error::invalid(format!("cannot read the client secret from stdin: {e}")))?;
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            Error::invalid(format!("cannot read the client secret from stdin: {e}"))
+        })?;
         if let Some(stripped) = text.strip_suffix('\n') {
             text.truncate(stripped.strip_suffix('\r').unwrap_or(stripped).len());
         }
@@ -297,7 +302,14 @@ fn print_table(apps: &[OAuthApp]) -> Result<()> {
     if apps.is_empty() {
         return print_line("no OAuth apps");
     }
-    let header = ["ID", "PROVIDER", "NAME", "CLIENT ID", "CREATED", "REDIRECT URI"];
+    let header = [
+        "ID",
+        "PROVIDER",
+        "NAME",
+        "CLIENT ID",
+        "CREATED",
+        "REDIRECT URI",
+    ];
     let rows: Vec<[String; 6]> = apps
         .iter()
         .map(|a| {

@@ -389,7 +389,10 @@ fn check_base_url(key: &str, url: &Url) -> Result<()> {
 /// Turns a figment error into one sentence that names the key and where it came from.
 fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
     use figment::error::Kind;
-    let err = err.into_iter().next().expect("a figment error holds at least one error");
+    let err = err
+        .into_iter()
+        .next()
+        .expect("a figment error holds at least one error");
     let path = err.path.join(".");
     let sentence = match &err.kind {
         Kind::UnknownField(field, _) => {
@@ -398,7 +401,10 @@ fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
             } else {
                 format!("{path}.{field}")
             };
-            format!("unknown configuration key `{key}`{}", sources.describe(&key))
+            format!(
+                "unknown configuration key `{key}`{}",
+                sources.describe(&key)
+            )
         }
         Kind::InvalidType(actual, expected) => format!(
             "configuration key `{path}` has the wrong type: expected {expected}, found {actual}{}",
@@ -436,7 +442,10 @@ mod tests {
 
     #[test]
     fn env_keys_map_to_sections() {
-        assert_eq!(env_key("DRAVO_SERVER_PUBLIC_URL").unwrap(), "server.public_url");
+        assert_eq!(
+            env_key("DRAVO_SERVER_PUBLIC_URL").unwrap(),
+            "server.public_url"
+        );
         assert_eq!(
             env_key("DRAVO_PROVIDERS_X_CLIENT_ID").unwrap(),
             "providers.x.client_id"
@@ -482,7 +491,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("dravo.toml");
         std::fs::write(&file, "[server]\nbind = 8080\n").unwrap();
-        let msg = Config::load_from(Some(&file), vec![]).unwrap_err().to_string();
+        let msg = Config::load_from(Some(&file), vec![])
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("server.bind"), "{msg}");
         assert!(msg.contains("dravo.toml"), "{msg}");
     }

@@ -293,7 +293,10 @@ mod tests {
         assert!(Scopes::parse::<&str>(&[]).is_err());
         let s = Scopes::parse(&["a", "b", "a"]).unwrap();
         assert_eq!(s.as_slice(), ["a", "b"]);
-        assert_eq!(Scopes::parse_list("a, b c").unwrap().as_slice(), ["a", "b", "c"]);
+        assert_eq!(
+            Scopes::parse_list("a, b c").unwrap().as_slice(),
+            ["a", "b", "c"]
+        );
     }
 
     #[test]

@@ -63,10 +63,7 @@ pub enum ApiError {
     BadRequest(Json<ErrorBody>),
     /// The bearer token is missing, malformed, expired or wrongly signed.
     #[oai(status = 401)]
-    Unauthorized(
-        Json<ErrorBody>,
-        #[oai(header = "WWW-Authenticate")] String,
-    ),
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
     /// No such object for this tenant.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -117,7 +114,11 @@ fn classify(err: &Error) -> (ErrorCode, String) {
         Error::NotFound(m) => (ErrorCode::NotFound, m.clone()),
         Error::Conflict(m) => (ErrorCode::Conflict, m.clone()),
         Error::NoDefaultApp(m) => (ErrorCode::NoDefaultApp, m.clone()),
-        Error::Config(_) | Error::Key(_) | Error::Unseal(_) | Error::Store(_) | Error::Internal(_) => {
+        Error::Config(_)
+        | Error::Key(_)
+        | Error::Unseal(_)
+        | Error::Store(_)
+        | Error::Internal(_) => {
             tracing::error!(error = %err, "request failed");
             (ErrorCode::Internal, "internal server error".into())
         }
@@ -204,11 +205,19 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {
-        let message = format!("invalid path parameter `{}`: {}", e.name, clean_parse_reason(&e.reason));
+        let message = format!(
+            "invalid path parameter `{}`: {}",
+            e.name,
+            clean_parse_reason(&e.reason)
+        );
         return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
     }
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
-        let message = format!("invalid parameter `{}`: {}", e.name, clean_parse_reason(&e.reason));
+        let message = format!(
+            "invalid parameter `{}`: {}",
+            e.name,
+            clean_parse_reason(&e.reason)
+        );
         return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
     }
     if err.is::<ContentTypeError>() {
@@ -238,7 +247,10 @@ pub fn render_poem_error(err: poem::Error) -> Response {
             "the request body must be JSON, sent with `Content-Type: application/json`".into(),
         ),
         StatusCode::UNAUTHORIZED => (ErrorCode::Unauthorized, "authentication failed".into()),
-        s if s.is_client_error() => (ErrorCode::InvalidRequest, clean_parse_reason(&err.to_string())),
+        s if s.is_client_error() => (
+            ErrorCode::InvalidRequest,
+            clean_parse_reason(&err.to_string()),
+        ),
         _ => {
             tracing::error!(error = %err, "request failed");
             (ErrorCode::Internal, "internal server error".into())

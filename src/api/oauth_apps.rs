@@ -1,7 +1,7 @@
 //! `/v1/oauth-apps`: BYOK OAuth app configs.
 
-use poem_openapi::param::{Path, Query};
 use poem::web::Data;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -110,7 +110,11 @@ impl OAuthAppsApi {
     ///
     /// Create a BYOK OAuth app config (your client_id/client_secret). The secret is
     /// encrypted and never returned.
-    #[oai(path = "/v1/oauth-apps", method = "post", operation_id = "createOAuthApp")]
+    #[oai(
+        path = "/v1/oauth-apps",
+        method = "post",
+        operation_id = "createOAuthApp"
+    )]
     async fn create(
         &self,
         dravo: Data<&Dravo>,
@@ -134,7 +138,11 @@ impl OAuthAppsApi {
     ///
     /// List your BYOK OAuth app configs, oldest first. Includes the redirect_uri to register
     /// and the scopes Dravo will request. Secrets are never returned.
-    #[oai(path = "/v1/oauth-apps", method = "get", operation_id = "listOAuthApps")]
+    #[oai(
+        path = "/v1/oauth-apps",
+        method = "get",
+        operation_id = "listOAuthApps"
+    )]
     async fn list(
         &self,
         dravo: Data<&Dravo>,
@@ -142,14 +150,16 @@ impl OAuthAppsApi {
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
     ) -> Result<Json<Vec<OAuthAppView>>, ApiError> {
-        let apps = dravo
-            .list_apps(&auth.0, provider.0.map(|p| p.0))
-            .await?;
+        let apps = dravo.list_apps(&auth.0, provider.0.map(|p| p.0)).await?;
         Ok(Json(apps.into_iter().map(Into::into).collect()))
     }
 
     /// Get an OAuth app
-    #[oai(path = "/v1/oauth-apps/:id", method = "get", operation_id = "getOAuthApp")]
+    #[oai(
+        path = "/v1/oauth-apps/:id",
+        method = "get",
+        operation_id = "getOAuthApp"
+    )]
     async fn get(
         &self,
         dravo: Data<&Dravo>,
@@ -161,7 +171,11 @@ impl OAuthAppsApi {
     }
 
     /// Delete an OAuth app
-    #[oai(path = "/v1/oauth-apps/:id", method = "delete", operation_id = "deleteOAuthApp")]
+    #[oai(
+        path = "/v1/oauth-apps/:id",
+        method = "delete",
+        operation_id = "deleteOAuthApp"
+    )]
     async fn delete(
         &self,
         dravo: Data<&Dravo>,

@@ -5,7 +5,9 @@
 use std::borrow::Cow;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
+use poem_openapi::types::{
+    ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
+};
 use serde_json::Value;
 
 use crate::domain::{AppId, AppName, ClientId, ClientSecret, Scopes};
@@ -13,8 +15,7 @@ use crate::error::Error;
 use crate::providers::Provider;
 
 /// JSON-Schema pattern: no control characters, and at least one non-space character.
-const PRINTABLE_NOT_BLANK: &str =
-    r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+const PRINTABLE_NOT_BLANK: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
 
 /// A domain value that travels as a JSON string or a path/query parameter.
 pub trait ApiString: Sized + Send + Sync + 'static {
@@ -50,7 +51,9 @@ impl<T: ApiString> Type for Checked<T> {
         Some(self)
     }
 
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
         Box::new(self.as_raw_value().into_iter())
     }
 }
@@ -58,9 +61,14 @@ impl<T: ApiString> Type for Checked<T> {
 impl<T: ApiString> ParseFromJSON for Checked<T> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value {
-            None | Some(Value::Null) => Err(ParseError::custom(format!("`{}` is required", T::FIELD))),
+            None | Some(Value::Null) => {
+                Err(ParseError::custom(format!("`{}` is required", T::FIELD)))
+            }
             Some(Value::String(s)) => T::parse_str(&s).map(Checked).map_err(ParseError::custom),
-            Some(_) => Err(ParseError::custom(format!("`{}` must be a string", T::FIELD))),
+            Some(_) => Err(ParseError::custom(format!(
+                "`{}` must be a string",
+                T::FIELD
+            ))),
         }
     }
 }
@@ -81,12 +89,18 @@ impl ApiString for Provider {
     const TYPE_NAME: &'static str = "Provider";
     const FIELD: &'static str = "provider";
     fn describe(schema: &mut MetaSchema) {
-        schema.description = Some("The social network: instagram | facebook | x | linkedin | tiktok.");
-        schema.enum_items = Provider::ALL.iter().map(|p| Value::from(p.as_str())).collect();
+        schema.description =
+            Some("The social network: instagram | facebook | x | linkedin | tiktok.");
+        schema.enum_items = Provider::ALL
+            .iter()
+            .map(|p| Value::from(p.as_str()))
+            .collect();
         schema.example = Some("x".into());
     }
     fn parse_str(value: &str) -> Result<Self, Error> {
-        value.parse().map_err(|e: crate::providers::UnknownProvider| Error::invalid(e.to_string()))
+        value
+            .parse()
+            .map_err(|e: crate::providers::UnknownProvider| Error::invalid(e.to_string()))
     }
     fn to_api_string(&self) -> String {
         self.as_str().to_owned()
@@ -185,7 +199,8 @@ impl Type for ScopeList {
         schema.items = Some(Box::new(MetaSchemaRef::Inline(Box::new(item))));
         schema.min_items = Some(1);
         schema.max_items = Some(Scopes::MAX_COUNT);
-        schema.description = Some("Replaces the provider's default scopes. Leave out to use the defaults.");
+        schema.description =
+            Some("Replaces the provider's default scopes. Leave out to use the defaults.");
         MetaSchemaRef::Inline(Box::new(schema))
     }
 
@@ -193,7 +208,9 @@ impl Type for ScopeList {
         Some(self)
     }
 
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
         Box::new(self.as_raw_value().into_iter())
     }
 }
@@ -211,7 +228,9 @@ impl ParseFromJSON for ScopeList {
                 _ => Err(ParseError::custom("`scopes` must be an array of strings")),
             })
             .collect::<Result<_, _>>()?;
-        Scopes::parse(&strings).map(ScopeList).map_err(ParseError::custom)
+        Scopes::parse(&strings)
+            .map(ScopeList)
+            .map_err(ParseError::custom)
     }
 }
 

@@ -54,10 +54,7 @@ impl Store {
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(|e| {
-                Error::Store(format!(
-                    "cannot open the database {}: {e}",
-                    path.display()
-                ))
+                Error::Store(format!("cannot open the database {}: {e}", path.display()))
             })?;
         let store = Store {
             pool,

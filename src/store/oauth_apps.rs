@@ -76,7 +76,10 @@ pub fn list(conn: &Connection, owner: &Owner, provider: Option<Provider>) -> Res
          ORDER BY created_at, rowid"
     ))?;
     let rows = stmt
-        .query_map(params![owner.as_str(), provider.map(Provider::as_str)], from_row)?
+        .query_map(
+            params![owner.as_str(), provider.map(Provider::as_str)],
+            from_row,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }

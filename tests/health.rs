@@ -1,0 +1,13 @@
+mod support;
+
+use support::spawn_app;
+
+#[tokio::test]
+async fn healthz_answers_ok_after_the_database_answers() {
+    let app = spawn_app().await;
+    let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    app.stop().await;
+}
