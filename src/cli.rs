@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use poem_openapi::types::ToJSON;
 
+use crate::api::accounts::AccountView;
 use crate::api::oauth_apps::OAuthAppView;
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Scopes};
+use crate::domain::{AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Scopes};
 use crate::error::{Error, Result};
 use crate::providers::Provider;
 use crate::service::{Dravo, NewApp, OAuthApp};
@@ -36,6 +37,9 @@ enum Command {
     /// Manage BYOK OAuth apps
     #[command(subcommand, name = "oauth-apps")]
     OauthApps(OauthAppsCommand),
+    /// Connected accounts
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Dashboard tokens
     #[command(subcommand)]
     Token(TokenCommand),
@@ -78,6 +82,29 @@ enum OauthAppsCommand {
         #[arg(long)]
         owner: String,
         app_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// List an owner's connected accounts, oldest first
+    List {
+        #[arg(long)]
+        owner: String,
+        #[arg(long, value_parser = parse_provider)]
+        provider: Option<Provider>,
+        /// Print the JSON the API returns
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one connected account
+    Show {
+        #[arg(long)]
+        owner: String,
+        account_id: String,
+        /// Print the JSON the API returns
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -191,6 +218,10 @@ fn run(cli: Cli) -> Result<()> {
             let dravo = open(cli.config)?;
             block_on(oauth_apps(&dravo, cmd))
         }
+        Command::Accounts(cmd) => {
+            let dravo = open(cli.config)?;
+            block_on(accounts(&dravo, cmd))
+        }
     }
 }
 
@@ -231,7 +262,33 @@ async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
                 let views: Vec<OAuthAppView> = apps.into_iter().map(Into::into).collect();
                 return print_json(&views);
             }
-            print_table(&apps)
+            if apps.is_empty() {
+                return print_line("no OAuth apps");
+            }
+            let rows: Vec<Vec<String>> = apps
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.id.clone(),
+                        a.provider.to_string(),
+                        a.name.clone(),
+                        a.client_id.clone(),
+                        a.created_at.clone(),
+                        a.redirect_uri.clone(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID",
+                    "PROVIDER",
+                    "NAME",
+                    "CLIENT ID",
+                    "CREATED",
+                    "REDIRECT URI",
+                ],
+                &rows,
+            )
         }
         OauthAppsCommand::Show {
             owner,
@@ -247,6 +304,71 @@ async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
             let id = AppId::parse(&app_id)?;
             dravo.delete_app(&owner, &id).await?;
             print_line(&format!("deleted {id}"))
+        }
+    }
+}
+
+async fn accounts(dravo: &Dravo, cmd: AccountsCommand) -> Result<()> {
+    match cmd {
+        AccountsCommand::List {
+            owner,
+            provider,
+            json,
+        } => {
+            let owner = Owner::parse("--owner", &owner)?;
+            let accounts = dravo.list_accounts(&owner, provider).await?;
+            if json {
+                let views: Vec<AccountView> = accounts.into_iter().map(Into::into).collect();
+                return print_json(&views);
+            }
+            if accounts.is_empty() {
+                return print_line("no connected accounts");
+            }
+            let rows: Vec<Vec<String>> = accounts
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.id.clone(),
+                        a.provider.to_string(),
+                        a.username.clone().unwrap_or_else(|| "-".into()),
+                        a.display_name.clone().unwrap_or_else(|| "-".into()),
+                        a.status.clone(),
+                        a.expires_at.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["ID", "PROVIDER", "USERNAME", "NAME", "STATUS", "EXPIRES"],
+                &rows,
+            )
+        }
+        AccountsCommand::Show {
+            owner,
+            account_id,
+            json,
+        } => {
+            let owner = Owner::parse("--owner", &owner)?;
+            let account = dravo
+                .get_account(&owner, &AccountId::parse(&account_id)?)
+                .await?;
+            if json {
+                return print_json(&AccountView::from(account));
+            }
+            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            print_line(&format!(
+                "id:                  {}\nprovider:            {}\noauth_app_id:        {}\nprovider_account_id: {}\nusername:            {}\ndisplay_name:        {}\nscopes:              {}\nstatus:              {}\nexpires_at:          {}\ncreated_at:          {}\nupdated_at:          {}",
+                account.id,
+                account.provider,
+                or_dash(&account.oauth_app_id),
+                account.provider_account_id,
+                or_dash(&account.username),
+                or_dash(&account.display_name),
+                account.scopes.join(" "),
+                account.status,
+                or_dash(&account.expires_at),
+                account.created_at,
+                account.updated_at
+            ))
         }
     }
 }
@@ -298,33 +420,10 @@ fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
     ))
 }
 
-fn print_table(apps: &[OAuthApp]) -> Result<()> {
-    if apps.is_empty() {
-        return print_line("no OAuth apps");
-    }
-    let header = [
-        "ID",
-        "PROVIDER",
-        "NAME",
-        "CLIENT ID",
-        "CREATED",
-        "REDIRECT URI",
-    ];
-    let rows: Vec<[String; 6]> = apps
-        .iter()
-        .map(|a| {
-            [
-                a.id.clone(),
-                a.provider.to_string(),
-                a.name.clone(),
-                a.client_id.clone(),
-                a.created_at.clone(),
-                a.redirect_uri.clone(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
+/// Prints rows as an aligned table under `header`.
+fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -332,7 +431,7 @@ fn print_table(apps: &[OAuthApp]) -> Result<()> {
     let line = |cells: Vec<&str>| {
         cells
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect::<Vec<_>>()
             .join("  ")
@@ -340,7 +439,7 @@ fn print_table(apps: &[OAuthApp]) -> Result<()> {
             .to_owned()
     };
     let mut text = line(header.to_vec());
-    for row in &rows {
+    for row in rows {
         text.push('\n');
         text.push_str(&line(row.iter().map(String::as_str).collect()));
     }

@@ -102,14 +102,30 @@ pub struct DashboardConfig {
     pub allowed_return_urls: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
+    /// Total time allowed for one call to a provider (token exchange, identity).
+    #[serde(deserialize_with = "number_or_string")]
+    pub timeout_seconds: u64,
     pub instagram: Option<ProviderConfig>,
     pub facebook: Option<ProviderConfig>,
     pub x: Option<ProviderConfig>,
     pub linkedin: Option<ProviderConfig>,
     pub tiktok: Option<ProviderConfig>,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        ProvidersConfig {
+            timeout_seconds: 15,
+            instagram: None,
+            facebook: None,
+            x: None,
+            linkedin: None,
+            tiktok: None,
+        }
+    }
 }
 
 impl ProvidersConfig {
@@ -165,6 +181,23 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<St
     Ok(StringOrList::deserialize(d)?.into_vec())
 }
 
+/// Accepts `15` or `"15"`: environment variables always carry strings.
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrString {
+        Number(u64),
+        String(String),
+    }
+    match NumberOrString::deserialize(d)? {
+        NumberOrString::Number(n) => Ok(n),
+        NumberOrString::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("expected a whole number, found `{s}`"))),
+    }
+}
+
 fn optional_string_or_list<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<Vec<String>>, D::Error> {
@@ -200,8 +233,11 @@ fn env_key(var: &str) -> Option<String> {
     let rest = var.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
     let (section, key) = rest.split_once('_')?;
     if section == "providers" {
-        let (provider, key) = key.split_once('_')?;
-        return Some(format!("providers.{provider}.{key}"));
+        if let Some((provider, rest)) = key.split_once('_')
+            && Provider::ALL.iter().any(|p| p.as_str() == provider)
+        {
+            return Some(format!("providers.{provider}.{rest}"));
+        }
     }
     Some(format!("{section}.{key}"))
 }
@@ -289,6 +325,11 @@ impl Config {
                 ))
             })?;
             check_base_url("dashboard.allowed_return_urls", &url)?;
+        }
+        if !(1..=300).contains(&self.providers.timeout_seconds) {
+            return Err(Error::config(
+                "providers.timeout_seconds must be between 1 and 300",
+            ));
         }
         for provider in Provider::ALL {
             let Some(p) = self.providers.get(provider) else {
@@ -451,6 +492,14 @@ mod tests {
             "providers.x.client_id"
         );
         assert_eq!(env_key("DRAVO_AUTH_JWT_SECRET").unwrap(), "auth.jwt_secret");
+        assert_eq!(
+            env_key("DRAVO_PROVIDERS_TIMEOUT_SECONDS").unwrap(),
+            "providers.timeout_seconds"
+        );
+        assert_eq!(
+            env_key("DRAVO_PROVIDERS_TIKTOK_TOKEN_URL").unwrap(),
+            "providers.tiktok.token_url"
+        );
     }
 
     #[test]
@@ -464,6 +513,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.providers.x.unwrap().client_id.unwrap(), "12345");
+    }
+
+    #[test]
+    fn timeout_accepts_env_string_and_rejects_words() {
+        let c = Config::load_from(None, env(&[("DRAVO_PROVIDERS_TIMEOUT_SECONDS", "3")])).unwrap();
+        assert_eq!(c.providers.timeout_seconds, 3);
+        let msg = Config::load_from(None, env(&[("DRAVO_PROVIDERS_TIMEOUT_SECONDS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("providers.timeout_seconds"), "{msg}");
     }
 
     #[test]

@@ -252,12 +252,32 @@ prefixed_id!(
     "OAuth app"
 );
 
+prefixed_id!(
+    /// A connected account's id: `acc_` + 20 lowercase base32 characters.
+    AccountId,
+    "acc_",
+    "account"
+);
+
 /// The current time as an RFC 3339 UTC string with second precision.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds is valid");
-    now.format(&time::format_description::well_known::Rfc3339)
+    rfc3339_from_unix(unix_now())
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Unix seconds as an RFC 3339 UTC string.
+pub fn rfc3339_from_unix(secs: u64) -> String {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&time::format_description::well_known::Rfc3339)
         .expect("a UTC time always formats as RFC 3339")
 }
 

@@ -1,8 +1,10 @@
 //! The HTTP face: poem-openapi endpoints (one file per tag), dashboard auth, the error
 //! mapping, and the middleware every request passes (body limit, JSON errors, request log).
 
+pub mod accounts;
 pub mod error;
 pub mod health;
+pub mod oauth;
 pub mod oauth_apps;
 pub mod types;
 
@@ -21,9 +23,14 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Tags)]
 pub enum ApiTags {
+    /// Connect an account interactively: the provider's consent screen and Dravo's callback.
+    #[oai(rename = "OAuth")]
+    Oauth,
     /// BYOK OAuth app configs: your client_id/client_secret per provider.
     #[oai(rename = "OAuth apps")]
     OauthApps,
+    /// Connected accounts.
+    Accounts,
     /// Liveness.
     Health,
 }
@@ -47,9 +54,21 @@ async fn check_dashboard_token(req: &Request, bearer: Bearer) -> poem::Result<Ow
         .map_err(|e| poem::Error::from(CoreError(e)))
 }
 
-fn api_service() -> OpenApiService<(oauth_apps::OAuthAppsApi, health::HealthApi), ()> {
+type Apis = (
+    oauth::OAuthApi,
+    oauth_apps::OAuthAppsApi,
+    accounts::AccountsApi,
+    health::HealthApi,
+);
+
+fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (oauth_apps::OAuthAppsApi, health::HealthApi),
+        (
+            oauth::OAuthApi,
+            oauth_apps::OAuthAppsApi,
+            accounts::AccountsApi,
+            health::HealthApi,
+        ),
         "Dravo",
         env!("CARGO_PKG_VERSION"),
     )
@@ -82,6 +101,14 @@ pub fn build_app(dravo: Dravo) -> impl Endpoint<Output = Response> {
         .data(dravo)
         .catch_all_error(|err| async move { render_poem_error(err) })
         .around(log_request)
+        .with(
+            poem::middleware::SetHeader::new()
+                // Answers may carry codes, states or tokens: keep them out of caches and
+                // out of the Referer of whatever page the browser opens next.
+                .overriding(poem::http::header::CACHE_CONTROL, "no-store")
+                .overriding(poem::http::header::REFERRER_POLICY, "no-referrer")
+                .overriding(poem::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        )
 }
 
 /// Refuses bodies over `MAX_BODY_BYTES` with 413, whether or not they declare their length.

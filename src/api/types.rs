@@ -10,7 +10,7 @@ use poem_openapi::types::{
 };
 use serde_json::Value;
 
-use crate::domain::{AppId, AppName, ClientId, ClientSecret, Scopes};
+use crate::domain::{AccountId, AppId, AppName, ClientId, ClientSecret, Scopes};
 use crate::error::Error;
 use crate::providers::Provider;
 
@@ -171,6 +171,22 @@ impl ApiString for AppId {
     }
     fn parse_str(value: &str) -> Result<Self, Error> {
         AppId::parse(value)
+    }
+    fn to_api_string(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl ApiString for AccountId {
+    const TYPE_NAME: &'static str = "AccountId";
+    const FIELD: &'static str = "id";
+    fn describe(schema: &mut MetaSchema) {
+        schema.description =
+            Some("A connected account id: `acc_` and 20 lowercase base32 characters.");
+        schema.pattern = Some(AccountId::PATTERN.into());
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        AccountId::parse(value)
     }
     fn to_api_string(&self) -> String {
         self.as_str().to_owned()

@@ -3,8 +3,23 @@
 //! Each provider's quirks (URLs, parameter names, scope separators) live here, so that the rest
 //! of the code asks a `Provider` instead of matching on names.
 
+pub mod http;
+
+mod facebook;
+mod instagram;
+mod linkedin;
+mod tiktok;
+mod x;
+
 use std::fmt;
 use std::str::FromStr;
+
+use secrecy::SecretString;
+use serde_json::Value;
+use url::Url;
+
+use crate::config::ProviderConfig;
+pub use http::{ProviderError, ProviderHttp};
 
 /// A social network Dravo connects accounts of. Spelled in lower case everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,6 +76,104 @@ impl Provider {
         }
     }
 
+    /// Whether the authorization-code flow uses PKCE (S256).
+    pub fn uses_pkce(self) -> bool {
+        matches!(self, Provider::X)
+    }
+
+    /// The endpoints for this provider: the real ones, or the config's overrides.
+    pub fn endpoints(self, config: Option<&ProviderConfig>) -> Endpoints {
+        let version = config
+            .and_then(|c| c.api_version.clone())
+            .unwrap_or_else(|| facebook::DEFAULT_API_VERSION.to_owned());
+        let (authorize, token, api) = match self {
+            Provider::X => (
+                x::AUTHORIZE_URL.to_owned(),
+                x::TOKEN_URL.to_owned(),
+                x::API_BASE.to_owned(),
+            ),
+            Provider::Linkedin => (
+                linkedin::AUTHORIZE_URL.to_owned(),
+                linkedin::TOKEN_URL.to_owned(),
+                linkedin::API_BASE.to_owned(),
+            ),
+            Provider::Facebook => facebook::default_urls(&version),
+            Provider::Instagram => (
+                instagram::AUTHORIZE_URL.to_owned(),
+                instagram::TOKEN_URL.to_owned(),
+                instagram::API_BASE.to_owned(),
+            ),
+            Provider::Tiktok => (
+                tiktok::AUTHORIZE_URL.to_owned(),
+                tiktok::TOKEN_URL.to_owned(),
+                tiktok::API_BASE.to_owned(),
+            ),
+        };
+        let pick = |over: Option<&Url>, default: String| {
+            over.cloned()
+                .unwrap_or_else(|| Url::parse(&default).expect("built-in provider URLs are valid"))
+        };
+        Endpoints {
+            authorize_url: pick(config.and_then(|c| c.authorize_url.as_ref()), authorize),
+            token_url: pick(config.and_then(|c| c.token_url.as_ref()), token),
+            api_base: pick(config.and_then(|c| c.api_base.as_ref()), api),
+            api_version: version,
+        }
+    }
+
+    /// The URL that sends the user to the provider's consent screen, with the provider's own
+    /// parameter names and scope separator.
+    pub fn authorize_url(self, endpoints: &Endpoints, params: &AuthorizeParams<'_>) -> String {
+        match self {
+            Provider::X => x::authorize_url(endpoints, params),
+            Provider::Linkedin => linkedin::authorize_url(endpoints, params),
+            Provider::Facebook => facebook::authorize_url(endpoints, params),
+            Provider::Instagram => instagram::authorize_url(endpoints, params),
+            Provider::Tiktok => tiktok::authorize_url(endpoints, params),
+        }
+    }
+
+    /// Trades an authorization code for tokens, the provider's way (including any
+    /// short-to-long-lived exchange).
+    pub async fn exchange_code(
+        self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        exchange: &CodeExchange<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        match self {
+            Provider::X => x::exchange_code(http, endpoints, exchange).await,
+            Provider::Linkedin => linkedin::exchange_code(http, endpoints, exchange).await,
+            Provider::Facebook => facebook::exchange_code(http, endpoints, exchange).await,
+            Provider::Instagram => instagram::exchange_code(http, endpoints, exchange).await,
+            Provider::Tiktok => tiktok::exchange_code(http, endpoints, exchange).await,
+        }
+    }
+
+    /// Asks the provider who the token belongs to.
+    pub async fn identify(
+        self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        tokens: &TokenSet,
+    ) -> Result<Identity, ProviderError> {
+        match self {
+            Provider::X => x::identify(http, endpoints, tokens).await,
+            Provider::Linkedin => linkedin::identify(http, endpoints, tokens).await,
+            Provider::Facebook => facebook::identify(http, endpoints, tokens).await,
+            Provider::Instagram => instagram::identify(http, endpoints, tokens).await,
+            Provider::Tiktok => tiktok::identify(http, endpoints, tokens).await,
+        }
+    }
+
+    /// The authorization code as the provider wants it back (Instagram appends `#_`).
+    pub fn clean_code(self, code: &str) -> &str {
+        match self {
+            Provider::Instagram => instagram::clean_code(code),
+            _ => code,
+        }
+    }
+
     /// The list of names accepted, for error messages.
     pub fn expected() -> &'static str {
         "instagram, facebook, x, linkedin or tiktok"
@@ -87,6 +200,101 @@ impl FromStr for Provider {
             .find(|p| p.as_str() == s)
             .ok_or_else(|| UnknownProvider(s.chars().take(40).collect()))
     }
+}
+
+/// Where a provider lives.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub authorize_url: Url,
+    pub token_url: Url,
+    pub api_base: Url,
+    /// Graph API version (facebook).
+    pub api_version: String,
+}
+
+impl Endpoints {
+    /// `api_base` joined with `path` (which starts with `/`).
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{}", self.api_base.as_str().trim_end_matches('/'), path)
+    }
+}
+
+/// What goes into the consent-screen URL.
+pub struct AuthorizeParams<'a> {
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub scopes: &'a [String],
+    pub state: &'a str,
+    /// The S256 challenge, for providers that use PKCE.
+    pub code_challenge: Option<&'a str>,
+}
+
+/// What a code exchange needs.
+pub struct CodeExchange<'a> {
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub redirect_uri: &'a str,
+    pub code: &'a str,
+    pub code_verifier: Option<&'a str>,
+}
+
+/// Tokens as every provider's answer is normalised.
+#[derive(Debug)]
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    /// Seconds from now.
+    pub expires_in: Option<i64>,
+    pub refresh_expires_in: Option<i64>,
+    /// The scopes the user granted, when the provider says.
+    pub granted_scopes: Option<Vec<String>>,
+    /// The account id when the token response names it (Instagram `user_id`, TikTok `open_id`).
+    pub account_hint: Option<String>,
+}
+
+/// Who an account is at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub provider_account_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// `base?k=v&…`, keeping any query the base already has.
+fn url_with_query(base: &Url, params: &[(&str, &str)]) -> String {
+    let mut url = base.clone();
+    url.query_pairs_mut().extend_pairs(params);
+    url.into()
+}
+
+/// Splits a scope list on spaces or commas (providers use either).
+fn split_scopes(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads the common OAuth token answer: `access_token`, `refresh_token?`, `expires_in?`,
+/// `refresh_token_expires_in?`/`refresh_expires_in?`, `scope?`.
+fn parse_token_response(body: &Value) -> Result<TokenSet, ProviderError> {
+    let access = http::string_field(body, "access_token")
+        .ok_or_else(|| ProviderError::malformed("the token response has no access_token"))?;
+    Ok(TokenSet {
+        access_token: SecretString::from(access),
+        refresh_token: http::string_field(body, "refresh_token").map(SecretString::from),
+        expires_in: http::int_field(body, "expires_in"),
+        refresh_expires_in: http::int_field(body, "refresh_token_expires_in")
+            .or_else(|| http::int_field(body, "refresh_expires_in")),
+        granted_scopes: body.get("scope").and_then(Value::as_str).map(split_scopes),
+        account_hint: None,
+    })
+}
+
+/// Requires `field` to be a non-empty id in an identity answer.
+fn required_id(body: &Value, field: &str) -> Result<String, ProviderError> {
+    http::string_field(body, field)
+        .ok_or_else(|| ProviderError::malformed(format!("the identity response has no `{field}`")))
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! writer wait for another instead of failing with "database is locked", and write transactions
 //! start `IMMEDIATE` so two writers never deadlock on a lock upgrade.
 
+pub mod accounts;
 pub mod oauth_apps;
+pub mod oauth_states;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +21,10 @@ use crate::error::{Error, Result};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_oauth_apps.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_oauth_apps.sql")),
+        M::up(include_str!("migrations/002_accounts.sql")),
+    ])
 }
 
 /// Sets the per-connection pragmas every connection needs.

@@ -1,15 +1,25 @@
 //! The core: every operation Dravo offers, called by both the HTTP handlers and the CLI.
 //! Handlers and commands only translate their input into these calls and the results back.
+//! OAuth apps live here; the connect flow in `connect`, connected accounts in `accounts`.
+
+mod accounts;
+mod connect;
+
+pub use accounts::Account;
+pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::crypto::{Keys, MasterKey};
 use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Scopes, now_rfc3339};
 use crate::error::{Error, Result};
-use crate::providers::Provider;
+use crate::providers::{Endpoints, Provider, ProviderHttp};
 use crate::store::{self, Store, oauth_apps};
 
 const KEY_CHECK: &str = "master_key_check";
@@ -24,6 +34,10 @@ struct Inner {
     keys: Keys,
     auth: Authenticator,
     public_url: String,
+    http: ProviderHttp,
+    /// Indexed like `Provider::ALL`.
+    endpoints: Vec<Endpoints>,
+    allowed_return_urls: Vec<Url>,
 }
 
 /// What a caller gives to create an OAuth app.
@@ -52,6 +66,7 @@ pub struct OAuthApp {
 
 /// An app's credentials, opened for a call to its provider.
 pub struct AppCredentials {
+    pub provider: Provider,
     pub client_id: String,
     pub client_secret: ClientSecret,
     pub scopes: Vec<String>,
@@ -88,12 +103,29 @@ impl Dravo {
         }
         let auth = Authenticator::from_config(&config, &keys)?;
         let public_url = config.public_url(bound);
+        let http = ProviderHttp::new(Duration::from_secs(config.providers.timeout_seconds));
+        let endpoints = Provider::ALL
+            .iter()
+            .map(|p| p.endpoints(config.providers.get(*p)))
+            .collect();
+        let allowed_return_urls = config
+            .dashboard
+            .allowed_return_urls
+            .iter()
+            .map(|u| {
+                Url::parse(u)
+                    .map_err(|e| Error::config(format!("dashboard.allowed_return_urls: {e}")))
+            })
+            .collect::<Result<_>>()?;
         Ok(Dravo(Arc::new(Inner {
             config,
             store,
             keys,
             auth,
             public_url,
+            http,
+            endpoints,
+            allowed_return_urls,
         })))
     }
 
@@ -108,6 +140,14 @@ impl Dravo {
     /// The callback URL for `provider`, which users register at the provider.
     pub fn redirect_uri(&self, provider: Provider) -> String {
         format!("{}/v1/oauth/{provider}/callback", self.0.public_url)
+    }
+
+    fn endpoints(&self, provider: Provider) -> &Endpoints {
+        let index = Provider::ALL
+            .iter()
+            .position(|p| *p == provider)
+            .expect("every provider is in ALL");
+        &self.0.endpoints[index]
     }
 
     /// Checks a dashboard bearer token; returns the tenant.
@@ -223,6 +263,7 @@ impl Dravo {
         let secret = String::from_utf8(plain)
             .map_err(|_| Error::Unseal("a sealed client secret is not UTF-8".into()))?;
         Ok(AppCredentials {
+            provider: row.provider,
             client_id: row.client_id,
             client_secret: ClientSecret::parse(&secret)?,
             scopes: row.scopes,

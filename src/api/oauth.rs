@@ -1,0 +1,206 @@
+//! `/v1/oauth/{provider}/start` and `/v1/oauth/{provider}/callback`: the connect flow.
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Html, Json};
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use crate::api::error::ApiError;
+use crate::api::types::Checked;
+use crate::api::{ApiTags, DashboardAuth};
+use crate::domain::AppId;
+use crate::providers::Provider;
+use crate::service::{CallbackOutcome, CallbackParams, Dravo, FailureKind};
+
+/// Where to send the user.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct StartResponse {
+    /// The provider's consent screen, with a signed, single-use `state`.
+    pub authorize_url: String,
+}
+
+impl Example for StartResponse {
+    fn example() -> Self {
+        StartResponse {
+            authorize_url: "https://www.tiktok.com/v2/auth/authorize/?client_key=…".into(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum CallbackResponse {
+    /// Back to the dashboard: `status=connected&provider=…&account_id=…`, or
+    /// `status=error&provider=…&error=…` when the provider refused or the user declined.
+    #[oai(status = 302)]
+    Redirect(#[oai(header = "Location")] String),
+    /// Connected, and no return URL is configured: a small page says so.
+    #[oai(status = 200)]
+    Connected(Html<String>),
+    /// The state is missing, forged, expired, replayed or for another provider, or the user
+    /// declined (without a return URL). Never a redirect for a bad state.
+    #[oai(status = 400)]
+    Refused(Html<String>),
+    /// Dravo could not finish (without a return URL).
+    #[oai(status = 500)]
+    Failed(Html<String>),
+    /// The provider refused or failed the code exchange (without a return URL).
+    #[oai(status = 502)]
+    ProviderFailed(Html<String>),
+}
+
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, message: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
+         <body style=\"font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto; padding: 0 1rem\">\
+         <h1>{t}</h1><p>{m}</p><p>You can close this window.</p></body></html>",
+        t = escape(title),
+        m = escape(message)
+    ))
+}
+
+pub struct OAuthApi;
+
+#[OpenApi(tag = "ApiTags::Oauth")]
+impl OAuthApi {
+    /// Start the OAuth flow
+    ///
+    /// Get the provider authorize URL to redirect the user into the OAuth consent screen.
+    /// After consent the provider calls Dravo's callback and the account is connected.
+    #[oai(
+        path = "/v1/oauth/:provider/start",
+        method = "get",
+        operation_id = "startOAuth"
+    )]
+    async fn start(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        /// instagram | facebook | x | linkedin | tiktok.
+        provider: Path<Checked<Provider>>,
+        /// Use a specific BYOK OAuth app; omit for the default.
+        oauth_app_id: Query<Option<Checked<AppId>>>,
+        /// Where the browser goes after the callback; must start with one of
+        /// `dashboard.allowed_return_urls`.
+        return_url: Query<Option<String>>,
+    ) -> Result<Json<StartResponse>, ApiError> {
+        let app_id = oauth_app_id.0.map(|c| c.0);
+        let authorize_url = dravo
+            .start_connect(
+                &auth.0,
+                provider.0.0,
+                app_id.as_ref(),
+                return_url.0.as_deref(),
+            )
+            .await?;
+        Ok(Json(StartResponse { authorize_url }))
+    }
+
+    /// OAuth callback
+    ///
+    /// The provider redirects the user's browser here. Needs no auth: the signed state is the
+    /// proof. Register `{public_url}/v1/oauth/{provider}/callback` at the provider.
+    #[oai(
+        path = "/v1/oauth/:provider/callback",
+        method = "get",
+        operation_id = "oauthCallback"
+    )]
+    async fn callback(
+        &self,
+        dravo: Data<&Dravo>,
+        provider: Path<Checked<Provider>>,
+        code: Query<Option<String>>,
+        state: Query<Option<String>>,
+        error: Query<Option<String>>,
+        error_description: Query<Option<String>>,
+    ) -> CallbackResponse {
+        let params = CallbackParams {
+            code: code.0,
+            state: state.0,
+            error: error.0,
+            error_description: error_description.0,
+        };
+        let provider = provider.0.0;
+        match dravo.finish_connect(provider, params).await {
+            CallbackOutcome::Connected {
+                redirect: Some(url),
+                ..
+            }
+            | CallbackOutcome::Failed {
+                redirect: Some(url),
+                ..
+            } => CallbackResponse::Redirect(url),
+            CallbackOutcome::Connected { account, .. } => {
+                let who = account
+                    .username
+                    .as_deref()
+                    .map(|u| format!("@{u}"))
+                    .or(account.display_name.clone())
+                    .unwrap_or_else(|| account.provider_account_id.clone());
+                CallbackResponse::Connected(page(
+                    "Account connected",
+                    &format!(
+                        "Your {provider} account {who} is connected (account id {}).",
+                        account.id
+                    ),
+                ))
+            }
+            CallbackOutcome::Failed {
+                kind,
+                code,
+                description,
+                ..
+            } => {
+                let message = if description.is_empty() {
+                    format!("The {provider} account was not connected: {code}.")
+                } else {
+                    format!("The {provider} account was not connected: {code} ({description}).")
+                };
+                match kind {
+                    FailureKind::BadState => {
+                        CallbackResponse::Refused(page("Sign-in link not valid", &description))
+                    }
+                    FailureKind::Denied => {
+                        CallbackResponse::Refused(page("Not connected", &message))
+                    }
+                    FailureKind::Provider => {
+                        CallbackResponse::ProviderFailed(page("Not connected", &message))
+                    }
+                    FailureKind::Internal => {
+                        CallbackResponse::Failed(page("Not connected", &message))
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_provider_text() {
+        let Html(html) = page("t", "<script>alert(1)</script>");
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;"));
+    }
+}

@@ -1,0 +1,288 @@
+//! Calls to providers: one HTTP client with connect and total timeouts, no redirects followed
+//! (a token endpoint that redirects is refused, not chased), and response bodies capped.
+//! Errors are reduced to a code and a description that are safe to show and to log: a
+//! response body is never logged, since it may hold a token.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Larger provider responses are refused.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// How a call to a provider failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider answered with an OAuth or API error.
+    #[error("the provider refused: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Rejected {
+        code: String,
+        description: Option<String>,
+    },
+    /// The provider could not be reached, timed out, or failed on its side (5xx).
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The provider answered with something Dravo cannot read.
+    #[error("the provider's answer cannot be read: {0}")]
+    Malformed(String),
+}
+
+impl ProviderError {
+    /// The `error` code carried into the dashboard redirect.
+    pub fn code(&self) -> &str {
+        match self {
+            ProviderError::Rejected { code, .. } => code,
+            ProviderError::Unavailable(_) => "provider_unavailable",
+            ProviderError::Malformed(_) => "provider_invalid_response",
+        }
+    }
+
+    /// A short description for the redirect and the log.
+    pub fn description(&self) -> String {
+        match self {
+            ProviderError::Rejected { description, .. } => description.clone().unwrap_or_default(),
+            ProviderError::Unavailable(d) | ProviderError::Malformed(d) => d.clone(),
+        }
+    }
+
+    pub fn malformed(what: impl Into<String>) -> Self {
+        ProviderError::Malformed(what.into())
+    }
+}
+
+/// A provider's JSON answer and its HTTP status.
+#[derive(Debug)]
+pub struct ProviderResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl ProviderResponse {
+    /// The body of a 2xx answer that carries no error; otherwise the provider's error.
+    /// TikTok reports some errors with HTTP 200, so a 2xx body is checked too.
+    pub fn into_success(self) -> Result<Value, ProviderError> {
+        if let Some((code, description)) = oauth_error(&self.body) {
+            return Err(ProviderError::Rejected { code, description });
+        }
+        if (200..300).contains(&self.status) {
+            return Ok(self.body);
+        }
+        Err(ProviderError::Rejected {
+            code: "provider_rejected".into(),
+            description: Some(format!("HTTP {}", self.status)),
+        })
+    }
+}
+
+/// The shared client for provider calls.
+#[derive(Clone)]
+pub struct ProviderHttp {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl ProviderHttp {
+    pub fn new(timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
+            .user_agent(concat!("dravo/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        ProviderHttp { client, timeout }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends a request and reads a JSON answer of at most `MAX_RESPONSE_BYTES`.
+    pub async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<ProviderResponse, ProviderError> {
+        let mut resp = req
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return Err(ProviderError::Malformed(format!(
+                "HTTP {status} redirect (redirects are not followed)"
+            )));
+        }
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(ProviderError::Malformed("the response is too large".into()));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(&e))? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(ProviderError::Malformed("the response is too large".into()));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) if status >= 500 => {
+                return Err(ProviderError::Unavailable(format!("HTTP {status}")));
+            }
+            Err(_) => {
+                return Err(ProviderError::Malformed(format!(
+                    "HTTP {status} with a body that is not JSON"
+                )));
+            }
+        };
+        if status >= 500 {
+            let detail = oauth_error(&body)
+                .map(|(code, _)| format!("HTTP {status} {code}"))
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            return Err(ProviderError::Unavailable(detail));
+        }
+        Ok(ProviderResponse { status, body })
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
+        if e.is_timeout() {
+            ProviderError::Unavailable(format!(
+                "no answer within {} seconds",
+                self.timeout.as_secs_f64()
+            ))
+        } else if e.is_connect() {
+            ProviderError::Unavailable("cannot connect".into())
+        } else {
+            ProviderError::Unavailable("the connection failed".into())
+        }
+    }
+}
+
+/// Keeps a provider-supplied code to a safe token: `[A-Za-z0-9_.-]`, at most 64 characters.
+pub fn safe_code(code: &str) -> String {
+    let cleaned: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "provider_error".into()
+    } else {
+        cleaned
+    }
+}
+
+/// Keeps a provider-supplied description printable and short.
+pub fn safe_description(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// Finds an error in the shapes providers use: OAuth `{error, error_description}`, Graph
+/// `{error: {message, type, code}}`, Instagram `{error_type, error_message}`, TikTok
+/// `{error: {code: "ok"|…}}`.
+pub fn oauth_error(body: &Value) -> Option<(String, Option<String>)> {
+    let text = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let describe = |v: Option<&Value>| v.and_then(text).map(|d| safe_description(&d));
+    match body.get("error") {
+        Some(Value::String(code)) if !code.is_empty() => {
+            return Some((
+                safe_code(code),
+                describe(body.get("error_description").or(body.get("error_message"))),
+            ));
+        }
+        Some(obj @ Value::Object(_)) => {
+            let code = obj.get("code").and_then(text);
+            if code.as_deref() == Some("ok") {
+                return None;
+            }
+            let code = obj
+                .get("type")
+                .and_then(text)
+                .or(code)
+                .unwrap_or_else(|| "provider_error".into());
+            return Some((safe_code(&code), describe(obj.get("message"))));
+        }
+        _ => {}
+    }
+    if let Some(kind) = body.get("error_type").and_then(text) {
+        return Some((safe_code(&kind), describe(body.get("error_message"))));
+    }
+    None
+}
+
+/// A string field, accepting numbers too (ids can come either way).
+pub fn string_field(body: &Value, key: &str) -> Option<String> {
+    match body.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        // serde_json keeps integers up to u64 exact: a 2^53+ id is not rounded.
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An integer field, accepting numeric strings too.
+pub fn int_field(body: &Value, key: &str) -> Option<i64> {
+    match body.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn recognises_provider_error_shapes() {
+        assert_eq!(
+            oauth_error(&json!({"error": "invalid_grant", "error_description": "bad\ncode"})),
+            Some(("invalid_grant".into(), Some("bad code".into())))
+        );
+        assert_eq!(
+            oauth_error(
+                &json!({"error": {"message": "Invalid token", "type": "OAuthException", "code": 190}})
+            ),
+            Some(("OAuthException".into(), Some("Invalid token".into())))
+        );
+        assert_eq!(
+            oauth_error(
+                &json!({"error_type": "OAuthException", "code": 400, "error_message": "Invalid code"})
+            ),
+            Some(("OAuthException".into(), Some("Invalid code".into())))
+        );
+        assert_eq!(
+            oauth_error(&json!({"data": {}, "error": {"code": "ok"}})),
+            None
+        );
+        assert_eq!(oauth_error(&json!({"access_token": "t"})), None);
+    }
+
+    #[test]
+    fn big_ids_stay_exact() {
+        let body: Value = serde_json::from_str(r#"{"user_id": 17841400000000001234}"#).unwrap();
+        assert_eq!(
+            string_field(&body, "user_id").unwrap(),
+            "17841400000000001234"
+        );
+    }
+
+    #[test]
+    fn codes_are_sanitised() {
+        assert_eq!(safe_code("access_denied"), "access_denied");
+        assert_eq!(safe_code("<script>"), "script");
+        assert_eq!(safe_code("&&&"), "provider_error");
+    }
+}

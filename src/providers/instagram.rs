@@ -1,0 +1,124 @@
+//! Instagram API with Instagram Login: no PKCE, scopes comma-separated, the code may arrive
+//! with `#_` appended, the token answer may be wrapped in `{"data": [...]}`, and the
+//! short-lived token is traded at once for a long-lived one. User ids can exceed 2^53.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::http::{ProviderError, ProviderHttp, string_field};
+use super::{AuthorizeParams, CodeExchange, Endpoints, Identity, TokenSet};
+
+pub(super) const AUTHORIZE_URL: &str = "https://www.instagram.com/oauth/authorize";
+pub(super) const TOKEN_URL: &str = "https://api.instagram.com/oauth/access_token";
+pub(super) const API_BASE: &str = "https://graph.instagram.com";
+
+pub(super) fn clean_code(code: &str) -> &str {
+    code.strip_suffix("#_").unwrap_or(code)
+}
+
+pub(super) fn authorize_url(endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
+    let scope = p.scopes.join(",");
+    super::url_with_query(
+        &endpoints.authorize_url,
+        &[
+            ("client_id", p.client_id),
+            ("redirect_uri", p.redirect_uri),
+            ("response_type", "code"),
+            ("scope", &scope),
+            ("state", p.state),
+        ],
+    )
+}
+
+/// `{"data": [{…}]}` or `{…}`.
+fn unwrap_data(body: Value) -> Value {
+    match body {
+        Value::Object(mut map) if !map.contains_key("access_token") => match map.remove("data") {
+            Some(Value::Array(mut items)) if !items.is_empty() => items.swap_remove(0),
+            Some(other) => other,
+            None => Value::Object(map),
+        },
+        other => other,
+    }
+}
+
+fn permissions(body: &Value) -> Option<Vec<String>> {
+    match body.get("permissions")? {
+        Value::String(s) => Some(super::split_scopes(s)),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+pub(super) async fn exchange_code(
+    http: &ProviderHttp,
+    endpoints: &Endpoints,
+    ex: &CodeExchange<'_>,
+) -> Result<TokenSet, ProviderError> {
+    let req = http.client().post(endpoints.token_url.clone()).form(&[
+        ("client_id", ex.client_id),
+        ("client_secret", ex.client_secret),
+        ("grant_type", "authorization_code"),
+        ("redirect_uri", ex.redirect_uri),
+        ("code", ex.code),
+    ]);
+    let short = unwrap_data(http.send(req).await?.into_success()?);
+    let short_token = string_field(&short, "access_token")
+        .ok_or_else(|| ProviderError::malformed("the token response has no access_token"))?;
+    let long = http.client().get(endpoints.api("/access_token")).query(&[
+        ("grant_type", "ig_exchange_token"),
+        ("client_secret", ex.client_secret),
+        ("access_token", short_token.as_str()),
+    ]);
+    let mut tokens = super::parse_token_response(&http.send(long).await?.into_success()?)?;
+    tokens.granted_scopes = permissions(&short);
+    tokens.account_hint = string_field(&short, "user_id");
+    Ok(tokens)
+}
+
+pub(super) async fn identify(
+    http: &ProviderHttp,
+    endpoints: &Endpoints,
+    tokens: &TokenSet,
+) -> Result<Identity, ProviderError> {
+    let token: &SecretString = &tokens.access_token;
+    let req = http.client().get(endpoints.api("/me")).query(&[
+        ("fields", "user_id,username,name"),
+        ("access_token", token.expose_secret()),
+    ]);
+    let body = http.send(req).await?.into_success()?;
+    let id = string_field(&body, "user_id")
+        .or_else(|| tokens.account_hint.clone())
+        .or_else(|| string_field(&body, "id"))
+        .ok_or_else(|| ProviderError::malformed("the identity response has no `user_id`"))?;
+    Ok(Identity {
+        provider_account_id: id,
+        username: string_field(&body, "username"),
+        display_name: string_field(&body, "name"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strips_hash_suffix() {
+        assert_eq!(clean_code("abc#_"), "abc");
+        assert_eq!(clean_code("abc"), "abc");
+    }
+
+    #[test]
+    fn unwraps_data_wrapper() {
+        let wrapped = json!({"data": [{"access_token": "t", "user_id": 1}]});
+        assert_eq!(unwrap_data(wrapped)["access_token"], "t");
+        let plain = json!({"access_token": "t"});
+        assert_eq!(unwrap_data(plain)["access_token"], "t");
+    }
+}
