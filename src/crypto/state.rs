@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(v, pkce_verifier(&KEY, &c.nonce));
         // RFC 7636 appendix B test vector.
         assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wWw1gFXjbi-M"),
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
