@@ -106,8 +106,7 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }
 
@@ -152,4 +151,91 @@ pub fn dravo_cmd(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env("DRAVO_DATABASE_PATH", dir.join("dravo.db"));
     cmd
+}
+
+/// Opens the test database directly (as another process would), waiting for the server's
+/// writers instead of failing.
+pub fn open_db(db: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(db).expect("open the test database");
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn
+}
+
+/// Every row of `oauth_apps` in insertion order, as text (the sealed secret as hex). Compare
+/// before and after a rejected request to prove it changed nothing.
+pub fn app_rows(db: &Path) -> Vec<Vec<String>> {
+    let conn = open_db(db);
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, owner, provider, name, client_id, hex(client_secret_sealed), scopes, created_at
+             FROM oauth_apps ORDER BY rowid",
+        )
+        .unwrap();
+    stmt.query_map([], |r| (0..8).map(|i| r.get::<_, String>(i)).collect())
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+}
+
+/// A random lowercase suffix, so values from one test never match another's by accident.
+pub fn random_suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| (b'a' + rng.random_range(0..26u8)) as char)
+        .collect()
+}
+
+impl TestApp {
+    /// Any method on `path` as `tenant`, without a body.
+    pub async fn send_as(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::Response {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(self.token(tenant))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE path` as `tenant`.
+    pub async fn delete_as(&self, tenant: &str, path: &str) -> reqwest::Response {
+        self.send_as(tenant, reqwest::Method::DELETE, path).await
+    }
+
+    /// `POST /v1/oauth-apps` as `tenant` with a raw body and content type.
+    pub async fn post_raw(
+        &self,
+        tenant: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/oauth-apps"))
+            .bearer_auth(self.token(tenant))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an app and returns its JSON, failing the test unless the answer is 201.
+    pub async fn create_ok(&self, tenant: &str, body: &serde_json::Value) -> serde_json::Value {
+        let resp = self.create_app(tenant, body).await;
+        assert_eq!(resp.status().as_u16(), 201, "create {body}");
+        resp.json().await.unwrap()
+    }
+
+    /// `GET /v1/oauth-apps` as `tenant`, expecting 200; returns the array.
+    pub async fn list_apps(&self, tenant: &str) -> Vec<serde_json::Value> {
+        let resp = self.get_as(tenant, "/v1/oauth-apps").await;
+        assert_eq!(resp.status().as_u16(), 200, "list");
+        resp.json().await.unwrap()
+    }
 }

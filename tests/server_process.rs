@@ -1,0 +1,986 @@
+//! Black-box tests of the real `dravo serve` process (contract §1–§4): start-up with zero
+//! configuration on port 0, agreement with `dravo token issue`, CLI writes while serving,
+//! graceful shutdown on SIGTERM/SIGINT, the request log, no secrets in logs, RUST_LOG.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::dravo_cmd;
+
+/// Safety nets only: nothing here is expected to take anywhere near this long.
+const SAFETY_TIMEOUT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------- the server process
+
+/// Everything the server wrote to stderr and stdout, in arrival order per stream.
+#[derive(Default)]
+struct LogBuf {
+    text: Mutex<String>,
+    changed: Condvar,
+}
+
+impl LogBuf {
+    fn append(&self, line: &str) {
+        self.text.lock().unwrap().push_str(line);
+        self.changed.notify_all();
+    }
+
+    /// Waits until the logs satisfy `pred`; panics (with the logs) after the safety timeout.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SAFETY_TIMEOUT;
+        let mut text = self.text.lock().unwrap();
+        loop {
+            if pred(&text) {
+                return text.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "timed out waiting for {what}; logs:\n{text}"
+            );
+            text = self.changed.wait_timeout(text, deadline - now).unwrap().0;
+        }
+    }
+
+    fn snapshot(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
+
+/// A running `dravo serve`; dropping it kills the process so a failed assertion never
+/// leaves one behind.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    logs: Arc<LogBuf>,
+    readers: Vec<JoinHandle<()>>,
+    exit: Option<ExitStatus>,
+}
+
+fn spawn_reader(stream: impl Read + Send + 'static, logs: Arc<LogBuf>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => logs.append(&String::from_utf8_lossy(&buf)),
+            }
+        }
+    })
+}
+
+/// Extracts `127.0.0.1:PORT` from the "listening on http://…" log line.
+fn listening_addr(logs: &str) -> Option<SocketAddr> {
+    let rest = &logs[logs.find("listening on http://")? + "listening on http://".len()..];
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+impl Server {
+    /// Spawns `cmd` (a `dravo_cmd` with `serve` and any extra environment) on port 0.
+    fn spawn(mut cmd: Command) -> (Child, Arc<LogBuf>, Vec<JoinHandle<()>>) {
+        cmd.arg("serve")
+            .env("DRAVO_SERVER_BIND", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn dravo serve");
+        let logs = Arc::new(LogBuf::default());
+        let readers = vec![
+            spawn_reader(child.stderr.take().unwrap(), logs.clone()),
+            spawn_reader(child.stdout.take().unwrap(), logs.clone()),
+        ];
+        (child, logs, readers)
+    }
+
+    /// Starts `dravo serve` and waits for its "listening on" line.
+    fn start(cmd: Command) -> Server {
+        let (child, logs, readers) = Self::spawn(cmd);
+        let mut server = Server {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            logs,
+            readers,
+            exit: None,
+        };
+        let text = server.logs.wait_for("the `listening on` line", |t| {
+            listening_addr(t).is_some() || t.contains("error:")
+        });
+        server.addr = listening_addr(&text)
+            .unwrap_or_else(|| panic!("the server did not start; logs:\n{text}"));
+        assert_ne!(server.addr.port(), 0, "the chosen port is logged");
+        server
+    }
+
+    /// Starts `dravo serve` when its log filter hides the "listening on" line: the port is
+    /// found from the process's listening socket in /proc.
+    #[cfg(target_os = "linux")]
+    fn start_quiet(cmd: Command) -> Server {
+        let (child, logs, readers) = Self::spawn(cmd);
+        let pid = child.id();
+        let mut server = Server {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            logs,
+            readers,
+            exit: None,
+        };
+        let deadline = Instant::now() + SAFETY_TIMEOUT;
+        loop {
+            if let Some(port) = proc_listening_port(pid) {
+                server.addr = SocketAddr::from(([127, 0, 0, 1], port));
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!(
+                    "the server exited with {status}; logs:\n{}",
+                    server.logs.snapshot()
+                );
+            }
+            assert!(Instant::now() < deadline, "the server never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a signal with `kill -SIG pid`.
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit (safety timeout) and for its output to be read.
+    fn wait_exit(&mut self) -> ExitStatus {
+        if let Some(status) = self.exit {
+            return status;
+        }
+        let deadline = Instant::now() + SAFETY_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit; logs:\n{}",
+                self.logs.snapshot()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        self.exit = Some(status);
+        status
+    }
+
+    /// SIGTERM, then asserts a clean exit (status 0, "stopped" logged); returns all logs.
+    fn stop(&mut self) -> String {
+        self.signal("TERM");
+        let status = self.wait_exit();
+        let logs = self.logs.snapshot();
+        assert_eq!(status.code(), Some(0), "exit status; logs:\n{logs}");
+        assert!(logs.contains("stopped"), "no `stopped` line; logs:\n{logs}");
+        logs
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.exit.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The port of the first listening TCP socket the process `pid` owns.
+#[cfg(target_os = "linux")]
+fn proc_listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
+            u16::from_str_radix(f[1].rsplit_once(':')?.1, 16).ok()
+        } else {
+            None
+        }
+    })
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(SAFETY_TIMEOUT)
+        .build()
+        .unwrap()
+}
+
+/// `dravo token issue --sub SUB` in `dir` with extra environment.
+fn issue_token(dir: &Path, sub: &str, env: &[(&str, &str)]) -> String {
+    let mut cmd = dravo_cmd(dir);
+    cmd.args(["token", "issue", "--sub", sub]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run dravo token issue");
+    assert!(
+        out.status.success(),
+        "token issue failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+}
+
+/// `dravo ARGS` in `dir`; returns (exit code, stdout, stderr).
+fn dravo(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = dravo_cmd(dir);
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run dravo");
+    (
+        out.status.code().expect("exited normally"),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn app_body(name: &str, secret: &str) -> Value {
+    json!({"provider": "x", "name": name, "client_id": "cid", "client_secret": secret})
+}
+
+// ---------------------------------------------------------------- start-up
+
+#[test]
+fn starts_with_zero_configuration_and_answers_healthz() {
+    let dir = tempdir();
+    let mut cmd = dravo_cmd(dir.path());
+    // Nothing but the port: default database path in the working directory.
+    cmd.env_remove("DRAVO_DATABASE_PATH");
+    let mut server = Server::start(cmd);
+    let rt = runtime();
+    let (status, body) = rt.block_on(async {
+        let resp = http().get(server.url("/healthz")).send().await.unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"status": "ok"}));
+    assert!(
+        dir.path().join("dravo.db").exists(),
+        "database created in the cwd"
+    );
+    let key_file = dir.path().join("dravo.key");
+    assert!(key_file.exists(), "key file created beside the database");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "key file mode");
+    }
+    let logs = server.stop();
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no colours without a TTY; logs:\n{logs}"
+    );
+}
+
+#[test]
+fn serves_the_openapi_spec_the_cli_prints() {
+    let dir = tempdir();
+    let mut server = Server::start(dravo_cmd(dir.path()));
+    let served: Value = runtime().block_on(async {
+        let resp = http()
+            .get(server.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json().await.unwrap()
+    });
+    let (code, printed, _) = dravo(dir.path(), &["openapi"], &[]);
+    assert_eq!(code, 0);
+    let printed: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(served, printed);
+    server.stop();
+}
+
+#[test]
+fn a_token_from_token_issue_is_accepted_by_the_running_server() {
+    let dir = tempdir();
+    // Issued before the server ever ran (this creates the key file)...
+    let before = issue_token(dir.path(), "alice", &[]);
+    let mut server = Server::start(dravo_cmd(dir.path()));
+    // ...and while it runs.
+    let during = issue_token(dir.path(), "alice", &[]);
+    // A token signed with another installation's key.
+    let foreign = issue_token(tempdir().path(), "alice", &[]);
+
+    let rt = runtime();
+    let app = rt.block_on(async {
+        let client = http();
+        for token in [&before, &during] {
+            let resp = client
+                .get(server.url("/v1/oauth-apps"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            assert_eq!(resp.json::<Value>().await.unwrap(), json!([]));
+        }
+        let resp = client
+            .get(server.url("/v1/oauth-apps"))
+            .bearer_auth(&foreign)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "a foreign token is refused");
+
+        let resp = client
+            .post(server.url("/v1/oauth-apps"))
+            .bearer_auth(&before)
+            .json(&app_body("via http", "proc-secret-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        resp.json::<Value>().await.unwrap()
+    });
+    // The server's default public URL carries the port it really bound.
+    assert_eq!(
+        app["redirect_uri"],
+        format!("http://{}/v1/oauth/x/callback", server.addr)
+    );
+    // The CLI sees what the server wrote.
+    let (code, out, err) = dravo(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "show",
+            "--owner",
+            "alice",
+            app["id"].as_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["id"], app["id"]);
+    assert_eq!(shown["name"], "via http");
+    server.stop();
+}
+
+// ---------------------------------------------------------------- CLI and server together
+
+#[test]
+fn cli_writes_while_the_server_writes_the_same_database() {
+    const EACH: usize = 20;
+    let dir = tempdir();
+    let token = issue_token(dir.path(), "alice", &[]);
+    let mut server = Server::start(dravo_cmd(dir.path()));
+
+    // Start all CLI processes first, so they run while the HTTP requests are made.
+    let cli_dir = dir.path().to_path_buf();
+    let cli = std::thread::spawn(move || {
+        let children: Vec<Child> = (0..EACH)
+            .map(|i| {
+                let mut cmd = dravo_cmd(&cli_dir);
+                cmd.args([
+                    "oauth-apps",
+                    "create",
+                    "--owner",
+                    "alice",
+                    "--provider",
+                    "x",
+                    "--name",
+                    &format!("cli-{i}"),
+                    "--client-id",
+                    "cid",
+                    "--client-secret-stdin",
+                    "--json",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+                let mut child = cmd.spawn().expect("spawn dravo oauth-apps create");
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(b"concurrent-secret\n")
+                    .unwrap();
+                child
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
+    });
+
+    let rt = runtime();
+    let statuses: Vec<(u16, String)> = rt.block_on(async {
+        let client = http();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..EACH {
+            let client = client.clone();
+            let url = server.url("/v1/oauth-apps");
+            let token = token.clone();
+            tasks.spawn(async move {
+                let resp = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&app_body(&format!("http-{i}"), "concurrent-secret"))
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            });
+        }
+        tasks.join_all().await
+    });
+    let outputs = cli.join().unwrap();
+
+    for (status, body) in &statuses {
+        assert_eq!(*status, 201, "HTTP create failed: {body}");
+    }
+    for out in &outputs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "CLI create failed ({}): {stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("locked"), "{stderr}");
+        let app: Value = serde_json::from_slice(&out.stdout).expect("CLI printed JSON");
+        assert!(app["id"].as_str().unwrap().starts_with("oa_"));
+    }
+
+    let listed: Value = rt.block_on(async {
+        let resp = http()
+            .get(server.url("/v1/oauth-apps"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json().await.unwrap()
+    });
+    let mut names: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..EACH)
+        .flat_map(|i| [format!("cli-{i}"), format!("http-{i}")])
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected, "all {} apps are listed", 2 * EACH);
+    let logs = server.stop();
+    assert!(!logs.contains("locked"), "logs:\n{logs}");
+}
+
+// ---------------------------------------------------------------- graceful shutdown
+
+/// Reads from `stream` until `buf` contains `needle`.
+fn read_until_contains(stream: &mut TcpStream, buf: &mut Vec<u8>, needle: &str) {
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(buf).contains(needle) {
+        let n = stream
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("reading the response: {e}"));
+        assert!(
+            n > 0,
+            "connection closed before {needle:?}; got {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn graceful_shutdown_finishes_an_in_flight_request(sig: &str) {
+    let dir = tempdir();
+    let token = issue_token(dir.path(), "alice", &[]);
+    let mut server = Server::start(dravo_cmd(dir.path()));
+
+    let body = app_body("slow upload", "slow-secret").to_string();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(SAFETY_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(SAFETY_TIMEOUT)).unwrap();
+    // `Expect: 100-continue` makes the server say when it has parsed the head and started
+    // reading the body: from then on the request is certainly in flight.
+    let head = format!(
+        "POST /v1/oauth-apps HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(first).unwrap();
+    stream.flush().unwrap();
+    let mut response = Vec::new();
+    read_until_contains(&mut stream, &mut response, "100 Continue\r\n\r\n");
+
+    server.signal(sig);
+    server
+        .logs
+        .wait_for("the shutdown to begin", |t| t.contains("shutting down"));
+
+    stream.write_all(rest).unwrap();
+    stream.flush().unwrap();
+    let mut tail = Vec::new();
+    stream
+        .read_to_end(&mut tail)
+        .expect("the in-flight request gets its response");
+    response.extend_from_slice(&tail);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let final_part = &text[text.find("100 Continue\r\n\r\n").unwrap() + 16..];
+    assert!(
+        final_part.starts_with("HTTP/1.1 201"),
+        "the in-flight request completes with 201 after {sig}; got:\n{text}\nlogs:\n{}",
+        server.logs.snapshot()
+    );
+    let json_start = final_part.find("\r\n\r\n").unwrap() + 4;
+    let app: Value = serde_json::from_str(&final_part[json_start..]).expect("JSON body");
+    assert_eq!(app["name"], "slow upload");
+
+    let status = server.wait_exit();
+    let logs = server.logs.snapshot();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after {sig}; logs:\n{logs}"
+    );
+    assert!(logs.contains("stopped"), "logs:\n{logs}");
+
+    // The app really was stored.
+    let (code, out, err) = dravo(
+        dir.path(),
+        &["oauth-apps", "list", "--owner", "alice", "--json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    graceful_shutdown_finishes_an_in_flight_request("TERM");
+}
+
+#[test]
+fn sigint_lets_an_in_flight_request_finish_then_exits_0() {
+    graceful_shutdown_finishes_an_in_flight_request("INT");
+}
+
+#[test]
+fn sigint_stops_an_idle_server_with_exit_0() {
+    let dir = tempdir();
+    let mut server = Server::start(dravo_cmd(dir.path()));
+    let status = runtime().block_on(async {
+        http()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 200);
+    server.signal("INT");
+    let status = server.wait_exit();
+    let logs = server.logs.snapshot();
+    assert_eq!(status.code(), Some(0), "logs:\n{logs}");
+    assert!(logs.contains("stopped"), "logs:\n{logs}");
+}
+
+#[test]
+fn a_second_server_on_the_same_database_can_start_after_the_first_stopped() {
+    let dir = tempdir();
+    let token = issue_token(dir.path(), "alice", &[]);
+    let mut first = Server::start(dravo_cmd(dir.path()));
+    let url = first.url("/v1/oauth-apps");
+    let rt = runtime();
+    rt.block_on(async {
+        let resp = http()
+            .post(url)
+            .bearer_auth(&token)
+            .json(&app_body("persisted", "persist-secret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+    });
+    first.stop();
+    let mut second = Server::start(dravo_cmd(dir.path()));
+    let list: Value = rt.block_on(async {
+        http()
+            .get(second.url("/v1/oauth-apps"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "persisted");
+    second.stop();
+}
+
+// ---------------------------------------------------------------- logs
+
+/// The log lines that are request lines.
+fn request_lines(logs: &str) -> Vec<&str> {
+    logs.lines().filter(|l| l.contains("latency_ms=")).collect()
+}
+
+#[test]
+fn request_log_lines_carry_method_path_status_and_latency() {
+    let dir = tempdir();
+    let mut server = Server::start(dravo_cmd(dir.path()));
+    runtime().block_on(async {
+        let client = http();
+        let get = |p: &str| client.get(server.url(p)).send();
+        assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
+        assert_eq!(get("/no/such/route").await.unwrap().status().as_u16(), 404);
+        assert_eq!(
+            get("/healthz?code=QUERY-MARK-7731&state=xyz")
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200
+        );
+        let resp = client.delete(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 405);
+    });
+    let logs = server.stop();
+    let lines = request_lines(&logs);
+    let find = |method: &str, path: &str, status: u16| {
+        lines.iter().any(|l| {
+            l.contains(&format!("method={method}"))
+                && l.contains(&format!("path={path} "))
+                && l.contains(&format!("status={status}"))
+        })
+    };
+    assert!(find("GET", "/healthz", 200), "logs:\n{logs}");
+    assert!(find("GET", "/no/such/route", 404), "logs:\n{logs}");
+    assert!(find("DELETE", "/healthz", 405), "logs:\n{logs}");
+    assert_eq!(lines.len(), 4, "one line per request; logs:\n{logs}");
+    for line in &lines {
+        let latency = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("latency_ms="))
+            .unwrap_or_else(|| panic!("no latency in {line}"));
+        let ms: f64 = latency
+            .parse()
+            .unwrap_or_else(|_| panic!("latency_ms is a number: {line}"));
+        assert!(ms >= 0.0, "{line}");
+    }
+    assert!(
+        !logs.contains("QUERY-MARK-7731") && !logs.contains("state=xyz"),
+        "the query string is never logged; logs:\n{logs}"
+    );
+}
+
+#[test]
+fn no_secret_appears_in_the_logs_even_at_debug_level() {
+    const CLIENT_SECRET: &str = "CLIENT-s3cret-Vq7Lm2Zx9-distinct";
+    const BAD_TOKEN: &str = "not.a-valid.TOKEN-Wp4Kd8-distinct";
+    const JWT_SECRET: &str = "JWT-secret-Yh3Rt6-at-least-32-bytes-long-distinct";
+    const PROVIDER_SECRET: &str = "PROVIDER-secret-Nb5Gc1-distinct";
+    // A master key whose base64 is easy to spot (and a slice of it, to catch partial leaks).
+    let master_key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([0x5Au8; 64])
+    };
+    let env: Vec<(&str, &str)> = vec![
+        ("DRAVO_AUTH_JWT_SECRET", JWT_SECRET),
+        ("DRAVO_SECURITY_MASTER_KEY", master_key.as_str()),
+        ("DRAVO_PROVIDERS_X_CLIENT_ID", "platform-client-id"),
+        ("DRAVO_PROVIDERS_X_CLIENT_SECRET", PROVIDER_SECRET),
+    ];
+    let dir = tempdir();
+    let token = issue_token(dir.path(), "alice", &env);
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.env("RUST_LOG", "debug");
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let mut server = Server::start(cmd);
+
+    let responses: Vec<(u16, String)> = runtime().block_on(async {
+        let client = http();
+        let url = server.url("/v1/oauth-apps");
+        let mut out = Vec::new();
+        let post_json =
+            |token: &str, body: Value| client.post(&url).bearer_auth(token).json(&body).send();
+        let post_raw = |token: &str, body: String| {
+            client
+                .post(&url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+        let push = |r: reqwest::Response| async move {
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        };
+        // Created, then a duplicate (409).
+        out.push(
+            push(
+                post_json(&token, app_body("app", CLIENT_SECRET))
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        );
+        out.push(
+            push(
+                post_json(&token, app_body("app", CLIENT_SECRET))
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        );
+        // A bad bearer token, with the secret in the body.
+        out.push(
+            push(
+                post_json(BAD_TOKEN, app_body("app2", CLIENT_SECRET))
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        );
+        // Malformed JSON containing the secret.
+        out.push(
+            push(
+                post_raw(
+                    &token,
+                    format!(r#"{{"provider":"x","client_secret":"{CLIENT_SECRET}","#),
+                )
+                .await
+                .unwrap(),
+            )
+            .await,
+        );
+        // Well-formed JSON with an unknown field, a wrong type, a control character, a
+        // too-long name: each next to the secret.
+        let mut unknown = app_body("app3", CLIENT_SECRET);
+        unknown["extra"] = json!(CLIENT_SECRET);
+        out.push(push(post_json(&token, unknown).await.unwrap()).await);
+        let mut wrong_type = app_body("app4", CLIENT_SECRET);
+        wrong_type["name"] = json!(5);
+        out.push(push(post_json(&token, wrong_type).await.unwrap()).await);
+        out.push(
+            push(
+                post_json(&token, app_body("app5", &format!("{CLIENT_SECRET}\u{7}")))
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        );
+        out.push(
+            push(
+                post_json(&token, app_body(&"n".repeat(121), CLIENT_SECRET))
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        );
+        // The secret where it does not belong: in the query string and a header.
+        let r = client
+            .get(format!("{url}?client_secret={CLIENT_SECRET}"))
+            .bearer_auth(&token)
+            .header("x-debug", CLIENT_SECRET)
+            .send()
+            .await
+            .unwrap();
+        out.push(push(r).await);
+        // Reads of the stored app.
+        let r = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        out.push(push(r).await);
+        out
+    });
+    let mut statuses: Vec<u16> = responses.iter().map(|(s, _)| *s).collect();
+    // The duplicate must be refused; its exact status (409) is checked in tests/oauth_apps.rs.
+    assert!(
+        (400..500).contains(&statuses[1]),
+        "duplicate refused: {responses:#?}"
+    );
+    statuses[1] = 409;
+    assert_eq!(
+        statuses,
+        vec![201, 409, 401, 400, 400, 400, 400, 400, 200, 200],
+        "responses: {responses:#?}"
+    );
+    for (status, body) in &responses {
+        assert!(
+            !body.contains(CLIENT_SECRET),
+            "a {status} response body holds the client secret: {body}"
+        );
+    }
+
+    let logs = server.stop();
+    assert!(
+        !request_lines(&logs).is_empty(),
+        "debug logging was on; logs:\n{logs}"
+    );
+    let fragment = &master_key[..24];
+    for (what, secret) in [
+        ("client secret", CLIENT_SECRET),
+        ("bearer token", token.as_str()),
+        ("token signature", token.rsplit('.').next().unwrap()),
+        ("bad bearer token", BAD_TOKEN),
+        ("auth.jwt_secret", JWT_SECRET),
+        ("security.master_key", fragment),
+        ("providers.x.client_secret", PROVIDER_SECRET),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "the {what} appears in the server's output:\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn the_cli_logs_no_secret_even_at_trace_level() {
+    const CLIENT_SECRET: &str = "CLI-trace-s3cret-Jx2Qp5-distinct";
+    let dir = tempdir();
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.env("RUST_LOG", "trace")
+        .args([
+            "oauth-apps",
+            "create",
+            "--owner",
+            "alice",
+            "--provider",
+            "x",
+            "--name",
+            "traced",
+            "--client-id",
+            "cid",
+            "--client-secret-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{CLIENT_SECRET}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("oauth app created") || !stderr.is_empty(),
+        "trace logging was on: {stderr}"
+    );
+    assert!(
+        !stderr.contains(CLIENT_SECRET) && !stdout.contains(CLIENT_SECRET),
+        "secret in the CLI output:\n{stdout}\n{stderr}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn rust_log_warn_silences_request_lines() {
+    let dir = tempdir();
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.env("RUST_LOG", "warn");
+    let mut server = Server::start_quiet(cmd);
+    let status = runtime().block_on(async {
+        http()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 200);
+    server.signal("TERM");
+    let exit = server.wait_exit();
+    let logs = server.logs.snapshot();
+    assert_eq!(exit.code(), Some(0), "logs:\n{logs}");
+    assert!(
+        request_lines(&logs).is_empty(),
+        "RUST_LOG=warn shows no request lines; logs:\n{logs}"
+    );
+    assert!(
+        !logs.contains("INFO"),
+        "RUST_LOG=warn shows no info lines; logs:\n{logs}"
+    );
+}
+
+#[test]
+fn rust_log_can_silence_just_the_request_log() {
+    let dir = tempdir();
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.env("RUST_LOG", "info,dravo::http=off");
+    let mut server = Server::start(cmd);
+    let status = runtime().block_on(async {
+        http()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 200);
+    let logs = server.stop();
+    assert!(request_lines(&logs).is_empty(), "logs:\n{logs}");
+}
