@@ -59,7 +59,15 @@ impl Authenticator {
         let mut validation = Validation::new(algorithms[0]);
         validation.algorithms = algorithms;
         validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp"]);
+        // A configured issuer or audience must be present, not merely right when present.
+        let mut required = vec!["exp"];
+        if auth.issuer.is_some() {
+            required.push("iss");
+        }
+        if auth.audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         match &auth.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,

@@ -162,8 +162,13 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
-            let _ = e.print();
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                // Help and version go to stdout as clap formats them.
+                let _ = e.print();
+            } else {
+                eprintln!("{}", one_line_usage_error(&e.render().to_string()));
+            }
             return ExitCode::from(e.exit_code() as u8);
         }
     };
@@ -178,6 +183,18 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// clap's usage error as one sentence: its message and details, without the usage block.
+fn one_line_usage_error(rendered: &str) -> String {
+    let text = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{text} (see --help)")
 }
 
 fn init_logging(serving: bool) {

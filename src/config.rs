@@ -157,51 +157,60 @@ pub struct ProviderConfig {
 
 /// Accepts `["a", "b"]` or `"a b"` / `"a,b"`: the string form is what an environment variable
 /// can carry.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StringOrList {
-    List(Vec<String>),
-    String(String),
-}
-
-impl StringOrList {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            StringOrList::List(v) => v,
-            StringOrList::String(s) => s
-                .split(|c: char| c.is_whitespace() || c == ',')
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    struct ListVisitor;
+    impl<'de> serde::de::Visitor<'de> for ListVisitor {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of strings or a space- or comma-separated string")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+            Ok(s.split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
-                .collect(),
+                .collect())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                out.push(item);
+            }
+            Ok(out)
         }
     }
-}
-
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    Ok(StringOrList::deserialize(d)?.into_vec())
-}
-
-/// Accepts `15` or `"15"`: environment variables always carry strings.
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumberOrString {
-        Number(u64),
-        String(String),
-    }
-    match NumberOrString::deserialize(d)? {
-        NumberOrString::Number(n) => Ok(n),
-        NumberOrString::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| serde::de::Error::custom(format!("expected a whole number, found `{s}`"))),
-    }
+    d.deserialize_any(ListVisitor)
 }
 
 fn optional_string_or_list<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<Vec<String>>, D::Error> {
-    Ok(Option::<StringOrList>::deserialize(d)?.map(StringOrList::into_vec))
+    string_or_list(d).map(Some)
+}
+
+/// Accepts `15` or `"15"`: environment variables always carry strings.
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    struct NumberVisitor;
+    impl serde::de::Visitor<'_> for NumberVisitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<u64, E> {
+            Ok(n)
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<u64, E> {
+            u64::try_from(n).map_err(|_| E::custom("expected a whole number, found a negative one"))
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<u64, E> {
+            s.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("expected a whole number, found `{s}`")))
+        }
+    }
+    d.deserialize_any(NumberVisitor)
 }
 
 /// Where the configuration came from, to name it in error messages.
@@ -213,10 +222,11 @@ struct Sources {
 
 impl Sources {
     fn describe(&self, key: &str) -> String {
-        if let Some((_, var)) = self
-            .env
-            .iter()
-            .find(|(k, _)| k == key || key.starts_with(&format!("{k}.")))
+        // The key may be the variable's own key, a part of it (an unknown section), or lie
+        // under it.
+        if let Some((_, var)) = self.env.iter().find(|(k, _)| {
+            k == key || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
+        })
         {
             return format!(" (from environment variable {var})");
         }
@@ -437,10 +447,16 @@ fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
     let path = err.path.join(".");
     let sentence = match &err.kind {
         Kind::UnknownField(field, _) => {
-            let key = if path.is_empty() {
-                field.clone()
+            // figment's path already ends with the unknown field.
+            let key = if path.is_empty() || !path.ends_with(field.as_str()) {
+                [path.as_str(), field.as_str()]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(".")
             } else {
-                format!("{path}.{field}")
+                path.clone()
             };
             format!(
                 "unknown configuration key `{key}`{}",

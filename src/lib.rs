@@ -30,6 +30,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Binds `server.bind`, opens the core and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
+    // Listen for signals before anything is served, so a signal that arrives early still
+    // means a graceful stop rather than the default kill.
+    let shutdown = shutdown_signal()
+        .map_err(|e| Error::Internal(format!("cannot listen for shutdown signals: {e}")))?;
     let addr = config.bind_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -46,7 +50,7 @@ pub async fn serve(config: Config) -> Result<()> {
         database = %dravo.config().database.path.display(),
         "listening on http://{bound}"
     );
-    run(listener, dravo, shutdown_signal())
+    run(listener, dravo, shutdown)
         .await
         .map_err(|e| Error::Internal(format!("the server failed: {e}")))?;
     tracing::info!("stopped");
@@ -65,25 +69,27 @@ pub async fn run(
         .await
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that completes
+/// when either arrives.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+    }
 }

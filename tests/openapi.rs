@@ -26,10 +26,14 @@ fn checked_in() -> Value {
 }
 
 /// Every (path, method, operation) under `/v1`.
+/// The provider's callback: the browser lands there, so the signed state is its only proof.
+const CALLBACK_PATH: &str = "/v1/oauth/{provider}/callback";
+
+/// Every dashboard operation under /v1 (all but the provider callback).
 fn v1_operations(spec: &Value) -> Vec<(String, String, Value)> {
     let mut out = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
-        if !path.starts_with("/v1/") {
+        if !path.starts_with("/v1/") || path == CALLBACK_PATH {
             continue;
         }
         for (method, op) in item.as_object().unwrap() {
@@ -157,6 +161,27 @@ fn every_v1_operation_requires_the_bearer_scheme() {
             "{method} {path} security {security:?} does not require {bearer}"
         );
         assert!(!security.is_empty(), "{method} {path}");
+    }
+}
+
+#[test]
+fn callback_needs_no_auth_and_declares_redirect_and_html_pages() {
+    let spec = spec();
+    let op = &spec["paths"][CALLBACK_PATH]["get"];
+    assert!(
+        op["security"].as_array().is_none_or(|s| s.is_empty()),
+        "{op}"
+    );
+    assert!(
+        header_names(&op["responses"]["302"]).contains(&"location".to_owned()),
+        "{op}"
+    );
+    for status in ["200", "400"] {
+        assert!(
+            op["responses"][status]["content"]["text/html; charset=utf-8"].is_object()
+                || op["responses"][status]["content"]["text/html"].is_object(),
+            "{status}: {op}"
+        );
     }
 }
 
@@ -403,7 +428,12 @@ async fn every_v1_operation_in_the_spec_is_routed_and_guarded() {
     // 401 without a token.
     let app = spawn_app().await;
     for (path, method, _) in v1_operations(&spec()) {
-        let url = app.url(&path.replace("{id}", "oa_abcdefghijklmnopqrst"));
+        let id = if path.starts_with("/v1/accounts") {
+            "acc_abcdefghijklmnopqrst"
+        } else {
+            "oa_abcdefghijklmnopqrst"
+        };
+        let url = app.url(&path.replace("{id}", id).replace("{provider}", "x"));
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let mut req = app.http.request(method.clone(), url);
         if method == reqwest::Method::POST {

@@ -175,6 +175,17 @@ fn clean_parse_reason(reason: &str) -> String {
     s.trim_end_matches('.').to_owned()
 }
 
+/// "invalid parameter `id`: …" from a parameter parse failure. poem-openapi calls path
+/// parameters `param0`…, so the name our own parse error carries wins.
+fn parameter_message(reason: &str) -> String {
+    let reason = clean_parse_reason(reason);
+    let own = match reason.rfind("parameter `") {
+        Some(i) => &reason[i..],
+        None => reason.as_str(),
+    };
+    format!("invalid {own}")
+}
+
 fn json_response(status: StatusCode, code: ErrorCode, message: String) -> Response {
     let mut resp = Json(ErrorBody {
         error: ErrorDetail { code, message },
@@ -196,6 +207,10 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
         ParseRequestPayloadError,
     };
+    // Typed endpoint errors (`ApiError`) arrive already rendered.
+    if err.is_from_response() {
+        return err.into_response();
+    }
     if let Some(CoreError(core)) = err.downcast_ref::<CoreError>() {
         let (code, message) = classify(core);
         return ApiError::new(code, message).into_response();
@@ -205,19 +220,11 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {
-        let message = format!(
-            "invalid path parameter `{}`: {}",
-            e.name,
-            clean_parse_reason(&e.reason)
-        );
+        let message = parameter_message(&e.reason);
         return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
     }
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
-        let message = format!(
-            "invalid parameter `{}`: {}",
-            e.name,
-            clean_parse_reason(&e.reason)
-        );
+        let message = parameter_message(&format!("parameter `{}`: {}", e.name, e.reason));
         return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
     }
     if err.is::<ContentTypeError>() {

@@ -26,6 +26,7 @@ pub struct CreateOAuthApp {
     /// Your app's client secret (stored encrypted).
     pub client_secret: Checked<ClientSecret>,
     /// Scopes to request instead of the provider's defaults.
+    #[oai(skip_serializing_if_is_none)]
     pub scopes: Option<ScopeList>,
 }
 

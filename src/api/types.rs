@@ -75,7 +75,10 @@ impl<T: ApiString> ParseFromJSON for Checked<T> {
 
 impl<T: ApiString> ParseFromParameter for Checked<T> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        T::parse_str(value).map(Checked).map_err(ParseError::custom)
+        // poem-openapi calls path parameters `param0`…: name the parameter here instead.
+        T::parse_str(value)
+            .map(Checked)
+            .map_err(|e| ParseError::custom(format!("parameter `{}`: {e}", T::FIELD)))
     }
 }
 
@@ -157,8 +160,9 @@ impl ApiString for ClientSecret {
         ClientSecret::parse(value)
     }
     fn to_api_string(&self) -> String {
-        // Never serialised in a response; write-only in the schema.
-        "[REDACTED]".into()
+        // Only request bodies (and their documented example) carry this type; no response
+        // does, and the schema marks it write-only.
+        self.expose().to_owned()
     }
 }
 
