@@ -1170,3 +1170,49 @@ fn no_subcommand_is_a_usage_error() {
     let out = dravo(dir.path(), &[]);
     assert_eq!(out.code, 2, "{}", out.describe());
 }
+
+#[test]
+fn bad_owner_values_are_usage_errors() {
+    let dir = tempdir();
+    let long = "o".repeat(129);
+    for owner in ["", long.as_str(), "a\u{7}b"] {
+        dravo(dir.path(), &["oauth-apps", "list", "--owner", owner]).assert_usage_error();
+        dravo(dir.path(), &["token", "issue", "--sub", owner]).assert_usage_error();
+    }
+    let ok = "o".repeat(128);
+    dravo(dir.path(), &["oauth-apps", "list", "--owner", &ok]).assert_success();
+}
+
+#[test]
+fn bad_secrets_and_scopes_are_usage_errors_that_do_not_echo_the_secret() {
+    let dir = tempdir();
+    let long_secret = format!("{SECRET}{}", "s".repeat(2049 - SECRET.len()));
+    let with_stdin = |stdin: &str, extra: &[&str]| {
+        let mut args = create_base("n");
+        args.push("--client-secret-stdin".into());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut cmd = dravo_cmd(dir.path());
+        cmd.args(args);
+        run_cmd(cmd, stdin)
+    };
+    with_stdin(&format!("{long_secret}\n"), &[])
+        .assert_usage_error()
+        .assert_hides(SECRET);
+    with_stdin(&format!("{SECRET}\u{1b}[31m\n"), &[])
+        .assert_usage_error()
+        .assert_hides(SECRET);
+    with_stdin(&format!("{SECRET}\n"), &["--scopes", "a\"b"])
+        .assert_usage_error()
+        .assert_hides(SECRET);
+    // An empty variable is as good as no secret.
+    let mut args = create_base("n");
+    args.extend(["--client-secret-env".into(), "EMPTY_SECRET_VAR".into()]);
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.args(args).env("EMPTY_SECRET_VAR", "");
+    run_cmd(cmd, "").assert_usage_error();
+    // A secret of exactly 2048 characters is fine.
+    let max_secret = format!("{SECRET}{}", "s".repeat(2048 - SECRET.len()));
+    with_stdin(&max_secret, &["--json"])
+        .assert_success()
+        .assert_hides(SECRET);
+}

@@ -763,3 +763,41 @@ fn key_file_lands_beside_a_database_in_a_new_directory() {
     assert_eq!(mode(&key_file), 0o600);
     assert!(!dir.path().join("dravo.key").exists());
 }
+
+#[test]
+fn concurrent_first_runs_agree_on_one_key() {
+    // Several commands start at once in an empty directory: exactly one key file results,
+    // every command succeeds, and every token verifies against that key.
+    let dir = tempdir();
+    let children: Vec<std::process::Child> = (0..8)
+        .map(|_| {
+            let mut cmd = dravo_cmd(dir.path());
+            cmd.args(["token", "issue", "--sub", "alice"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let tokens: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "a concurrent first run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        })
+        .collect();
+    let mut config = dravo::Config::default();
+    config.database.path = dir.path().join("dravo.db");
+    let dravo = dravo::Dravo::open(config, None).unwrap();
+    for token in &tokens {
+        let owner = dravo
+            .authenticate(token)
+            .unwrap_or_else(|e| panic!("a token from a concurrent first run is refused: {e}"));
+        assert_eq!(owner.as_str(), "alice");
+    }
+}

@@ -25,12 +25,25 @@ const SAFETY_TIMEOUT: Duration = Duration::from_secs(60);
 struct LogBuf {
     text: Mutex<String>,
     changed: Condvar,
+    /// How many of the two streams (stderr, stdout) have reached end of file.
+    closed: Mutex<u8>,
 }
 
 impl LogBuf {
     fn append(&self, line: &str) {
         self.text.lock().unwrap().push_str(line);
         self.changed.notify_all();
+    }
+
+    fn close_one(&self) {
+        *self.closed.lock().unwrap() += 1;
+        // Take the text lock so a waiter cannot miss the notification.
+        let _text = self.text.lock().unwrap();
+        self.changed.notify_all();
+    }
+
+    fn all_closed(&self) -> bool {
+        *self.closed.lock().unwrap() >= 2
     }
 
     /// Waits until the logs satisfy `pred`; panics (with the logs) after the safety timeout.
@@ -41,6 +54,10 @@ impl LogBuf {
             if pred(&text) {
                 return text.clone();
             }
+            assert!(
+                !self.all_closed(),
+                "the process closed its output (exited) before {what}; logs:\n{text}"
+            );
             let now = Instant::now();
             assert!(
                 now < deadline,
@@ -76,6 +93,7 @@ fn spawn_reader(stream: impl Read + Send + 'static, logs: Arc<LogBuf>) -> JoinHa
                 Ok(_) => logs.append(&String::from_utf8_lossy(&buf)),
             }
         }
+        logs.close_one();
     })
 }
 
@@ -544,6 +562,19 @@ fn graceful_shutdown_finishes_an_in_flight_request(sig: &str) {
     let dir = tempdir();
     let token = issue_token(dir.path(), "alice", &[]);
     let mut server = Server::start(dravo_cmd(dir.path()));
+    // A first request, answered, before the one under test. Until the signal-handler bug
+    // (see `a_signal_right_after_the_listening_line_is_still_graceful`) is fixed, this makes
+    // it very likely that the handlers are installed before the signal is sent.
+    let healthz = runtime().block_on(async {
+        http()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(healthz, 200);
 
     let body = app_body("slow upload", "slow-secret").to_string();
     let (first, rest) = body.as_bytes().split_at(body.len() / 2);
@@ -616,6 +647,25 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
 #[test]
 fn sigint_lets_an_in_flight_request_finish_then_exits_0() {
     graceful_shutdown_finishes_an_in_flight_request("INT");
+}
+
+#[test]
+#[ignore = "BUG: src/lib.rs shutdown_signal() installs the SIGINT/SIGTERM handlers lazily, on the first poll of the shutdown future inside poem's accept loop, after `listening on` is logged and requests are already served; a signal before that poll kills the process with the default disposition (exit by signal 15, no `stopped`, in-flight requests cut)"]
+fn a_signal_right_after_the_listening_line_is_still_graceful() {
+    // Once `listening on` is logged the server is up: SIGTERM must shut it down cleanly.
+    for round in 0..5 {
+        let dir = tempdir();
+        let mut server = Server::start(dravo_cmd(dir.path()));
+        server.signal("TERM");
+        let status = server.wait_exit();
+        let logs = server.logs.snapshot();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "round {round}: {status} (killed by the signal instead of a graceful stop); logs:\n{logs}"
+        );
+        assert!(logs.contains("stopped"), "round {round}; logs:\n{logs}");
+    }
 }
 
 #[test]
@@ -983,4 +1033,44 @@ fn rust_log_can_silence_just_the_request_log() {
     assert_eq!(status, 200);
     let logs = server.stop();
     assert!(request_lines(&logs).is_empty(), "logs:\n{logs}");
+}
+
+#[test]
+fn an_address_in_use_stops_serve_with_one_line_naming_server_bind() {
+    // The test holds the port, so `serve` cannot have it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempdir();
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.env("DRAVO_SERVER_BIND", &addr);
+    let (child, logs, readers) = {
+        // `Server::spawn` would override the bind with port 0; spawn by hand instead.
+        cmd.arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let logs = Arc::new(LogBuf::default());
+        let readers = vec![
+            spawn_reader(child.stderr.take().unwrap(), logs.clone()),
+            spawn_reader(child.stdout.take().unwrap(), logs.clone()),
+        ];
+        (child, logs, readers)
+    };
+    let mut server = Server {
+        child,
+        addr: taken.local_addr().unwrap(),
+        logs,
+        readers,
+        exit: None,
+    };
+    let status = server.wait_exit();
+    let logs = server.logs.snapshot();
+    assert_eq!(status.code(), Some(1), "logs:\n{logs}");
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.len(), 1, "one line:\n{logs}");
+    assert!(lines[0].starts_with("error:"), "{logs}");
+    assert!(lines[0].contains("server.bind"), "{logs}");
+    assert!(lines[0].contains(&addr), "{logs}");
+    drop(taken);
 }
