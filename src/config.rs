@@ -226,8 +226,7 @@ impl Sources {
         // under it.
         if let Some((_, var)) = self.env.iter().find(|(k, _)| {
             k == key || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
-        })
-        {
+        }) {
             return format!(" (from environment variable {var})");
         }
         match &self.file {

@@ -296,7 +296,6 @@ fn assert_names_key_exactly(line: &str, key: &str) {
 }
 
 #[test]
-#[ignore = "BUG: src/config.rs describe_figment_error (Kind::UnknownField) appends the field to err.path, which already ends with it: `server.bindd.bindd`"]
 fn unknown_keys_are_named_exactly() {
     let dir = tempdir();
     let file = dir.path().join("dravo.toml");
@@ -322,7 +321,6 @@ fn unknown_keys_are_named_exactly() {
 }
 
 #[test]
-#[ignore = "BUG: src/config.rs Sources::describe does not match an unknown section (`foo`) to the variable DRAVO_FOO_BAR that introduced it, so the error names neither the variable nor says it came from the environment"]
 fn unknown_section_from_an_environment_variable_names_the_variable() {
     let dir = tempdir();
     dravo_env(dir.path(), &[("DRAVO_FOO_BAR", "1")], LIST).assert_config_error(&["DRAVO_FOO_BAR"]);
@@ -349,7 +347,6 @@ fn wrong_type_for_a_list_names_the_key() {
 }
 
 #[test]
-#[ignore = "BUG: src/config.rs describe_figment_error passes serde's untagged-enum message through: `data did not match any variant of untagged enum StringOrList` is not a sentence a user can act on"]
 fn wrong_type_for_a_list_is_explained_without_rust_internals() {
     let dir = tempdir();
     write(

@@ -250,7 +250,6 @@ async fn name_is_trimmed() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: src/api/error.rs render_poem_error re-renders handler ApiErrors: 409 becomes 400 invalid_request"]
 async fn duplicate_after_trimming_is_409_conflict() {
     let app = spawn_app().await;
     app.create_ok("alice", &app_body("x", "  Padded Name \t"))
@@ -304,7 +303,6 @@ async fn client_id_of_512_chars_is_valid() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "BUG: src/api/error.rs render_poem_error re-renders handler ApiErrors: 409 becomes 400 invalid_request"]
 async fn duplicate_name_for_same_tenant_and_provider_is_409_conflict() {
     let app = spawn_app().await;
     app.create_ok("alice", &app_body("x", "Twin")).await;
@@ -872,7 +870,6 @@ async fn get_with_well_formed_missing_id_is_404() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: src/api/error.rs render_poem_error re-renders handler ApiErrors: a missing app says \"no such endpoint\""]
 async fn missing_app_404_message_names_the_app_id() {
     let app = app_with_one_row().await;
     let resp = app
@@ -889,7 +886,6 @@ async fn missing_app_404_message_names_the_app_id() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: src/api/error.rs render_poem_error: a bad `{id}` is reported as path parameter `param0`"]
 async fn bad_id_message_names_the_id_parameter() {
     let app = app_with_one_row().await;
     let resp = app.get_as("alice", "/v1/oauth-apps/nope").await;

@@ -408,7 +408,6 @@ fn create_body_schema_documents_the_limits() {
 }
 
 #[test]
-#[ignore = "BUG: src/api/oauth_apps.rs CreateOAuthApp example renders client_secret as \"[REDACTED]\" and scopes as null, unlike the seed request"]
 fn create_body_example_is_the_seed_request() {
     let spec = spec();
     assert_eq!(
