@@ -241,12 +241,11 @@ impl Sources {
 fn env_key(var: &str) -> Option<String> {
     let rest = var.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
     let (section, key) = rest.split_once('_')?;
-    if section == "providers" {
-        if let Some((provider, rest)) = key.split_once('_')
-            && Provider::ALL.iter().any(|p| p.as_str() == provider)
-        {
-            return Some(format!("providers.{provider}.{rest}"));
-        }
+    if section == "providers"
+        && let Some((provider, rest)) = key.split_once('_')
+        && Provider::ALL.iter().any(|p| p.as_str() == provider)
+    {
+        return Some(format!("providers.{provider}.{rest}"));
     }
     Some(format!("{section}.{key}"))
 }
