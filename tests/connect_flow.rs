@@ -1323,7 +1323,6 @@ async fn a_token_endpoint_400_redirects_with_invalid_grant() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: facebook/instagram report Graph's error type `OAuthException` instead of invalid_grant"]
 async fn a_meta_token_endpoint_400_redirects_with_invalid_grant() {
     for kind in [Kind::Facebook, Kind::Instagram] {
         failing_connect(kind, Fault::TokenStatus(400), "invalid_grant").await;

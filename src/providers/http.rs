@@ -174,6 +174,24 @@ pub fn safe_code(code: &str) -> String {
     }
 }
 
+/// `OAuthException` → `oauth_exception`, so every code Dravo passes on is snake_case.
+fn snake_case(code: &str) -> String {
+    let mut out = String::with_capacity(code.len() + 4);
+    let chars: Vec<char> = code.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            // A word starts where an upper-case letter follows a lower-case one.
+            if i > 0 && chars[i - 1].is_ascii_lowercase() {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(*c);
+        }
+    }
+    safe_code(&out)
+}
+
 /// Keeps a provider-supplied description printable and short.
 pub fn safe_description(text: &str) -> String {
     text.chars()
@@ -206,17 +224,19 @@ pub fn oauth_error(body: &Value) -> Option<(String, Option<String>)> {
             if code.as_deref() == Some("ok") {
                 return None;
             }
-            let code = obj
-                .get("type")
-                .and_then(text)
-                .or(code)
-                .unwrap_or_else(|| "provider_error".into());
-            return Some((safe_code(&code), describe(obj.get("message"))));
+            // Graph: {"type": "OAuthException", "code": 190, "message": …}.
+            let kind = obj.get("type").and_then(text);
+            let description = match (obj.get("message").and_then(text), &code) {
+                (Some(m), Some(c)) => Some(safe_description(&format!("{m} (code {c})"))),
+                (m, _) => m.map(|m| safe_description(&m)),
+            };
+            let code = kind.or(code).unwrap_or_else(|| "provider_error".into());
+            return Some((snake_case(&code), description));
         }
         _ => {}
     }
     if let Some(kind) = body.get("error_type").and_then(text) {
-        return Some((safe_code(&kind), describe(body.get("error_message"))));
+        return Some((snake_case(&kind), describe(body.get("error_message"))));
     }
     None
 }
@@ -255,13 +275,16 @@ mod tests {
             oauth_error(
                 &json!({"error": {"message": "Invalid token", "type": "OAuthException", "code": 190}})
             ),
-            Some(("OAuthException".into(), Some("Invalid token".into())))
+            Some((
+                "oauth_exception".into(),
+                Some("Invalid token (code 190)".into())
+            ))
         );
         assert_eq!(
             oauth_error(
                 &json!({"error_type": "OAuthException", "code": 400, "error_message": "Invalid code"})
             ),
-            Some(("OAuthException".into(), Some("Invalid code".into())))
+            Some(("oauth_exception".into(), Some("Invalid code".into())))
         );
         assert_eq!(
             oauth_error(&json!({"data": {}, "error": {"code": "ok"}})),

@@ -141,13 +141,14 @@ impl Provider {
         endpoints: &Endpoints,
         exchange: &CodeExchange<'_>,
     ) -> Result<TokenSet, ProviderError> {
-        match self {
+        let result = match self {
             Provider::X => x::exchange_code(http, endpoints, exchange).await,
             Provider::Linkedin => linkedin::exchange_code(http, endpoints, exchange).await,
             Provider::Facebook => facebook::exchange_code(http, endpoints, exchange).await,
             Provider::Instagram => instagram::exchange_code(http, endpoints, exchange).await,
             Provider::Tiktok => tiktok::exchange_code(http, endpoints, exchange).await,
-        }
+        };
+        result.map_err(standard_token_error)
     }
 
     /// Asks the provider who the token belongs to.
@@ -199,6 +200,38 @@ impl FromStr for Provider {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| UnknownProvider(s.chars().take(40).collect()))
+    }
+}
+
+/// The token-endpoint error codes of RFC 6749 §5.2.
+const TOKEN_ERROR_CODES: [&str; 6] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
+
+/// A refusal at the token endpoint in a provider's own vocabulary (Meta's `oauth_exception`,
+/// a bare HTTP status) becomes `invalid_grant`, the RFC 6749 code for a code that cannot be
+/// exchanged, so dashboards see the same code for every provider. The original code stays in
+/// the description.
+fn standard_token_error(err: ProviderError) -> ProviderError {
+    match err {
+        ProviderError::Rejected { code, description }
+            if !TOKEN_ERROR_CODES.contains(&code.as_str()) =>
+        {
+            let description = match description {
+                Some(d) if !d.is_empty() => format!("{code}: {d}"),
+                _ => code,
+            };
+            ProviderError::Rejected {
+                code: "invalid_grant".into(),
+                description: Some(description),
+            }
+        }
+        other => other,
     }
 }
 
@@ -300,6 +333,28 @@ fn required_id(body: &Value, field: &str) -> Result<String, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_errors_outside_rfc6749_become_invalid_grant() {
+        let meta = ProviderError::Rejected {
+            code: "oauth_exception".into(),
+            description: Some("code used".into()),
+        };
+        assert_eq!(
+            standard_token_error(meta),
+            ProviderError::Rejected {
+                code: "invalid_grant".into(),
+                description: Some("oauth_exception: code used".into())
+            }
+        );
+        let standard = ProviderError::Rejected {
+            code: "invalid_client".into(),
+            description: None,
+        };
+        assert_eq!(standard_token_error(standard.clone()), standard);
+        let down = ProviderError::Unavailable("HTTP 503".into());
+        assert_eq!(standard_token_error(down.clone()), down);
+    }
 
     #[test]
     fn names_round_trip_and_are_case_sensitive() {

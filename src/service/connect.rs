@@ -61,10 +61,30 @@ struct FlowApp {
     scopes: Vec<String>,
 }
 
-/// Appends query parameters to a URL, keeping the ones it has.
+/// The query parameters Dravo sets on the return URL.
+const RESULT_PARAMS: [&str; 5] = [
+    "status",
+    "provider",
+    "account_id",
+    "error",
+    "error_description",
+];
+
+/// Sets the result parameters on a URL, keeping its other query parameters. Any result
+/// parameter it already had is replaced, so a dashboard never reads a stale one first.
 fn with_params(base: &str, params: &[(&str, &str)]) -> Option<String> {
     let mut url = Url::parse(base).ok()?;
-    url.query_pairs_mut().extend_pairs(params);
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !RESULT_PARAMS.contains(&k.as_ref()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() || !params.is_empty() {
+        url.query_pairs_mut()
+            .extend_pairs(kept)
+            .extend_pairs(params);
+    }
     Some(url.into())
 }
 
@@ -386,6 +406,19 @@ mod tests {
 
     fn under(url: &str, prefix: &str) -> bool {
         under_prefix(&Url::parse(url).unwrap(), &Url::parse(prefix).unwrap())
+    }
+
+    #[test]
+    fn result_params_replace_stale_ones_and_keep_the_rest() {
+        let url = with_params(
+            "https://dash.example.com/done?tab=2&status=error&error=x",
+            &[("status", "connected"), ("account_id", "acc_1")],
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "https://dash.example.com/done?tab=2&status=connected&account_id=acc_1"
+        );
     }
 
     #[test]
