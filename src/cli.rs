@@ -280,27 +280,10 @@ async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
         } => {
             let owner = Owner::parse("--owner", &owner)?;
             let apps = dravo.list_apps(&owner, provider).await?;
-            if json {
-                let views: Vec<OAuthAppView> = apps.into_iter().map(Into::into).collect();
-                return print_json(&views);
-            }
-            if apps.is_empty() {
-                return print_line("no OAuth apps");
-            }
-            let rows: Vec<Vec<String>> = apps
-                .iter()
-                .map(|a| {
-                    vec![
-                        a.id.clone(),
-                        a.provider.to_string(),
-                        a.name.clone(),
-                        a.client_id.clone(),
-                        a.created_at.clone(),
-                        a.redirect_uri.clone(),
-                    ]
-                })
-                .collect();
-            print_table(
+            print_list::<_, OAuthAppView>(
+                apps,
+                json,
+                "no OAuth apps",
                 &[
                     "ID",
                     "PROVIDER",
@@ -309,7 +292,16 @@ async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
                     "CREATED",
                     "REDIRECT URI",
                 ],
-                &rows,
+                |a| {
+                    vec![
+                        a.id.clone(),
+                        a.provider.to_string(),
+                        a.name.clone(),
+                        a.client_id.clone(),
+                        a.created_at.clone(),
+                        a.redirect_uri.clone(),
+                    ]
+                },
             )
         }
         OauthAppsCommand::Show {
@@ -339,29 +331,22 @@ async fn accounts(dravo: &Dravo, cmd: AccountsCommand) -> Result<()> {
         } => {
             let owner = Owner::parse("--owner", &owner)?;
             let accounts = dravo.list_accounts(&owner, provider).await?;
-            if json {
-                let views: Vec<AccountView> = accounts.into_iter().map(Into::into).collect();
-                return print_json(&views);
-            }
-            if accounts.is_empty() {
-                return print_line("no connected accounts");
-            }
-            let rows: Vec<Vec<String>> = accounts
-                .iter()
-                .map(|a| {
+            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            print_list::<_, AccountView>(
+                accounts,
+                json,
+                "no connected accounts",
+                &["ID", "PROVIDER", "USERNAME", "NAME", "STATUS", "EXPIRES"],
+                |a| {
                     vec![
                         a.id.clone(),
                         a.provider.to_string(),
-                        a.username.clone().unwrap_or_else(|| "-".into()),
-                        a.display_name.clone().unwrap_or_else(|| "-".into()),
+                        or_dash(&a.username),
+                        or_dash(&a.display_name),
                         a.status.clone(),
-                        a.expires_at.clone().unwrap_or_else(|| "-".into()),
+                        or_dash(&a.expires_at),
                     ]
-                })
-                .collect();
-            print_table(
-                &["ID", "PROVIDER", "USERNAME", "NAME", "STATUS", "EXPIRES"],
-                &rows,
+                },
             )
         }
         AccountsCommand::Show {
@@ -440,6 +425,28 @@ fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
         app.scopes.join(" "),
         app.created_at
     ))
+}
+
+/// Prints a list as the API's JSON array (`--json`) or as a table with one row per item.
+fn print_list<T, V>(
+    items: Vec<T>,
+    json: bool,
+    empty: &str,
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> Result<()>
+where
+    V: From<T> + ToJSON,
+{
+    if json {
+        let views: Vec<V> = items.into_iter().map(V::from).collect();
+        return print_json(&views);
+    }
+    if items.is_empty() {
+        return print_line(empty);
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    print_table(header, &rows)
 }
 
 /// Prints rows as an aligned table under `header`.
