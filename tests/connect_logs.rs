@@ -1,0 +1,193 @@
+//! A connect flow through the real `dravo serve` process at the most verbose log level: the
+//! log shows the flow happened, and never a client secret, authorization code, state,
+//! access or refresh token, or dashboard token.
+
+#[path = "support/fake_provider.rs"]
+mod fake_provider;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fake_provider::{FakeProvider, Kind};
+
+/// The server process; killed on drop so a failed assertion leaves nothing running.
+struct Server {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    base_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dravo(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dravo"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DRAVO_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("DRAVO_DATABASE_PATH", dir.join("dravo.db"));
+    cmd
+}
+
+fn start_server(dir: &std::path::Path, fake: &FakeProvider) -> Server {
+    let (authorize, token, api) = fake.config_urls();
+    let mut child = dravo(dir)
+        .arg("serve")
+        .env("DRAVO_SERVER_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "trace")
+        .env(
+            "DRAVO_DASHBOARD_ALLOWED_RETURN_URLS",
+            "https://dash.example.com",
+        )
+        .env("DRAVO_PROVIDERS_FACEBOOK_AUTHORIZE_URL", authorize)
+        .env("DRAVO_PROVIDERS_FACEBOOK_TOKEN_URL", token)
+        .env("DRAVO_PROVIDERS_FACEBOOK_API_BASE", api)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    for stream in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let base_url = loop {
+        let found = log.lock().unwrap().iter().find_map(|l| {
+            l.find("listening on http://").map(|i| {
+                l[i + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+        });
+        if let Some(url) = found {
+            break url;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not start: {:?}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Server {
+        child,
+        log,
+        base_url,
+    }
+}
+
+#[tokio::test]
+async fn a_facebook_connect_at_trace_level_logs_no_secret_code_state_or_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "fb-secret-LOGCHECK-9f8e7d";
+    let fake = FakeProvider::start(Kind::Facebook, "fb-client-123", secret).await;
+    let server = start_server(dir.path(), &fake);
+    let out = dravo(dir.path())
+        .args(["token", "issue", "--sub", "alice"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let jwt = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let created: serde_json::Value = http
+        .post(format!("{}/v1/oauth-apps", server.base_url))
+        .bearer_auth(&jwt)
+        .json(&serde_json::json!({
+            "provider": "facebook", "name": "Log check",
+            "client_id": "fb-client-123", "client_secret": secret,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let start: serde_json::Value = http
+        .get(format!("{}/v1/oauth/facebook/start", server.base_url))
+        .query(&[
+            ("oauth_app_id", created["id"].as_str().unwrap()),
+            ("return_url", "https://dash.example.com/done"),
+        ])
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let authorize_url = url::Url::parse(start["authorize_url"].as_str().unwrap()).unwrap();
+    let state = authorize_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let consent = http.get(authorize_url.as_str()).send().await.unwrap();
+    let callback = consent.headers()["location"].to_str().unwrap().to_owned();
+    let done = http.get(&callback).send().await.unwrap();
+    let location = done.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("status=connected"), "{location}");
+
+    // Stop gracefully so every log line is flushed.
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("stopped"))
+    {
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = server.log.lock().unwrap().join("\n");
+
+    assert!(
+        log.contains("account connected"),
+        "the flow is not in the log"
+    );
+    let mut forbidden = vec![
+        ("client secret", secret.to_owned()),
+        ("dashboard token", jwt.clone()),
+        ("state", state.clone()),
+    ];
+    for code in fake.issued_codes() {
+        forbidden.push(("authorization code", code));
+    }
+    for token in fake.issued_access_tokens() {
+        forbidden.push(("access token", token));
+    }
+    for token in fake.issued_refresh_tokens() {
+        forbidden.push(("refresh token", token));
+    }
+    assert!(forbidden.len() >= 5, "{forbidden:?}");
+    for (what, value) in forbidden {
+        assert!(!log.contains(&value), "the log contains the {what}");
+    }
+}
