@@ -2,6 +2,8 @@
 //! `finish_connect` checks the state at the callback, trades the code for tokens, asks the
 //! provider who the account is, and stores it.
 
+use std::sync::Arc;
+
 use url::Url;
 
 use super::{Account, Dravo};
@@ -10,6 +12,7 @@ use crate::domain::{AppId, ClientSecret, Owner, Scopes, unix_now};
 use crate::error::{Error, Result};
 use crate::providers::http::{safe_code, safe_description};
 use crate::providers::{AuthorizeParams, CodeExchange, Provider};
+use crate::store::oauth_apps::AppRow;
 
 /// Longest `return_url` accepted.
 const MAX_RETURN_URL_LEN: usize = 2048;
@@ -57,8 +60,15 @@ pub enum CallbackOutcome {
 struct FlowApp {
     app_id: Option<String>,
     client_id: String,
-    client_secret: ClientSecret,
     scopes: Vec<String>,
+    secret: FlowSecret,
+}
+
+/// Where the app's client secret is. `start` never needs it, so a BYOK secret stays sealed
+/// until the callback exchanges a code.
+enum FlowSecret {
+    Sealed(Arc<AppRow>),
+    Config(ClientSecret),
 }
 
 /// The query parameters Dravo sets on the return URL.
@@ -144,18 +154,18 @@ impl Dravo {
     ) -> Result<FlowApp> {
         match app_id {
             Some(id) => {
-                let creds = self.app_credentials(owner, id).await?;
-                if creds.provider != provider {
+                let row = self.app_row(owner, id).await?;
+                if row.provider != provider {
                     return Err(Error::invalid(format!(
                         "OAuth app {id} is for {}, not {provider}",
-                        creds.provider
+                        row.provider
                     )));
                 }
                 Ok(FlowApp {
                     app_id: Some(id.to_string()),
-                    client_id: creds.client_id,
-                    client_secret: creds.client_secret,
-                    scopes: creds.scopes,
+                    client_id: row.client_id.clone(),
+                    scopes: row.scopes.clone(),
+                    secret: FlowSecret::Sealed(row),
                 })
             }
             None => {
@@ -173,13 +183,14 @@ impl Dravo {
                     Some(s) => Scopes::parse(s)?.into_vec(),
                     None => Scopes::defaults(provider).into_vec(),
                 };
+                let secret = ClientSecret::parse(secret.expose_secret()).map_err(|e| {
+                    Error::config(format!("providers.{provider}.client_secret: {e}"))
+                })?;
                 Ok(FlowApp {
                     app_id: None,
                     client_id,
-                    client_secret: ClientSecret::parse(secret.expose_secret()).map_err(|e| {
-                        Error::config(format!("providers.{provider}.client_secret: {e}"))
-                    })?,
                     scopes,
+                    secret: FlowSecret::Config(secret),
                 })
             }
         }
@@ -341,6 +352,20 @@ impl Dravo {
             }
         };
 
+        let client_secret = match &app.secret {
+            FlowSecret::Config(secret) => secret.clone(),
+            FlowSecret::Sealed(row) => match self.open_client_secret(row) {
+                Ok(secret) => secret,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open an app's client secret");
+                    return fail(
+                        FailureKind::Internal,
+                        "internal",
+                        "Dravo could not complete the sign-in",
+                    );
+                }
+            },
+        };
         let verifier = provider
             .uses_pkce()
             .then(|| state::pkce_verifier(self.0.keys.state_key(), &claims.nonce));
@@ -348,7 +373,7 @@ impl Dravo {
         let endpoints = self.endpoints(provider);
         let exchange = CodeExchange {
             client_id: &app.client_id,
-            client_secret: app.client_secret.expose(),
+            client_secret: client_secret.expose(),
             redirect_uri: &redirect_uri,
             code: provider.clean_code(code),
             code_verifier: verifier.as_deref(),

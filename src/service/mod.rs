@@ -3,6 +3,7 @@
 //! OAuth apps live here; the connect flow in `connect`, connected accounts in `accounts`.
 
 mod accounts;
+mod cache;
 mod connect;
 
 pub use accounts::Account;
@@ -38,6 +39,7 @@ struct Inner {
     /// Indexed like `Provider::ALL`.
     endpoints: Vec<Endpoints>,
     allowed_return_urls: Vec<Url>,
+    apps: cache::AppCache,
 }
 
 /// What a caller gives to create an OAuth app.
@@ -126,6 +128,7 @@ impl Dravo {
             http,
             endpoints,
             allowed_return_urls,
+            apps: cache::AppCache::default(),
         })))
     }
 
@@ -169,15 +172,15 @@ impl Dravo {
             .map(|_| ())
     }
 
-    fn view(&self, row: oauth_apps::AppRow) -> OAuthApp {
+    fn view(&self, row: &oauth_apps::AppRow) -> OAuthApp {
         OAuthApp {
             redirect_uri: self.redirect_uri(row.provider),
-            id: row.id,
+            id: row.id.clone(),
             provider: row.provider,
-            name: row.name,
-            client_id: row.client_id,
-            scopes: row.scopes,
-            created_at: row.created_at,
+            name: row.name.clone(),
+            client_id: row.client_id.clone(),
+            scopes: row.scopes.clone(),
+            created_at: row.created_at.clone(),
         }
     }
 
@@ -206,7 +209,7 @@ impl Dravo {
             .call(move |c| oauth_apps::insert(c, &row).map(|_| row))
             .await?;
         tracing::info!(app_id = %row.id, provider = %row.provider, "oauth app created");
-        Ok(self.view(row))
+        Ok(self.view(&row))
     }
 
     pub async fn list_apps(
@@ -214,28 +217,49 @@ impl Dravo {
         owner: &Owner,
         provider: Option<Provider>,
     ) -> Result<Vec<OAuthApp>> {
-        let owner = owner.clone();
-        let rows = self
-            .0
-            .store
-            .call(move |c| oauth_apps::list(c, &owner, provider))
-            .await?;
-        Ok(rows.into_iter().map(|r| self.view(r)).collect())
+        let version = self.0.store.data_version()?;
+        let rows = match self.0.apps.list(version, owner.as_str(), provider) {
+            Some(rows) => rows,
+            None => {
+                let o = owner.clone();
+                let rows = Arc::new(
+                    self.0
+                        .store
+                        .call(move |c| oauth_apps::list(c, &o, provider))
+                        .await?,
+                );
+                self.0
+                    .apps
+                    .put_list(version, owner.as_str(), provider, rows.clone());
+                rows
+            }
+        };
+        Ok(rows.iter().map(|r| self.view(r)).collect())
     }
 
-    async fn app_row(&self, owner: &Owner, id: &AppId) -> Result<oauth_apps::AppRow> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.0
-            .store
-            .call(move |c| {
-                oauth_apps::get(c, &owner, &id)?
-                    .ok_or_else(|| Error::not_found(format!("no OAuth app with id {id}")))
-            })
-            .await
+    /// One of the owner's apps, from the cache when the database has not changed since.
+    async fn app_row(&self, owner: &Owner, id: &AppId) -> Result<Arc<oauth_apps::AppRow>> {
+        let version = self.0.store.data_version()?;
+        if let Some(row) = self.0.apps.row(version, owner.as_str(), id.as_str()) {
+            return Ok(row);
+        }
+        let (o, i) = (owner.clone(), id.clone());
+        let row = Arc::new(
+            self.0
+                .store
+                .call(move |c| {
+                    oauth_apps::get(c, &o, &i)?
+                        .ok_or_else(|| Error::not_found(format!("no OAuth app with id {i}")))
+                })
+                .await?,
+        );
+        self.0.apps.put_row(version, row.clone());
+        Ok(row)
     }
 
     pub async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {
-        Ok(self.view(self.app_row(owner, id).await?))
+        let row = self.app_row(owner, id).await?;
+        Ok(self.view(&row))
     }
 
     pub async fn delete_app(&self, owner: &Owner, id: &AppId) -> Result<()> {
@@ -256,17 +280,21 @@ impl Dravo {
     /// Opens an app's client secret, for a call to its provider.
     pub async fn app_credentials(&self, owner: &Owner, id: &AppId) -> Result<AppCredentials> {
         let row = self.app_row(owner, id).await?;
+        Ok(AppCredentials {
+            provider: row.provider,
+            client_id: row.client_id.clone(),
+            client_secret: self.open_client_secret(&row)?,
+            scopes: row.scopes.clone(),
+        })
+    }
+
+    pub(super) fn open_client_secret(&self, row: &oauth_apps::AppRow) -> Result<ClientSecret> {
         let plain = self.0.keys.sealer().open(
             &secret_context(&row.id, &row.owner, row.provider),
             &row.client_secret_sealed,
         )?;
         let secret = String::from_utf8(plain)
             .map_err(|_| Error::Unseal("a sealed client secret is not UTF-8".into()))?;
-        Ok(AppCredentials {
-            provider: row.provider,
-            client_id: row.client_id,
-            client_secret: ClientSecret::parse(&secret)?,
-            scopes: row.scopes,
-        })
+        ClientSecret::parse(&secret)
     }
 }

@@ -9,6 +9,7 @@ pub mod oauth_apps;
 pub mod oauth_states;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -38,6 +39,8 @@ fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     path: PathBuf,
+    /// A connection kept only to read `PRAGMA data_version` (see `data_version`).
+    watcher: Arc<Mutex<Connection>>,
 }
 
 impl Store {
@@ -61,9 +64,12 @@ impl Store {
             .map_err(|e| {
                 Error::Store(format!("cannot open the database {}: {e}", path.display()))
             })?;
+        let mut watcher = Connection::open(path)?;
+        init_connection(&mut watcher)?;
         let store = Store {
             pool,
             path: path.to_path_buf(),
+            watcher: Arc::new(Mutex::new(watcher)),
         };
         store.migrate()?;
         Ok(store)
@@ -117,6 +123,20 @@ impl Store {
         .map_err(|e| Error::Internal(format!("a database task failed: {e}")))?
     }
 
+    /// A number that changes whenever any connection — in this process or another, such as
+    /// the CLI — commits a change. Reading it touches only SQLite's shared-memory WAL index,
+    /// no table and no disk, so it is cheap enough to call on an async worker per request;
+    /// it is what lets a read cache trust its entries.
+    pub fn data_version(&self) -> Result<i64> {
+        let conn = self
+            .watcher
+            .lock()
+            .map_err(|_| Error::Internal("the database watcher lock is poisoned".into()))?;
+        Ok(conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     /// Runs `f` with a pooled connection on the current thread (for start-up checks).
     pub fn call_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.pool.get()?;
@@ -156,6 +176,22 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn data_version_changes_when_another_connection_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let server = Store::open(&path).unwrap();
+        let cli = Store::open(&path).unwrap();
+        let before = server.data_version().unwrap();
+        assert_eq!(server.data_version().unwrap(), before);
+        cli.call_sync(|c| meta_init(c, "k", "v")).unwrap();
+        assert_ne!(server.data_version().unwrap(), before);
+        // The store's own pooled writes count too.
+        let mid = server.data_version().unwrap();
+        server.call_sync(|c| meta_init(c, "k2", "v")).unwrap();
+        assert_ne!(server.data_version().unwrap(), mid);
     }
 
     #[test]
