@@ -4,6 +4,7 @@
 # Measures, in one run against a release build:
 #   - wrk -t2 -c64 throughput of a bare poem handler returning fixed JSON (examples/bare_json.rs)
 #   - wrk -t2 -c64 throughput of authenticated GET /v1/oauth-apps for a tenant with 5 apps
+#   - wrk -t2 -c64 throughput of authenticated GET /v1/oauth/x/start with a BYOK app
 #   - dravo's RSS when idle (before load) and after load
 #   - hyperfine mean time of `dravo oauth-apps list --owner bench`
 #
@@ -126,7 +127,12 @@ done
 TOKEN=$("$DRAVO" token issue --sub bench --ttl 3600)
 AUTH="Authorization: Bearer $TOKEN"
 
-# Sanity: the measured request is a 200 with the 5 apps, not a cheap error.
+APP_ID=$("$DRAVO" oauth-apps list --owner bench --json | grep -o '"id":"oa_[a-z2-7]*"' | head -1 | cut -d'"' -f4)
+START_URL="$DRAVO_URL/v1/oauth/x/start?oauth_app_id=$APP_ID"
+
+# Sanity: the measured requests are 200s with real content, not cheap errors.
+curl -fsS -H "$AUTH" "$START_URL" | grep -q '"authorize_url"' ||
+    die "authenticated GET /v1/oauth/x/start failed"
 curl -fsS -H "$AUTH" "$DRAVO_URL/v1/oauth-apps" >"$TMP/apps.json" ||
     die "authenticated GET /v1/oauth-apps failed"
 APP_COUNT=$(grep -o '"id":"oa_' "$TMP/apps.json" | wc -l)
@@ -156,10 +162,13 @@ p99() { awk '$1 == "99%" {print $2}' "$TMP/wrk-$1.txt"; }
 
 run_wrk bare "$BARE_URL"
 run_wrk dravo "$DRAVO_URL/v1/oauth-apps" -H "$AUTH"
+run_wrk start "$START_URL" -H "$AUTH"
 BARE_RPS=$(rps bare)
 DRAVO_RPS=$(rps dravo)
-[[ -n $BARE_RPS && -n $DRAVO_RPS ]] || die "could not read Requests/sec from wrk"
+START_RPS=$(rps start)
+[[ -n $BARE_RPS && -n $DRAVO_RPS && -n $START_RPS ]] || die "could not read Requests/sec from wrk"
 RATIO=$(awk -v d="$DRAVO_RPS" -v b="$BARE_RPS" 'BEGIN {printf "%.3f", d / b}')
+START_RATIO=$(awk -v d="$START_RPS" -v b="$BARE_RPS" 'BEGIN {printf "%.3f", d / b}')
 
 sleep 1
 LOADED_RSS_KB=$(rss_kb "$DRAVO_PID")
@@ -177,6 +186,7 @@ CLI_SD_MS=$(grep -o '"stddev": *[0-9.eE+-]*' "$TMP/hyperfine.json" | head -1 |
 # --- summary --------------------------------------------------------------------------------
 verdict() { awk -v ok="$1" 'BEGIN {print (ok ? "met" : "MISSED")}'; }
 RATIO_OK=$(awk -v r="$RATIO" 'BEGIN {print (r >= 0.5)}')
+START_OK=$(awk -v r="$START_RATIO" 'BEGIN {print (r >= 0.5)}')
 IDLE_OK=$(awk -v kb="$IDLE_RSS_KB" 'BEGIN {print (kb < 20 * 1024)}')
 CLI_OK=$(awk -v ms="$CLI_MEAN_MS" 'BEGIN {print (ms < 20)}')
 
@@ -188,11 +198,13 @@ printf '%-34s %-22s %-14s %s\n' "metric" "value" "target" "result"
 printf '%-34s %-22s %-14s %s\n' "bare poem GET / (req/s)" "$BARE_RPS (p99 $(p99 bare))" "-" "-"
 printf '%-34s %-22s %-14s %s\n' "dravo GET /v1/oauth-apps (req/s)" "$DRAVO_RPS (p99 $(p99 dravo))" "-" "-"
 printf '%-34s %-22s %-14s %s\n' "ratio dravo / bare" "$RATIO" ">= 0.5" "$(verdict "$RATIO_OK")"
+printf '%-34s %-22s %-14s %s\n' "dravo GET /v1/oauth/x/start (req/s)" "$START_RPS (p99 $(p99 start))" "-" "-"
+printf '%-34s %-22s %-14s %s\n' "ratio start / bare" "$START_RATIO" ">= 0.5" "$(verdict "$START_OK")"
 printf '%-34s %-22s %-14s %s\n' "dravo idle RSS" "$(mb "$IDLE_RSS_KB") MB" "< 20 MB" "$(verdict "$IDLE_OK")"
 printf '%-34s %-22s %-14s %s\n' "dravo RSS after load" "$(mb "$LOADED_RSS_KB") MB" "-" "-"
 printf '%-34s %-22s %-14s %s\n' "dravo oauth-apps list (mean)" "$CLI_MEAN_MS ms ± $CLI_SD_MS" "< 20 ms" "$(verdict "$CLI_OK")"
 
-if [[ $STRICT == 1 && ($RATIO_OK != 1 || $IDLE_OK != 1 || $CLI_OK != 1) ]]; then
+if [[ $STRICT == 1 && ($RATIO_OK != 1 || $START_OK != 1 || $IDLE_OK != 1 || $CLI_OK != 1) ]]; then
     exit 1
 fi
 exit 0

@@ -9,7 +9,9 @@ pub mod oauth_apps;
 pub mod oauth_states;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use thread_local::ThreadLocal;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -39,8 +41,9 @@ fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     path: PathBuf,
-    /// A connection kept only to read `PRAGMA data_version` (see `data_version`).
-    watcher: Arc<Mutex<Connection>>,
+    /// Connections kept only to read `PRAGMA data_version` (see `data_version`), one per
+    /// thread so that readers never wait on each other.
+    watchers: Arc<ThreadLocal<Connection>>,
 }
 
 impl Store {
@@ -64,12 +67,10 @@ impl Store {
             .map_err(|e| {
                 Error::Store(format!("cannot open the database {}: {e}", path.display()))
             })?;
-        let mut watcher = Connection::open(path)?;
-        init_connection(&mut watcher)?;
         let store = Store {
             pool,
             path: path.to_path_buf(),
-            watcher: Arc::new(Mutex::new(watcher)),
+            watchers: Arc::new(ThreadLocal::new()),
         };
         store.migrate()?;
         Ok(store)
@@ -128,10 +129,11 @@ impl Store {
     /// no table and no disk, so it is cheap enough to call on an async worker per request;
     /// it is what lets a read cache trust its entries.
     pub fn data_version(&self) -> Result<i64> {
-        let conn = self
-            .watcher
-            .lock()
-            .map_err(|_| Error::Internal("the database watcher lock is poisoned".into()))?;
+        let conn = self.watchers.get_or_try(|| -> Result<Connection> {
+            let mut conn = Connection::open(&self.path)?;
+            init_connection(&mut conn)?;
+            Ok(conn)
+        })?;
         Ok(conn
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |r| r.get(0))?)
