@@ -1,10 +1,14 @@
 //! Dashboard authentication: verifying the bearer JWT that names the tenant, and issuing
 //! HS256 tokens for `dravo token issue`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
+use thread_local::ThreadLocal;
 
 use crate::config::Config;
 use crate::crypto::Keys;
@@ -20,7 +24,14 @@ pub struct Authenticator {
     tenant_claim: String,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Tokens already verified, per thread: token → (tenant, last second it is valid).
+    /// A dashboard sends the same token many times; checking it once is enough while the
+    /// keys cannot change.
+    verified: ThreadLocal<RefCell<HashMap<Box<str>, (Owner, u64)>>>,
 }
+
+/// Verified tokens remembered per thread before the memo starts over.
+const VERIFIED_MEMO_LIMIT: usize = 1024;
 
 impl Authenticator {
     pub fn from_config(config: &Config, keys: &Keys) -> Result<Self> {
@@ -83,16 +94,47 @@ impl Authenticator {
             tenant_claim: auth.tenant_claim.clone(),
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
+            verified: ThreadLocal::new(),
         })
     }
 
     /// Checks a bearer token and returns the tenant it names.
     pub fn verify(&self, token: &str) -> Result<Owner> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    fn verify_at(&self, token: &str, now: u64) -> Result<Owner> {
+        let memo = self.verified.get_or_default();
+        if let Some((owner, valid_until)) = memo.borrow().get(token)
+            && now <= *valid_until
+        {
+            return Ok(owner.clone());
+        }
+        let (owner, exp) = self.verify_uncached(token)?;
+        let mut memo = memo.borrow_mut();
+        if memo.len() >= VERIFIED_MEMO_LIMIT {
+            memo.clear();
+        }
+        // Valid as long as the decoder would still accept `exp` (it allows the leeway).
+        memo.insert(
+            token.into(),
+            (owner.clone(), exp.saturating_add(self.validation.leeway)),
+        );
+        Ok(owner)
+    }
+
+    /// Verifies signature and claims; returns the tenant and the token's `exp`.
+    fn verify_uncached(&self, token: &str) -> Result<(Owner, u64)> {
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
                 .map_err(|e| Error::unauthorized(describe_jwt_error(e.kind())))?;
+        let exp = data
+            .claims
+            .get("exp")
+            .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
+            .ok_or_else(|| Error::unauthorized("the bearer token's `exp` claim is malformed"))?;
         let claim = &self.tenant_claim;
-        match data.claims.get(claim) {
+        let owner = match data.claims.get(claim) {
             Some(Value::String(tenant)) => Owner::parse(claim, tenant).map_err(|_| {
                 Error::unauthorized(format!(
                     "the bearer token's `{claim}` claim must be 1 to {} characters without control characters",
@@ -105,7 +147,8 @@ impl Authenticator {
             None => Err(Error::unauthorized(format!(
                 "the bearer token has no `{claim}` claim naming the tenant"
             ))),
-        }
+        }?;
+        Ok((owner, exp))
     }
 
     /// Signs a token for `subject` valid for `ttl_seconds`, with the issuer and audience the
@@ -170,5 +213,67 @@ fn describe_jwt_error(kind: &ErrorKind) -> String {
         ErrorKind::InvalidAudience => "the bearer token's audience is not accepted".into(),
         ErrorKind::ImmatureSignature => "the bearer token is not valid yet".into(),
         _ => "the bearer token is malformed or uses an algorithm Dravo does not accept".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    fn authenticator() -> Authenticator {
+        let keys = Keys::derive(&MasterKey::generate());
+        Authenticator::from_config(&Config::default(), &keys).unwrap()
+    }
+
+    fn token_with_exp(auth: &Authenticator, exp: u64) -> String {
+        let mut claims = Map::new();
+        claims.insert("sub".into(), "alice".into());
+        claims.insert("exp".into(), exp.into());
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            auth.encoding.as_ref().unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn remembered_tokens_expire_with_their_exp() {
+        let auth = authenticator();
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = token_with_exp(&auth, now + 600);
+        assert_eq!(auth.verify_at(&token, now).unwrap().as_str(), "alice");
+        // Remembered until exp + leeway, then checked afresh.
+        let until = auth.verified.get().unwrap().borrow()[token.as_str()].1;
+        assert_eq!(until, now + 600 + auth.validation.leeway);
+
+        // An expired token stays refused even when a stale memo entry says otherwise once the
+        // memo's own limit has passed.
+        let expired = token_with_exp(&auth, now - 3600);
+        assert!(auth.verify_at(&expired, now).is_err());
+        auth.verified.get().unwrap().borrow_mut().insert(
+            expired.as_str().into(),
+            (Owner::parse("t", "alice").unwrap(), now + 10),
+        );
+        assert!(
+            auth.verify_at(&expired, now).is_ok(),
+            "the memo is consulted"
+        );
+        assert!(
+            auth.verify_at(&expired, now + 11).is_err(),
+            "past its limit the memo is ignored"
+        );
+    }
+
+    #[test]
+    fn memo_is_bounded() {
+        let auth = authenticator();
+        let now = jsonwebtoken::get_current_timestamp();
+        for i in 0..VERIFIED_MEMO_LIMIT + 5 {
+            let token = token_with_exp(&auth, now + 600 + i as u64);
+            auth.verify_at(&token, now).unwrap();
+        }
+        assert!(auth.verified.get().unwrap().borrow().len() <= VERIFIED_MEMO_LIMIT);
     }
 }

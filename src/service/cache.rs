@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::AppList;
 use crate::providers::Provider;
 use crate::store::oauth_apps::AppRow;
 
@@ -16,7 +17,7 @@ const MAX_ENTRIES: usize = 10_000;
 struct Entries {
     version: i64,
     /// (owner, provider filter) → the list, oldest first.
-    lists: HashMap<(String, Option<Provider>), Arc<Vec<AppRow>>>,
+    lists: HashMap<(String, Option<Provider>), Arc<AppList>>,
     /// (owner, app id) → the row.
     rows: HashMap<(String, String), Arc<AppRow>>,
 }
@@ -48,7 +49,7 @@ impl AppCache {
         version: i64,
         owner: &str,
         provider: Option<Provider>,
-    ) -> Option<Arc<Vec<AppRow>>> {
+    ) -> Option<Arc<AppList>> {
         self.entries()
             .at(version)
             .lists
@@ -63,12 +64,12 @@ impl AppCache {
         version: i64,
         owner: &str,
         provider: Option<Provider>,
-        rows: Arc<Vec<AppRow>>,
+        list: Arc<AppList>,
     ) {
         self.entries()
             .at(version)
             .lists
-            .insert((owner.to_owned(), provider), rows);
+            .insert((owner.to_owned(), provider), list);
     }
 
     pub fn row(&self, version: i64, owner: &str, id: &str) -> Option<Arc<AppRow>> {
@@ -108,7 +109,7 @@ mod tests {
     fn entries_live_until_the_version_moves() {
         let cache = AppCache::default();
         cache.put_row(1, Arc::new(row("alice", "oa_1")));
-        cache.put_list(1, "alice", None, Arc::new(vec![row("alice", "oa_1")]));
+        cache.put_list(1, "alice", None, Arc::new(AppList::new(vec![])));
         assert!(cache.row(1, "alice", "oa_1").is_some());
         assert!(cache.row(1, "bob", "oa_1").is_none());
         assert!(cache.list(1, "alice", None).is_some());

@@ -66,6 +66,24 @@ pub struct OAuthApp {
     pub created_at: String,
 }
 
+/// An owner's apps as one shareable list. `rendered` is a memo for whoever turns the list
+/// into a response body: the list is immutable, so the body only needs building once for as
+/// long as the list stays cached.
+#[derive(Debug)]
+pub struct AppList {
+    pub apps: Vec<OAuthApp>,
+    pub rendered: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl AppList {
+    pub fn new(apps: Vec<OAuthApp>) -> Self {
+        AppList {
+            apps,
+            rendered: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// An app's credentials, opened for a call to its provider.
 pub struct AppCredentials {
     pub provider: Provider,
@@ -217,24 +235,30 @@ impl Dravo {
         owner: &Owner,
         provider: Option<Provider>,
     ) -> Result<Vec<OAuthApp>> {
+        Ok(self.list_apps_shared(owner, provider).await?.apps.clone())
+    }
+
+    /// The owner's apps, oldest first, shared with the cache (the hot read of the API).
+    pub async fn list_apps_shared(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Arc<AppList>> {
         let version = self.0.store.data_version()?;
-        let rows = match self.0.apps.list(version, owner.as_str(), provider) {
-            Some(rows) => rows,
-            None => {
-                let o = owner.clone();
-                let rows = Arc::new(
-                    self.0
-                        .store
-                        .call(move |c| oauth_apps::list(c, &o, provider))
-                        .await?,
-                );
-                self.0
-                    .apps
-                    .put_list(version, owner.as_str(), provider, rows.clone());
-                rows
-            }
-        };
-        Ok(rows.iter().map(|r| self.view(r)).collect())
+        if let Some(list) = self.0.apps.list(version, owner.as_str(), provider) {
+            return Ok(list);
+        }
+        let o = owner.clone();
+        let rows = self
+            .0
+            .store
+            .call(move |c| oauth_apps::list(c, &o, provider))
+            .await?;
+        let list = Arc::new(AppList::new(rows.iter().map(|r| self.view(r)).collect()));
+        self.0
+            .apps
+            .put_list(version, owner.as_str(), provider, list.clone());
+        Ok(list)
     }
 
     /// One of the owner's apps, from the cache when the database has not changed since.

@@ -11,8 +11,8 @@ pub mod oauth_states;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use thread_local::ThreadLocal;
 use std::time::Duration;
+use thread_local::ThreadLocal;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OptionalExtension, params};
