@@ -27,8 +27,11 @@ pub struct Authenticator {
     /// Tokens already verified, per thread: token → (tenant, last second it is valid).
     /// A dashboard sends the same token many times; checking it once is enough while the
     /// keys cannot change.
-    verified: ThreadLocal<RefCell<HashMap<Box<str>, (Owner, u64)>>>,
+    verified: ThreadLocal<RefCell<VerifiedMemo>>,
 }
+
+/// token → (tenant, last second the token is still valid).
+type VerifiedMemo = HashMap<Box<str>, (Owner, u64)>;
 
 /// Verified tokens remembered per thread before the memo starts over.
 const VERIFIED_MEMO_LIMIT: usize = 1024;
