@@ -379,13 +379,13 @@ impl Dravo {
             code_verifier: verifier.as_deref(),
         };
         let tokens = match provider
-            .exchange_code(&self.0.http, endpoints, &exchange)
+            .exchange_code(self.http(), endpoints, &exchange)
             .await
         {
             Ok(t) => t,
             Err(e) => return fail(FailureKind::Provider, e.code(), &e.description()),
         };
-        let identity = match provider.identify(&self.0.http, endpoints, &tokens).await {
+        let identity = match provider.identify(self.http(), endpoints, &tokens).await {
             Ok(i) => i,
             Err(e) => return fail(FailureKind::Provider, e.code(), &e.description()),
         };

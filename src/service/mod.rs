@@ -35,7 +35,9 @@ struct Inner {
     keys: Keys,
     auth: Authenticator,
     public_url: String,
-    http: ProviderHttp,
+    /// Built on first use: its TLS set-up (root certificates) would cost every CLI call
+    /// several milliseconds otherwise.
+    http: std::sync::OnceLock<ProviderHttp>,
     /// Indexed like `Provider::ALL`.
     endpoints: Vec<Endpoints>,
     allowed_return_urls: Vec<Url>,
@@ -123,7 +125,6 @@ impl Dravo {
         }
         let auth = Authenticator::from_config(&config, &keys)?;
         let public_url = config.public_url(bound);
-        let http = ProviderHttp::new(Duration::from_secs(config.providers.timeout_seconds));
         let endpoints = Provider::ALL
             .iter()
             .map(|p| p.endpoints(config.providers.get(*p)))
@@ -143,7 +144,7 @@ impl Dravo {
             keys,
             auth,
             public_url,
-            http,
+            http: std::sync::OnceLock::new(),
             endpoints,
             allowed_return_urls,
             apps: cache::AppCache::default(),
@@ -161,6 +162,13 @@ impl Dravo {
     /// The callback URL for `provider`, which users register at the provider.
     pub fn redirect_uri(&self, provider: Provider) -> String {
         format!("{}/v1/oauth/{provider}/callback", self.0.public_url)
+    }
+
+    /// The client for calls to providers.
+    fn http(&self) -> &ProviderHttp {
+        self.0.http.get_or_init(|| {
+            ProviderHttp::new(Duration::from_secs(self.0.config.providers.timeout_seconds))
+        })
     }
 
     fn endpoints(&self, provider: Provider) -> &Endpoints {
