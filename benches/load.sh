@@ -76,7 +76,9 @@ trap 'exit 130' INT TERM
 free_port() {
     local port
     for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 40000))
+        # Below Linux's ephemeral range (32768+), so no TIME_WAIT socket of an earlier
+        # wrk run holds it.
+        port=$((20000 + RANDOM % 12000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return
@@ -85,11 +87,12 @@ free_port() {
     die "no free port found"
 }
 
-wait_http() { # url, what
+wait_http() { # url, what, log file
     for _ in $(seq 1 100); do
         curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
         sleep 0.1
     done
+    [[ -f ${3:-} ]] && tail -5 "$3" >&2
     die "$2 did not answer at $1 within 10 s"
 }
 
@@ -115,8 +118,8 @@ BARE_PID=$!
 PIDS+=("$BARE_PID")
 DRAVO_URL="http://127.0.0.1:$DRAVO_PORT"
 BARE_URL="http://127.0.0.1:$BARE_PORT/"
-wait_http "$DRAVO_URL/healthz" "dravo serve"
-wait_http "$BARE_URL" "bare_json"
+wait_http "$DRAVO_URL/healthz" "dravo serve" "$TMP/dravo.log"
+wait_http "$BARE_URL" "bare_json" "$TMP/bare.log"
 
 # --- data: 5 apps for tenant `bench`, created with the CLI while the server runs ------------
 export BENCH_CLIENT_SECRET="bench-secret-value"
