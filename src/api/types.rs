@@ -110,92 +110,89 @@ impl ApiString for Provider {
     }
 }
 
-impl ApiString for AppName {
-    const TYPE_NAME: &'static str = "AppName";
-    const FIELD: &'static str = "name";
-    fn describe(schema: &mut MetaSchema) {
-        schema.description = Some("1 to 120 characters after trimming; unique per provider.");
-        schema.min_length = Some(1);
-        schema.max_length = Some(AppName::MAX_LEN);
-        schema.pattern = Some(PRINTABLE_NOT_BLANK.into());
+/// A bounded text field: 1 to `MAX_LEN` characters, no control characters, not blank.
+macro_rules! bounded_text {
+    ($ty:ident, $field:literal, $description:literal, |$this:ident| $text:expr, |$schema:ident| $extra:block) => {
+        impl ApiString for $ty {
+            const TYPE_NAME: &'static str = stringify!($ty);
+            const FIELD: &'static str = $field;
+            fn describe($schema: &mut MetaSchema) {
+                $schema.description = Some($description);
+                $schema.min_length = Some(1);
+                $schema.max_length = Some($ty::MAX_LEN);
+                $schema.pattern = Some(PRINTABLE_NOT_BLANK.into());
+                $extra
+            }
+            fn parse_str(value: &str) -> Result<Self, Error> {
+                $ty::parse(value)
+            }
+            fn to_api_string(&self) -> String {
+                let $this = self;
+                $text.to_owned()
+            }
+        }
+    };
+}
+
+bounded_text!(
+    AppName,
+    "name",
+    "1 to 120 characters after trimming; unique per provider.",
+    |name| name.as_str(),
+    |schema| {
         schema.example = Some("My X App".into());
     }
-    fn parse_str(value: &str) -> Result<Self, Error> {
-        AppName::parse(value)
-    }
-    fn to_api_string(&self) -> String {
-        self.as_str().to_owned()
-    }
-}
+);
 
-impl ApiString for ClientId {
-    const TYPE_NAME: &'static str = "ClientId";
-    const FIELD: &'static str = "client_id";
-    fn describe(schema: &mut MetaSchema) {
-        schema.description = Some("Your app's client id (TikTok: client key).");
-        schema.min_length = Some(1);
-        schema.max_length = Some(ClientId::MAX_LEN);
-        schema.pattern = Some(PRINTABLE_NOT_BLANK.into());
-    }
-    fn parse_str(value: &str) -> Result<Self, Error> {
-        ClientId::parse(value)
-    }
-    fn to_api_string(&self) -> String {
-        self.as_str().to_owned()
-    }
-}
+bounded_text!(
+    ClientId,
+    "client_id",
+    "Your app's client id (TikTok: client key).",
+    |id| id.as_str(),
+    |_schema| {}
+);
 
-impl ApiString for ClientSecret {
-    const TYPE_NAME: &'static str = "ClientSecret";
-    const FIELD: &'static str = "client_secret";
-    fn describe(schema: &mut MetaSchema) {
-        schema.description = Some("Your app's client secret; stored sealed, never returned.");
-        schema.min_length = Some(1);
-        schema.max_length = Some(ClientSecret::MAX_LEN);
-        schema.pattern = Some(PRINTABLE_NOT_BLANK.into());
+// Only request bodies (and their documented example) carry a client secret; no response
+// does, and the schema marks it write-only.
+bounded_text!(
+    ClientSecret,
+    "client_secret",
+    "Your app's client secret; stored sealed, never returned.",
+    |secret| secret.expose(),
+    |schema| {
         schema.write_only = true;
         schema.format = Some("password");
     }
-    fn parse_str(value: &str) -> Result<Self, Error> {
-        ClientSecret::parse(value)
-    }
-    fn to_api_string(&self) -> String {
-        // Only request bodies (and their documented example) carry this type; no response
-        // does, and the schema marks it write-only.
-        self.expose().to_owned()
-    }
+);
+
+/// A prefixed random id (`oa_…`, `acc_…`) in a path.
+macro_rules! prefixed_id {
+    ($ty:ident, $description:literal) => {
+        impl ApiString for $ty {
+            const TYPE_NAME: &'static str = stringify!($ty);
+            const FIELD: &'static str = "id";
+            fn describe(schema: &mut MetaSchema) {
+                schema.description = Some($description);
+                schema.pattern = Some($ty::PATTERN.into());
+            }
+            fn parse_str(value: &str) -> Result<Self, Error> {
+                $ty::parse(value)
+            }
+            fn to_api_string(&self) -> String {
+                self.as_str().to_owned()
+            }
+        }
+    };
 }
 
-impl ApiString for AppId {
-    const TYPE_NAME: &'static str = "AppId";
-    const FIELD: &'static str = "id";
-    fn describe(schema: &mut MetaSchema) {
-        schema.description = Some("An OAuth app id: `oa_` and 20 lowercase base32 characters.");
-        schema.pattern = Some(AppId::PATTERN.into());
-    }
-    fn parse_str(value: &str) -> Result<Self, Error> {
-        AppId::parse(value)
-    }
-    fn to_api_string(&self) -> String {
-        self.as_str().to_owned()
-    }
-}
-
-impl ApiString for AccountId {
-    const TYPE_NAME: &'static str = "AccountId";
-    const FIELD: &'static str = "id";
-    fn describe(schema: &mut MetaSchema) {
-        schema.description =
-            Some("A connected account id: `acc_` and 20 lowercase base32 characters.");
-        schema.pattern = Some(AccountId::PATTERN.into());
-    }
-    fn parse_str(value: &str) -> Result<Self, Error> {
-        AccountId::parse(value)
-    }
-    fn to_api_string(&self) -> String {
-        self.as_str().to_owned()
-    }
-}
+prefixed_id!(
+    AppId,
+    "An OAuth app id: `oa_` and 20 lowercase base32 characters."
+);
+prefixed_id!(
+    AccountId,
+    "A connected account id: `acc_` and 20 lowercase base32 characters."
+);
 
 /// The optional scope list of a new app.
 #[derive(Debug, Clone)]
