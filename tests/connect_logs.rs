@@ -4,6 +4,7 @@
 
 #[path = "support/fake_provider.rs"]
 mod fake_provider;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fake_provider::{FakeProvider, Kind};
+use support::dravo_cmd;
 
 /// The server process; killed on drop so a failed assertion leaves nothing running.
 struct Server {
@@ -26,21 +28,9 @@ impl Drop for Server {
     }
 }
 
-fn dravo(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dravo"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DRAVO_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.current_dir(dir)
-        .env("DRAVO_DATABASE_PATH", dir.join("dravo.db"));
-    cmd
-}
-
 fn start_server(dir: &std::path::Path, fake: &FakeProvider) -> Server {
     let (authorize, token, api) = fake.config_urls();
-    let mut child = dravo(dir)
+    let mut child = dravo_cmd(dir)
         .arg("serve")
         .env("DRAVO_SERVER_BIND", "127.0.0.1:0")
         .env("RUST_LOG", "trace")
@@ -101,7 +91,7 @@ async fn a_facebook_connect_at_trace_level_logs_no_secret_code_state_or_token() 
     let secret = "fb-secret-LOGCHECK-9f8e7d";
     let fake = FakeProvider::start(Kind::Facebook, "fb-client-123", secret).await;
     let server = start_server(dir.path(), &fake);
-    let out = dravo(dir.path())
+    let out = dravo_cmd(dir.path())
         .args(["token", "issue", "--sub", "alice"])
         .output()
         .unwrap();
