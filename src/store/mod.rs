@@ -43,8 +43,22 @@ pub struct Store {
     path: PathBuf,
     /// Connections kept only to read `PRAGMA data_version` (see `data_version`), one per
     /// thread so that readers never wait on each other.
-    watchers: Arc<ThreadLocal<Connection>>,
+    watchers: Arc<ThreadLocal<Watcher>>,
+    /// The database's `-shm` file (the WAL index), read to skip unneeded pragmas.
+    wal_index: Option<Arc<std::fs::File>>,
 }
+
+/// One thread's view of the data version.
+struct Watcher {
+    conn: Connection,
+    /// The WAL-index header seen before the last pragma, and the version the pragma gave.
+    last: std::cell::Cell<Option<(WalIndexHeader, i64)>>,
+}
+
+/// The two copies of the WAL-index header at the start of the `-shm` file (the SQLite WAL
+/// format, "WAL-Index Format"). Every commit rewrites them (the change counter, the last
+/// valid frame, checksums); readers never write them.
+type WalIndexHeader = [u8; 96];
 
 impl Store {
     /// Opens (creating if needed) the database file, switches it to WAL and applies any
@@ -71,9 +85,13 @@ impl Store {
             pool,
             path: path.to_path_buf(),
             watchers: Arc::new(ThreadLocal::new()),
+            wal_index: None,
         };
         store.migrate()?;
-        Ok(store)
+        // The pool keeps a connection open, so the WAL index exists from here on.
+        let shm = PathBuf::from(format!("{}-shm", path.display()));
+        let wal_index = std::fs::File::open(shm).ok().map(Arc::new);
+        Ok(Store { wal_index, ..store })
     }
 
     fn migrate(&self) -> Result<()> {
@@ -125,18 +143,53 @@ impl Store {
     }
 
     /// A number that changes whenever any connection — in this process or another, such as
-    /// the CLI — commits a change. Reading it touches only SQLite's shared-memory WAL index,
-    /// no table and no disk, so it is cheap enough to call on an async worker per request;
-    /// it is what lets a read cache trust its entries.
+    /// the CLI — commits a change. It is what lets a read cache trust its entries, so it is
+    /// called per request on the async workers, and kept cheap:
+    ///
+    /// - when the WAL-index header (one 96-byte `pread` of the `-shm` file) is byte for byte
+    ///   what it was before this thread's last `PRAGMA data_version`, no commit has happened
+    ///   since, and that pragma's answer still holds;
+    /// - otherwise (a commit, a torn read of a header being written, no `-shm` file) the
+    ///   pragma runs: a SQLite read transaction on shared memory, no table, no disk.
     pub fn data_version(&self) -> Result<i64> {
-        let conn = self.watchers.get_or_try(|| -> Result<Connection> {
+        let watcher = self.watchers.get_or_try(|| -> Result<Watcher> {
             let mut conn = Connection::open(&self.path)?;
             init_connection(&mut conn)?;
-            Ok(conn)
+            Ok(Watcher {
+                conn,
+                last: std::cell::Cell::new(None),
+            })
         })?;
-        Ok(conn
+        let header = self.read_wal_index_header();
+        if let (Some(now), Some((seen, version))) = (header, watcher.last.get())
+            && now == seen
+        {
+            return Ok(version);
+        }
+        // The header is read before the pragma: a commit in between changes the header, so
+        // the next call looks again rather than trusting this answer too long.
+        let version: i64 = watcher
+            .conn
             .prepare_cached("PRAGMA data_version")?
-            .query_row([], |r| r.get(0))?)
+            .query_row([], |r| r.get(0))?;
+        watcher.last.set(header.map(|h| (h, version)));
+        Ok(version)
+    }
+
+    #[cfg(unix)]
+    fn read_wal_index_header(&self) -> Option<WalIndexHeader> {
+        use std::os::unix::fs::FileExt;
+        let mut header = [0u8; 96];
+        self.wal_index
+            .as_ref()?
+            .read_exact_at(&mut header, 0)
+            .ok()
+            .map(|_| header)
+    }
+
+    #[cfg(not(unix))]
+    fn read_wal_index_header(&self) -> Option<WalIndexHeader> {
+        None
     }
 
     /// Runs `f` with a pooled connection on the current thread (for start-up checks).
@@ -194,6 +247,35 @@ mod tests {
         let mid = server.data_version().unwrap();
         server.call_sync(|c| meta_init(c, "k2", "v")).unwrap();
         assert_ne!(server.data_version().unwrap(), mid);
+    }
+
+    #[test]
+    fn data_version_fast_path_never_misses_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let server = Store::open(&path).unwrap();
+        assert!(server.wal_index.is_some(), "the -shm file is read");
+        let other = rusqlite::Connection::open(&path).unwrap();
+        let mut last = server.data_version().unwrap();
+        for i in 0..200 {
+            // Unchanged database: the same answer (from the header check).
+            assert_eq!(server.data_version().unwrap(), last);
+            other
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, 'v')",
+                    [format!("k{i}")],
+                )
+                .unwrap();
+            if i % 50 == 0 {
+                // Checkpoints reset the WAL; commits after them must still be seen.
+                other
+                    .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                    .unwrap();
+            }
+            let now = server.data_version().unwrap();
+            assert_ne!(now, last, "commit {i} was not seen");
+            last = now;
+        }
     }
 
     #[test]
