@@ -293,11 +293,25 @@ pub struct Identity {
     pub display_name: Option<String>,
 }
 
-/// `base?k=v&…`, keeping any query the base already has.
+/// `base?k=v&…`, keeping any query and dropping any fragment the base has. Built as a
+/// string: the base is already a valid URL, so only the new pairs need encoding.
 fn url_with_query(base: &Url, params: &[(&str, &str)]) -> String {
-    let mut url = base.clone();
-    url.query_pairs_mut().extend_pairs(params);
-    url.into()
+    let mut out = String::with_capacity(base.as_str().len() + 256);
+    out.push_str(&base[..url::Position::AfterQuery]);
+    let start = match base.query() {
+        Some(q) if !q.is_empty() => {
+            out.push('&');
+            out.len()
+        }
+        Some(_) => out.len(),
+        None => {
+            out.push('?');
+            out.len()
+        }
+    };
+    url::form_urlencoded::Serializer::for_suffix(out, start)
+        .extend_pairs(params)
+        .finish()
 }
 
 /// Splits a scope list on spaces or commas (providers use either).
@@ -333,6 +347,30 @@ fn required_id(body: &Value, field: &str) -> Result<String, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_is_appended_to_the_base_url() {
+        let p = [("a", "x y"), ("b", "1,2")];
+        let plain = Url::parse("https://e.com/auth").unwrap();
+        assert_eq!(
+            url_with_query(&plain, &p),
+            "https://e.com/auth?a=x+y&b=1%2C2"
+        );
+        let with_query = Url::parse("https://e.com/auth?v=1#frag").unwrap();
+        assert_eq!(
+            url_with_query(&with_query, &p),
+            "https://e.com/auth?v=1&a=x+y&b=1%2C2"
+        );
+        let empty_query = Url::parse("https://e.com/auth?").unwrap();
+        assert_eq!(
+            url_with_query(&empty_query, &p),
+            "https://e.com/auth?a=x+y&b=1%2C2"
+        );
+        // Same as the url crate's own serialisation.
+        let mut expected = plain.clone();
+        expected.query_pairs_mut().extend_pairs(p);
+        assert_eq!(url_with_query(&plain, &p), expected.as_str());
+    }
 
     #[test]
     fn token_errors_outside_rfc6749_become_invalid_grant() {
