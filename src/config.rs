@@ -165,10 +165,7 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<St
             f.write_str("a list of strings or a space- or comma-separated string")
         }
         fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
-            Ok(s.split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect())
+            Ok(crate::domain::split_list(s))
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
             self,

@@ -156,13 +156,9 @@ impl Scopes {
         Ok(Scopes(out))
     }
 
-    /// Splits a space- or comma-separated list, as typed on a command line.
+    /// Parses a space- or comma-separated list, as typed on a command line.
     pub fn parse_list(value: &str) -> Result<Self, Error> {
-        let parts: Vec<&str> = value
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|s| !s.is_empty())
-            .collect();
-        Self::parse(&parts)
+        Self::parse(&split_list(value))
     }
 
     pub fn defaults(provider: crate::providers::Provider) -> Self {
@@ -182,6 +178,15 @@ impl Scopes {
     pub fn into_vec(self) -> Vec<String> {
         self.0
     }
+}
+
+/// Splits a list written as one string, `"a b c"` or `"a,b,c"`: scopes on a command line,
+/// list values in environment variables, and scopes as providers return them.
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";

@@ -54,6 +54,7 @@ impl Example for ErrorBody {
 }
 
 const BEARER_CHALLENGE: &str = "Bearer";
+const NOT_JSON: &str = "the request body must be JSON, sent with `Content-Type: application/json`";
 
 /// The error responses the typed endpoints declare and return.
 #[derive(Debug, ApiResponse)]
@@ -231,7 +232,7 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         return json_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedMediaType,
-            "the request body must be JSON, sent with `Content-Type: application/json`".into(),
+            NOT_JSON.into(),
         );
     }
     if err.is::<AuthorizationError>() {
@@ -249,10 +250,7 @@ pub fn render_poem_error(err: poem::Error) -> Response {
             "this endpoint does not accept that HTTP method".to_owned(),
         ),
         StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, err.to_string()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            ErrorCode::UnsupportedMediaType,
-            "the request body must be JSON, sent with `Content-Type: application/json`".into(),
-        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorCode::UnsupportedMediaType, NOT_JSON.into()),
         StatusCode::UNAUTHORIZED => (ErrorCode::Unauthorized, "authentication failed".into()),
         s if s.is_client_error() => (
             ErrorCode::InvalidRequest,

@@ -44,7 +44,7 @@ fn unwrap_data(body: Value) -> Value {
 
 fn permissions(body: &Value) -> Option<Vec<String>> {
     match body.get("permissions")? {
-        Value::String(s) => Some(super::split_scopes(s)),
+        Value::String(s) => Some(crate::domain::split_list(s)),
         Value::Array(items) => Some(
             items
                 .iter()

@@ -314,14 +314,6 @@ fn url_with_query(base: &Url, params: &[(&str, &str)]) -> String {
         .finish()
 }
 
-/// Splits a scope list on spaces or commas (providers use either).
-fn split_scopes(text: &str) -> Vec<String> {
-    text.split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Reads the common OAuth token answer: `access_token`, `refresh_token?`, `expires_in?`,
 /// `refresh_token_expires_in?`/`refresh_expires_in?`, `scope?`.
 fn parse_token_response(body: &Value) -> Result<TokenSet, ProviderError> {
@@ -333,7 +325,10 @@ fn parse_token_response(body: &Value) -> Result<TokenSet, ProviderError> {
         expires_in: http::int_field(body, "expires_in"),
         refresh_expires_in: http::int_field(body, "refresh_token_expires_in")
             .or_else(|| http::int_field(body, "refresh_expires_in")),
-        granted_scopes: body.get("scope").and_then(Value::as_str).map(split_scopes),
+        granted_scopes: body
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(crate::domain::split_list),
         account_hint: None,
     })
 }

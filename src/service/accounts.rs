@@ -149,30 +149,26 @@ impl Dravo {
         Ok(rows.into_iter().map(Account::from).collect())
     }
 
-    pub async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
+    /// One of the owner's accounts as stored.
+    async fn account_row(&self, owner: &Owner, id: &AccountId) -> Result<AccountRow> {
         let (owner, id) = (owner.clone(), id.clone());
         self.0
             .store
             .call(move |c| {
                 accounts::get(c, &owner, id.as_str())?
-                    .map(Account::from)
                     .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
             })
             .await
     }
 
+    pub async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
+        self.account_row(owner, id).await.map(Account::from)
+    }
+
     /// Opens an account's access token (used by the token endpoints and by tests proving the
     /// seal is bound to the row).
     pub async fn account_access_token(&self, owner: &Owner, id: &AccountId) -> Result<String> {
-        let (o, i) = (owner.clone(), id.clone());
-        let row = self
-            .0
-            .store
-            .call(move |c| {
-                accounts::get(c, &o, i.as_str())?
-                    .ok_or_else(|| Error::not_found(format!("no account with id {i}")))
-            })
-            .await?;
+        let row = self.account_row(owner, id).await?;
         let plain = self.0.keys.sealer().open(
             &token_context(
                 ACCESS,
