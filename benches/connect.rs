@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use dravo::config::ProviderConfig;
 use dravo::domain::{AppName, ClientId, ClientSecret, Owner};
-use dravo::providers::Provider;
 use dravo::service::NewApp;
 use dravo::{Config, Dravo};
 use fake_provider::{FakeProvider, Kind};
@@ -48,21 +47,24 @@ async fn main() {
     let mut config = Config::default();
     config.database.path = dir.path().join("dravo.db");
     config.dashboard.allowed_return_urls = vec!["https://dash.example.com".into()];
-    config.providers.x = Some(ProviderConfig {
-        authorize_url: Some(Url::parse(&authorize).unwrap()),
-        token_url: Some(Url::parse(&token).unwrap()),
-        api_base: Some(Url::parse(&api).unwrap()),
-        ..Default::default()
-    });
+    config.providers.set(
+        "x".parse().unwrap(),
+        ProviderConfig {
+            authorize_url: Some(Url::parse(&authorize).unwrap()),
+            token_url: Some(Url::parse(&token).unwrap()),
+            api_base: Some(Url::parse(&api).unwrap()),
+            ..Default::default()
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let dravo = Dravo::open(config, Some(addr)).unwrap();
+    let dravo = Dravo::open(config, Some(addr)).await.unwrap();
     let owner = Owner::parse("tenant", "bench").unwrap();
     let app = dravo
         .create_app(
             &owner,
             NewApp {
-                provider: Provider::X,
+                provider: "x".parse().unwrap(),
                 name: AppName::parse("bench").unwrap(),
                 client_id: ClientId::parse("bench-client").unwrap(),
                 client_secret: ClientSecret::parse("bench-secret").unwrap(),
@@ -72,7 +74,11 @@ async fn main() {
         .await
         .unwrap();
     let jwt = dravo.issue_token("bench", 3600).unwrap();
-    tokio::spawn(dravo::run(listener, dravo.clone(), std::future::pending()));
+    tokio::spawn(dravo::run(
+        listener,
+        dravo.clone(),
+        dravo::CancellationToken::new(),
+    ));
 
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

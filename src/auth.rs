@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use thread_local::ThreadLocal;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Keys;
 use crate::domain::Owner;
@@ -28,6 +29,7 @@ pub struct Authenticator {
     /// A dashboard sends the same token many times; checking it once is enough while the
     /// keys cannot change.
     verified: ThreadLocal<RefCell<VerifiedMemo>>,
+    clock: std::sync::Arc<dyn Clock>,
 }
 
 /// token → (tenant, last second the token is still valid).
@@ -37,7 +39,11 @@ type VerifiedMemo = HashMap<Box<str>, (Owner, u64)>;
 const VERIFIED_MEMO_LIMIT: usize = 1024;
 
 impl Authenticator {
-    pub fn from_config(config: &Config, keys: &Keys) -> Result<Self> {
+    pub fn from_config(
+        config: &Config,
+        keys: &Keys,
+        clock: std::sync::Arc<dyn Clock>,
+    ) -> Result<Self> {
         let auth = &config.auth;
         let (decoding, encoding, algorithms) = match &auth.jwt_public_key_file {
             Some(path) => {
@@ -73,6 +79,10 @@ impl Authenticator {
         let mut validation = Validation::new(algorithms[0]);
         validation.algorithms = algorithms;
         validation.leeway = 30;
+        // Time-based claims are checked in `verify_uncached` against the core's clock
+        // (jsonwebtoken would read the system clock, and skips `nbf` by default).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         // A configured issuer or audience must be present, not merely right when present.
         let mut required = vec!["exp"];
         if auth.issuer.is_some() {
@@ -98,12 +108,14 @@ impl Authenticator {
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
             verified: ThreadLocal::new(),
+            clock,
         })
     }
 
     /// Checks a bearer token and returns the tenant it names.
     pub fn verify(&self, token: &str) -> Result<Owner> {
-        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+        let now = u64::try_from(self.clock.now().unix()).unwrap_or(0);
+        self.verify_at(token, now)
     }
 
     fn verify_at(&self, token: &str, now: u64) -> Result<Owner> {
@@ -113,7 +125,7 @@ impl Authenticator {
         {
             return Ok(owner.clone());
         }
-        let (owner, exp) = self.verify_uncached(token)?;
+        let (owner, exp) = self.verify_uncached(token, now)?;
         let mut memo = memo.borrow_mut();
         if memo.len() >= VERIFIED_MEMO_LIMIT {
             memo.clear();
@@ -126,8 +138,8 @@ impl Authenticator {
         Ok(owner)
     }
 
-    /// Verifies signature and claims; returns the tenant and the token's `exp`.
-    fn verify_uncached(&self, token: &str) -> Result<(Owner, u64)> {
+    /// Verifies signature and claims at `now`; returns the tenant and the token's `exp`.
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<(Owner, u64)> {
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
                 .map_err(|e| Error::unauthorized(describe_jwt_error(e.kind())))?;
@@ -136,6 +148,28 @@ impl Authenticator {
             .get("exp")
             .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
             .ok_or_else(|| Error::unauthorized("the bearer token's `exp` claim is malformed"))?;
+        let leeway = self.validation.leeway;
+        if now > exp.saturating_add(leeway) {
+            return Err(Error::unauthorized(describe_jwt_error(
+                &ErrorKind::ExpiredSignature,
+            )));
+        }
+        match data.claims.get("nbf") {
+            None => {}
+            Some(v) => {
+                let nbf = v
+                    .as_u64()
+                    .or_else(|| v.as_f64().map(|f| f.max(0.0) as u64))
+                    .ok_or_else(|| {
+                        Error::unauthorized("the bearer token's `nbf` claim is malformed")
+                    })?;
+                if now.saturating_add(leeway) < nbf {
+                    return Err(Error::unauthorized(describe_jwt_error(
+                        &ErrorKind::ImmatureSignature,
+                    )));
+                }
+            }
+        }
         let claim = &self.tenant_claim;
         let owner = match data.claims.get(claim) {
             Some(Value::String(tenant)) => Owner::parse(claim, tenant).map_err(|_| {
@@ -163,7 +197,7 @@ impl Authenticator {
             )
         })?;
         let owner = Owner::parse("--sub", subject)?;
-        let now = jsonwebtoken::get_current_timestamp();
+        let now = u64::try_from(self.clock.now().unix()).unwrap_or(0);
         let mut claims = Map::new();
         claims.insert("sub".into(), owner.as_str().into());
         claims.insert(self.tenant_claim.clone(), owner.as_str().into());
@@ -226,13 +260,25 @@ mod tests {
 
     fn authenticator() -> Authenticator {
         let keys = Keys::derive(&MasterKey::generate());
-        Authenticator::from_config(&Config::default(), &keys).unwrap()
+        Authenticator::from_config(
+            &Config::default(),
+            &keys,
+            std::sync::Arc::new(crate::clock::SystemClock),
+        )
+        .unwrap()
     }
 
     fn token_with_exp(auth: &Authenticator, exp: u64) -> String {
+        token_with(auth, exp, None)
+    }
+
+    fn token_with(auth: &Authenticator, exp: u64, nbf: Option<u64>) -> String {
         let mut claims = Map::new();
         claims.insert("sub".into(), "alice".into());
         claims.insert("exp".into(), exp.into());
+        if let Some(nbf) = nbf {
+            claims.insert("nbf".into(), nbf.into());
+        }
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -267,6 +313,30 @@ mod tests {
             auth.verify_at(&expired, now + 11).is_err(),
             "past its limit the memo is ignored"
         );
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_refused_until_it_arrives() {
+        let auth = authenticator();
+        let now = 1_800_000_000;
+        let tomorrow = now + 86_400;
+        let token = token_with(&auth, tomorrow + 3600, Some(tomorrow));
+        let err = auth.verify_at(&token, now).unwrap_err();
+        assert!(err.to_string().contains("not valid yet"), "{err}");
+        // Within the leeway, and after, it is accepted.
+        assert!(auth.verify_at(&token, tomorrow - 10).is_ok());
+        let fresh = token_with(&auth, tomorrow + 3600, Some(now - 5));
+        assert!(auth.verify_at(&fresh, now).is_ok());
+    }
+
+    #[test]
+    fn exp_is_checked_against_the_given_time() {
+        let auth = authenticator();
+        let now = 1_800_000_000;
+        let token = token_with_exp(&auth, now + 60);
+        assert!(auth.verify_at(&token, now).is_ok());
+        let later = token_with_exp(&auth, now + 60);
+        assert!(auth.verify_at(&later, now + 60 + 31).is_err());
     }
 
     #[test]

@@ -7,14 +7,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use poem_openapi::types::ToJSON;
 
-use crate::api::accounts::AccountView;
-use crate::api::oauth_apps::OAuthAppView;
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::domain::{AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Scopes};
+use crate::domain::{AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes};
 use crate::error::{Error, Result};
-use crate::providers::Provider;
 use crate::service::{Dravo, NewApp, OAuthApp};
+use crate::views::{AccountView, OAuthAppView};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -177,7 +175,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    init_logging(matches!(cli.command, Command::Serve));
+    // Keeps the log writer's thread alive until the program ends, so buffered lines are
+    // written before exit.
+    let _log_guard = init_logging(matches!(cli.command, Command::Serve));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -202,15 +202,22 @@ fn one_line_usage_error(rendered: &str) -> String {
     format!("{text} (see --help)")
 }
 
-fn init_logging(serving: bool) {
+/// Logs to stderr through a writer thread: a request never waits for the terminal or the
+/// journal to take its log line. Nothing is dropped: when the buffer is full, the logging
+/// call waits, as a direct write would.
+fn init_logging(serving: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let default = if serving { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    guard
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -232,23 +239,23 @@ fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?
                 .block_on(crate::serve(config))
         }
-        Command::Token(TokenCommand::Issue { sub, ttl }) => {
-            let dravo = open(cli.config)?;
+        Command::Token(TokenCommand::Issue { sub, ttl }) => block_on(async {
+            let dravo = open(cli.config).await?;
             print_line(&dravo.issue_token(&sub, ttl)?)
-        }
-        Command::OauthApps(cmd) => {
-            let dravo = open(cli.config)?;
-            block_on(oauth_apps(&dravo, cmd))
-        }
-        Command::Accounts(cmd) => {
-            let dravo = open(cli.config)?;
-            block_on(accounts(&dravo, cmd))
-        }
+        }),
+        Command::OauthApps(cmd) => block_on(async {
+            let dravo = open(cli.config).await?;
+            oauth_apps(&dravo, cmd).await
+        }),
+        Command::Accounts(cmd) => block_on(async {
+            let dravo = open(cli.config).await?;
+            accounts(&dravo, cmd).await
+        }),
     }
 }
 
-fn open(config: Option<PathBuf>) -> Result<Dravo> {
-    Dravo::open(Config::load(config.as_deref())?, None)
+async fn open(config: Option<PathBuf>) -> Result<Dravo> {
+    Dravo::open(Config::load(config.as_deref())?, None).await
 }
 
 fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
@@ -298,7 +305,7 @@ async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
                         a.provider.to_string(),
                         a.name.clone(),
                         a.client_id.clone(),
-                        a.created_at.clone(),
+                        a.created_at.rfc3339(),
                         a.redirect_uri.clone(),
                     ]
                 },
@@ -344,7 +351,7 @@ async fn accounts(dravo: &Dravo, cmd: AccountsCommand) -> Result<()> {
                         or_dash(&a.username),
                         or_dash(&a.display_name),
                         a.status.clone(),
-                        or_dash(&a.expires_at),
+                        a.expires_at.map_or_else(|| "-".into(), |t| t.rfc3339()),
                     ]
                 },
             )
@@ -372,7 +379,9 @@ async fn accounts(dravo: &Dravo, cmd: AccountsCommand) -> Result<()> {
                 or_dash(&account.display_name),
                 account.scopes.join(" "),
                 account.status,
-                or_dash(&account.expires_at),
+                account
+                    .expires_at
+                    .map_or_else(|| "-".into(), |t| t.rfc3339()),
                 account.created_at,
                 account.updated_at
             ))

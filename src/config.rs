@@ -11,9 +11,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
-use crate::domain::Scopes;
+use std::collections::BTreeMap;
+
+use crate::domain::{Provider, Scopes};
 use crate::error::{Error, Result};
-use crate::providers::Provider;
+use crate::providers;
 
 /// The environment variable that names the configuration file.
 pub const CONFIG_ENV: &str = "DRAVO_CONFIG";
@@ -102,41 +104,76 @@ pub struct DashboardConfig {
     pub allowed_return_urls: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// The `[providers]` section: the provider-call timeout and one `[providers.<name>]` table
+/// per provider, looked up by the provider's name.
+#[derive(Debug, Clone)]
 pub struct ProvidersConfig {
     /// Total time allowed for one call to a provider (token exchange, identity).
-    #[serde(deserialize_with = "number_or_string")]
     pub timeout_seconds: u64,
-    pub instagram: Option<ProviderConfig>,
-    pub facebook: Option<ProviderConfig>,
-    pub x: Option<ProviderConfig>,
-    pub linkedin: Option<ProviderConfig>,
-    pub tiktok: Option<ProviderConfig>,
+    tables: BTreeMap<Provider, ProviderConfig>,
 }
 
 impl Default for ProvidersConfig {
     fn default() -> Self {
         ProvidersConfig {
             timeout_seconds: 15,
-            instagram: None,
-            facebook: None,
-            x: None,
-            linkedin: None,
-            tiktok: None,
+            tables: BTreeMap::new(),
         }
     }
 }
 
 impl ProvidersConfig {
     pub fn get(&self, provider: Provider) -> Option<&ProviderConfig> {
-        match provider {
-            Provider::Instagram => self.instagram.as_ref(),
-            Provider::Facebook => self.facebook.as_ref(),
-            Provider::X => self.x.as_ref(),
-            Provider::Linkedin => self.linkedin.as_ref(),
-            Provider::Tiktok => self.tiktok.as_ref(),
+        self.tables.get(&provider)
+    }
+
+    /// Sets a provider's table (for tests and embedders building a `Config` in code).
+    pub fn set(&mut self, provider: Provider, config: ProviderConfig) {
+        self.tables.insert(provider, config);
+    }
+
+    /// The provider's table, created empty when missing.
+    pub fn entry(&mut self, provider: Provider) -> &mut ProviderConfig {
+        self.tables.entry(provider).or_default()
+    }
+}
+
+/// `timeout_seconds` plus a table per registered provider name; any other key is unknown.
+impl<'de> Deserialize<'de> for ProvidersConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Seconds(#[serde(deserialize_with = "number_or_string")] u64);
+
+        struct SectionVisitor;
+        impl<'de> serde::de::Visitor<'de> for SectionVisitor {
+            type Value = ProvidersConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table of provider settings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = ProvidersConfig::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "timeout_seconds" {
+                        out.timeout_seconds = map.next_value::<Seconds>()?.0;
+                    } else if let Ok(provider) = key.parse::<Provider>() {
+                        out.tables.insert(provider, map.next_value()?);
+                    } else {
+                        let mut expected: Vec<&'static str> = vec!["timeout_seconds"];
+                        expected.extend(providers::ids().map(Provider::as_str));
+                        // serde wants a static list; this runs once, on the way to exiting.
+                        return Err(serde::de::Error::unknown_field(
+                            &key,
+                            Box::leak(expected.into_boxed_slice()),
+                        ));
+                    }
+                }
+                Ok(out)
+            }
         }
+        d.deserialize_map(SectionVisitor)
     }
 }
 
@@ -240,7 +277,7 @@ fn env_key(var: &str) -> Option<String> {
     let (section, key) = rest.split_once('_')?;
     if section == "providers"
         && let Some((provider, rest)) = key.split_once('_')
-        && Provider::ALL.iter().any(|p| p.as_str() == provider)
+        && providers::ids().any(|p| p.as_str() == provider)
     {
         return Some(format!("providers.{provider}.{rest}"));
     }
@@ -336,10 +373,7 @@ impl Config {
                 "providers.timeout_seconds must be between 1 and 300",
             ));
         }
-        for provider in Provider::ALL {
-            let Some(p) = self.providers.get(provider) else {
-                continue;
-            };
+        for (&provider, p) in &self.providers.tables {
             let key = |k: &str| format!("providers.{provider}.{k}");
             match (&p.client_id, &p.client_secret) {
                 (Some(_), None) => {
@@ -375,10 +409,15 @@ impl Config {
                     check_base_url(&key(name), url)?;
                 }
             }
-            if p.api_version.is_some() && provider != Provider::Facebook {
+            if p.api_version.is_some() && providers::get(provider).default_api_version().is_none() {
+                let versioned: Vec<String> = providers::all()
+                    .filter(|p| p.default_api_version().is_some())
+                    .map(|p| format!("providers.{}.api_version", p.id()))
+                    .collect();
                 return Err(Error::config(format!(
-                    "{} is not a key: only providers.facebook.api_version exists",
-                    key("api_version")
+                    "{} is not a key: {provider} has no versioned API (only {} exists)",
+                    key("api_version"),
+                    versioned.join(", ")
                 )));
             }
         }
@@ -523,7 +562,15 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.providers.x.unwrap().client_id.unwrap(), "12345");
+        assert_eq!(
+            c.providers
+                .get("x".parse().unwrap())
+                .unwrap()
+                .client_id
+                .clone()
+                .unwrap(),
+            "12345"
+        );
     }
 
     #[test]
@@ -576,7 +623,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.providers.linkedin.unwrap().scopes.unwrap(),
+            c.providers
+                .get("linkedin".parse().unwrap())
+                .unwrap()
+                .scopes
+                .clone()
+                .unwrap(),
             vec!["openid", "profile"]
         );
     }

@@ -161,14 +161,9 @@ impl Scopes {
         Self::parse(&split_list(value))
     }
 
-    pub fn defaults(provider: crate::providers::Provider) -> Self {
-        Scopes(
-            provider
-                .default_scopes()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        )
+    /// A list known to be valid (a provider's built-in defaults).
+    pub fn from_static(scopes: &[&str]) -> Self {
+        Scopes(scopes.iter().map(|s| s.to_string()).collect())
     }
 
     pub fn as_slice(&self) -> &[String] {
@@ -219,6 +214,8 @@ macro_rules! prefixed_id {
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
+            /// The length of every well-formed id.
+            pub const LEN: usize = $prefix.len() + ID_RANDOM_LEN;
             /// The pattern a well-formed id matches, for the OpenAPI spec.
             pub const PATTERN: &'static str = concat!("^", $prefix, "[a-z2-7]{20}$");
 
@@ -264,26 +261,85 @@ prefixed_id!(
     "account"
 );
 
-/// The current time as an RFC 3339 UTC string with second precision.
-pub fn now_rfc3339() -> String {
-    rfc3339_from_unix(unix_now())
+/// A moment in UTC with second precision. Stored as unix seconds, shown as RFC 3339
+/// (`2026-01-01T00:00:00Z`); one form at rest, one on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_unix(seconds: i64) -> Self {
+        Timestamp(seconds)
+    }
+
+    /// The system's wall clock; the core asks `crate::clock::Clock` instead.
+    pub fn now_system() -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+
+    pub const fn unix(self) -> i64 {
+        self.0
+    }
+
+    /// This moment moved by `seconds` (negative: earlier), saturating.
+    pub const fn plus_seconds(self, seconds: i64) -> Self {
+        Timestamp(self.0.saturating_add(seconds))
+    }
+
+    /// Parses RFC 3339 (any offset; kept as the same instant).
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| Timestamp(t.unix_timestamp()))
+    }
+
+    /// RFC 3339 in UTC with second precision.
+    pub fn rfc3339(self) -> String {
+        self.to_string()
+    }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = time::OffsetDateTime::from_unix_timestamp(self.0)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
 }
 
-/// Unix seconds as an RFC 3339 UTC string.
-pub fn rfc3339_from_unix(secs: u64) -> String {
-    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("a UTC time always formats as RFC 3339")
+/// A provider's name: `x`, `linkedin`, … Spelled in lower case everywhere (URLs, config
+/// tables, the database). Only the provider registry (`crate::providers`) makes one from
+/// text, so every value names a provider this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Provider(&'static str);
+
+impl Provider {
+    /// For a provider module declaring its own name.
+    pub const fn named(name: &'static str) -> Self {
+        Provider(name)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 #[cfg(test)]
@@ -331,9 +387,16 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let t = now_rfc3339();
-        assert!(t.ends_with('Z'), "{t}");
-        assert_eq!(t.len(), 20, "{t}");
+    fn timestamps_show_as_rfc3339_utc_and_parse_back() {
+        let t = Timestamp::from_unix(1_767_225_600);
+        assert_eq!(t.rfc3339(), "2026-01-01T00:00:00Z");
+        assert_eq!(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z"), Some(t));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-01-01T01:00:00+01:00"),
+            Some(t)
+        );
+        assert_eq!(t.plus_seconds(90).unix(), 1_767_225_690);
+        let now = Timestamp::now_system().rfc3339();
+        assert!(now.ends_with('Z') && now.len() == 20, "{now}");
     }
 }

@@ -1,5 +1,9 @@
 //! The one error type of the core. Each variant says what went wrong in one sentence; the
-//! HTTP face maps variants to status codes in `api::error`, the CLI to exit codes in `cli`.
+//! HTTP face maps variants to status codes in `api::error` (the only place), the CLI to exit
+//! codes in `cli`.
+
+/// A boxed source error, kept so the cause of a failure is not flattened into a string.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything the core can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +23,15 @@ pub enum Error {
     /// No app given and no default app configured for the provider (HTTP 409).
     #[error("{0}")]
     NoDefaultApp(String),
+    /// Too many requests; try again after `retry_after_seconds` (HTTP 429).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_seconds: u64,
+    },
+    /// The provider refused or failed a call Dravo made for the caller (HTTP 502).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
     /// The configuration cannot be used; names the key.
     #[error("{0}")]
     Config(String),
@@ -28,9 +41,13 @@ pub enum Error {
     /// A sealed value did not open: it was moved between rows, altered, or sealed by another key.
     #[error("{0}")]
     Unseal(String),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Store(String),
+    /// The database failed; `source` is the driver's own error when there is one.
+    #[error("{message}")]
+    Store {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Anything else that should not happen; the detail goes to the log, never to a client.
     #[error("{0}")]
     Internal(String),
@@ -52,17 +69,77 @@ impl Error {
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }
+
+    /// A database failure described by `message`, without a driver error behind it.
+    pub fn store(message: impl Into<String>) -> Self {
+        Error::Store {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A database failure with the driver's error as its source.
+    pub fn store_caused(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let message = message.into();
+        Error::Store {
+            message: format!("{message}: {source}"),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
-        Error::Store(err.to_string())
+        Error::store_caused("database error", err)
     }
 }
 
 impl From<r2d2::Error> for Error {
     fn from(err: r2d2::Error) -> Self {
-        Error::Store(err.to_string())
+        Error::store_caused("database error", err)
+    }
+}
+
+/// How a call to a provider failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider answered with an OAuth or API error.
+    #[error("the provider refused: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Rejected {
+        code: String,
+        description: Option<String>,
+    },
+    /// The provider could not be reached, timed out, or failed on its side (5xx).
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The provider answered with something Dravo cannot read.
+    #[error("the provider's answer cannot be read: {0}")]
+    Malformed(String),
+}
+
+impl ProviderError {
+    /// The `error` code carried into the dashboard redirect.
+    pub fn code(&self) -> &str {
+        match self {
+            ProviderError::Rejected { code, .. } => code,
+            ProviderError::Unavailable(_) => "provider_unavailable",
+            ProviderError::Malformed(_) => "provider_invalid_response",
+        }
+    }
+
+    /// A short description for the redirect and the log.
+    pub fn description(&self) -> String {
+        match self {
+            ProviderError::Rejected { description, .. } => description.clone().unwrap_or_default(),
+            ProviderError::Unavailable(d) | ProviderError::Malformed(d) => d.clone(),
+        }
+    }
+
+    pub fn malformed(what: impl Into<String>) -> Self {
+        ProviderError::Malformed(what.into())
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
@@ -14,12 +15,14 @@ pub mod error;
 pub mod providers;
 pub mod service;
 pub mod store;
+pub mod views;
 
 use std::future::Future;
 use std::time::Duration;
 
 use poem::Server;
 use poem::listener::TcpAcceptor;
+pub use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -41,31 +44,40 @@ pub async fn serve(config: Config) -> Result<()> {
     let bound = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("cannot read the bound address: {e}")))?;
-    let dravo = tokio::task::spawn_blocking(move || Dravo::open(config, Some(bound)))
-        .await
-        .map_err(|e| Error::Internal(format!("start-up failed: {e}")))??;
+    let dravo = Dravo::open(config, Some(bound)).await?;
     tracing::info!(
         address = %bound,
         public_url = dravo.public_url(),
         database = %dravo.config().database.path.display(),
         "listening on http://{bound}"
     );
-    run(listener, dravo, shutdown)
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    run(listener, dravo, stop)
         .await
         .map_err(|e| Error::Internal(format!("the server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish (up to 30 seconds).
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight requests
+/// finish (up to 30 seconds). Background tasks (the refresher, the webhook sender) get the
+/// same token and stop with the server.
 pub async fn run(
     listener: tokio::net::TcpListener,
     dravo: Dravo,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-        .run_with_graceful_shutdown(api::build_app(dravo), shutdown, Some(SHUTDOWN_GRACE))
+        .run_with_graceful_shutdown(
+            api::build_app(dravo),
+            shutdown.cancelled_owned(),
+            Some(SHUTDOWN_GRACE),
+        )
         .await
 }
 

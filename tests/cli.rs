@@ -176,14 +176,18 @@ fn jwt_payload(token: &str) -> Value {
 fn stored_secret(dir: &Path, owner: &str, id: &str) -> String {
     let mut config = dravo::Config::default();
     config.database.path = dir.join("dravo.db");
-    let dravo = dravo::Dravo::open(config, None).expect("open the database the CLI wrote");
     let owner = dravo::domain::Owner::parse("owner", owner).unwrap();
     let id = dravo::domain::AppId::parse(id).unwrap();
     let creds = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(dravo.app_credentials(&owner, &id))
+        .block_on(async {
+            let dravo = dravo::Dravo::open(config, None)
+                .await
+                .expect("open the database the CLI wrote");
+            dravo.app_credentials(&owner, &id).await
+        })
         .expect("app credentials");
     creds.client_secret.expose().to_owned()
 }

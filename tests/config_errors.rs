@@ -790,7 +790,12 @@ fn concurrent_first_runs_agree_on_one_key() {
         .collect();
     let mut config = dravo::Config::default();
     config.database.path = dir.path().join("dravo.db");
-    let dravo = dravo::Dravo::open(config, None).unwrap();
+    let dravo = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(dravo::Dravo::open(config, None))
+        .unwrap();
     for token in &tokens {
         let owner = dravo
             .authenticate(token)

@@ -31,12 +31,15 @@ async fn connect_account_example_prints_the_url_and_then_the_connected_account()
     let fake = FakeProvider::start(Kind::X, "x-client", "x-secret").await;
     let (authorize, token_url, api_base) = fake.config_urls();
     let app = spawn_app_with(|c| {
-        c.providers.x = Some(ProviderConfig {
-            authorize_url: Some(Url::parse(&authorize).unwrap()),
-            token_url: Some(Url::parse(&token_url).unwrap()),
-            api_base: Some(Url::parse(&api_base).unwrap()),
-            ..Default::default()
-        });
+        c.providers.set(
+            "x".parse().unwrap(),
+            ProviderConfig {
+                authorize_url: Some(Url::parse(&authorize).unwrap()),
+                token_url: Some(Url::parse(&token_url).unwrap()),
+                api_base: Some(Url::parse(&api_base).unwrap()),
+                ..Default::default()
+            },
+        );
     })
     .await;
     let mut body = app_body("x", "Example app");

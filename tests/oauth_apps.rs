@@ -371,7 +371,7 @@ async fn list_is_oldest_first_by_created_at() {
     // Make the last-inserted app the oldest.
     open_db(&app.db_path())
         .execute(
-            "UPDATE oauth_apps SET created_at = '2020-01-01T00:00:00Z' WHERE id = ?1",
+            "UPDATE oauth_apps SET created_at = unixepoch('2020-01-01T00:00:00Z') WHERE id = ?1",
             [c["id"].as_str().unwrap()],
         )
         .unwrap();

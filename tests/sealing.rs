@@ -377,7 +377,11 @@ async fn secret_never_appears_in_logs() {
 // ---------------------------------------------------------------------------------------------
 
 fn open(config: dravo::Config) -> Result<Dravo, Error> {
-    Dravo::open(config, None)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(Dravo::open(config, None))
 }
 
 fn key_of(bytes: &[u8; 64]) -> Option<SecretString> {
@@ -490,7 +494,7 @@ async fn deleting_the_key_file_of_a_used_database_fails_instead_of_making_a_new_
     let key_file = dir.path().join("dravo.key");
     std::fs::remove_file(&key_file).unwrap();
 
-    match open(test_config(dir.path())) {
+    match Dravo::open(test_config(dir.path()), None).await {
         Err(Error::Key(message)) => {
             assert!(
                 message.contains("dravo.key") || message.contains("master_key_file"),

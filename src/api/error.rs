@@ -77,59 +77,95 @@ pub enum ApiError {
     /// The request body is not `application/json`.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
+    /// Too many requests: wait `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
     /// Something failed inside Dravo; the details are in its log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The provider refused or failed; the message carries the provider's own error code
+    /// and description.
+    #[oai(status = 502)]
+    BadGateway(Json<ErrorBody>),
 }
 
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        let body = Json(ErrorBody {
-            error: ErrorDetail {
-                code,
-                message: message.into(),
-            },
-        });
-        match code {
-            ErrorCode::Unauthorized => ApiError::Unauthorized(body, BEARER_CHALLENGE.into()),
-            ErrorCode::NotFound => ApiError::NotFound(body),
-            ErrorCode::Conflict | ErrorCode::NoDefaultApp => ApiError::Conflict(body),
-            ErrorCode::PayloadTooLarge => ApiError::PayloadTooLarge(body),
-            ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),
-            ErrorCode::Internal => ApiError::Internal(body),
-            ErrorCode::InvalidRequest => ApiError::BadRequest(body),
-            // Codes no typed endpoint returns yet are rendered directly by `render_with_status`.
-            ErrorCode::MethodNotAllowed | ErrorCode::RateLimited | ErrorCode::ProviderError => {
-                ApiError::Internal(body)
-            }
-        }
-    }
+/// What a core error becomes: status, code, message, and `Retry-After` for 429.
+struct Classified {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+    retry_after: Option<u64>,
 }
 
-/// The code and client-facing message for a core error. Internal details are logged here and
-/// replaced by a generic sentence.
-fn classify(err: &Error) -> (ErrorCode, String) {
+/// The one mapping from core errors to HTTP. Internal details are logged here and replaced by
+/// a generic sentence.
+fn classify(err: &Error) -> Classified {
+    let plain = |status, code, message: &str| Classified {
+        status,
+        code,
+        message: message.to_owned(),
+        retry_after: None,
+    };
     match err {
-        Error::InvalidRequest(m) => (ErrorCode::InvalidRequest, m.clone()),
-        Error::Unauthorized(m) => (ErrorCode::Unauthorized, m.clone()),
-        Error::NotFound(m) => (ErrorCode::NotFound, m.clone()),
-        Error::Conflict(m) => (ErrorCode::Conflict, m.clone()),
-        Error::NoDefaultApp(m) => (ErrorCode::NoDefaultApp, m.clone()),
+        Error::InvalidRequest(m) => plain(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, m),
+        Error::Unauthorized(m) => plain(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m),
+        Error::NotFound(m) => plain(StatusCode::NOT_FOUND, ErrorCode::NotFound, m),
+        Error::Conflict(m) => plain(StatusCode::CONFLICT, ErrorCode::Conflict, m),
+        Error::NoDefaultApp(m) => plain(StatusCode::CONFLICT, ErrorCode::NoDefaultApp, m),
+        Error::RateLimited {
+            message,
+            retry_after_seconds,
+        } => Classified {
+            retry_after: Some(*retry_after_seconds),
+            ..plain(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                message,
+            )
+        },
+        Error::Provider(e) => {
+            tracing::warn!(error = %e, "a provider call failed");
+            let message = match e.description() {
+                d if d.is_empty() => format!("the provider answered `{}`", e.code()),
+                d => format!("the provider answered `{}`: {d}", e.code()),
+            };
+            plain(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, &message)
+        }
         Error::Config(_)
         | Error::Key(_)
         | Error::Unseal(_)
-        | Error::Store(_)
+        | Error::Store { .. }
         | Error::Internal(_) => {
             tracing::error!(error = %err, "request failed");
-            (ErrorCode::Internal, "internal server error".into())
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal server error",
+            )
         }
     }
 }
 
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
-        let (code, message) = classify(&err);
-        ApiError::new(code, message)
+        let c = classify(&err);
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: c.code,
+                message: c.message,
+            },
+        });
+        match c.status {
+            StatusCode::BAD_REQUEST => ApiError::BadRequest(body),
+            StatusCode::UNAUTHORIZED => ApiError::Unauthorized(body, BEARER_CHALLENGE.into()),
+            StatusCode::NOT_FOUND => ApiError::NotFound(body),
+            StatusCode::CONFLICT => ApiError::Conflict(body),
+            StatusCode::TOO_MANY_REQUESTS => {
+                ApiError::TooManyRequests(body, c.retry_after.unwrap_or(1))
+            }
+            StatusCode::BAD_GATEWAY => ApiError::BadGateway(body),
+            _ => ApiError::Internal(body),
+        }
     }
 }
 
@@ -141,7 +177,7 @@ pub struct CoreError(pub Error);
 
 impl poem::error::ResponseError for CoreError {
     fn status(&self) -> StatusCode {
-        StatusCode::UNAUTHORIZED
+        classify(&self.0).status
     }
 }
 
@@ -213,8 +249,15 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         return err.into_response();
     }
     if let Some(CoreError(core)) = err.downcast_ref::<CoreError>() {
-        let (code, message) = classify(core);
-        return ApiError::new(code, message).into_response();
+        let c = classify(core);
+        let mut resp = json_response(c.status, c.code, c.message);
+        if let Some(seconds) = c.retry_after {
+            resp.headers_mut().insert(
+                poem::http::header::RETRY_AFTER,
+                poem::http::HeaderValue::from(seconds),
+            );
+        }
+        return resp;
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
         let message = format!("invalid request body: {}", clean_parse_reason(&e.reason));

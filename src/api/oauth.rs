@@ -10,7 +10,7 @@ use crate::api::error::ApiError;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::AppId;
-use crate::providers::Provider;
+use crate::domain::Provider;
 use crate::service::{CallbackOutcome, CallbackParams, Dravo, FailureKind};
 
 /// Where to send the user.
@@ -94,7 +94,7 @@ impl OAuthApi {
         &self,
         dravo: Data<&Dravo>,
         auth: DashboardAuth,
-        /// instagram | facebook | x | linkedin | tiktok.
+        /// The provider: one of the `Provider` schema's values.
         provider: Path<Checked<Provider>>,
         /// Use a specific BYOK OAuth app; omit for the default.
         oauth_app_id: Query<Option<Checked<AppId>>>,

@@ -7,18 +7,17 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::error::ApiError;
-use crate::api::payload::JsonBody;
 use crate::api::types::{Checked, ScopeList};
 use crate::api::{ApiTags, DashboardAuth};
+use crate::domain::Provider;
 use crate::domain::{AppId, AppName, ClientId, ClientSecret};
-use crate::providers::Provider;
-use crate::service::{Dravo, NewApp, OAuthApp};
+use crate::service::{Dravo, NewApp};
+use crate::views::OAuthAppView;
 
 /// The body of `POST /v1/oauth-apps`.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields, example)]
 pub struct CreateOAuthApp {
-    /// instagram | facebook | x | linkedin | tiktok.
     pub provider: Checked<Provider>,
     /// 1 to 120 characters.
     pub name: Checked<AppName>,
@@ -34,58 +33,11 @@ pub struct CreateOAuthApp {
 impl Example for CreateOAuthApp {
     fn example() -> Self {
         CreateOAuthApp {
-            provider: Checked(Provider::X),
+            provider: Checked("x".parse().expect("x is registered")),
             name: Checked(AppName::parse("My X App").expect("valid")),
             client_id: Checked(ClientId::parse("…").expect("valid")),
             client_secret: Checked(ClientSecret::parse("…").expect("valid")),
             scopes: None,
-        }
-    }
-}
-
-/// A BYOK OAuth app. The client secret is never returned.
-#[derive(Debug, Clone, Object)]
-#[oai(rename = "OAuthApp", example)]
-pub struct OAuthAppView {
-    /// `oa_` and 20 lowercase base32 characters.
-    pub id: String,
-    pub provider: Checked<Provider>,
-    pub name: String,
-    pub client_id: String,
-    /// The callback URL to register at the provider.
-    pub redirect_uri: String,
-    /// The scopes Dravo will request.
-    pub scopes: Vec<String>,
-    /// RFC 3339, UTC.
-    pub created_at: String,
-}
-
-impl From<OAuthApp> for OAuthAppView {
-    fn from(app: OAuthApp) -> Self {
-        OAuthAppView {
-            id: app.id,
-            provider: Checked(app.provider),
-            name: app.name,
-            client_id: app.client_id,
-            redirect_uri: app.redirect_uri,
-            scopes: app.scopes,
-            created_at: app.created_at,
-        }
-    }
-}
-
-impl Example for OAuthAppView {
-    fn example() -> Self {
-        OAuthAppView {
-            id: "oa_1".into(),
-            provider: Checked(Provider::X),
-            name: "My X App".into(),
-            client_id: "…".into(),
-            redirect_uri: "https://api.dravo.dev/v1/oauth/x/callback".into(),
-            scopes: ["tweet.write", "media.write", "users.read", "offline.access"]
-                .map(String::from)
-                .to_vec(),
-            created_at: "2026-01-01T00:00:00Z".into(),
         }
     }
 }
@@ -151,16 +103,9 @@ impl OAuthAppsApi {
         auth: DashboardAuth,
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
-    ) -> Result<JsonBody<Vec<OAuthAppView>>, ApiError> {
-        let list = dravo
-            .list_apps_shared(&auth.0, provider.0.map(|p| p.0))
-            .await?;
-        // The cached list renders its body once; later requests send the same bytes.
-        let body = list.rendered.get_or_init(|| {
-            let views: Vec<OAuthAppView> = list.apps.iter().cloned().map(Into::into).collect();
-            JsonBody::render(&views)
-        });
-        Ok(JsonBody::from_rendered(body.clone()))
+    ) -> Result<Json<Vec<OAuthAppView>>, ApiError> {
+        let apps = dravo.list_apps(&auth.0, provider.0.map(|p| p.0)).await?;
+        Ok(Json(apps.into_iter().map(Into::into).collect()))
     }
 
     /// Get an OAuth app

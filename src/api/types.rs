@@ -10,9 +10,10 @@ use poem_openapi::types::{
 };
 use serde_json::Value;
 
+use crate::domain::Provider;
 use crate::domain::{AccountId, AppId, AppName, ClientId, ClientSecret, Scopes};
 use crate::error::Error;
-use crate::providers::Provider;
+use crate::providers;
 
 /// JSON-Schema pattern: no control characters, and at least one non-space character.
 const PRINTABLE_NOT_BLANK: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
@@ -92,18 +93,20 @@ impl ApiString for Provider {
     const TYPE_NAME: &'static str = "Provider";
     const FIELD: &'static str = "provider";
     fn describe(schema: &mut MetaSchema) {
-        schema.description =
-            Some("The social network: instagram | facebook | x | linkedin | tiktok.");
-        schema.enum_items = Provider::ALL
-            .iter()
-            .map(|p| Value::from(p.as_str()))
-            .collect();
+        // Built from the registry once: a new provider shows up in the spec by itself.
+        static DESCRIPTION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let description = DESCRIPTION.get_or_init(|| {
+            let names: Vec<&str> = providers::ids().map(Provider::as_str).collect();
+            format!("The social network: {}.", names.join(" | "))
+        });
+        schema.description = Some(description.as_str());
+        schema.enum_items = providers::ids().map(|p| Value::from(p.as_str())).collect();
         schema.example = Some("x".into());
     }
     fn parse_str(value: &str) -> Result<Self, Error> {
         value
             .parse()
-            .map_err(|e: crate::providers::UnknownProvider| Error::invalid(e.to_string()))
+            .map_err(|e: providers::UnknownProvider| Error::invalid(e.to_string()))
     }
     fn to_api_string(&self) -> String {
         self.as_str().to_owned()

@@ -21,6 +21,7 @@ pub const MASTER_KEY_LEN: usize = 64;
 
 const LABEL_SEAL: &[u8] = b"dravo/seal/aes-256-siv/v1";
 const LABEL_STATE: &[u8] = b"dravo/oauth-state/hmac-sha256/v1";
+const LABEL_STATE_SEAL: &[u8] = b"dravo/oauth-state/aes-256-siv/v2";
 const LABEL_JWT: &[u8] = b"dravo/jwt/hs256/v1";
 const LABEL_CHECK: &[u8] = b"dravo/key-check/v1";
 
@@ -134,6 +135,7 @@ impl MasterKey {
 /// The sub-keys the rest of the program uses.
 pub struct Keys {
     sealer: Sealer,
+    state_sealer: Sealer,
     state_key: SecretBox<[u8; 32]>,
     derived_jwt_secret: SecretBox<[u8; 32]>,
     check_value: String,
@@ -144,6 +146,7 @@ impl Keys {
         let check: [u8; 16] = master.derive(LABEL_CHECK);
         Keys {
             sealer: Sealer::new(&master.derive::<64>(LABEL_SEAL)),
+            state_sealer: Sealer::new(&master.derive::<64>(LABEL_STATE_SEAL)),
             state_key: SecretBox::new(Box::new(master.derive(LABEL_STATE))),
             derived_jwt_secret: SecretBox::new(Box::new(master.derive(LABEL_JWT))),
             check_value: check.iter().map(|b| format!("{b:02x}")).collect(),
@@ -154,7 +157,13 @@ impl Keys {
         &self.sealer
     }
 
-    /// The HMAC-SHA256 key that signs OAuth `state`.
+    /// The AES-256-SIV key that seals OAuth `state`, so the browser, the provider and their
+    /// logs see an opaque string.
+    pub fn state_sealer(&self) -> &Sealer {
+        &self.state_sealer
+    }
+
+    /// The HMAC-SHA256 key that derives PKCE verifiers from a state's nonce.
     pub fn state_key(&self) -> &[u8; 32] {
         self.state_key.expose_secret()
     }

@@ -1,10 +1,12 @@
-//! The OAuth `state` parameter: a compact, URL-safe token signed with HMAC-SHA256 that binds
-//! provider, tenant, app, return URL, expiry and a random nonce. The callback trusts only what
-//! the signature covers, so no session row is needed before the callback; the nonce makes
-//! each state single-use (see `store::oauth_states`).
+//! The OAuth `state` parameter: a compact, URL-safe value sealed with AES-256-SIV that binds
+//! provider, tenant, app, return URL, expiry and a random nonce. Sealed rather than signed:
+//! the tenant id (possibly an email) and the return URL are nobody's business at the provider,
+//! in its logs or in browser history. The callback trusts only what opens under the key, so
+//! no session row is needed before the callback; the nonce makes each state single-use (see
+//! the store's `consume_state_nonce`).
 //!
 //! The PKCE verifier is derived from the state key and the nonce: it never travels through
-//! the browser, and the callback can recompute it from the verified state alone.
+//! the browser, and the callback can recompute it from the opened state alone.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,20 +14,40 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::providers::Provider;
+use crate::crypto::Sealer;
+use crate::domain::{AppId, Owner, Provider, Timestamp};
 
 type HmacSha256 = Hmac<Sha256>;
 
-const VERSION: u8 = 1;
+/// Version 2: sealed, with the provider by name (version 1 was signed and held the
+/// provider's position in a list, which broke states in flight when the list changed).
+const VERSION: u8 = 2;
 const NONCE_LEN: usize = 16;
-const TAG_LEN: usize = 32;
-const STATE_LABEL: &[u8] = b"dravo/oauth-state/v1\0";
+const SEAL_CONTEXT: &[u8] = b"dravo/oauth-state/v2";
 const PKCE_LABEL: &[u8] = b"dravo/pkce-verifier/v1\0";
-/// Longest encoded state accepted; anything longer is refused before any work.
-const MAX_ENCODED_LEN: usize = 4096;
+
+/// Longest provider name a state can carry.
+const MAX_PROVIDER_LEN: usize = 32;
+/// Longest `return_url` accepted, in bytes of its normalised (percent-encoded) form: what the
+/// state carries. `start` checks the same number, so every URL it accepts fits a state.
+pub const MAX_RETURN_URL_LEN: usize = 2048;
+/// The sealed value's own bytes: the sealer's version byte, its nonce, and the SIV tag.
+const SEAL_OVERHEAD: usize = 1 + 16 + 16;
+/// The largest payload: version, expiry, nonce, then four length-prefixed fields at their
+/// maxima (a tenant is at most 128 characters of up to 4 bytes each).
+const MAX_PAYLOAD_LEN: usize = 1
+    + 8
+    + NONCE_LEN
+    + (2 + MAX_PROVIDER_LEN)
+    + (2 + Owner::MAX_LEN * 4)
+    + (2 + AppId::LEN)
+    + (2 + MAX_RETURN_URL_LEN);
+/// Longest encoded state accepted; anything longer is refused before any work. Derived from
+/// the maxima above, so the limits cannot disagree.
+pub const MAX_ENCODED_LEN: usize = (MAX_PAYLOAD_LEN + SEAL_OVERHEAD).div_ceil(3) * 4;
 
 /// How long a state is valid after `start`.
-pub const STATE_TTL_SECONDS: u64 = 600;
+pub const STATE_TTL_SECONDS: i64 = 600;
 
 /// What a state carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +58,7 @@ pub struct StateClaims {
     pub app_id: Option<String>,
     pub return_url: Option<String>,
     pub nonce: [u8; NONCE_LEN],
-    /// Unix seconds.
-    pub expires_at: u64,
+    pub expires_at: Timestamp,
 }
 
 /// Why a state was refused. All of them end the flow with a 400 page.
@@ -45,7 +66,7 @@ pub struct StateClaims {
 pub enum StateError {
     #[error("the state is malformed")]
     Malformed,
-    #[error("the state's signature is invalid")]
+    #[error("the state was altered or was not issued by this server")]
     BadSignature,
     #[error("the state has expired")]
     Expired,
@@ -58,7 +79,7 @@ impl StateClaims {
         tenant: &str,
         app_id: Option<&str>,
         return_url: Option<&str>,
-        now: u64,
+        now: Timestamp,
     ) -> Self {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
@@ -68,7 +89,7 @@ impl StateClaims {
             app_id: app_id.map(str::to_owned),
             return_url: return_url.map(str::to_owned),
             nonce,
-            expires_at: now + STATE_TTL_SECONDS,
+            expires_at: now.plus_seconds(STATE_TTL_SECONDS),
         }
     }
 
@@ -78,36 +99,23 @@ impl StateClaims {
     }
 }
 
-fn mac(key: &[u8; 32]) -> HmacSha256 {
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(STATE_LABEL);
-    mac
-}
-
 fn push_field(out: &mut Vec<u8>, value: &str) {
     let len = u16::try_from(value.len()).expect("fields are bounded well below 64 KiB");
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(value.as_bytes());
 }
 
-/// Signs claims into the compact state string.
-pub fn sign(key: &[u8; 32], claims: &StateClaims) -> String {
+/// Seals claims into the compact state string.
+pub fn seal(sealer: &Sealer, claims: &StateClaims) -> String {
     let mut payload = Vec::with_capacity(64 + claims.tenant.len());
     payload.push(VERSION);
-    let index = Provider::ALL
-        .iter()
-        .position(|p| *p == claims.provider)
-        .expect("every provider is in ALL");
-    payload.push(index as u8);
-    payload.extend_from_slice(&claims.expires_at.to_be_bytes());
+    payload.extend_from_slice(&claims.expires_at.unix().to_be_bytes());
     payload.extend_from_slice(&claims.nonce);
+    push_field(&mut payload, claims.provider.as_str());
     push_field(&mut payload, &claims.tenant);
     push_field(&mut payload, claims.app_id.as_deref().unwrap_or(""));
     push_field(&mut payload, claims.return_url.as_deref().unwrap_or(""));
-    let mut mac = mac(key);
-    mac.update(&payload);
-    payload.extend_from_slice(&mac.finalize().into_bytes());
-    URL_SAFE_NO_PAD.encode(payload)
+    URL_SAFE_NO_PAD.encode(sealer.seal(&[SEAL_CONTEXT], &payload))
 }
 
 /// A cursor over the payload bytes.
@@ -131,32 +139,30 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Checks the signature (in constant time) and expiry, and returns the claims.
-pub fn verify(key: &[u8; 32], state: &str, now: u64) -> Result<StateClaims, StateError> {
+/// Opens a state (any altered byte fails) and checks its expiry against `now`.
+pub fn open(sealer: &Sealer, state: &str, now: Timestamp) -> Result<StateClaims, StateError> {
     if state.is_empty() || state.len() > MAX_ENCODED_LEN {
         return Err(StateError::Malformed);
     }
     let raw = URL_SAFE_NO_PAD
         .decode(state)
         .map_err(|_| StateError::Malformed)?;
-    if raw.len() < 1 + 1 + 8 + NONCE_LEN + 6 + TAG_LEN {
-        return Err(StateError::Malformed);
-    }
-    let (payload, tag) = raw.split_at(raw.len() - TAG_LEN);
-    let mut mac = mac(key);
-    mac.update(payload);
-    mac.verify_slice(tag)
+    let payload = sealer
+        .open(&[SEAL_CONTEXT], &raw)
         .map_err(|_| StateError::BadSignature)?;
 
-    let mut r = Reader(payload);
+    let mut r = Reader(&payload);
     if r.take(1)?[0] != VERSION {
         return Err(StateError::Malformed);
     }
-    let provider = *Provider::ALL
-        .get(r.take(1)?[0] as usize)
-        .ok_or(StateError::Malformed)?;
-    let expires_at = u64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"));
+    let expires_at =
+        Timestamp::from_unix(i64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes")));
     let nonce: [u8; NONCE_LEN] = r.take(NONCE_LEN)?.try_into().expect("16 bytes");
+    let provider = r
+        .field()?
+        .ok_or(StateError::Malformed)?
+        .parse::<Provider>()
+        .map_err(|_| StateError::Malformed)?;
     let tenant = r.field()?.ok_or(StateError::Malformed)?;
     let app_id = r.field()?;
     let return_url = r.field()?;
@@ -193,13 +199,20 @@ pub fn pkce_challenge(verifier: &str) -> String {
 mod tests {
     use super::*;
 
-    const KEY: [u8; 32] = [9u8; 32];
-    const NOW: u64 = 1_800_000_000;
+    const NOW: Timestamp = Timestamp::from_unix(1_800_000_000);
+
+    fn sealer() -> Sealer {
+        Sealer::new(&[9u8; 64])
+    }
+
+    fn x() -> Provider {
+        "x".parse().unwrap()
+    }
 
     fn claims() -> StateClaims {
         StateClaims::new(
-            Provider::X,
-            "alice",
+            x(),
+            "alice@example.com",
             Some("oa_abcdefghijklmnopqrst"),
             Some("https://dash.example.com/done"),
             NOW,
@@ -209,40 +222,81 @@ mod tests {
     #[test]
     fn round_trip() {
         let c = claims();
-        let s = sign(&KEY, &c);
+        let s = seal(&sealer(), &c);
         assert!(
             s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
-        assert_eq!(verify(&KEY, &s, NOW + 1).unwrap(), c);
+        assert_eq!(open(&sealer(), &s, NOW.plus_seconds(1)).unwrap(), c);
+    }
+
+    #[test]
+    fn the_state_is_opaque() {
+        let s = seal(&sealer(), &claims());
+        let raw = URL_SAFE_NO_PAD.decode(&s).unwrap();
+        for needle in [
+            &b"alice@example.com"[..],
+            b"dash.example.com",
+            b"oa_abcdefghijklmnopqrst",
+        ] {
+            assert!(
+                !raw.windows(needle.len()).any(|w| w == needle),
+                "the decoded state shows {}",
+                String::from_utf8_lossy(needle)
+            );
+        }
     }
 
     #[test]
     fn default_app_and_no_return_url_round_trip() {
-        let c = StateClaims::new(Provider::Tiktok, "bob", None, None, NOW);
-        assert_eq!(verify(&KEY, &sign(&KEY, &c), NOW).unwrap(), c);
+        let c = StateClaims::new("tiktok".parse().unwrap(), "bob", None, None, NOW);
+        assert_eq!(open(&sealer(), &seal(&sealer(), &c), NOW).unwrap(), c);
+    }
+
+    #[test]
+    fn the_largest_claims_fit_the_encoded_limit() {
+        let tenant = "𝕏".repeat(Owner::MAX_LEN);
+        let url = format!(
+            "https://dash.example.com/{}",
+            "a".repeat(MAX_RETURN_URL_LEN - 25)
+        );
+        assert_eq!(url.len(), MAX_RETURN_URL_LEN);
+        let c = StateClaims::new(
+            "instagram".parse().unwrap(),
+            &tenant,
+            Some("oa_abcdefghijklmnopqrst"),
+            Some(&url),
+            NOW,
+        );
+        let s = seal(&sealer(), &c);
+        assert!(
+            s.len() <= MAX_ENCODED_LEN,
+            "{} > {MAX_ENCODED_LEN}",
+            s.len()
+        );
+        assert_eq!(open(&sealer(), &s, NOW).unwrap(), c);
     }
 
     #[test]
     fn expires_after_ten_minutes() {
-        let s = sign(&KEY, &claims());
-        assert!(verify(&KEY, &s, NOW + STATE_TTL_SECONDS - 1).is_ok());
+        let s = seal(&sealer(), &claims());
+        assert!(open(&sealer(), &s, NOW.plus_seconds(STATE_TTL_SECONDS - 1)).is_ok());
         assert_eq!(
-            verify(&KEY, &s, NOW + STATE_TTL_SECONDS),
+            open(&sealer(), &s, NOW.plus_seconds(STATE_TTL_SECONDS)),
             Err(StateError::Expired)
         );
     }
 
     #[test]
     fn every_flipped_byte_is_refused() {
-        let s = sign(&KEY, &claims());
+        let s = seal(&sealer(), &claims());
         let raw = URL_SAFE_NO_PAD.decode(&s).unwrap();
         for i in 0..raw.len() {
             let mut bad = raw.clone();
             bad[i] ^= 0x01;
             let forged = URL_SAFE_NO_PAD.encode(&bad);
             assert!(
-                verify(&KEY, &forged, NOW).is_err(),
+                open(&sealer(), &forged, NOW).is_err(),
                 "byte {i} flipped was accepted"
             );
         }
@@ -250,19 +304,23 @@ mod tests {
 
     #[test]
     fn other_key_and_garbage_are_refused() {
-        let s = sign(&KEY, &claims());
-        assert_eq!(verify(&[1u8; 32], &s, NOW), Err(StateError::BadSignature));
-        assert_eq!(verify(&KEY, "", NOW), Err(StateError::Malformed));
-        assert_eq!(verify(&KEY, "!!!", NOW), Err(StateError::Malformed));
-        assert_eq!(verify(&KEY, &s[..20], NOW), Err(StateError::Malformed));
+        let s = seal(&sealer(), &claims());
+        assert_eq!(
+            open(&Sealer::new(&[1u8; 64]), &s, NOW),
+            Err(StateError::BadSignature)
+        );
+        assert_eq!(open(&sealer(), "", NOW), Err(StateError::Malformed));
+        assert_eq!(open(&sealer(), "!!!", NOW), Err(StateError::Malformed));
+        assert!(open(&sealer(), &s[..20], NOW).is_err());
     }
 
     #[test]
     fn pkce_matches_rfc7636_shape() {
+        let key = [9u8; 32];
         let c = claims();
-        let v = pkce_verifier(&KEY, &c.nonce);
+        let v = pkce_verifier(&key, &c.nonce);
         assert_eq!(v.len(), 43);
-        assert_eq!(v, pkce_verifier(&KEY, &c.nonce));
+        assert_eq!(v, pkce_verifier(&key, &c.nonce));
         // RFC 7636 appendix B test vector.
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),

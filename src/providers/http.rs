@@ -10,45 +10,7 @@ use serde_json::Value;
 /// Larger provider responses are refused.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// How a call to a provider failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderError {
-    /// The provider answered with an OAuth or API error.
-    #[error("the provider refused: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Rejected {
-        code: String,
-        description: Option<String>,
-    },
-    /// The provider could not be reached, timed out, or failed on its side (5xx).
-    #[error("the provider is unavailable: {0}")]
-    Unavailable(String),
-    /// The provider answered with something Dravo cannot read.
-    #[error("the provider's answer cannot be read: {0}")]
-    Malformed(String),
-}
-
-impl ProviderError {
-    /// The `error` code carried into the dashboard redirect.
-    pub fn code(&self) -> &str {
-        match self {
-            ProviderError::Rejected { code, .. } => code,
-            ProviderError::Unavailable(_) => "provider_unavailable",
-            ProviderError::Malformed(_) => "provider_invalid_response",
-        }
-    }
-
-    /// A short description for the redirect and the log.
-    pub fn description(&self) -> String {
-        match self {
-            ProviderError::Rejected { description, .. } => description.clone().unwrap_or_default(),
-            ProviderError::Unavailable(d) | ProviderError::Malformed(d) => d.clone(),
-        }
-    }
-
-    pub fn malformed(what: impl Into<String>) -> Self {
-        ProviderError::Malformed(what.into())
-    }
-}
+pub use crate::error::ProviderError;
 
 /// A provider's JSON answer and its HTTP status.
 #[derive(Debug)]

@@ -2,33 +2,17 @@
 //! with `#_` appended, the token answer may be wrapped in `{"data": [...]}`, and the
 //! short-lived token is traded at once for a long-lived one. User ids can exceed 2^53.
 
-use secrecy::{ExposeSecret, SecretString};
+use async_trait::async_trait;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
-use super::{AuthorizeParams, CodeExchange, Endpoints, Identity, TokenSet};
+use super::{
+    AuthorizeParams, ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity,
+    OAuthProvider, Provider, TokenSet,
+};
 
-pub(super) const AUTHORIZE_URL: &str = "https://www.instagram.com/oauth/authorize";
-pub(super) const TOKEN_URL: &str = "https://api.instagram.com/oauth/access_token";
-pub(super) const API_BASE: &str = "https://graph.instagram.com";
-
-pub(super) fn clean_code(code: &str) -> &str {
-    code.strip_suffix("#_").unwrap_or(code)
-}
-
-pub(super) fn authorize_url(endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
-    let scope = p.scopes.join(",");
-    super::url_with_query(
-        &endpoints.authorize_url,
-        &[
-            ("client_id", p.client_id),
-            ("redirect_uri", p.redirect_uri),
-            ("response_type", "code"),
-            ("scope", &scope),
-            ("state", p.state),
-        ],
-    )
-}
+pub(super) struct Instagram;
 
 /// `{"data": [{…}]}` or `{…}`.
 fn unwrap_data(body: Value) -> Value {
@@ -55,52 +39,106 @@ fn permissions(body: &Value) -> Option<Vec<String>> {
     }
 }
 
-pub(super) async fn exchange_code(
-    http: &ProviderHttp,
-    endpoints: &Endpoints,
-    ex: &CodeExchange<'_>,
-) -> Result<TokenSet, ProviderError> {
-    let req = http.client().post(endpoints.token_url.clone()).form(&[
-        ("client_id", ex.client_id),
-        ("client_secret", ex.client_secret),
-        ("grant_type", "authorization_code"),
-        ("redirect_uri", ex.redirect_uri),
-        ("code", ex.code),
-    ]);
-    let short = unwrap_data(http.send(req).await?.into_success()?);
-    let short_token = string_field(&short, "access_token")
-        .ok_or_else(|| ProviderError::malformed("the token response has no access_token"))?;
-    let long = http.client().get(endpoints.api("/access_token")).query(&[
-        ("grant_type", "ig_exchange_token"),
-        ("client_secret", ex.client_secret),
-        ("access_token", short_token.as_str()),
-    ]);
-    let mut tokens = super::parse_token_response(&http.send(long).await?.into_success()?)?;
-    tokens.granted_scopes = permissions(&short);
-    tokens.account_hint = string_field(&short, "user_id");
-    Ok(tokens)
-}
+#[async_trait]
+impl OAuthProvider for Instagram {
+    fn id(&self) -> Provider {
+        Provider::named("instagram")
+    }
 
-pub(super) async fn identify(
-    http: &ProviderHttp,
-    endpoints: &Endpoints,
-    tokens: &TokenSet,
-) -> Result<Identity, ProviderError> {
-    let token: &SecretString = &tokens.access_token;
-    let req = http.client().get(endpoints.api("/me")).query(&[
-        ("fields", "user_id,username,name"),
-        ("access_token", token.expose_secret()),
-    ]);
-    let body = http.send(req).await?.into_success()?;
-    let id = string_field(&body, "user_id")
-        .or_else(|| tokens.account_hint.clone())
-        .or_else(|| string_field(&body, "id"))
-        .ok_or_else(|| ProviderError::malformed("the identity response has no `user_id`"))?;
-    Ok(Identity {
-        provider_account_id: id,
-        username: string_field(&body, "username"),
-        display_name: string_field(&body, "name"),
-    })
+    fn default_scopes(&self) -> &'static [&'static str] {
+        &[
+            "instagram_business_basic",
+            "instagram_business_content_publish",
+        ]
+    }
+
+    fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
+        DefaultEndpoints {
+            authorize_url: "https://www.instagram.com/oauth/authorize".into(),
+            token_url: "https://api.instagram.com/oauth/access_token".into(),
+            api_base: "https://graph.instagram.com".into(),
+        }
+    }
+
+    fn client_auth(&self) -> ClientAuth {
+        ClientAuth::FormBody {
+            id_param: "client_id",
+        }
+    }
+
+    fn authorize_url(&self, endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
+        let scope = p.scopes.join(",");
+        super::url_with_query(
+            &endpoints.authorize_url,
+            &[
+                ("client_id", p.client_id),
+                ("redirect_uri", p.redirect_uri),
+                ("response_type", "code"),
+                ("scope", &scope),
+                ("state", p.state),
+            ],
+        )
+    }
+
+    fn clean_code<'a>(&self, code: &'a str) -> &'a str {
+        code.strip_suffix("#_").unwrap_or(code)
+    }
+
+    async fn exchange_code(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        ex: &CodeExchange<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        let short = super::token_call(
+            http,
+            endpoints,
+            self.client_auth(),
+            ex.client_id,
+            ex.client_secret,
+            &[
+                ("grant_type", "authorization_code"),
+                ("redirect_uri", ex.redirect_uri),
+                ("code", ex.code),
+            ],
+        )
+        .await?;
+        let short = unwrap_data(short);
+        let short_token = string_field(&short, "access_token")
+            .ok_or_else(|| ProviderError::malformed("the token response has no access_token"))?;
+        // The long-lived exchange is a Graph call, not a token-endpoint call.
+        let long = http.client().get(endpoints.api("/access_token")).query(&[
+            ("grant_type", "ig_exchange_token"),
+            ("client_secret", ex.client_secret),
+            ("access_token", short_token.as_str()),
+        ]);
+        let mut tokens = super::parse_token_response(&http.send(long).await?.into_success()?)?;
+        tokens.granted_scopes = permissions(&short);
+        tokens.account_hint = string_field(&short, "user_id");
+        Ok(tokens)
+    }
+
+    async fn identify(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        tokens: &TokenSet,
+    ) -> Result<Identity, ProviderError> {
+        let req = http.client().get(endpoints.api("/me")).query(&[
+            ("fields", "user_id,username,name"),
+            ("access_token", tokens.access_token.expose_secret()),
+        ]);
+        let body = http.send(req).await?.into_success()?;
+        let id = string_field(&body, "user_id")
+            .or_else(|| tokens.account_hint.clone())
+            .or_else(|| string_field(&body, "id"))
+            .ok_or_else(|| ProviderError::malformed("the identity response has no `user_id`"))?;
+        Ok(Identity {
+            provider_account_id: id,
+            username: string_field(&body, "username"),
+            display_name: string_field(&body, "name"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -110,8 +148,8 @@ mod tests {
 
     #[test]
     fn strips_hash_suffix() {
-        assert_eq!(clean_code("abc#_"), "abc");
-        assert_eq!(clean_code("abc"), "abc");
+        assert_eq!(Instagram.clean_code("abc#_"), "abc");
+        assert_eq!(Instagram.clean_code("abc"), "abc");
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! The providers Dravo can connect, and the facts every one of them must answer.
+//! The providers Dravo can connect: one file each behind the `OAuthProvider` trait, and the
+//! registry that names them. A provider's quirks (URLs, parameter names, scope separators,
+//! client authentication, token parsing) live in its own file; the rest of the code asks the
+//! registry for the provider and never matches on names.
 //!
-//! Each provider's quirks (URLs, parameter names, scope separators) live here, so that the rest
-//! of the code asks a `Provider` instead of matching on names.
+//! Adding a provider: write `src/providers/<name>.rs` with a unit struct implementing
+//! `OAuthProvider`, declare the module below, and add it to `REGISTRY`.
 
 pub mod http;
 
@@ -11,196 +14,221 @@ mod linkedin;
 mod tiktok;
 mod x;
 
-use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::Value;
 use url::Url;
 
-use crate::config::ProviderConfig;
+pub use crate::domain::Provider;
+use crate::domain::Scopes;
 pub use http::{ProviderError, ProviderHttp};
 
-/// A social network Dravo connects accounts of. Spelled in lower case everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Provider {
-    Instagram,
-    Facebook,
-    X,
-    Linkedin,
-    Tiktok,
+/// Every provider this build can connect, in the order the seed page lists them. The order
+/// means nothing else: nothing stores a position in this list.
+static REGISTRY: &[&dyn OAuthProvider] = &[
+    &instagram::Instagram,
+    &facebook::Facebook,
+    &x::X,
+    &linkedin::Linkedin,
+    &tiktok::Tiktok,
+];
+
+/// Every registered provider.
+pub fn all() -> impl Iterator<Item = &'static dyn OAuthProvider> {
+    REGISTRY.iter().copied()
 }
 
-impl Provider {
-    /// Every provider, in the order the seed page lists them.
-    pub const ALL: [Provider; 5] = [
-        Provider::Instagram,
-        Provider::Facebook,
-        Provider::X,
-        Provider::Linkedin,
-        Provider::Tiktok,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Instagram => "instagram",
-            Provider::Facebook => "facebook",
-            Provider::X => "x",
-            Provider::Linkedin => "linkedin",
-            Provider::Tiktok => "tiktok",
-        }
-    }
-
-    /// The scopes Dravo requests when an app does not name its own (PROVIDERS.md).
-    pub fn default_scopes(self) -> &'static [&'static str] {
-        match self {
-            Provider::X => &[
-                "tweet.read",
-                "tweet.write",
-                "users.read",
-                "offline.access",
-                "media.write",
-            ],
-            Provider::Linkedin => &["openid", "profile", "w_member_social"],
-            Provider::Facebook => &[
-                "pages_show_list",
-                "pages_manage_posts",
-                "pages_read_engagement",
-                "business_management",
-            ],
-            Provider::Instagram => &[
-                "instagram_business_basic",
-                "instagram_business_content_publish",
-            ],
-            Provider::Tiktok => &["user.info.basic", "video.publish", "video.upload"],
-        }
-    }
-
-    /// Whether the authorization-code flow uses PKCE (S256).
-    pub fn uses_pkce(self) -> bool {
-        matches!(self, Provider::X)
-    }
-
-    /// The endpoints for this provider: the real ones, or the config's overrides.
-    pub fn endpoints(self, config: Option<&ProviderConfig>) -> Endpoints {
-        let version = config
-            .and_then(|c| c.api_version.clone())
-            .unwrap_or_else(|| facebook::DEFAULT_API_VERSION.to_owned());
-        let (authorize, token, api) = match self {
-            Provider::X => (
-                x::AUTHORIZE_URL.to_owned(),
-                x::TOKEN_URL.to_owned(),
-                x::API_BASE.to_owned(),
-            ),
-            Provider::Linkedin => (
-                linkedin::AUTHORIZE_URL.to_owned(),
-                linkedin::TOKEN_URL.to_owned(),
-                linkedin::API_BASE.to_owned(),
-            ),
-            Provider::Facebook => facebook::default_urls(&version),
-            Provider::Instagram => (
-                instagram::AUTHORIZE_URL.to_owned(),
-                instagram::TOKEN_URL.to_owned(),
-                instagram::API_BASE.to_owned(),
-            ),
-            Provider::Tiktok => (
-                tiktok::AUTHORIZE_URL.to_owned(),
-                tiktok::TOKEN_URL.to_owned(),
-                tiktok::API_BASE.to_owned(),
-            ),
-        };
-        let pick = |over: Option<&Url>, default: String| {
-            over.cloned()
-                .unwrap_or_else(|| Url::parse(&default).expect("built-in provider URLs are valid"))
-        };
-        Endpoints {
-            authorize_url: pick(config.and_then(|c| c.authorize_url.as_ref()), authorize),
-            token_url: pick(config.and_then(|c| c.token_url.as_ref()), token),
-            api_base: pick(config.and_then(|c| c.api_base.as_ref()), api),
-            api_version: version,
-        }
-    }
-
-    /// The URL that sends the user to the provider's consent screen, with the provider's own
-    /// parameter names and scope separator.
-    pub fn authorize_url(self, endpoints: &Endpoints, params: &AuthorizeParams<'_>) -> String {
-        match self {
-            Provider::X => x::authorize_url(endpoints, params),
-            Provider::Linkedin => linkedin::authorize_url(endpoints, params),
-            Provider::Facebook => facebook::authorize_url(endpoints, params),
-            Provider::Instagram => instagram::authorize_url(endpoints, params),
-            Provider::Tiktok => tiktok::authorize_url(endpoints, params),
-        }
-    }
-
-    /// Trades an authorization code for tokens, the provider's way (including any
-    /// short-to-long-lived exchange).
-    pub async fn exchange_code(
-        self,
-        http: &ProviderHttp,
-        endpoints: &Endpoints,
-        exchange: &CodeExchange<'_>,
-    ) -> Result<TokenSet, ProviderError> {
-        let result = match self {
-            Provider::X => x::exchange_code(http, endpoints, exchange).await,
-            Provider::Linkedin => linkedin::exchange_code(http, endpoints, exchange).await,
-            Provider::Facebook => facebook::exchange_code(http, endpoints, exchange).await,
-            Provider::Instagram => instagram::exchange_code(http, endpoints, exchange).await,
-            Provider::Tiktok => tiktok::exchange_code(http, endpoints, exchange).await,
-        };
-        result.map_err(standard_token_error)
-    }
-
-    /// Asks the provider who the token belongs to.
-    pub async fn identify(
-        self,
-        http: &ProviderHttp,
-        endpoints: &Endpoints,
-        tokens: &TokenSet,
-    ) -> Result<Identity, ProviderError> {
-        match self {
-            Provider::X => x::identify(http, endpoints, tokens).await,
-            Provider::Linkedin => linkedin::identify(http, endpoints, tokens).await,
-            Provider::Facebook => facebook::identify(http, endpoints, tokens).await,
-            Provider::Instagram => instagram::identify(http, endpoints, tokens).await,
-            Provider::Tiktok => tiktok::identify(http, endpoints, tokens).await,
-        }
-    }
-
-    /// The authorization code as the provider wants it back (Instagram appends `#_`).
-    pub fn clean_code(self, code: &str) -> &str {
-        match self {
-            Provider::Instagram => instagram::clean_code(code),
-            _ => code,
-        }
-    }
-
-    /// The list of names accepted, for error messages.
-    pub fn expected() -> &'static str {
-        "instagram, facebook, x, linkedin or tiktok"
-    }
+/// Every registered provider's name.
+pub fn ids() -> impl Iterator<Item = Provider> {
+    all().map(|p| p.id())
 }
 
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The implementation behind a provider name. Every `Provider` comes from this registry
+/// (`FromStr` below), so the lookup cannot miss.
+pub fn get(provider: Provider) -> &'static dyn OAuthProvider {
+    all()
+        .find(|p| p.id() == provider)
+        .expect("every Provider value names a registered provider")
+}
+
+/// The names accepted, for error messages: "instagram, facebook, x, linkedin or tiktok".
+pub fn expected() -> String {
+    let names: Vec<&str> = ids().map(Provider::as_str).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
 /// The error for a provider name Dravo does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider `{0}`: expected one of {expected}", expected = Provider::expected())]
+#[error("unknown provider `{0}`: expected one of {expected}", expected = expected())]
 pub struct UnknownProvider(pub String);
 
 impl FromStr for Provider {
     type Err = UnknownProvider;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Provider::ALL
-            .into_iter()
+        ids()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| UnknownProvider(s.chars().take(40).collect()))
     }
+}
+
+/// How a provider wants the OAuth client to prove itself at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with client id and secret (RFC 6749 §2.3.1), form body.
+    Basic,
+    /// Client id (under the given parameter name) and secret in the form body.
+    FormBody { id_param: &'static str },
+    /// A GET with client id and secret in the query (Meta's Graph API).
+    Query,
+}
+
+/// The real addresses of a provider, before any `providers.<name>.*_url` override.
+pub struct DefaultEndpoints {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub api_base: String,
+}
+
+/// What every provider answers. Refresh and revoke join this trait with the token lifecycle.
+#[async_trait]
+pub trait OAuthProvider: Send + Sync + 'static {
+    /// Its name: in URLs, config tables (`[providers.<name>]`) and the database.
+    fn id(&self) -> Provider;
+
+    /// The scopes requested when an app does not name its own (PROVIDERS.md).
+    fn default_scopes(&self) -> &'static [&'static str];
+
+    /// The API version used when `providers.<name>.api_version` is unset; `None` when the
+    /// provider has no versioned API (the key is then refused).
+    fn default_api_version(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The real endpoints, for the API version in use.
+    fn default_endpoints(&self, api_version: Option<&str>) -> DefaultEndpoints;
+
+    /// Whether the authorization-code flow uses PKCE (S256).
+    fn uses_pkce(&self) -> bool {
+        false
+    }
+
+    /// How the client authenticates at the token endpoint.
+    fn client_auth(&self) -> ClientAuth;
+
+    /// The consent-screen URL, with the provider's own parameter names and scope separator.
+    fn authorize_url(&self, endpoints: &Endpoints, params: &AuthorizeParams<'_>) -> String;
+
+    /// The authorization code as the provider wants it back (Instagram appends `#_`).
+    fn clean_code<'a>(&self, code: &'a str) -> &'a str {
+        code
+    }
+
+    /// Trades an authorization code for tokens. Errors outside RFC 6749's vocabulary are
+    /// normalised by the caller (`exchange_code` below).
+    async fn exchange_code(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        exchange: &CodeExchange<'_>,
+    ) -> Result<TokenSet, ProviderError>;
+
+    /// Asks the provider who the token belongs to.
+    async fn identify(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        tokens: &TokenSet,
+    ) -> Result<Identity, ProviderError>;
+}
+
+impl dyn OAuthProvider {
+    /// The provider's default scopes as a checked list.
+    pub fn default_scope_list(&self) -> Scopes {
+        Scopes::from_static(self.default_scopes())
+    }
+
+    /// The endpoints in use: the real ones, with any configured override applied.
+    pub fn endpoints(&self, overrides: &EndpointOverrides) -> Endpoints {
+        let api_version = overrides
+            .api_version
+            .clone()
+            .or_else(|| self.default_api_version().map(str::to_owned));
+        let defaults = self.default_endpoints(api_version.as_deref());
+        let pick = |over: Option<&Url>, default: String| {
+            over.cloned()
+                .unwrap_or_else(|| Url::parse(&default).expect("built-in provider URLs are valid"))
+        };
+        Endpoints {
+            authorize_url: pick(overrides.authorize_url.as_ref(), defaults.authorize_url),
+            token_url: pick(overrides.token_url.as_ref(), defaults.token_url),
+            api_base: pick(overrides.api_base.as_ref(), defaults.api_base),
+            api_version: api_version.unwrap_or_default(),
+        }
+    }
+
+    /// Trades an authorization code for tokens; a refusal in the provider's own vocabulary
+    /// comes back as `invalid_grant`.
+    pub async fn exchange(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        exchange: &CodeExchange<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        self.exchange_code(http, endpoints, exchange)
+            .await
+            .map_err(standard_token_error)
+    }
+}
+
+/// Configured replacements for a provider's real addresses (proxies, tests).
+#[derive(Debug, Clone, Default)]
+pub struct EndpointOverrides {
+    pub authorize_url: Option<Url>,
+    pub token_url: Option<Url>,
+    pub api_base: Option<Url>,
+    pub api_version: Option<String>,
+}
+
+/// A token-endpoint call with the client authenticated the provider's way.
+pub(crate) async fn token_call(
+    http: &ProviderHttp,
+    endpoints: &Endpoints,
+    auth: ClientAuth,
+    client_id: &str,
+    client_secret: &str,
+    params: &[(&str, &str)],
+) -> Result<Value, ProviderError> {
+    let url = endpoints.token_url.clone();
+    let req = match auth {
+        ClientAuth::Basic => {
+            let mut form: Vec<(&str, &str)> = params.to_vec();
+            form.push(("client_id", client_id));
+            http.client()
+                .post(url)
+                .basic_auth(client_id, Some(client_secret))
+                .form(&form)
+        }
+        ClientAuth::FormBody { id_param } => {
+            let mut form: Vec<(&str, &str)> = vec![(id_param, client_id)];
+            form.push(("client_secret", client_secret));
+            form.extend_from_slice(params);
+            http.client().post(url).form(&form)
+        }
+        ClientAuth::Query => {
+            let mut query: Vec<(&str, &str)> = vec![("client_id", client_id)];
+            query.push(("client_secret", client_secret));
+            query.extend_from_slice(params);
+            http.client().get(url).query(&query)
+        }
+    };
+    http.send(req).await?.into_success()
 }
 
 /// The token-endpoint error codes of RFC 6749 §5.2.
@@ -391,10 +419,27 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_are_case_sensitive() {
-        for p in Provider::ALL {
+        for p in ids() {
             assert_eq!(p.as_str().parse::<Provider>().unwrap(), p);
+            assert_eq!(get(p).id(), p);
         }
         assert!("X".parse::<Provider>().is_err());
         assert!("twitter".parse::<Provider>().is_err());
+        assert_eq!(expected(), "instagram, facebook, x, linkedin or tiktok");
+    }
+
+    #[test]
+    fn registered_names_are_unique_lowercase_tokens() {
+        let names: Vec<&str> = ids().map(Provider::as_str).collect();
+        for (i, name) in names.iter().enumerate() {
+            assert!(!names[..i].contains(name), "{name} is registered twice");
+            assert!(
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                "{name}: provider names are lower-case ASCII (they are config keys and URL segments)"
+            );
+        }
     }
 }

@@ -2,68 +2,102 @@
 //! comma-separated; errors can come back with HTTP 200. The granted scopes may be fewer than
 //! requested (users can untick them), so the granted list is what is stored.
 
+use async_trait::async_trait;
 use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
-use super::{AuthorizeParams, CodeExchange, Endpoints, Identity, TokenSet};
+use super::{
+    AuthorizeParams, ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity,
+    OAuthProvider, Provider, TokenSet,
+};
 
-pub(super) const AUTHORIZE_URL: &str = "https://www.tiktok.com/v2/auth/authorize/";
-pub(super) const TOKEN_URL: &str = "https://open.tiktokapis.com/v2/oauth/token/";
-pub(super) const API_BASE: &str = "https://open.tiktokapis.com";
+pub(super) struct Tiktok;
 
-pub(super) fn authorize_url(endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
-    let scope = p.scopes.join(",");
-    super::url_with_query(
-        &endpoints.authorize_url,
-        &[
-            ("client_key", p.client_id),
-            ("scope", &scope),
-            ("redirect_uri", p.redirect_uri),
-            ("state", p.state),
-            ("response_type", "code"),
-        ],
-    )
-}
+#[async_trait]
+impl OAuthProvider for Tiktok {
+    fn id(&self) -> Provider {
+        Provider::named("tiktok")
+    }
 
-pub(super) async fn exchange_code(
-    http: &ProviderHttp,
-    endpoints: &Endpoints,
-    ex: &CodeExchange<'_>,
-) -> Result<TokenSet, ProviderError> {
-    let req = http.client().post(endpoints.token_url.clone()).form(&[
-        ("client_key", ex.client_id),
-        ("client_secret", ex.client_secret),
-        ("code", ex.code),
-        ("grant_type", "authorization_code"),
-        ("redirect_uri", ex.redirect_uri),
-    ]);
-    let body = http.send(req).await?.into_success()?;
-    let mut tokens = super::parse_token_response(&body)?;
-    tokens.account_hint = string_field(&body, "open_id");
-    Ok(tokens)
-}
+    fn default_scopes(&self) -> &'static [&'static str] {
+        &["user.info.basic", "video.publish", "video.upload"]
+    }
 
-pub(super) async fn identify(
-    http: &ProviderHttp,
-    endpoints: &Endpoints,
-    tokens: &TokenSet,
-) -> Result<Identity, ProviderError> {
-    let req = http
-        .client()
-        .get(endpoints.api("/v2/user/info/"))
-        .query(&[("fields", "open_id,avatar_url,display_name,username")])
-        .bearer_auth(tokens.access_token.expose_secret());
-    let body = http.send(req).await?.into_success()?;
-    let user = body
-        .get("data")
-        .and_then(|d| d.get("user"))
-        .ok_or_else(|| ProviderError::malformed("the identity response has no `data.user`"))?;
-    let id = string_field(user, "open_id")
-        .or_else(|| tokens.account_hint.clone())
-        .ok_or_else(|| ProviderError::malformed("the identity response has no `open_id`"))?;
-    Ok(Identity {
-        provider_account_id: id,
-        username: string_field(user, "username"),
-        display_name: string_field(user, "display_name"),
-    })
+    fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
+        DefaultEndpoints {
+            authorize_url: "https://www.tiktok.com/v2/auth/authorize/".into(),
+            token_url: "https://open.tiktokapis.com/v2/oauth/token/".into(),
+            api_base: "https://open.tiktokapis.com".into(),
+        }
+    }
+
+    fn client_auth(&self) -> ClientAuth {
+        ClientAuth::FormBody {
+            id_param: "client_key",
+        }
+    }
+
+    fn authorize_url(&self, endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
+        let scope = p.scopes.join(",");
+        super::url_with_query(
+            &endpoints.authorize_url,
+            &[
+                ("client_key", p.client_id),
+                ("scope", &scope),
+                ("redirect_uri", p.redirect_uri),
+                ("state", p.state),
+                ("response_type", "code"),
+            ],
+        )
+    }
+
+    async fn exchange_code(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        ex: &CodeExchange<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        let body = super::token_call(
+            http,
+            endpoints,
+            self.client_auth(),
+            ex.client_id,
+            ex.client_secret,
+            &[
+                ("code", ex.code),
+                ("grant_type", "authorization_code"),
+                ("redirect_uri", ex.redirect_uri),
+            ],
+        )
+        .await?;
+        let mut tokens = super::parse_token_response(&body)?;
+        tokens.account_hint = string_field(&body, "open_id");
+        Ok(tokens)
+    }
+
+    async fn identify(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        tokens: &TokenSet,
+    ) -> Result<Identity, ProviderError> {
+        let req = http
+            .client()
+            .get(endpoints.api("/v2/user/info/"))
+            .query(&[("fields", "open_id,avatar_url,display_name,username")])
+            .bearer_auth(tokens.access_token.expose_secret());
+        let body = http.send(req).await?.into_success()?;
+        let user = body
+            .get("data")
+            .and_then(|d| d.get("user"))
+            .ok_or_else(|| ProviderError::malformed("the identity response has no `data.user`"))?;
+        let id = string_field(user, "open_id")
+            .or_else(|| tokens.account_hint.clone())
+            .ok_or_else(|| ProviderError::malformed("the identity response has no `open_id`"))?;
+        Ok(Identity {
+            provider_account_id: id,
+            username: string_field(user, "username"),
+            display_name: string_field(user, "display_name"),
+        })
+    }
 }

@@ -4,10 +4,10 @@
 use secrecy::ExposeSecret;
 
 use super::Dravo;
-use crate::domain::{AccountId, Owner, now_rfc3339, rfc3339_from_unix, unix_now};
+use crate::domain::{AccountId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
-use crate::providers::{Identity, Provider, TokenSet};
-use crate::store::accounts::{self, AccountRow};
+use crate::providers::{Identity, TokenSet};
+use crate::store::AccountRecord;
 
 /// A connected account as callers see it: never a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,14 +21,14 @@ pub struct Account {
     pub scopes: Vec<String>,
     /// `active` or `needs_reauth`.
     pub status: String,
-    /// When the access token expires, RFC 3339 UTC.
-    pub expires_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    /// When the access token expires.
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-impl From<AccountRow> for Account {
-    fn from(row: AccountRow) -> Self {
+impl From<AccountRecord> for Account {
+    fn from(row: AccountRecord) -> Self {
         Account {
             id: row.id,
             provider: row.provider,
@@ -78,61 +78,58 @@ pub(super) struct Connected {
 
 impl Dravo {
     /// Stores a newly connected account, or updates it when the same provider account was
-    /// connected before by this owner (same id, fresh tokens).
+    /// connected before by this owner (same id, fresh tokens), in one transaction.
     pub(super) async fn save_connected(&self, c: Connected) -> Result<Account> {
-        let now = unix_now();
+        let now = self.now();
         let this = self.clone();
-        let owner = c.owner.as_str().to_owned();
-        let provider_account_id = c.identity.provider_account_id.clone();
-        let row =
-            self.0
-                .store
-                .call(move |conn| {
-                    accounts::upsert(
-                        conn,
-                        &owner,
-                        c.provider,
-                        &provider_account_id,
-                        AccountId::generate().to_string(),
-                        |id, created_at| {
-                            let sealer = this.0.keys.sealer();
-                            let context = |kind| {
-                                token_context(kind, &id, &owner, c.provider, &provider_account_id)
-                            };
-                            let access = sealer.seal(
-                                &context(ACCESS),
-                                c.tokens.access_token.expose_secret().as_bytes(),
-                            );
-                            let refresh = c.tokens.refresh_token.as_ref().map(|t| {
-                                sealer.seal(&context(REFRESH), t.expose_secret().as_bytes())
-                            });
-                            let at = |secs: Option<i64>| {
-                                secs.filter(|s| *s > 0)
-                                    .map(|s| rfc3339_from_unix(now.saturating_add(s as u64)))
-                            };
-                            let stamp = now_rfc3339();
-                            Ok(AccountRow {
-                                id: id.clone(),
-                                owner: owner.clone(),
-                                provider: c.provider,
-                                oauth_app_id: c.oauth_app_id,
-                                provider_account_id: provider_account_id.clone(),
-                                username: c.identity.username,
-                                display_name: c.identity.display_name,
-                                scopes: c.tokens.granted_scopes.unwrap_or(c.requested_scopes),
-                                status: "active".into(),
-                                access_token_sealed: access,
-                                refresh_token_sealed: refresh,
-                                expires_at: at(c.tokens.expires_in),
-                                refresh_expires_at: at(c.tokens.refresh_expires_in),
-                                created_at: created_at.unwrap_or_else(|| stamp.clone()),
-                                updated_at: stamp,
-                            })
-                        },
-                    )
-                })
-                .await?;
-        Ok(row.into())
+        let record = self
+            .0
+            .store
+            .write(move |tx| {
+                let existing =
+                    tx.find_account(&c.owner, c.provider, &c.identity.provider_account_id)?;
+                let (id, created_at) = match existing {
+                    Some(e) => (e.id, e.created_at),
+                    None => (AccountId::generate().to_string(), now),
+                };
+                let owner = c.owner.as_str();
+                let provider_account_id = c.identity.provider_account_id.as_str();
+                let sealer = this.0.keys.sealer();
+                let context =
+                    |kind| token_context(kind, &id, owner, c.provider, provider_account_id);
+                let access = sealer.seal(
+                    &context(ACCESS),
+                    c.tokens.access_token.expose_secret().as_bytes(),
+                );
+                let refresh = c
+                    .tokens
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| sealer.seal(&context(REFRESH), t.expose_secret().as_bytes()));
+                let after =
+                    |secs: Option<i64>| secs.filter(|s| *s > 0).map(|s| now.plus_seconds(s));
+                let record = AccountRecord {
+                    id: id.clone(),
+                    owner: owner.to_owned(),
+                    provider: c.provider,
+                    oauth_app_id: c.oauth_app_id,
+                    provider_account_id: provider_account_id.to_owned(),
+                    username: c.identity.username,
+                    display_name: c.identity.display_name,
+                    scopes: c.tokens.granted_scopes.unwrap_or(c.requested_scopes),
+                    status: "active".into(),
+                    access_token_sealed: access,
+                    refresh_token_sealed: refresh,
+                    expires_at: after(c.tokens.expires_in),
+                    refresh_expires_at: after(c.tokens.refresh_expires_in),
+                    created_at,
+                    updated_at: now,
+                };
+                tx.put_account(&record)?;
+                Ok(record)
+            })
+            .await?;
+        Ok(record.into())
     }
 
     pub async fn list_accounts(
@@ -140,35 +137,27 @@ impl Dravo {
         owner: &Owner,
         provider: Option<Provider>,
     ) -> Result<Vec<Account>> {
-        let owner = owner.clone();
-        let rows = self
-            .0
-            .store
-            .call(move |c| accounts::list(c, &owner, provider))
-            .await?;
+        let rows = self.0.store.list_accounts(owner, provider).await?;
         Ok(rows.into_iter().map(Account::from).collect())
     }
 
     /// One of the owner's accounts as stored.
-    async fn account_row(&self, owner: &Owner, id: &AccountId) -> Result<AccountRow> {
-        let (owner, id) = (owner.clone(), id.clone());
+    async fn account_record(&self, owner: &Owner, id: &AccountId) -> Result<AccountRecord> {
         self.0
             .store
-            .call(move |c| {
-                accounts::get(c, &owner, id.as_str())?
-                    .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
-            })
-            .await
+            .get_account(owner, id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
     }
 
     pub async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
-        self.account_row(owner, id).await.map(Account::from)
+        self.account_record(owner, id).await.map(Account::from)
     }
 
     /// Opens an account's access token (used by the token endpoints and by tests proving the
     /// seal is bound to the row).
     pub async fn account_access_token(&self, owner: &Owner, id: &AccountId) -> Result<String> {
-        let row = self.account_row(owner, id).await?;
+        let row = self.account_record(owner, id).await?;
         let plain = self.0.keys.sealer().open(
             &token_context(
                 ACCESS,

@@ -1,21 +1,17 @@
-//! The connect flow: `start_connect` builds the provider's consent URL with a signed state;
-//! `finish_connect` checks the state at the callback, trades the code for tokens, asks the
-//! provider who the account is, and stores it.
-
-use std::sync::Arc;
+//! The connect flow: `start_connect` builds the provider's consent URL with a sealed state;
+//! `finish_connect` opens the state at the callback, trades the code for tokens, asks the
+//! provider who the account is, and stores it. Each step of the callback either succeeds or
+//! names a `Failure`; one function turns a failure into the callback's outcome.
 
 use url::Url;
 
 use super::{Account, Dravo};
-use crate::crypto::state::{self, StateClaims, StateError};
-use crate::domain::{AppId, ClientSecret, Owner, Scopes, unix_now};
+use crate::crypto::state::{self, MAX_RETURN_URL_LEN, StateClaims, StateError};
+use crate::domain::{AppId, ClientSecret, Owner, Provider};
 use crate::error::{Error, Result};
 use crate::providers::http::{safe_code, safe_description};
-use crate::providers::{AuthorizeParams, CodeExchange, Provider};
-use crate::store::oauth_apps::AppRow;
-
-/// Longest `return_url` accepted.
-const MAX_RETURN_URL_LEN: usize = 2048;
+use crate::providers::{self, AuthorizeParams, CodeExchange, Identity, TokenSet};
+use crate::store::AppRecord;
 
 /// The query of a provider's callback.
 #[derive(Debug, Default, Clone)]
@@ -67,8 +63,47 @@ struct FlowApp {
 /// Where the app's client secret is. `start` never needs it, so a BYOK secret stays sealed
 /// until the callback exchanges a code.
 enum FlowSecret {
-    Sealed(Arc<AppRow>),
+    Sealed(Box<AppRecord>),
     Config(ClientSecret),
+}
+
+/// Why a callback step stopped the flow.
+struct Failure {
+    kind: FailureKind,
+    code: String,
+    description: String,
+}
+
+impl Failure {
+    fn new(kind: FailureKind, code: &str, description: &str) -> Self {
+        Failure {
+            kind,
+            code: code.to_owned(),
+            description: description.to_owned(),
+        }
+    }
+
+    fn bad_state(why: &str) -> Self {
+        Failure::new(
+            FailureKind::BadState,
+            "invalid_state",
+            &format!("This sign-in link is not valid: {why}. Start again from your dashboard."),
+        )
+    }
+
+    /// Something inside Dravo failed; the cause goes to the log only.
+    fn internal(what: &str, err: &Error) -> Self {
+        tracing::error!(error = %err, "{what}");
+        Failure::new(
+            FailureKind::Internal,
+            "internal",
+            "Dravo could not complete the sign-in",
+        )
+    }
+
+    fn provider(err: &crate::error::ProviderError) -> Self {
+        Failure::new(FailureKind::Provider, err.code(), &err.description())
+    }
 }
 
 /// The query parameters Dravo sets on the return URL.
@@ -115,12 +150,18 @@ fn under_prefix(url: &Url, prefix: &Url) -> bool {
 }
 
 impl Dravo {
-    /// Checks a `return_url` against `dashboard.allowed_return_urls`.
+    /// Checks a `return_url` against `dashboard.allowed_return_urls`; returns it normalised.
+    /// Its length is checked on the normalised (percent-encoded) form, which is what the
+    /// state carries, so every URL accepted here fits a state.
     fn check_return_url(&self, raw: &str) -> Result<String> {
-        if raw.len() > MAX_RETURN_URL_LEN {
-            return Err(Error::invalid(format!(
-                "return_url must be at most {MAX_RETURN_URL_LEN} characters"
-            )));
+        let too_long = || {
+            Error::invalid(format!(
+                "return_url must be at most {MAX_RETURN_URL_LEN} bytes once percent-encoded"
+            ))
+        };
+        if raw.len() > MAX_RETURN_URL_LEN * 9 {
+            // Far beyond any normalised form that could fit: refuse before parsing.
+            return Err(too_long());
         }
         let url = Url::parse(raw)
             .map_err(|_| Error::invalid("return_url must be an absolute http(s) URL"))?;
@@ -142,7 +183,11 @@ impl Dravo {
                 "return_url is not allowed: it must start with one of dashboard.allowed_return_urls",
             ));
         }
-        Ok(url.into())
+        let normalised: String = url.into();
+        if normalised.len() > MAX_RETURN_URL_LEN {
+            return Err(too_long());
+        }
+        Ok(normalised)
     }
 
     /// The app for a flow: the tenant's BYOK app `app_id`, or the provider's default app.
@@ -154,7 +199,7 @@ impl Dravo {
     ) -> Result<FlowApp> {
         match app_id {
             Some(id) => {
-                let row = self.app_row(owner, id).await?;
+                let row = self.app_record(owner, id).await?;
                 if row.provider != provider {
                     return Err(Error::invalid(format!(
                         "OAuth app {id} is for {}, not {provider}",
@@ -165,32 +210,20 @@ impl Dravo {
                     app_id: Some(id.to_string()),
                     client_id: row.client_id.clone(),
                     scopes: row.scopes.clone(),
-                    secret: FlowSecret::Sealed(row),
+                    secret: FlowSecret::Sealed(Box::new(row)),
                 })
             }
             None => {
-                let config = self.0.config.providers.get(provider);
-                let (Some(client_id), Some(secret)) = (
-                    config.and_then(|c| c.client_id.clone()),
-                    config.and_then(|c| c.client_secret.as_ref()),
-                ) else {
-                    return Err(Error::NoDefaultApp(format!(
+                let app = self.0.default_apps.get(&provider).ok_or_else(|| {
+                    Error::NoDefaultApp(format!(
                         "no default app is configured for {provider}: set providers.{provider}.client_id and client_secret, or pass oauth_app_id"
-                    )));
-                };
-                use secrecy::ExposeSecret;
-                let scopes = match config.and_then(|c| c.scopes.as_ref()) {
-                    Some(s) => Scopes::parse(s)?.into_vec(),
-                    None => Scopes::defaults(provider).into_vec(),
-                };
-                let secret = ClientSecret::parse(secret.expose_secret()).map_err(|e| {
-                    Error::config(format!("providers.{provider}.client_secret: {e}"))
+                    ))
                 })?;
                 Ok(FlowApp {
                     app_id: None,
-                    client_id,
-                    scopes,
-                    secret: FlowSecret::Config(secret),
+                    client_id: app.client_id.as_str().to_owned(),
+                    scopes: app.scopes.as_slice().to_vec(),
+                    secret: FlowSecret::Config(app.client_secret.clone()),
                 })
             }
         }
@@ -206,20 +239,23 @@ impl Dravo {
     ) -> Result<String> {
         let return_url = return_url.map(|r| self.check_return_url(r)).transpose()?;
         let app = self.flow_app(owner, provider, app_id).await?;
-        let key = self.0.keys.state_key();
         let claims = StateClaims::new(
             provider,
             owner.as_str(),
             app.app_id.as_deref(),
             return_url.as_deref(),
-            unix_now(),
+            self.now(),
         );
-        let state = state::sign(key, &claims);
-        let challenge = provider
-            .uses_pkce()
-            .then(|| state::pkce_challenge(&state::pkce_verifier(key, &claims.nonce)));
+        let state = state::seal(self.0.keys.state_sealer(), &claims);
+        let implementation = providers::get(provider);
+        let challenge = implementation.uses_pkce().then(|| {
+            state::pkce_challenge(&state::pkce_verifier(
+                self.0.keys.state_key(),
+                &claims.nonce,
+            ))
+        });
         let redirect_uri = self.redirect_uri(provider);
-        Ok(provider.authorize_url(
+        Ok(implementation.authorize_url(
             self.endpoints(provider),
             &AuthorizeParams {
                 client_id: &app.client_id,
@@ -237,49 +273,11 @@ impl Dravo {
         provider: Provider,
         params: CallbackParams,
     ) -> CallbackOutcome {
-        let bad_state = |why: &str| {
-            tracing::warn!(%provider, reason = why, "oauth callback refused");
-            CallbackOutcome::Failed {
-                kind: FailureKind::BadState,
-                code: "invalid_state".into(),
-                description: format!(
-                    "This sign-in link is not valid: {why}. Start again from your dashboard."
-                ),
-                redirect: None,
-            }
+        let claims = match self.accept_state(provider, params.state.as_deref()).await {
+            Ok(claims) => claims,
+            Err(failure) => return self.failed(provider, failure, None),
         };
-        let Some(raw_state) = params.state.as_deref().filter(|s| !s.is_empty()) else {
-            return bad_state("it carries no state");
-        };
-        let now = unix_now();
-        let claims = match state::verify(self.0.keys.state_key(), raw_state, now) {
-            Ok(c) => c,
-            Err(StateError::Expired) => return bad_state("it has expired"),
-            Err(e) => return bad_state(&e.to_string()),
-        };
-        if claims.provider != provider {
-            return bad_state("it was started for another provider");
-        }
-        let nonce = claims.nonce_hex();
-        let expires = claims.expires_at;
-        match self
-            .0
-            .store
-            .call(move |c| crate::store::oauth_states::consume(c, &nonce, expires, now))
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return bad_state("it has already been used"),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot record the oauth state");
-                return CallbackOutcome::Failed {
-                    kind: FailureKind::Internal,
-                    code: "internal".into(),
-                    description: "Dravo could not complete the sign-in.".into(),
-                    redirect: None,
-                };
-            }
-        }
+        // From here the state is good: failures go back to the dashboard when it has a URL.
         let destination = claims.return_url.clone().or_else(|| {
             self.0
                 .config
@@ -288,85 +286,129 @@ impl Dravo {
                 .as_ref()
                 .map(|u| u.to_string())
         });
-        let fail = |kind: FailureKind, code: &str, description: &str| {
-            let code = safe_code(code);
-            let description = safe_description(description);
-            tracing::warn!(%provider, error = %code, description = %description, "oauth connect failed");
-            let redirect = destination.as_deref().and_then(|d| {
-                let mut params = vec![
-                    ("status", "error"),
-                    ("provider", provider.as_str()),
-                    ("error", code.as_str()),
-                ];
-                if !description.is_empty() {
-                    params.push(("error_description", description.as_str()));
-                }
-                with_params(d, &params)
-            });
-            CallbackOutcome::Failed {
-                kind,
-                code,
-                description,
-                redirect,
+        match self.complete_connect(provider, &claims, &params).await {
+            Ok(account) => {
+                tracing::info!(%provider, account_id = %account.id, "account connected");
+                let redirect = destination.as_deref().and_then(|d| {
+                    with_params(
+                        d,
+                        &[
+                            ("status", "connected"),
+                            ("provider", provider.as_str()),
+                            ("account_id", account.id.as_str()),
+                        ],
+                    )
+                });
+                CallbackOutcome::Connected { account, redirect }
             }
-        };
+            Err(failure) => self.failed(provider, failure, destination.as_deref()),
+        }
+    }
 
+    /// Opens the state, checks it belongs to this provider, and uses it up.
+    async fn accept_state(
+        &self,
+        provider: Provider,
+        raw: Option<&str>,
+    ) -> Result<StateClaims, Failure> {
+        let raw = raw
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Failure::bad_state("it carries no state"))?;
+        let now = self.now();
+        let claims = state::open(self.0.keys.state_sealer(), raw, now).map_err(|e| match e {
+            StateError::Expired => Failure::bad_state("it has expired"),
+            other => Failure::bad_state(&other.to_string()),
+        })?;
+        if claims.provider != provider {
+            return Err(Failure::bad_state("it was started for another provider"));
+        }
+        let (nonce, expires) = (claims.nonce_hex(), claims.expires_at);
+        let fresh = self
+            .0
+            .store
+            .write(move |tx| tx.consume_state_nonce(&nonce, expires, now))
+            .await
+            .map_err(|e| Failure::internal("cannot record the oauth state", &e))?;
+        if !fresh {
+            return Err(Failure::bad_state("it has already been used"));
+        }
+        Ok(claims)
+    }
+
+    /// Everything after a good state: the provider's answer, the code exchange, the identity
+    /// and the stored account.
+    async fn complete_connect(
+        &self,
+        provider: Provider,
+        claims: &StateClaims,
+        params: &CallbackParams,
+    ) -> Result<Account, Failure> {
         if let Some(error) = params.error.as_deref().filter(|e| !e.is_empty()) {
             let description = params.error_description.as_deref().unwrap_or_default();
-            return fail(FailureKind::Denied, error, description);
+            return Err(Failure::new(FailureKind::Denied, error, description));
         }
-        let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
-            return fail(
-                FailureKind::Denied,
-                "invalid_request",
-                "the provider sent no authorization code",
-            );
-        };
-        let owner = match Owner::parse("tenant", &claims.tenant) {
-            Ok(o) => o,
-            Err(_) => return bad_state("it names no valid tenant"),
-        };
-        let app_id = match claims.app_id.as_deref().map(AppId::parse).transpose() {
-            Ok(id) => id,
-            Err(_) => return bad_state("it names no valid app"),
-        };
-        let app = match self.flow_app(&owner, provider, app_id.as_ref()).await {
-            Ok(app) => app,
-            Err(Error::NotFound(_)) => {
-                return fail(
+        let code = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Failure::new(
+                    FailureKind::Denied,
+                    "invalid_request",
+                    "the provider sent no authorization code",
+                )
+            })?;
+        let owner = Owner::parse("tenant", &claims.tenant)
+            .map_err(|_| Failure::bad_state("it names no valid tenant"))?;
+        let app_id = claims
+            .app_id
+            .as_deref()
+            .map(AppId::parse)
+            .transpose()
+            .map_err(|_| Failure::bad_state("it names no valid app"))?;
+        let app = self
+            .flow_app(&owner, provider, app_id.as_ref())
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(_) => Failure::new(
                     FailureKind::Internal,
                     "app_not_found",
                     "the OAuth app was deleted during sign-in",
-                );
-            }
-            Err(Error::NoDefaultApp(m)) => {
-                return fail(FailureKind::Internal, "no_default_app", &m);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot load the app for an oauth callback");
-                return fail(
-                    FailureKind::Internal,
-                    "internal",
-                    "Dravo could not complete the sign-in",
-                );
-            }
-        };
+                ),
+                Error::NoDefaultApp(m) => Failure::new(FailureKind::Internal, "no_default_app", &m),
+                other => Failure::internal("cannot load the app for an oauth callback", &other),
+            })?;
+        let (tokens, identity) = self
+            .exchange_and_identify(provider, claims, &app, code)
+            .await?;
+        self.save_connected(super::accounts::Connected {
+            owner,
+            provider,
+            oauth_app_id: app.app_id,
+            identity,
+            tokens,
+            requested_scopes: app.scopes,
+        })
+        .await
+        .map_err(|e| Failure::internal("cannot store a connected account", &e))
+    }
 
+    /// Trades the code for tokens with the app's credentials, then asks who the account is.
+    async fn exchange_and_identify(
+        &self,
+        provider: Provider,
+        claims: &StateClaims,
+        app: &FlowApp,
+        code: &str,
+    ) -> Result<(TokenSet, Identity), Failure> {
         let client_secret = match &app.secret {
             FlowSecret::Config(secret) => secret.clone(),
-            FlowSecret::Sealed(row) => match self.open_client_secret(row) {
-                Ok(secret) => secret,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot open an app's client secret");
-                    return fail(
-                        FailureKind::Internal,
-                        "internal",
-                        "Dravo could not complete the sign-in",
-                    );
-                }
-            },
+            FlowSecret::Sealed(row) => self
+                .open_client_secret(row)
+                .map_err(|e| Failure::internal("cannot open an app's client secret", &e))?,
         };
-        let verifier = provider
+        let implementation = providers::get(provider);
+        let verifier = implementation
             .uses_pkce()
             .then(|| state::pkce_verifier(self.0.keys.state_key(), &claims.nonce));
         let redirect_uri = self.redirect_uri(provider);
@@ -375,53 +417,57 @@ impl Dravo {
             client_id: &app.client_id,
             client_secret: client_secret.expose(),
             redirect_uri: &redirect_uri,
-            code: provider.clean_code(code),
+            code: implementation.clean_code(code),
             code_verifier: verifier.as_deref(),
         };
-        let tokens = match provider
-            .exchange_code(self.http(), endpoints, &exchange)
+        let tokens = implementation
+            .exchange(self.http(), endpoints, &exchange)
             .await
-        {
-            Ok(t) => t,
-            Err(e) => return fail(FailureKind::Provider, e.code(), &e.description()),
-        };
-        let identity = match provider.identify(self.http(), endpoints, &tokens).await {
-            Ok(i) => i,
-            Err(e) => return fail(FailureKind::Provider, e.code(), &e.description()),
-        };
-        let saved = self
-            .save_connected(super::accounts::Connected {
-                owner,
-                provider,
-                oauth_app_id: app.app_id,
-                identity,
-                tokens,
-                requested_scopes: app.scopes,
-            })
-            .await;
-        let account = match saved {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot store a connected account");
-                return fail(
-                    FailureKind::Internal,
-                    "internal",
-                    "Dravo could not store the account",
-                );
+            .map_err(|e| Failure::provider(&e))?;
+        let identity = implementation
+            .identify(self.http(), endpoints, &tokens)
+            .await
+            .map_err(|e| Failure::provider(&e))?;
+        Ok((tokens, identity))
+    }
+
+    /// The one mapping from a failed step to the callback's outcome: logged, made safe to
+    /// show, and sent back to the dashboard when the state was good and names a destination.
+    fn failed(
+        &self,
+        provider: Provider,
+        failure: Failure,
+        destination: Option<&str>,
+    ) -> CallbackOutcome {
+        if failure.kind == FailureKind::BadState {
+            tracing::warn!(%provider, reason = %failure.description, "oauth callback refused");
+            return CallbackOutcome::Failed {
+                kind: failure.kind,
+                code: failure.code,
+                description: failure.description,
+                redirect: None,
+            };
+        }
+        let code = safe_code(&failure.code);
+        let description = safe_description(&failure.description);
+        tracing::warn!(%provider, error = %code, description = %description, "oauth connect failed");
+        let redirect = destination.and_then(|d| {
+            let mut params = vec![
+                ("status", "error"),
+                ("provider", provider.as_str()),
+                ("error", code.as_str()),
+            ];
+            if !description.is_empty() {
+                params.push(("error_description", description.as_str()));
             }
-        };
-        tracing::info!(%provider, account_id = %account.id, "account connected");
-        let redirect = destination.as_deref().and_then(|d| {
-            with_params(
-                d,
-                &[
-                    ("status", "connected"),
-                    ("provider", provider.as_str()),
-                    ("account_id", account.id.as_str()),
-                ],
-            )
+            with_params(d, &params)
         });
-        CallbackOutcome::Connected { account, redirect }
+        CallbackOutcome::Failed {
+            kind: failure.kind,
+            code,
+            description,
+            redirect,
+        }
     }
 }
 

@@ -3,25 +3,27 @@
 //! OAuth apps live here; the connect flow in `connect`, connected accounts in `accounts`.
 
 mod accounts;
-mod cache;
 mod connect;
 
 pub use accounts::Account;
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::auth::Authenticator;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Keys, MasterKey};
-use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Scopes, now_rfc3339};
+use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
 use crate::error::{Error, Result};
-use crate::providers::{Endpoints, Provider, ProviderHttp};
-use crate::store::{self, Store, oauth_apps};
+use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
+use crate::store::{AppRecord, SqliteStore, Store};
 
 const KEY_CHECK: &str = "master_key_check";
 
@@ -31,17 +33,26 @@ pub struct Dravo(Arc<Inner>);
 
 struct Inner {
     config: Config,
-    store: Store,
+    store: Arc<dyn Store>,
     keys: Keys,
     auth: Authenticator,
+    clock: Arc<dyn Clock>,
     public_url: String,
     /// Built on first use: its TLS set-up (root certificates) would cost every CLI call
     /// several milliseconds otherwise.
     http: std::sync::OnceLock<ProviderHttp>,
-    /// Indexed like `Provider::ALL`.
-    endpoints: Vec<Endpoints>,
+    /// Every registered provider's endpoints, overrides applied.
+    endpoints: HashMap<Provider, Endpoints>,
+    /// The platform app of each provider that has one in the config, checked once at start.
+    default_apps: HashMap<Provider, DefaultApp>,
     allowed_return_urls: Vec<Url>,
-    apps: cache::AppCache,
+}
+
+/// A provider's default (platform) app from `[providers.<name>]`.
+struct DefaultApp {
+    client_id: ClientId,
+    client_secret: ClientSecret,
+    scopes: Scopes,
 }
 
 /// What a caller gives to create an OAuth app.
@@ -65,25 +76,7 @@ pub struct OAuthApp {
     /// The callback URL to register at the provider.
     pub redirect_uri: String,
     pub scopes: Vec<String>,
-    pub created_at: String,
-}
-
-/// An owner's apps as one shareable list. `rendered` is a memo for whoever turns the list
-/// into a response body: the list is immutable, so the body only needs building once for as
-/// long as the list stays cached.
-#[derive(Debug)]
-pub struct AppList {
-    pub apps: Vec<OAuthApp>,
-    pub rendered: std::sync::OnceLock<bytes::Bytes>,
-}
-
-impl AppList {
-    pub fn new(apps: Vec<OAuthApp>) -> Self {
-        AppList {
-            apps,
-            rendered: std::sync::OnceLock::new(),
-        }
-    }
+    pub created_at: Timestamp,
 }
 
 /// An app's credentials, opened for a call to its provider.
@@ -104,18 +97,33 @@ fn secret_context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [
 }
 
 impl Dravo {
-    /// Opens the database and the keys named by `config`. `bound` is the address the server
-    /// listens on, when serving, so the default public URL carries the real port.
-    pub fn open(config: Config, bound: Option<SocketAddr>) -> Result<Dravo> {
-        let store = Store::open(&config.database.path)?;
-        let recorded = store.call_sync(|c| store::meta_get(c, KEY_CHECK))?;
+    /// Opens the database and the keys named by `config`, on the system clock. `bound` is
+    /// the address the server listens on, when serving, so the default public URL carries
+    /// the real port.
+    pub async fn open(config: Config, bound: Option<SocketAddr>) -> Result<Dravo> {
+        Self::open_with_clock(config, bound, Arc::new(SystemClock)).await
+    }
+
+    /// `open` with a given clock (tests move it).
+    pub async fn open_with_clock(
+        config: Config,
+        bound: Option<SocketAddr>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Dravo> {
+        let path = config.database.path.clone();
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|e| Error::Internal(format!("opening the database failed: {e}")))??,
+        );
+        let recorded = store.meta_get(KEY_CHECK).await?;
         // Only a database that has never been sealed may get a fresh key file: creating one
         // for a used database would only hide that the real key is missing.
         let master = MasterKey::load(&config, recorded.is_none())?;
         let keys = Keys::derive(&master);
         let stored = match recorded {
             Some(value) => value,
-            None => store.call_sync(|c| store::meta_init(c, KEY_CHECK, keys.check_value()))?,
+            None => store.meta_init(KEY_CHECK, keys.check_value()).await?,
         };
         if stored != keys.check_value() {
             return Err(Error::Key(format!(
@@ -123,12 +131,24 @@ impl Dravo {
                 config.database.path.display()
             )));
         }
-        let auth = Authenticator::from_config(&config, &keys)?;
+        let auth = Authenticator::from_config(&config, &keys, clock.clone())?;
         let public_url = config.public_url(bound);
-        let endpoints = Provider::ALL
-            .iter()
-            .map(|p| p.endpoints(config.providers.get(*p)))
+        let endpoints = providers::all()
+            .map(|p| {
+                let overrides = config
+                    .providers
+                    .get(p.id())
+                    .map(|c| EndpointOverrides {
+                        authorize_url: c.authorize_url.clone(),
+                        token_url: c.token_url.clone(),
+                        api_base: c.api_base.clone(),
+                        api_version: c.api_version.clone(),
+                    })
+                    .unwrap_or_default();
+                (p.id(), p.endpoints(&overrides))
+            })
             .collect();
+        let default_apps = default_apps(&config)?;
         let allowed_return_urls = config
             .dashboard
             .allowed_return_urls
@@ -143,11 +163,12 @@ impl Dravo {
             store,
             keys,
             auth,
+            clock,
             public_url,
             http: std::sync::OnceLock::new(),
             endpoints,
+            default_apps,
             allowed_return_urls,
-            apps: cache::AppCache::default(),
         })))
     }
 
@@ -157,6 +178,11 @@ impl Dravo {
 
     pub fn public_url(&self) -> &str {
         &self.0.public_url
+    }
+
+    /// Now, by the core's clock.
+    fn now(&self) -> Timestamp {
+        self.0.clock.now()
     }
 
     /// The callback URL for `provider`, which users register at the provider.
@@ -172,11 +198,7 @@ impl Dravo {
     }
 
     fn endpoints(&self, provider: Provider) -> &Endpoints {
-        let index = Provider::ALL
-            .iter()
-            .position(|p| *p == provider)
-            .expect("every provider is in ALL");
-        &self.0.endpoints[index]
+        &self.0.endpoints[&provider]
     }
 
     /// Checks a dashboard bearer token; returns the tenant.
@@ -191,14 +213,10 @@ impl Dravo {
 
     /// Answers once the database answers.
     pub async fn health(&self) -> Result<()> {
-        self.0
-            .store
-            .call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-            .await
-            .map(|_| ())
+        self.0.store.ping().await
     }
 
-    fn view(&self, row: &oauth_apps::AppRow) -> OAuthApp {
+    fn view(&self, row: &AppRecord) -> OAuthApp {
         OAuthApp {
             redirect_uri: self.redirect_uri(row.provider),
             id: row.id.clone(),
@@ -206,7 +224,7 @@ impl Dravo {
             name: row.name.clone(),
             client_id: row.client_id.clone(),
             scopes: row.scopes.clone(),
-            created_at: row.created_at.clone(),
+            created_at: row.created_at,
         }
     }
 
@@ -216,7 +234,7 @@ impl Dravo {
             &secret_context(id.as_str(), owner.as_str(), new.provider),
             new.client_secret.expose().as_bytes(),
         );
-        let row = oauth_apps::AppRow {
+        let record = AppRecord {
             id: id.to_string(),
             owner: owner.as_str().to_owned(),
             provider: new.provider,
@@ -225,93 +243,55 @@ impl Dravo {
             client_secret_sealed: sealed,
             scopes: new
                 .scopes
-                .unwrap_or_else(|| Scopes::defaults(new.provider))
+                .unwrap_or_else(|| providers::get(new.provider).default_scope_list())
                 .into_vec(),
-            created_at: now_rfc3339(),
+            created_at: self.now(),
         };
-        let row = self
+        let record = self
             .0
             .store
-            .call(move |c| oauth_apps::insert(c, &row).map(|_| row))
+            .write(move |tx| tx.insert_app(&record).map(|_| record))
             .await?;
-        tracing::info!(app_id = %row.id, provider = %row.provider, "oauth app created");
-        Ok(self.view(&row))
+        tracing::info!(app_id = %record.id, provider = %record.provider, "oauth app created");
+        Ok(self.view(&record))
     }
 
+    /// The owner's apps, oldest first.
     pub async fn list_apps(
         &self,
         owner: &Owner,
         provider: Option<Provider>,
     ) -> Result<Vec<OAuthApp>> {
-        Ok(self.list_apps_shared(owner, provider).await?.apps.clone())
+        let rows = self.0.store.list_apps(owner, provider).await?;
+        Ok(rows.iter().map(|r| self.view(r)).collect())
     }
 
-    /// The owner's apps, oldest first, shared with the cache (the hot read of the API).
-    pub async fn list_apps_shared(
-        &self,
-        owner: &Owner,
-        provider: Option<Provider>,
-    ) -> Result<Arc<AppList>> {
-        let version = self.0.store.data_version()?;
-        if let Some(list) = self.0.apps.list(version, owner.as_str(), provider) {
-            return Ok(list);
-        }
-        let o = owner.clone();
-        let rows = self
-            .0
-            .store
-            .call(move |c| oauth_apps::list(c, &o, provider))
-            .await?;
-        let list = Arc::new(AppList::new(rows.iter().map(|r| self.view(r)).collect()));
+    /// One of the owner's apps as stored.
+    async fn app_record(&self, owner: &Owner, id: &AppId) -> Result<AppRecord> {
         self.0
-            .apps
-            .put_list(version, owner.as_str(), provider, list.clone());
-        Ok(list)
-    }
-
-    /// One of the owner's apps, from the cache when the database has not changed since.
-    async fn app_row(&self, owner: &Owner, id: &AppId) -> Result<Arc<oauth_apps::AppRow>> {
-        let version = self.0.store.data_version()?;
-        if let Some(row) = self.0.apps.row(version, owner.as_str(), id.as_str()) {
-            return Ok(row);
-        }
-        let (o, i) = (owner.clone(), id.clone());
-        let row = Arc::new(
-            self.0
-                .store
-                .call(move |c| {
-                    oauth_apps::get(c, &o, &i)?
-                        .ok_or_else(|| Error::not_found(format!("no OAuth app with id {i}")))
-                })
-                .await?,
-        );
-        self.0.apps.put_row(version, row.clone());
-        Ok(row)
+            .store
+            .get_app(owner, id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no OAuth app with id {id}")))
     }
 
     pub async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {
-        let row = self.app_row(owner, id).await?;
-        Ok(self.view(&row))
+        Ok(self.view(&self.app_record(owner, id).await?))
     }
 
     pub async fn delete_app(&self, owner: &Owner, id: &AppId) -> Result<()> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.0
-            .store
-            .call(move |c| {
-                if oauth_apps::delete(c, &owner, &id)? {
-                    tracing::info!(app_id = %id, "oauth app deleted");
-                    Ok(())
-                } else {
-                    Err(Error::not_found(format!("no OAuth app with id {id}")))
-                }
-            })
-            .await
+        let (o, i) = (owner.clone(), id.clone());
+        if self.0.store.write(move |tx| tx.delete_app(&o, &i)).await? {
+            tracing::info!(app_id = %id, "oauth app deleted");
+            Ok(())
+        } else {
+            Err(Error::not_found(format!("no OAuth app with id {id}")))
+        }
     }
 
     /// Opens an app's client secret, for a call to its provider.
     pub async fn app_credentials(&self, owner: &Owner, id: &AppId) -> Result<AppCredentials> {
-        let row = self.app_row(owner, id).await?;
+        let row = self.app_record(owner, id).await?;
         Ok(AppCredentials {
             provider: row.provider,
             client_id: row.client_id.clone(),
@@ -320,7 +300,7 @@ impl Dravo {
         })
     }
 
-    pub(super) fn open_client_secret(&self, row: &oauth_apps::AppRow) -> Result<ClientSecret> {
+    fn open_client_secret(&self, row: &AppRecord) -> Result<ClientSecret> {
         let plain = self.0.keys.sealer().open(
             &secret_context(&row.id, &row.owner, row.provider),
             &row.client_secret_sealed,
@@ -329,4 +309,37 @@ impl Dravo {
             .map_err(|_| Error::Unseal("a sealed client secret is not UTF-8".into()))?;
         ClientSecret::parse(&secret)
     }
+}
+
+/// Checks each `[providers.<name>]` platform app once, into domain values.
+fn default_apps(config: &Config) -> Result<HashMap<Provider, DefaultApp>> {
+    let mut apps = HashMap::new();
+    for provider in providers::ids() {
+        let Some(c) = config.providers.get(provider) else {
+            continue;
+        };
+        let (Some(id), Some(secret)) = (&c.client_id, &c.client_secret) else {
+            continue;
+        };
+        let key = |k: &str| format!("providers.{provider}.{k}");
+        let client_id =
+            ClientId::parse(id).map_err(|e| Error::config(format!("{}: {e}", key("client_id"))))?;
+        let client_secret = ClientSecret::parse(secret.expose_secret())
+            .map_err(|e| Error::config(format!("{}: {e}", key("client_secret"))))?;
+        let scopes = match &c.scopes {
+            Some(s) => {
+                Scopes::parse(s).map_err(|e| Error::config(format!("{}: {e}", key("scopes"))))?
+            }
+            None => providers::get(provider).default_scope_list(),
+        };
+        apps.insert(
+            provider,
+            DefaultApp {
+                client_id,
+                client_secret,
+                scopes,
+            },
+        );
+    }
+    Ok(apps)
 }

@@ -1,290 +1,139 @@
-//! Storage: one SQLite file behind an r2d2 pool. All SQL lives in this module.
+//! Storage: the interface the core uses, and its backends. SQL lives only below this module.
 //!
-//! WAL mode lets the server and the CLI use the file at the same moment; `busy_timeout` makes a
-//! writer wait for another instead of failing with "database is locked", and write transactions
-//! start `IMMEDIATE` so two writers never deadlock on a lock upgrade.
+//! The core asks for domain operations (`list_apps`, `get_account`, …) and, when several
+//! changes must commit together, for a write transaction: `store.write(|tx| …)` runs the
+//! closure with a `WriteTx` and commits everything it did, or nothing. The closure is plain
+//! synchronous code (sealing, building rows), so a backend runs it where blocking is allowed.
+//!
+//! Today's backend is SQLite (`sqlite`); a PostgreSQL backend is one more module implementing
+//! `Store` and `WriteTx`. Every operation takes the tenant (`Owner`), so one tenant can never
+//! read or change another's rows by id.
 
-pub mod accounts;
-pub mod oauth_apps;
-pub mod oauth_states;
+pub mod sqlite;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use async_trait::async_trait;
 
-use std::time::Duration;
-use thread_local::ThreadLocal;
-
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OptionalExtension, params};
-use rusqlite_migration::{M, Migrations};
-
+use crate::domain::{AccountId, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 
-/// How long a connection waits for another writer before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub use sqlite::SqliteStore;
 
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("migrations/001_oauth_apps.sql")),
-        M::up(include_str!("migrations/002_accounts.sql")),
-    ])
+/// An OAuth app as stored, with its secret still sealed.
+#[derive(Debug, Clone)]
+pub struct AppRecord {
+    pub id: String,
+    pub owner: String,
+    pub provider: Provider,
+    pub name: String,
+    pub client_id: String,
+    pub client_secret_sealed: Vec<u8>,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
 }
 
-/// Sets the per-connection pragmas every connection needs.
-fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+/// A connected account as stored, tokens still sealed.
+#[derive(Debug, Clone)]
+pub struct AccountRecord {
+    pub id: String,
+    pub owner: String,
+    pub provider: Provider,
+    pub oauth_app_id: Option<String>,
+    pub provider_account_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub scopes: Vec<String>,
+    pub status: String,
+    pub access_token_sealed: Vec<u8>,
+    pub refresh_token_sealed: Option<Vec<u8>>,
+    pub expires_at: Option<Timestamp>,
+    pub refresh_expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-/// A handle to the database; cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    pool: r2d2::Pool<SqliteConnectionManager>,
-    path: PathBuf,
-    /// Connections kept only to read `PRAGMA data_version` (see `data_version`), one per
-    /// thread so that readers never wait on each other.
-    watchers: Arc<ThreadLocal<Watcher>>,
-    /// The database's `-shm` file (the WAL index), read to skip unneeded pragmas.
-    wal_index: Option<Arc<std::fs::File>>,
+/// An account row's identity, found before it is written (its sealed tokens are bound to
+/// its id, so the id must be known first).
+#[derive(Debug, Clone)]
+pub struct ExistingAccount {
+    pub id: String,
+    pub created_at: Timestamp,
 }
 
-/// One thread's view of the data version.
-struct Watcher {
-    conn: Connection,
-    /// The WAL-index header seen before the last pragma, and the version the pragma gave.
-    last: std::cell::Cell<Option<(WalIndexHeader, i64)>>,
+/// The changes a write transaction can make. Every call is part of the one transaction the
+/// store opened for `write`.
+pub trait WriteTx {
+    /// Inserts a new app; a duplicate (owner, provider, name) is `Error::Conflict`.
+    fn insert_app(&mut self, app: &AppRecord) -> Result<()>;
+    /// Deletes one of the owner's apps; false when there was none.
+    fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool>;
+    /// The owner's account for this provider account, if connected before.
+    fn find_account(
+        &mut self,
+        owner: &Owner,
+        provider: Provider,
+        provider_account_id: &str,
+    ) -> Result<Option<ExistingAccount>>;
+    /// Inserts the account, or replaces the mutable fields of the row with its id.
+    fn put_account(&mut self, account: &AccountRecord) -> Result<()>;
+    /// Records a state's nonce as used; false when it was used before. Forgets nonces whose
+    /// states expired before `now` (they can no longer be presented).
+    fn consume_state_nonce(
+        &mut self,
+        nonce: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool>;
 }
 
-/// The two copies of the WAL-index header at the start of the `-shm` file (the SQLite WAL
-/// format, "WAL-Index Format"). Every commit rewrites them (the change counter, the last
-/// valid frame, checksums); readers never write them.
-type WalIndexHeader = [u8; 96];
+/// Work to run inside one write transaction.
+pub type WriteWork = Box<dyn FnOnce(&mut dyn WriteTx) -> Result<()> + Send>;
 
-impl Store {
-    /// Opens (creating if needed) the database file, switches it to WAL and applies any
-    /// pending migrations.
-    pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::Store(format!(
-                    "cannot create the database directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
-        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
-        let pool = r2d2::Pool::builder()
-            .max_size(8)
-            .min_idle(Some(1))
-            .connection_timeout(BUSY_TIMEOUT)
-            .build(manager)
-            .map_err(|e| {
-                Error::Store(format!("cannot open the database {}: {e}", path.display()))
-            })?;
-        let store = Store {
-            pool,
-            path: path.to_path_buf(),
-            watchers: Arc::new(ThreadLocal::new()),
-            wal_index: None,
-        };
-        store.migrate()?;
-        // The pool keeps a connection open, so the WAL index exists from here on.
-        let shm = PathBuf::from(format!("{}-shm", path.display()));
-        let wal_index = std::fs::File::open(shm).ok().map(Arc::new);
-        Ok(Store { wal_index, ..store })
-    }
+/// What the core needs from a database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers once the database answers.
+    async fn ping(&self) -> Result<()>;
 
-    fn migrate(&self) -> Result<()> {
-        let mut conn = self.pool.get()?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Store(format!(
-                "the database {} cannot use WAL mode (got `{mode}`)",
-                self.path.display()
-            )));
-        }
-        // A server and a CLI call may start at the same moment; the loser of that race sees
-        // the schema already applied on its second look.
-        let migrations = migrations();
-        let mut last_err = None;
-        for _ in 0..3 {
-            match migrations.to_latest(&mut conn) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    last_err = Some(e);
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
-        Err(Error::Store(format!(
-            "cannot migrate the database {}: {}",
-            self.path.display(),
-            last_err.expect("the loop ran")
-        )))
-    }
+    /// A value of the `meta` table (facts about this database, such as the key check).
+    async fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    /// Stores `value` under `key` unless a value is there already; returns the stored value.
+    async fn meta_init(&self, key: &str, value: &str) -> Result<String>;
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
+    /// The owner's apps, oldest first, optionally for one provider.
+    async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>>;
+    /// One of the owner's apps.
+    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
 
-    /// Runs `f` with a pooled connection on the blocking thread pool, off the async workers.
-    pub async fn call<F, T>(&self, f: F) -> Result<T>
+    /// The owner's accounts, oldest first, optionally for one provider.
+    async fn list_accounts(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Vec<AccountRecord>>;
+    /// One of the owner's accounts.
+    async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>>;
+
+    /// Runs `work` in one write transaction; use `write` for a typed result.
+    async fn write_work(&self, work: WriteWork) -> Result<()>;
+}
+
+impl dyn Store {
+    /// Runs `f` in one write transaction and returns what it returns: all of its changes
+    /// commit together, or none do (an error from `f` rolls back).
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
+        F: FnOnce(&mut dyn WriteTx) -> Result<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("a database task failed: {e}")))?
-    }
-
-    /// A number that changes whenever any connection — in this process or another, such as
-    /// the CLI — commits a change. It is what lets a read cache trust its entries, so it is
-    /// called per request on the async workers, and kept cheap:
-    ///
-    /// - when the WAL-index header (one 96-byte `pread` of the `-shm` file) is byte for byte
-    ///   what it was before this thread's last `PRAGMA data_version`, no commit has happened
-    ///   since, and that pragma's answer still holds;
-    /// - otherwise (a commit, a torn read of a header being written, no `-shm` file) the
-    ///   pragma runs: a SQLite read transaction on shared memory, no table, no disk.
-    pub fn data_version(&self) -> Result<i64> {
-        let watcher = self.watchers.get_or_try(|| -> Result<Watcher> {
-            let mut conn = Connection::open(&self.path)?;
-            init_connection(&mut conn)?;
-            Ok(Watcher {
-                conn,
-                last: std::cell::Cell::new(None),
-            })
-        })?;
-        let header = self.read_wal_index_header();
-        if let (Some(now), Some((seen, version))) = (header, watcher.last.get())
-            && now == seen
-        {
-            return Ok(version);
-        }
-        // The header is read before the pragma: a commit in between changes the header, so
-        // the next call looks again rather than trusting this answer too long.
-        let version: i64 = watcher
-            .conn
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |r| r.get(0))?;
-        watcher.last.set(header.map(|h| (h, version)));
-        Ok(version)
-    }
-
-    #[cfg(unix)]
-    fn read_wal_index_header(&self) -> Option<WalIndexHeader> {
-        use std::os::unix::fs::FileExt;
-        let mut header = [0u8; 96];
-        self.wal_index
-            .as_ref()?
-            .read_exact_at(&mut header, 0)
-            .ok()
-            .map(|_| header)
-    }
-
-    #[cfg(not(unix))]
-    fn read_wal_index_header(&self) -> Option<WalIndexHeader> {
-        None
-    }
-
-    /// Runs `f` with a pooled connection on the current thread (for start-up checks).
-    pub fn call_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.pool.get()?;
-        f(&mut conn)
-    }
-}
-
-/// Reads a value from the `meta` table.
-pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
-}
-
-/// Stores `value` under `key` unless a value is there already; returns the stored value.
-pub fn meta_init(conn: &Connection, key: &str, value: &str) -> Result<String> {
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
-        params![key, value],
-    )?;
-    Ok(meta_get(conn, key)?.expect("the row was just written"))
-}
-
-/// True when the error is a UNIQUE constraint violation.
-fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    matches!(
-        err,
-        rusqlite::Error::SqliteFailure(e, _)
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migrations_are_valid() {
-        migrations().validate().unwrap();
-    }
-
-    #[test]
-    fn data_version_changes_when_another_connection_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let server = Store::open(&path).unwrap();
-        let cli = Store::open(&path).unwrap();
-        let before = server.data_version().unwrap();
-        assert_eq!(server.data_version().unwrap(), before);
-        cli.call_sync(|c| meta_init(c, "k", "v")).unwrap();
-        assert_ne!(server.data_version().unwrap(), before);
-        // The store's own pooled writes count too.
-        let mid = server.data_version().unwrap();
-        server.call_sync(|c| meta_init(c, "k2", "v")).unwrap();
-        assert_ne!(server.data_version().unwrap(), mid);
-    }
-
-    #[test]
-    fn data_version_fast_path_never_misses_a_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let server = Store::open(&path).unwrap();
-        assert!(server.wal_index.is_some(), "the -shm file is read");
-        let other = rusqlite::Connection::open(&path).unwrap();
-        let mut last = server.data_version().unwrap();
-        for i in 0..200 {
-            // Unchanged database: the same answer (from the header check).
-            assert_eq!(server.data_version().unwrap(), last);
-            other
-                .execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, 'v')",
-                    [format!("k{i}")],
-                )
-                .unwrap();
-            if i % 50 == 0 {
-                // Checkpoints reset the WAL; commits after them must still be seen.
-                other
-                    .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
-                    .unwrap();
-            }
-            let now = server.data_version().unwrap();
-            assert_ne!(now, last, "commit {i} was not seen");
-            last = now;
-        }
-    }
-
-    #[test]
-    fn open_twice_and_meta_init_keeps_first_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub").join("t.db");
-        let a = Store::open(&path).unwrap();
-        let b = Store::open(&path).unwrap();
-        a.call_sync(|c| meta_init(c, "k", "one")).unwrap();
-        assert_eq!(b.call_sync(|c| meta_init(c, "k", "two")).unwrap(), "one");
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.write_work(Box::new(move |w| {
+            let value = f(w)?;
+            // The receiver lives until `write_work` returns; it cannot be gone.
+            let _ = tx.send(value);
+            Ok(())
+        }))
+        .await?;
+        rx.try_recv()
+            .map_err(|_| Error::Internal("a write transaction returned no result".into()))
     }
 }

@@ -14,7 +14,7 @@ pub struct TestApp {
     pub dir: TempDir,
     pub dravo: Dravo,
     pub http: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: dravo::CancellationToken,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -39,17 +39,37 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_in(dir, config).await
 }
 
+/// Starts a server after `tweak` adjusted the configuration, on a clock the test controls.
+pub async fn spawn_app_with_clock(
+    tweak: impl FnOnce(&mut Config),
+    clock: std::sync::Arc<dyn dravo::clock::Clock>,
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    spawn_app_in_with_clock(dir, config, clock).await
+}
+
 /// Starts a server on an existing directory and configuration.
 pub async fn spawn_app_in(dir: TempDir, config: Config) -> TestApp {
+    spawn_app_in_with_clock(dir, config, std::sync::Arc::new(dravo::clock::SystemClock)).await
+}
+
+/// Starts a server on an existing directory and configuration, on the given clock.
+pub async fn spawn_app_in_with_clock(
+    dir: TempDir,
+    config: Config,
+    clock: std::sync::Arc<dyn dravo::clock::Clock>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().unwrap();
-    let dravo = Dravo::open(config, Some(addr)).expect("open dravo");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dravo::run(listener, dravo.clone(), async move {
-        let _ = rx.await;
-    }));
+    let dravo = Dravo::open_with_clock(config, Some(addr), clock)
+        .await
+        .expect("open dravo");
+    let shutdown = dravo::CancellationToken::new();
+    let server = tokio::spawn(dravo::run(listener, dravo.clone(), shutdown.clone()));
     TestApp {
         base_url: format!("http://{addr}"),
         dir,
@@ -58,7 +78,7 @@ pub async fn spawn_app_in(dir: TempDir, config: Config) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        shutdown: Some(tx),
+        shutdown,
         server: Some(server),
     }
 }
@@ -100,9 +120,7 @@ impl TestApp {
 
     /// Stops the server and waits until it has finished in-flight requests.
     pub async fn stop(mut self) -> TempDir {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
         }
@@ -168,7 +186,7 @@ pub fn app_rows(db: &Path) -> Vec<Vec<String>> {
     let conn = open_db(db);
     let mut stmt = conn
         .prepare(
-            "SELECT id, owner, provider, name, client_id, hex(client_secret_sealed), scopes, created_at
+            "SELECT id, owner, provider, name, client_id, hex(client_secret_sealed), scopes, CAST(created_at AS TEXT)
              FROM oauth_apps ORDER BY rowid",
         )
         .unwrap();

@@ -3,18 +3,22 @@
 
 use rusqlite::{Connection, params};
 
+use crate::domain::Timestamp;
 use crate::error::Result;
 
-/// Records `nonce` as used; false when it was used before. Prunes nonces whose states have
-/// expired (they can no longer be presented anyway).
-pub fn consume(conn: &Connection, nonce: &str, expires_at: u64, now: u64) -> Result<bool> {
+pub(super) fn consume(
+    conn: &Connection,
+    nonce: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<bool> {
     conn.prepare_cached("DELETE FROM oauth_state_nonces WHERE expires_at < ?1")?
-        .execute([now as i64])?;
+        .execute([now.unix()])?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO oauth_state_nonces (nonce, expires_at) VALUES (?1, ?2)
              ON CONFLICT (nonce) DO NOTHING",
         )?
-        .execute(params![nonce, expires_at as i64])?;
+        .execute(params![nonce, expires_at.unix()])?;
     Ok(inserted == 1)
 }

@@ -1,0 +1,86 @@
+//! SQL for the `oauth_apps` table. Every query takes the owner.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{
+    is_unique_violation, provider_column, string_list_column, string_list_json, timestamp_column,
+};
+use crate::domain::{AppId, Owner, Provider};
+use crate::error::{Error, Result};
+use crate::store::AppRecord;
+
+const COLUMNS: &str =
+    "id, owner, provider, name, client_id, client_secret_sealed, scopes, created_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
+    Ok(AppRecord {
+        id: row.get(0)?,
+        owner: row.get(1)?,
+        provider: provider_column(row, 2)?,
+        name: row.get(3)?,
+        client_id: row.get(4)?,
+        client_secret_sealed: row.get(5)?,
+        scopes: string_list_column(row, 6)?,
+        created_at: timestamp_column(row, 7)?,
+    })
+}
+
+pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {
+    let result = conn
+        .prepare_cached(&format!(
+            "INSERT INTO oauth_apps ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?
+        .execute(params![
+            app.id,
+            app.owner,
+            app.provider.as_str(),
+            app.name,
+            app.client_id,
+            app.client_secret_sealed,
+            string_list_json(&app.scopes),
+            app.created_at.unix(),
+        ]);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(Error::Conflict(format!(
+            "an OAuth app named `{}` already exists for provider {}",
+            app.name, app.provider
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    owner: &Owner,
+    provider: Option<Provider>,
+) -> Result<Vec<AppRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM oauth_apps
+         WHERE owner = ?1 AND (?2 IS NULL OR provider = ?2)
+         ORDER BY created_at, rowid"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![owner.as_str(), provider.map(Provider::as_str)],
+            from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub(super) fn get(conn: &Connection, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM oauth_apps WHERE owner = ?1 AND id = ?2"
+        ))?
+        .query_row(params![owner.as_str(), id.as_str()], from_row)
+        .optional()?)
+}
+
+pub(super) fn delete(conn: &Connection, owner: &Owner, id: &AppId) -> Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM oauth_apps WHERE owner = ?1 AND id = ?2")?
+        .execute(params![owner.as_str(), id.as_str()])?;
+    Ok(n > 0)
+}

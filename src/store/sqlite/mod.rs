@@ -1,0 +1,385 @@
+//! The SQLite backend: one file in WAL mode, so the server and the CLI use it at the same
+//! moment.
+//!
+//! - Writes run on the blocking thread pool with a pooled connection, in `IMMEDIATE`
+//!   transactions (two writers never deadlock on a lock upgrade; `busy_timeout` makes one
+//!   wait for the other instead of failing with "database is locked").
+//! - Reads run inline on the calling thread, on a read-only connection that each thread keeps
+//!   for itself. A WAL reader never waits on a writer, and a read of a few indexed rows takes
+//!   microseconds, less than a hop to the blocking pool. Each statement is its own read
+//!   transaction, started after the previous one ended, so it sees every commit that finished
+//!   before it began, by this process or another (the CLI): there is no cache to go stale.
+
+mod accounts;
+mod apps;
+mod states;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite_migration::{M, Migrations};
+use thread_local::ThreadLocal;
+
+use super::{AccountRecord, AppRecord, ExistingAccount, Store, WriteTx, WriteWork};
+use crate::domain::{AccountId, AppId, Owner, Provider, Timestamp};
+use crate::error::{Error, Result};
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_oauth_apps.sql")),
+        M::up(include_str!("migrations/002_accounts.sql")),
+        M::up(include_str!("migrations/003_unix_timestamps.sql")),
+    ])
+}
+
+/// Sets the per-connection pragmas every connection needs.
+fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+}
+
+/// The SQLite store; cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    path: PathBuf,
+    /// One read connection per thread that reads (see the module comment).
+    readers: Arc<ThreadLocal<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, switches it to WAL and applies any
+    /// pending migrations. Blocking: call it off the async workers.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::store_caused(
+                    format!("cannot create the database directory {}", dir.display()),
+                    e,
+                )
+            })?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)
+            .map_err(|e| {
+                Error::store_caused(format!("cannot open the database {}", path.display()), e)
+            })?;
+        let store = SqliteStore {
+            pool,
+            path: path.to_path_buf(),
+            readers: Arc::new(ThreadLocal::new()),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::store(format!(
+                "the database {} cannot use WAL mode (got `{mode}`)",
+                self.path.display()
+            )));
+        }
+        // A server and a CLI call may start at the same moment; the loser of that race sees
+        // the schema already applied on its second look.
+        let migrations = migrations();
+        let mut last_err = None;
+        for _ in 0..3 {
+            match migrations.to_latest(&mut conn) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    last_err = Some(e);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        Err(Error::store_caused(
+            format!("cannot migrate the database {}", self.path.display()),
+            last_err.expect("the loop ran"),
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs a read on this thread's read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.get_or_try(|| -> Result<Connection> {
+            let mut conn = Connection::open(&self.path)?;
+            init_connection(&mut conn)?;
+            // This connection only reads: a write through it would be a bug.
+            conn.execute_batch("PRAGMA query_only = ON;")?;
+            Ok(conn)
+        })?;
+        f(conn)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool, off the async workers.
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a database task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .map(|_| ())
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        self.read(|c| meta_get(c, key))
+    }
+
+    async fn meta_init(&self, key: &str, value: &str) -> Result<String> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.blocking(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                params![key, value],
+            )?;
+            Ok(meta_get(c, &key)?.expect("the row was just written"))
+        })
+        .await
+    }
+
+    async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>> {
+        self.read(|c| apps::list(c, owner, provider))
+    }
+
+    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
+        self.read(|c| apps::get(c, owner, id))
+    }
+
+    async fn list_accounts(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Vec<AccountRecord>> {
+        self.read(|c| accounts::list(c, owner, provider))
+    }
+
+    async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {
+        self.read(|c| accounts::get(c, owner, id))
+    }
+
+    async fn write_work(&self, work: WriteWork) -> Result<()> {
+        self.blocking(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut write = SqliteTx(&tx);
+            work(&mut write)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A write transaction in progress.
+struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
+
+impl WriteTx for SqliteTx<'_> {
+    fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
+        apps::insert(self.0, app)
+    }
+
+    fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
+        apps::delete(self.0, owner, id)
+    }
+
+    fn find_account(
+        &mut self,
+        owner: &Owner,
+        provider: Provider,
+        provider_account_id: &str,
+    ) -> Result<Option<ExistingAccount>> {
+        accounts::find(self.0, owner, provider, provider_account_id)
+    }
+
+    fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
+        accounts::put(self.0, account)
+    }
+
+    fn consume_state_nonce(
+        &mut self,
+        nonce: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        states::consume(self.0, nonce, expires_at, now)
+    }
+}
+
+fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+/// True when the error is a UNIQUE constraint violation.
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// A column that does not hold what the schema promises.
+fn bad_column(col: usize, msg: impl Into<String>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, msg.into().into())
+}
+
+/// Reads a provider name column.
+fn provider_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Provider> {
+    let name: String = row.get(col)?;
+    name.parse().map_err(|e| bad_column(col, format!("{e}")))
+}
+
+/// Reads a JSON array of strings column.
+fn string_list_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Vec<String>> {
+    let text: String = row.get(col)?;
+    serde_json::from_str(&text).map_err(|e| bad_column(col, e.to_string()))
+}
+
+fn string_list_json(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialize")
+}
+
+fn timestamp_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Timestamp> {
+    row.get::<_, i64>(col).map(Timestamp::from_unix)
+}
+
+fn optional_timestamp_column(
+    row: &rusqlite::Row<'_>,
+    col: usize,
+) -> rusqlite::Result<Option<Timestamp>> {
+    Ok(row.get::<_, Option<i64>>(col)?.map(Timestamp::from_unix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn migration_3_turns_rfc3339_text_into_unix_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut conn = Connection::open(&path).unwrap();
+        Migrations::new(vec![
+            M::up(include_str!("migrations/001_oauth_apps.sql")),
+            M::up(include_str!("migrations/002_accounts.sql")),
+        ])
+        .to_latest(&mut conn)
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO oauth_apps VALUES ('oa_b', 'alice', 'x', 'B', 'c', x'00', '[]', '2026-01-01T00:00:00Z');
+             INSERT INTO oauth_apps VALUES ('oa_a', 'alice', 'x', 'A', 'c', x'00', '[]', '2026-01-01T00:00:00Z');
+             INSERT INTO accounts VALUES ('acc_1', 'alice', 'x', NULL, '42', 'u', NULL, '[]', 'active',
+                 x'00', NULL, '2026-01-01T02:00:00Z', NULL, '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        let alice = Owner::parse("owner", "alice").unwrap();
+        let apps = store.read(|c| apps::list(c, &alice, None)).unwrap();
+        // Same second: insertion order is kept.
+        assert_eq!(
+            apps.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["oa_b", "oa_a"]
+        );
+        assert_eq!(apps[0].created_at.rfc3339(), "2026-01-01T00:00:00Z");
+        let accounts = store.read(|c| accounts::list(c, &alice, None)).unwrap();
+        assert_eq!(
+            accounts[0].expires_at.unwrap().rfc3339(),
+            "2026-01-01T02:00:00Z"
+        );
+        assert_eq!(accounts[0].refresh_expires_at, None);
+        assert_eq!(accounts[0].updated_at.unix(), 1_767_225_601);
+    }
+
+    #[tokio::test]
+    async fn reads_see_commits_of_another_connection_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.meta_get("k").await.unwrap(), None);
+        let other = Connection::open(&path).unwrap();
+        for i in 0..200 {
+            other
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('k', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [i.to_string()],
+                )
+                .unwrap();
+            assert_eq!(store.meta_get("k").await.unwrap(), Some(i.to_string()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_transaction_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let alice = Owner::parse("owner", "alice").unwrap();
+        let app = |id: &str, name: &str| AppRecord {
+            id: id.into(),
+            owner: "alice".into(),
+            provider: "x".parse().unwrap(),
+            name: name.into(),
+            client_id: "c".into(),
+            client_secret_sealed: vec![1],
+            scopes: vec![],
+            created_at: Timestamp::from_unix(1),
+        };
+        let (first, dup) = (app("oa_1", "same"), app("oa_2", "same"));
+        let result = store
+            .write(move |tx| {
+                tx.insert_app(&first)?;
+                tx.insert_app(&dup)
+            })
+            .await;
+        assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+        assert!(store.list_apps(&alice, None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn open_twice_and_meta_init_keeps_first_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("t.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        assert_eq!(a.meta_init("k", "one").await.unwrap(), "one");
+        assert_eq!(b.meta_init("k", "two").await.unwrap(), "one");
+    }
+}
