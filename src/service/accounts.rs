@@ -4,7 +4,9 @@
 use secrecy::ExposeSecret;
 
 use super::Dravo;
-use crate::domain::{AccountId, Owner, now_rfc3339, rfc3339_from_unix, unix_now};
+use crate::domain::{
+    AccountId, Owner, clean_provider_text, now_rfc3339, rfc3339_from_unix, unix_now,
+};
 use crate::error::{Error, Result};
 use crate::providers::{Identity, Provider, TokenSet};
 use crate::store::accounts::{self, AccountRow};
@@ -117,8 +119,8 @@ impl Dravo {
                                 provider: c.provider,
                                 oauth_app_id: c.oauth_app_id,
                                 provider_account_id: provider_account_id.clone(),
-                                username: c.identity.username,
-                                display_name: c.identity.display_name,
+                                username: c.identity.username.and_then(clean_provider_text),
+                                display_name: c.identity.display_name.and_then(clean_provider_text),
                                 scopes: c.tokens.granted_scopes.unwrap_or(c.requested_scopes),
                                 status: "active".into(),
                                 access_token_sealed: access,
