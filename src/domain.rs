@@ -449,10 +449,7 @@ mod tests {
         for c in [
             '\u{61c}', '\u{200e}', '\u{200f}', '\u{2069}', '\u{2060}', '\u{2064}', '\u{180e}',
         ] {
-            assert_eq!(
-                clean_provider_text(&format!("a{c}b")).as_deref(),
-                Some("ab")
-            );
+            assert_eq!(clean_provider_text(format!("a{c}b")).as_deref(), Some("ab"));
         }
         assert_eq!(
             clean_provider_text("Ünïcödé 🦀 名前").as_deref(),
