@@ -174,7 +174,7 @@ impl Authenticator {
         let owner = match data.claims.get(claim) {
             Some(Value::String(tenant)) => Owner::parse(claim, tenant).map_err(|_| {
                 Error::unauthorized(format!(
-                    "the bearer token's `{claim}` claim must be 1 to {} characters without control characters",
+                    "the bearer token's `{claim}` claim must be 1 to {} characters, some visible, without control or bidirectional formatting characters",
                     Owner::MAX_LEN
                 ))
             }),

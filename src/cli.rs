@@ -1,5 +1,7 @@
 //! The command line: clap definitions, and one short function per subcommand over the core.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +11,9 @@ use poem_openapi::types::ToJSON;
 
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::domain::{AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes};
+use crate::domain::{
+    AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, is_hidden,
+};
 use crate::error::{Error, Result};
 use crate::service::{Dravo, NewApp, OAuthApp};
 use crate::views::{AccountView, OAuthAppView};
@@ -369,22 +373,24 @@ async fn accounts(dravo: &Dravo, cmd: AccountsCommand) -> Result<()> {
                 return print_json(&AccountView::from(account));
             }
             let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-            print_line(&format!(
-                "id:                  {}\nprovider:            {}\noauth_app_id:        {}\nprovider_account_id: {}\nusername:            {}\ndisplay_name:        {}\nscopes:              {}\nstatus:              {}\nexpires_at:          {}\ncreated_at:          {}\nupdated_at:          {}",
-                account.id,
-                account.provider,
-                or_dash(&account.oauth_app_id),
-                account.provider_account_id,
-                or_dash(&account.username),
-                or_dash(&account.display_name),
-                account.scopes.join(" "),
-                account.status,
-                account
-                    .expires_at
-                    .map_or_else(|| "-".into(), |t| t.rfc3339()),
-                account.created_at,
-                account.updated_at
-            ))
+            print_fields(&[
+                ("id", account.id.clone()),
+                ("provider", account.provider.to_string()),
+                ("oauth_app_id", or_dash(&account.oauth_app_id)),
+                ("provider_account_id", account.provider_account_id.clone()),
+                ("username", or_dash(&account.username)),
+                ("display_name", or_dash(&account.display_name)),
+                ("scopes", account.scopes.join(" ")),
+                ("status", account.status.clone()),
+                (
+                    "expires_at",
+                    account
+                        .expires_at
+                        .map_or_else(|| "-".into(), |t| t.rfc3339()),
+                ),
+                ("created_at", account.created_at.rfc3339()),
+                ("updated_at", account.updated_at.rfc3339()),
+            ])
         }
     }
 }
@@ -415,25 +421,72 @@ fn print_line(text: &str) -> Result<()> {
     writeln!(out, "{text}").map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))
 }
 
+/// Prints the API's JSON for `value`. serde_json escapes C0 controls but writes DEL and the C1
+/// controls (U+007F to U+009F) raw, and a terminal obeys some of them (U+009B starts a control
+/// sequence), so they are written as `\u00XX` escapes: the same JSON, and they can only occur
+/// inside strings. Bidirectional and invisible characters stay as they are.
 fn print_json<T: ToJSON>(value: &T) -> Result<()> {
-    let json = value.to_json().unwrap_or(serde_json::Value::Null);
-    print_line(&json.to_string())
+    let json = value
+        .to_json()
+        .unwrap_or(serde_json::Value::Null)
+        .to_string();
+    if !json.contains(|c: char| ('\u{7f}'..='\u{9f}').contains(&c)) {
+        return print_line(&json);
+    }
+    let mut text = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if ('\u{7f}'..='\u{9f}').contains(&c) {
+            let _ = write!(text, "\\u{:04x}", u32::from(c));
+        } else {
+            text.push(c);
+        }
+    }
+    print_line(&text)
 }
 
 fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
     if json {
         return print_json(&OAuthAppView::from(app.clone()));
     }
-    print_line(&format!(
-        "id:           {}\nprovider:     {}\nname:         {}\nclient_id:    {}\nredirect_uri: {}\nscopes:       {}\ncreated_at:   {}",
-        app.id,
-        app.provider,
-        app.name,
-        app.client_id,
-        app.redirect_uri,
-        app.scopes.join(" "),
-        app.created_at
-    ))
+    print_fields(&[
+        ("id", app.id.clone()),
+        ("provider", app.provider.to_string()),
+        ("name", app.name.clone()),
+        ("client_id", app.client_id.clone()),
+        ("redirect_uri", app.redirect_uri.clone()),
+        ("scopes", app.scopes.join(" ")),
+        ("created_at", app.created_at.rfc3339()),
+    ])
+}
+
+/// Text as human-readable output shows it: control characters, bidirectional formatting and
+/// invisible characters, and whitespace other than a plain space become visible escapes
+/// (`\u{1b}`), so a stored value cannot recolour the terminal, reorder a line, or break a
+/// table row in two. Values stored before provider text was cleaned included.
+fn shown(text: &str) -> Cow<'_, str> {
+    let escape = |c: char| is_hidden(c) || (c.is_whitespace() && c != ' ');
+    if !text.chars().any(escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escape(c) {
+            let _ = write!(out, "{}", c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Prints `key: value` lines with the values aligned, each value [`shown`] safely.
+fn print_fields(fields: &[(&str, String)]) -> Result<()> {
+    let width = fields.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    let lines: Vec<String> = fields
+        .iter()
+        .map(|(key, value)| format!("{:<width$} {}", format!("{key}:"), shown(value)))
+        .collect();
+    print_line(&lines.join("\n"))
 }
 
 /// Prints a list as the API's JSON array (`--json`) or as a table with one row per item.
@@ -458,10 +511,14 @@ where
     print_table(header, &rows)
 }
 
-/// Prints rows as an aligned table under `header`.
+/// Prints rows as an aligned table under `header`, each cell [`shown`] safely.
 fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let rows: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| shown(cell)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -477,9 +534,9 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
             .to_owned()
     };
     let mut text = line(header.to_vec());
-    for row in rows {
+    for row in &rows {
         text.push('\n');
-        text.push_str(&line(row.iter().map(String::as_str).collect()));
+        text.push_str(&line(row.iter().map(|cell| cell.as_ref()).collect()));
     }
     print_line(&text)
 }

@@ -19,6 +19,103 @@ fn check_no_control(field: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Bidirectional formatting characters (ALM, LRM, RLM, the embeddings and overrides, the
+/// isolates): invisible, they reorder the text around them, so a name can read differently
+/// from what it is.
+pub const BIDI_CONTROLS: &[(char, char)] = &[
+    ('\u{061C}', '\u{061C}'),
+    ('\u{200E}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2066}', '\u{2069}'),
+];
+
+/// Characters that show nothing and are not whitespace: soft hyphen, combining grapheme
+/// joiner, Hangul fillers, Mongolian vowel separator, zero-width space/non-joiner/joiner,
+/// word joiner and invisible operators, deprecated format characters, the BOM
+/// (zero-width no-break space) and the interlinear annotation marks.
+pub const INVISIBLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200D}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{206A}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+];
+
+fn in_ranges(c: char, ranges: &[(char, char)]) -> bool {
+    ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// Whether `c` is a bidirectional formatting character ([`BIDI_CONTROLS`]).
+pub fn is_bidi_control(c: char) -> bool {
+    in_ranges(c, BIDI_CONTROLS)
+}
+
+/// Whether `c` shows nothing without being whitespace ([`INVISIBLE`]).
+pub fn is_invisible(c: char) -> bool {
+    in_ranges(c, INVISIBLE)
+}
+
+/// Whether `c` must never reach a terminal or a name as is: a control character (C0, DEL,
+/// C1), a bidirectional formatting character or an invisible one.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control() || is_bidi_control(c) || is_invisible(c)
+}
+
+/// Rejects control and bidirectional formatting characters anywhere, and text with nothing
+/// visible in it (only whitespace and zero-width characters).
+fn check_visible(field: &str, value: &str) -> Result<(), Error> {
+    check_no_control(field, value)?;
+    if value.chars().any(is_bidi_control) {
+        return Err(Error::invalid(format!(
+            "{field} must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069)"
+        )));
+    }
+    if value.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        return Err(Error::invalid(format!(
+            "{field} must contain a visible character, not only blanks or zero-width characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The longest provider text (username, display name) kept, in characters.
+pub const PROVIDER_TEXT_MAX_LEN: usize = 256;
+
+/// Makes text from a provider profile (username, display name) safe to store and show:
+/// removes control, bidirectional formatting and invisible characters ([`is_hidden`]),
+/// turns each run of whitespace (newlines included) into one space, trims, and keeps at most
+/// [`PROVIDER_TEXT_MAX_LEN`] characters. `None` when nothing is left.
+pub fn clean_provider_text(text: impl AsRef<str>) -> Option<String> {
+    let text = text.as_ref();
+    let mut out = String::with_capacity(text.len().min(4 * PROVIDER_TEXT_MAX_LEN));
+    let mut count = 0;
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = true;
+        } else if !is_hidden(c) {
+            let gap = space && count > 0;
+            if count + usize::from(gap) + 1 > PROVIDER_TEXT_MAX_LEN {
+                break;
+            }
+            if gap {
+                out.push(' ');
+                count += 1;
+            }
+            out.push(c);
+            count += 1;
+            space = false;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// Checks a length in Unicode scalar values (not bytes: 120 emoji is a valid name).
 fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Error> {
     let n = value.chars().count();
@@ -30,7 +127,8 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Err
     Ok(())
 }
 
-/// The tenant: whoever the dashboard JWT names. Every store call takes one.
+/// The tenant: whoever the dashboard JWT names. Every store call takes one. Like an app name,
+/// it has something visible in it and no control or bidirectional formatting character.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner(String);
 
@@ -39,7 +137,7 @@ impl Owner {
 
     pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
         check_len(field, value, 1, Self::MAX_LEN)?;
-        check_no_control(field, value)?;
+        check_visible(field, value)?;
         Ok(Owner(value.to_owned()))
     }
 
@@ -48,7 +146,8 @@ impl Owner {
     }
 }
 
-/// An OAuth app's display name: 1–120 characters after trimming, unique per owner and provider.
+/// An OAuth app's display name: 1–120 characters after trimming, unique per owner and provider,
+/// with something visible in it and no control or bidirectional formatting character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppName(String);
 
@@ -58,7 +157,7 @@ impl AppName {
     pub fn parse(value: &str) -> Result<Self, Error> {
         let trimmed = value.trim();
         check_len("name", trimmed, 1, Self::MAX_LEN)?;
-        check_no_control("name", trimmed)?;
+        check_visible("name", trimmed)?;
         Ok(AppName(trimmed.to_owned()))
     }
 
@@ -354,6 +453,80 @@ mod tests {
         assert!(AppName::parse("   ").is_err());
         assert_eq!(AppName::parse("  My App ").unwrap().as_str(), "My App");
         assert!(AppName::parse("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn names_and_owners_must_be_visible_and_free_of_bidi_controls() {
+        for bad in [
+            "\u{200b}\u{200b}",
+            "\u{feff}",
+            " \u{2060}\u{200d} ",
+            "\u{3164}",
+            "\u{00a0}\u{3000}",
+            "abc\u{202e}def",
+            "abc\u{2066}",
+            "\u{200f}abc",
+            "a\u{061c}b",
+            "a\u{85}b",
+            "a\u{9b}b",
+        ] {
+            let name = AppName::parse(bad).unwrap_err().to_string();
+            assert!(name.contains("name"), "{bad:?}: {name}");
+            let owner = Owner::parse("sub", bad).unwrap_err().to_string();
+            assert!(owner.contains("sub"), "{bad:?}: {owner}");
+        }
+        assert!(AppName::parse("  ").is_err());
+        assert!(Owner::parse("sub", "  ").is_err());
+        // Zero-width joiners inside visible text are fine (emoji sequences, scripts).
+        assert_eq!(
+            AppName::parse("👨\u{200d}👩\u{200d}👧 app")
+                .unwrap()
+                .as_str(),
+            "👨\u{200d}👩\u{200d}👧 app"
+        );
+        assert!(Owner::parse("sub", "team\u{200c}a").is_ok());
+        assert!(Owner::parse("sub", "שלום عالم").is_ok());
+    }
+
+    #[test]
+    fn provider_text_loses_controls_bidi_and_invisible_characters() {
+        assert_eq!(
+            clean_provider_text("evil\u{1b}[31m\u{7}\u{202e}resu\nacc_x\u{9b}2J\u{7f}").as_deref(),
+            Some("evil[31mresu acc_x2J")
+        );
+        assert_eq!(
+            clean_provider_text("  Fake\u{200b}\t\r\n  User\u{2066} \u{feff} ").as_deref(),
+            Some("Fake User")
+        );
+        assert_eq!(
+            clean_provider_text("a\u{2028}\u{2029}\u{85}\u{a0}\u{3000}b").as_deref(),
+            Some("a b")
+        );
+        for c in [
+            '\u{61c}', '\u{200e}', '\u{200f}', '\u{2069}', '\u{2060}', '\u{2064}', '\u{180e}',
+        ] {
+            assert_eq!(clean_provider_text(format!("a{c}b")).as_deref(), Some("ab"));
+        }
+        assert_eq!(
+            clean_provider_text("Ünïcödé 🦀 名前").as_deref(),
+            Some("Ünïcödé 🦀 名前")
+        );
+        assert_eq!(clean_provider_text(""), None);
+        assert_eq!(clean_provider_text(" \n\t "), None);
+        assert_eq!(clean_provider_text("\u{200b}\u{202e}\u{1b}\u{feff}"), None);
+    }
+
+    #[test]
+    fn provider_text_is_capped_without_a_trailing_space() {
+        let long = "é".repeat(300);
+        let cleaned = clean_provider_text(&long).unwrap();
+        assert_eq!(cleaned.chars().count(), PROVIDER_TEXT_MAX_LEN);
+        // A space that would be the last kept character is dropped with the word after it.
+        let words = format!("{} b", "a".repeat(PROVIDER_TEXT_MAX_LEN - 1));
+        let cleaned = clean_provider_text(&words).unwrap();
+        assert_eq!(cleaned, "a".repeat(PROVIDER_TEXT_MAX_LEN - 1));
+        let exact = format!("{} b", "a".repeat(PROVIDER_TEXT_MAX_LEN - 2));
+        assert_eq!(clean_provider_text(&exact).unwrap(), exact);
     }
 
     #[test]

@@ -318,6 +318,24 @@ async fn tenant_claim_with_control_characters_is_401() {
 }
 
 #[tokio::test]
+async fn tenant_claim_of_only_zero_width_characters_is_401() {
+    let app = app_with_secret().await;
+    let message =
+        assert_unauthorized(list_with_token(&app, &sign(&good_claims("\u{200b}"))).await).await;
+    assert!(message.contains("sub"), "{message}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tenant_claim_with_a_bidi_override_is_401() {
+    let app = app_with_secret().await;
+    let token = sign(&good_claims("alice\u{202e}"));
+    let message = assert_unauthorized(list_with_token(&app, &token).await).await;
+    assert!(message.contains("sub"), "{message}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn basic_scheme_is_401() {
     let app = app_with_secret().await;
     let resp = list_with(&app, Some("Basic YWxpY2U6cGFzc3dvcmQ=")).await;

@@ -1220,3 +1220,108 @@ fn bad_secrets_and_scopes_are_usage_errors_that_do_not_echo_the_secret() {
         .assert_success()
         .assert_hides(SECRET);
 }
+
+// ---------------------------------------------------------------- hostile provider text
+
+/// Characters that recolour a terminal, ring it, reorder text or hide: none may reach the
+/// terminal raw from a human-readable listing.
+const HOSTILE_CHARS: [char; 12] = [
+    '\u{1b}', '\u{7}', '\u{9b}', '\u{7f}', '\r', '\t', '\u{202e}', '\u{2066}', '\u{200f}',
+    '\u{061c}', '\u{200b}', '\u{feff}',
+];
+
+/// Stores a connected account row as it might have been written before provider text was
+/// cleaned (the sealed token is a dummy blob: listing never opens it).
+fn insert_account(dir: &Path, id: &str, owner: &str, username: &str, display_name: &str) {
+    let conn = support::open_db(&dir.join("dravo.db"));
+    conn.execute(
+        "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id, username,
+                               display_name, scopes, status, access_token_sealed,
+                               refresh_token_sealed, expires_at, refresh_expires_at,
+                               created_at, updated_at)
+         VALUES (?1, ?2, 'x', NULL, ?1, ?3, ?4, '[\"tweet.read\"]', 'active', x'00', NULL,
+                 NULL, NULL, 1704067200, 1704067200)",
+        rusqlite::params![id, owner, username, display_name],
+    )
+    .expect("insert an account row");
+}
+
+fn assert_no_hostile_chars(out: &Out) {
+    for c in HOSTILE_CHARS {
+        assert!(
+            !out.stdout.contains(c),
+            "{} reached stdout raw: {:?}",
+            c.escape_unicode(),
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn accounts_list_and_show_escape_hostile_provider_text() {
+    let dir = tempdir();
+    // Creates the database and the key file.
+    dravo(dir.path(), &["accounts", "list", "--owner", "alice"]).assert_success();
+    let hostile = "acc_aaaaaaaaaaaaaaaaaaaa";
+    let username = "evil\u{1b}[31m\u{7}\u{202e}resu\nacc_forgedforgedforged  x  forged";
+    let display_name = "Name\u{2066}\r\n\u{200b}\u{9b}2J\u{7f}\t\u{200f}\u{061c}\u{feff}!";
+    insert_account(dir.path(), hostile, "alice", username, display_name);
+    insert_account(
+        dir.path(),
+        "acc_bbbbbbbbbbbbbbbbbbbb",
+        "alice",
+        "plain",
+        "Plain",
+    );
+
+    let list = dravo(dir.path(), &["accounts", "list", "--owner", "alice"]);
+    list.assert_success();
+    assert_no_hostile_chars(&list);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "a header and one line per account: {lines:#?}"
+    );
+    assert!(lines[1].starts_with(hostile), "{lines:#?}");
+    assert!(
+        lines[2].starts_with("acc_bbbbbbbbbbbbbbbbbbbb"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].contains(r"evil\u{1b}[31m\u{7}\u{202e}resu\u{a}acc_forged"),
+        "{lines:#?}"
+    );
+    assert!(lines[1].contains(r"\u{9b}2J"), "{lines:#?}");
+
+    let show = dravo(
+        dir.path(),
+        &["accounts", "show", "--owner", "alice", hostile],
+    );
+    show.assert_success();
+    assert_no_hostile_chars(&show);
+    let lines: Vec<&str> = show.stdout.lines().collect();
+    assert_eq!(lines.len(), 11, "one line per field: {lines:#?}");
+    assert!(lines[4].starts_with("username:"), "{lines:#?}");
+    assert!(lines[4].contains(r"\u{1b}"), "{lines:#?}");
+    assert!(lines[5].starts_with("display_name:"), "{lines:#?}");
+    assert!(lines[5].contains(r"\u{d}\u{a}"), "{lines:#?}");
+
+    // JSON keeps the stored text exactly (escaped as JSON), with no raw control character.
+    for args in [
+        &["accounts", "list", "--owner", "alice", "--json"][..],
+        &["accounts", "show", "--owner", "alice", hostile, "--json"][..],
+    ] {
+        let out = dravo(dir.path(), args);
+        out.assert_success();
+        let body = out.stdout.strip_suffix('\n').expect("a trailing newline");
+        assert!(
+            !body.chars().any(char::is_control),
+            "a raw control character in JSON: {body:?}"
+        );
+        let json = out.json();
+        let account = if json.is_array() { &json[0] } else { &json };
+        assert_eq!(account["username"], username);
+        assert_eq!(account["display_name"], display_name);
+    }
+}

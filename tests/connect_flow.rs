@@ -889,6 +889,36 @@ async fn an_apps_own_scopes_are_requested_and_stored() {
 }
 
 #[tokio::test]
+async fn provider_text_is_stored_without_control_bidi_or_invisible_characters() {
+    let flow = Flow::new(Kind::X).await;
+    flow.fake.set_account(
+        "1234567890",
+        Some("evil\u{1b}[31m\u{7}\u{202e}resu\nacc_forged\u{9b}2J"),
+        Some("  Fake\u{200b}\t\r\n  User\u{2066} \u{feff} "),
+    );
+    let app_id = flow.create_app(TENANT).await;
+    let done = flow.connect(TENANT, Some(&app_id), RETURN_URL).await;
+    let (account, _) = flow
+        .get_json(TENANT, &format!("/v1/accounts/{}", done.account_id))
+        .await;
+    assert_eq!(
+        account["username"], "evil[31mresu acc_forged2J",
+        "{account}"
+    );
+    assert_eq!(account["display_name"], "Fake User", "{account}");
+
+    // Text with nothing visible left is no text at all.
+    flow.fake
+        .set_account("1234567891", Some("\u{200b}\u{202e} \n"), Some("\u{7}"));
+    let done = flow.connect(TENANT, Some(&app_id), RETURN_URL).await;
+    let (account, _) = flow
+        .get_json(TENANT, &format!("/v1/accounts/{}", done.account_id))
+        .await;
+    assert!(account["username"].is_null(), "{account}");
+    assert!(account["display_name"].is_null(), "{account}");
+}
+
+#[tokio::test]
 async fn start_without_app_and_without_default_app_is_409_no_default_app() {
     let flow = Flow::new(Kind::X).await;
     let resp = flow

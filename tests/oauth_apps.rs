@@ -565,6 +565,18 @@ async fn create_rejects_name_with_control_characters() {
 }
 
 #[tokio::test]
+async fn create_rejects_a_name_of_only_zero_width_characters() {
+    assert_create_rejected(app_body("x", "\u{200b}\u{200b}"), "name").await;
+    assert_create_rejected(app_body("x", " \u{feff}\u{2060} \u{3164}"), "name").await;
+}
+
+#[tokio::test]
+async fn create_rejects_a_name_with_a_bidi_override() {
+    assert_create_rejected(app_body("x", "abc\u{202e}def"), "name").await;
+    assert_create_rejected(app_body("x", "abc\u{2067}def"), "name").await;
+}
+
+#[tokio::test]
 async fn create_rejects_missing_name() {
     let mut body = app_body("x", "unused");
     body.as_object_mut().unwrap().remove("name");

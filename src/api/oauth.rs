@@ -50,23 +50,9 @@ pub enum CallbackResponse {
     ProviderFailed(Html<String>),
 }
 
-/// Escapes text for HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
+/// A small HTML page; `title` and `message` are escaped (`&<>"'`), as they may hold provider text.
 fn page(title: &str, message: &str) -> Html<String> {
+    use html_escape::encode_quoted_attribute as escape;
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
@@ -202,5 +188,11 @@ mod tests {
         let Html(html) = page("t", "<script>alert(1)</script>");
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;"));
+        let Html(html) = page("<b>&", r#"a&b<c>d"e'f"#);
+        assert!(html.contains("<title>&lt;b&gt;&amp;</title>"), "{html}");
+        assert!(
+            html.contains("<p>a&amp;b&lt;c&gt;d&quot;e&#x27;f</p>"),
+            "{html}"
+        );
     }
 }

@@ -10,13 +10,35 @@ use poem_openapi::types::{
 };
 use serde_json::Value;
 
-use crate::domain::Provider;
-use crate::domain::{AccountId, AppId, AppName, ClientId, ClientSecret, Scopes};
+use crate::domain::{
+    AccountId, AppId, AppName, BIDI_CONTROLS, ClientId, ClientSecret, INVISIBLE, Provider, Scopes,
+};
 use crate::error::Error;
 use crate::providers;
 
 /// JSON-Schema pattern: no control characters, and at least one non-space character.
 const PRINTABLE_NOT_BLANK: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+/// JSON-Schema pattern for names, built from the domain's character tables so it says what
+/// [`AppName::parse`] accepts: no control or bidirectional formatting character anywhere, and
+/// at least one character that is neither whitespace nor invisible.
+fn visible_name_pattern() -> String {
+    let class = |ranges: &[(char, char)]| -> String {
+        ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    format!(r"\u{:04X}", u32::from(lo))
+                } else {
+                    format!(r"\u{:04X}-\u{:04X}", u32::from(lo), u32::from(hi))
+                }
+            })
+            .collect()
+    };
+    let banned = format!(r"\u0000-\u001F\u007F-\u009F{}", class(BIDI_CONTROLS));
+    let blank = format!(r"\s{banned}{}", class(INVISIBLE));
+    format!("^[^{banned}]*[^{blank}][^{banned}]*$")
+}
 
 /// A domain value that travels as a JSON string or a path/query parameter.
 pub trait ApiString: Sized + Send + Sync + 'static {
@@ -143,6 +165,7 @@ bounded_text!(
     "1 to 120 characters after trimming; unique per provider.",
     |name| name.as_str(),
     |schema| {
+        schema.pattern = Some(visible_name_pattern());
         schema.example = Some("My X App".into());
     }
 );
@@ -257,5 +280,42 @@ impl ParseFromJSON for ScopeList {
 impl ToJSON for ScopeList {
     fn to_json(&self) -> Option<Value> {
         Some(Value::from(self.0.as_slice().to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented pattern and the server agree on which names are acceptable.
+    #[test]
+    fn the_name_pattern_matches_what_app_name_parse_accepts() {
+        let pattern = regex::Regex::new(&visible_name_pattern()).unwrap();
+        for name in [
+            "My X App",
+            "  padded  ",
+            "🦀",
+            "👨\u{200d}👩\u{200d}👧",
+            "שלום عالم",
+            "a\u{200b}b",
+            "",
+            "   ",
+            "\u{200b}\u{200b}",
+            " \u{feff}\u{2060} \u{3164}",
+            "\u{00a0}\u{3000}",
+            "abc\u{202e}def",
+            "abc\u{2067}def",
+            "\u{200e}x",
+            "x\u{061c}",
+            "bell\u{7}name",
+            "a\u{9b}b",
+            "a\u{7f}",
+        ] {
+            assert_eq!(
+                pattern.is_match(name),
+                AppName::parse(name).is_ok(),
+                "{name:?} against {pattern}"
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 use secrecy::ExposeSecret;
 
 use super::Dravo;
-use crate::domain::{AccountId, Owner, Provider, Timestamp};
+use crate::domain::{AccountId, Owner, Provider, Timestamp, clean_provider_text};
 use crate::error::{Error, Result};
 use crate::providers::{Identity, TokenSet};
 use crate::store::AccountRecord;
@@ -114,8 +114,8 @@ impl Dravo {
                     provider: c.provider,
                     oauth_app_id: c.oauth_app_id,
                     provider_account_id: provider_account_id.to_owned(),
-                    username: c.identity.username,
-                    display_name: c.identity.display_name,
+                    username: c.identity.username.and_then(clean_provider_text),
+                    display_name: c.identity.display_name.and_then(clean_provider_text),
                     scopes: c.tokens.granted_scopes.unwrap_or(c.requested_scopes),
                     status: "active".into(),
                     access_token_sealed: access,
