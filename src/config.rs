@@ -432,14 +432,48 @@ fn check_base_url(key: &str, url: &Url) -> Result<()> {
     Ok(())
 }
 
-/// Turns a figment error into one sentence that names the key and where it came from.
+/// Whether the dotted `key` holds a secret (`security.master_key`, `auth.jwt_secret`,
+/// `providers.<p>.client_secret`, or any other key whose name ends in `secret` or `key`), or
+/// lies under such a key: its value must never appear in a message.
+fn is_secret_key(key: &str) -> bool {
+    key.split('.')
+        .any(|part| part.ends_with("secret") || part.ends_with("key"))
+}
+
+/// What kind of value `actual` is, without the value itself.
+fn kind_of(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a floating-point number",
+        Actual::Char(_) => "a character",
+        Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit | Actual::Option => "nothing",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        _ => "a value of another kind",
+    }
+}
+
+/// Turns a figment error into one sentence that names the key and where it came from. For a
+/// key that holds a secret, only the kind of value found is named, never the value.
 fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
-    use figment::error::Kind;
+    use figment::error::{Actual, Kind};
     let err = err
         .into_iter()
         .next()
         .expect("a figment error holds at least one error");
     let path = err.path.join(".");
+    let secret = is_secret_key(&path);
+    let found = |actual: &Actual| {
+        if secret {
+            kind_of(actual).to_owned()
+        } else {
+            actual.to_string()
+        }
+    };
     let sentence = match &err.kind {
         Kind::UnknownField(field, _) => {
             // figment's path already ends with the unknown field.
@@ -459,11 +493,13 @@ fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
             )
         }
         Kind::InvalidType(actual, expected) => format!(
-            "configuration key `{path}` has the wrong type: expected {expected}, found {actual}{}",
+            "configuration key `{path}` has the wrong type: expected {expected}, found {}{}",
+            found(actual),
             sources.describe(&path)
         ),
         Kind::InvalidValue(actual, expected) => format!(
-            "configuration key `{path}` has an invalid value: expected {expected}, found {actual}{}",
+            "configuration key `{path}` has an invalid value: expected {expected}, found {}{}",
+            found(actual),
             sources.describe(&path)
         ),
         Kind::Message(msg) if path.is_empty() => {
@@ -473,6 +509,11 @@ fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
                 sources.describe("")
             )
         }
+        // Other messages may quote the value.
+        _ if secret => format!(
+            "configuration key `{path}` has an invalid value (not shown: the key holds a secret){}",
+            sources.describe(&path)
+        ),
         other => format!(
             "configuration key `{path}`: {other}{}",
             sources.describe(&path)
@@ -566,6 +607,44 @@ mod tests {
             .to_string();
         assert!(msg.contains("server.bind"), "{msg}");
         assert!(msg.contains("dravo.toml"), "{msg}");
+    }
+
+    #[test]
+    fn secret_keys_are_known_by_name() {
+        for key in [
+            "security.master_key",
+            "auth.jwt_secret",
+            "providers.x.client_secret",
+            "providers.tiktok.client_secret",
+            "some.future_api_key",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in [
+            "security.master_key_file",
+            "auth.jwt_public_key_file",
+            "server.bind",
+            "providers.timeout_seconds",
+        ] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_named_but_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dravo.toml");
+        std::fs::write(
+            &file,
+            "[providers.x]\nclient_id = \"cid\"\nclient_secret = 7365021894563210987\n",
+        )
+        .unwrap();
+        let msg = Config::load_from(Some(&file), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`providers.x.client_secret`"), "{msg}");
+        assert!(msg.contains("expected a string, found an integer"), "{msg}");
+        assert!(!msg.contains("7365021894563210987"), "{msg}");
     }
 
     #[test]

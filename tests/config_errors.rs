@@ -413,6 +413,105 @@ fn config_flag_pointing_at_a_missing_file() {
     );
 }
 
+// ---------------------------------------------------------------- secrets in errors
+
+/// A distinctive value, to search the output for.
+const SECRET_NUMBER: &str = "7365021894563210987";
+
+#[test]
+fn wrong_types_for_secret_keys_name_the_key_but_never_the_value() {
+    let dir = tempdir();
+    let file = dir.path().join("dravo.toml");
+    for (toml, key, secret) in [
+        (
+            format!("[security]\nmaster_key = {SECRET_NUMBER}\n"),
+            "security.master_key",
+            SECRET_NUMBER,
+        ),
+        (
+            format!("[auth]\njwt_secret = -{SECRET_NUMBER}\n"),
+            "auth.jwt_secret",
+            SECRET_NUMBER,
+        ),
+        (
+            format!("[providers.x]\nclient_id = \"cid\"\nclient_secret = {SECRET_NUMBER}\n"),
+            "providers.x.client_secret",
+            SECRET_NUMBER,
+        ),
+        (
+            "[auth]\njwt_secret = 2.718281828459045\n".to_owned(),
+            "auth.jwt_secret",
+            "718281828459045",
+        ),
+        (
+            "[providers.tiktok]\nclient_id = \"cid\"\nclient_secret = { value = \"tbl-Secret-Qz81\" }\n"
+                .to_owned(),
+            "providers.tiktok.client_secret",
+            "tbl-Secret-Qz81",
+        ),
+        (
+            "[security]\nmaster_key = [\"arr-Secret-Wv27\"]\n".to_owned(),
+            "security.master_key",
+            "arr-Secret-Wv27",
+        ),
+    ] {
+        write(&file, &toml);
+        for args in config_commands() {
+            let mut env = vec![];
+            if args == ["serve"] {
+                env.push(("DRAVO_SERVER_BIND", "127.0.0.1:0"));
+            }
+            let out = dravo_env(dir.path(), &env, &args);
+            out.assert_config_error(&["expected a string", "found a"])
+                .assert_hides(secret);
+            assert_names_key_exactly(&out.stderr, key);
+        }
+    }
+}
+
+#[test]
+fn secrets_from_the_environment_never_appear_in_errors() {
+    let dir = tempdir();
+    let secret = "env-Secret-Hq4-7365021894563210987";
+    // A validation error about the secret's own key.
+    assert_all_fail(
+        dir.path(),
+        &[("DRAVO_PROVIDERS_X_CLIENT_SECRET", secret)],
+        &["providers.x.client_secret", "providers.x.client_id"],
+    )
+    .assert_hides(secret);
+    // A wrong type elsewhere while secrets are set.
+    for (var, key) in [
+        (
+            "DRAVO_PROVIDERS_TIMEOUT_SECONDS",
+            "providers.timeout_seconds",
+        ),
+        ("DRAVO_SERVER_PUBLIC_URL", "server.public_url"),
+    ] {
+        dravo_env(
+            dir.path(),
+            &[
+                ("DRAVO_PROVIDERS_X_CLIENT_ID", "cid"),
+                ("DRAVO_PROVIDERS_X_CLIENT_SECRET", secret),
+                ("DRAVO_AUTH_JWT_SECRET", secret),
+                (var, "soon"),
+            ],
+            LIST,
+        )
+        .assert_config_error(&[key])
+        .assert_hides(secret);
+    }
+    // The file holds a secret of the wrong type; the environment holds another secret.
+    write(
+        &dir.path().join("dravo.toml"),
+        &format!("[providers.linkedin]\nclient_id = \"cid\"\nclient_secret = {SECRET_NUMBER}\n"),
+    );
+    dravo_env(dir.path(), &[("DRAVO_AUTH_JWT_SECRET", secret)], LIST)
+        .assert_config_error(&["providers.linkedin.client_secret", "expected a string"])
+        .assert_hides(secret)
+        .assert_hides(SECRET_NUMBER);
+}
+
 // ---------------------------------------------------------------- keys
 
 #[test]
