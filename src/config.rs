@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+use serde_with::{DeserializeFromStr, DisplayFromStr, FromInto, PickFirst, serde_as};
 use url::Url;
 
 use crate::domain::Scopes;
@@ -94,19 +95,22 @@ impl Default for AuthConfig {
     }
 }
 
+#[serde_as]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DashboardConfig {
     pub return_url: Option<Url>,
-    #[serde(deserialize_with = "string_or_list")]
+    #[serde_as(as = "PickFirst<(_, FromInto<SplitList>)>")]
     pub allowed_return_urls: Vec<String>,
 }
 
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
     /// Total time allowed for one call to a provider (token exchange, identity).
-    #[serde(deserialize_with = "number_or_string")]
+    /// `15` or `"15"`: environment variables always carry strings.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
     pub timeout_seconds: u64,
     pub instagram: Option<ProviderConfig>,
     pub facebook: Option<ProviderConfig>,
@@ -141,12 +145,13 @@ impl ProvidersConfig {
 }
 
 /// One provider's default (platform) app and endpoint overrides.
+#[serde_as]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProviderConfig {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
-    #[serde(deserialize_with = "optional_string_or_list")]
+    #[serde_as(as = "Option<PickFirst<(_, FromInto<SplitList>)>>")]
     pub scopes: Option<Vec<String>>,
     pub authorize_url: Option<Url>,
     pub token_url: Option<Url>,
@@ -155,60 +160,41 @@ pub struct ProviderConfig {
     pub api_version: Option<String>,
 }
 
-/// Accepts `["a", "b"]` or `"a b"` / `"a,b"`: the string form is what an environment variable
-/// can carry.
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    struct ListVisitor;
-    impl<'de> serde::de::Visitor<'de> for ListVisitor {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of strings or a space- or comma-separated string")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
-            Ok(crate::domain::split_list(s))
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> std::result::Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(item) = seq.next_element::<String>()? {
-                out.push(item);
-            }
-            Ok(out)
-        }
+/// A list written as one string, `"a b"` or `"a,b"`: the form an environment variable can
+/// carry. List keys read `PickFirst<(_, FromInto<SplitList>)>`: a TOML list as it is, else a
+/// string split into one.
+#[derive(DeserializeFromStr)]
+struct SplitList(Vec<String>);
+
+impl std::str::FromStr for SplitList {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(SplitList(crate::domain::split_list(s)))
     }
-    d.deserialize_any(ListVisitor)
 }
 
-fn optional_string_or_list<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Vec<String>>, D::Error> {
-    string_or_list(d).map(Some)
+impl From<SplitList> for Vec<String> {
+    fn from(list: SplitList) -> Self {
+        list.0
+    }
 }
 
-/// Accepts `15` or `"15"`: environment variables always carry strings.
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
-    struct NumberVisitor;
-    impl serde::de::Visitor<'_> for NumberVisitor {
-        type Value = u64;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a whole number")
+/// What a key read with serde_with's `PickFirst` (its own type, or that type written as a
+/// string) accepts, for the error sentence: `PickFirst` itself only reports that every form
+/// failed.
+fn accepted_forms(key: &str) -> &'static str {
+    match key.rsplit('.').next().unwrap_or(key) {
+        "timeout_seconds" => "a whole number",
+        "allowed_return_urls" | "scopes" => {
+            "a list of strings or a space- or comma-separated string"
         }
-        fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<u64, E> {
-            Ok(n)
-        }
-        fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<u64, E> {
-            u64::try_from(n).map_err(|_| E::custom("expected a whole number, found a negative one"))
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<u64, E> {
-            s.trim()
-                .parse()
-                .map_err(|_| E::custom(format!("expected a whole number, found `{s}`")))
-        }
+        _ => "a value of another form (see dravo.toml.example)",
     }
-    d.deserialize_any(NumberVisitor)
 }
+
+/// The start of the message `PickFirst` gives when no form fits.
+const PICK_FIRST_FAILED: &str = "PickFirst could not deserialize any variant";
 
 /// Where the configuration came from, to name it in error messages.
 struct Sources {
@@ -293,7 +279,7 @@ impl Config {
         }
         let config: Config = figment
             .extract()
-            .map_err(|e| describe_figment_error(e, &sources))?;
+            .map_err(|e| describe_figment_error(e, &figment, &sources))?;
         config.validate()?;
         Ok(config)
     }
@@ -459,7 +445,7 @@ fn kind_of(actual: &figment::error::Actual) -> &'static str {
 
 /// Turns a figment error into one sentence that names the key and where it came from. For a
 /// key that holds a secret, only the kind of value found is named, never the value.
-fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
+fn describe_figment_error(err: figment::Error, figment: &Figment, sources: &Sources) -> Error {
     use figment::error::{Actual, Kind};
     let err = err
         .into_iter()
@@ -502,6 +488,22 @@ fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
             found(actual),
             sources.describe(&path)
         ),
+        // Its message lists each form's error over several lines; say what the key accepts.
+        Kind::Message(msg) if msg.starts_with(PICK_FIRST_FAILED) => {
+            let actual = figment.find_value(&path).map(|v| v.to_actual()).ok();
+            let problem = match actual {
+                Some(Actual::Str(_)) => "has an invalid value",
+                _ => "has the wrong type",
+            };
+            let found = actual
+                .map(|a| format!(", found {}", found(&a)))
+                .unwrap_or_default();
+            format!(
+                "configuration key `{path}` {problem}: expected {}{found}{}",
+                accepted_forms(&path),
+                sources.describe(&path)
+            )
+        }
         Kind::Message(msg) if path.is_empty() => {
             let first_line = msg.lines().next().unwrap_or(msg);
             format!(
@@ -645,6 +647,81 @@ mod tests {
         assert!(msg.contains("`providers.x.client_secret`"), "{msg}");
         assert!(msg.contains("expected a string, found an integer"), "{msg}");
         assert!(!msg.contains("7365021894563210987"), "{msg}");
+    }
+
+    fn load_toml(text: &str, vars: &[(&str, &str)]) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dravo.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load_from(Some(&file), env(vars))
+    }
+
+    #[test]
+    fn timeout_accepts_a_number_or_a_string_holding_one() {
+        let c = load_toml("[providers]\ntimeout_seconds = 20\n", &[]).unwrap();
+        assert_eq!(c.providers.timeout_seconds, 20);
+        let c = load_toml("[providers]\ntimeout_seconds = \"21\"\n", &[]).unwrap();
+        assert_eq!(c.providers.timeout_seconds, 21);
+        assert_eq!(Config::default().providers.timeout_seconds, 15);
+        for (toml, found) in [
+            ("timeout_seconds = -5", "found signed int `-5`"),
+            ("timeout_seconds = 1.5", "found float `1.5`"),
+            ("timeout_seconds = \"soon\"", "found string \"soon\""),
+            ("timeout_seconds = [1]", "found sequence"),
+        ] {
+            let msg = load_toml(&format!("[providers]\n{toml}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.starts_with("configuration key `providers.timeout_seconds` has "),
+                "{msg}"
+            );
+            assert!(msg.contains("expected a whole number"), "{msg}");
+            assert!(msg.contains(found), "{msg}");
+            assert!(!msg.contains('\n') && !msg.contains("PickFirst"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn lists_accept_a_list_or_a_separated_string() {
+        let want = vec!["https://a.example", "https://b.example"];
+        for toml in [
+            "allowed_return_urls = [\"https://a.example\", \"https://b.example\"]",
+            "allowed_return_urls = \"https://a.example https://b.example\"",
+            "allowed_return_urls = \"https://a.example,https://b.example\"",
+        ] {
+            let c = load_toml(&format!("[dashboard]\n{toml}\n"), &[]).unwrap();
+            assert_eq!(c.dashboard.allowed_return_urls, want, "{toml}");
+        }
+        let c = load_toml(
+            "",
+            &[(
+                "DRAVO_DASHBOARD_ALLOWED_RETURN_URLS",
+                "https://a.example, https://b.example",
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.dashboard.allowed_return_urls, want);
+        assert!(Config::default().dashboard.allowed_return_urls.is_empty());
+
+        let c = load_toml("[providers.x]\nscopes = [\"a\", \"b\"]\n", &[]).unwrap();
+        assert_eq!(c.providers.x.unwrap().scopes.unwrap(), vec!["a", "b"]);
+        let c = load_toml(
+            "[providers.x]\nclient_id = \"cid\"\nclient_secret = \"s\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.providers.x.unwrap().scopes, None);
+
+        let msg = load_toml("[providers.x]\nscopes = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(
+                "configuration key `providers.x.scopes` has the wrong type: expected a list of strings or a space- or comma-separated string, found "
+            ) && msg.contains("int `5`"),
+            "{msg}"
+        );
     }
 
     #[test]
