@@ -64,6 +64,7 @@ impl Default for DatabaseConfig {
     }
 }
 
+#[serde_as]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
@@ -71,6 +72,10 @@ pub struct SecurityConfig {
     pub master_key: Option<SecretString>,
     /// Defaults to `dravo.key` beside the database.
     pub master_key_file: Option<PathBuf>,
+    /// Use a key file that users other than its owner may access (Unix); without it such a
+    /// file is refused. `true` or `"true"`: environment variables always carry strings.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub allow_insecure_key_file: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +191,7 @@ impl From<SplitList> for Vec<String> {
 fn accepted_forms(key: &str) -> &'static str {
     match key.rsplit('.').next().unwrap_or(key) {
         "timeout_seconds" => "a whole number",
+        "allow_insecure_key_file" => "true or false",
         "allowed_return_urls" | "scopes" => {
             "a list of strings or a space- or comma-separated string"
         }
@@ -722,6 +728,45 @@ mod tests {
             ) && msg.contains("int `5`"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn allow_insecure_key_file_accepts_a_boolean_or_a_string_holding_one() {
+        assert!(!Config::default().security.allow_insecure_key_file);
+        for (toml, vars, want) in [
+            ("allow_insecure_key_file = true", vec![], true),
+            ("allow_insecure_key_file = false", vec![], false),
+            ("allow_insecure_key_file = \"true\"", vec![], true),
+            (
+                "",
+                vec![("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "true")],
+                true,
+            ),
+            (
+                "",
+                vec![("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "false")],
+                false,
+            ),
+            (
+                "allow_insecure_key_file = true",
+                vec![("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "false")],
+                false,
+            ),
+        ] {
+            let c = load_toml(&format!("[security]\n{toml}\n"), &vars).unwrap();
+            assert_eq!(c.security.allow_insecure_key_file, want, "{toml} {vars:?}");
+        }
+        for value in ["yes", "1", ""] {
+            let msg = load_toml("", &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", value)])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                msg,
+                format!(
+                    "configuration key `security.allow_insecure_key_file` has an invalid value: expected true or false, found string {value:?} (from environment variable DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE)"
+                )
+            );
+        }
     }
 
     #[test]

@@ -186,6 +186,19 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// Writes a key file the way an operator should: readable by its owner only.
+fn write_key_file(path: &Path, text: &str) {
+    write(path, text);
+    #[cfg(unix)]
+    chmod(path, 0o600);
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 fn base64_key(len: usize, byte: u8) -> String {
     STANDARD.encode(vec![byte; len])
 }
@@ -595,9 +608,9 @@ fn missing_key_file_for_a_used_database_is_an_error_not_a_new_key() {
 fn unreadable_or_malformed_key_file_names_security_master_key_file() {
     let dir = tempdir();
     let key_file = dir.path().join("dravo.key");
-    write(&key_file, "garbage, not base64\n");
+    write_key_file(&key_file, "garbage, not base64\n");
     dravo(dir.path(), LIST).assert_config_error(&["security.master_key_file"]);
-    write(&key_file, &format!("{}\n", base64_key(32, 1)));
+    write_key_file(&key_file, &format!("{}\n", base64_key(32, 1)));
     dravo(dir.path(), LIST).assert_config_error(&["security.master_key_file", "64"]);
     std::fs::remove_file(&key_file).unwrap();
     std::fs::create_dir(&key_file).unwrap();
@@ -609,7 +622,7 @@ fn explicit_master_key_file_is_used() {
     let dir = tempdir();
     let keys = tempdir();
     let key_file = keys.path().join("my.key");
-    write(&key_file, &format!("{}\n", base64_key(64, 9)));
+    write_key_file(&key_file, &format!("{}\n", base64_key(64, 9)));
     let env = [("DRAVO_SECURITY_MASTER_KEY_FILE", key_file.to_str().unwrap())];
     create_app(dir.path(), &env, "with key file");
     assert!(!dir.path().join("dravo.key").exists());
@@ -896,4 +909,99 @@ fn concurrent_first_runs_agree_on_one_key() {
             .unwrap_or_else(|e| panic!("a token from a concurrent first run is refused: {e}"));
         assert_eq!(owner.as_str(), "alice");
     }
+}
+
+// ---------------------------------------------------------------- key file permissions
+
+#[cfg(unix)]
+const TOKEN_ISSUE: &[&str] = &["token", "issue", "--sub", "alice"];
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_readable_by_group_or_others_is_refused_with_the_chmod_fix() {
+    let dir = tempdir();
+    let key_file = dir.path().join("dravo.key");
+    let key = base64_key(64, 3);
+    write(&key_file, &format!("{key}\n"));
+    let path = key_file.to_str().unwrap();
+    let fix = format!("chmod 600 {path}");
+    for m in [0o644, 0o640, 0o604] {
+        chmod(&key_file, m);
+        let shown = format!("{m:04o}");
+        assert_all_fail(dir.path(), &[], &[path, &shown, &fix]).assert_hides(&key);
+        // An explicit `false` is the default.
+        dravo_env(
+            dir.path(),
+            &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "false")],
+            TOKEN_ISSUE,
+        )
+        .assert_config_error(&[path, &shown, &fix]);
+        assert_eq!(mode(&key_file), m, "the key file is left alone");
+    }
+    // An explicit key file elsewhere is checked too.
+    let keys = tempdir();
+    let other = keys.path().join("my.key");
+    write(&other, &format!("{key}\n"));
+    chmod(&other, 0o644);
+    let other = other.to_str().unwrap();
+    dravo_env(
+        dir.path(),
+        &[("DRAVO_SECURITY_MASTER_KEY_FILE", other)],
+        TOKEN_ISSUE,
+    )
+    .assert_config_error(&[other, "0644", &format!("chmod 600 {other}")]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_of_mode_0600_is_accepted() {
+    let dir = tempdir();
+    let key_file = dir.path().join("dravo.key");
+    write(&key_file, &format!("{}\n", base64_key(64, 4)));
+    chmod(&key_file, 0o600);
+    dravo(dir.path(), TOKEN_ISSUE).assert_success();
+    dravo(dir.path(), LIST).assert_success();
+    chmod(&key_file, 0o400);
+    dravo(dir.path(), TOKEN_ISSUE).assert_success();
+}
+
+#[cfg(unix)]
+#[test]
+fn allow_insecure_key_file_accepts_a_0644_key_file() {
+    let dir = tempdir();
+    let key_file = dir.path().join("dravo.key");
+    write(&key_file, &format!("{}\n", base64_key(64, 5)));
+    chmod(&key_file, 0o644);
+    // From the environment (a string) ...
+    dravo_env(
+        dir.path(),
+        &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "true")],
+        TOKEN_ISSUE,
+    )
+    .assert_success();
+    // ... and from the file (a boolean).
+    write(
+        &dir.path().join("dravo.toml"),
+        "[security]\nallow_insecure_key_file = true\n",
+    );
+    dravo(dir.path(), TOKEN_ISSUE).assert_success();
+    dravo(dir.path(), LIST).assert_success();
+    assert_eq!(mode(&key_file), 0o644, "the key file is left alone");
+    // The environment wins over the file.
+    dravo_env(
+        dir.path(),
+        &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "false")],
+        TOKEN_ISSUE,
+    )
+    .assert_config_error(&["chmod 600"]);
+    // Anything but true or false is a configuration error naming the key.
+    dravo_env(
+        dir.path(),
+        &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "maybe")],
+        TOKEN_ISSUE,
+    )
+    .assert_config_error(&[
+        "security.allow_insecure_key_file",
+        "DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE",
+    ]);
 }
