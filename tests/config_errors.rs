@@ -1005,3 +1005,41 @@ fn allow_insecure_key_file_accepts_a_0644_key_file() {
         "DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE",
     ]);
 }
+
+// ---------------------------------------------------------------- database file permissions
+
+#[cfg(unix)]
+#[test]
+fn the_database_is_created_0600_and_a_looser_existing_one_gets_a_warning() {
+    let dir = tempdir();
+    let db = dir.path().join("dravo.db");
+    // `dravo_cmd`'s program and environment, run through `sh` to set the umask.
+    let plain = dravo_cmd(dir.path());
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(plain.get_program())
+        .args(LIST)
+        .current_dir(dir.path());
+    for (key, value) in plain.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let out = run_cmd(cmd, "");
+    out.assert_success();
+    assert_eq!(mode(&db), 0o600, "database file mode under umask 022");
+    assert!(!out.stderr.contains("chmod"), "{}", out.describe());
+
+    // A database that already exists with a looser mode is used as it is, with a warning.
+    chmod(&db, 0o644);
+    let out = dravo(dir.path(), LIST);
+    out.assert_success();
+    assert!(
+        out.stderr.contains(&format!("chmod 600 {}", db.display())),
+        "a warning names the fix\n{}",
+        out.describe()
+    );
+    assert_eq!(mode(&db), 0o644, "the database file is left alone");
+}
