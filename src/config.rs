@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
+use serde_with::{DeserializeFromStr, DisplayFromStr, FromInto, PickFirst, serde_as};
 use url::Url;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,7 @@ impl Default for DatabaseConfig {
     }
 }
 
+#[serde_as]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
@@ -72,6 +74,10 @@ pub struct SecurityConfig {
     pub master_key: Option<SecretString>,
     /// Defaults to `dravo.key` beside the database.
     pub master_key_file: Option<PathBuf>,
+    /// Use a key file that users other than its owner may access (Unix); without it such a
+    /// file is refused. `true` or `"true"`: environment variables always carry strings.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub allow_insecure_key_file: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,11 +102,12 @@ impl Default for AuthConfig {
     }
 }
 
+#[serde_as]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DashboardConfig {
     pub return_url: Option<Url>,
-    #[serde(deserialize_with = "string_or_list")]
+    #[serde_as(as = "PickFirst<(_, FromInto<SplitList>)>")]
     pub allowed_return_urls: Vec<String>,
 }
 
@@ -141,8 +148,10 @@ impl ProvidersConfig {
 /// `timeout_seconds` plus a table per registered provider name; any other key is unknown.
 impl<'de> Deserialize<'de> for ProvidersConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        /// `15` or `"15"`: environment variables always carry strings.
+        #[serde_as]
         #[derive(Deserialize)]
-        struct Seconds(#[serde(deserialize_with = "number_or_string")] u64);
+        struct Seconds(#[serde_as(as = "PickFirst<(_, DisplayFromStr)>")] u64);
 
         struct SectionVisitor;
         impl<'de> serde::de::Visitor<'de> for SectionVisitor {
@@ -178,12 +187,13 @@ impl<'de> Deserialize<'de> for ProvidersConfig {
 }
 
 /// One provider's default (platform) app and endpoint overrides.
+#[serde_as]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProviderConfig {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
-    #[serde(deserialize_with = "optional_string_or_list")]
+    #[serde_as(as = "Option<PickFirst<(_, FromInto<SplitList>)>>")]
     pub scopes: Option<Vec<String>>,
     pub authorize_url: Option<Url>,
     pub token_url: Option<Url>,
@@ -192,60 +202,42 @@ pub struct ProviderConfig {
     pub api_version: Option<String>,
 }
 
-/// Accepts `["a", "b"]` or `"a b"` / `"a,b"`: the string form is what an environment variable
-/// can carry.
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    struct ListVisitor;
-    impl<'de> serde::de::Visitor<'de> for ListVisitor {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of strings or a space- or comma-separated string")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
-            Ok(crate::domain::split_list(s))
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> std::result::Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(item) = seq.next_element::<String>()? {
-                out.push(item);
-            }
-            Ok(out)
-        }
+/// A list written as one string, `"a b"` or `"a,b"`: the form an environment variable can
+/// carry. List keys read `PickFirst<(_, FromInto<SplitList>)>`: a TOML list as it is, else a
+/// string split into one.
+#[derive(DeserializeFromStr)]
+struct SplitList(Vec<String>);
+
+impl std::str::FromStr for SplitList {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(SplitList(crate::domain::split_list(s)))
     }
-    d.deserialize_any(ListVisitor)
 }
 
-fn optional_string_or_list<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Vec<String>>, D::Error> {
-    string_or_list(d).map(Some)
+impl From<SplitList> for Vec<String> {
+    fn from(list: SplitList) -> Self {
+        list.0
+    }
 }
 
-/// Accepts `15` or `"15"`: environment variables always carry strings.
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
-    struct NumberVisitor;
-    impl serde::de::Visitor<'_> for NumberVisitor {
-        type Value = u64;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a whole number")
+/// What a key read with serde_with's `PickFirst` (its own type, or that type written as a
+/// string) accepts, for the error sentence: `PickFirst` itself only reports that every form
+/// failed.
+fn accepted_forms(key: &str) -> &'static str {
+    match key.rsplit('.').next().unwrap_or(key) {
+        "timeout_seconds" => "a whole number",
+        "allow_insecure_key_file" => "true or false",
+        "allowed_return_urls" | "scopes" => {
+            "a list of strings or a space- or comma-separated string"
         }
-        fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<u64, E> {
-            Ok(n)
-        }
-        fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<u64, E> {
-            u64::try_from(n).map_err(|_| E::custom("expected a whole number, found a negative one"))
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<u64, E> {
-            s.trim()
-                .parse()
-                .map_err(|_| E::custom(format!("expected a whole number, found `{s}`")))
-        }
+        _ => "a value of another form (see dravo.toml.example)",
     }
-    d.deserialize_any(NumberVisitor)
 }
+
+/// The start of the message `PickFirst` gives when no form fits.
+const PICK_FIRST_FAILED: &str = "PickFirst could not deserialize any variant";
 
 /// Where the configuration came from, to name it in error messages.
 struct Sources {
@@ -330,7 +322,7 @@ impl Config {
         }
         let config: Config = figment
             .extract()
-            .map_err(|e| describe_figment_error(e, &sources))?;
+            .map_err(|e| describe_figment_error(e, &figment, &sources))?;
         config.validate()?;
         Ok(config)
     }
@@ -471,14 +463,48 @@ fn check_base_url(key: &str, url: &Url) -> Result<()> {
     Ok(())
 }
 
-/// Turns a figment error into one sentence that names the key and where it came from.
-fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
-    use figment::error::Kind;
+/// Whether the dotted `key` holds a secret (`security.master_key`, `auth.jwt_secret`,
+/// `providers.<p>.client_secret`, or any other key whose name ends in `secret` or `key`), or
+/// lies under such a key: its value must never appear in a message.
+fn is_secret_key(key: &str) -> bool {
+    key.split('.')
+        .any(|part| part.ends_with("secret") || part.ends_with("key"))
+}
+
+/// What kind of value `actual` is, without the value itself.
+fn kind_of(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a floating-point number",
+        Actual::Char(_) => "a character",
+        Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit | Actual::Option => "nothing",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        _ => "a value of another kind",
+    }
+}
+
+/// Turns a figment error into one sentence that names the key and where it came from. For a
+/// key that holds a secret, only the kind of value found is named, never the value.
+fn describe_figment_error(err: figment::Error, figment: &Figment, sources: &Sources) -> Error {
+    use figment::error::{Actual, Kind};
     let err = err
         .into_iter()
         .next()
         .expect("a figment error holds at least one error");
     let path = err.path.join(".");
+    let secret = is_secret_key(&path);
+    let found = |actual: &Actual| {
+        if secret {
+            kind_of(actual).to_owned()
+        } else {
+            actual.to_string()
+        }
+    };
     let sentence = match &err.kind {
         Kind::UnknownField(field, _) => {
             // figment's path already ends with the unknown field.
@@ -498,13 +524,31 @@ fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
             )
         }
         Kind::InvalidType(actual, expected) => format!(
-            "configuration key `{path}` has the wrong type: expected {expected}, found {actual}{}",
+            "configuration key `{path}` has the wrong type: expected {expected}, found {}{}",
+            found(actual),
             sources.describe(&path)
         ),
         Kind::InvalidValue(actual, expected) => format!(
-            "configuration key `{path}` has an invalid value: expected {expected}, found {actual}{}",
+            "configuration key `{path}` has an invalid value: expected {expected}, found {}{}",
+            found(actual),
             sources.describe(&path)
         ),
+        // Its message lists each form's error over several lines; say what the key accepts.
+        Kind::Message(msg) if msg.starts_with(PICK_FIRST_FAILED) => {
+            let actual = figment.find_value(&path).map(|v| v.to_actual()).ok();
+            let problem = match actual {
+                Some(Actual::Str(_)) => "has an invalid value",
+                _ => "has the wrong type",
+            };
+            let found = actual
+                .map(|a| format!(", found {}", found(&a)))
+                .unwrap_or_default();
+            format!(
+                "configuration key `{path}` {problem}: expected {}{found}{}",
+                accepted_forms(&path),
+                sources.describe(&path)
+            )
+        }
         Kind::Message(msg) if path.is_empty() => {
             let first_line = msg.lines().next().unwrap_or(msg);
             format!(
@@ -512,6 +556,11 @@ fn describe_figment_error(err: figment::Error, sources: &Sources) -> Error {
                 sources.describe("")
             )
         }
+        // Other messages may quote the value.
+        _ if secret => format!(
+            "configuration key `{path}` has an invalid value (not shown: the key holds a secret){}",
+            sources.describe(&path)
+        ),
         other => format!(
             "configuration key `{path}`: {other}{}",
             sources.describe(&path)
@@ -613,6 +662,161 @@ mod tests {
             .to_string();
         assert!(msg.contains("server.bind"), "{msg}");
         assert!(msg.contains("dravo.toml"), "{msg}");
+    }
+
+    #[test]
+    fn secret_keys_are_known_by_name() {
+        for key in [
+            "security.master_key",
+            "auth.jwt_secret",
+            "providers.x.client_secret",
+            "providers.tiktok.client_secret",
+            "some.future_api_key",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in [
+            "security.master_key_file",
+            "auth.jwt_public_key_file",
+            "server.bind",
+            "providers.timeout_seconds",
+        ] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_named_but_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dravo.toml");
+        std::fs::write(
+            &file,
+            "[providers.x]\nclient_id = \"cid\"\nclient_secret = 7365021894563210987\n",
+        )
+        .unwrap();
+        let msg = Config::load_from(Some(&file), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`providers.x.client_secret`"), "{msg}");
+        assert!(msg.contains("expected a string, found an integer"), "{msg}");
+        assert!(!msg.contains("7365021894563210987"), "{msg}");
+    }
+
+    fn load_toml(text: &str, vars: &[(&str, &str)]) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dravo.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load_from(Some(&file), env(vars))
+    }
+
+    #[test]
+    fn timeout_accepts_a_number_or_a_string_holding_one() {
+        let c = load_toml("[providers]\ntimeout_seconds = 20\n", &[]).unwrap();
+        assert_eq!(c.providers.timeout_seconds, 20);
+        let c = load_toml("[providers]\ntimeout_seconds = \"21\"\n", &[]).unwrap();
+        assert_eq!(c.providers.timeout_seconds, 21);
+        assert_eq!(Config::default().providers.timeout_seconds, 15);
+        for (toml, found) in [
+            ("timeout_seconds = -5", "found signed int `-5`"),
+            ("timeout_seconds = 1.5", "found float `1.5`"),
+            ("timeout_seconds = \"soon\"", "found string \"soon\""),
+            ("timeout_seconds = [1]", "found sequence"),
+        ] {
+            let msg = load_toml(&format!("[providers]\n{toml}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.starts_with("configuration key `providers.timeout_seconds` has "),
+                "{msg}"
+            );
+            assert!(msg.contains("expected a whole number"), "{msg}");
+            assert!(msg.contains(found), "{msg}");
+            assert!(!msg.contains('\n') && !msg.contains("PickFirst"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn lists_accept_a_list_or_a_separated_string() {
+        let want = vec!["https://a.example", "https://b.example"];
+        for toml in [
+            "allowed_return_urls = [\"https://a.example\", \"https://b.example\"]",
+            "allowed_return_urls = \"https://a.example https://b.example\"",
+            "allowed_return_urls = \"https://a.example,https://b.example\"",
+        ] {
+            let c = load_toml(&format!("[dashboard]\n{toml}\n"), &[]).unwrap();
+            assert_eq!(c.dashboard.allowed_return_urls, want, "{toml}");
+        }
+        let c = load_toml(
+            "",
+            &[(
+                "DRAVO_DASHBOARD_ALLOWED_RETURN_URLS",
+                "https://a.example, https://b.example",
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.dashboard.allowed_return_urls, want);
+        assert!(Config::default().dashboard.allowed_return_urls.is_empty());
+
+        let c = load_toml("[providers.x]\nscopes = [\"a\", \"b\"]\n", &[]).unwrap();
+        assert_eq!(
+            c.providers.get("x".parse().unwrap()).unwrap().scopes,
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        let c = load_toml(
+            "[providers.x]\nclient_id = \"cid\"\nclient_secret = \"s\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.providers.get("x".parse().unwrap()).unwrap().scopes, None);
+
+        let msg = load_toml("[providers.x]\nscopes = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(
+                "configuration key `providers.x.scopes` has the wrong type: expected a list of strings or a space- or comma-separated string, found "
+            ) && msg.contains("int `5`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn allow_insecure_key_file_accepts_a_boolean_or_a_string_holding_one() {
+        assert!(!Config::default().security.allow_insecure_key_file);
+        for (toml, vars, want) in [
+            ("allow_insecure_key_file = true", vec![], true),
+            ("allow_insecure_key_file = false", vec![], false),
+            ("allow_insecure_key_file = \"true\"", vec![], true),
+            (
+                "",
+                vec![("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "true")],
+                true,
+            ),
+            (
+                "",
+                vec![("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "false")],
+                false,
+            ),
+            (
+                "allow_insecure_key_file = true",
+                vec![("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "false")],
+                false,
+            ),
+        ] {
+            let c = load_toml(&format!("[security]\n{toml}\n"), &vars).unwrap();
+            assert_eq!(c.security.allow_insecure_key_file, want, "{toml} {vars:?}");
+        }
+        for value in ["yes", "1", ""] {
+            let msg = load_toml("", &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", value)])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                msg,
+                format!(
+                    "configuration key `security.allow_insecure_key_file` has an invalid value: expected true or false, found string {value:?} (from environment variable DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE)"
+                )
+            );
+        }
     }
 
     #[test]

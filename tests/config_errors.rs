@@ -186,6 +186,19 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// Writes a key file the way an operator should: readable by its owner only.
+fn write_key_file(path: &Path, text: &str) {
+    write(path, text);
+    #[cfg(unix)]
+    chmod(path, 0o600);
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 fn base64_key(len: usize, byte: u8) -> String {
     STANDARD.encode(vec![byte; len])
 }
@@ -413,6 +426,105 @@ fn config_flag_pointing_at_a_missing_file() {
     );
 }
 
+// ---------------------------------------------------------------- secrets in errors
+
+/// A distinctive value, to search the output for.
+const SECRET_NUMBER: &str = "7365021894563210987";
+
+#[test]
+fn wrong_types_for_secret_keys_name_the_key_but_never_the_value() {
+    let dir = tempdir();
+    let file = dir.path().join("dravo.toml");
+    for (toml, key, secret) in [
+        (
+            format!("[security]\nmaster_key = {SECRET_NUMBER}\n"),
+            "security.master_key",
+            SECRET_NUMBER,
+        ),
+        (
+            format!("[auth]\njwt_secret = -{SECRET_NUMBER}\n"),
+            "auth.jwt_secret",
+            SECRET_NUMBER,
+        ),
+        (
+            format!("[providers.x]\nclient_id = \"cid\"\nclient_secret = {SECRET_NUMBER}\n"),
+            "providers.x.client_secret",
+            SECRET_NUMBER,
+        ),
+        (
+            "[auth]\njwt_secret = 2.718281828459045\n".to_owned(),
+            "auth.jwt_secret",
+            "718281828459045",
+        ),
+        (
+            "[providers.tiktok]\nclient_id = \"cid\"\nclient_secret = { value = \"tbl-Secret-Qz81\" }\n"
+                .to_owned(),
+            "providers.tiktok.client_secret",
+            "tbl-Secret-Qz81",
+        ),
+        (
+            "[security]\nmaster_key = [\"arr-Secret-Wv27\"]\n".to_owned(),
+            "security.master_key",
+            "arr-Secret-Wv27",
+        ),
+    ] {
+        write(&file, &toml);
+        for args in config_commands() {
+            let mut env = vec![];
+            if args == ["serve"] {
+                env.push(("DRAVO_SERVER_BIND", "127.0.0.1:0"));
+            }
+            let out = dravo_env(dir.path(), &env, &args);
+            out.assert_config_error(&["expected a string", "found a"])
+                .assert_hides(secret);
+            assert_names_key_exactly(&out.stderr, key);
+        }
+    }
+}
+
+#[test]
+fn secrets_from_the_environment_never_appear_in_errors() {
+    let dir = tempdir();
+    let secret = "env-Secret-Hq4-7365021894563210987";
+    // A validation error about the secret's own key.
+    assert_all_fail(
+        dir.path(),
+        &[("DRAVO_PROVIDERS_X_CLIENT_SECRET", secret)],
+        &["providers.x.client_secret", "providers.x.client_id"],
+    )
+    .assert_hides(secret);
+    // A wrong type elsewhere while secrets are set.
+    for (var, key) in [
+        (
+            "DRAVO_PROVIDERS_TIMEOUT_SECONDS",
+            "providers.timeout_seconds",
+        ),
+        ("DRAVO_SERVER_PUBLIC_URL", "server.public_url"),
+    ] {
+        dravo_env(
+            dir.path(),
+            &[
+                ("DRAVO_PROVIDERS_X_CLIENT_ID", "cid"),
+                ("DRAVO_PROVIDERS_X_CLIENT_SECRET", secret),
+                ("DRAVO_AUTH_JWT_SECRET", secret),
+                (var, "soon"),
+            ],
+            LIST,
+        )
+        .assert_config_error(&[key])
+        .assert_hides(secret);
+    }
+    // The file holds a secret of the wrong type; the environment holds another secret.
+    write(
+        &dir.path().join("dravo.toml"),
+        &format!("[providers.linkedin]\nclient_id = \"cid\"\nclient_secret = {SECRET_NUMBER}\n"),
+    );
+    dravo_env(dir.path(), &[("DRAVO_AUTH_JWT_SECRET", secret)], LIST)
+        .assert_config_error(&["providers.linkedin.client_secret", "expected a string"])
+        .assert_hides(secret)
+        .assert_hides(SECRET_NUMBER);
+}
+
 // ---------------------------------------------------------------- keys
 
 #[test]
@@ -496,9 +608,9 @@ fn missing_key_file_for_a_used_database_is_an_error_not_a_new_key() {
 fn unreadable_or_malformed_key_file_names_security_master_key_file() {
     let dir = tempdir();
     let key_file = dir.path().join("dravo.key");
-    write(&key_file, "garbage, not base64\n");
+    write_key_file(&key_file, "garbage, not base64\n");
     dravo(dir.path(), LIST).assert_config_error(&["security.master_key_file"]);
-    write(&key_file, &format!("{}\n", base64_key(32, 1)));
+    write_key_file(&key_file, &format!("{}\n", base64_key(32, 1)));
     dravo(dir.path(), LIST).assert_config_error(&["security.master_key_file", "64"]);
     std::fs::remove_file(&key_file).unwrap();
     std::fs::create_dir(&key_file).unwrap();
@@ -510,7 +622,7 @@ fn explicit_master_key_file_is_used() {
     let dir = tempdir();
     let keys = tempdir();
     let key_file = keys.path().join("my.key");
-    write(&key_file, &format!("{}\n", base64_key(64, 9)));
+    write_key_file(&key_file, &format!("{}\n", base64_key(64, 9)));
     let env = [("DRAVO_SECURITY_MASTER_KEY_FILE", key_file.to_str().unwrap())];
     create_app(dir.path(), &env, "with key file");
     assert!(!dir.path().join("dravo.key").exists());
@@ -802,4 +914,137 @@ fn concurrent_first_runs_agree_on_one_key() {
             .unwrap_or_else(|e| panic!("a token from a concurrent first run is refused: {e}"));
         assert_eq!(owner.as_str(), "alice");
     }
+}
+
+// ---------------------------------------------------------------- key file permissions
+
+#[cfg(unix)]
+const TOKEN_ISSUE: &[&str] = &["token", "issue", "--sub", "alice"];
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_readable_by_group_or_others_is_refused_with_the_chmod_fix() {
+    let dir = tempdir();
+    let key_file = dir.path().join("dravo.key");
+    let key = base64_key(64, 3);
+    write(&key_file, &format!("{key}\n"));
+    let path = key_file.to_str().unwrap();
+    let fix = format!("chmod 600 {path}");
+    for m in [0o644, 0o640, 0o604] {
+        chmod(&key_file, m);
+        let shown = format!("{m:04o}");
+        assert_all_fail(dir.path(), &[], &[path, &shown, &fix]).assert_hides(&key);
+        // An explicit `false` is the default.
+        dravo_env(
+            dir.path(),
+            &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "false")],
+            TOKEN_ISSUE,
+        )
+        .assert_config_error(&[path, &shown, &fix]);
+        assert_eq!(mode(&key_file), m, "the key file is left alone");
+    }
+    // An explicit key file elsewhere is checked too.
+    let keys = tempdir();
+    let other = keys.path().join("my.key");
+    write(&other, &format!("{key}\n"));
+    chmod(&other, 0o644);
+    let other = other.to_str().unwrap();
+    dravo_env(
+        dir.path(),
+        &[("DRAVO_SECURITY_MASTER_KEY_FILE", other)],
+        TOKEN_ISSUE,
+    )
+    .assert_config_error(&[other, "0644", &format!("chmod 600 {other}")]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_of_mode_0600_is_accepted() {
+    let dir = tempdir();
+    let key_file = dir.path().join("dravo.key");
+    write(&key_file, &format!("{}\n", base64_key(64, 4)));
+    chmod(&key_file, 0o600);
+    dravo(dir.path(), TOKEN_ISSUE).assert_success();
+    dravo(dir.path(), LIST).assert_success();
+    chmod(&key_file, 0o400);
+    dravo(dir.path(), TOKEN_ISSUE).assert_success();
+}
+
+#[cfg(unix)]
+#[test]
+fn allow_insecure_key_file_accepts_a_0644_key_file() {
+    let dir = tempdir();
+    let key_file = dir.path().join("dravo.key");
+    write(&key_file, &format!("{}\n", base64_key(64, 5)));
+    chmod(&key_file, 0o644);
+    // From the environment (a string) ...
+    dravo_env(
+        dir.path(),
+        &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "true")],
+        TOKEN_ISSUE,
+    )
+    .assert_success();
+    // ... and from the file (a boolean).
+    write(
+        &dir.path().join("dravo.toml"),
+        "[security]\nallow_insecure_key_file = true\n",
+    );
+    dravo(dir.path(), TOKEN_ISSUE).assert_success();
+    dravo(dir.path(), LIST).assert_success();
+    assert_eq!(mode(&key_file), 0o644, "the key file is left alone");
+    // The environment wins over the file.
+    dravo_env(
+        dir.path(),
+        &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "false")],
+        TOKEN_ISSUE,
+    )
+    .assert_config_error(&["chmod 600"]);
+    // Anything but true or false is a configuration error naming the key.
+    dravo_env(
+        dir.path(),
+        &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "maybe")],
+        TOKEN_ISSUE,
+    )
+    .assert_config_error(&[
+        "security.allow_insecure_key_file",
+        "DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE",
+    ]);
+}
+
+// ---------------------------------------------------------------- database file permissions
+
+#[cfg(unix)]
+#[test]
+fn the_database_is_created_0600_and_a_looser_existing_one_gets_a_warning() {
+    let dir = tempdir();
+    let db = dir.path().join("dravo.db");
+    // `dravo_cmd`'s program and environment, run through `sh` to set the umask.
+    let plain = dravo_cmd(dir.path());
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(plain.get_program())
+        .args(LIST)
+        .current_dir(dir.path());
+    for (key, value) in plain.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let out = run_cmd(cmd, "");
+    out.assert_success();
+    assert_eq!(mode(&db), 0o600, "database file mode under umask 022");
+    assert!(!out.stderr.contains("chmod"), "{}", out.describe());
+
+    // A database that already exists with a looser mode is used as it is, with a warning.
+    chmod(&db, 0o644);
+    let out = dravo(dir.path(), LIST);
+    out.assert_success();
+    assert!(
+        out.stderr.contains(&format!("chmod 600 {}", db.display())),
+        "a warning names the fix\n{}",
+        out.describe()
+    );
+    assert_eq!(mode(&db), 0o644, "the database file is left alone");
 }

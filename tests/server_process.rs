@@ -341,6 +341,46 @@ fn starts_with_zero_configuration_and_answers_healthz() {
     );
 }
 
+/// The database and its `-wal` / `-shm` files are private to their owner even when the
+/// process umask would make new files readable by everyone.
+#[cfg(unix)]
+#[test]
+fn the_database_and_its_wal_and_shm_files_are_0600_under_umask_022() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    // `dravo_cmd`'s program and environment, run through `sh` (which then execs dravo, so the
+    // pid is the server's) to set the umask.
+    let plain = dravo_cmd(dir.path());
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(plain.get_program())
+        .current_dir(dir.path());
+    for (key, value) in plain.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let mut server = Server::start(cmd);
+    let db = dir.path().join("dravo.db");
+    for path in [
+        db.clone(),
+        dir.path().join("dravo.db-wal"),
+        dir.path().join("dravo.db-shm"),
+    ] {
+        let meta = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{} while serving: {e}", path.display()));
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o600,
+            "mode of {}",
+            path.display()
+        );
+    }
+    server.stop();
+}
+
 #[test]
 fn serves_the_openapi_spec_the_cli_prints() {
     let dir = tempdir();

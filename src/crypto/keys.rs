@@ -72,17 +72,21 @@ impl MasterKey {
     }
 
     /// Loads the master key named by the config. Without `security.master_key`, reads the key
-    /// file, creating it (mode 0600) when `may_create` is true and it does not exist yet.
+    /// file, creating it (mode 0600) when `may_create` is true and it does not exist yet. On
+    /// Unix a key file that others may access is refused (see `check_key_file_mode`).
     pub fn load(config: &Config, may_create: bool) -> Result<Self> {
         if let Some(text) = &config.security.master_key {
             return Self::from_base64(text.expose_secret(), "security.master_key");
         }
         let path = config.master_key_file();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_base64(
-                &text,
-                &format!("the key file {} (security.master_key_file)", path.display()),
-            ),
+        let source = format!("the key file {} (security.master_key_file)", path.display());
+        match std::fs::File::open(&path) {
+            Ok(file) => {
+                check_key_file_mode(&file, &path, config.security.allow_insecure_key_file)?;
+                let text = std::io::read_to_string(file)
+                    .map_err(|e| Error::Key(format!("cannot read {source}: {e}")))?;
+                Self::from_base64(&text, &source)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
                 Self::create_file(&path)
             }
@@ -90,10 +94,7 @@ impl MasterKey {
                 "the key file {} (security.master_key_file) is missing, but the database was sealed with a master key: restore that file or set security.master_key",
                 path.display()
             ))),
-            Err(e) => Err(Error::Key(format!(
-                "cannot read the key file {} (security.master_key_file): {e}",
-                path.display()
-            ))),
+            Err(e) => Err(Error::Key(format!("cannot read {source}: {e}"))),
         }
     }
 
@@ -130,6 +131,33 @@ impl MasterKey {
             ))),
         }
     }
+}
+
+/// Refuses a key file that users other than its owner may access (any group or other
+/// permission bit, as ssh does for private keys), unless `security.allow_insecure_key_file`.
+/// Only regular files are checked: reading anything else fails with its own error.
+#[cfg(unix)]
+fn check_key_file_mode(file: &std::fs::File, path: &Path, allow_insecure: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = file.metadata().map_err(|e| {
+        Error::Key(format!(
+            "cannot read the key file {} (security.master_key_file): {e}",
+            path.display()
+        ))
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if allow_insecure || !meta.is_file() || mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(Error::Key(format!(
+        "the key file {path} (security.master_key_file) has mode {mode:04o}, so users other than its owner may read it: run `chmod 600 {path}`, or set security.allow_insecure_key_file = true to accept it",
+        path = path.display()
+    )))
+}
+
+#[cfg(not(unix))]
+fn check_key_file_mode(_: &std::fs::File, _: &Path, _: bool) -> Result<()> {
+    Ok(())
 }
 
 /// The sub-keys the rest of the program uses.
@@ -196,6 +224,31 @@ mod tests {
         let err = MasterKey::from_base64(&short, "security.master_key").unwrap_err();
         assert!(err.to_string().contains("64 bytes"), "{err}");
         assert!(MasterKey::from_base64("not base64!!", "k").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_open_to_others_is_refused_unless_allowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.database.path = dir.path().join("dravo.db");
+        let path = config.master_key_file();
+        std::fs::write(&path, MasterKey::generate().to_base64()).unwrap();
+        for mode in [0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = MasterKey::load(&config, false).unwrap_err().to_string();
+            assert!(err.contains(&format!("mode {mode:04o}")), "{err}");
+            assert!(
+                err.contains(&format!("chmod 600 {}", path.display())),
+                "{err}"
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        MasterKey::load(&config, false).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        config.security.allow_insecure_key_file = true;
+        MasterKey::load(&config, false).unwrap();
     }
 
     #[test]

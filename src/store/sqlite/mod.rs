@@ -45,6 +45,45 @@ fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
 }
 
+/// Creates the database file with mode 0600 before SQLite opens it: SQLite gives the `-wal` and
+/// `-shm` files the database file's permissions, so all three stay private whatever the umask.
+/// An existing file is left as it is, with a warning when others may access it.
+fn create_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Ok(meta) = std::fs::metadata(path)
+                    && meta.is_file()
+                    && meta.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        "the database {p} has mode {:04o}, so users other than its owner may read it: run `chmod 600 {p}` while Dravo is stopped (its -wal and -shm files follow)",
+                        meta.permissions().mode() & 0o777,
+                        p = path.display()
+                    );
+                }
+            }
+            Err(e) => {
+                return Err(Error::store_caused(
+                    format!("cannot create the database {}", path.display()),
+                    e,
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// The SQLite store; cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -66,6 +105,7 @@ impl SqliteStore {
                 )
             })?;
         }
+        create_private(path)?;
         let manager = SqliteConnectionManager::file(path).with_init(init_connection);
         let pool = r2d2::Pool::builder()
             .max_size(8)
