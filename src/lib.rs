@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+mod net;
 pub mod providers;
 pub mod service;
 pub mod store;
@@ -18,11 +19,9 @@ pub mod store;
 use std::future::Future;
 use std::time::Duration;
 
-use poem::Server;
-use poem::listener::TcpAcceptor;
-
 pub use config::Config;
 pub use error::{Error, Result};
+pub use net::ConnectionLimits;
 pub use service::Dravo;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -58,15 +57,31 @@ pub async fn serve(config: Config) -> Result<()> {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish (up to 30 seconds).
+/// finish (up to 30 seconds). Connections are limited by [`ConnectionLimits::default`].
 pub async fn run(
     listener: tokio::net::TcpListener,
     dravo: Dravo,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-        .run_with_graceful_shutdown(api::build_app(dravo), shutdown, Some(SHUTDOWN_GRACE))
-        .await
+    run_with(listener, dravo, shutdown, ConnectionLimits::default()).await
+}
+
+/// [`run`] with explicit connection limits (timeouts for slow and idle clients, and how many
+/// connections are served at once; see `net`).
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    dravo: Dravo,
+    shutdown: impl Future<Output = ()> + Send,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    net::serve(
+        listener,
+        api::build_app(dravo),
+        shutdown,
+        SHUTDOWN_GRACE,
+        limits,
+    )
+    .await
 }
 
 /// Registers SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that completes
