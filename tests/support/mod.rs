@@ -41,15 +41,40 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts a server on an existing directory and configuration.
 pub async fn spawn_app_in(dir: TempDir, config: Config) -> TestApp {
+    start_app(dir, config, None).await
+}
+
+/// Starts a server with these connection limits (`dravo::run_with`) after `tweak` adjusted
+/// the configuration.
+pub async fn spawn_app_limited(
+    limits: dravo::ConnectionLimits,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    start_app(dir, config, Some(limits)).await
+}
+
+/// Serves through `dravo::run`, or `dravo::run_with` when `limits` are given.
+async fn start_app(
+    dir: TempDir,
+    config: Config,
+    limits: Option<dravo::ConnectionLimits>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().unwrap();
     let dravo = Dravo::open(config, Some(addr)).expect("open dravo");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dravo::run(listener, dravo.clone(), async move {
+    let shutdown = async move {
         let _ = rx.await;
-    }));
+    };
+    let server = match limits {
+        None => tokio::spawn(dravo::run(listener, dravo.clone(), shutdown)),
+        Some(limits) => tokio::spawn(dravo::run_with(listener, dravo.clone(), shutdown, limits)),
+    };
     TestApp {
         base_url: format!("http://{addr}"),
         dir,
