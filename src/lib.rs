@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+mod net;
 pub mod providers;
 pub mod service;
 pub mod store;
@@ -20,12 +21,11 @@ pub mod views;
 use std::future::Future;
 use std::time::Duration;
 
-use poem::Server;
-use poem::listener::TcpAcceptor;
 pub use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use net::ConnectionLimits;
 pub use service::Dravo;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -65,20 +65,33 @@ pub async fn serve(config: Config) -> Result<()> {
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish (up to 30 seconds). Background tasks (the refresher, the webhook sender) get the
-/// same token and stop with the server.
+/// finish (up to 30 seconds). Connections are limited by [`ConnectionLimits::default`].
+/// Background tasks (the refresher, the webhook sender) get the same token and stop with
+/// the server.
 pub async fn run(
     listener: tokio::net::TcpListener,
     dravo: Dravo,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-        .run_with_graceful_shutdown(
-            api::build_app(dravo),
-            shutdown.cancelled_owned(),
-            Some(SHUTDOWN_GRACE),
-        )
-        .await
+    run_with(listener, dravo, shutdown, ConnectionLimits::default()).await
+}
+
+/// [`run`] with explicit connection limits (timeouts for slow and idle clients, and how many
+/// connections are served at once; see `net`).
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    dravo: Dravo,
+    shutdown: CancellationToken,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    net::serve(
+        listener,
+        api::build_app(dravo),
+        shutdown.cancelled_owned(),
+        SHUTDOWN_GRACE,
+        limits,
+    )
+    .await
 }
 
 /// Registers SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that completes

@@ -52,7 +52,13 @@ pub async fn spawn_app_with_clock(
 
 /// Starts a server on an existing directory and configuration.
 pub async fn spawn_app_in(dir: TempDir, config: Config) -> TestApp {
-    spawn_app_in_with_clock(dir, config, std::sync::Arc::new(dravo::clock::SystemClock)).await
+    start_app(
+        dir,
+        config,
+        std::sync::Arc::new(dravo::clock::SystemClock),
+        None,
+    )
+    .await
 }
 
 /// Starts a server on an existing directory and configuration, on the given clock.
@@ -60,6 +66,34 @@ pub async fn spawn_app_in_with_clock(
     dir: TempDir,
     config: Config,
     clock: std::sync::Arc<dyn dravo::clock::Clock>,
+) -> TestApp {
+    start_app(dir, config, clock, None).await
+}
+
+/// Starts a server with these connection limits (`dravo::run_with`) after `tweak` adjusted
+/// the configuration.
+pub async fn spawn_app_limited(
+    limits: dravo::ConnectionLimits,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    start_app(
+        dir,
+        config,
+        std::sync::Arc::new(dravo::clock::SystemClock),
+        Some(limits),
+    )
+    .await
+}
+
+/// Serves through `dravo::run`, or `dravo::run_with` when `limits` are given.
+async fn start_app(
+    dir: TempDir,
+    config: Config,
+    clock: std::sync::Arc<dyn dravo::clock::Clock>,
+    limits: Option<dravo::ConnectionLimits>,
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -69,7 +103,15 @@ pub async fn spawn_app_in_with_clock(
         .await
         .expect("open dravo");
     let shutdown = dravo::CancellationToken::new();
-    let server = tokio::spawn(dravo::run(listener, dravo.clone(), shutdown.clone()));
+    let server = match limits {
+        None => tokio::spawn(dravo::run(listener, dravo.clone(), shutdown.clone())),
+        Some(limits) => tokio::spawn(dravo::run_with(
+            listener,
+            dravo.clone(),
+            shutdown.clone(),
+            limits,
+        )),
+    };
     TestApp {
         base_url: format!("http://{addr}"),
         dir,
