@@ -8,7 +8,7 @@ use crate::api::types::Checked;
 use crate::service::{Account, OAuthApp};
 
 /// A BYOK OAuth app. The client secret is never returned.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "OAuthApp", example)]
 pub struct OAuthAppView {
     /// `oa_` and 20 lowercase base32 characters.
@@ -55,7 +55,7 @@ impl Example for OAuthAppView {
 }
 
 /// A connected account.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "Account", example)]
 pub struct AccountView {
     /// `acc_` and 20 lowercase base32 characters.
@@ -112,5 +112,37 @@ impl Example for AccountView {
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem_openapi::types::ToJSON;
+
+    /// `api::payload::FastJson` writes views with serde; it must give exactly what
+    /// poem-openapi's `Json` would.
+    fn same_json<T: ToJSON + serde::Serialize>(value: &T) {
+        assert_eq!(
+            serde_json::to_value(value).unwrap(),
+            value.to_json().unwrap()
+        );
+    }
+
+    #[test]
+    fn serde_and_poem_openapi_render_views_the_same() {
+        same_json(&OAuthAppView::example());
+        same_json(&AccountView::example());
+        let mut sparse = AccountView::example();
+        sparse.oauth_app_id = None;
+        sparse.username = None;
+        sparse.display_name = None;
+        sparse.expires_at = None;
+        sparse.scopes = vec![];
+        same_json(&sparse);
+        same_json(&vec![OAuthAppView::example(), OAuthAppView::example()]);
+        let mut odd = AccountView::example();
+        odd.display_name = Some("quote \" backslash \\ \u{1b} \u{202e} emoji 🦀".into());
+        same_json(&odd);
     }
 }

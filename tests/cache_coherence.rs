@@ -1,4 +1,5 @@
-//! Reads are served from a cache; a write by another process (the CLI) must show up at once.
+//! Every read sees every commit: a write by another process (the CLI) or through the server
+//! shows up at once on every worker and every connection.
 
 mod support;
 
@@ -46,7 +47,7 @@ async fn listed_ids(app: &support::TestApp) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn cli_writes_show_up_in_cached_reads_immediately() {
+async fn cli_writes_show_up_in_reads_immediately() {
     let app = spawn_app().await;
     let first: serde_json::Value = app
         .create_app("alice", &app_body("x", "one"))
@@ -55,7 +56,7 @@ async fn cli_writes_show_up_in_cached_reads_immediately() {
         .await
         .unwrap();
     let first = first["id"].as_str().unwrap().to_owned();
-    // Fill the caches: the list, the list filtered by provider, and the single app.
+    // Read the list, the list filtered by provider, and the single app first.
     assert_eq!(listed_ids(&app).await, vec![first.clone()]);
     assert_eq!(
         app.get_as("alice", "/v1/oauth-apps?provider=x")

@@ -11,122 +11,15 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
+use support::cmd::{Out, assert_one_error_line, dravo, dravo_with, run_cmd};
 use support::dravo_cmd;
 
 /// A distinctive secret that must never show up in any output.
 const SECRET: &str = "cli-s3cret-Zq8v1Xw9-never-shown";
 
-/// What a finished `dravo` process left behind.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn describe(&self) -> String {
-        format!(
-            "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "unexpected exit code\n{}", self.describe());
-        self
-    }
-
-    fn assert_success(&self) -> &Self {
-        self.assert_code(0)
-    }
-
-    /// Asserts that neither stream contains `secret`.
-    fn assert_hides(&self, secret: &str) -> &Self {
-        assert!(
-            !self.stdout.contains(secret) && !self.stderr.contains(secret),
-            "the secret leaked into the output\n{}",
-            self.describe()
-        );
-        self
-    }
-
-    /// A runtime error: exit 1, nothing on stdout, exactly one line on stderr starting "error:".
-    fn assert_runtime_error(&self) -> &Self {
-        self.assert_code(1);
-        assert_eq!(self.stdout, "", "stdout must be empty\n{}", self.describe());
-        assert_one_error_line(&self.stderr);
-        self
-    }
-
-    /// A usage error: exit 2, nothing on stdout, a message on stderr starting "error:".
-    fn assert_usage_error(&self) -> &Self {
-        self.assert_code(2);
-        assert_eq!(self.stdout, "", "stdout must be empty\n{}", self.describe());
-        assert!(
-            self.stderr.starts_with("error:"),
-            "stderr must start with `error:`\n{}",
-            self.describe()
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{}", self.describe()))
-    }
-}
-
-fn assert_one_error_line(stderr: &str) {
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected exactly one line on stderr: {stderr:?}"
-    );
-    assert!(
-        lines[0].starts_with("error:"),
-        "stderr must start with `error:`: {stderr:?}"
-    );
-    assert!(
-        lines[0].len() > "error: ".len(),
-        "the error line says nothing: {stderr:?}"
-    );
-}
-
-/// Runs `cmd` with `stdin` fed in (and closed), and collects its output.
-fn run_cmd(mut cmd: Command, stdin: &str) -> Out {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn dravo");
-    {
-        let mut input = child.stdin.take().expect("stdin");
-        // The process may exit without reading (usage errors): a broken pipe is fine.
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    let output = child.wait_with_output().expect("wait for dravo");
-    Out {
-        code: output
-            .status
-            .code()
-            .expect("exited normally, not by a signal"),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-    }
-}
-
-/// Runs `dravo ARGS` in `dir` with an empty stdin.
-fn dravo(dir: &Path, args: &[&str]) -> Out {
-    let mut cmd = dravo_cmd(dir);
-    cmd.args(args);
-    run_cmd(cmd, "")
-}
-
 /// Runs `dravo ARGS` in `dir` with `stdin`.
 fn dravo_stdin(dir: &Path, args: &[&str], stdin: &str) -> Out {
-    let mut cmd = dravo_cmd(dir);
-    cmd.args(args);
-    run_cmd(cmd, stdin)
+    dravo_with(dir, &[], args, stdin)
 }
 
 /// Creates an app over the CLI (secret on stdin) and returns its `--json` output.

@@ -11,117 +11,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use support::cmd::{Out, dravo, dravo_with, run_cmd};
 use support::dravo_cmd;
-
-/// A safety net only: no test expects a command to take anywhere near this long.
-const SAFETY_TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn describe(&self) -> String {
-        format!(
-            "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn assert_success(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success\n{}", self.describe());
-        self
-    }
-
-    /// Exit 1, nothing on stdout, exactly one `error:` line on stderr that contains every
-    /// string in `mentions`.
-    fn assert_config_error(&self, mentions: &[&str]) -> &Self {
-        assert_eq!(self.code, 1, "expected exit 1\n{}", self.describe());
-        assert_eq!(self.stdout, "", "stdout must be empty\n{}", self.describe());
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected exactly one line on stderr\n{}",
-            self.describe()
-        );
-        assert!(
-            lines[0].starts_with("error:"),
-            "the line must start with `error:`\n{}",
-            self.describe()
-        );
-        for m in mentions {
-            assert!(
-                lines[0].contains(m),
-                "the error must mention `{m}`\n{}",
-                self.describe()
-            );
-        }
-        self
-    }
-
-    fn assert_hides(&self, secret: &str) -> &Self {
-        assert!(
-            !self.stdout.contains(secret) && !self.stderr.contains(secret),
-            "a configured secret leaked into the output\n{}",
-            self.describe()
-        );
-        self
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{}", self.describe()))
-    }
-}
-
-/// Runs `cmd` with `stdin`, killing it if it outlives the safety timeout (a `serve` that
-/// wrongly accepted a bad configuration would otherwise run forever).
-fn run_cmd(mut cmd: Command, stdin: &str) -> Out {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn dravo");
-    {
-        let mut input = child.stdin.take().unwrap();
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > SAFETY_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "dravo {:?} did not exit; stderr so far:\n{}",
-                cmd.get_args().collect::<Vec<_>>(),
-                err_reader.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code: status.code().expect("exited normally, not by a signal"),
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
-}
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
@@ -129,16 +20,7 @@ fn tempdir() -> tempfile::TempDir {
 
 /// `dravo ARGS` in `dir`, with extra environment variables.
 fn dravo_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
-    let mut cmd = dravo_cmd(dir);
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    run_cmd(cmd, "")
-}
-
-fn dravo(dir: &Path, args: &[&str]) -> Out {
-    dravo_env(dir, &[], args)
+    dravo_with(dir, env, args, "")
 }
 
 const LIST: &[&str] = &["oauth-apps", "list", "--owner", "alice", "--json"];

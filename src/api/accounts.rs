@@ -6,6 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 
 use crate::api::error::ApiError;
+use crate::api::payload::FastJson;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::AccountId;
@@ -27,11 +28,11 @@ impl AccountsApi {
         auth: DashboardAuth,
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
-    ) -> Result<Json<Vec<AccountView>>, ApiError> {
+    ) -> Result<FastJson<Vec<AccountView>>, ApiError> {
         let accounts = dravo
             .list_accounts(&auth.0, provider.0.map(|p| p.0))
             .await?;
-        Ok(Json(accounts.into_iter().map(Into::into).collect()))
+        Ok(FastJson(accounts.into_iter().map(Into::into).collect()))
     }
 
     /// Get a connected account

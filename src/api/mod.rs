@@ -6,6 +6,7 @@ pub mod error;
 pub mod health;
 pub mod oauth;
 pub mod oauth_apps;
+pub mod payload;
 pub mod types;
 
 use std::time::Instant;

@@ -7,6 +7,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::error::ApiError;
+use crate::api::payload::FastJson;
 use crate::api::types::{Checked, ScopeList};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::Provider;
@@ -103,9 +104,9 @@ impl OAuthAppsApi {
         auth: DashboardAuth,
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
-    ) -> Result<Json<Vec<OAuthAppView>>, ApiError> {
+    ) -> Result<FastJson<Vec<OAuthAppView>>, ApiError> {
         let apps = dravo.list_apps(&auth.0, provider.0.map(|p| p.0)).await?;
-        Ok(Json(apps.into_iter().map(Into::into).collect()))
+        Ok(FastJson(apps.into_iter().map(Into::into).collect()))
     }
 
     /// Get an OAuth app

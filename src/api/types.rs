@@ -105,6 +105,12 @@ impl<T: ApiString> ParseFromParameter for Checked<T> {
     }
 }
 
+impl<T: ApiString> serde::Serialize for Checked<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_api_string())
+    }
+}
+
 impl<T: ApiString> ToJSON for Checked<T> {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.to_api_string()))

@@ -2,6 +2,8 @@
 //! directory, mint tokens, and run the real `dravo` binary against the same files.
 #![allow(dead_code)]
 
+pub mod cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
