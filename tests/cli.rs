@@ -4,14 +4,12 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
-use support::cmd::{Out, assert_one_error_line, dravo, dravo_with, run_cmd};
+use support::cmd::{Out, dravo, dravo_with, run_cmd};
 use support::dravo_cmd;
 
 /// A distinctive secret that must never show up in any output.

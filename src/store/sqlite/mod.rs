@@ -187,8 +187,11 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.prepare_cached("SELECT 1")?.query_row([], |r| r.get::<_, i64>(0))?))
-            .map(|_| ())
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT 1")?
+                .query_row([], |r| r.get::<_, i64>(0))?)
+        })
+        .map(|_| ())
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>> {
