@@ -51,7 +51,7 @@ use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
@@ -264,7 +264,6 @@ enum Expiry {
 struct Clock {
     limits: ConnectionLimits,
     state: Mutex<ClockState>,
-    changed: Notify,
 }
 
 struct ClockState {
@@ -285,7 +284,6 @@ impl Clock {
                     Expiry::HeaderRead,
                 )),
             }),
-            changed: Notify::new(),
         }
     }
 
@@ -302,8 +300,6 @@ impl Clock {
                 Instant::now() + self.limits.header_read_timeout,
                 Expiry::HeaderRead,
             ));
-            drop(state);
-            self.changed.notify_one();
         }
     }
 
@@ -320,26 +316,31 @@ impl Clock {
         state.in_flight -= 1;
         if state.in_flight == 0 {
             state.deadline = Some((Instant::now() + self.limits.idle_timeout, Expiry::Idle));
-            drop(state);
-            self.changed.notify_one();
         }
     }
 
-    /// Completes when the current deadline passes, following it as it moves.
+    /// How often `expired` looks at the deadline: a quarter of the shorter timeout, between
+    /// 10 ms and 1 s.
+    fn tick(&self) -> Duration {
+        (self
+            .limits
+            .header_read_timeout
+            .min(self.limits.idle_timeout)
+            / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    /// Completes when the current deadline passes. The deadline is looked at every tick
+    /// instead of waking this future on every change: a request then costs no extra wake-up
+    /// or timer, and a timeout is enforced at most one tick late.
     async fn expired(&self) -> Expiry {
         loop {
-            // Created before the state is read: `notify_one` keeps a wake-up for it even
-            // when it is not polled yet.
-            let changed = self.changed.notified();
-            let deadline = self.lock().deadline;
-            match deadline {
-                None => changed.await,
-                Some((at, why)) if at <= Instant::now() => return why,
-                Some((at, _)) => tokio::select! {
-                    () = tokio::time::sleep_until(at) => {}
-                    () = changed => {}
-                },
+            if let Some((at, why)) = self.lock().deadline
+                && at <= Instant::now()
+            {
+                return why;
             }
+            tokio::time::sleep(self.tick()).await;
         }
     }
 }
@@ -487,6 +488,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::Notify;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

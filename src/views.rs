@@ -120,7 +120,7 @@ mod tests {
     use super::*;
     use poem_openapi::types::ToJSON;
 
-    /// `api::payload::FastJson` writes views with serde; it must give exactly what
+    /// `api::payload::JsonBody` renders views with serde; it must give exactly what
     /// poem-openapi's `Json` would.
     fn same_json<T: ToJSON + serde::Serialize>(value: &T) {
         assert_eq!(

@@ -6,7 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 
 use crate::api::error::ApiError;
-use crate::api::payload::FastJson;
+use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::AccountId;
@@ -28,11 +28,16 @@ impl AccountsApi {
         auth: DashboardAuth,
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
-    ) -> Result<FastJson<Vec<AccountView>>, ApiError> {
-        let accounts = dravo
-            .list_accounts(&auth.0, provider.0.map(|p| p.0))
+    ) -> Result<JsonBody<Vec<AccountView>>, ApiError> {
+        let list = dravo
+            .list_accounts_shared(&auth.0, provider.0.map(|p| p.0))
             .await?;
-        Ok(FastJson(accounts.into_iter().map(Into::into).collect()))
+        // The shared list renders its body once; later requests send the same bytes.
+        let body = list.rendered.get_or_init(|| {
+            let views: Vec<AccountView> = list.items.iter().cloned().map(Into::into).collect();
+            JsonBody::render(&views)
+        });
+        Ok(JsonBody::from_rendered(body.clone()))
     }
 
     /// Get a connected account

@@ -7,7 +7,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::error::ApiError;
-use crate::api::payload::FastJson;
+use crate::api::payload::JsonBody;
 use crate::api::types::{Checked, ScopeList};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::Provider;
@@ -104,9 +104,16 @@ impl OAuthAppsApi {
         auth: DashboardAuth,
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
-    ) -> Result<FastJson<Vec<OAuthAppView>>, ApiError> {
-        let apps = dravo.list_apps(&auth.0, provider.0.map(|p| p.0)).await?;
-        Ok(FastJson(apps.into_iter().map(Into::into).collect()))
+    ) -> Result<JsonBody<Vec<OAuthAppView>>, ApiError> {
+        let list = dravo
+            .list_apps_shared(&auth.0, provider.0.map(|p| p.0))
+            .await?;
+        // The shared list renders its body once; later requests send the same bytes.
+        let body = list.rendered.get_or_init(|| {
+            let views: Vec<OAuthAppView> = list.items.iter().cloned().map(Into::into).collect();
+            JsonBody::render(&views)
+        });
+        Ok(JsonBody::from_rendered(body.clone()))
     }
 
     /// Get an OAuth app

@@ -1,8 +1,12 @@
-//! `FastJson<T>`: a JSON response documented as `T` (its poem-openapi schema) but written
-//! straight from `T`'s serde `Serialize`, without building a `serde_json::Value` tree first.
-//! The hot reads (lists of apps and accounts) spend most of their rendering time on that tree;
-//! a test in `views` proves both paths give the same JSON for every view.
+//! `JsonBody<T>`: a JSON response documented as `T` (its poem-openapi schema) but sent from
+//! bytes rendered earlier by serde, straight from `T`, without building a `serde_json::Value`
+//! tree first. The hot reads (lists of apps and accounts) keep their rendered body with the
+//! shared list, so while nothing changes they render once. A test in `views` proves serde and
+//! poem-openapi give the same JSON for every view.
 
+use std::marker::PhantomData;
+
+use bytes::Bytes;
 use poem::{IntoResponse, Response};
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Payload;
@@ -12,10 +16,29 @@ use serde::Serialize;
 
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
-/// A 200 JSON response with a body rendered from `T` by serde.
-pub struct FastJson<T>(pub T);
+/// A 200 JSON response whose body is already rendered from a `T`.
+pub struct JsonBody<T> {
+    bytes: Bytes,
+    _shape: PhantomData<fn() -> T>,
+}
 
-impl<T: Type> Payload for FastJson<T> {
+impl<T: Serialize> JsonBody<T> {
+    /// Renders `value` as the body of a `JsonBody<T>`.
+    pub fn render(value: &T) -> Bytes {
+        // Views hold strings, numbers and lists only: serialising them cannot fail.
+        Bytes::from(serde_json::to_vec(value).expect("views always serialise"))
+    }
+
+    /// A response from bytes that `render` made from a `T`.
+    pub fn from_rendered(bytes: Bytes) -> Self {
+        JsonBody {
+            bytes,
+            _shape: PhantomData,
+        }
+    }
+}
+
+impl<T: Type> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = CONTENT_TYPE;
 
     fn schema_ref() -> MetaSchemaRef {
@@ -27,22 +50,15 @@ impl<T: Type> Payload for FastJson<T> {
     }
 }
 
-impl<T: Serialize + Send> IntoResponse for FastJson<T> {
+impl<T> IntoResponse for JsonBody<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.0) {
-            Ok(body) => Response::builder().content_type(CONTENT_TYPE).body(body),
-            // Views hold strings and lists only; this cannot happen, but must not panic.
-            Err(e) => {
-                tracing::error!(error = %e, "cannot render a response body");
-                Response::builder()
-                    .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
-                    .finish()
-            }
-        }
+        Response::builder()
+            .content_type(CONTENT_TYPE)
+            .body(self.bytes)
     }
 }
 
-impl<T: Type + Serialize + Send> ApiResponse for FastJson<T> {
+impl<T: Type> ApiResponse for JsonBody<T> {
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {

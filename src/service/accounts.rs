@@ -1,9 +1,11 @@
 //! Connected accounts: storing one after a successful connect (tokens sealed and bound to the
 //! row), and the read side.
 
+use std::sync::Arc;
+
 use secrecy::ExposeSecret;
 
-use super::Dravo;
+use super::{Dravo, SharedList};
 use crate::domain::{AccountId, Owner, Provider, Timestamp, clean_provider_text};
 use crate::error::{Error, Result};
 use crate::providers::{Identity, TokenSet};
@@ -137,8 +139,29 @@ impl Dravo {
         owner: &Owner,
         provider: Option<Provider>,
     ) -> Result<Vec<Account>> {
+        Ok(self
+            .list_accounts_shared(owner, provider)
+            .await?
+            .items
+            .clone())
+    }
+
+    /// The owner's accounts, oldest first, as a shared list (the API's hot read).
+    pub async fn list_accounts_shared(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Arc<SharedList<Account>>> {
         let rows = self.0.store.list_accounts(owner, provider).await?;
-        Ok(rows.into_iter().map(Account::from).collect())
+        Ok(self
+            .0
+            .account_lists
+            .get_or_make((owner.as_str().to_owned(), provider), &rows, |rows| {
+                SharedList {
+                    items: rows.iter().cloned().map(Account::from).collect(),
+                    rendered: Default::default(),
+                }
+            }))
     }
 
     /// One of the owner's accounts as stored.

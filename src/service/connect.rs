@@ -3,6 +3,8 @@
 //! provider who the account is, and stores it. Each step of the callback either succeeds or
 //! names a `Failure`; one function turns a failure into the callback's outcome.
 
+use std::sync::Arc;
+
 use url::Url;
 
 use super::{Account, Dravo};
@@ -63,7 +65,7 @@ struct FlowApp {
 /// Where the app's client secret is. `start` never needs it, so a BYOK secret stays sealed
 /// until the callback exchanges a code.
 enum FlowSecret {
-    Sealed(Box<AppRecord>),
+    Sealed(Arc<AppRecord>),
     Config(ClientSecret),
 }
 
@@ -210,7 +212,7 @@ impl Dravo {
                     app_id: Some(id.to_string()),
                     client_id: row.client_id.clone(),
                     scopes: row.scopes.clone(),
-                    secret: FlowSecret::Sealed(Box::new(row)),
+                    secret: FlowSecret::Sealed(row),
                 })
             }
             None => {

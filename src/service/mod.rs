@@ -4,9 +4,11 @@
 
 mod accounts;
 mod connect;
+mod shared;
 
 pub use accounts::Account;
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
+pub use shared::SharedList;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +25,7 @@ use crate::crypto::{Keys, MasterKey};
 use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
 use crate::error::{Error, Result};
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
-use crate::store::{AppRecord, SqliteStore, Store};
+use crate::store::{AccountRecord, AppRecord, SqliteStore, Store};
 
 const KEY_CHECK: &str = "master_key_check";
 
@@ -46,6 +48,10 @@ struct Inner {
     /// The platform app of each provider that has one in the config, checked once at start.
     default_apps: HashMap<Provider, DefaultApp>,
     allowed_return_urls: Vec<Url>,
+    /// The callers' views of the store's shared lists (see `shared`).
+    app_lists: shared::Derived<(String, Option<Provider>), [AppRecord], SharedList<OAuthApp>>,
+    account_lists:
+        shared::Derived<(String, Option<Provider>), [AccountRecord], SharedList<Account>>,
 }
 
 /// A provider's default (platform) app from `[providers.<name>]`.
@@ -169,6 +175,8 @@ impl Dravo {
             endpoints,
             default_apps,
             allowed_return_urls,
+            app_lists: Default::default(),
+            account_lists: Default::default(),
         })))
     }
 
@@ -262,12 +270,29 @@ impl Dravo {
         owner: &Owner,
         provider: Option<Provider>,
     ) -> Result<Vec<OAuthApp>> {
+        Ok(self.list_apps_shared(owner, provider).await?.items.clone())
+    }
+
+    /// The owner's apps, oldest first, as a shared list (the API's hot read).
+    pub async fn list_apps_shared(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Arc<SharedList<OAuthApp>>> {
         let rows = self.0.store.list_apps(owner, provider).await?;
-        Ok(rows.iter().map(|r| self.view(r)).collect())
+        Ok(self
+            .0
+            .app_lists
+            .get_or_make((owner.as_str().to_owned(), provider), &rows, |rows| {
+                SharedList {
+                    items: rows.iter().map(|r| self.view(r)).collect(),
+                    rendered: Default::default(),
+                }
+            }))
     }
 
     /// One of the owner's apps as stored.
-    async fn app_record(&self, owner: &Owner, id: &AppId) -> Result<AppRecord> {
+    async fn app_record(&self, owner: &Owner, id: &AppId) -> Result<Arc<AppRecord>> {
         self.0
             .store
             .get_app(owner, id)
@@ -276,7 +301,7 @@ impl Dravo {
     }
 
     pub async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {
-        Ok(self.view(&self.app_record(owner, id).await?))
+        Ok(self.view(&*self.app_record(owner, id).await?))
     }
 
     pub async fn delete_app(&self, owner: &Owner, id: &AppId) -> Result<()> {

@@ -11,6 +11,8 @@
 
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::domain::{AccountId, AppId, Owner, Provider, Timestamp};
@@ -99,17 +101,24 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `value` under `key` unless a value is there already; returns the stored value.
     async fn meta_init(&self, key: &str, value: &str) -> Result<String>;
 
-    /// The owner's apps, oldest first, optionally for one provider.
-    async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>>;
+    /// The owner's apps, oldest first, optionally for one provider. Shared and immutable: a
+    /// backend may hand out the same list again while nothing has changed, so callers may
+    /// memoise what they derive from it by its identity (`Arc::ptr_eq`).
+    async fn list_apps(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Arc<[AppRecord]>>;
     /// One of the owner's apps.
-    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
+    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<Arc<AppRecord>>>;
 
-    /// The owner's accounts, oldest first, optionally for one provider.
+    /// The owner's accounts, oldest first, optionally for one provider (shared like
+    /// `list_apps`).
     async fn list_accounts(
         &self,
         owner: &Owner,
         provider: Option<Provider>,
-    ) -> Result<Vec<AccountRecord>>;
+    ) -> Result<Arc<[AccountRecord]>>;
     /// One of the owner's accounts.
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>>;
 

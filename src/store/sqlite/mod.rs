@@ -8,12 +8,23 @@
 //!   for itself. A WAL reader never waits on a writer, and a read of a few indexed rows takes
 //!   microseconds, less than a hop to the blocking pool. Each statement is its own read
 //!   transaction, started after the previous one ended, so it sees every commit that finished
-//!   before it began, by this process or another (the CLI): there is no cache to go stale.
+//!   before it began, by this process or another (the CLI).
+//! - The lists and single apps each read connection returned are kept with it (`ReadMemo`)
+//!   and handed out again while that same connection's `PRAGMA data_version` is unchanged.
+//!   SQLite documents that two invocations of the pragma on one connection differ when any
+//!   other connection committed in between; the read connection itself never writes. The
+//!   version is taken before the read it tags, on the same connection, in one synchronous
+//!   call, so an entry is never older than the last commit before the pragma: a commit that
+//!   lands between the pragma and the read only makes the entry newer than its tag, and the
+//!   next pragma discards it. (The bug this replaces compared counters of *different*
+//!   connections, which move independently.)
 
 mod accounts;
 mod apps;
 mod states;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +101,44 @@ pub struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
     path: PathBuf,
     /// One read connection per thread that reads (see the module comment).
-    readers: Arc<ThreadLocal<Connection>>,
+    readers: Arc<ThreadLocal<Reader>>,
+}
+
+/// A thread's read connection and what it read, valid while its `data_version` stands.
+struct Reader {
+    conn: Connection,
+    memo: RefCell<ReadMemo>,
+}
+
+/// Past this many entries a thread's memo starts over (bounds memory with many tenants).
+const MEMO_LIMIT: usize = 4096;
+
+type ListKey = (String, Option<Provider>);
+
+#[derive(Default)]
+struct ReadMemo {
+    /// The connection's `data_version` when these entries were read.
+    version: i64,
+    app_lists: HashMap<ListKey, Arc<[AppRecord]>>,
+    apps: HashMap<(String, String), Option<Arc<AppRecord>>>,
+    account_lists: HashMap<ListKey, Arc<[AccountRecord]>>,
+}
+
+impl ReadMemo {
+    fn len(&self) -> usize {
+        self.app_lists.len() + self.apps.len() + self.account_lists.len()
+    }
+
+    /// Empties the memo unless it was read at `version` (and has room).
+    fn at(&mut self, version: i64) -> &mut Self {
+        if self.version != version || self.len() >= MEMO_LIMIT {
+            *self = ReadMemo {
+                version,
+                ..ReadMemo::default()
+            };
+        }
+        self
+    }
 }
 
 impl SqliteStore {
@@ -156,16 +204,50 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs a read on this thread's read connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.readers.get_or_try(|| -> Result<Connection> {
+    /// This thread's read connection.
+    fn reader(&self) -> Result<&Reader> {
+        self.readers.get_or_try(|| -> Result<Reader> {
             let mut conn = Connection::open(&self.path)?;
             init_connection(&mut conn)?;
-            // This connection only reads: a write through it would be a bug.
+            // This connection only reads: a write through it would be a bug, and would also
+            // hide its own commits from its `data_version`.
             conn.execute_batch("PRAGMA query_only = ON;")?;
-            Ok(conn)
-        })?;
-        f(conn)
+            Ok(Reader {
+                conn,
+                memo: RefCell::new(ReadMemo::default()),
+            })
+        })
+    }
+
+    /// Runs a read on this thread's read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&self.reader()?.conn)
+    }
+
+    /// A read whose result is kept with this thread's connection: `entry` picks the memo's
+    /// slot, `load` reads on a miss. See the module comment for why this is never stale.
+    fn memo_read<K, V>(
+        &self,
+        key: K,
+        entry: impl Fn(&mut ReadMemo) -> &mut HashMap<K, V>,
+        load: impl FnOnce(&Connection) -> Result<V>,
+    ) -> Result<V>
+    where
+        K: std::hash::Hash + Eq,
+        V: Clone,
+    {
+        let reader = self.reader()?;
+        let version: i64 = reader
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        let mut memo = reader.memo.borrow_mut();
+        if let Some(hit) = entry(memo.at(version)).get(&key) {
+            return Ok(hit.clone());
+        }
+        let value = load(&reader.conn)?;
+        entry(&mut memo).insert(key, value.clone());
+        Ok(value)
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool, off the async workers.
@@ -210,20 +292,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>> {
-        self.read(|c| apps::list(c, owner, provider))
+    async fn list_apps(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Arc<[AppRecord]>> {
+        self.memo_read(
+            (owner.as_str().to_owned(), provider),
+            |m| &mut m.app_lists,
+            |c| Ok(apps::list(c, owner, provider)?.into()),
+        )
     }
 
-    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
-        self.read(|c| apps::get(c, owner, id))
+    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<Arc<AppRecord>>> {
+        self.memo_read(
+            (owner.as_str().to_owned(), id.as_str().to_owned()),
+            |m| &mut m.apps,
+            |c| Ok(apps::get(c, owner, id)?.map(Arc::new)),
+        )
     }
 
     async fn list_accounts(
         &self,
         owner: &Owner,
         provider: Option<Provider>,
-    ) -> Result<Vec<AccountRecord>> {
-        self.read(|c| accounts::list(c, owner, provider))
+    ) -> Result<Arc<[AccountRecord]>> {
+        self.memo_read(
+            (owner.as_str().to_owned(), provider),
+            |m| &mut m.account_lists,
+            |c| Ok(accounts::list(c, owner, provider)?.into()),
+        )
     }
 
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {
@@ -388,6 +486,36 @@ mod tests {
                 .unwrap();
             assert_eq!(store.meta_get("k").await.unwrap(), Some(i.to_string()));
         }
+    }
+
+    /// The memo hands out the same list while nothing changed, and a fresh one after every
+    /// commit by another connection (as the CLI makes them), 200 times over.
+    #[tokio::test]
+    async fn memoised_lists_follow_every_commit_of_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let alice = Owner::parse("owner", "alice").unwrap();
+        let other = Connection::open(&path).unwrap();
+        let mut last = store.list_apps(&alice, None).await.unwrap();
+        assert!(last.is_empty());
+        for i in 0..200 {
+            let again = store.list_apps(&alice, None).await.unwrap();
+            assert!(Arc::ptr_eq(&last, &again), "unchanged: the same list");
+            other
+                .execute(
+                    "INSERT INTO oauth_apps VALUES (?1, 'alice', 'x', ?1, 'c', x'00', '[]', ?2)",
+                    rusqlite::params![format!("oa_{i}"), i as i64],
+                )
+                .unwrap();
+            let now = store.list_apps(&alice, None).await.unwrap();
+            assert_eq!(now.len(), i + 1, "commit {i} was not seen");
+            let one = AppId::parse(&format!("oa_{}", "a".repeat(20))).unwrap();
+            assert!(store.get_app(&alice, &one).await.unwrap().is_none());
+            last = now;
+        }
+        other.execute("DELETE FROM oauth_apps", []).unwrap();
+        assert!(store.list_apps(&alice, None).await.unwrap().is_empty());
     }
 
     #[tokio::test]
