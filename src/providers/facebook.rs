@@ -7,8 +7,8 @@ use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    AuthorizeParams, ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity,
-    OAuthProvider, Provider, TokenSet,
+    ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
+    TokenSet,
 };
 
 pub(super) struct Facebook;
@@ -41,22 +41,12 @@ impl OAuthProvider for Facebook {
         }
     }
 
-    fn client_auth(&self) -> ClientAuth {
-        ClientAuth::Query
+    fn scope_separator(&self) -> &'static str {
+        ","
     }
 
-    fn authorize_url(&self, endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
-        let scope = p.scopes.join(",");
-        super::url_with_query(
-            &endpoints.authorize_url,
-            &[
-                ("client_id", p.client_id),
-                ("redirect_uri", p.redirect_uri),
-                ("state", p.state),
-                ("scope", &scope),
-                ("response_type", "code"),
-            ],
-        )
+    fn client_auth(&self) -> ClientAuth {
+        ClientAuth::Query
     }
 
     async fn exchange_code(

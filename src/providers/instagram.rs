@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    AuthorizeParams, ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity,
-    OAuthProvider, Provider, TokenSet,
+    ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
+    TokenSet,
 };
 
 pub(super) struct Instagram;
@@ -60,24 +60,14 @@ impl OAuthProvider for Instagram {
         }
     }
 
+    fn scope_separator(&self) -> &'static str {
+        ","
+    }
+
     fn client_auth(&self) -> ClientAuth {
         ClientAuth::FormBody {
             id_param: "client_id",
         }
-    }
-
-    fn authorize_url(&self, endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
-        let scope = p.scopes.join(",");
-        super::url_with_query(
-            &endpoints.authorize_url,
-            &[
-                ("client_id", p.client_id),
-                ("redirect_uri", p.redirect_uri),
-                ("response_type", "code"),
-                ("scope", &scope),
-                ("state", p.state),
-            ],
-        )
     }
 
     fn clean_code<'a>(&self, code: &'a str) -> &'a str {

@@ -122,22 +122,72 @@ pub trait OAuthProvider: Send + Sync + 'static {
     /// How the client authenticates at the token endpoint.
     fn client_auth(&self) -> ClientAuth;
 
-    /// The consent-screen URL, with the provider's own parameter names and scope separator.
-    fn authorize_url(&self, endpoints: &Endpoints, params: &AuthorizeParams<'_>) -> String;
+    /// The query parameter that carries the client id on the consent screen.
+    fn client_id_param(&self) -> &'static str {
+        "client_id"
+    }
+
+    /// What joins scopes in the `scope` parameter.
+    fn scope_separator(&self) -> &'static str {
+        " "
+    }
+
+    /// The consent-screen URL: `response_type=code`, the client id, `redirect_uri`, `scope`,
+    /// `state`, and the S256 challenge when the provider uses PKCE.
+    fn authorize_url(&self, endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
+        let scope = p.scopes.join(self.scope_separator());
+        let mut params = vec![
+            ("response_type", "code"),
+            (self.client_id_param(), p.client_id),
+            ("redirect_uri", p.redirect_uri),
+            ("scope", scope.as_str()),
+            ("state", p.state),
+        ];
+        if let Some(challenge) = p.code_challenge {
+            params.push(("code_challenge", challenge));
+            params.push(("code_challenge_method", "S256"));
+        }
+        url_with_query(&endpoints.authorize_url, &params)
+    }
+
+    /// Reads the token endpoint's answer (a provider with extra fields adds them here).
+    fn read_tokens(&self, body: &Value) -> Result<TokenSet, ProviderError> {
+        parse_token_response(body)
+    }
 
     /// The authorization code as the provider wants it back (Instagram appends `#_`).
     fn clean_code<'a>(&self, code: &'a str) -> &'a str {
         code
     }
 
-    /// Trades an authorization code for tokens. Errors outside RFC 6749's vocabulary are
-    /// normalised by the caller (`exchange_code` below).
+    /// Trades an authorization code for tokens (RFC 6749 §4.1.3, with the PKCE verifier when
+    /// there is one). Errors outside RFC 6749's vocabulary are normalised by the caller
+    /// (`exchange` below).
     async fn exchange_code(
         &self,
         http: &ProviderHttp,
         endpoints: &Endpoints,
-        exchange: &CodeExchange<'_>,
-    ) -> Result<TokenSet, ProviderError>;
+        ex: &CodeExchange<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        let mut params = vec![
+            ("grant_type", "authorization_code"),
+            ("code", ex.code),
+            ("redirect_uri", ex.redirect_uri),
+        ];
+        if let Some(verifier) = ex.code_verifier {
+            params.push(("code_verifier", verifier));
+        }
+        let body = token_call(
+            http,
+            endpoints,
+            self.client_auth(),
+            ex.client_id,
+            ex.client_secret,
+            &params,
+        )
+        .await?;
+        self.read_tokens(&body)
+    }
 
     /// Asks the provider who the token belongs to.
     async fn identify(

@@ -4,12 +4,10 @@
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
+use serde_json::Value;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
-use super::{
-    AuthorizeParams, ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity,
-    OAuthProvider, Provider, TokenSet,
-};
+use super::{ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, TokenSet};
 
 pub(super) struct Tiktok;
 
@@ -37,41 +35,18 @@ impl OAuthProvider for Tiktok {
         }
     }
 
-    fn authorize_url(&self, endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
-        let scope = p.scopes.join(",");
-        super::url_with_query(
-            &endpoints.authorize_url,
-            &[
-                ("client_key", p.client_id),
-                ("scope", &scope),
-                ("redirect_uri", p.redirect_uri),
-                ("state", p.state),
-                ("response_type", "code"),
-            ],
-        )
+    fn client_id_param(&self) -> &'static str {
+        "client_key"
     }
 
-    async fn exchange_code(
-        &self,
-        http: &ProviderHttp,
-        endpoints: &Endpoints,
-        ex: &CodeExchange<'_>,
-    ) -> Result<TokenSet, ProviderError> {
-        let body = super::token_call(
-            http,
-            endpoints,
-            self.client_auth(),
-            ex.client_id,
-            ex.client_secret,
-            &[
-                ("code", ex.code),
-                ("grant_type", "authorization_code"),
-                ("redirect_uri", ex.redirect_uri),
-            ],
-        )
-        .await?;
-        let mut tokens = super::parse_token_response(&body)?;
-        tokens.account_hint = string_field(&body, "open_id");
+    fn scope_separator(&self) -> &'static str {
+        ","
+    }
+
+    /// The token answer names the account (`open_id`).
+    fn read_tokens(&self, body: &Value) -> Result<TokenSet, ProviderError> {
+        let mut tokens = super::parse_token_response(body)?;
+        tokens.account_hint = string_field(body, "open_id");
         Ok(tokens)
     }
 

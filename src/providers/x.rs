@@ -5,10 +5,7 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
-use super::{
-    AuthorizeParams, ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity,
-    OAuthProvider, Provider, TokenSet,
-};
+use super::{ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, TokenSet};
 
 pub(super) struct X;
 
@@ -42,45 +39,6 @@ impl OAuthProvider for X {
 
     fn client_auth(&self) -> ClientAuth {
         ClientAuth::Basic
-    }
-
-    fn authorize_url(&self, endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
-        let scope = p.scopes.join(" ");
-        super::url_with_query(
-            &endpoints.authorize_url,
-            &[
-                ("response_type", "code"),
-                ("client_id", p.client_id),
-                ("redirect_uri", p.redirect_uri),
-                ("scope", &scope),
-                ("state", p.state),
-                ("code_challenge", p.code_challenge.unwrap_or_default()),
-                ("code_challenge_method", "S256"),
-            ],
-        )
-    }
-
-    async fn exchange_code(
-        &self,
-        http: &ProviderHttp,
-        endpoints: &Endpoints,
-        ex: &CodeExchange<'_>,
-    ) -> Result<TokenSet, ProviderError> {
-        let body = super::token_call(
-            http,
-            endpoints,
-            self.client_auth(),
-            ex.client_id,
-            ex.client_secret,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", ex.code),
-                ("redirect_uri", ex.redirect_uri),
-                ("code_verifier", ex.code_verifier.unwrap_or_default()),
-            ],
-        )
-        .await?;
-        super::parse_token_response(&body)
     }
 
     async fn identify(
