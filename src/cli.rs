@@ -207,15 +207,20 @@ fn one_line_usage_error(rendered: &str) -> String {
 }
 
 /// Logs to stderr through a writer thread: a request never waits for the terminal or the
-/// journal to take its log line. Nothing is dropped: when the buffer is full, the logging
+/// journal to take its log line. Nothing is dropped: when the queue is full, the logging
 /// call waits, as a direct write would.
 fn init_logging(serving: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let default = if serving { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The writer thread drains every queued line into the buffer, then flushes: under load
+    // one write carries many lines, and an idle server leaves nothing unwritten.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

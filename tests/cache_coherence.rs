@@ -89,12 +89,12 @@ async fn cli_writes_show_up_in_reads_immediately() {
     let status = tokio::task::spawn_blocking(move || {
         dravo_cmd(&dir)
             .args(["oauth-apps", "delete", "--owner", "alice", &id])
-            .status()
+            .output()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(status.success());
+    assert!(status.status.success());
     assert_eq!(listed_ids(&app).await, vec![second]);
     assert_eq!(
         app.get_as("alice", &format!("/v1/oauth-apps/{first}"))
@@ -241,12 +241,12 @@ async fn a_fresh_server_never_serves_a_deleted_app() {
             let status = tokio::task::spawn_blocking(move || {
                 dravo_cmd(&dir)
                     .args(["oauth-apps", "delete", "--owner", "alice", &cli_id])
-                    .status()
+                    .output()
                     .unwrap()
             })
             .await
             .unwrap();
-            assert!(status.success());
+            assert!(status.status.success());
         } else {
             let resp = clients[0]
                 .delete(&one)
