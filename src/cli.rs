@@ -217,6 +217,9 @@ fn init_logging(serving: bool) -> tracing_appender::non_blocking::WorkerGuard {
     // one write carries many lines, and an idle server leaves nothing unwritten.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // The queue is allocated up front: 8 192 lines is ample for a writer that drains it
+        // continuously, and keeps idle memory low (the default of 128 000 costs megabytes).
+        .buffered_lines_limit(8192)
         .finish(std::io::BufWriter::with_capacity(
             64 * 1024,
             std::io::stderr(),
