@@ -11,7 +11,8 @@ pub mod types;
 
 use std::time::Instant;
 
-use poem::{Endpoint, EndpointExt, Request, Response, Route};
+use poem::http::{HeaderValue, header};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
 
@@ -98,25 +99,53 @@ pub fn build_app(dravo: Dravo) -> impl Endpoint<Output = Response> {
         .nest("/", service)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .around(limit_body)
-        .data(dravo)
-        .catch_all_error(|err| async move { render_poem_error(err) })
-        .around(log_request)
-        .with(
-            poem::middleware::SetHeader::new()
-                // Answers may carry codes, states or tokens: keep them out of caches and
-                // out of the Referer of whatever page the browser opens next.
-                .overriding(poem::http::header::CACHE_CONTROL, "no-store")
-                .overriding(poem::http::header::REFERRER_POLICY, "no-referrer")
-                .overriding(poem::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        )
+        .around(move |next, req| edge(next, req, dravo.clone()))
+}
+
+/// What every request passes through, as one layer (each poem layer costs a boxed future per
+/// request): the core in the request's data, the body limit, every error as the JSON error
+/// body, the response headers, and one log line.
+async fn edge<E: Endpoint>(next: E, mut req: Request, dravo: Dravo) -> poem::Result<Response> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    req.extensions_mut().insert(dravo);
+    let mut resp = match limit_body(&mut req).await {
+        Err(e) => render_poem_error(e),
+        Ok(()) => match next.call(req).await {
+            Ok(resp) => resp.into_response(),
+            Err(e) => render_poem_error(e),
+        },
+    };
+    // Answers may carry codes, states or tokens: keep them out of caches and out of the
+    // Referer of whatever page the browser opens next.
+    let headers = resp.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // The path, never the query: it may carry codes or state.
+    tracing::info!(
+        target: "dravo::http",
+        %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(resp)
 }
 
 /// Refuses bodies over `MAX_BODY_BYTES` with 413, whether or not they declare their length.
-async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+async fn limit_body(req: &mut Request) -> poem::Result<()> {
     let declared = req
         .headers()
-        .get(poem::http::header::CONTENT_LENGTH)
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
@@ -133,23 +162,5 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
             other => other.into(),
         })?;
     req.set_body(body);
-    next.call(req).await.map(poem::IntoResponse::into_response)
-}
-
-/// Logs one line per request: method, path (never the query: it may carry codes or state),
-/// status and latency.
-async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let resp = next.get_response(req).await;
-    tracing::info!(
-        target: "dravo::http",
-        %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    Ok(resp)
+    Ok(())
 }
