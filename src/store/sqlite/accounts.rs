@@ -98,18 +98,7 @@ pub(super) fn list(
     owner: &Owner,
     provider: Option<Provider>,
 ) -> Result<Vec<AccountRecord>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM accounts
-         WHERE owner = ?1 AND (?2 IS NULL OR provider = ?2)
-         ORDER BY created_at, rowid"
-    ))?;
-    let rows = stmt
-        .query_map(
-            params![owner.as_str(), provider.map(Provider::as_str)],
-            from_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    super::list_by_owner(conn, "accounts", COLUMNS, owner, provider, from_row)
 }
 
 pub(super) fn get(

@@ -55,18 +55,7 @@ pub(super) fn list(
     owner: &Owner,
     provider: Option<Provider>,
 ) -> Result<Vec<AppRecord>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM oauth_apps
-         WHERE owner = ?1 AND (?2 IS NULL OR provider = ?2)
-         ORDER BY created_at, rowid"
-    ))?;
-    let rows = stmt
-        .query_map(
-            params![owner.as_str(), provider.map(Provider::as_str)],
-            from_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    super::list_by_owner(conn, "oauth_apps", COLUMNS, owner, provider, from_row)
 }
 
 pub(super) fn get(conn: &Connection, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {

@@ -382,6 +382,30 @@ fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
+/// The owner's rows of `table`, oldest first (ties in insertion order), optionally for one
+/// provider: the shape of every list query.
+fn list_by_owner<T>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    owner: &Owner,
+    provider: Option<Provider>,
+    from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {columns} FROM {table}
+         WHERE owner = ?1 AND (?2 IS NULL OR provider = ?2)
+         ORDER BY created_at, rowid"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![owner.as_str(), provider.map(Provider::as_str)],
+            from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 /// True when the error is a UNIQUE constraint violation.
 fn is_unique_violation(err: &rusqlite::Error) -> bool {
     matches!(
