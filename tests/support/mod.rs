@@ -33,11 +33,17 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts a server after `tweak` adjusted the configuration.
-pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+/// A temp directory and the test configuration for it, after `tweak` adjusted it.
+fn tweaked_config(tweak: impl FnOnce(&mut Config)) -> (TempDir, Config) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
     tweak(&mut config);
+    (dir, config)
+}
+
+/// Starts a server after `tweak` adjusted the configuration.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let (dir, config) = tweaked_config(tweak);
     spawn_app_in(dir, config).await
 }
 
@@ -46,30 +52,13 @@ pub async fn spawn_app_with_clock(
     tweak: impl FnOnce(&mut Config),
     clock: std::sync::Arc<dyn dravo::clock::Clock>,
 ) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    spawn_app_in_with_clock(dir, config, clock).await
+    let (dir, config) = tweaked_config(tweak);
+    start_app(dir, config, clock, None).await
 }
 
 /// Starts a server on an existing directory and configuration.
 pub async fn spawn_app_in(dir: TempDir, config: Config) -> TestApp {
-    start_app(
-        dir,
-        config,
-        std::sync::Arc::new(dravo::clock::SystemClock),
-        None,
-    )
-    .await
-}
-
-/// Starts a server on an existing directory and configuration, on the given clock.
-pub async fn spawn_app_in_with_clock(
-    dir: TempDir,
-    config: Config,
-    clock: std::sync::Arc<dyn dravo::clock::Clock>,
-) -> TestApp {
-    start_app(dir, config, clock, None).await
+    start_app(dir, config, system_clock(), None).await
 }
 
 /// Starts a server with these connection limits (`dravo::run_with`) after `tweak` adjusted
@@ -78,16 +67,12 @@ pub async fn spawn_app_limited(
     limits: dravo::ConnectionLimits,
     tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    start_app(
-        dir,
-        config,
-        std::sync::Arc::new(dravo::clock::SystemClock),
-        Some(limits),
-    )
-    .await
+    let (dir, config) = tweaked_config(tweak);
+    start_app(dir, config, system_clock(), Some(limits)).await
+}
+
+fn system_clock() -> std::sync::Arc<dyn dravo::clock::Clock> {
+    std::sync::Arc::new(dravo::clock::SystemClock)
 }
 
 /// Serves through `dravo::run`, or `dravo::run_with` when `limits` are given.

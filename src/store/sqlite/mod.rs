@@ -200,10 +200,6 @@ impl SqliteStore {
         ))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// This thread's read connection.
     fn reader(&self) -> Result<&Reader> {
         self.readers.get_or_try(|| -> Result<Reader> {
