@@ -2,11 +2,12 @@
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Html, Json};
+use poem_openapi::payload::Html;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::error::ApiError;
+use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::AppId;
@@ -14,10 +15,10 @@ use crate::domain::Provider;
 use crate::service::{CallbackOutcome, CallbackParams, Dravo, FailureKind};
 
 /// Where to send the user.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(example)]
 pub struct StartResponse {
-    /// The provider's consent screen, with a signed, single-use `state`.
+    /// The provider's consent screen, with a sealed, single-use `state`.
     pub authorize_url: String,
 }
 
@@ -87,7 +88,7 @@ impl OAuthApi {
         /// Where the browser goes after the callback; must start with one of
         /// `dashboard.allowed_return_urls`.
         return_url: Query<Option<String>>,
-    ) -> Result<Json<StartResponse>, ApiError> {
+    ) -> Result<JsonBody<StartResponse>, ApiError> {
         let app_id = oauth_app_id.0.map(|c| c.0);
         let authorize_url = dravo
             .start_connect(
@@ -97,7 +98,7 @@ impl OAuthApi {
                 return_url.0.as_deref(),
             )
             .await?;
-        Ok(Json(StartResponse { authorize_url }))
+        Ok(JsonBody::of(&StartResponse { authorize_url }))
     }
 
     /// OAuth callback

@@ -29,6 +29,11 @@ impl<T: Serialize> JsonBody<T> {
         Bytes::from(serde_json::to_vec(value).expect("views always serialise"))
     }
 
+    /// A response rendered from `value` now.
+    pub fn of(value: &T) -> Self {
+        Self::from_rendered(Self::render(value))
+    }
+
     /// A response from bytes that `render` made from a `T`.
     pub fn from_rendered(bytes: Bytes) -> Self {
         JsonBody {

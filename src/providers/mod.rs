@@ -374,22 +374,21 @@ pub struct Identity {
 /// `base?k=v&…`, keeping any query and dropping any fragment the base has. Built as a
 /// string: the base is already a valid URL, so only the new pairs need encoding.
 fn url_with_query(base: &Url, params: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(base.as_str().len() + 256);
+    let mut out = String::with_capacity(base.as_str().len() + 384);
     out.push_str(&base[..url::Position::AfterQuery]);
-    let start = match base.query() {
-        Some(q) if !q.is_empty() => {
-            out.push('&');
-            out.len()
-        }
-        Some(_) => out.len(),
-        None => {
-            out.push('?');
-            out.len()
-        }
+    let mut separator = match base.query() {
+        Some(q) if !q.is_empty() => "&",
+        Some(_) => "",
+        None => "?",
     };
-    url::form_urlencoded::Serializer::for_suffix(out, start)
-        .extend_pairs(params)
-        .finish()
+    for (key, value) in params {
+        out.push_str(separator);
+        out.extend(url::form_urlencoded::byte_serialize(key.as_bytes()));
+        out.push('=');
+        out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+        separator = "&";
+    }
+    out
 }
 
 /// Reads the common OAuth token answer: `access_token`, `refresh_token?`, `expires_in?`,
