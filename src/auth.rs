@@ -30,6 +30,8 @@ pub struct Authenticator {
     /// keys cannot change.
     verified: ThreadLocal<RefCell<VerifiedMemo>>,
     clock: std::sync::Arc<dyn Clock>,
+    /// Why a signature may not match, said with the 401: which key this server checks with.
+    signature_hint: &'static str,
 }
 
 /// token → (tenant, last second the token is still valid).
@@ -45,6 +47,13 @@ impl Authenticator {
         clock: std::sync::Arc<dyn Clock>,
     ) -> Result<Self> {
         let auth = &config.auth;
+        let signature_hint = match (&auth.jwt_public_key_file, &auth.jwt_secret) {
+            (Some(_), _) => "it was not signed by the private key of auth.jwt_public_key_file",
+            (None, Some(_)) => "it was not signed with this server's auth.jwt_secret",
+            (None, None) => {
+                "it was signed with another key than this server's: `dravo token issue` signs with the key of the database it opens, so run it with the server's database and key file"
+            }
+        };
         let (decoding, encoding, algorithms) = match &auth.jwt_public_key_file {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|e| {
@@ -109,6 +118,7 @@ impl Authenticator {
             audience: auth.audience.clone(),
             verified: ThreadLocal::new(),
             clock,
+            signature_hint,
         })
     }
 
@@ -142,7 +152,9 @@ impl Authenticator {
     fn verify_uncached(&self, token: &str, now: u64) -> Result<(Owner, u64)> {
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
-                .map_err(|e| Error::unauthorized(describe_jwt_error(e.kind())))?;
+                .map_err(|e| {
+                    Error::unauthorized(describe_jwt_error(e.kind(), self.signature_hint))
+                })?;
         let exp = data
             .claims
             .get("exp")
@@ -152,6 +164,7 @@ impl Authenticator {
         if now > exp.saturating_add(leeway) {
             return Err(Error::unauthorized(describe_jwt_error(
                 &ErrorKind::ExpiredSignature,
+                self.signature_hint,
             )));
         }
         match data.claims.get("nbf") {
@@ -166,6 +179,7 @@ impl Authenticator {
                 if now.saturating_add(leeway) < nbf {
                     return Err(Error::unauthorized(describe_jwt_error(
                         &ErrorKind::ImmatureSignature,
+                        self.signature_hint,
                     )));
                 }
             }
@@ -231,10 +245,12 @@ fn public_key(pem: &[u8]) -> Option<(DecodingKey, Vec<Algorithm>)> {
     None
 }
 
-fn describe_jwt_error(kind: &ErrorKind) -> String {
+fn describe_jwt_error(kind: &ErrorKind, signature_hint: &str) -> String {
     match kind {
         ErrorKind::ExpiredSignature => "the bearer token has expired".into(),
-        ErrorKind::InvalidSignature => "the bearer token's signature is invalid".into(),
+        ErrorKind::InvalidSignature => {
+            format!("the bearer token's signature is invalid: {signature_hint}")
+        }
         ErrorKind::InvalidAlgorithm
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::UnsupportedAlgorithm => {

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,20 +22,27 @@ use crate::views::{AccountView, OAuthAppView};
 #[command(
     name = "dravo",
     version,
-    about = "Self-hosted OAuth connections for social accounts"
+    about = "Self-hosted OAuth connections for social accounts",
+    after_help = "Every command but `serve` and `init` needs an existing database: run them where \
+                  `dravo serve` runs, or name the database with --database or DRAVO_DATABASE_PATH."
 )]
 pub struct Cli {
     /// Configuration file [default: $DRAVO_CONFIG, else ./dravo.toml when present]
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Database file; overrides database.path and DRAVO_DATABASE_PATH [default: ./dravo.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    database: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP API
+    /// Run the HTTP API (creates the database and key file when they do not exist)
     Serve,
+    /// Create the database and key file without serving (nothing changes when they exist)
+    Init,
     /// Manage BYOK OAuth apps
     #[command(subcommand, name = "oauth-apps")]
     OauthApps(OauthAppsCommand),
@@ -56,33 +63,59 @@ enum Command {
     Keys(KeysCommand),
 }
 
+/// `--owner`, as every tenant-scoped command takes it.
+#[derive(Debug, Args)]
+struct OwnerArg {
+    /// The tenant: what your dashboard's JWTs carry in `sub` (auth.tenant_claim)
+    #[arg(long, value_name = "TENANT")]
+    owner: String,
+}
+
+impl OwnerArg {
+    fn parse(&self) -> Result<Owner> {
+        Owner::parse("--owner", &self.owner)
+    }
+}
+
+/// `--provider` as a filter.
+#[derive(Debug, Args)]
+struct ProviderFilter {
+    /// Only this provider's: x, linkedin, facebook, instagram or tiktok (any case)
+    #[arg(long, value_name = "PROVIDER", value_parser = parse_provider)]
+    provider: Option<Provider>,
+}
+
 #[derive(Debug, Subcommand)]
 enum OauthAppsCommand {
-    /// Store a new OAuth app (the secret comes from stdin or an environment variable)
+    /// Store a new OAuth app (the secret comes from a prompt, stdin or an environment variable)
     Create(CreateArgs),
     /// List an owner's OAuth apps, oldest first
     List {
-        #[arg(long)]
-        owner: String,
-        #[arg(long, value_parser = parse_provider)]
-        provider: Option<Provider>,
+        #[command(flatten)]
+        owner: OwnerArg,
+        #[command(flatten)]
+        provider: ProviderFilter,
         /// Print the JSON the API returns
         #[arg(long)]
         json: bool,
     },
     /// Show one OAuth app
     Show {
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        owner: OwnerArg,
+        /// The app's id (oa_…), as `oauth-apps list` shows it
+        #[arg(value_name = "OAUTH_APP_ID")]
         app_id: String,
         /// Print the JSON the API returns
         #[arg(long)]
         json: bool,
     },
-    /// Delete an OAuth app
+    /// Delete an OAuth app (accounts connected with it stay, but cannot be refreshed)
     Delete {
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        owner: OwnerArg,
+        /// The app's id (oa_…), as `oauth-apps list` shows it
+        #[arg(value_name = "OAUTH_APP_ID")]
         app_id: String,
     },
 }
@@ -91,18 +124,20 @@ enum OauthAppsCommand {
 enum AccountsCommand {
     /// List an owner's connected accounts, oldest first
     List {
-        #[arg(long)]
-        owner: String,
-        #[arg(long, value_parser = parse_provider)]
-        provider: Option<Provider>,
+        #[command(flatten)]
+        owner: OwnerArg,
+        #[command(flatten)]
+        provider: ProviderFilter,
         /// Print the JSON the API returns
         #[arg(long)]
         json: bool,
     },
     /// Show one connected account
     Show {
-        #[arg(long)]
-        owner: String,
+        #[command(flatten)]
+        owner: OwnerArg,
+        /// The account's id (acc_…), as `accounts list` shows it
+        #[arg(value_name = "ACCOUNT_ID")]
         account_id: String,
         /// Print the JSON the API returns
         #[arg(long)]
@@ -113,15 +148,19 @@ enum AccountsCommand {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("secret").required(true).args(["client_secret_stdin", "client_secret_env"])))]
 struct CreateArgs {
-    #[arg(long)]
-    owner: String,
-    #[arg(long, value_parser = parse_provider)]
+    #[command(flatten)]
+    owner: OwnerArg,
+    /// The provider: x, linkedin, facebook, instagram or tiktok (any case)
+    #[arg(long, value_name = "PROVIDER", value_parser = parse_provider)]
     provider: Provider,
+    /// A name for the app, 1 to 120 characters, unique per owner and provider
     #[arg(long)]
     name: String,
+    /// The client id (TikTok: client key) from the provider's developer portal
     #[arg(long)]
     client_id: String,
-    /// Read the client secret from standard input (one trailing newline is stripped)
+    /// Read the client secret from standard input: a prompt that does not echo at a
+    /// terminal, else the whole input (one trailing newline is stripped)
     #[arg(long)]
     client_secret_stdin: bool,
     /// Read the client secret from this environment variable
@@ -137,12 +176,12 @@ struct CreateArgs {
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
-    /// Print a dashboard JWT (HS256) for a tenant
+    /// Print a dashboard JWT (HS256) for a tenant, signed with this database's key
     Issue {
-        /// The tenant the token names
-        #[arg(long)]
+        /// The tenant the token names (its `sub`)
+        #[arg(long, value_name = "TENANT")]
         sub: String,
-        /// Lifetime in seconds
+        /// Lifetime in seconds, 1 to 31536000
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
         ttl: u64,
     },
@@ -154,9 +193,11 @@ enum KeysCommand {
     Generate,
 }
 
+/// A provider name in any case (`X`, `LinkedIn`).
 fn parse_provider(s: &str) -> std::result::Result<Provider, String> {
-    s.parse()
-        .map_err(|e: crate::providers::UnknownProvider| e.to_string())
+    s.to_ascii_lowercase()
+        .parse()
+        .map_err(|_| crate::providers::UnknownProvider(s.chars().take(40).collect()).to_string())
 }
 
 /// Runs the command line and returns the exit code: 0 success, 1 runtime error, 2 usage error.
@@ -244,30 +285,78 @@ fn run(cli: Cli) -> Result<()> {
             print_line(spec.trim_end())
         }
         Command::Serve => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = load_config(&cli)?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?
                 .block_on(crate::serve(config))
         }
-        Command::Token(TokenCommand::Issue { sub, ttl }) => block_on(async {
-            let dravo = open(cli.config).await?;
-            print_line(&dravo.issue_token(&sub, ttl)?)
+        Command::Init => {
+            let config = load_config(&cli)?;
+            block_on(init(config))
+        }
+        Command::Token(TokenCommand::Issue { ref sub, ttl }) => block_on(async {
+            let dravo = open(&cli).await?;
+            print_line(&dravo.issue_token(sub, ttl)?)
         }),
-        Command::OauthApps(cmd) => block_on(async {
-            let dravo = open(cli.config).await?;
+        Command::OauthApps(ref cmd) => block_on(async {
+            let dravo = open(&cli).await?;
             oauth_apps(&dravo, cmd).await
         }),
-        Command::Accounts(cmd) => block_on(async {
-            let dravo = open(cli.config).await?;
+        Command::Accounts(ref cmd) => block_on(async {
+            let dravo = open(&cli).await?;
             accounts(&dravo, cmd).await
         }),
     }
 }
 
-async fn open(config: Option<PathBuf>) -> Result<Dravo> {
-    Dravo::open(Config::load(config.as_deref())?, None).await
+/// The configuration, with `--database` applied over the file and the environment.
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(path) = &cli.database {
+        config.database.path = path.clone();
+        config.origin.database_path = crate::config::Chosen::Flag("--database");
+    }
+    Ok(config)
+}
+
+/// Opens the existing database for a command that uses it (see `Dravo::open_existing`).
+async fn open(cli: &Cli) -> Result<Dravo> {
+    Dravo::open_existing(load_config(cli)?).await
+}
+
+/// `dravo init`: creates the database and key file where the configuration puts them, or
+/// checks the existing ones open together.
+async fn init(config: Config) -> Result<()> {
+    let path = config.database.path.clone();
+    let existed = path.exists();
+    let key_file = config
+        .security
+        .master_key
+        .is_none()
+        .then(|| config.master_key_file());
+    let key_existed = key_file.as_ref().is_some_and(|k| k.exists());
+    // Opened as `serve` opens it, so `init`s racing each other (or a starting server) agree on
+    // one key.
+    let dravo = Dravo::open(config, None).await?;
+    let key = match (&key_file, key_existed) {
+        (None, _) => "the master key from security.master_key".to_owned(),
+        (Some(k), true) => format!("the key file {}", k.display()),
+        (Some(k), false) => format!(
+            "a new key file {} (back it up: without it the database cannot be read)",
+            k.display()
+        ),
+    };
+    drop(dravo);
+    if existed {
+        print_line(&format!(
+            "{} already exists and opens with {key}: nothing to do",
+            path.display()
+        ))
+    } else {
+        print_line(&format!("created {} with {key}", path.display()))
+    }
 }
 
 fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
@@ -278,10 +367,14 @@ fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         .block_on(fut)
 }
 
-async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
+async fn oauth_apps(dravo: &Dravo, cmd: &OauthAppsCommand) -> Result<()> {
+    // The apps' redirect URIs are what users register at providers: say when they cannot work.
+    if let Some(warning) = dravo.config().public_url_warning() {
+        eprintln!("warning: {warning}");
+    }
     match cmd {
         OauthAppsCommand::Create(args) => {
-            let owner = Owner::parse("--owner", &args.owner)?;
+            let owner = args.owner.parse()?;
             let new = NewApp {
                 provider: args.provider,
                 name: AppName::parse(&args.name)?,
@@ -297,11 +390,11 @@ async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
             provider,
             json,
         } => {
-            let owner = Owner::parse("--owner", &owner)?;
-            let apps = dravo.list_apps(&owner, provider).await?;
+            let owner = owner.parse()?;
+            let apps = dravo.list_apps(&owner, provider.provider).await?;
             print_list::<_, OAuthAppView>(
                 apps,
-                json,
+                *json,
                 "no OAuth apps",
                 &[
                     "ID",
@@ -328,12 +421,12 @@ async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
             app_id,
             json,
         } => {
-            let owner = Owner::parse("--owner", &owner)?;
+            let owner = owner.parse()?;
             let app = dravo.get_app(&owner, &AppId::parse(&app_id)?).await?;
-            print_app(&app, json)
+            print_app(&app, *json)
         }
         OauthAppsCommand::Delete { owner, app_id } => {
-            let owner = Owner::parse("--owner", &owner)?;
+            let owner = owner.parse()?;
             let id = AppId::parse(&app_id)?;
             dravo.delete_app(&owner, &id).await?;
             print_line(&format!("deleted {id}"))
@@ -341,19 +434,19 @@ async fn oauth_apps(dravo: &Dravo, cmd: OauthAppsCommand) -> Result<()> {
     }
 }
 
-async fn accounts(dravo: &Dravo, cmd: AccountsCommand) -> Result<()> {
+async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
     match cmd {
         AccountsCommand::List {
             owner,
             provider,
             json,
         } => {
-            let owner = Owner::parse("--owner", &owner)?;
-            let accounts = dravo.list_accounts(&owner, provider).await?;
+            let owner = owner.parse()?;
+            let accounts = dravo.list_accounts(&owner, provider.provider).await?;
             let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             print_list::<_, AccountView>(
                 accounts,
-                json,
+                *json,
                 "no connected accounts",
                 &["ID", "PROVIDER", "USERNAME", "NAME", "STATUS", "EXPIRES"],
                 |a| {
@@ -373,11 +466,11 @@ async fn accounts(dravo: &Dravo, cmd: AccountsCommand) -> Result<()> {
             account_id,
             json,
         } => {
-            let owner = Owner::parse("--owner", &owner)?;
+            let owner = owner.parse()?;
             let account = dravo
                 .get_account(&owner, &AccountId::parse(&account_id)?)
                 .await?;
-            if json {
+            if *json {
                 return print_json(&AccountView::from(account));
             }
             let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -409,6 +502,13 @@ fn read_secret(args: &CreateArgs) -> Result<ClientSecret> {
         std::env::var(var).map_err(|_| {
             Error::invalid(format!(
                 "the environment variable {var} (from --client-secret-env) is not set or not UTF-8"
+            ))
+        })?
+    } else if std::io::stdin().is_terminal() {
+        // A person at a terminal: ask without echo, ended by Enter (not Ctrl-D).
+        rpassword::prompt_password("client secret (input is not shown): ").map_err(|e| {
+            Error::invalid(format!(
+                "cannot read the client secret from the terminal: {e}"
             ))
         })?
     } else {

@@ -32,6 +32,64 @@ pub struct Config {
     pub auth: AuthConfig,
     pub dashboard: DashboardConfig,
     pub providers: ProvidersConfig,
+    /// Where the configuration came from (not a key).
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// `server.bind`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindAddress {
+    /// The host as a URL names it: an IPv4 address, `[IPv6]`, or a host name.
+    pub url_host: String,
+    pub port: u16,
+    /// `0.0.0.0` or `[::]`: every interface.
+    pub unspecified: bool,
+}
+
+/// The top-level sections, as `DRAVO_<SECTION>_<KEY>` names them. A test checks that this is
+/// exactly the list of `Config`'s keys.
+const SECTIONS: [&str; 6] = [
+    "server",
+    "database",
+    "security",
+    "auth",
+    "dashboard",
+    "providers",
+];
+
+/// Where the configuration came from, for messages that must say how a value was chosen.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The configuration file read, if any.
+    pub file: Option<PathBuf>,
+    /// How `database.path` was chosen.
+    pub database_path: Chosen,
+}
+
+/// How a setting got its value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Chosen {
+    /// Built in.
+    #[default]
+    Default,
+    /// From the configuration file.
+    File(PathBuf),
+    /// From this environment variable.
+    Env(String),
+    /// From this command-line flag.
+    Flag(&'static str),
+}
+
+impl std::fmt::Display for Chosen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Chosen::Default => f.write_str("the default"),
+            Chosen::File(path) => write!(f, "the setting in {}", path.display()),
+            Chosen::Env(var) => write!(f, "the environment variable {var}"),
+            Chosen::Flag(flag) => write!(f, "the flag {flag}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,10 +321,15 @@ impl Sources {
 }
 
 /// Maps `DRAVO_SERVER_PUBLIC_URL` to `server.public_url` and
-/// `DRAVO_PROVIDERS_X_CLIENT_ID` to `providers.x.client_id`.
+/// `DRAVO_PROVIDERS_X_CLIENT_ID` to `providers.x.client_id`. Only a name that starts with a
+/// known section is configuration: `DRAVO_URL` or `DRAVO_TOKEN` (client-side settings of the
+/// examples and scripts) are not, and are left alone.
 fn env_key(var: &str) -> Option<String> {
     let rest = var.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
     let (section, key) = rest.split_once('_')?;
+    if !SECTIONS.contains(&section) {
+        return None;
+    }
     if section == "providers"
         && let Some((provider, rest)) = key.split_once('_')
         && providers::ids().any(|p| p.as_str() == provider)
@@ -288,7 +351,7 @@ impl Config {
             None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.exists()),
         };
         let vars: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != CONFIG_ENV)
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
             .collect();
         Self::load_from(file.as_deref(), vars)
     }
@@ -310,25 +373,36 @@ impl Config {
             file: file.map(Path::to_path_buf),
             env: Vec::new(),
         };
+        let in_file = figment.find_value("database.path").is_ok();
         for (var, value) in vars {
-            let key = env_key(&var).ok_or_else(|| {
-                Error::config(format!(
-                    "environment variable {var} does not name a configuration key (expected DRAVO_<SECTION>_<KEY>)"
-                ))
-            })?;
+            let Some(key) = env_key(&var) else {
+                continue;
+            };
             // Values stay strings: a numeric-looking secret must not turn into a number.
             figment = figment.merge(Serialized::default(&key, value));
             sources.env.push((key, var));
         }
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| describe_figment_error(e, &figment, &sources))?;
+        config.origin = Origin {
+            file: sources.file.clone(),
+            database_path: match sources.env.iter().find(|(k, _)| k == "database.path") {
+                Some((_, var)) => Chosen::Env(var.clone()),
+                None if in_file => Chosen::File(sources.file.clone().unwrap_or_default()),
+                None => Chosen::Default,
+            },
+        };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<()> {
-        self.bind_addr()?;
+        self.bind_address()?;
+        if let Some(key) = &self.security.master_key {
+            use secrecy::ExposeSecret;
+            crate::crypto::MasterKey::from_base64(key.expose_secret(), "security.master_key")?;
+        }
         if let Some(url) = &self.server.public_url {
             check_base_url("server.public_url", url)?;
         }
@@ -416,28 +490,67 @@ impl Config {
         Ok(())
     }
 
-    /// The listen address, parsed.
-    pub fn bind_addr(&self) -> Result<SocketAddr> {
-        self.server.bind.parse().map_err(|_| {
+    /// `server.bind` checked: an IP address or a host name, then a port.
+    pub fn bind_address(&self) -> Result<BindAddress> {
+        let bind = self.server.bind.trim();
+        let invalid = || {
             Error::config(format!(
-                "server.bind must be an address like 127.0.0.1:8080, not `{}`",
+                "server.bind must be a host and port like 127.0.0.1:8080 or localhost:8080, not `{}`",
                 self.server.bind
             ))
-        })
+        };
+        if let Ok(addr) = bind.parse::<SocketAddr>() {
+            return Ok(BindAddress {
+                url_host: match addr {
+                    SocketAddr::V4(a) => a.ip().to_string(),
+                    SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                },
+                port: addr.port(),
+                unspecified: addr.ip().is_unspecified(),
+            });
+        }
+        let (host, port) = bind.rsplit_once(':').ok_or_else(invalid)?;
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        match url::Host::parse(host) {
+            Ok(url::Host::Domain(name)) if !name.is_empty() && name == host => Ok(BindAddress {
+                url_host: name,
+                port,
+                unspecified: false,
+            }),
+            _ => Err(invalid()),
+        }
     }
 
     /// The external base URL, without a trailing slash. `bound` is the address actually
-    /// listened on (it differs from `server.bind` when the port is 0).
+    /// listened on (its port differs from `server.bind`'s when that is 0). Without
+    /// `server.public_url`, the host is `server.bind`'s as written.
     pub fn public_url(&self, bound: Option<SocketAddr>) -> String {
-        match &self.server.public_url {
-            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-            None => format!(
-                "http://{}",
-                bound
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|| self.server.bind.clone())
-            ),
+        if let Some(url) = &self.server.public_url {
+            return url.as_str().trim_end_matches('/').to_owned();
         }
+        match self.bind_address() {
+            Ok(b) => format!(
+                "http://{}:{}",
+                b.url_host,
+                bound.map_or(b.port, |a| a.port())
+            ),
+            // Not reached: the configuration is checked when it is loaded.
+            Err(_) => format!("http://{}", self.server.bind),
+        }
+    }
+
+    /// A warning when the redirect URI Dravo advertises cannot work: listening on all
+    /// interfaces (`0.0.0.0`, `[::]`) without `server.public_url` makes it
+    /// `http://0.0.0.0:…/callback`, which no browser can reach.
+    pub fn public_url_warning(&self) -> Option<String> {
+        let bind = self.bind_address().ok()?;
+        (self.server.public_url.is_none() && bind.unspecified).then(|| {
+            format!(
+                "server.bind is {} and server.public_url is not set, so redirect URIs name {}, which browsers cannot reach: set server.public_url (or DRAVO_SERVER_PUBLIC_URL) to the URL users reach this server at",
+                self.server.bind,
+                self.public_url(None)
+            )
+        })
     }
 
     /// The key file used when `security.master_key` is unset.
@@ -633,6 +746,65 @@ mod tests {
     }
 
     #[test]
+    fn client_side_dravo_variables_are_left_alone() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("DRAVO_TOKEN", "eyJ.not.config"),
+                ("DRAVO_URL", "http://127.0.0.1:8080"),
+                ("DRAVO_CONFIG", "ignored-here.toml"),
+                ("DRAVO_SERVERS_BIND", "x"),
+                ("DRAVO_SERVER_BIND", "127.0.0.1:9009"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:9009");
+    }
+
+    #[test]
+    fn sections_are_exactly_the_configuration_tables() {
+        let err = Figment::new()
+            .merge(Toml::string("not_a_section = 1"))
+            .extract::<Config>()
+            .unwrap_err();
+        let figment::error::Kind::UnknownField(_, expected) = &err.kind else {
+            panic!("expected an unknown-field error, got {err}");
+        };
+        assert_eq!(*expected, &SECTIONS[..]);
+    }
+
+    #[test]
+    fn unknown_key_inside_a_known_section_is_still_an_error() {
+        for var in ["DRAVO_DATABASE_PATHH", "DRAVO_PROVIDERS_X_CLIENTID"] {
+            let msg = Config::load_from(None, env(&[(var, "x")]))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(var), "{msg}");
+        }
+    }
+
+    #[test]
+    fn how_the_database_path_was_chosen_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dravo.toml");
+        let c = Config::load_from(None, vec![]).unwrap();
+        assert_eq!(c.origin.database_path, Chosen::Default);
+        std::fs::write(&file, "[server]\nbind = \"127.0.0.1:9000\"\n").unwrap();
+        let c = Config::load_from(Some(&file), vec![]).unwrap();
+        assert_eq!(c.origin.database_path, Chosen::Default);
+        assert_eq!(c.origin.file.as_deref(), Some(file.as_path()));
+        std::fs::write(&file, "[database]\npath = \"x.db\"\n").unwrap();
+        let c = Config::load_from(Some(&file), vec![]).unwrap();
+        assert_eq!(c.origin.database_path, Chosen::File(file.clone()));
+        let c = Config::load_from(Some(&file), env(&[("DRAVO_DATABASE_PATH", "y.db")])).unwrap();
+        assert_eq!(
+            c.origin.database_path,
+            Chosen::Env("DRAVO_DATABASE_PATH".into())
+        );
+        assert_eq!(c.database.path, PathBuf::from("y.db"));
+    }
+
+    #[test]
     fn unknown_env_key_is_named() {
         let err = Config::load_from(None, env(&[("DRAVO_SERVER_BINDD", "x")])).unwrap_err();
         let msg = err.to_string();
@@ -662,6 +834,58 @@ mod tests {
             .to_string();
         assert!(msg.contains("server.bind"), "{msg}");
         assert!(msg.contains("dravo.toml"), "{msg}");
+    }
+
+    fn with_bind(bind: &str) -> Result<Config> {
+        Config::load_from(None, env(&[("DRAVO_SERVER_BIND", bind)]))
+    }
+
+    #[test]
+    fn bind_accepts_addresses_and_host_names() {
+        for (bind, public) in [
+            ("127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("localhost:8080", "http://localhost:8080"),
+            ("dravo.internal:9000", "http://dravo.internal:9000"),
+            ("[::1]:8080", "http://[::1]:8080"),
+        ] {
+            let c = with_bind(bind).unwrap_or_else(|e| panic!("{bind}: {e}"));
+            assert_eq!(c.public_url(None), public);
+            assert_eq!(c.public_url_warning(), None, "{bind}");
+        }
+        // The port actually bound replaces 0; the host stays as written.
+        let c = with_bind("localhost:0").unwrap();
+        let bound: SocketAddr = "127.0.0.1:43210".parse().unwrap();
+        assert_eq!(c.public_url(Some(bound)), "http://localhost:43210");
+        for bad in [
+            "localhost",
+            "8080",
+            ":8080",
+            "local host:80",
+            "a:b",
+            "127.0.0.1:99999",
+        ] {
+            let msg = with_bind(bad).unwrap_err().to_string();
+            assert!(msg.contains("server.bind"), "{bad}: {msg}");
+            assert!(msg.contains("localhost:8080"), "{bad}: {msg}");
+        }
+    }
+
+    #[test]
+    fn every_interface_without_a_public_url_is_warned_about() {
+        for bind in ["0.0.0.0:8080", "[::]:8080"] {
+            let warning = with_bind(bind).unwrap().public_url_warning().unwrap();
+            assert!(warning.contains("server.public_url"), "{warning}");
+            assert!(warning.contains(bind), "{warning}");
+        }
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("DRAVO_SERVER_BIND", "0.0.0.0:8080"),
+                ("DRAVO_SERVER_PUBLIC_URL", "https://dravo.example.com"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.public_url_warning(), None);
     }
 
     #[test]

@@ -37,19 +37,32 @@ pub async fn serve(config: Config) -> Result<()> {
     // means a graceful stop rather than the default kill.
     let shutdown = shutdown_signal()
         .map_err(|e| Error::Internal(format!("cannot listen for shutdown signals: {e}")))?;
-    let addr = config.bind_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = tokio::net::TcpListener::bind(config.server.bind.trim())
         .await
-        .map_err(|e| Error::config(format!("cannot listen on server.bind {addr}: {e}")))?;
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot listen on server.bind {}: {e}",
+                config.server.bind
+            ))
+        })?;
     let bound = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("cannot read the bound address: {e}")))?;
+    if let Some(warning) = config.public_url_warning() {
+        tracing::warn!("{warning}");
+    }
+    let config_file = config.origin.file.clone();
     let dravo = Dravo::open(config, Some(bound)).await?;
+    let public_url = dravo.public_url().to_owned();
     tracing::info!(
         address = %bound,
-        public_url = dravo.public_url(),
+        public_url,
         database = %dravo.config().database.path.display(),
-        "listening on http://{bound}"
+        config = %config_file.as_deref().map_or_else(
+            || "none (defaults and DRAVO_* variables)".into(),
+            |p| p.display().to_string()
+        ),
+        "listening on http://{bound} (API docs: {public_url}/docs)"
     );
     let stop = CancellationToken::new();
     let trigger = stop.clone();

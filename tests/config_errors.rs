@@ -83,7 +83,14 @@ fn base64_key(len: usize, byte: u8) -> String {
     STANDARD.encode(vec![byte; len])
 }
 
+/// `dravo init` in `dir` with `env`: the database every other command needs (it changes
+/// nothing when the database exists).
+fn init(dir: &Path, env: &[(&str, &str)]) {
+    dravo_env(dir, env, &["init"]).assert_success();
+}
+
 fn create_app(dir: &Path, env: &[(&str, &str)], name: &str) -> serde_json::Value {
+    init(dir, env);
     let mut cmd = dravo_cmd(dir);
     cmd.args([
         "oauth-apps",
@@ -173,7 +180,12 @@ fn unknown_environment_variable_is_named() {
     );
     dravo_env(dir.path(), &[("DRAVO_SERVER_BINDD", "x")], LIST)
         .assert_config_error(&["server.bindd"]);
-    dravo_env(dir.path(), &[("DRAVO_BOGUS", "x")], LIST).assert_config_error(&["DRAVO_BOGUS"]);
+    // A DRAVO_* name outside the configuration's sections is a client-side setting (the
+    // examples' DRAVO_URL and DRAVO_TOKEN): left alone.
+    init(dir.path(), &[]);
+    for var in ["DRAVO_BOGUS", "DRAVO_TOKEN", "DRAVO_URL"] {
+        dravo_env(dir.path(), &[(var, "x")], LIST).assert_success();
+    }
 }
 
 /// Asserts that `line` names `key` as a whole dotted key: not as part of a longer one
@@ -216,7 +228,11 @@ fn unknown_keys_are_named_exactly() {
 #[test]
 fn unknown_section_from_an_environment_variable_names_the_variable() {
     let dir = tempdir();
-    dravo_env(dir.path(), &[("DRAVO_FOO_BAR", "1")], LIST).assert_config_error(&["DRAVO_FOO_BAR"]);
+    // A known section's unknown key is an error; an unknown section is not configuration.
+    dravo_env(dir.path(), &[("DRAVO_SERVER_FOO", "1")], LIST)
+        .assert_config_error(&["DRAVO_SERVER_FOO", "server.foo"]);
+    init(dir.path(), &[]);
+    dravo_env(dir.path(), &[("DRAVO_FOO_BAR", "1")], LIST).assert_success();
 }
 
 // ---------------------------------------------------------------- wrong types and values
@@ -487,6 +503,7 @@ fn missing_key_file_for_a_used_database_is_an_error_not_a_new_key() {
 #[test]
 fn unreadable_or_malformed_key_file_names_security_master_key_file() {
     let dir = tempdir();
+    init(dir.path(), &[]);
     let key_file = dir.path().join("dravo.key");
     write_key_file(&key_file, "garbage, not base64\n");
     dravo(dir.path(), LIST).assert_config_error(&["security.master_key_file"]);
@@ -540,6 +557,7 @@ fn short_jwt_secret_names_auth_jwt_secret() {
 #[test]
 fn jwt_secret_of_32_bytes_is_accepted() {
     let dir = tempdir();
+    init(dir.path(), &[]);
     let ok = "a-jwt-secret-of-exactly-32-bytes";
     assert_eq!(ok.len(), 32);
     dravo_env(
@@ -559,6 +577,9 @@ fn redirect_uri(out: &Out) -> String {
 }
 
 fn create_out(dir: &Path, env: &[(&str, &str)], extra_args: &[&str], name: &str) -> Out {
+    let mut init = extra_args.to_vec();
+    init.push("init");
+    dravo_env(dir, env, &init).assert_success();
     let mut cmd = dravo_cmd(dir);
     cmd.args(extra_args).args([
         "oauth-apps",
@@ -678,10 +699,12 @@ fn database_path_from_the_file_is_used() {
         &dir.path().join("dravo.toml"),
         "[database]\npath = \"data/custom.db\"\n",
     );
-    let mut cmd = dravo_cmd(dir.path());
-    cmd.env_remove("DRAVO_DATABASE_PATH")
-        .args(["token", "issue", "--sub", "alice"]);
-    run_cmd(cmd, "").assert_success();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    for args in [&["init"][..], &["token", "issue", "--sub", "alice"]] {
+        let mut cmd = dravo_cmd(dir.path());
+        cmd.env_remove("DRAVO_DATABASE_PATH").args(args);
+        run_cmd(cmd, "").assert_success();
+    }
     assert!(dir.path().join("data/custom.db").exists());
     assert!(
         dir.path().join("data/dravo.key").exists(),
@@ -703,6 +726,9 @@ fn mode(path: &Path) -> u32 {
 fn zero_config_creates_a_0600_key_file_beside_the_database_and_reuses_it() {
     let dir = tempdir();
     // Truly zero configuration: no DRAVO_* variable at all, default database path.
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.env_remove("DRAVO_DATABASE_PATH").arg("init");
+    run_cmd(cmd, "").assert_success();
     let mut cmd = dravo_cmd(dir.path());
     cmd.env_remove("DRAVO_DATABASE_PATH").args([
         "oauth-apps",
@@ -739,13 +765,15 @@ fn zero_config_creates_a_0600_key_file_beside_the_database_and_reuses_it() {
 
 #[cfg(unix)]
 #[test]
-fn key_file_lands_beside_a_database_in_a_new_directory() {
+fn key_file_lands_beside_a_database_in_another_directory() {
     let dir = tempdir();
     let db = dir.path().join("state/nested/app.db");
-    let mut cmd = dravo_cmd(dir.path());
-    cmd.env("DRAVO_DATABASE_PATH", &db)
-        .args(["token", "issue", "--sub", "alice"]);
-    run_cmd(cmd, "").assert_success();
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    for args in [&["init"][..], &["token", "issue", "--sub", "alice"]] {
+        let mut cmd = dravo_cmd(dir.path());
+        cmd.env("DRAVO_DATABASE_PATH", &db).args(args);
+        run_cmd(cmd, "").assert_success();
+    }
     let key_file = dir.path().join("state/nested/dravo.key");
     assert!(db.exists());
     assert!(key_file.exists());
@@ -755,29 +783,33 @@ fn key_file_lands_beside_a_database_in_a_new_directory() {
 
 #[test]
 fn concurrent_first_runs_agree_on_one_key() {
-    // Several commands start at once in an empty directory: exactly one key file results,
-    // every command succeeds, and every token verifies against that key.
+    // Several `init`s start at once in an empty directory (say, a provisioning script run
+    // twice): exactly one key file results, every run succeeds, and every token issued
+    // afterwards verifies against that key.
     let dir = tempdir();
     let children: Vec<std::process::Child> = (0..8)
         .map(|_| {
             let mut cmd = dravo_cmd(dir.path());
-            cmd.args(["token", "issue", "--sub", "alice"])
+            cmd.arg("init")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             cmd.spawn().unwrap()
         })
         .collect();
-    let tokens: Vec<String> = children
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "a concurrent first run failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a concurrent first run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tokens: Vec<String> = (0..3)
+        .map(|_| {
+            let out = dravo(dir.path(), &["token", "issue", "--sub", "alice"]);
+            out.assert_success();
+            out.stdout.trim().to_owned()
         })
         .collect();
     let mut config = dravo::Config::default();
@@ -807,7 +839,8 @@ fn a_key_file_readable_by_group_or_others_is_refused_with_the_chmod_fix() {
     let dir = tempdir();
     let key_file = dir.path().join("dravo.key");
     let key = base64_key(64, 3);
-    write(&key_file, &format!("{key}\n"));
+    write_key_file(&key_file, &format!("{key}\n"));
+    init(dir.path(), &[]);
     let path = key_file.to_str().unwrap();
     let fix = format!("chmod 600 {path}");
     for m in [0o644, 0o640, 0o604] {
@@ -844,6 +877,7 @@ fn a_key_file_of_mode_0600_is_accepted() {
     let key_file = dir.path().join("dravo.key");
     write(&key_file, &format!("{}\n", base64_key(64, 4)));
     chmod(&key_file, 0o600);
+    init(dir.path(), &[]);
     dravo(dir.path(), TOKEN_ISSUE).assert_success();
     dravo(dir.path(), LIST).assert_success();
     chmod(&key_file, 0o400);
@@ -857,6 +891,10 @@ fn allow_insecure_key_file_accepts_a_0644_key_file() {
     let key_file = dir.path().join("dravo.key");
     write(&key_file, &format!("{}\n", base64_key(64, 5)));
     chmod(&key_file, 0o644);
+    init(
+        dir.path(),
+        &[("DRAVO_SECURITY_ALLOW_INSECURE_KEY_FILE", "true")],
+    );
     // From the environment (a string) ...
     dravo_env(
         dir.path(),
@@ -904,7 +942,7 @@ fn the_database_is_created_0600_and_a_looser_existing_one_gets_a_warning() {
     cmd.arg("-c")
         .arg("umask 022 && exec \"$0\" \"$@\"")
         .arg(plain.get_program())
-        .args(LIST)
+        .arg("init")
         .current_dir(dir.path());
     for (key, value) in plain.get_envs() {
         match value {

@@ -271,8 +271,25 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// `dravo init` in `dir` with extra environment: creates the database and key file unless
+/// they exist (a server started there creates them too).
+fn init(dir: &Path, env: &[(&str, &str)]) {
+    let mut cmd = dravo_cmd(dir);
+    cmd.arg("init");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run dravo init");
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `dravo token issue --sub SUB` in `dir` with extra environment.
 fn issue_token(dir: &Path, sub: &str, env: &[(&str, &str)]) -> String {
+    init(dir, env);
     let mut cmd = dravo_cmd(dir);
     cmd.args(["token", "issue", "--sub", sub]);
     for (k, v) in env {
@@ -984,6 +1001,7 @@ fn no_secret_appears_in_the_logs_even_at_debug_level() {
 fn the_cli_logs_no_secret_even_at_trace_level() {
     const CLIENT_SECRET: &str = "CLI-trace-s3cret-Jx2Qp5-distinct";
     let dir = tempdir();
+    init(dir.path(), &[]);
     let mut cmd = dravo_cmd(dir.path());
     cmd.env("RUST_LOG", "trace")
         .args([

@@ -29,6 +29,54 @@ use crate::store::{AccountRecord, AppRecord, SqliteStore, Store};
 
 const KEY_CHECK: &str = "master_key_check";
 
+/// Whether opening may create the database and key file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenMode {
+    CreateIfMissing,
+    Existing,
+}
+
+/// Refuses, in one line that says where the path came from, a database path that cannot be
+/// what the user meant: a directory, a file in a folder that does not exist (a typo, not a
+/// reason to create folders), or, for commands that only use a database, no file at all.
+fn check_database_path(config: &Config, mode: OpenMode) -> Result<()> {
+    let path = &config.database.path;
+    // The absolute path, then the path as given and where it came from.
+    let shown = format!(
+        "{} (database.path `{}`, from {})",
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.clone())
+            .display(),
+        path.display(),
+        config.origin.database_path
+    );
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(Error::config(format!(
+            "the database {shown} is a directory: name a file, such as {}",
+            path.join("dravo.db").display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+                return Err(Error::config(format!(
+                    "no database at {shown}: the directory {} does not exist",
+                    dir.display()
+                )));
+            }
+            match mode {
+                OpenMode::CreateIfMissing => Ok(()),
+                OpenMode::Existing => Err(Error::config(format!(
+                    "no database at {shown}: `dravo init` or `dravo serve` creates one; to use another, pass --database PATH or set DRAVO_DATABASE_PATH"
+                ))),
+            }
+        }
+        Err(e) => Err(Error::config(format!(
+            "cannot use the database {shown}: {e}"
+        ))),
+    }
+}
+
 /// A handle to the running core; cheap to clone.
 #[derive(Clone)]
 pub struct Dravo(Arc<Inner>);
@@ -110,12 +158,29 @@ impl Dravo {
         Self::open_with_clock(config, bound, Arc::new(SystemClock)).await
     }
 
+    /// Opens an existing database and its key, creating neither: what every command but
+    /// `serve` and `init` uses, so a command run in the wrong directory (or with a mistyped
+    /// path) says where it looked instead of starting an empty vault.
+    pub async fn open_existing(config: Config) -> Result<Dravo> {
+        Self::open_as(config, None, Arc::new(SystemClock), OpenMode::Existing).await
+    }
+
     /// `open` with a given clock (tests move it).
     pub async fn open_with_clock(
         config: Config,
         bound: Option<SocketAddr>,
         clock: Arc<dyn Clock>,
     ) -> Result<Dravo> {
+        Self::open_as(config, bound, clock, OpenMode::CreateIfMissing).await
+    }
+
+    async fn open_as(
+        config: Config,
+        bound: Option<SocketAddr>,
+        clock: Arc<dyn Clock>,
+        mode: OpenMode,
+    ) -> Result<Dravo> {
+        check_database_path(&config, mode)?;
         let path = config.database.path.clone();
         let store: Arc<dyn Store> = Arc::new(
             tokio::task::spawn_blocking(move || SqliteStore::open(&path))
@@ -125,7 +190,8 @@ impl Dravo {
         let recorded = store.meta_get(KEY_CHECK).await?;
         // Only a database that has never been sealed may get a fresh key file: creating one
         // for a used database would only hide that the real key is missing.
-        let master = MasterKey::load(&config, recorded.is_none())?;
+        let may_create_key = recorded.is_none() && mode == OpenMode::CreateIfMissing;
+        let master = MasterKey::load(&config, may_create_key)?;
         let keys = Keys::derive(&master);
         let stored = match recorded {
             Some(value) => value,

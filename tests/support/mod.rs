@@ -286,3 +286,24 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 }
+
+/// Opens the database in `dir` in-process (as the CLI does) and returns the stored client
+/// secret of app `id`.
+pub fn stored_secret(dir: &Path, owner: &str, id: &str) -> String {
+    let mut config = dravo::Config::default();
+    config.database.path = dir.join("dravo.db");
+    let owner = dravo::domain::Owner::parse("owner", owner).unwrap();
+    let id = dravo::domain::AppId::parse(id).unwrap();
+    let creds = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let dravo = dravo::Dravo::open(config, None)
+                .await
+                .expect("open the database the CLI wrote");
+            dravo.app_credentials(&owner, &id).await
+        })
+        .expect("app credentials");
+    creds.client_secret.expose().to_owned()
+}

@@ -145,16 +145,13 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file, switches it to WAL and applies any
     /// pending migrations. Blocking: call it off the async workers.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::store_caused(
-                    format!("cannot create the database directory {}", dir.display()),
-                    e,
-                )
-            })?;
-        }
         create_private(path)?;
         let manager = SqliteConnectionManager::file(path).with_init(init_connection);
+        // One connection first, so a file SQLite cannot use fails at once with SQLite's own
+        // reason, not after the pool's retries have logged it over seconds.
+        r2d2::ManageConnection::connect(&manager).map_err(|e| {
+            Error::store_caused(format!("cannot open the database {}", path.display()), e)
+        })?;
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
@@ -567,7 +564,7 @@ mod tests {
     #[tokio::test]
     async fn open_twice_and_meta_init_keeps_first_value() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub").join("t.db");
+        let path = dir.path().join("t.db");
         let a = SqliteStore::open(&path).unwrap();
         let b = SqliteStore::open(&path).unwrap();
         assert_eq!(a.meta_init("k", "one").await.unwrap(), "one");
