@@ -379,7 +379,7 @@ async fn oauth_apps(dravo: &Dravo, cmd: &OauthAppsCommand) -> Result<()> {
                 provider: args.provider,
                 name: AppName::parse(&args.name)?,
                 client_id: ClientId::parse(&args.client_id)?,
-                client_secret: read_secret(&args)?,
+                client_secret: read_secret(args)?,
                 scopes: args.scopes.as_deref().map(Scopes::parse_list).transpose()?,
             };
             let app = dravo.create_app(&owner, new).await?;
@@ -422,12 +422,12 @@ async fn oauth_apps(dravo: &Dravo, cmd: &OauthAppsCommand) -> Result<()> {
             json,
         } => {
             let owner = owner.parse()?;
-            let app = dravo.get_app(&owner, &AppId::parse(&app_id)?).await?;
+            let app = dravo.get_app(&owner, &AppId::parse(app_id)?).await?;
             print_app(&app, *json)
         }
         OauthAppsCommand::Delete { owner, app_id } => {
             let owner = owner.parse()?;
-            let id = AppId::parse(&app_id)?;
+            let id = AppId::parse(app_id)?;
             dravo.delete_app(&owner, &id).await?;
             print_line(&format!("deleted {id}"))
         }
@@ -468,7 +468,7 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
         } => {
             let owner = owner.parse()?;
             let account = dravo
-                .get_account(&owner, &AccountId::parse(&account_id)?)
+                .get_account(&owner, &AccountId::parse(account_id)?)
                 .await?;
             if *json {
                 return print_json(&AccountView::from(account));
