@@ -23,13 +23,7 @@ pub enum Error {
     /// No app given and no default app configured for the provider (HTTP 409).
     #[error("{0}")]
     NoDefaultApp(String),
-    /// Too many requests; try again after `retry_after_seconds` (HTTP 429).
-    #[error("{message}")]
-    RateLimited {
-        message: String,
-        retry_after_seconds: u64,
-    },
-    /// The provider refused or failed a call Dravo made for the caller (HTTP 502).
+    /// The provider refused or failed a call Dravo made.
     #[error(transparent)]
     Provider(#[from] ProviderError),
     /// The configuration cannot be used; names the key.

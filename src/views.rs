@@ -5,23 +5,43 @@ use poem_openapi::Object;
 use poem_openapi::types::Example;
 
 use crate::api::types::Checked;
+use crate::config::Config;
+use crate::domain::{Provider, Timestamp};
 use crate::service::{Account, OAuthApp};
+
+/// The ids and the base URL the examples use: ids of the form the server generates, and the
+/// public URL a fresh `dravo serve` has (the served spec swaps in the configured one).
+pub const EXAMPLE_APP_ID: &str = "oa_2k7q4m5n6p7r2s3t4v5w";
+pub const EXAMPLE_ACCOUNT_ID: &str = "acc_7d2kq4m5n6p7r2s3t4v5";
+
+/// The default public URL, which the examples' URLs start with.
+pub fn example_public_url() -> String {
+    Config::default().public_url(None)
+}
+
+/// 2026-01-01T00:00:00Z, the examples' creation time.
+const EXAMPLE_TIME: Timestamp = Timestamp::from_unix(1_767_225_600);
+
+fn example_provider() -> Checked<Provider> {
+    Checked("x".parse().expect("x is registered"))
+}
 
 /// A BYOK OAuth app. The client secret is never returned.
 #[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "OAuthApp", example)]
 pub struct OAuthAppView {
     /// `oa_` and 20 lowercase base32 characters.
+    #[oai(validator(pattern = r"^oa_[a-z2-7]{20}$"))]
     pub id: String,
-    pub provider: Checked<crate::domain::Provider>,
+    pub provider: Checked<Provider>,
     pub name: String,
     pub client_id: String,
     /// The callback URL to register at the provider.
     pub redirect_uri: String,
     /// The scopes Dravo will request.
     pub scopes: Vec<String>,
-    /// RFC 3339, UTC.
-    pub created_at: String,
+    /// When the app was stored (RFC 3339, UTC).
+    pub created_at: Checked<Timestamp>,
 }
 
 impl From<OAuthApp> for OAuthAppView {
@@ -33,7 +53,7 @@ impl From<OAuthApp> for OAuthAppView {
             client_id: app.client_id,
             redirect_uri: app.redirect_uri,
             scopes: app.scopes,
-            created_at: app.created_at.rfc3339(),
+            created_at: Checked(app.created_at),
         }
     }
 }
@@ -41,40 +61,49 @@ impl From<OAuthApp> for OAuthAppView {
 impl Example for OAuthAppView {
     fn example() -> Self {
         OAuthAppView {
-            id: "oa_1".into(),
-            provider: Checked("x".parse().expect("x is registered")),
+            id: EXAMPLE_APP_ID.into(),
+            provider: example_provider(),
             name: "My X App".into(),
             client_id: "…".into(),
-            redirect_uri: "https://api.dravo.dev/v1/oauth/x/callback".into(),
+            redirect_uri: format!("{}/v1/oauth/x/callback", example_public_url()),
             scopes: ["tweet.write", "media.write", "users.read", "offline.access"]
                 .map(String::from)
                 .to_vec(),
-            created_at: "2026-01-01T00:00:00Z".into(),
+            created_at: Checked(EXAMPLE_TIME),
         }
     }
 }
 
-/// A connected account.
+/// A connected account. Never a token.
 #[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "Account", example)]
 pub struct AccountView {
     /// `acc_` and 20 lowercase base32 characters.
+    #[oai(validator(pattern = r"^acc_[a-z2-7]{20}$"))]
     pub id: String,
-    pub provider: Checked<crate::domain::Provider>,
+    pub provider: Checked<Provider>,
     /// The BYOK app it was connected with; null for the provider's default app.
+    #[oai(nullable, validator(pattern = r"^oa_[a-z2-7]{20}$"))]
     pub oauth_app_id: Option<String>,
     /// The account's id at the provider.
     pub provider_account_id: String,
+    /// The handle at the provider; null when the provider has none or did not say.
+    #[oai(nullable)]
     pub username: Option<String>,
+    /// The display name at the provider; null when the provider did not say.
+    #[oai(nullable)]
     pub display_name: Option<String>,
     /// The scopes the user granted.
     pub scopes: Vec<String>,
     /// `active` or `needs_reauth`.
     pub status: String,
     /// When the access token expires (RFC 3339, UTC); null when the provider did not say.
-    pub expires_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    #[oai(nullable)]
+    pub expires_at: Option<Checked<Timestamp>>,
+    /// When the account was first connected (RFC 3339, UTC).
+    pub created_at: Checked<Timestamp>,
+    /// When it was last connected again or changed (RFC 3339, UTC).
+    pub updated_at: Checked<Timestamp>,
 }
 
 impl From<Account> for AccountView {
@@ -88,9 +117,9 @@ impl From<Account> for AccountView {
             display_name: a.display_name,
             scopes: a.scopes,
             status: a.status,
-            expires_at: a.expires_at.map(|t| t.rfc3339()),
-            created_at: a.created_at.rfc3339(),
-            updated_at: a.updated_at.rfc3339(),
+            expires_at: a.expires_at.map(Checked),
+            created_at: Checked(a.created_at),
+            updated_at: Checked(a.updated_at),
         }
     }
 }
@@ -98,9 +127,9 @@ impl From<Account> for AccountView {
 impl Example for AccountView {
     fn example() -> Self {
         AccountView {
-            id: "acc_7d2kq4m5n6p7r2s3t4v5".into(),
-            provider: Checked("x".parse().expect("x is registered")),
-            oauth_app_id: Some("oa_4f3ka2m7q9x2c5v8b1n6".into()),
+            id: EXAMPLE_ACCOUNT_ID.into(),
+            provider: example_provider(),
+            oauth_app_id: Some(EXAMPLE_APP_ID.into()),
             provider_account_id: "1234567890".into(),
             username: Some("dravo_dev".into()),
             display_name: Some("Dravo".into()),
@@ -108,9 +137,9 @@ impl Example for AccountView {
                 .map(String::from)
                 .to_vec(),
             status: "active".into(),
-            expires_at: Some("2026-01-01T02:00:00Z".into()),
-            created_at: "2026-01-01T00:00:00Z".into(),
-            updated_at: "2026-01-01T00:00:00Z".into(),
+            expires_at: Some(Checked(EXAMPLE_TIME.plus_seconds(7200))),
+            created_at: Checked(EXAMPLE_TIME),
+            updated_at: Checked(EXAMPLE_TIME),
         }
     }
 }

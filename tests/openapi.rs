@@ -75,10 +75,18 @@ async fn served_spec_equals_the_generated_spec() {
     let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(ct.starts_with("application/json"), "{ct}");
     let served: Value = resp.json().await.unwrap();
+    let expected: Value =
+        serde_json::from_str(&dravo::api::served_spec_json(app.dravo.public_url())).unwrap();
     assert!(
-        served == spec(),
-        "GET /openapi.json differs from spec_json()"
+        served == expected,
+        "GET /openapi.json differs from served_spec_json()"
     );
+    // Apart from naming the server, it is the committed document.
+    let mut unnamed = served.clone();
+    unnamed["servers"] = json!([]);
+    let named = unnamed.to_string();
+    let named = named.replace(&app.base_url, &dravo::views::example_public_url());
+    assert_eq!(serde_json::from_str::<Value>(&named).unwrap(), spec());
     app.stop().await;
 }
 
@@ -234,22 +242,21 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
         .collect();
     required.sort();
     assert_eq!(required, ["code", "message"]);
-    let codes = schemas["ErrorCode"]["enum"].as_array().unwrap();
-    for code in [
-        "invalid_request",
-        "unauthorized",
-        "not_found",
-        "method_not_allowed",
-        "conflict",
-        "no_default_app",
-        "payload_too_large",
-        "unsupported_media_type",
-        "rate_limited",
-        "internal",
-        "provider_error",
-    ] {
-        assert!(codes.contains(&json!(code)), "ErrorCode lacks {code}");
-    }
+    // Exactly the codes the server sends: `tests/error_codes.rs` provokes each one.
+    assert_eq!(
+        schemas["ErrorCode"]["enum"],
+        json!([
+            "invalid_request",
+            "unauthorized",
+            "not_found",
+            "method_not_allowed",
+            "conflict",
+            "no_default_app",
+            "payload_too_large",
+            "unsupported_media_type",
+            "internal",
+        ])
+    );
 }
 
 #[test]
@@ -350,15 +357,17 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
 }
 
 #[test]
-fn oauth_app_example_carries_the_seed_values() {
+fn oauth_app_example_carries_the_seed_values_with_a_real_id_and_url() {
     let spec = spec();
     let example = &spec["components"]["schemas"]["OAuthApp"]["example"];
-    assert_eq!(example["id"], "oa_1");
+    let id = example["id"].as_str().unwrap();
+    assert!(dravo::domain::AppId::parse(id).is_ok(), "{id}");
     assert_eq!(example["provider"], "x");
     assert_eq!(example["name"], "My X App");
+    // What a fresh `dravo serve` answers; the served spec names its own public URL.
     assert_eq!(
         example["redirect_uri"],
-        "https://api.dravo.dev/v1/oauth/x/callback"
+        "http://127.0.0.1:8080/v1/oauth/x/callback"
     );
     assert_eq!(
         example["scopes"],
@@ -408,13 +417,13 @@ fn create_body_schema_documents_the_limits() {
 }
 
 #[test]
-fn create_body_example_is_the_seed_request() {
+fn create_body_example_is_the_seed_request_under_its_own_name() {
     let spec = spec();
     assert_eq!(
         spec["components"]["schemas"]["CreateOAuthApp"]["example"],
         json!({
             "provider": "x",
-            "name": "My X App",
+            "name": "Swagger example app",
             "client_id": "…",
             "client_secret": "…",
         })
@@ -444,9 +453,33 @@ async fn every_v1_operation_in_the_spec_is_routed_and_guarded() {
     app.stop().await;
 }
 
+/// The app names README's quick start creates (`--name "…"` and `"name":"…"`).
+fn quick_start_app_names() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let re = regex::Regex::new(r#"(?:--name "([^"]+)"|"name":\s*"([^"]+)")"#).unwrap();
+    re.captures_iter(&readme)
+        .filter_map(|c| c.get(1).or(c.get(2)))
+        .map(|m| m.as_str().to_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 #[tokio::test]
-async fn create_body_example_is_accepted_by_the_server() {
+async fn create_body_example_is_accepted_after_the_quick_start() {
+    // The quick start's apps exist, as they would for someone who followed it and then
+    // opened /docs: the example's first Execute still creates an app (no 409).
     let app = spawn_app().await;
+    let names = quick_start_app_names();
+    assert!(!names.is_empty(), "README's quick start creates no app?");
+    for (i, name) in names.iter().enumerate() {
+        for provider in ["x", "linkedin"] {
+            let mut body = app_body(provider, name);
+            body["client_id"] = json!(format!("quick-start-{i}"));
+            app.create_ok("alice", &body).await;
+        }
+    }
     let example = spec()["components"]["schemas"]["CreateOAuthApp"]["example"].clone();
     assert!(example.is_object(), "CreateOAuthApp has no example");
     let resp = app.create_app("alice", &example).await;
@@ -457,4 +490,384 @@ async fn create_body_example_is_accepted_by_the_server() {
         resp.text().await.unwrap()
     );
     app.stop().await;
+}
+
+// ------------------------------------------------ what /docs shows and generated clients read
+
+/// Every operation in the spec: (path, method, operation).
+fn all_operations(spec: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            out.push((path.clone(), method.clone(), op.clone()));
+        }
+    }
+    out
+}
+
+/// The JSON media type object of a response, if it has one.
+fn json_media(response: &Value) -> Option<&Value> {
+    response["content"]
+        .as_object()?
+        .iter()
+        .find(|(media, _)| media.starts_with("application/json"))
+        .map(|(_, m)| m)
+}
+
+/// The example bodies a JSON error response shows: its `example`, or each of its `examples`.
+fn error_examples(response: &Value) -> Vec<Value> {
+    let Some(media) = json_media(response) else {
+        return vec![];
+    };
+    if !media["example"].is_null() {
+        return vec![media["example"].clone()];
+    }
+    media["examples"]
+        .as_object()
+        .map(|e| e.values().map(|x| x["value"].clone()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn optional_parameters_have_no_example_so_swagger_ui_prefills_nothing() {
+    let spec = spec();
+    let mut optional = 0;
+    for (path, method, op) in all_operations(&spec) {
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            if param["required"] == true {
+                continue;
+            }
+            optional += 1;
+            let name = &param["name"];
+            assert!(
+                param.get("example").is_none() && param["schema"].get("example").is_none(),
+                "{method} {path}: optional parameter {name} has an example: {param}"
+            );
+        }
+    }
+    assert!(optional >= 3, "the provider filters and start's options");
+}
+
+#[test]
+fn create_example_name_differs_from_every_quick_start_app() {
+    let example = &spec()["components"]["schemas"]["CreateOAuthApp"]["example"];
+    let name = example["name"].as_str().unwrap();
+    let names = quick_start_app_names();
+    assert!(!names.iter().any(|n| n == name), "{name} is in {names:?}");
+}
+
+#[test]
+fn each_error_status_shows_examples_of_its_own_codes() {
+    use poem_openapi::types::ParseFromJSON;
+    let spec = spec();
+    for (path, method, op) in all_operations(&spec) {
+        for (status, response) in op["responses"].as_object().unwrap() {
+            let Ok(status) = status.parse::<u16>() else {
+                continue;
+            };
+            if status < 400 || json_media(response).is_none() {
+                continue;
+            }
+            let examples = error_examples(response);
+            assert!(
+                !examples.is_empty(),
+                "{method} {path} {status} shows no example"
+            );
+            for example in examples {
+                let code = dravo::api::error::ErrorCode::parse_from_json(Some(
+                    example["error"]["code"].clone(),
+                ))
+                .unwrap_or_else(|_| panic!("{method} {path} {status}: {example}"));
+                assert_eq!(
+                    code.status().as_u16(),
+                    status,
+                    "{method} {path} {status} shows {example}"
+                );
+                let message = example["error"]["message"].as_str().unwrap_or_default();
+                assert!(!message.is_empty(), "{method} {path} {status}");
+            }
+            let description = response["description"].as_str().unwrap_or_default();
+            assert!(
+                !description.is_empty(),
+                "{method} {path} {status} has no description"
+            );
+        }
+    }
+}
+
+#[test]
+fn error_statuses_have_distinct_descriptions_and_examples() {
+    let spec = spec();
+    let op = &spec["paths"]["/v1/oauth-apps"]["post"];
+    let mut descriptions = std::collections::BTreeSet::new();
+    let mut examples = std::collections::BTreeSet::new();
+    let mut statuses = 0;
+    for (status, response) in op["responses"].as_object().unwrap() {
+        if !status.starts_with('4') && !status.starts_with('5') {
+            continue;
+        }
+        statuses += 1;
+        descriptions.insert(response["description"].to_string());
+        examples.insert(json!(error_examples(response)).to_string());
+    }
+    assert_eq!(descriptions.len(), statuses, "{op}");
+    assert_eq!(examples.len(), statuses, "{op}");
+    let unauthorized = error_examples(&op["responses"]["401"]);
+    assert_eq!(unauthorized[0]["error"]["code"], "unauthorized");
+}
+
+#[test]
+fn healthz_declares_only_200_and_500() {
+    let spec = spec();
+    let responses = spec["paths"]["/healthz"]["get"]["responses"]
+        .as_object()
+        .unwrap();
+    let statuses: Vec<&String> = responses.keys().collect();
+    assert_eq!(statuses, ["200", "500"]);
+    assert_eq!(
+        error_examples(&responses["500"]),
+        [json!({"error": {"code": "internal", "message": "internal server error"}})]
+    );
+}
+
+#[test]
+fn every_success_response_has_a_description() {
+    let spec = spec();
+    for (path, method, op) in all_operations(&spec) {
+        for (status, response) in op["responses"].as_object().unwrap() {
+            if status.starts_with('2') || status.starts_with('3') {
+                let description = response["description"].as_str().unwrap_or_default();
+                assert!(
+                    !description.trim().is_empty(),
+                    "{method} {path} {status} has no description"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_example_is_what_the_server_answers() {
+    let schema = &spec()["components"]["schemas"]["Health"];
+    assert_eq!(schema["example"], json!({"status": "ok"}));
+    let app = spawn_app().await;
+    let body: Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, schema["example"]);
+    app.stop().await;
+}
+
+/// Every string under an `example`/`examples` key, anywhere in the document.
+fn example_strings(value: &Value, in_example: bool, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if in_example => out.push(s.clone()),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| example_strings(v, in_example, out)),
+        Value::Object(map) => {
+            for (key, v) in map {
+                let example = in_example || key == "example" || key == "examples";
+                example_strings(v, example, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn example_ids_and_urls_look_like_the_servers() {
+    let spec = spec();
+    let mut strings = Vec::new();
+    example_strings(&spec, false, &mut strings);
+    let id = regex::Regex::new(r"\b(?:oa|acc)_\w+").unwrap();
+    let mut ids = 0;
+    for s in &strings {
+        for m in id.find_iter(s) {
+            ids += 1;
+            let m = m.as_str();
+            let ok = if m.starts_with("oa_") {
+                dravo::domain::AppId::parse(m).is_ok()
+            } else {
+                dravo::domain::AccountId::parse(m).is_ok()
+            };
+            assert!(ok, "example id {m} (in {s:?}) is not of the server's form");
+        }
+        assert!(!s.contains("api.dravo.dev"), "{s}");
+    }
+    assert!(ids >= 3, "{strings:?}");
+    // The committed document names no server: it must not depend on the machine.
+    assert_eq!(spec["servers"], json!([]));
+}
+
+#[tokio::test]
+async fn served_spec_names_the_configured_public_url() {
+    let app = support::spawn_app_with(|c| {
+        c.server.public_url = Some("https://dravo.example.com".parse().unwrap());
+    })
+    .await;
+    let served: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served["servers"][0]["url"], "https://dravo.example.com");
+    assert_eq!(
+        served["components"]["schemas"]["OAuthApp"]["example"]["redirect_uri"],
+        "https://dravo.example.com/v1/oauth/x/callback"
+    );
+    // Swagger UI shows the same document.
+    let html = app
+        .http
+        .get(app.url("/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("\"url\": \"https://dravo.example.com\""),
+        "/docs embeds another document"
+    );
+    assert!(
+        html.contains("Swagger example app"),
+        "/docs embeds another document"
+    );
+    app.stop().await;
+}
+
+#[test]
+fn fields_that_can_be_null_are_nullable() {
+    let spec = spec();
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    let mut checked = 0;
+    for name in ["OAuthApp", "Account"] {
+        let schema = &schemas[name];
+        let required: Vec<&Value> = schema["required"].as_array().unwrap().iter().collect();
+        for (field, prop) in schema["properties"].as_object().unwrap() {
+            // Every field of a response object is always present; the optional ones are null.
+            if !required.contains(&&json!(field)) {
+                checked += 1;
+                assert_eq!(prop["nullable"], true, "{name}.{field}");
+            } else {
+                assert!(prop.get("nullable").is_none(), "{name}.{field}");
+            }
+        }
+    }
+    assert_eq!(
+        checked, 4,
+        "oauth_app_id, username, display_name, expires_at"
+    );
+}
+
+#[test]
+fn timestamps_are_date_time() {
+    let spec = spec();
+    let mut seen = 0;
+    for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+        for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
+            if field.ends_with("_at") {
+                seen += 1;
+                assert_eq!(prop["format"], "date-time", "{name}.{field}");
+            }
+        }
+    }
+    assert_eq!(seen, 4, "OAuthApp.created_at and Account's three");
+}
+
+#[test]
+fn ids_carry_the_servers_pattern() {
+    use dravo::domain::{AccountId, AppId};
+    let spec = spec();
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(
+        schemas["OAuthApp"]["properties"]["id"]["pattern"],
+        AppId::PATTERN
+    );
+    assert_eq!(
+        schemas["Account"]["properties"]["id"]["pattern"],
+        AccountId::PATTERN
+    );
+    assert_eq!(
+        schemas["Account"]["properties"]["oauth_app_id"]["pattern"],
+        AppId::PATTERN
+    );
+    for (path, method, op) in all_operations(&spec) {
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            let expected = match param["name"].as_str().unwrap() {
+                "oauth_app_id" => AppId::PATTERN,
+                "id" if path.starts_with("/v1/accounts") => AccountId::PATTERN,
+                "id" => AppId::PATTERN,
+                _ => continue,
+            };
+            assert_eq!(param["schema"]["pattern"], expected, "{method} {path}");
+        }
+    }
+}
+
+#[test]
+fn callback_parameters_are_described() {
+    let spec = spec();
+    let params = spec["paths"][CALLBACK_PATH]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["provider", "code", "state", "error", "error_description"]
+    );
+    for p in params {
+        let description = p["description"].as_str().unwrap_or_default();
+        assert!(!description.is_empty(), "{} has no description", p["name"]);
+    }
+}
+
+#[test]
+fn tags_are_in_flow_order() {
+    let spec = spec();
+    let tags: Vec<&str> = spec["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["OAuth apps", "Connect", "Accounts", "Health"]);
+    // Operations appear in the same order, so Swagger UI reads top to bottom as the flow.
+    // (Read in document order: serde_json's map sorts keys, serde_yaml's keeps them.)
+    let ordered: serde_yaml::Value = serde_yaml::from_str(&dravo::api::spec_json()).unwrap();
+    let mut last = 0;
+    for (path, item) in ordered["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            let tag = op["tags"][0].as_str().unwrap();
+            let rank = tags.iter().position(|t| *t == tag).unwrap();
+            assert!(
+                rank >= last,
+                "{method:?} {path:?} ({tag}) comes after a later tag"
+            );
+            last = rank;
+        }
+    }
+}
+
+#[test]
+fn no_property_wraps_a_reference_in_all_of() {
+    // poem-openapi wraps a `$ref` field that has a doc comment in an `allOf`, which client
+    // generators reject ("Cannot take allOf a non-object").
+    let spec = spec();
+    for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+        for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
+            assert!(prop.get("allOf").is_none(), "{name}.{field}: {prop}");
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! `/v1/accounts`: connected accounts (read side). Never a token.
 
 use poem::web::Data;
-use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
 
 use crate::api::error::ApiError;
 use crate::api::payload::JsonBody;
@@ -13,6 +13,21 @@ use crate::domain::AccountId;
 use crate::domain::Provider;
 use crate::service::Dravo;
 use crate::views::AccountView;
+
+#[derive(ApiResponse)]
+pub enum AccountList {
+    /// Your connected accounts (of the provider asked for), oldest first; an empty array
+    /// when none.
+    #[oai(status = 200)]
+    Ok(JsonBody<Vec<AccountView>>),
+}
+
+#[derive(ApiResponse)]
+pub enum AccountFound {
+    /// The connected account.
+    #[oai(status = 200)]
+    Ok(Json<AccountView>),
+}
 
 pub struct AccountsApi;
 
@@ -28,7 +43,7 @@ impl AccountsApi {
         auth: DashboardAuth,
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
-    ) -> Result<JsonBody<Vec<AccountView>>, ApiError> {
+    ) -> Result<AccountList, ApiError> {
         let list = dravo
             .list_accounts_shared(&auth.0, provider.0.map(|p| p.0))
             .await?;
@@ -37,7 +52,7 @@ impl AccountsApi {
             let views: Vec<AccountView> = list.items.iter().cloned().map(Into::into).collect();
             JsonBody::render(&views)
         });
-        Ok(JsonBody::from_rendered(body.clone()))
+        Ok(AccountList::Ok(JsonBody::from_rendered(body.clone())))
     }
 
     /// Get a connected account
@@ -47,8 +62,8 @@ impl AccountsApi {
         dravo: Data<&Dravo>,
         auth: DashboardAuth,
         id: Path<Checked<AccountId>>,
-    ) -> Result<Json<AccountView>, ApiError> {
+    ) -> Result<AccountFound, ApiError> {
         let account = dravo.get_account(&auth.0, &id.0.0).await?;
-        Ok(Json(account.into()))
+        Ok(AccountFound::Ok(Json(account.into())))
     }
 }

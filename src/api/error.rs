@@ -5,12 +5,12 @@
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
-use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object};
 
 use crate::error::Error;
 
-/// The `code` of an error body.
+/// The `code` of an error body: machine-readable, snake_case. Exactly the codes this server
+/// can answer with; README's "Error codes" table says when each one happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -22,126 +22,130 @@ pub enum ErrorCode {
     NoDefaultApp,
     PayloadTooLarge,
     UnsupportedMediaType,
-    RateLimited,
     Internal,
-    ProviderError,
+}
+
+impl ErrorCode {
+    /// The one status each code is sent with.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict | ErrorCode::NoDefaultApp => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
-    /// Machine-readable, snake_case.
+    // No doc comment here: poem-openapi would wrap the `$ref` in an `allOf` to attach it,
+    // which client generators reject; `ErrorCode` carries the description.
     pub code: ErrorCode,
     /// One human sentence.
     pub message: String,
 }
 
-/// Every non-2xx response has this body.
+/// Every non-2xx response has this body. Each error response of the spec shows the
+/// examples of its own codes.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-impl Example for ErrorBody {
-    fn example() -> Self {
-        ErrorBody {
+const BEARER_CHALLENGE: &str = "Bearer";
+/// The 401 message when no bearer token was sent.
+pub(crate) const MISSING_TOKEN: &str =
+    "a bearer token is required: send `Authorization: Bearer <JWT>`";
+pub(crate) const NOT_ALLOWED: &str = "this endpoint does not accept that HTTP method";
+pub(crate) const NOT_JSON: &str =
+    "the request body must be JSON, sent with `Content-Type: application/json`";
+
+/// The error responses the typed endpoints declare and return. Each description says what
+/// the status means here; `api::spec` adds the example bodies of the codes sent with it.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// `invalid_request`: malformed JSON, a missing, unknown or out-of-range field or
+    /// parameter, or an OAuth app of another provider.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// `unauthorized`: the bearer token is missing, malformed, expired or wrongly signed.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// `not_found`: no such object for this tenant (another tenant's objects look missing).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// `conflict`: an app with this name already exists for the provider; or
+    /// `no_default_app`: no `oauth_app_id` given and no default app configured.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// `payload_too_large`: the request body is larger than 64 KiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// `unsupported_media_type`: the request body is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// `internal`: something failed inside Dravo; the details are in its log, never here.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+/// The only failure `/healthz` declares: the database did not answer.
+#[derive(Debug, ApiResponse)]
+pub enum HealthError {
+    /// `internal`: the database did not answer; the details are in Dravo's log.
+    #[oai(status = 500)]
+    Unavailable(Json<ErrorBody>),
+}
+
+impl From<Error> for HealthError {
+    fn from(err: Error) -> Self {
+        tracing::error!(error = %err, "health check failed");
+        HealthError::Unavailable(Json(ErrorBody {
             error: ErrorDetail {
-                code: ErrorCode::InvalidRequest,
-                message: "name must be 1 to 120 characters long (got 0)".into(),
+                code: ErrorCode::Internal,
+                message: INTERNAL_MESSAGE.to_owned(),
             },
-        }
+        }))
     }
 }
 
-const BEARER_CHALLENGE: &str = "Bearer";
-const NOT_JSON: &str = "the request body must be JSON, sent with `Content-Type: application/json`";
-
-/// The error responses the typed endpoints declare and return.
-#[derive(Debug, ApiResponse)]
-pub enum ApiError {
-    /// The request is malformed: bad JSON, a missing, unknown or out-of-range field.
-    #[oai(status = 400)]
-    BadRequest(Json<ErrorBody>),
-    /// The bearer token is missing, malformed, expired or wrongly signed.
-    #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
-    /// No such object for this tenant.
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// The change clashes with stored data (a duplicate name), or no default app is set.
-    #[oai(status = 409)]
-    Conflict(Json<ErrorBody>),
-    /// The request body is larger than 64 KiB.
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ErrorBody>),
-    /// The request body is not `application/json`.
-    #[oai(status = 415)]
-    UnsupportedMediaType(Json<ErrorBody>),
-    /// Too many requests: wait `Retry-After` seconds.
-    #[oai(status = 429)]
-    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
-    /// Something failed inside Dravo; the details are in its log.
-    #[oai(status = 500)]
-    Internal(Json<ErrorBody>),
-    /// The provider refused or failed; the message carries the provider's own error code
-    /// and description.
-    #[oai(status = 502)]
-    BadGateway(Json<ErrorBody>),
-}
-
-/// What a core error becomes: status, code, message, and `Retry-After` for 429.
+/// What a core error becomes: its code (which fixes the status) and message.
 struct Classified {
-    status: StatusCode,
     code: ErrorCode,
     message: String,
-    retry_after: Option<u64>,
 }
+
+/// The whole message of every 500: the details go to the log only.
+pub(crate) const INTERNAL_MESSAGE: &str = "internal server error";
 
 /// The one mapping from core errors to HTTP. Internal details are logged here and replaced by
 /// a generic sentence.
 fn classify(err: &Error) -> Classified {
-    let plain = |status, code, message: &str| Classified {
-        status,
+    let plain = |code, message: &str| Classified {
         code,
         message: message.to_owned(),
-        retry_after: None,
     };
     match err {
-        Error::InvalidRequest(m) => plain(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, m),
-        Error::Unauthorized(m) => plain(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m),
-        Error::NotFound(m) => plain(StatusCode::NOT_FOUND, ErrorCode::NotFound, m),
-        Error::Conflict(m) => plain(StatusCode::CONFLICT, ErrorCode::Conflict, m),
-        Error::NoDefaultApp(m) => plain(StatusCode::CONFLICT, ErrorCode::NoDefaultApp, m),
-        Error::RateLimited {
-            message,
-            retry_after_seconds,
-        } => Classified {
-            retry_after: Some(*retry_after_seconds),
-            ..plain(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                message,
-            )
-        },
-        Error::Provider(e) => {
-            tracing::warn!(error = %e, "a provider call failed");
-            let message = match e.description() {
-                d if d.is_empty() => format!("the provider answered `{}`", e.code()),
-                d => format!("the provider answered `{}`: {d}", e.code()),
-            };
-            plain(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, &message)
-        }
-        Error::Config(_)
+        Error::InvalidRequest(m) => plain(ErrorCode::InvalidRequest, m),
+        Error::Unauthorized(m) => plain(ErrorCode::Unauthorized, m),
+        Error::NotFound(m) => plain(ErrorCode::NotFound, m),
+        Error::Conflict(m) => plain(ErrorCode::Conflict, m),
+        Error::NoDefaultApp(m) => plain(ErrorCode::NoDefaultApp, m),
+        // No endpoint calls a provider for the caller (the callback answers with a redirect or
+        // a page), so a provider failure reaching here is a fault of Dravo's.
+        Error::Provider(_)
+        | Error::Config(_)
         | Error::Key(_)
         | Error::Unseal(_)
         | Error::Store { .. }
         | Error::Internal(_) => {
             tracing::error!(error = %err, "request failed");
-            plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                "internal server error",
-            )
+            plain(ErrorCode::Internal, INTERNAL_MESSAGE)
         }
     }
 }
@@ -155,16 +159,15 @@ impl From<Error> for ApiError {
                 message: c.message,
             },
         });
-        match c.status {
-            StatusCode::BAD_REQUEST => ApiError::BadRequest(body),
-            StatusCode::UNAUTHORIZED => ApiError::Unauthorized(body, BEARER_CHALLENGE.into()),
-            StatusCode::NOT_FOUND => ApiError::NotFound(body),
-            StatusCode::CONFLICT => ApiError::Conflict(body),
-            StatusCode::TOO_MANY_REQUESTS => {
-                ApiError::TooManyRequests(body, c.retry_after.unwrap_or(1))
-            }
-            StatusCode::BAD_GATEWAY => ApiError::BadGateway(body),
-            _ => ApiError::Internal(body),
+        match c.code {
+            ErrorCode::InvalidRequest => ApiError::BadRequest(body),
+            ErrorCode::Unauthorized => ApiError::Unauthorized(body, BEARER_CHALLENGE.into()),
+            ErrorCode::NotFound => ApiError::NotFound(body),
+            ErrorCode::Conflict | ErrorCode::NoDefaultApp => ApiError::Conflict(body),
+            ErrorCode::PayloadTooLarge => ApiError::PayloadTooLarge(body),
+            ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),
+            // Not a core error's code: endpoints never see a 405.
+            ErrorCode::MethodNotAllowed | ErrorCode::Internal => ApiError::Internal(body),
         }
     }
 }
@@ -177,7 +180,7 @@ pub struct CoreError(pub Error);
 
 impl poem::error::ResponseError for CoreError {
     fn status(&self) -> StatusCode {
-        classify(&self.0).status
+        classify(&self.0).code.status()
     }
 }
 
@@ -223,13 +226,14 @@ fn parameter_message(reason: &str) -> String {
     format!("invalid {own}")
 }
 
-fn json_response(status: StatusCode, code: ErrorCode, message: String) -> Response {
+/// The JSON error body with the status its code fixes.
+fn json_response(code: ErrorCode, message: String) -> Response {
     let mut resp = Json(ErrorBody {
         error: ErrorDetail { code, message },
     })
     .into_response();
-    resp.set_status(status);
-    if status == StatusCode::UNAUTHORIZED {
+    resp.set_status(code.status());
+    if code == ErrorCode::Unauthorized {
         resp.headers_mut().insert(
             poem::http::header::WWW_AUTHENTICATE,
             poem::http::HeaderValue::from_static(BEARER_CHALLENGE),
@@ -250,48 +254,29 @@ pub fn render_poem_error(err: poem::Error) -> Response {
     }
     if let Some(CoreError(core)) = err.downcast_ref::<CoreError>() {
         let c = classify(core);
-        let mut resp = json_response(c.status, c.code, c.message);
-        if let Some(seconds) = c.retry_after {
-            resp.headers_mut().insert(
-                poem::http::header::RETRY_AFTER,
-                poem::http::HeaderValue::from(seconds),
-            );
-        }
-        return resp;
+        return json_response(c.code, c.message);
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
         let message = format!("invalid request body: {}", clean_parse_reason(&e.reason));
-        return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
+        return json_response(ErrorCode::InvalidRequest, message);
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {
         let message = parameter_message(&e.reason);
-        return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
+        return json_response(ErrorCode::InvalidRequest, message);
     }
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
         let message = parameter_message(&format!("parameter `{}`: {}", e.name, e.reason));
-        return json_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message);
+        return json_response(ErrorCode::InvalidRequest, message);
     }
     if err.is::<ContentTypeError>() {
-        return json_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::UnsupportedMediaType,
-            NOT_JSON.into(),
-        );
+        return json_response(ErrorCode::UnsupportedMediaType, NOT_JSON.into());
     }
     if err.is::<AuthorizationError>() {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "a bearer token is required: send `Authorization: Bearer <JWT>`".into(),
-        );
+        return json_response(ErrorCode::Unauthorized, MISSING_TOKEN.into());
     }
-    let status = err.status();
-    let (code, message) = match status {
+    let (code, message) = match err.status() {
         StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such endpoint".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            ErrorCode::MethodNotAllowed,
-            "this endpoint does not accept that HTTP method".to_owned(),
-        ),
+        StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, NOT_ALLOWED.to_owned()),
         StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, err.to_string()),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorCode::UnsupportedMediaType, NOT_JSON.into()),
         StatusCode::UNAUTHORIZED => (ErrorCode::Unauthorized, "authentication failed".into()),
@@ -301,16 +286,11 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         ),
         _ => {
             tracing::error!(error = %err, "request failed");
-            (ErrorCode::Internal, "internal server error".into())
+            (ErrorCode::Internal, INTERNAL_MESSAGE.into())
         }
     };
-    // Keep the status for known client errors; anything else is a 400 or 500 per its code.
-    let status = match code {
-        ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => status,
-    };
-    json_response(status, code, message)
+    // Known client errors keep their status; any other becomes a 400, a server error a 500.
+    json_response(code, message)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod health;
 pub mod oauth;
 pub mod oauth_apps;
 pub mod payload;
+pub mod spec;
 pub mod types;
 
 use std::time::Instant;
@@ -23,18 +24,29 @@ use crate::service::Dravo;
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The spec's tags. poem-openapi lists tags by name; `api::spec` puts them in `FLOW` order,
+/// which Swagger UI follows.
 #[derive(Tags)]
 pub enum ApiTags {
-    /// Connect an account interactively: the provider's consent screen and Dravo's callback.
-    #[oai(rename = "OAuth")]
-    Oauth,
-    /// BYOK OAuth app configs: your client_id/client_secret per provider.
+    /// BYOK OAuth app configs: your client_id/client_secret per provider. Start here.
     #[oai(rename = "OAuth apps")]
     OauthApps,
+    /// Connect an account interactively: the provider's consent screen and Dravo's callback.
+    Connect,
     /// Connected accounts.
     Accounts,
     /// Liveness.
     Health,
+}
+
+impl ApiTags {
+    /// The order a person meets them in: store an app, connect, read accounts; health last.
+    pub const FLOW: [ApiTags; 4] = [
+        ApiTags::OauthApps,
+        ApiTags::Connect,
+        ApiTags::Accounts,
+        ApiTags::Health,
+    ];
 }
 
 /// Dashboard JWT: `Authorization: Bearer <JWT>`; the tenant is the `auth.tenant_claim` claim.
@@ -56,9 +68,10 @@ async fn check_dashboard_token(req: &Request, bearer: Bearer) -> poem::Result<Ow
         .map_err(|e| poem::Error::from(CoreError(e)))
 }
 
+/// In `ApiTags::FLOW` order, which is also the order of the spec's paths.
 type Apis = (
-    oauth::OAuthApi,
     oauth_apps::OAuthAppsApi,
+    oauth::OAuthApi,
     accounts::AccountsApi,
     health::HealthApi,
 );
@@ -66,8 +79,8 @@ type Apis = (
 fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
-            oauth::OAuthApi,
             oauth_apps::OAuthAppsApi,
+            oauth::OAuthApi,
             accounts::AccountsApi,
             health::HealthApi,
         ),
@@ -80,21 +93,29 @@ fn api_service() -> OpenApiService<Apis, ()> {
     )
 }
 
-/// The OpenAPI document as pretty JSON (what `/openapi.json` serves and `openapi/dravo.json` holds).
+/// The OpenAPI document as pretty JSON, without `servers`: what `openapi/dravo.json` holds
+/// and `dravo openapi` prints, the same on every machine.
 pub fn spec_json() -> String {
-    api_service().spec()
+    spec::Spec::new(&api_service(), None).json()
 }
 
-/// The OpenAPI document as YAML.
+/// The OpenAPI document as YAML, like `spec_json`.
 pub fn spec_yaml() -> String {
-    api_service().spec_yaml()
+    spec::Spec::new(&api_service(), None).yaml()
+}
+
+/// The OpenAPI document a server at `public_url` serves: `spec_json` with that URL in
+/// `servers` (so "Try it out" reaches it) and in the examples' URLs.
+pub fn served_spec_json(public_url: &str) -> String {
+    spec::Spec::new(&api_service(), Some(public_url)).json()
 }
 
 /// Builds the whole HTTP application around a core.
 pub fn build_app(dravo: Dravo) -> impl Endpoint<Output = Response> {
     let service = api_service();
-    let docs = service.swagger_ui();
-    let spec = service.spec_endpoint();
+    let served = spec::Spec::new(&service, Some(dravo.public_url()));
+    let docs = served.swagger_ui(&service);
+    let spec = served.endpoint();
     Route::new()
         .nest("/", service)
         .at("/openapi.json", spec)

@@ -31,6 +31,13 @@ impl Example for StartResponse {
 }
 
 #[derive(ApiResponse)]
+pub enum Started {
+    /// The provider's consent screen: redirect the user's browser to `authorize_url`.
+    #[oai(status = 200)]
+    Ok(JsonBody<StartResponse>),
+}
+
+#[derive(ApiResponse)]
 pub enum CallbackResponse {
     /// Back to the dashboard: `status=connected&provider=…&account_id=…`, or
     /// `status=error&provider=…&error=…` when the provider refused or the user declined.
@@ -66,7 +73,7 @@ fn page(title: &str, message: &str) -> Html<String> {
 
 pub struct OAuthApi;
 
-#[OpenApi(tag = "ApiTags::Oauth")]
+#[OpenApi(tag = "ApiTags::Connect")]
 impl OAuthApi {
     /// Start the OAuth flow
     ///
@@ -88,7 +95,7 @@ impl OAuthApi {
         /// Where the browser goes after the callback; must start with one of
         /// `dashboard.allowed_return_urls`.
         return_url: Query<Option<String>>,
-    ) -> Result<JsonBody<StartResponse>, ApiError> {
+    ) -> Result<Started, ApiError> {
         let app_id = oauth_app_id.0.map(|c| c.0);
         let authorize_url = dravo
             .start_connect(
@@ -98,7 +105,7 @@ impl OAuthApi {
                 return_url.0.as_deref(),
             )
             .await?;
-        Ok(JsonBody::of(&StartResponse { authorize_url }))
+        Ok(Started::Ok(JsonBody::of(&StartResponse { authorize_url })))
     }
 
     /// OAuth callback
@@ -113,10 +120,16 @@ impl OAuthApi {
     async fn callback(
         &self,
         dravo: Data<&Dravo>,
+        /// The provider whose consent screen sent the browser here.
         provider: Path<Checked<Provider>>,
+        /// The authorization code to exchange; absent when the user declined or the provider
+        /// failed.
         code: Query<Option<String>>,
+        /// The sealed, single-use state Dravo put in the consent URL; required.
         state: Query<Option<String>>,
+        /// The provider's OAuth error code (e.g. `access_denied`) instead of a `code`.
         error: Query<Option<String>>,
+        /// The provider's human description of `error`.
         error_description: Query<Option<String>>,
     ) -> CallbackResponse {
         let params = CallbackParams {

@@ -31,11 +31,15 @@ pub struct CreateOAuthApp {
     pub scopes: Option<ScopeList>,
 }
 
+/// The name of the example app: not the quick start's ("My X App"), so the first "Try it
+/// out" in Swagger UI creates an app instead of answering 409.
+pub const EXAMPLE_APP_NAME: &str = "Swagger example app";
+
 impl Example for CreateOAuthApp {
     fn example() -> Self {
         CreateOAuthApp {
             provider: Checked("x".parse().expect("x is registered")),
-            name: Checked(AppName::parse("My X App").expect("valid")),
+            name: Checked(AppName::parse(EXAMPLE_APP_NAME).expect("valid")),
             client_id: Checked(ClientId::parse("…").expect("valid")),
             client_secret: Checked(ClientSecret::parse("…").expect("valid")),
             scopes: None,
@@ -45,14 +49,29 @@ impl Example for CreateOAuthApp {
 
 #[derive(ApiResponse)]
 pub enum CreatedApp {
-    /// Created.
+    /// Created: the stored app, with the `redirect_uri` to register at the provider;
+    /// `Location` is its URL.
     #[oai(status = 201)]
     Created(Json<OAuthAppView>, #[oai(header = "Location")] String),
 }
 
 #[derive(ApiResponse)]
+pub enum AppList {
+    /// Your OAuth apps (of the provider asked for), oldest first; an empty array when none.
+    #[oai(status = 200)]
+    Ok(JsonBody<Vec<OAuthAppView>>),
+}
+
+#[derive(ApiResponse)]
+pub enum AppFound {
+    /// The OAuth app.
+    #[oai(status = 200)]
+    Ok(Json<OAuthAppView>),
+}
+
+#[derive(ApiResponse)]
 pub enum Deleted {
-    /// Deleted.
+    /// Deleted, with its sealed secret.
     #[oai(status = 204)]
     NoContent,
 }
@@ -104,7 +123,7 @@ impl OAuthAppsApi {
         auth: DashboardAuth,
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
-    ) -> Result<JsonBody<Vec<OAuthAppView>>, ApiError> {
+    ) -> Result<AppList, ApiError> {
         let list = dravo
             .list_apps_shared(&auth.0, provider.0.map(|p| p.0))
             .await?;
@@ -113,7 +132,7 @@ impl OAuthAppsApi {
             let views: Vec<OAuthAppView> = list.items.iter().cloned().map(Into::into).collect();
             JsonBody::render(&views)
         });
-        Ok(JsonBody::from_rendered(body.clone()))
+        Ok(AppList::Ok(JsonBody::from_rendered(body.clone())))
     }
 
     /// Get an OAuth app
@@ -127,9 +146,9 @@ impl OAuthAppsApi {
         dravo: Data<&Dravo>,
         auth: DashboardAuth,
         id: Path<Checked<AppId>>,
-    ) -> Result<Json<OAuthAppView>, ApiError> {
+    ) -> Result<AppFound, ApiError> {
         let app = dravo.get_app(&auth.0, &id.0.0).await?;
-        Ok(Json(app.into()))
+        Ok(AppFound::Ok(Json(app.into())))
     }
 
     /// Delete an OAuth app

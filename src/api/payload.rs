@@ -1,4 +1,4 @@
-//! `JsonBody<T>`: a JSON response documented as `T` (its poem-openapi schema) but sent from
+//! `JsonBody<T>`: a JSON payload documented as `T` (its poem-openapi schema) but sent from
 //! bytes rendered earlier by serde, straight from `T`, without building a `serde_json::Value`
 //! tree first. The hot reads (lists of apps and accounts) keep their rendered body with the
 //! shared list, so while nothing changes they render once. A test in `views` proves serde and
@@ -8,15 +8,15 @@ use std::marker::PhantomData;
 
 use bytes::Bytes;
 use poem::{IntoResponse, Response};
-use poem_openapi::ApiResponse;
 use poem_openapi::payload::Payload;
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use serde::Serialize;
 
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
-/// A 200 JSON response whose body is already rendered from a `T`.
+/// A JSON body already rendered from a `T`. Endpoints return it inside an `ApiResponse`
+/// enum, whose doc comment describes the response.
 pub struct JsonBody<T> {
     bytes: Bytes,
     _shape: PhantomData<fn() -> T>,
@@ -60,26 +60,5 @@ impl<T> IntoResponse for JsonBody<T> {
         Response::builder()
             .content_type(CONTENT_TYPE)
             .body(self.bytes)
-    }
-}
-
-impl<T: Type> ApiResponse for JsonBody<T> {
-    fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: vec![MetaResponse {
-                description: "",
-                status: Some(200),
-                status_range: None,
-                content: vec![MetaMediaType {
-                    content_type: CONTENT_TYPE,
-                    schema: T::schema_ref(),
-                }],
-                headers: vec![],
-            }],
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
     }
 }

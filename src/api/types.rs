@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::domain::{
     AccountId, AppId, AppName, BIDI_CONTROLS, ClientId, ClientSecret, INVISIBLE, Provider, Scopes,
+    Timestamp,
 };
 use crate::error::Error;
 use crate::providers;
@@ -129,7 +130,8 @@ impl ApiString for Provider {
         });
         schema.description = Some(description.as_str());
         schema.enum_items = providers::ids().map(|p| Value::from(p.as_str())).collect();
-        schema.example = Some("x".into());
+        // No example: Swagger UI would pre-fill it into the optional `provider` filters,
+        // hiding every other provider's rows. Object examples name a provider themselves.
     }
     fn parse_str(value: &str) -> Result<Self, Error> {
         value
@@ -225,6 +227,23 @@ prefixed_id!(
     AccountId,
     "A connected account id: `acc_` and 20 lowercase base32 characters."
 );
+
+impl ApiString for Timestamp {
+    const TYPE_NAME: &'static str = "Timestamp";
+    const FIELD: &'static str = "timestamp";
+    fn describe(schema: &mut MetaSchema) {
+        schema.format = Some("date-time");
+        schema.description = Some("RFC 3339, UTC, whole seconds.");
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        let t = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| Error::invalid(format!("`{value}` is not an RFC 3339 time: {e}")))?;
+        Ok(Timestamp::from_unix(t.unix_timestamp()))
+    }
+    fn to_api_string(&self) -> String {
+        self.rfc3339()
+    }
+}
 
 /// The optional scope list of a new app.
 #[derive(Debug, Clone)]

@@ -1,0 +1,271 @@
+//! The OpenAPI document as people (Swagger UI at `/docs`) and client generators read it:
+//! poem-openapi's document plus what its derives cannot say:
+//! - tags in `ApiTags::FLOW` order (poem-openapi sorts them by name);
+//! - on each JSON error response, an example body for every code sent with that status
+//!   (poem-openapi's responses carry no example, and a schema example is the same everywhere);
+//! - when a server serves it, its public URL in `servers` and in the examples' URLs.
+//!
+//! The document is edited as a `serde_yaml::Value` because its mappings keep key order;
+//! `serde_json::Value` (without the crate-wide `preserve_order`) would sort every key.
+
+use poem::endpoint::make_sync;
+use poem::web::Html;
+use poem::{Endpoint, Response, Route};
+use poem_openapi::types::ParseFromJSON;
+use poem_openapi::{OpenApi, OpenApiService, Tags, Webhook};
+use serde_yaml::{Mapping, Value};
+
+use crate::api::ApiTags;
+use crate::api::error::{ErrorBody, ErrorCode, ErrorDetail, INTERNAL_MESSAGE, MISSING_TOKEN};
+use crate::api::error::{NOT_ALLOWED, NOT_JSON};
+use crate::api::oauth_apps::EXAMPLE_APP_NAME;
+use crate::domain::{AccountId, AppId, AppName, Provider};
+use crate::views::{EXAMPLE_ACCOUNT_ID, EXAMPLE_APP_ID, example_public_url};
+
+/// A finished OpenAPI document.
+pub struct Spec {
+    doc: Value,
+}
+
+impl Spec {
+    /// `service`'s document, finished; `public_url` is the serving server's, if any.
+    pub fn new<T: OpenApi, W: Webhook>(
+        service: &OpenApiService<T, W>,
+        public_url: Option<&str>,
+    ) -> Spec {
+        let mut doc: Value =
+            serde_json::from_str(&service.spec()).expect("poem-openapi writes a JSON document");
+        order_tags(&mut doc);
+        add_error_examples(&mut doc);
+        if let Some(url) = public_url {
+            serve_from(&mut doc, url);
+        }
+        Spec { doc }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(&self.doc).expect("a JSON document stays JSON")
+    }
+
+    pub fn yaml(&self) -> String {
+        serde_yaml::to_string(&self.doc).expect("a JSON document is YAML")
+    }
+
+    /// `GET /openapi.json`.
+    pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        let body = self.json();
+        make_sync(move |_| {
+            Response::builder()
+                .content_type("application/json")
+                .body(body.clone())
+        })
+    }
+
+    /// Swagger UI over this document. poem-openapi's page embeds its own document verbatim;
+    /// this one takes its place.
+    pub fn swagger_ui<T: OpenApi, W: Webhook>(
+        &self,
+        service: &OpenApiService<T, W>,
+    ) -> impl Endpoint + 'static {
+        let generated = service.spec();
+        let page = service.swagger_ui_html();
+        assert!(
+            page.contains(&generated),
+            "Swagger UI's page no longer embeds the document verbatim"
+        );
+        let page = page.replacen(&generated, &self.json(), 1);
+        Route::new().at("/", make_sync(move |_| Html(page.clone())))
+    }
+}
+
+fn order_tags(doc: &mut Value) {
+    let Some(Value::Sequence(tags)) = doc.get_mut("tags") else {
+        return;
+    };
+    let rank = |tag: &Value| {
+        let name = tag.get("name").and_then(Value::as_str);
+        ApiTags::FLOW
+            .iter()
+            .position(|t| Some(t.name()) == name)
+            .unwrap_or(usize::MAX)
+    };
+    tags.sort_by_key(rank);
+}
+
+/// Every code of the `ErrorCode` schema, read back through the type itself.
+fn error_codes(doc: &Value) -> Vec<ErrorCode> {
+    let names = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    names
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|name| {
+            ErrorCode::parse_from_json(Some(name.into()))
+                .unwrap_or_else(|_| panic!("`{name}` is in the ErrorCode schema"))
+        })
+        .collect()
+}
+
+/// What an operation's examples can be specific about.
+struct Operation<'a> {
+    path: &'a str,
+    has_body: bool,
+}
+
+/// A real message for `code` on this operation: the sentence the server sends (the parse
+/// errors come from the domain types themselves).
+fn example_message(code: ErrorCode, op: &Operation) -> String {
+    let accounts = op.path.starts_with("/v1/accounts");
+    match code {
+        ErrorCode::InvalidRequest if op.has_body => format!(
+            "invalid request body: {}",
+            AppName::parse("").expect_err("an empty name is refused")
+        ),
+        ErrorCode::InvalidRequest if op.path.contains("{id}") => {
+            // A numeric id, as other APIs use.
+            let error = if accounts {
+                AccountId::parse("42").expect_err("not an account id")
+            } else {
+                AppId::parse("42").expect_err("not an app id")
+            };
+            format!("invalid parameter `id`: {error}")
+        }
+        ErrorCode::InvalidRequest => format!(
+            "invalid parameter `provider`: {}",
+            "myspace"
+                .parse::<Provider>()
+                .expect_err("myspace is not a provider")
+        ),
+        ErrorCode::Unauthorized => MISSING_TOKEN.into(),
+        ErrorCode::NotFound if accounts => format!("no account with id {EXAMPLE_ACCOUNT_ID}"),
+        ErrorCode::NotFound => format!("no OAuth app with id {EXAMPLE_APP_ID}"),
+        ErrorCode::MethodNotAllowed => NOT_ALLOWED.into(),
+        ErrorCode::Conflict => {
+            format!("an OAuth app named `{EXAMPLE_APP_NAME}` already exists for provider x")
+        }
+        ErrorCode::NoDefaultApp => "no default app is configured for x: set providers.x.client_id \
+             and client_secret, or pass oauth_app_id"
+            .into(),
+        ErrorCode::PayloadTooLarge => {
+            crate::api::error::PayloadTooLarge(crate::api::MAX_BODY_BYTES).to_string()
+        }
+        ErrorCode::UnsupportedMediaType => NOT_JSON.into(),
+        ErrorCode::Internal => INTERNAL_MESSAGE.into(),
+    }
+}
+
+fn example_body(code: ErrorCode, op: &Operation) -> Value {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message: example_message(code, op),
+        },
+    };
+    serde_yaml::to_value(poem_openapi::types::ToJSON::to_json(&body))
+        .expect("an error body is JSON")
+}
+
+/// Gives each JSON error response the examples of the codes sent with its status: one as
+/// `example`, several (409) as named `examples`.
+fn add_error_examples(doc: &mut Value) {
+    let codes = error_codes(doc);
+    let Some(Value::Mapping(paths)) = doc.get_mut("paths") else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let path = path.as_str().unwrap_or_default();
+        let Value::Mapping(operations) = item else {
+            continue;
+        };
+        for (_, operation) in operations.iter_mut() {
+            let op = Operation {
+                path,
+                has_body: operation.get("requestBody").is_some(),
+            };
+            let Some(Value::Mapping(responses)) = operation.get_mut("responses") else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                let status = status.as_str().and_then(|s| s.parse::<u16>().ok());
+                let sent: Vec<ErrorCode> = codes
+                    .iter()
+                    .copied()
+                    .filter(|c| Some(c.status().as_u16()) == status)
+                    .collect();
+                let Some(Value::Mapping(content)) = response.get_mut("content") else {
+                    continue;
+                };
+                for (media, body) in content.iter_mut() {
+                    let json = media
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("application/json"));
+                    let Value::Mapping(body) = body else { continue };
+                    match sent.as_slice() {
+                        _ if !json => {}
+                        [] => {}
+                        [code] => {
+                            body.insert("example".into(), example_body(*code, &op));
+                        }
+                        several => {
+                            let mut examples = Mapping::new();
+                            for code in several {
+                                let name = error_code_name(*code);
+                                let mut example = Mapping::new();
+                                example.insert("summary".into(), name.clone().into());
+                                example.insert("value".into(), example_body(*code, &op));
+                                examples.insert(name.into(), example.into());
+                            }
+                            body.insert("examples".into(), examples.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn error_code_name(code: ErrorCode) -> String {
+    match poem_openapi::types::ToJSON::to_json(&code) {
+        Some(serde_json::Value::String(name)) => name,
+        other => unreachable!("an enum renders as a string, not {other:?}"),
+    }
+}
+
+/// Names the serving server: its public URL in `servers`, and in place of the default one in
+/// the examples.
+fn serve_from(doc: &mut Value, public_url: &str) {
+    let mut server = Mapping::new();
+    server.insert("url".into(), public_url.into());
+    server.insert(
+        "description".into(),
+        "This server (`server.public_url`).".into(),
+    );
+    if let Value::Mapping(root) = doc {
+        root.insert("servers".into(), Value::Sequence(vec![server.into()]));
+    }
+    rewrite_examples(doc, &example_public_url(), public_url, false);
+}
+
+fn rewrite_examples(value: &mut Value, from: &str, to: &str, in_example: bool) {
+    match value {
+        Value::String(s) if in_example => {
+            if let Some(rest) = s.strip_prefix(from) {
+                *s = format!("{to}{rest}");
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                rewrite_examples(item, from, to, in_example);
+            }
+        }
+        Value::Mapping(map) => {
+            for (key, item) in map.iter_mut() {
+                let example = in_example || matches!(key.as_str(), Some("example" | "examples"));
+                rewrite_examples(item, from, to, example);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,104 @@
+//! The spec's `ErrorCode` enum is exactly what the server sends: each code is provoked from a
+//! live server and arrives with the status `ErrorCode::status` gives it, and README's error
+//! code table documents each one with that status.
+
+mod support;
+
+use dravo::api::error::ErrorCode;
+use poem_openapi::types::ParseFromJSON;
+use serde_json::Value;
+use support::{TestApp, app_body, assert_error, open_db, spawn_app};
+
+/// The codes of the spec's `ErrorCode` schema, in its order.
+fn spec_codes() -> Vec<(String, ErrorCode)> {
+    let spec: Value = serde_json::from_str(&dravo::api::spec_json()).unwrap();
+    spec["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("an ErrorCode enum")
+        .iter()
+        .map(|name| {
+            let code = ErrorCode::parse_from_json(Some(name.clone())).unwrap();
+            (name.as_str().unwrap().to_owned(), code)
+        })
+        .collect()
+}
+
+/// A request that makes the server answer with `code`. The match has no fallback arm: a new
+/// code does not compile until it has a way to happen here.
+async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
+    let authed = |method, path: &str| {
+        app.http
+            .request(method, app.url(path))
+            .bearer_auth(app.token("alice"))
+    };
+    let request = match code {
+        ErrorCode::InvalidRequest => authed(reqwest::Method::GET, "/v1/oauth-apps/42"),
+        ErrorCode::Unauthorized => app.http.get(app.url("/v1/oauth-apps")),
+        ErrorCode::NotFound => authed(
+            reqwest::Method::GET,
+            "/v1/accounts/acc_aaaaaaaaaaaaaaaaaaaa",
+        ),
+        ErrorCode::MethodNotAllowed => authed(reqwest::Method::PUT, "/v1/oauth-apps"),
+        ErrorCode::Conflict => {
+            app.create_ok("alice", &app_body("x", "Twice")).await;
+            authed(reqwest::Method::POST, "/v1/oauth-apps").json(&app_body("x", "Twice"))
+        }
+        ErrorCode::NoDefaultApp => authed(reqwest::Method::GET, "/v1/oauth/x/start"),
+        ErrorCode::PayloadTooLarge => authed(reqwest::Method::POST, "/v1/oauth-apps")
+            .header("content-type", "application/json")
+            .body(vec![b' '; dravo::api::MAX_BODY_BYTES + 1]),
+        ErrorCode::UnsupportedMediaType => authed(reqwest::Method::POST, "/v1/oauth-apps")
+            .header("content-type", "text/plain")
+            .body(app_body("x", "As text").to_string()),
+        ErrorCode::Internal => {
+            // The last code asked for: it breaks the database.
+            open_db(&app.db_path())
+                .execute_batch("DROP TABLE oauth_apps")
+                .unwrap();
+            authed(reqwest::Method::GET, "/v1/oauth-apps")
+        }
+    };
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_code_in_the_spec_is_sent_by_the_server_with_its_status() {
+    let mut codes = spec_codes();
+    assert!(!codes.is_empty());
+    // `internal` breaks the database, so it goes last.
+    codes.sort_by_key(|(_, code)| *code == ErrorCode::Internal);
+    let app = spawn_app().await;
+    for (name, code) in codes {
+        let resp = provoke(&app, code).await;
+        assert_error(resp, code.status().as_u16(), &name).await;
+    }
+    app.stop().await;
+}
+
+/// `| `code` | status | …` rows of README's "Error codes" table.
+fn readme_codes() -> Vec<(String, u16)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### Error codes")
+        .nth(1)
+        .expect("README has an \"### Error codes\" section");
+    let row = regex::Regex::new(r"^\| `([a-z_]+)` \| (\d{3}) \|").unwrap();
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| row.captures(l))
+        .map(|c| (c[1].to_owned(), c[2].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn readme_documents_every_code_with_its_status() {
+    let documented = readme_codes();
+    let expected: Vec<(String, u16)> = spec_codes()
+        .into_iter()
+        .map(|(name, code)| (name, code.status().as_u16()))
+        .collect();
+    assert_eq!(documented, expected, "README's error code table");
+}
