@@ -1349,6 +1349,52 @@ async fn a_token_endpoint_slower_than_the_timeout_redirects_with_provider_unavai
     .await;
 }
 
+/// Runs a connect whose token call fails in transport; returns the `error_description`.
+async fn transport_failure(kind: Kind, tweak: impl FnOnce(&mut Config)) -> String {
+    let flow = Flow::with(kind, |c| {
+        c.providers.timeout_seconds = 2;
+        tweak(c);
+    })
+    .await;
+    let app_id = flow.create_app(TENANT).await;
+    let authorize_url = flow.start(TENANT, Some(&app_id), Some(RETURN_URL)).await;
+    flow.fake
+        .set_fault(Fault::TokenDelay(Duration::from_secs(6)));
+    let callback = flow.consent(&authorize_url).await;
+    let resp = flow.callback(&callback).await;
+    let loc = assert_error_redirect(&resp, RETURN_URL, kind.as_str(), "provider_unavailable");
+    let description = param(&loc, "error_description").expect("a description");
+    assert!(!description.contains(CLIENT_SECRET), "{description}");
+    description
+}
+
+#[tokio::test]
+async fn transport_failures_name_the_host_and_the_cause() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for kind in [Kind::X, Kind::Facebook] {
+        let refused = transport_failure(kind, |c| {
+            slot(c, kind).token_url =
+                Some(Url::parse(&format!("http://127.0.0.1:{port}/oauth/token?x=1")).unwrap());
+        })
+        .await;
+        assert_eq!(
+            refused,
+            format!("cannot connect to 127.0.0.1:{port}: connection refused"),
+            "{kind}"
+        );
+    }
+    let slow = transport_failure(Kind::X, |_| {}).await;
+    assert!(
+        slow.starts_with("127.0.0.1:") && slow.ends_with(" did not answer: timed out after 2 s"),
+        "{slow}"
+    );
+}
+
 #[tokio::test]
 async fn malformed_token_json_redirects_with_provider_invalid_response() {
     for kind in Kind::ALL {

@@ -838,6 +838,8 @@ fn request_log_lines_carry_method_path_status_and_latency() {
             .parse()
             .unwrap_or_else(|_| panic!("latency_ms is a number: {line}"));
         assert!(ms >= 0.0, "{line}");
+        let decimals = latency.split_once('.').map_or(0, |(_, d)| d.len());
+        assert_eq!(decimals, 3, "latency_ms has a fixed precision: {line}");
     }
     assert!(
         !logs.contains("QUERY-MARK-7731") && !logs.contains("state=xyz"),

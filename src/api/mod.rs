@@ -12,7 +12,7 @@ pub mod types;
 
 use std::time::Instant;
 
-use poem::http::{HeaderValue, header};
+use poem::http::{HeaderValue, Method, header};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
@@ -132,6 +132,11 @@ async fn edge<E: Endpoint>(next: E, mut req: Request, dravo: Dravo) -> poem::Res
     let path = req.uri().path().to_owned();
     req.extensions_mut().insert(dravo);
     let mut resp = match limit_body(&mut req).await {
+        // A browser pointed at the server lands on the API docs. (Here rather than as a
+        // route: the API service is nested at `/` and owns that path.)
+        Ok(()) if path == "/" && method == Method::GET => {
+            poem::web::Redirect::see_other("/docs").into_response()
+        }
         Err(e) => render_poem_error(e),
         Ok(()) => match next.call(req).await {
             Ok(resp) => resp.into_response(),
@@ -156,7 +161,7 @@ async fn edge<E: Endpoint>(next: E, mut req: Request, dravo: Dravo) -> poem::Res
         %method,
         path = %path,
         status = resp.status().as_u16(),
-        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = %format_args!("{:.3}", start.elapsed().as_secs_f64() * 1000.0),
         "request"
     );
     Ok(resp)

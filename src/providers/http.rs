@@ -108,17 +108,52 @@ impl ProviderHttp {
         Ok(ProviderResponse { status, body })
     }
 
+    /// What failed on the way to the provider, naming its host and the cause: never the URL's
+    /// path or query (Meta's token call carries the client secret there).
     fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
-        if e.is_timeout() {
-            ProviderError::Unavailable(format!(
-                "no answer within {} seconds",
-                self.timeout.as_secs_f64()
-            ))
+        let host = e
+            .url()
+            .and_then(|u| {
+                let host = u.host_str()?;
+                Some(match u.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
+                })
+            })
+            .unwrap_or_else(|| "the provider".to_owned());
+        ProviderError::Unavailable(if e.is_timeout() {
+            format!(
+                "{host} did not answer: timed out after {} s",
+                self.timeout.as_secs()
+            )
         } else if e.is_connect() {
-            ProviderError::Unavailable("cannot connect".into())
+            format!("cannot connect to {host}: {}", root_cause(e))
         } else {
-            ProviderError::Unavailable("the connection failed".into())
+            format!("the connection to {host} failed: {}", root_cause(e))
+        })
+    }
+}
+
+/// The innermost error of `e`'s chain (`connection refused`, a DNS or TLS failure), in lower
+/// case and without the OS error number: the outer layers only repeat that a request failed.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+        match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+            std::io::ErrorKind::ConnectionReset => return "connection reset".into(),
+            _ => {}
         }
+    }
+    let text = inner.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).trim();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "unknown cause".into(),
     }
 }
 
