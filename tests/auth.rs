@@ -132,6 +132,11 @@ async fn derived_secret_is_not_the_configured_test_secret() {
     let resp = list_with_token(&app, &sign(&good_claims("alice"))).await;
     let message = assert_unauthorized(resp).await;
     assert!(message.contains("signature"), "{message}");
+    // The likely cause, for a token from `dravo token issue` run against another database.
+    assert!(
+        message.contains("another key") && message.contains("dravo token issue"),
+        "{message}"
+    );
     app.stop().await;
 }
 
@@ -212,6 +217,7 @@ async fn wrongly_signed_token_is_401() {
     let token = sign_with(OTHER_SECRET, &good_claims("alice"));
     let message = assert_unauthorized(list_with_token(&app, &token).await).await;
     assert!(message.contains("signature"), "{message}");
+    assert!(message.contains("auth.jwt_secret"), "{message}");
     app.stop().await;
 }
 

@@ -279,3 +279,49 @@ fn every_interface_without_a_public_url_is_warned_about_in_the_list() {
     out.assert_success();
     assert_eq!(out.stderr, "", "{}", out.describe());
 }
+
+#[test]
+fn value_errors_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    dravo(dir.path(), &["init"]).assert_success();
+    let create = |name: &str, client_id: &str, secret: &str| {
+        let mut cmd = dravo_cmd(dir.path());
+        cmd.env("APP_SECRET", secret).args([
+            "oauth-apps",
+            "create",
+            "--owner",
+            "alice",
+            "--provider",
+            "x",
+            "--name",
+            name,
+            "--client-id",
+            client_id,
+            "--client-secret-env",
+            "APP_SECRET",
+        ]);
+        run_cmd(cmd, "")
+    };
+    let out = create("", "cid", "s");
+    out.assert_usage_error();
+    assert!(
+        out.stderr.starts_with("error: --name must be"),
+        "{}",
+        out.describe()
+    );
+    let out = create("ok", "", "s");
+    out.assert_usage_error();
+    assert!(
+        out.stderr.starts_with("error: --client-id must be"),
+        "{}",
+        out.describe()
+    );
+    let out = create("ok", "cid", "");
+    out.assert_usage_error();
+    assert!(
+        out.stderr
+            .starts_with("error: --client-secret-env must not be empty"),
+        "{}",
+        out.describe()
+    );
+}
