@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 use support::cmd::{Out, dravo, dravo_with, run_cmd};
-use support::{dravo_cmd, stored_secret};
+use support::{dravo_cmd, files_in, stored_secret};
 
 /// A distinctive secret that must never show up in any output.
 const SECRET: &str = "cli-s3cret-Zq8v1Xw9-never-shown";
@@ -68,15 +68,6 @@ fn jwt_payload(token: &str) -> Value {
         .decode(parts[1])
         .unwrap_or_else(|e| panic!("payload is not base64url: {e}: {token}"));
     serde_json::from_slice(&bytes).expect("payload is JSON")
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 const APP_FIELDS: [&str; 7] = [

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use support::cmd::{Out, dravo, run_cmd};
-use support::dravo_cmd;
+use support::{dravo_cmd, files_in};
 
 /// `dravo ARGS` in `dir` with no `DRAVO_*` variable at all (not even the harness's
 /// `DRAVO_DATABASE_PATH`), plus `env`.
@@ -19,15 +19,6 @@ fn bare_dravo(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
         cmd.env(k, v);
     }
     run_cmd(cmd, "")
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 const USES_A_DATABASE: [&[&str]; 4] = [

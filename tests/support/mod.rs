@@ -307,3 +307,13 @@ pub fn stored_secret(dir: &Path, owner: &str, id: &str) -> String {
         .expect("app credentials");
     creds.client_secret.expose().to_owned()
 }
+
+/// The names in `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
