@@ -377,14 +377,14 @@ async fn oauth_apps(dravo: &Dravo, cmd: &OauthAppsCommand) -> Result<()> {
             let owner = args.owner.parse()?;
             let new = NewApp {
                 provider: args.provider,
-                name: as_flag("--name", "name", AppName::parse(&args.name))?,
-                client_id: as_flag("--client-id", "client_id", ClientId::parse(&args.client_id))?,
+                name: AppName::parse_as("--name", &args.name)?,
+                client_id: ClientId::parse_as("--client-id", &args.client_id)?,
                 client_secret: read_secret(args)?,
-                scopes: as_flag(
-                    "--scopes",
-                    "scopes",
-                    args.scopes.as_deref().map(Scopes::parse_list).transpose(),
-                )?,
+                scopes: args
+                    .scopes
+                    .as_deref()
+                    .map(|s| Scopes::parse_list_as("--scopes", s))
+                    .transpose()?,
             };
             let app = dravo.create_app(&owner, new).await?;
             print_app(&app, args.json)
@@ -500,23 +500,6 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
     }
 }
 
-/// A value's error as the CLI words it: the domain names the API's field (`client_id must
-/// be …`), the command line names its flag (`--client-id must be …`).
-fn as_flag<T>(flag: &str, field: &str, result: Result<T>) -> Result<T> {
-    result.map_err(|e| match e {
-        Error::InvalidRequest(message) => Error::InvalidRequest(
-            match message
-                .strip_prefix(field)
-                .filter(|rest| rest.starts_with(' '))
-            {
-                Some(rest) => format!("{flag}{rest}"),
-                None => message,
-            },
-        ),
-        other => other,
-    })
-}
-
 /// Reads the client secret from stdin or the named variable, never from an argument.
 fn read_secret(args: &CreateArgs) -> Result<ClientSecret> {
     let raw = if let Some(var) = &args.client_secret_env {
@@ -547,7 +530,7 @@ fn read_secret(args: &CreateArgs) -> Result<ClientSecret> {
     } else {
         "--client-secret-stdin"
     };
-    as_flag(flag, "client_secret", ClientSecret::parse(&raw))
+    ClientSecret::parse_as(flag, &raw)
 }
 
 fn print_line(text: &str) -> Result<()> {

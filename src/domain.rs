@@ -155,9 +155,14 @@ impl AppName {
     pub const MAX_LEN: usize = 120;
 
     pub fn parse(value: &str) -> Result<Self, Error> {
+        Self::parse_as("name", value)
+    }
+
+    /// `parse`, with errors naming `field` (the CLI's `--name`).
+    pub fn parse_as(field: &str, value: &str) -> Result<Self, Error> {
         let trimmed = value.trim();
-        check_len("name", trimmed, 1, Self::MAX_LEN)?;
-        check_visible("name", trimmed)?;
+        check_len(field, trimmed, 1, Self::MAX_LEN)?;
+        check_visible(field, trimmed)?;
         Ok(AppName(trimmed.to_owned()))
     }
 
@@ -174,9 +179,14 @@ impl ClientId {
     pub const MAX_LEN: usize = 512;
 
     pub fn parse(value: &str) -> Result<Self, Error> {
+        Self::parse_as("client_id", value)
+    }
+
+    /// `parse`, with errors naming `field` (the CLI's `--client-id`).
+    pub fn parse_as(field: &str, value: &str) -> Result<Self, Error> {
         let trimmed = value.trim();
-        check_len("client_id", trimmed, 1, Self::MAX_LEN)?;
-        check_no_control("client_id", trimmed)?;
+        check_len(field, trimmed, 1, Self::MAX_LEN)?;
+        check_no_control(field, trimmed)?;
         Ok(ClientId(trimmed.to_owned()))
     }
 
@@ -194,11 +204,16 @@ impl ClientSecret {
     pub const MAX_LEN: usize = 2048;
 
     pub fn parse(value: &str) -> Result<Self, Error> {
+        Self::parse_as("client_secret", value)
+    }
+
+    /// `parse`, with errors naming `field` (the CLI's `--client-secret-env`).
+    pub fn parse_as(field: &str, value: &str) -> Result<Self, Error> {
         if value.trim().is_empty() {
-            return Err(Error::invalid("client_secret must not be empty"));
+            return Err(Error::invalid(format!("{field} must not be empty")));
         }
-        check_len("client_secret", value, 1, Self::MAX_LEN)?;
-        check_no_control("client_secret", value)?;
+        check_len(field, value, 1, Self::MAX_LEN)?;
+        check_no_control(field, value)?;
         Ok(ClientSecret(SecretString::from(value.to_owned())))
     }
 
@@ -222,14 +237,19 @@ impl Scopes {
     pub const MAX_LEN: usize = 200;
 
     pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<Self, Error> {
+        Self::parse_as("scopes", values)
+    }
+
+    /// `parse`, with errors about the whole list naming `field` (the CLI's `--scopes`).
+    pub fn parse_as<S: AsRef<str>>(field: &str, values: &[S]) -> Result<Self, Error> {
         if values.is_empty() {
-            return Err(Error::invalid(
-                "scopes must list at least one scope; leave it out to use the provider's defaults",
-            ));
+            return Err(Error::invalid(format!(
+                "{field} must list at least one scope; leave it out to use the provider's defaults"
+            )));
         }
         if values.len() > Self::MAX_COUNT {
             return Err(Error::invalid(format!(
-                "scopes may list at most {} scopes (got {})",
+                "{field} may list at most {} scopes (got {})",
                 Self::MAX_COUNT,
                 values.len()
             )));
@@ -255,9 +275,10 @@ impl Scopes {
         Ok(Scopes(out))
     }
 
-    /// Parses a space- or comma-separated list, as typed on a command line.
-    pub fn parse_list(value: &str) -> Result<Self, Error> {
-        Self::parse(&split_list(value))
+    /// Parses a space- or comma-separated list, as typed on a command line, with errors
+    /// naming `field`.
+    pub fn parse_list_as(field: &str, value: &str) -> Result<Self, Error> {
+        Self::parse_as(field, &split_list(value))
     }
 
     /// A list known to be valid (a provider's built-in defaults).
@@ -541,9 +562,13 @@ mod tests {
         let s = Scopes::parse(&["a", "b", "a"]).unwrap();
         assert_eq!(s.as_slice(), ["a", "b"]);
         assert_eq!(
-            Scopes::parse_list("a, b c").unwrap().as_slice(),
+            Scopes::parse_list_as("--scopes", "a, b c")
+                .unwrap()
+                .as_slice(),
             ["a", "b", "c"]
         );
+        let err = Scopes::parse_list_as("--scopes", " , ").unwrap_err();
+        assert!(err.to_string().starts_with("--scopes must list"), "{err}");
     }
 
     #[test]
