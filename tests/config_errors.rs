@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use support::cmd::{Out, dravo, dravo_with, run_cmd};
+use support::cmd::{Out, dravo, dravo_init as init, dravo_with, run_cmd};
 use support::dravo_cmd;
 
 fn tempdir() -> tempfile::TempDir {
@@ -81,12 +81,6 @@ fn chmod(path: &Path, mode: u32) {
 
 fn base64_key(len: usize, byte: u8) -> String {
     STANDARD.encode(vec![byte; len])
-}
-
-/// `dravo init` in `dir` with `env`: the database every other command needs (it changes
-/// nothing when the database exists).
-fn init(dir: &Path, env: &[(&str, &str)]) {
-    dravo_env(dir, env, &["init"]).assert_success();
 }
 
 fn create_app(dir: &Path, env: &[(&str, &str)], name: &str) -> serde_json::Value {

@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::cmd::dravo_init as init;
 use support::dravo_cmd;
 
 /// Safety nets only: nothing here is expected to take anywhere near this long.
@@ -269,22 +270,6 @@ fn http() -> reqwest::Client {
         .timeout(SAFETY_TIMEOUT)
         .build()
         .unwrap()
-}
-
-/// `dravo init` in `dir` with extra environment: creates the database and key file unless
-/// they exist (a server started there creates them too).
-fn init(dir: &Path, env: &[(&str, &str)]) {
-    let mut cmd = dravo_cmd(dir);
-    cmd.arg("init");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run dravo init");
-    assert!(
-        out.status.success(),
-        "init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `dravo token issue --sub SUB` in `dir` with extra environment.

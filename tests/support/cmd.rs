@@ -165,3 +165,9 @@ pub fn dravo_with(dir: &Path, env: &[(&str, &str)], args: &[&str], stdin: &str) 
 pub fn dravo(dir: &Path, args: &[&str]) -> Out {
     dravo_with(dir, &[], args, "")
 }
+
+/// `dravo init` in `dir` with `env`: the database and key file every command but `serve` and
+/// `init` needs (nothing changes when they exist).
+pub fn dravo_init(dir: &Path, env: &[(&str, &str)]) {
+    dravo_with(dir, env, &["init"], "").assert_success();
+}
