@@ -7,13 +7,15 @@
 //! cargo run --example oauth_apps
 //! ```
 //!
-//! Environment:
+//! Environment (an empty value counts as unset):
 //! - `DRAVO_URL`             Dravo's base URL (default `http://127.0.0.1:8080`)
-//! - `DRAVO_TOKEN`           a dashboard JWT; its `sub` is the tenant that owns the apps
+//! - `DRAVO_TOKEN`           a dashboard JWT (required); its `sub` is the tenant that owns the
+//!   apps
 //! - `EXAMPLE_PROVIDER`      instagram | facebook | x | linkedin | tiktok (default `x`)
 //! - `EXAMPLE_APP_NAME`      the app's name (default `Example X App`)
-//! - `EXAMPLE_CLIENT_ID`     your app's client id at the provider
-//! - `EXAMPLE_CLIENT_SECRET` your app's client secret (sent once, stored encrypted, never shown)
+//! - `EXAMPLE_CLIENT_ID`     your app's client id at the provider (default `your-client-id`)
+//! - `EXAMPLE_CLIENT_SECRET` your app's client secret, sent once, stored encrypted, never shown
+//!   (default `your-client-secret`)
 //!
 //! Exit status: 0 on success, 1 when Dravo or the network fails, 2 when `DRAVO_TOKEN` is missing.
 
