@@ -12,11 +12,13 @@ use poem_openapi::types::ToJSON;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::{
-    AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, is_hidden,
+    AccountId, AccountStatus, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes,
+    is_hidden,
 };
 use crate::error::{Error, Result};
 use crate::service::{Dravo, NewApp, OAuthApp};
-use crate::views::{AccountView, OAuthAppView};
+use crate::store::AccountFilter;
+use crate::views::{AccountView, EventView, OAuthAppView};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -128,6 +130,8 @@ enum AccountsCommand {
         owner: OwnerArg,
         #[command(flatten)]
         provider: ProviderFilter,
+        #[command(flatten)]
+        status: StatusFilter,
         /// Print the JSON the API returns
         #[arg(long)]
         json: bool,
@@ -143,6 +147,59 @@ enum AccountsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Refresh an account's tokens at its provider now
+    Refresh {
+        #[command(flatten)]
+        owner: OwnerArg,
+        /// The account's id (acc_…)
+        #[arg(value_name = "ACCOUNT_ID")]
+        account_id: String,
+        /// Print the JSON the API returns
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an account at its provider (where it can) and delete it
+    Delete {
+        #[command(flatten)]
+        owner: OwnerArg,
+        /// The account's id (acc_…)
+        #[arg(value_name = "ACCOUNT_ID")]
+        account_id: String,
+    },
+    /// Show an account's events, newest first
+    Events {
+        #[command(flatten)]
+        owner: OwnerArg,
+        /// The account's id (acc_…)
+        #[arg(value_name = "ACCOUNT_ID")]
+        account_id: String,
+        /// Print the events as JSON, as the API's `data`
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the account's access token (refreshed first if due), for scripts on this machine
+    Token {
+        #[command(flatten)]
+        owner: OwnerArg,
+        /// The account's id (acc_…)
+        #[arg(value_name = "ACCOUNT_ID")]
+        account_id: String,
+        /// Refresh even when the stored token is still fresh
+        #[arg(long)]
+        force_refresh: bool,
+    },
+}
+
+/// `--status` as a filter.
+#[derive(Debug, Args)]
+struct StatusFilter {
+    /// Only accounts with this status: active, expiring or needs_reauth
+    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    status: Option<AccountStatus>,
+}
+
+fn parse_status(value: &str) -> std::result::Result<AccountStatus, String> {
+    AccountStatus::parse_filter(&value.to_ascii_lowercase()).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -443,10 +500,15 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
         AccountsCommand::List {
             owner,
             provider,
+            status,
             json,
         } => {
             let owner = owner.parse()?;
-            let accounts = dravo.list_accounts(&owner, provider.provider).await?;
+            let filter = AccountFilter {
+                provider: provider.provider,
+                status: status.status,
+            };
+            let accounts = dravo.list_accounts(&owner, filter).await?;
             let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             print_list::<_, AccountView>(
                 accounts,
@@ -459,7 +521,7 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
                         a.provider.to_string(),
                         or_dash(&a.username),
                         or_dash(&a.display_name),
-                        a.status.clone(),
+                        a.status.to_string(),
                         a.expires_at.map_or_else(|| "-".into(), |t| t.rfc3339()),
                     ]
                 },
@@ -474,30 +536,102 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
             let account = dravo
                 .get_account(&owner, &AccountId::parse(account_id)?)
                 .await?;
-            if *json {
-                return print_json(&AccountView::from(account));
-            }
-            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-            print_fields(&[
-                ("id", account.id.clone()),
-                ("provider", account.provider.to_string()),
-                ("oauth_app_id", or_dash(&account.oauth_app_id)),
-                ("provider_account_id", account.provider_account_id.clone()),
-                ("username", or_dash(&account.username)),
-                ("display_name", or_dash(&account.display_name)),
-                ("scopes", account.scopes.join(" ")),
-                ("status", account.status.clone()),
-                (
-                    "expires_at",
-                    account
-                        .expires_at
-                        .map_or_else(|| "-".into(), |t| t.rfc3339()),
+            print_account(account, *json)
+        }
+        AccountsCommand::Refresh {
+            owner,
+            account_id,
+            json,
+        } => {
+            let owner = owner.parse()?;
+            let account = dravo
+                .refresh_account(&owner, &AccountId::parse(account_id)?)
+                .await?;
+            print_account(account, *json)
+        }
+        AccountsCommand::Delete { owner, account_id } => {
+            let owner = owner.parse()?;
+            let deleted = dravo
+                .delete_account(&owner, &AccountId::parse(account_id)?)
+                .await?;
+            print_line(&match &deleted.revoke_error {
+                None => format!(
+                    "deleted {} (revoked at {})",
+                    deleted.account.id, deleted.account.provider
                 ),
-                ("created_at", account.created_at.rfc3339()),
-                ("updated_at", account.updated_at.rfc3339()),
-            ])
+                Some(why) => format!(
+                    "deleted {} (not revoked at {}: {})",
+                    deleted.account.id,
+                    deleted.account.provider,
+                    shown(why)
+                ),
+            })
+        }
+        AccountsCommand::Events {
+            owner,
+            account_id,
+            json,
+        } => {
+            let owner = owner.parse()?;
+            let id = AccountId::parse(account_id)?;
+            let mut events = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = dravo
+                    .account_events(&owner, &id, cursor.as_deref(), Some(500))
+                    .await?;
+                events.extend(page.items);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            print_list::<_, EventView>(
+                events,
+                *json,
+                "no events",
+                &["TIME", "TYPE", "DETAIL"],
+                |e| vec![e.created_at.rfc3339(), e.kind.clone(), e.detail.to_string()],
+            )
+        }
+        AccountsCommand::Token {
+            owner,
+            account_id,
+            force_refresh,
+        } => {
+            let owner = owner.parse()?;
+            let token = dravo
+                .access_token(&owner, &AccountId::parse(account_id)?, *force_refresh)
+                .await?;
+            println!("{}", token.access_token);
+            Ok(())
         }
     }
+}
+
+/// An account, as `key: value` lines or as the API's JSON.
+fn print_account(account: crate::service::Account, json: bool) -> Result<()> {
+    if json {
+        return print_json(&AccountView::from(account));
+    }
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let time_or_dash =
+        |t: Option<crate::domain::Timestamp>| t.map_or_else(|| "-".into(), |t| t.rfc3339());
+    print_fields(&[
+        ("id", account.id.clone()),
+        ("provider", account.provider.to_string()),
+        ("oauth_app_id", or_dash(&account.oauth_app_id)),
+        ("provider_account_id", account.provider_account_id.clone()),
+        ("username", or_dash(&account.username)),
+        ("display_name", or_dash(&account.display_name)),
+        ("scopes", account.scopes.join(" ")),
+        ("status", account.status.to_string()),
+        ("status_reason", or_dash(&account.status_reason)),
+        ("expires_at", time_or_dash(account.expires_at)),
+        ("reauth_by", time_or_dash(account.reauth_by)),
+        ("created_at", account.created_at.rfc3339()),
+        ("updated_at", account.updated_at.rfc3339()),
+    ])
 }
 
 /// Reads the client secret from stdin or the named variable, never from an argument.

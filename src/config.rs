@@ -32,6 +32,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub dashboard: DashboardConfig,
     pub providers: ProvidersConfig,
+    pub refresh: RefreshConfig,
+    pub webhooks: WebhooksConfig,
+    pub connect: ConnectConfig,
     /// Where the configuration came from (not a key).
     #[serde(skip)]
     pub origin: Origin,
@@ -49,13 +52,16 @@ pub struct BindAddress {
 
 /// The top-level sections, as `DRAVO_<SECTION>_<KEY>` names them. A test checks that this is
 /// exactly the list of `Config`'s keys.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "database",
     "security",
     "auth",
     "dashboard",
     "providers",
+    "refresh",
+    "webhooks",
+    "connect",
 ];
 
 /// Where the configuration came from, for messages that must say how a value was chosen.
@@ -167,6 +173,58 @@ pub struct DashboardConfig {
     pub return_url: Option<Url>,
     #[serde_as(as = "PickFirst<(_, FromInto<SplitList>)>")]
     pub allowed_return_urls: Vec<String>,
+}
+
+/// `[refresh]`: when tokens are renewed and deadlines announced.
+#[serde_as]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefreshConfig {
+    /// Refresh a token this long before it expires.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub skew_seconds: u64,
+    /// Mark an account `expiring` this long before a deadline no refresh can move.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub warn_days: u64,
+    /// Whether `dravo serve` runs the background refresher.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub background: bool,
+    /// How often the background refresher looks for due accounts.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub interval_seconds: u64,
+    /// How many accounts it refreshes at once.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub concurrency: u64,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        RefreshConfig {
+            skew_seconds: 300,
+            warn_days: 7,
+            background: true,
+            interval_seconds: 30,
+            concurrency: 4,
+        }
+    }
+}
+
+/// `[webhooks]`: where events are posted and the key that signs them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    pub url: Option<Url>,
+    pub secret: Option<SecretString>,
+}
+
+/// `[connect]`: how a new connection is accepted.
+#[serde_as]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectConfig {
+    /// Keep new accounts pending until the dashboard confirms them.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub require_confirmation: bool,
 }
 
 /// The `[providers]` section: the provider-call timeout and one `[providers.<name>]` table
@@ -285,8 +343,10 @@ impl From<SplitList> for Vec<String> {
 /// failed.
 fn accepted_forms(key: &str) -> &'static str {
     match key.rsplit('.').next().unwrap_or(key) {
-        "timeout_seconds" => "a whole number",
-        "allow_insecure_key_file" => "true or false",
+        "timeout_seconds" | "skew_seconds" | "warn_days" | "interval_seconds" | "concurrency" => {
+            "a whole number"
+        }
+        "allow_insecure_key_file" | "background" | "require_confirmation" => "true or false",
         "allowed_return_urls" | "scopes" => {
             "a list of strings or a space- or comma-separated string"
         }
@@ -433,6 +493,50 @@ impl Config {
                 ))
             })?;
             check_base_url("dashboard.allowed_return_urls", &url)?;
+        }
+        if !(1..=86_400).contains(&self.refresh.skew_seconds) {
+            return Err(Error::config(
+                "refresh.skew_seconds must be between 1 and 86400",
+            ));
+        }
+        if !(1..=365).contains(&self.refresh.warn_days) {
+            return Err(Error::config("refresh.warn_days must be between 1 and 365"));
+        }
+        if !(1..=3600).contains(&self.refresh.interval_seconds) {
+            return Err(Error::config(
+                "refresh.interval_seconds must be between 1 and 3600",
+            ));
+        }
+        if !(1..=64).contains(&self.refresh.concurrency) {
+            return Err(Error::config(
+                "refresh.concurrency must be between 1 and 64",
+            ));
+        }
+        match (&self.webhooks.url, &self.webhooks.secret) {
+            (Some(url), Some(secret)) => {
+                use secrecy::ExposeSecret;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(Error::config(
+                        "webhooks.url must be an http:// or https:// URL",
+                    ));
+                }
+                if secret.expose_secret().len() < 16 {
+                    return Err(Error::config(
+                        "webhooks.secret must be at least 16 characters long",
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(Error::config(
+                    "webhooks.url is set but webhooks.secret is missing: events are always signed",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::config(
+                    "webhooks.secret is set but webhooks.url is missing",
+                ));
+            }
+            (None, None) => {}
         }
         if !(1..=300).contains(&self.providers.timeout_seconds) {
             return Err(Error::config(

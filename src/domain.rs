@@ -381,6 +381,78 @@ prefixed_id!(
     "account"
 );
 
+prefixed_id!(
+    /// An event's id (an account event, and the webhook it caused): `evt_` + 20 lowercase
+    /// base32 characters.
+    EventId,
+    "evt_",
+    "event"
+);
+
+/// Where an account stands. `expiring` is still usable: it says that a deadline no refresh
+/// can move (`reauth_by`) is near. `pending` accounts await the dashboard's confirmation and
+/// are never listed or readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountStatus {
+    Active,
+    Expiring,
+    NeedsReauth,
+    Pending,
+}
+
+impl AccountStatus {
+    pub const ALL: [AccountStatus; 4] = [
+        AccountStatus::Active,
+        AccountStatus::Expiring,
+        AccountStatus::NeedsReauth,
+        AccountStatus::Pending,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Expiring => "expiring",
+            AccountStatus::NeedsReauth => "needs_reauth",
+            AccountStatus::Pending => "pending",
+        }
+    }
+
+    /// Whether the account's token may be handed out (after a refresh if due).
+    pub const fn usable(self) -> bool {
+        matches!(self, AccountStatus::Active | AccountStatus::Expiring)
+    }
+
+    /// The status a caller may filter on (`pending` is never shown).
+    pub fn parse_filter(value: &str) -> Result<Self, Error> {
+        match value {
+            "active" => Ok(AccountStatus::Active),
+            "expiring" => Ok(AccountStatus::Expiring),
+            "needs_reauth" => Ok(AccountStatus::NeedsReauth),
+            other => Err(Error::invalid(format!(
+                "status must be active, expiring or needs_reauth, got `{}`",
+                other.chars().take(40).collect::<String>().escape_debug()
+            ))),
+        }
+    }
+}
+
+impl std::str::FromStr for AccountStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AccountStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown account status `{s}`"))
+    }
+}
+
+impl fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A moment in UTC with second precision. Stored as unix seconds, shown as RFC 3339
 /// (`2026-01-01T00:00:00Z`); one form at rest, one on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

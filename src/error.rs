@@ -23,6 +23,9 @@ pub enum Error {
     /// No app given and no default app configured for the provider (HTTP 409).
     #[error("{0}")]
     NoDefaultApp(String),
+    /// The account's grant is gone: only a new consent helps (HTTP 409).
+    #[error("{0}")]
+    NeedsReauth(String),
     /// The provider refused or failed a call Dravo made.
     #[error(transparent)]
     Provider(#[from] ProviderError),
@@ -112,6 +115,9 @@ pub enum ProviderError {
     /// The provider answered with something Dravo cannot read.
     #[error("the provider's answer cannot be read: {0}")]
     Malformed(String),
+    /// The provider answered 429; `retry_after` is its `Retry-After` in seconds, if given.
+    #[error("the provider is rate limiting Dravo{}", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    RateLimited { retry_after: Option<u64> },
 }
 
 impl ProviderError {
@@ -121,6 +127,7 @@ impl ProviderError {
             ProviderError::Rejected { code, .. } => code,
             ProviderError::Unavailable(_) => "provider_unavailable",
             ProviderError::Malformed(_) => "provider_invalid_response",
+            ProviderError::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -129,6 +136,7 @@ impl ProviderError {
         match self {
             ProviderError::Rejected { description, .. } => description.clone().unwrap_or_default(),
             ProviderError::Unavailable(d) | ProviderError::Malformed(d) => d.clone(),
+            ProviderError::RateLimited { .. } => self.to_string(),
         }
     }
 

@@ -97,14 +97,25 @@ pub async fn run_with(
     shutdown: CancellationToken,
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
-    net::serve(
+    let refresher = dravo
+        .config()
+        .refresh
+        .background
+        .then(|| tokio::spawn(dravo.clone().run_refresher(shutdown.clone())));
+    let served = net::serve(
         listener,
         api::build_app(dravo),
-        shutdown.cancelled_owned(),
+        shutdown.clone().cancelled_owned(),
         SHUTDOWN_GRACE,
         limits,
     )
-    .await
+    .await;
+    shutdown.cancel();
+    if let Some(task) = refresher {
+        // A pass in flight finishes its provider calls (each bounded by its timeout).
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+    }
+    served
 }
 
 /// Registers SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that completes

@@ -7,7 +7,7 @@ use poem_openapi::types::Example;
 use crate::api::types::Checked;
 use crate::config::Config;
 use crate::domain::{Provider, Timestamp};
-use crate::service::{Account, OAuthApp};
+use crate::service::{AccessToken, Account, Deleted, Event, OAuthApp};
 
 /// The ids and the base URL the examples use: ids of the form the server generates, and the
 /// public URL a fresh `dravo serve` has (the served spec swaps in the configured one).
@@ -95,11 +95,20 @@ pub struct AccountView {
     pub display_name: Option<String>,
     /// The scopes the user granted.
     pub scopes: Vec<String>,
-    /// `active` or `needs_reauth`.
+    /// `active`; `expiring` (still usable, but `reauth_by` is within `refresh.warn_days`);
+    /// or `needs_reauth` (only a new consent helps; `status_reason` says why).
+    #[oai(validator(pattern = r"^(active|expiring|needs_reauth)$"))]
     pub status: String,
-    /// When the access token expires (RFC 3339, UTC); null when the provider did not say.
+    /// Why the account is `expiring` or `needs_reauth`; null when `active`.
+    #[oai(nullable)]
+    pub status_reason: Option<String>,
+    /// When the stored access token expires (RFC 3339, UTC).
     #[oai(nullable)]
     pub expires_at: Option<Checked<Timestamp>>,
+    /// The moment after which only a new consent helps (Facebook's 60 days, LinkedIn without
+    /// a refresh token, a refresh token's own end); null when no such end is known.
+    #[oai(nullable)]
+    pub reauth_by: Option<Checked<Timestamp>>,
     /// When the account was first connected (RFC 3339, UTC).
     pub created_at: Checked<Timestamp>,
     /// When it was last connected again or changed (RFC 3339, UTC).
@@ -116,8 +125,10 @@ impl From<Account> for AccountView {
             username: a.username,
             display_name: a.display_name,
             scopes: a.scopes,
-            status: a.status,
+            status: a.status.as_str().to_owned(),
+            status_reason: a.status_reason,
             expires_at: a.expires_at.map(Checked),
+            reauth_by: a.reauth_by.map(Checked),
             created_at: Checked(a.created_at),
             updated_at: Checked(a.updated_at),
         }
@@ -137,11 +148,128 @@ impl Example for AccountView {
                 .map(String::from)
                 .to_vec(),
             status: "active".into(),
+            status_reason: None,
             expires_at: Some(Checked(EXAMPLE_TIME.plus_seconds(7200))),
+            reauth_by: None,
             created_at: Checked(EXAMPLE_TIME),
             updated_at: Checked(EXAMPLE_TIME),
         }
     }
+}
+
+/// One page of connected accounts.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "AccountPage")]
+pub struct AccountPageView {
+    /// The accounts, in the order they were first connected.
+    pub data: Vec<AccountView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
+}
+
+/// An account's access token, fresh for at least `refresh.skew_seconds` unless the provider
+/// cannot renew it.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "AccessToken", example)]
+pub struct AccessTokenView {
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// When it expires (RFC 3339, UTC).
+    #[oai(nullable)]
+    pub expires_at: Option<Checked<Timestamp>>,
+    /// The scopes it carries.
+    pub scopes: Vec<String>,
+}
+
+impl From<AccessToken> for AccessTokenView {
+    fn from(t: AccessToken) -> Self {
+        AccessTokenView {
+            access_token: t.access_token,
+            token_type: t.token_type.to_owned(),
+            expires_at: t.expires_at.map(Checked),
+            scopes: t.scopes,
+        }
+    }
+}
+
+impl Example for AccessTokenView {
+    fn example() -> Self {
+        AccessTokenView {
+            access_token: "bWJkZ…".into(),
+            token_type: "bearer".into(),
+            expires_at: Some(Checked(EXAMPLE_TIME.plus_seconds(7200))),
+            scopes: ["tweet.read", "tweet.write", "users.read", "offline.access"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// What deleting an account did.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "DeletedAccount")]
+pub struct DeletedAccountView {
+    /// The account as it was.
+    pub account: AccountView,
+    /// True when the provider confirmed the revocation. The account is deleted either way.
+    pub revoked: bool,
+    /// Why it was not revoked (the provider's error, or that it cannot revoke); null when
+    /// `revoked`.
+    #[oai(nullable)]
+    pub revoke_error: Option<String>,
+}
+
+impl From<Deleted> for DeletedAccountView {
+    fn from(d: Deleted) -> Self {
+        DeletedAccountView {
+            account: d.account.into(),
+            revoked: d.revoked,
+            revoke_error: d.revoke_error,
+        }
+    }
+}
+
+/// One entry of an account's event log. Never a token: `refreshed` carries the first 8 hex
+/// digits of the new token's SHA-256 as `fingerprint`.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "AccountEvent")]
+pub struct EventView {
+    /// `evt_` and 20 lowercase base32 characters; webhooks of the event carry the same id.
+    pub id: String,
+    pub account_id: String,
+    /// `connected`, `reconnected`, `refreshed`, `refresh_failed`, `needs_reauth`,
+    /// `recovered` or `expiring`.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: Checked<Timestamp>,
+    /// What happened, by type: `refresh_failed` has `error`, `error_description`, `attempt`,
+    /// `next_attempt_at` and `blame` (`account` or `app`).
+    pub detail: serde_json::Value,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        EventView {
+            id: e.id,
+            account_id: e.account_id,
+            kind: e.kind,
+            created_at: Checked(e.created_at),
+            detail: e.detail,
+        }
+    }
+}
+
+/// One page of an account's events, newest first.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "AccountEventPage")]
+pub struct EventPageView {
+    pub data: Vec<EventView>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `/v1/accounts`: connected accounts (read side). Never a token.
+//! `/v1/accounts`: connected accounts, their access tokens, refreshes, events and deletion.
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -9,17 +9,19 @@ use crate::api::error::ApiError;
 use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
-use crate::domain::AccountId;
-use crate::domain::Provider;
+use crate::domain::{AccountId, AccountStatus, Provider};
 use crate::service::Dravo;
-use crate::views::AccountView;
+use crate::store::AccountFilter;
+use crate::views::{
+    AccessTokenView, AccountPageView, AccountView, DeletedAccountView, EventPageView, EventView,
+};
 
 #[derive(ApiResponse)]
 pub enum AccountList {
-    /// Your connected accounts (of the provider asked for), oldest first; an empty array
-    /// when none.
+    /// One page of your connected accounts (of the provider and status asked for), in the
+    /// order they were first connected; `data` is empty when there are none.
     #[oai(status = 200)]
-    Ok(JsonBody<Vec<AccountView>>),
+    Ok(JsonBody<AccountPageView>),
 }
 
 #[derive(ApiResponse)]
@@ -29,13 +31,37 @@ pub enum AccountFound {
     Ok(Json<AccountView>),
 }
 
+#[derive(ApiResponse)]
+pub enum AccessTokenFound {
+    /// The account's access token. Do not cache it longer than `expires_at`.
+    #[oai(status = 200)]
+    Ok(
+        Json<AccessTokenView>,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum AccountDeleted {
+    /// The account is deleted; `revoked` says whether the provider revoked its grant.
+    #[oai(status = 200)]
+    Ok(Json<DeletedAccountView>),
+}
+
+#[derive(ApiResponse)]
+pub enum EventList {
+    /// One page of the account's events, newest first.
+    #[oai(status = 200)]
+    Ok(Json<EventPageView>),
+}
+
 pub struct AccountsApi;
 
 #[OpenApi(tag = "ApiTags::Accounts")]
 impl AccountsApi {
     /// List connected accounts
     ///
-    /// Your connected accounts, oldest first. Tokens are never returned here.
+    /// Your connected accounts, a page at a time. Tokens are never returned here.
     #[oai(path = "/v1/accounts", method = "get", operation_id = "listAccounts")]
     async fn list(
         &self,
@@ -43,14 +69,26 @@ impl AccountsApi {
         auth: DashboardAuth,
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
+        /// Filter by status.
+        status: Query<Option<Checked<AccountStatus>>>,
+        /// Page size, 1 to 500 (default 100).
+        limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> Result<AccountList, ApiError> {
-        let list = dravo
-            .list_accounts_shared(&auth.0, provider.0.map(|p| p.0))
+        let filter = AccountFilter {
+            provider: provider.0.map(|p| p.0),
+            status: status.0.map(|s| s.0),
+        };
+        let page = dravo
+            .list_accounts_page(&auth.0, filter, cursor.0.as_deref(), limit.0)
             .await?;
-        // The shared list renders its body once; later requests send the same bytes.
-        let body = list.rendered.get_or_init(|| {
-            let views: Vec<AccountView> = list.items.iter().cloned().map(Into::into).collect();
-            JsonBody::render(&views)
+        // The shared page renders its body once; later requests send the same bytes.
+        let body = page.rendered.get_or_init(|| {
+            JsonBody::render(&AccountPageView {
+                data: page.items.iter().cloned().map(Into::into).collect(),
+                next_cursor: page.next_cursor.clone(),
+            })
         });
         Ok(AccountList::Ok(JsonBody::from_rendered(body.clone())))
     }
@@ -65,5 +103,97 @@ impl AccountsApi {
     ) -> Result<AccountFound, ApiError> {
         let account = dravo.get_account(&auth.0, &id.0.0).await?;
         Ok(AccountFound::Ok(Json(account.into())))
+    }
+
+    /// Get an account's access token
+    ///
+    /// Refreshed first when it expires within `refresh.skew_seconds` (300), or always with
+    /// `force_refresh=true`. Refreshes of one account never overlap: concurrent callers all
+    /// get the one new token. An account whose grant is gone answers 409 `needs_reauth`;
+    /// a provider outage answers 502 `provider_error` only when the stored token has expired.
+    #[oai(
+        path = "/v1/accounts/:id/access-token",
+        method = "get",
+        operation_id = "getAccessToken"
+    )]
+    async fn access_token(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AccountId>>,
+        /// Refresh even when the stored token is still fresh.
+        force_refresh: Query<Option<bool>>,
+    ) -> Result<AccessTokenFound, ApiError> {
+        let token = dravo
+            .access_token(&auth.0, &id.0.0, force_refresh.0.unwrap_or(false))
+            .await?;
+        Ok(AccessTokenFound::Ok(Json(token.into()), "no-store".into()))
+    }
+
+    /// Refresh an account now
+    ///
+    /// Renews the account's tokens at the provider and returns the account. Facebook offers
+    /// no refresh: its account comes back unchanged until its `reauth_by`.
+    #[oai(
+        path = "/v1/accounts/:id/refresh",
+        method = "post",
+        operation_id = "refreshAccount"
+    )]
+    async fn refresh(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AccountId>>,
+    ) -> Result<AccountFound, ApiError> {
+        let account = dravo.refresh_account(&auth.0, &id.0.0).await?;
+        Ok(AccountFound::Ok(Json(account.into())))
+    }
+
+    /// Delete an account
+    ///
+    /// Revokes the grant at the provider where it can (X, LinkedIn, TikTok; Facebook by
+    /// deleting the app's permissions), then deletes the account and its events even when the
+    /// provider fails; the answer says which.
+    #[oai(
+        path = "/v1/accounts/:id",
+        method = "delete",
+        operation_id = "deleteAccount"
+    )]
+    async fn delete(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AccountId>>,
+    ) -> Result<AccountDeleted, ApiError> {
+        let deleted = dravo.delete_account(&auth.0, &id.0.0).await?;
+        Ok(AccountDeleted::Ok(Json(deleted.into())))
+    }
+
+    /// List an account's events
+    ///
+    /// What happened to the account, newest first: connected, reconnected, refreshed,
+    /// refresh_failed, needs_reauth, recovered, expiring. The last 200 are kept.
+    #[oai(
+        path = "/v1/accounts/:id/events",
+        method = "get",
+        operation_id = "listAccountEvents"
+    )]
+    async fn events(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AccountId>>,
+        /// Page size, 1 to 500 (default 100).
+        limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<EventList, ApiError> {
+        let page = dravo
+            .account_events(&auth.0, &id.0.0, cursor.0.as_deref(), limit.0)
+            .await?;
+        Ok(EventList::Ok(Json(EventPageView {
+            data: page.items.into_iter().map(EventView::from).collect(),
+            next_cursor: page.next_cursor,
+        })))
     }
 }

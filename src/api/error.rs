@@ -20,9 +20,11 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     NoDefaultApp,
+    NeedsReauth,
     PayloadTooLarge,
     UnsupportedMediaType,
     Internal,
+    ProviderError,
 }
 
 impl ErrorCode {
@@ -33,10 +35,13 @@ impl ErrorCode {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict | ErrorCode::NoDefaultApp => StatusCode::CONFLICT,
+            ErrorCode::Conflict | ErrorCode::NoDefaultApp | ErrorCode::NeedsReauth => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -80,7 +85,9 @@ pub enum ApiError {
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// `conflict`: an app with this name already exists for the provider; or
-    /// `no_default_app`: no `oauth_app_id` given and no default app configured.
+    /// `no_default_app`: no `oauth_app_id` given and no default app configured; or
+    /// `needs_reauth`: the account's grant is gone and only a new consent helps (the message
+    /// says why).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// `payload_too_large`: the request body is larger than 64 KiB.
@@ -92,6 +99,11 @@ pub enum ApiError {
     /// `internal`: something failed inside Dravo; the details are in its log, never here.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// `provider_error`: the provider failed or refused a call Dravo made for this request
+    /// (a refresh during an outage, say); the account is not blamed and the message says what
+    /// the provider answered and when the next attempt is.
+    #[oai(status = 502)]
+    BadGateway(Json<ErrorBody>),
 }
 
 /// The only failure `/healthz` declares: the database did not answer.
@@ -136,10 +148,12 @@ fn classify(err: &Error) -> Classified {
         Error::NotFound(m) => plain(ErrorCode::NotFound, m),
         Error::Conflict(m) => plain(ErrorCode::Conflict, m),
         Error::NoDefaultApp(m) => plain(ErrorCode::NoDefaultApp, m),
-        // No endpoint calls a provider for the caller (the callback answers with a redirect or
-        // a page), so a provider failure reaching here is a fault of Dravo's.
-        Error::Provider(_)
-        | Error::Config(_)
+        Error::NeedsReauth(m) => plain(ErrorCode::NeedsReauth, m),
+        Error::Provider(e) => {
+            tracing::warn!(error = %e, "a provider call failed");
+            plain(ErrorCode::ProviderError, &e.to_string())
+        }
+        Error::Config(_)
         | Error::Key(_)
         | Error::Unseal(_)
         | Error::Store { .. }
@@ -163,7 +177,10 @@ impl From<Error> for ApiError {
             ErrorCode::InvalidRequest => ApiError::BadRequest(body),
             ErrorCode::Unauthorized => ApiError::Unauthorized(body, BEARER_CHALLENGE.into()),
             ErrorCode::NotFound => ApiError::NotFound(body),
-            ErrorCode::Conflict | ErrorCode::NoDefaultApp => ApiError::Conflict(body),
+            ErrorCode::Conflict | ErrorCode::NoDefaultApp | ErrorCode::NeedsReauth => {
+                ApiError::Conflict(body)
+            }
+            ErrorCode::ProviderError => ApiError::BadGateway(body),
             ErrorCode::PayloadTooLarge => ApiError::PayloadTooLarge(body),
             ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),
             // Not a core error's code: endpoints never see a 405.

@@ -153,6 +153,12 @@ fn example_message(code: ErrorCode, op: &Operation) -> String {
         }
         ErrorCode::UnsupportedMediaType => NOT_JSON.into(),
         ErrorCode::Internal => INTERNAL_MESSAGE.into(),
+        ErrorCode::NeedsReauth => format!(
+            "account {EXAMPLE_ACCOUNT_ID} needs to be connected again (invalid_grant: Value passed for the token was invalid.)"
+        ),
+        ErrorCode::ProviderError => {
+            "the provider is unavailable: api.x.com did not answer: timed out after 15 s".into()
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use poem_openapi::types::{
 use serde_json::Value;
 
 use crate::domain::{
-    AccountId, AppId, AppName, BIDI_CONTROLS, ClientId, ClientSecret, INVISIBLE, Provider, Scopes,
-    Timestamp,
+    AccountId, AccountStatus, AppId, AppName, BIDI_CONTROLS, ClientId, ClientSecret, INVISIBLE,
+    Provider, Scopes, Timestamp,
 };
 use crate::error::Error;
 use crate::providers;
@@ -227,6 +227,25 @@ prefixed_id!(
     AccountId,
     "A connected account id: `acc_` and 20 lowercase base32 characters."
 );
+
+/// The `status` filter of the account list: the statuses an account shows.
+impl ApiString for AccountStatus {
+    const TYPE_NAME: &'static str = "AccountStatusFilter";
+    const FIELD: &'static str = "status";
+    fn describe(schema: &mut MetaSchema) {
+        schema.description = Some("active | expiring | needs_reauth");
+        schema.enum_items = ["active", "expiring", "needs_reauth"]
+            .into_iter()
+            .map(Value::from)
+            .collect();
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        AccountStatus::parse_filter(value)
+    }
+    fn to_api_string(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
 
 impl ApiString for Timestamp {
     const TYPE_NAME: &'static str = "Timestamp";

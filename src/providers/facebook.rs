@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
     ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
-    TokenSet,
+    Renewal, TokenRefresh, TokenSet,
 };
 
 pub(super) struct Facebook;
@@ -79,6 +79,31 @@ impl OAuthProvider for Facebook {
         )
         .await?;
         super::parse_token_response(&long)
+    }
+
+    /// No refresh token: the long-lived token's 60 days are a deadline for a new consent.
+    fn renewal(&self) -> Renewal {
+        Renewal::Never
+    }
+
+    /// The long-lived token lasts about 60 days; assume fewer when the answer omits it.
+    fn assumed_lifetime_seconds(&self) -> i64 {
+        50 * 86_400
+    }
+
+    /// Revoking is deleting the app's permissions for the user: `DELETE /me/permissions`.
+    async fn revoke(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<bool, ProviderError> {
+        let req = http
+            .client()
+            .delete(endpoints.api(&format!("/{}/me/permissions", endpoints.api_version)))
+            .bearer_auth(r.access_token);
+        http.send(req).await?.into_success()?;
+        Ok(true)
     }
 
     async fn identify(

@@ -70,6 +70,15 @@ impl ProviderHttp {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = resp.status().as_u16();
+        if status == 429 {
+            // Seconds only; an HTTP-date is rare from these APIs and then the backoff decides.
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(ProviderError::RateLimited { retry_after });
+        }
         if resp.status().is_redirection() {
             return Err(ProviderError::Malformed(format!(
                 "HTTP {status} redirect (redirects are not followed)"

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
     ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
-    TokenSet,
+    Renewal, TokenRefresh, TokenSet,
 };
 
 pub(super) struct Instagram;
@@ -106,6 +106,35 @@ impl OAuthProvider for Instagram {
         tokens.granted_scopes = permissions(&short);
         tokens.account_hint = string_field(&short, "user_id");
         Ok(tokens)
+    }
+
+    /// The long-lived token is refreshed by itself, once it is a day old.
+    fn renewal(&self) -> Renewal {
+        Renewal::AccessToken {
+            min_age_seconds: 86_400,
+        }
+    }
+
+    /// Long-lived tokens last 60 days; assume fewer when the answer omits it.
+    fn assumed_lifetime_seconds(&self) -> i64 {
+        50 * 86_400
+    }
+
+    /// `GET /refresh_access_token?grant_type=ig_refresh_token&access_token=…` (no secret).
+    async fn refresh_tokens(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        let req = http
+            .client()
+            .get(endpoints.api("/refresh_access_token"))
+            .query(&[
+                ("grant_type", "ig_refresh_token"),
+                ("access_token", r.access_token),
+            ]);
+        super::parse_token_response(&http.send(req).await?.into_success()?)
     }
 
     async fn identify(

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
-use super::{ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, TokenSet};
+use super::{
+    ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, TokenRefresh,
+    TokenSet,
+};
 
 pub(super) struct Linkedin;
 
@@ -31,6 +34,30 @@ impl OAuthProvider for Linkedin {
         ClientAuth::FormBody {
             id_param: "client_id",
         }
+    }
+
+    /// Documented as 60 days; assume less so a missing `expires_in` is never trusted long.
+    fn assumed_lifetime_seconds(&self) -> i64 {
+        30 * 86_400
+    }
+
+    /// `oauth/v2/revoke`, beside the token endpoint.
+    async fn revoke(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<bool, ProviderError> {
+        super::revoke_call(
+            http,
+            endpoints.beside_token_url("revoke"),
+            self.client_auth(),
+            r.client_id,
+            r.client_secret,
+            &[("token", r.access_token)],
+        )
+        .await?;
+        Ok(true)
     }
 
     async fn identify(

@@ -96,7 +96,20 @@ pub struct DefaultEndpoints {
     pub api_base: String,
 }
 
-/// What every provider answers. Refresh and revoke join this trait with the token lifecycle.
+/// How a provider renews an account's access without the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// A refresh token (RFC 6749 §6). With `rotates`, each use returns a new one and the old
+    /// one stops working, so the new one must be stored before anyone else refreshes.
+    RefreshToken { rotates: bool },
+    /// The access token itself is traded for a fresh one, once it is at least
+    /// `min_age_seconds` old and before it expires (Instagram).
+    AccessToken { min_age_seconds: i64 },
+    /// Nothing renews it: the token's expiry is a deadline for a new consent (Facebook).
+    Never,
+}
+
+/// What every provider answers.
 #[async_trait]
 pub trait OAuthProvider: Send + Sync + 'static {
     /// Its name: in URLs, config tables (`[providers.<name>]`) and the database.
@@ -189,6 +202,56 @@ pub trait OAuthProvider: Send + Sync + 'static {
         self.read_tokens(&body)
     }
 
+    /// How access is renewed; most providers use a refresh token that is not rotated.
+    fn renewal(&self) -> Renewal {
+        Renewal::RefreshToken { rotates: false }
+    }
+
+    /// The access-token lifetime assumed when an answer has no `expires_in`: the shortest the
+    /// provider documents, never "forever", so such a token is refreshed (or warned about)
+    /// early rather than found dead.
+    fn assumed_lifetime_seconds(&self) -> i64;
+
+    /// Renews the account's tokens (`renewal` says how). The default is the RFC 6749
+    /// refresh-token grant at the token endpoint, the client authenticated the provider's way.
+    async fn refresh_tokens(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        let Some(refresh_token) = r.refresh_token else {
+            return Err(ProviderError::Rejected {
+                code: "invalid_grant".into(),
+                description: Some("the account has no refresh token".into()),
+            });
+        };
+        let body = token_call(
+            http,
+            endpoints,
+            self.client_auth(),
+            r.client_id,
+            r.client_secret,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await?;
+        self.read_tokens(&body)
+    }
+
+    /// Revokes the account's grant at the provider. `Ok(false)`: the provider has no way to
+    /// revoke (the default).
+    async fn revoke(
+        &self,
+        _http: &ProviderHttp,
+        _endpoints: &Endpoints,
+        _r: &TokenRefresh<'_>,
+    ) -> Result<bool, ProviderError> {
+        Ok(false)
+    }
+
     /// Asks the provider who the token belongs to.
     async fn identify(
         &self,
@@ -221,6 +284,19 @@ impl dyn OAuthProvider {
             api_base: pick(overrides.api_base.as_ref(), defaults.api_base),
             api_version: api_version.unwrap_or_default(),
         }
+    }
+
+    /// Renews tokens; a refusal in the provider's own vocabulary comes back as
+    /// `invalid_grant` (so callers classify one set of codes).
+    pub async fn refresh(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        self.refresh_tokens(http, endpoints, r)
+            .await
+            .map_err(standard_token_error)
     }
 
     /// Trades an authorization code for tokens; a refusal in the provider's own vocabulary
@@ -328,6 +404,17 @@ impl Endpoints {
     pub fn api(&self, path: &str) -> String {
         format!("{}{}", self.api_base.as_str().trim_end_matches('/'), path)
     }
+
+    /// The token URL with its last path segment replaced by `segment` (LinkedIn's revoke
+    /// endpoint sits beside its token endpoint).
+    pub fn beside_token_url(&self, segment: &str) -> Url {
+        let mut url = self.token_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().pop().push(segment);
+        }
+        url.set_query(None);
+        url
+    }
 }
 
 /// What goes into the consent-screen URL.
@@ -347,6 +434,35 @@ pub struct CodeExchange<'a> {
     pub redirect_uri: &'a str,
     pub code: &'a str,
     pub code_verifier: Option<&'a str>,
+}
+
+/// An account's credentials for a refresh or a revocation.
+pub struct TokenRefresh<'a> {
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub access_token: &'a str,
+    pub refresh_token: Option<&'a str>,
+}
+
+/// `POST url` with `token` (and, for RFC 7009, `token_type_hint`) in a form, the client
+/// authenticated the provider's way: the revoke call of X, LinkedIn and TikTok.
+pub(crate) async fn revoke_call(
+    http: &ProviderHttp,
+    url: Url,
+    auth: ClientAuth,
+    client_id: &str,
+    client_secret: &str,
+    params: &[(&str, &str)],
+) -> Result<(), ProviderError> {
+    let endpoints = Endpoints {
+        authorize_url: url.clone(),
+        token_url: url.clone(),
+        api_base: url,
+        api_version: String::new(),
+    };
+    token_call(http, &endpoints, auth, client_id, client_secret, params)
+        .await
+        .map(|_| ())
 }
 
 /// Tokens as every provider's answer is normalised.

@@ -7,7 +7,10 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
-use super::{ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, TokenSet};
+use super::{
+    ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, Renewal,
+    TokenRefresh, TokenSet,
+};
 
 pub(super) struct Tiktok;
 
@@ -41,6 +44,36 @@ impl OAuthProvider for Tiktok {
 
     fn scope_separator(&self) -> &'static str {
         ","
+    }
+
+    /// Each refresh answer carries a new refresh token; the old one stops working.
+    fn renewal(&self) -> Renewal {
+        Renewal::RefreshToken { rotates: true }
+    }
+
+    /// TikTok has documented both 24 h and 2 h; the answer's `expires_in` is what counts.
+    fn assumed_lifetime_seconds(&self) -> i64 {
+        2 * 3600
+    }
+
+    async fn revoke(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<bool, ProviderError> {
+        let url = url::Url::parse(&endpoints.api("/v2/oauth/revoke/"))
+            .map_err(|e| ProviderError::malformed(format!("bad revoke URL: {e}")))?;
+        super::revoke_call(
+            http,
+            url,
+            self.client_auth(),
+            r.client_id,
+            r.client_secret,
+            &[("token", r.access_token)],
+        )
+        .await?;
+        Ok(true)
     }
 
     /// The token answer names the account (`open_id`).

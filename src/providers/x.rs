@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
-use super::{ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, TokenSet};
+use super::{
+    ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, Renewal,
+    TokenRefresh, TokenSet,
+};
 
 pub(super) struct X;
 
@@ -39,6 +42,44 @@ impl OAuthProvider for X {
 
     fn client_auth(&self) -> ClientAuth {
         ClientAuth::Basic
+    }
+
+    /// Refresh tokens are single-use: each refresh returns the next one.
+    fn renewal(&self) -> Renewal {
+        Renewal::RefreshToken { rotates: true }
+    }
+
+    fn assumed_lifetime_seconds(&self) -> i64 {
+        2 * 3600
+    }
+
+    /// RFC 7009 at `/2/oauth2/revoke`: the refresh token (which ends the grant), then the
+    /// access token.
+    async fn revoke(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<bool, ProviderError> {
+        let url = url::Url::parse(&endpoints.api("/2/oauth2/revoke"))
+            .map_err(|e| ProviderError::malformed(format!("bad revoke URL: {e}")))?;
+        let mut tokens = vec![];
+        if let Some(refresh) = r.refresh_token {
+            tokens.push((refresh, "refresh_token"));
+        }
+        tokens.push((r.access_token, "access_token"));
+        for (token, hint) in tokens {
+            super::revoke_call(
+                http,
+                url.clone(),
+                self.client_auth(),
+                r.client_id,
+                r.client_secret,
+                &[("token", token), ("token_type_hint", hint)],
+            )
+            .await?;
+        }
+        Ok(true)
     }
 
     async fn identify(

@@ -5,11 +5,17 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
+use serde_json::json;
+
+use super::events::{AccountEvent, Event, EventDraft};
+use super::lifecycle::fingerprint;
 use super::{Dravo, SharedList};
-use crate::domain::{AccountId, Owner, Provider, Timestamp, clean_provider_text};
+use crate::domain::{
+    AccountId, AccountStatus, AppId, Owner, Provider, Timestamp, clean_provider_text,
+};
 use crate::error::{Error, Result};
-use crate::providers::{Identity, TokenSet};
-use crate::store::AccountRecord;
+use crate::providers::{self, Identity, TokenRefresh, TokenSet};
+use crate::store::{AccountFilter, AccountRecord};
 
 /// A connected account as callers see it: never a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +27,13 @@ pub struct Account {
     pub username: Option<String>,
     pub display_name: Option<String>,
     pub scopes: Vec<String>,
-    /// `active` or `needs_reauth`.
-    pub status: String,
+    pub status: AccountStatus,
+    /// Why it is expiring or needs re-authorization.
+    pub status_reason: Option<String>,
     /// When the access token expires.
     pub expires_at: Option<Timestamp>,
+    /// After this only a new consent helps.
+    pub reauth_by: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -40,10 +49,57 @@ impl From<AccountRecord> for Account {
             display_name: row.display_name,
             scopes: row.scopes,
             status: row.status,
+            status_reason: row.status_reason,
             expires_at: row.expires_at,
+            reauth_by: row.reauth_by,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
+    }
+}
+
+/// What deleting an account did at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    pub account: Account,
+    /// True when the provider confirmed the revocation.
+    pub revoked: bool,
+    /// Why it was not revoked: the provider's error, or that it has no revoke endpoint.
+    pub revoke_error: Option<String>,
+}
+
+/// One page of a list and the cursor of the next.
+#[derive(Debug, Clone)]
+pub struct ListPage<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Cursors are opaque to callers: a position, in a form that does not invite arithmetic.
+pub fn encode_cursor(position: i64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("p{position}"))
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<i64> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix('p').and_then(|n| n.parse::<i64>().ok()))
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| Error::invalid("cursor is not one this server returned"))
+}
+
+/// The page size a caller may ask for: 1 to 500, 100 by default.
+pub fn page_limit(limit: Option<u32>) -> Result<usize> {
+    match limit {
+        None => Ok(100),
+        Some(n @ 1..=500) => Ok(n as usize),
+        Some(n) => Err(Error::invalid(format!(
+            "limit must be between 1 and 500, got {n}"
+        ))),
     }
 }
 
@@ -64,8 +120,8 @@ pub(super) fn token_context<'a>(
     ]
 }
 
-const ACCESS: &str = "account.access_token";
-const REFRESH: &str = "account.refresh_token";
+pub(super) const ACCESS: &str = "account.access_token";
+pub(super) const REFRESH: &str = "account.refresh_token";
 
 /// What a successful connect stores.
 pub(super) struct Connected {
@@ -80,92 +136,232 @@ pub(super) struct Connected {
 
 impl Dravo {
     /// Stores a newly connected account, or updates it when the same provider account was
-    /// connected before by this owner (same id, fresh tokens), in one transaction.
+    /// connected before by this owner (same id, fresh tokens), in one transaction with its
+    /// `connected` or `reconnected` event (and `recovered` when it needed a new consent).
     pub(super) async fn save_connected(&self, c: Connected) -> Result<Account> {
         let now = self.now();
+        let policy = self.policy();
         let this = self.clone();
+        let renewal = providers::get(c.provider).renewal();
         let record = self
             .0
             .store
             .write(move |tx| {
                 let existing =
                     tx.find_account(&c.owner, c.provider, &c.identity.provider_account_id)?;
+                let before = match &existing {
+                    Some(e) => tx.account_by_id(&e.id)?,
+                    None => None,
+                };
                 let (id, created_at) = match existing {
                     Some(e) => (e.id, e.created_at),
                     None => (AccountId::generate().to_string(), now),
                 };
-                let owner = c.owner.as_str();
-                let provider_account_id = c.identity.provider_account_id.as_str();
-                let sealer = this.0.keys.sealer();
-                let context =
-                    |kind| token_context(kind, &id, owner, c.provider, provider_account_id);
-                let access = sealer.seal(
-                    &context(ACCESS),
-                    c.tokens.access_token.expose_secret().as_bytes(),
-                );
-                let refresh = c
-                    .tokens
-                    .refresh_token
-                    .as_ref()
-                    .map(|t| sealer.seal(&context(REFRESH), t.expose_secret().as_bytes()));
-                let after =
-                    |secs: Option<i64>| secs.filter(|s| *s > 0).map(|s| now.plus_seconds(s));
-                let record = AccountRecord {
-                    id: id.clone(),
-                    owner: owner.to_owned(),
+                let mut record = AccountRecord {
+                    id,
+                    owner: c.owner.as_str().to_owned(),
                     provider: c.provider,
                     oauth_app_id: c.oauth_app_id,
-                    provider_account_id: provider_account_id.to_owned(),
+                    provider_account_id: c.identity.provider_account_id.clone(),
                     username: c.identity.username.and_then(clean_provider_text),
                     display_name: c.identity.display_name.and_then(clean_provider_text),
-                    scopes: c.tokens.granted_scopes.unwrap_or(c.requested_scopes),
-                    status: "active".into(),
-                    access_token_sealed: access,
-                    refresh_token_sealed: refresh,
-                    expires_at: after(c.tokens.expires_in),
-                    refresh_expires_at: after(c.tokens.refresh_expires_in),
+                    scopes: c.tokens.granted_scopes.clone().unwrap_or(c.requested_scopes),
+                    status: AccountStatus::Active,
+                    status_reason: None,
+                    access_token_sealed: Vec::new(),
+                    // A new consent starts a new grant: the old refresh token is not kept.
+                    refresh_token_sealed: None,
+                    expires_at: None,
+                    refresh_expires_at: None,
+                    reauth_by: None,
+                    token_issued_at: None,
+                    next_refresh_at: None,
+                    refresh_failures: 0,
+                    warned_for: None,
                     created_at,
                     updated_at: now,
                 };
+                this.apply_tokens(&mut record, &c.tokens, renewal, now, policy);
                 tx.put_account(&record)?;
+                let detail = json!({
+                    "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
+                    "expires_at": record.expires_at.map(|t| t.to_string()),
+                    "scopes": record.scopes,
+                });
+                match &before {
+                    None => this.record_event(
+                        tx,
+                        &record,
+                        EventDraft::new(AccountEvent::Connected, detail),
+                        now,
+                    )?,
+                    Some(old) => {
+                        this.record_event(
+                            tx,
+                            &record,
+                            EventDraft::new(AccountEvent::Reconnected, detail),
+                            now,
+                        )?;
+                        if old.status == AccountStatus::NeedsReauth || old.refresh_failures > 0 {
+                            this.record_event(
+                                tx,
+                                &record,
+                                EventDraft::new(
+                                    AccountEvent::Recovered,
+                                    json!({"via": "reconnect", "previous_status": old.status.as_str()}),
+                                ),
+                                now,
+                            )?;
+                        }
+                    }
+                }
                 Ok(record)
             })
             .await?;
         Ok(record.into())
     }
 
+    /// One page of the owner's accounts (see `Store::list_accounts_page`), shared so that
+    /// its rendered body is built once while nothing changes (the API's hot read).
+    pub async fn list_accounts_page(
+        &self,
+        owner: &Owner,
+        filter: AccountFilter,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Arc<SharedList<Account>>> {
+        let after = cursor.map(decode_cursor).transpose()?;
+        let limit = page_limit(limit)?;
+        let page = self
+            .0
+            .store
+            .list_accounts_page(owner, filter, after, limit)
+            .await?;
+        Ok(self.0.account_pages.get_or_make(
+            (owner.as_str().to_owned(), filter, after, limit),
+            &page,
+            |page| SharedList {
+                items: page.items.iter().cloned().map(Account::from).collect(),
+                next_cursor: page.next_after.map(encode_cursor),
+                rendered: Default::default(),
+            },
+        ))
+    }
+
+    /// Every account of the owner matching `filter`, following the pages.
     pub async fn list_accounts(
         &self,
         owner: &Owner,
-        provider: Option<Provider>,
+        filter: AccountFilter,
     ) -> Result<Vec<Account>> {
-        Ok(self
-            .list_accounts_shared(owner, provider)
-            .await?
-            .items
-            .clone())
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .list_accounts_page(owner, filter, cursor.as_deref(), Some(500))
+                .await?;
+            all.extend(page.items.iter().cloned());
+            match &page.next_cursor {
+                Some(next) => cursor = Some(next.clone()),
+                None => return Ok(all),
+            }
+        }
     }
 
-    /// The owner's accounts, oldest first, as a shared list (the API's hot read).
-    pub async fn list_accounts_shared(
+    /// One page of the account's events, newest first.
+    pub async fn account_events(
         &self,
         owner: &Owner,
-        provider: Option<Provider>,
-    ) -> Result<Arc<SharedList<Account>>> {
-        let rows = self.0.store.list_accounts(owner, provider).await?;
-        Ok(self
+        id: &AccountId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ListPage<Event>> {
+        self.account_record(owner, id).await?;
+        let before = cursor.map(decode_cursor).transpose()?;
+        let page = self
             .0
-            .account_lists
-            .get_or_make((owner.as_str().to_owned(), provider), &rows, |rows| {
-                SharedList {
-                    items: rows.iter().cloned().map(Account::from).collect(),
-                    rendered: Default::default(),
+            .store
+            .list_events(owner, id, before, page_limit(limit)?)
+            .await?;
+        Ok(ListPage {
+            items: page.items.into_iter().map(Event::from).collect(),
+            next_cursor: page.next_after.map(encode_cursor),
+        })
+    }
+
+    /// Revokes the account at its provider where the provider can, then deletes it (and its
+    /// event log) whatever the provider said, with an `account.deleted` webhook.
+    pub async fn delete_account(&self, owner: &Owner, id: &AccountId) -> Result<Deleted> {
+        let row = self.account_record(owner, id).await?;
+        let (revoked, revoke_error) = match self.revoke_at_provider(&row).await {
+            Ok(true) => (true, None),
+            Ok(false) => (
+                false,
+                Some(format!(
+                    "{} has no endpoint to revoke a token",
+                    row.provider
+                )),
+            ),
+            Err(e) => (false, Some(e.to_string())),
+        };
+        let now = self.now();
+        let this = self.clone();
+        let (owner, id_owned, row_copy) = (owner.clone(), id.clone(), row.clone());
+        let detail = json!({"revoked": revoked, "revoke_error": revoke_error});
+        let deleted = self
+            .0
+            .store
+            .write(move |tx| {
+                let gone = tx.delete_account(&owner, &id_owned)?;
+                if gone {
+                    this.record_deleted(tx, &row_copy, detail, now)?;
                 }
-            }))
+                Ok(gone)
+            })
+            .await?;
+        if !deleted {
+            return Err(Error::not_found(format!("no account with id {id}")));
+        }
+        Ok(Deleted {
+            account: row.into(),
+            revoked,
+            revoke_error,
+        })
+    }
+
+    /// Asks the provider to revoke the account's grant with its app's credentials.
+    async fn revoke_at_provider(&self, row: &AccountRecord) -> Result<bool> {
+        let provider = providers::get(row.provider);
+        let owner = Owner::parse("owner", &row.owner)?;
+        let app_id = row.oauth_app_id.as_deref().map(AppId::parse).transpose()?;
+        let app = self.flow_app(&owner, row.provider, app_id.as_ref()).await?;
+        let secret = self.flow_secret(&app)?;
+        let access = self.open_token(row, ACCESS, &row.access_token_sealed)?;
+        let refresh = row
+            .refresh_token_sealed
+            .as_ref()
+            .map(|sealed| self.open_token(row, REFRESH, sealed))
+            .transpose()?;
+        Ok(provider
+            .revoke(
+                self.http(),
+                self.endpoints(row.provider),
+                &TokenRefresh {
+                    client_id: &app.client_id,
+                    client_secret: secret.expose(),
+                    access_token: &access,
+                    refresh_token: refresh.as_deref(),
+                },
+            )
+            .await?)
     }
 
     /// One of the owner's accounts as stored.
-    async fn account_record(&self, owner: &Owner, id: &AccountId) -> Result<AccountRecord> {
+    pub(super) async fn account_record(
+        &self,
+        owner: &Owner,
+        id: &AccountId,
+    ) -> Result<AccountRecord> {
         self.0
             .store
             .get_account(owner, id)
@@ -177,20 +373,10 @@ impl Dravo {
         self.account_record(owner, id).await.map(Account::from)
     }
 
-    /// Opens an account's access token (used by the token endpoints and by tests proving the
-    /// seal is bound to the row).
+    /// Opens an account's stored access token as it is, without any refresh (tests use it
+    /// to prove the seal is bound to the row).
     pub async fn account_access_token(&self, owner: &Owner, id: &AccountId) -> Result<String> {
         let row = self.account_record(owner, id).await?;
-        let plain = self.0.keys.sealer().open(
-            &token_context(
-                ACCESS,
-                &row.id,
-                &row.owner,
-                row.provider,
-                &row.provider_account_id,
-            ),
-            &row.access_token_sealed,
-        )?;
-        String::from_utf8(plain).map_err(|_| Error::Unseal("a sealed token is not UTF-8".into()))
+        self.open_token(&row, ACCESS, &row.access_token_sealed)
     }
 }

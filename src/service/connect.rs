@@ -55,10 +55,10 @@ pub enum CallbackOutcome {
 }
 
 /// The app a flow runs with: a BYOK app or the provider's default app from the config.
-struct FlowApp {
-    app_id: Option<String>,
-    client_id: String,
-    scopes: Vec<String>,
+pub(super) struct FlowApp {
+    pub app_id: Option<String>,
+    pub client_id: String,
+    pub scopes: Vec<String>,
     secret: FlowSecret,
 }
 
@@ -193,7 +193,7 @@ impl Dravo {
     }
 
     /// The app for a flow: the tenant's BYOK app `app_id`, or the provider's default app.
-    async fn flow_app(
+    pub(super) async fn flow_app(
         &self,
         owner: &Owner,
         provider: Provider,
@@ -228,6 +228,14 @@ impl Dravo {
                     secret: FlowSecret::Config(app.client_secret.clone()),
                 })
             }
+        }
+    }
+
+    /// The app's client secret, opened for a call to its provider.
+    pub(super) fn flow_secret(&self, app: &FlowApp) -> Result<ClientSecret> {
+        match &app.secret {
+            FlowSecret::Config(secret) => Ok(secret.clone()),
+            FlowSecret::Sealed(row) => self.open_client_secret(row),
         }
     }
 
@@ -403,12 +411,9 @@ impl Dravo {
         app: &FlowApp,
         code: &str,
     ) -> Result<(TokenSet, Identity), Failure> {
-        let client_secret = match &app.secret {
-            FlowSecret::Config(secret) => secret.clone(),
-            FlowSecret::Sealed(row) => self
-                .open_client_secret(row)
-                .map_err(|e| Failure::internal("cannot open an app's client secret", &e))?,
-        };
+        let client_secret = self
+            .flow_secret(app)
+            .map_err(|e| Failure::internal("cannot open an app's client secret", &e))?;
         let implementation = providers::get(provider);
         let verifier = implementation
             .uses_pkce()

@@ -4,10 +4,14 @@
 
 mod accounts;
 mod connect;
+mod events;
+mod lifecycle;
 mod shared;
 
-pub use accounts::Account;
+pub use accounts::{Account, Deleted, ListPage};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
+pub use events::Event;
+pub use lifecycle::{AccessToken, Policy};
 pub use shared::SharedList;
 
 use std::collections::HashMap;
@@ -25,7 +29,7 @@ use crate::crypto::{Keys, MasterKey};
 use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
 use crate::error::{Error, Result};
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
-use crate::store::{AccountRecord, AppRecord, SqliteStore, Store};
+use crate::store::{AccountFilter, AccountRecord, AppRecord, Page, SqliteStore, Store};
 
 const KEY_CHECK: &str = "master_key_check";
 
@@ -98,8 +102,13 @@ struct Inner {
     allowed_return_urls: Vec<Url>,
     /// The callers' views of the store's shared lists (see `shared`).
     app_lists: shared::Derived<(String, Option<Provider>), [AppRecord], SharedList<OAuthApp>>,
-    account_lists:
-        shared::Derived<(String, Option<Provider>), [AccountRecord], SharedList<Account>>,
+    account_pages: shared::Derived<
+        (String, AccountFilter, Option<i64>, usize),
+        Page<AccountRecord>,
+        SharedList<Account>,
+    >,
+    /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
+    refresh_locks: lifecycle::RefreshLocks,
 }
 
 /// A provider's default (platform) app from `[providers.<name>]`.
@@ -242,7 +251,8 @@ impl Dravo {
             default_apps,
             allowed_return_urls,
             app_lists: Default::default(),
-            account_lists: Default::default(),
+            account_pages: Default::default(),
+            refresh_locks: Default::default(),
         })))
     }
 
@@ -320,6 +330,9 @@ impl Dravo {
                 .unwrap_or_else(|| providers::get(new.provider).default_scope_list())
                 .into_vec(),
             created_at: self.now(),
+            credentials_error: None,
+            credentials_error_at: None,
+            updated_at: self.now(),
         };
         let record = self
             .0
@@ -352,6 +365,7 @@ impl Dravo {
             .get_or_make((owner.as_str().to_owned(), provider), &rows, |rows| {
                 SharedList {
                     items: rows.iter().map(|r| self.view(r)).collect(),
+                    next_cursor: None,
                     rendered: Default::default(),
                 }
             }))

@@ -20,6 +20,8 @@ const LIMIT: usize = 4096;
 #[derive(Debug)]
 pub struct SharedList<T> {
     pub items: Vec<T>,
+    /// Where the next page starts, for paginated lists.
+    pub next_cursor: Option<String>,
     pub rendered: OnceLock<Bytes>,
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{AccountId, AppId, Owner, Provider, Timestamp};
+use crate::domain::{AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 
 pub use sqlite::SqliteStore;
@@ -31,6 +31,11 @@ pub struct AppRecord {
     pub client_secret_sealed: Vec<u8>,
     pub scopes: Vec<String>,
     pub created_at: Timestamp,
+    /// Why the provider last refused the app's credentials; cleared when its secret changes.
+    pub credentials_error: Option<String>,
+    pub credentials_error_at: Option<Timestamp>,
+    /// When its name, scopes or secret last changed (its creation until then).
+    pub updated_at: Timestamp,
 }
 
 /// A connected account as stored, tokens still sealed.
@@ -44,14 +49,77 @@ pub struct AccountRecord {
     pub username: Option<String>,
     pub display_name: Option<String>,
     pub scopes: Vec<String>,
-    pub status: String,
+    pub status: AccountStatus,
+    /// Why it is expiring or needs re-authorization.
+    pub status_reason: Option<String>,
     pub access_token_sealed: Vec<u8>,
     pub refresh_token_sealed: Option<Vec<u8>>,
     pub expires_at: Option<Timestamp>,
     pub refresh_expires_at: Option<Timestamp>,
+    /// After this only a new consent helps.
+    pub reauth_by: Option<Timestamp>,
+    /// When the current access token was obtained.
+    pub token_issued_at: Option<Timestamp>,
+    /// When the background refresher next looks at it; `None`: never.
+    pub next_refresh_at: Option<Timestamp>,
+    /// Transient refresh failures since the last success.
+    pub refresh_failures: i64,
+    /// The `reauth_by` an `expiring` event was recorded for (so it is recorded once).
+    pub warned_for: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
+
+/// One entry of an account's event log.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: String,
+    pub account_id: String,
+    pub owner: String,
+    pub kind: String,
+    pub created_at: Timestamp,
+    /// A JSON object; never a token.
+    pub detail: serde_json::Value,
+    /// Its position in the log (assigned by the store; 0 before insertion).
+    pub seq: i64,
+}
+
+/// A webhook event waiting in the outbox (or delivered, or given up).
+#[derive(Debug, Clone)]
+pub struct OutboxRecord {
+    pub id: String,
+    pub kind: String,
+    pub owner: String,
+    /// The JSON body, exactly as it is sent.
+    pub body: String,
+    pub created_at: Timestamp,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+    /// Its position in the outbox (assigned by the store; 0 before insertion).
+    pub seq: i64,
+}
+
+/// Which of an owner's accounts to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct AccountFilter {
+    pub provider: Option<Provider>,
+    pub status: Option<AccountStatus>,
+}
+
+/// One page of a list, and where the next one starts.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The position after the last item, when more may follow.
+    pub next_after: Option<i64>,
+}
+
+/// The number of events kept per account; older ones are dropped as new ones arrive.
+pub const EVENTS_KEPT_PER_ACCOUNT: i64 = 200;
 
 /// An account row's identity, found before it is written (its sealed tokens are bound to
 /// its id, so the id must be known first).
@@ -68,6 +136,8 @@ pub trait WriteTx {
     fn insert_app(&mut self, app: &AppRecord) -> Result<()>;
     /// Deletes one of the owner's apps; false when there was none.
     fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool>;
+    /// One of the owner's apps, read inside this transaction.
+    fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
     /// The owner's account for this provider account, if connected before.
     fn find_account(
         &mut self,
@@ -77,6 +147,36 @@ pub trait WriteTx {
     ) -> Result<Option<ExistingAccount>>;
     /// Inserts the account, or replaces the mutable fields of the row with its id.
     fn put_account(&mut self, account: &AccountRecord) -> Result<()>;
+    /// One account, read inside this transaction (by id alone: the refresher works across
+    /// tenants; callers check the owner).
+    fn account_by_id(&mut self, id: &str) -> Result<Option<AccountRecord>>;
+    /// Deletes an account and its event log; false when there was none.
+    fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool>;
+    /// Takes the account's refresh lease for `holder` until `until`, unless another holder's
+    /// lease is still running at `now`. True when taken.
+    fn take_refresh_lease(
+        &mut self,
+        id: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool>;
+    /// Gives the lease back, if `holder` still holds it.
+    fn release_refresh_lease(&mut self, id: &str, holder: &str) -> Result<()>;
+    /// Whether `holder` holds the account's lease at `now`.
+    fn holds_refresh_lease(&mut self, id: &str, holder: &str, now: Timestamp) -> Result<bool>;
+    /// Appends an event to its account's log and drops the oldest beyond
+    /// `EVENTS_KEPT_PER_ACCOUNT`.
+    fn insert_event(&mut self, event: &EventRecord) -> Result<()>;
+    /// Adds a webhook event to the outbox.
+    fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()>;
+    /// Records (or, with `None`, clears) the provider's refusal of an app's credentials.
+    fn set_app_credentials_error(
+        &mut self,
+        app_id: &str,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<()>;
     /// Records a state's nonce as used; false when it was used before. Forgets nonces whose
     /// states expired before `now` (they can no longer be presented).
     fn consume_state_nonce(
@@ -112,15 +212,28 @@ pub trait Store: Send + Sync + 'static {
     /// One of the owner's apps.
     async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<Arc<AppRecord>>>;
 
-    /// The owner's accounts, oldest first, optionally for one provider (shared like
-    /// `list_apps`).
-    async fn list_accounts(
-        &self,
-        owner: &Owner,
-        provider: Option<Provider>,
-    ) -> Result<Arc<[AccountRecord]>>;
     /// One of the owner's accounts.
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>>;
+    /// One page of the owner's accounts matching `filter` (pending ones never), in the order
+    /// they were first connected, starting after the position `after` (a value from an
+    /// earlier page's `next_after`). Shared like `list_apps`.
+    async fn list_accounts_page(
+        &self,
+        owner: &Owner,
+        filter: AccountFilter,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Arc<Page<AccountRecord>>>;
+    /// One page of an account's events, newest first, starting before the position `before`.
+    async fn list_events(
+        &self,
+        owner: &Owner,
+        account: &AccountId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<EventRecord>>;
+    /// Ids of accounts whose `next_refresh_at` is at or before `now`, soonest first.
+    async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
 
     /// Runs `work` in one write transaction; use `write` for a typed result.
     async fn write_work(&self, work: WriteWork) -> Result<()>;

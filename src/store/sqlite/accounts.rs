@@ -1,43 +1,31 @@
-//! SQL for connected accounts. Every query takes the owner.
+//! SQL for connected accounts and their event logs. Every query a tenant can reach takes the
+//! owner; the refresher's queries work by account id across tenants.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    optional_timestamp_column, provider_column, string_list_column, string_list_json,
-    timestamp_column,
+    account_status_column, optional_timestamp_column, provider_column, string_list_column,
+    string_list_json, timestamp_column,
 };
-use crate::domain::{AccountId, Owner, Provider};
+use crate::domain::{AccountId, Owner, Timestamp};
 use crate::error::Result;
-use crate::store::{AccountRecord, ExistingAccount};
+use crate::store::{
+    AccountFilter, AccountRecord, EVENTS_KEPT_PER_ACCOUNT, EventRecord, ExistingAccount, Page,
+};
 
 const COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_account_id, username, \
-    display_name, scopes, status, access_token_sealed, refresh_token_sealed, expires_at, \
-    refresh_expires_at, created_at, updated_at";
+    display_name, scopes, status, status_reason, access_token_sealed, refresh_token_sealed, \
+    expires_at, refresh_expires_at, reauth_by, token_issued_at, next_refresh_at, \
+    refresh_failures, warned_for, created_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AccountRecord> {
-    Ok(AccountRecord {
-        id: row.get(0)?,
-        owner: row.get(1)?,
-        provider: provider_column(row, 2)?,
-        oauth_app_id: row.get(3)?,
-        provider_account_id: row.get(4)?,
-        username: row.get(5)?,
-        display_name: row.get(6)?,
-        scopes: string_list_column(row, 7)?,
-        status: row.get(8)?,
-        access_token_sealed: row.get(9)?,
-        refresh_token_sealed: row.get(10)?,
-        expires_at: optional_timestamp_column(row, 11)?,
-        refresh_expires_at: optional_timestamp_column(row, 12)?,
-        created_at: timestamp_column(row, 13)?,
-        updated_at: timestamp_column(row, 14)?,
-    })
+    from_row_offset(row, 0)
 }
 
 pub(super) fn find(
     conn: &Connection,
     owner: &Owner,
-    provider: Provider,
+    provider: crate::domain::Provider,
     provider_account_id: &str,
 ) -> Result<Option<ExistingAccount>> {
     Ok(conn
@@ -60,17 +48,24 @@ pub(super) fn find(
 pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
     conn.prepare_cached(&format!(
         "INSERT INTO accounts ({COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, ?21)
          ON CONFLICT (id) DO UPDATE SET
              oauth_app_id = excluded.oauth_app_id,
              username = excluded.username,
              display_name = excluded.display_name,
              scopes = excluded.scopes,
              status = excluded.status,
+             status_reason = excluded.status_reason,
              access_token_sealed = excluded.access_token_sealed,
              refresh_token_sealed = excluded.refresh_token_sealed,
              expires_at = excluded.expires_at,
              refresh_expires_at = excluded.refresh_expires_at,
+             reauth_by = excluded.reauth_by,
+             token_issued_at = excluded.token_issued_at,
+             next_refresh_at = excluded.next_refresh_at,
+             refresh_failures = excluded.refresh_failures,
+             warned_for = excluded.warned_for,
              updated_at = excluded.updated_at"
     ))?
     .execute(params![
@@ -82,25 +77,90 @@ pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
         row.username,
         row.display_name,
         string_list_json(&row.scopes),
-        row.status,
+        row.status.as_str(),
+        row.status_reason,
         row.access_token_sealed,
         row.refresh_token_sealed,
-        row.expires_at.map(|t| t.unix()),
-        row.refresh_expires_at.map(|t| t.unix()),
+        row.expires_at.map(Timestamp::unix),
+        row.refresh_expires_at.map(Timestamp::unix),
+        row.reauth_by.map(Timestamp::unix),
+        row.token_issued_at.map(Timestamp::unix),
+        row.next_refresh_at.map(Timestamp::unix),
+        row.refresh_failures,
+        row.warned_for.map(Timestamp::unix),
         row.created_at.unix(),
         row.updated_at.unix(),
     ])?;
     Ok(())
 }
 
-pub(super) fn list(
+/// One page of the owner's visible (not pending) accounts, in insertion order.
+pub(super) fn page(
     conn: &Connection,
     owner: &Owner,
-    provider: Option<Provider>,
-) -> Result<Vec<AccountRecord>> {
-    super::list_by_owner(conn, "accounts", COLUMNS, owner, provider, from_row)
+    filter: AccountFilter,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<Page<AccountRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT rowid, {COLUMNS} FROM accounts
+         WHERE owner = ?1 AND rowid > ?2 AND status != 'pending'
+           AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR status = ?4)
+         ORDER BY rowid LIMIT ?5"
+    ))?;
+    let mut rows = stmt
+        .query_map(
+            params![
+                owner.as_str(),
+                after.unwrap_or(0),
+                filter.provider.map(|p| p.as_str()),
+                filter.status.map(|s| s.as_str()),
+                limit as i64 + 1,
+            ],
+            |r| Ok((r.get::<_, i64>(0)?, from_row_offset(r, 1)?)),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next_after = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|(rowid, _)| *rowid)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows.into_iter().map(|(_, a)| a).collect(),
+        next_after,
+    })
 }
 
+/// An account from the columns of `COLUMNS` starting at index `o` (1 when `rowid` comes
+/// first).
+fn from_row_offset(row: &Row<'_>, o: usize) -> rusqlite::Result<AccountRecord> {
+    Ok(AccountRecord {
+        id: row.get(o)?,
+        owner: row.get(o + 1)?,
+        provider: provider_column(row, o + 2)?,
+        oauth_app_id: row.get(o + 3)?,
+        provider_account_id: row.get(o + 4)?,
+        username: row.get(o + 5)?,
+        display_name: row.get(o + 6)?,
+        scopes: string_list_column(row, o + 7)?,
+        status: account_status_column(row, o + 8)?,
+        status_reason: row.get(o + 9)?,
+        access_token_sealed: row.get(o + 10)?,
+        refresh_token_sealed: row.get(o + 11)?,
+        expires_at: optional_timestamp_column(row, o + 12)?,
+        refresh_expires_at: optional_timestamp_column(row, o + 13)?,
+        reauth_by: optional_timestamp_column(row, o + 14)?,
+        token_issued_at: optional_timestamp_column(row, o + 15)?,
+        next_refresh_at: optional_timestamp_column(row, o + 16)?,
+        refresh_failures: row.get(o + 17)?,
+        warned_for: optional_timestamp_column(row, o + 18)?,
+        created_at: timestamp_column(row, o + 19)?,
+        updated_at: timestamp_column(row, o + 20)?,
+    })
+}
+
+/// One of the owner's visible accounts.
 pub(super) fn get(
     conn: &Connection,
     owner: &Owner,
@@ -108,8 +168,152 @@ pub(super) fn get(
 ) -> Result<Option<AccountRecord>> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM accounts WHERE owner = ?1 AND id = ?2"
+            "SELECT {COLUMNS} FROM accounts
+             WHERE owner = ?1 AND id = ?2 AND status != 'pending'"
         ))?
         .query_row(params![owner.as_str(), id.as_str()], from_row)
         .optional()?)
+}
+
+/// Any account by id, pending ones included (for the core's own bookkeeping).
+pub(super) fn by_id(conn: &Connection, id: &str) -> Result<Option<AccountRecord>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+pub(super) fn delete(conn: &Connection, owner: &Owner, id: &AccountId) -> Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM accounts WHERE owner = ?1 AND id = ?2")?
+        .execute(params![owner.as_str(), id.as_str()])?;
+    conn.prepare_cached("DELETE FROM account_events WHERE owner = ?1 AND account_id = ?2")?
+        .execute(params![owner.as_str(), id.as_str()])?;
+    Ok(n > 0)
+}
+
+pub(super) fn take_lease(
+    conn: &Connection,
+    id: &str,
+    holder: &str,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE accounts SET refresh_lease_until = ?3, refresh_lease_holder = ?2
+             WHERE id = ?1
+               AND (refresh_lease_until IS NULL OR refresh_lease_until <= ?4
+                    OR refresh_lease_holder = ?2)",
+        )?
+        .execute(params![id, holder, until.unix(), now.unix()])?;
+    Ok(n > 0)
+}
+
+pub(super) fn release_lease(conn: &Connection, id: &str, holder: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE accounts SET refresh_lease_until = NULL, refresh_lease_holder = NULL
+         WHERE id = ?1 AND refresh_lease_holder = ?2",
+    )?
+    .execute(params![id, holder])?;
+    Ok(())
+}
+
+pub(super) fn holds_lease(
+    conn: &Connection,
+    id: &str,
+    holder: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM accounts
+             WHERE id = ?1 AND refresh_lease_holder = ?2 AND refresh_lease_until > ?3",
+        )?
+        .query_row(params![id, holder, now.unix()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Ids of accounts the refresher should look at by `now`, soonest first.
+pub(super) fn due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM accounts
+         WHERE next_refresh_at IS NOT NULL AND next_refresh_at <= ?1
+         ORDER BY next_refresh_at LIMIT ?2",
+    )?;
+    let ids = stmt
+        .query_map(params![now.unix(), limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
+}
+
+pub(super) fn insert_event(conn: &Connection, e: &EventRecord) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO account_events (id, account_id, owner, type, created_at, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        e.id,
+        e.account_id,
+        e.owner,
+        e.kind,
+        e.created_at.unix(),
+        e.detail.to_string(),
+    ])?;
+    // Keep the newest EVENTS_KEPT_PER_ACCOUNT.
+    conn.prepare_cached(
+        "DELETE FROM account_events WHERE account_id = ?1 AND seq <= (
+             SELECT seq FROM account_events WHERE account_id = ?1
+             ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+    )?
+    .execute(params![e.account_id, EVENTS_KEPT_PER_ACCOUNT])?;
+    Ok(())
+}
+
+pub(super) fn events(
+    conn: &Connection,
+    owner: &Owner,
+    account: &AccountId,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Page<EventRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, account_id, owner, type, created_at, detail FROM account_events
+         WHERE account_id = ?1 AND owner = ?2 AND seq < ?3
+         ORDER BY seq DESC LIMIT ?4",
+    )?;
+    let mut rows = stmt
+        .query_map(
+            params![
+                account.as_str(),
+                owner.as_str(),
+                before.unwrap_or(i64::MAX),
+                limit as i64 + 1
+            ],
+            |r| {
+                let detail: String = r.get(6)?;
+                Ok(EventRecord {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    account_id: r.get(2)?,
+                    owner: r.get(3)?,
+                    kind: r.get(4)?,
+                    created_at: timestamp_column(r, 5)?,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|e| super::bad_column(6, e.to_string()))?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next_after = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows,
+        next_after,
+    })
 }

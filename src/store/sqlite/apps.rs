@@ -3,14 +3,17 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    is_unique_violation, provider_column, string_list_column, string_list_json, timestamp_column,
+    is_unique_violation, optional_timestamp_column, provider_column, string_list_column,
+    string_list_json, timestamp_column,
 };
-use crate::domain::{AppId, Owner, Provider};
+use crate::domain::{AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::store::AppRecord;
 
-const COLUMNS: &str =
-    "id, owner, provider, name, client_id, client_secret_sealed, scopes, created_at";
+const COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, scopes, \
+    created_at, credentials_error, credentials_error_at, coalesce(updated_at, created_at)";
+const INSERT_COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, \
+    scopes, created_at, credentials_error, credentials_error_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
     Ok(AppRecord {
@@ -22,13 +25,17 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
         client_secret_sealed: row.get(5)?,
         scopes: string_list_column(row, 6)?,
         created_at: timestamp_column(row, 7)?,
+        credentials_error: row.get(8)?,
+        credentials_error_at: optional_timestamp_column(row, 9)?,
+        updated_at: timestamp_column(row, 10)?,
     })
 }
 
 pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {
     let result = conn
         .prepare_cached(&format!(
-            "INSERT INTO oauth_apps ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            "INSERT INTO oauth_apps ({INSERT_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         ))?
         .execute(params![
             app.id,
@@ -39,6 +46,9 @@ pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {
             app.client_secret_sealed,
             string_list_json(&app.scopes),
             app.created_at.unix(),
+            app.credentials_error,
+            app.credentials_error_at.map(Timestamp::unix),
+            app.updated_at.unix(),
         ]);
     match result {
         Ok(_) => Ok(()),
@@ -72,4 +82,18 @@ pub(super) fn delete(conn: &Connection, owner: &Owner, id: &AppId) -> Result<boo
         .prepare_cached("DELETE FROM oauth_apps WHERE owner = ?1 AND id = ?2")?
         .execute(params![owner.as_str(), id.as_str()])?;
     Ok(n > 0)
+}
+
+/// Records or clears the provider's refusal of an app's credentials.
+pub(super) fn set_credentials_error(
+    conn: &Connection,
+    id: &str,
+    error: Option<&str>,
+    at: Timestamp,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE oauth_apps SET credentials_error = ?2, credentials_error_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, error, error.map(|_| at.unix())])?;
+    Ok(())
 }

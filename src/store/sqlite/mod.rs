@@ -21,6 +21,7 @@
 
 mod accounts;
 mod apps;
+mod outbox;
 mod states;
 
 use std::cell::RefCell;
@@ -35,8 +36,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
 use thread_local::ThreadLocal;
 
-use super::{AccountRecord, AppRecord, ExistingAccount, Store, WriteTx, WriteWork};
-use crate::domain::{AccountId, AppId, Owner, Provider, Timestamp};
+use super::{
+    AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, OutboxRecord, Page,
+    Store, WriteTx, WriteWork,
+};
+use crate::domain::{AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 
 /// How long a connection waits for another writer before giving up.
@@ -47,6 +51,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/001_oauth_apps.sql")),
         M::up(include_str!("migrations/002_accounts.sql")),
         M::up(include_str!("migrations/003_unix_timestamps.sql")),
+        M::up(include_str!("migrations/004_token_lifecycle.sql")),
     ])
 }
 
@@ -114,6 +119,7 @@ struct Reader {
 const MEMO_LIMIT: usize = 4096;
 
 type ListKey = (String, Option<Provider>);
+type AccountPageKey = (String, AccountFilter, Option<i64>, usize);
 
 #[derive(Default)]
 struct ReadMemo {
@@ -121,12 +127,12 @@ struct ReadMemo {
     version: i64,
     app_lists: HashMap<ListKey, Arc<[AppRecord]>>,
     apps: HashMap<(String, String), Option<Arc<AppRecord>>>,
-    account_lists: HashMap<ListKey, Arc<[AccountRecord]>>,
+    account_pages: HashMap<AccountPageKey, Arc<Page<AccountRecord>>>,
 }
 
 impl ReadMemo {
     fn len(&self) -> usize {
-        self.app_lists.len() + self.apps.len() + self.account_lists.len()
+        self.app_lists.len() + self.apps.len() + self.account_pages.len()
     }
 
     /// Empties the memo unless it was read at `version` (and has room).
@@ -305,20 +311,36 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn list_accounts(
+    async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {
+        self.read(|c| accounts::get(c, owner, id))
+    }
+
+    async fn list_accounts_page(
         &self,
         owner: &Owner,
-        provider: Option<Provider>,
-    ) -> Result<Arc<[AccountRecord]>> {
+        filter: AccountFilter,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Arc<Page<AccountRecord>>> {
         self.memo_read(
-            (owner.as_str().to_owned(), provider),
-            |m| &mut m.account_lists,
-            |c| Ok(accounts::list(c, owner, provider)?.into()),
+            (owner.as_str().to_owned(), filter, after, limit),
+            |m| &mut m.account_pages,
+            |c| Ok(Arc::new(accounts::page(c, owner, filter, after, limit)?)),
         )
     }
 
-    async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {
-        self.read(|c| accounts::get(c, owner, id))
+    async fn list_events(
+        &self,
+        owner: &Owner,
+        account: &AccountId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<EventRecord>> {
+        self.read(|c| accounts::events(c, owner, account, before, limit))
+    }
+
+    async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+        self.read(|c| accounts::due(c, now, limit))
     }
 
     async fn write_work(&self, work: WriteWork) -> Result<()> {
@@ -345,6 +367,10 @@ impl WriteTx for SqliteTx<'_> {
         apps::delete(self.0, owner, id)
     }
 
+    fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
+        apps::get(self.0, owner, id)
+    }
+
     fn find_account(
         &mut self,
         owner: &Owner,
@@ -356,6 +382,49 @@ impl WriteTx for SqliteTx<'_> {
 
     fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
         accounts::put(self.0, account)
+    }
+
+    fn account_by_id(&mut self, id: &str) -> Result<Option<AccountRecord>> {
+        accounts::by_id(self.0, id)
+    }
+
+    fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
+        accounts::delete(self.0, owner, id)
+    }
+
+    fn take_refresh_lease(
+        &mut self,
+        id: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        accounts::take_lease(self.0, id, holder, now, until)
+    }
+
+    fn release_refresh_lease(&mut self, id: &str, holder: &str) -> Result<()> {
+        accounts::release_lease(self.0, id, holder)
+    }
+
+    fn holds_refresh_lease(&mut self, id: &str, holder: &str, now: Timestamp) -> Result<bool> {
+        accounts::holds_lease(self.0, id, holder, now)
+    }
+
+    fn insert_event(&mut self, event: &EventRecord) -> Result<()> {
+        accounts::insert_event(self.0, event)
+    }
+
+    fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
+        outbox::enqueue(self.0, event)
+    }
+
+    fn set_app_credentials_error(
+        &mut self,
+        app_id: &str,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<()> {
+        apps::set_credentials_error(self.0, app_id, error, at)
     }
 
     fn consume_state_nonce(
@@ -417,6 +486,12 @@ fn bad_column(col: usize, msg: impl Into<String>) -> rusqlite::Error {
 fn provider_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Provider> {
     let name: String = row.get(col)?;
     name.parse().map_err(|e| bad_column(col, format!("{e}")))
+}
+
+/// Reads an account status column.
+fn account_status_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<AccountStatus> {
+    let name: String = row.get(col)?;
+    name.parse().map_err(|e: String| bad_column(col, e))
 }
 
 /// Reads a JSON array of strings column.

@@ -1,0 +1,225 @@
+//! Account events and webhooks. An event is written in the transaction of the change it
+//! reports: to the account's log (`GET /v1/accounts/{id}/events`), and, when webhooks are
+//! configured and the event is one dashboards subscribe to, to the webhook outbox with the
+//! same id, so a crash between the change and its delivery loses nothing.
+
+use serde_json::{Value, json};
+
+use super::{Account, Dravo};
+use crate::domain::{AppId, EventId, Owner, Timestamp};
+use crate::error::{ProviderError, Result};
+use crate::store::{AccountRecord, EventRecord, OutboxRecord, WriteTx};
+use crate::views::{AccountView, OAuthAppView};
+
+/// What can happen to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountEvent {
+    Connected,
+    Reconnected,
+    Refreshed,
+    RefreshFailed,
+    NeedsReauth,
+    Recovered,
+    Expiring,
+}
+
+impl AccountEvent {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccountEvent::Connected => "connected",
+            AccountEvent::Reconnected => "reconnected",
+            AccountEvent::Refreshed => "refreshed",
+            AccountEvent::RefreshFailed => "refresh_failed",
+            AccountEvent::NeedsReauth => "needs_reauth",
+            AccountEvent::Recovered => "recovered",
+            AccountEvent::Expiring => "expiring",
+        }
+    }
+
+    /// The webhook type it is sent as; `None`: log only (a routine refresh).
+    pub const fn webhook(self) -> Option<&'static str> {
+        match self {
+            AccountEvent::Connected => Some("account.connected"),
+            AccountEvent::Reconnected => Some("account.reconnected"),
+            AccountEvent::Refreshed => None,
+            AccountEvent::RefreshFailed => Some("account.refresh_failed"),
+            AccountEvent::NeedsReauth => Some("account.needs_reauth"),
+            AccountEvent::Recovered => Some("account.recovered"),
+            AccountEvent::Expiring => Some("account.expiring"),
+        }
+    }
+}
+
+/// An event about to be recorded.
+pub struct EventDraft {
+    pub kind: AccountEvent,
+    pub detail: Value,
+}
+
+impl EventDraft {
+    pub fn new(kind: AccountEvent, detail: Value) -> Self {
+        EventDraft { kind, detail }
+    }
+}
+
+/// An entry of an account's event log, as callers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub account_id: String,
+    pub kind: String,
+    pub created_at: Timestamp,
+    pub detail: Value,
+}
+
+impl From<EventRecord> for Event {
+    fn from(e: EventRecord) -> Self {
+        Event {
+            id: e.id,
+            account_id: e.account_id,
+            kind: e.kind,
+            created_at: e.created_at,
+            detail: e.detail,
+        }
+    }
+}
+
+impl Dravo {
+    fn webhooks_enabled(&self) -> bool {
+        self.0.config.webhooks.url.is_some()
+    }
+
+    /// Writes an event about `row` to its log and, if it is a webhook event, to the outbox.
+    pub(super) fn record_event(
+        &self,
+        tx: &mut dyn WriteTx,
+        row: &AccountRecord,
+        draft: EventDraft,
+        now: Timestamp,
+    ) -> Result<()> {
+        let id = EventId::generate().to_string();
+        tx.insert_event(&EventRecord {
+            id: id.clone(),
+            account_id: row.id.clone(),
+            owner: row.owner.clone(),
+            kind: draft.kind.as_str().to_owned(),
+            created_at: now,
+            detail: draft.detail.clone(),
+            seq: 0,
+        })?;
+        if let Some(kind) = draft.kind.webhook() {
+            let account = AccountView::from(Account::from(row.clone()));
+            self.enqueue_webhook(
+                tx,
+                &id,
+                kind,
+                &row.owner,
+                "account",
+                serde_json::to_value(account).expect("views serialize"),
+                draft.detail,
+                now,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `account.deleted`: sent for an account whose log goes with it.
+    pub(super) fn record_deleted(
+        &self,
+        tx: &mut dyn WriteTx,
+        row: &AccountRecord,
+        detail: Value,
+        now: Timestamp,
+    ) -> Result<()> {
+        let account = AccountView::from(Account::from(row.clone()));
+        self.enqueue_webhook(
+            tx,
+            &EventId::generate().to_string(),
+            "account.deleted",
+            &row.owner,
+            "account",
+            serde_json::to_value(account).expect("views serialize"),
+            detail,
+            now,
+        )
+    }
+
+    /// Notes that the provider refused an account's app credentials: on the app (shown
+    /// until its secret changes) and, the first time, as an `app.credentials_invalid`
+    /// webhook. The platform's default app lives in the config, so only the log tells.
+    pub(super) fn app_credentials_refused(
+        &self,
+        tx: &mut dyn WriteTx,
+        row: &AccountRecord,
+        err: &ProviderError,
+        now: Timestamp,
+    ) -> Result<()> {
+        let Some(app_id) = row.oauth_app_id.as_deref() else {
+            tracing::warn!(provider = %row.provider, error = %err, "the provider refused the default app's credentials: check providers.{}.client_secret", row.provider);
+            return Ok(());
+        };
+        let (Ok(owner), Ok(id)) = (Owner::parse("owner", &row.owner), AppId::parse(app_id)) else {
+            return Ok(());
+        };
+        let Some(mut app) = tx.get_app(&owner, &id)? else {
+            return Ok(());
+        };
+        let first = app.credentials_error.is_none();
+        let message = format!("{}: {}", err.code(), err.description());
+        tx.set_app_credentials_error(app_id, Some(&message), now)?;
+        if first {
+            app.credentials_error = Some(message);
+            app.credentials_error_at = Some(now);
+            let view = OAuthAppView::from(self.view(&app));
+            self.enqueue_webhook(
+                tx,
+                &EventId::generate().to_string(),
+                "app.credentials_invalid",
+                &row.owner,
+                "app",
+                serde_json::to_value(view).expect("views serialize"),
+                json!({"error": err.code(), "error_description": err.description(), "account_id": row.id}),
+                now,
+            )?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_webhook(
+        &self,
+        tx: &mut dyn WriteTx,
+        id: &str,
+        kind: &str,
+        owner: &str,
+        object_name: &str,
+        object: Value,
+        detail: Value,
+        now: Timestamp,
+    ) -> Result<()> {
+        if !self.webhooks_enabled() {
+            return Ok(());
+        }
+        let mut body = json!({
+            "id": id,
+            "type": kind,
+            "created_at": now.to_string(),
+            "owner": owner,
+            "detail": detail,
+        });
+        body[object_name] = object;
+        tx.enqueue_webhook(&OutboxRecord {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            owner: owner.to_owned(),
+            body: body.to_string(),
+            created_at: now,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: Some(now),
+            last_error: None,
+            delivered_at: None,
+            seq: 0,
+        })
+    }
+}

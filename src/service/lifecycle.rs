@@ -1,0 +1,1101 @@
+//! The token lifecycle: handing out fresh access tokens, refreshing them the provider's way,
+//! announcing deadlines, and classifying failures so that a passing outage never costs an
+//! account and a dead one is never handed out.
+//!
+//! The rules are pure functions of an account row and the time (`deadline`, `status_at`,
+//! `next_look`, `decide`); `Dravo::renew` runs a refresh under the account's lease.
+//!
+//! Single flight: refreshes of one account never overlap. Inside a process, callers queue on
+//! the account's async mutex; across processes (the CLI, another server), a refresh first
+//! takes the account's lease in the database with a conditional update, and its result is
+//! written only if the stored token is still the one it refreshed from. Whoever waited
+//! re-reads the row and takes the token the winner stored.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use rand::Rng;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::accounts::{ACCESS, REFRESH, token_context};
+use super::events::{AccountEvent, EventDraft};
+use super::{Account, Dravo};
+use crate::domain::{AccountId, AccountStatus, AppId, Owner, Timestamp};
+use crate::error::{Error, ProviderError, Result};
+use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
+use crate::store::AccountRecord;
+
+/// Backoff after transient failures: 1 minute, doubling, at most an hour. With jitter this
+/// keeps a failing account to a handful of provider calls in its first hour and one an hour
+/// after that.
+const BACKOFF_FIRST_SECONDS: i64 = 60;
+const BACKOFF_MAX_SECONDS: i64 = 3600;
+/// After the provider refused the app's credentials, its accounts wait this long.
+const APP_COOLDOWN_SECONDS: i64 = 3600;
+/// Instagram-style renewals happen this long before expiry (well before, as they can only
+/// run on a live token).
+const SELF_RENEW_LEAD_SECONDS: i64 = 10 * 86_400;
+
+/// An access token handed out to a caller.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_at: Option<Timestamp>,
+    pub scopes: Vec<String>,
+}
+
+/// What started a refresh (recorded with its events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// An access-token request found the token about to expire.
+    Request,
+    /// Someone asked for a refresh (`POST …/refresh`, `dravo accounts refresh`,
+    /// `force_refresh=true`).
+    Explicit,
+    /// The background refresher.
+    Background,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Request => "request",
+            Trigger::Explicit => "explicit",
+            Trigger::Background => "background",
+        }
+    }
+}
+
+/// The timing settings the rules use.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub skew_seconds: i64,
+    pub warn_seconds: i64,
+}
+
+/// The moment after which only a new consent helps, if one is known: the token's own expiry
+/// when nothing renews it (Facebook, or no refresh token), else the refresh token's expiry.
+pub fn deadline(
+    renewal: Renewal,
+    has_refresh_token: bool,
+    expires_at: Option<Timestamp>,
+    refresh_expires_at: Option<Timestamp>,
+) -> Option<Timestamp> {
+    match renewal {
+        Renewal::Never => expires_at,
+        Renewal::RefreshToken { .. } if !has_refresh_token => expires_at,
+        Renewal::RefreshToken { .. } => refresh_expires_at,
+        Renewal::AccessToken { .. } => None,
+    }
+}
+
+/// `active`, or `expiring` when the deadline is within the warning window.
+pub fn status_at(
+    reauth_by: Option<Timestamp>,
+    now: Timestamp,
+    policy: Policy,
+) -> (AccountStatus, Option<String>) {
+    match reauth_by {
+        Some(by) if by.unix() - now.unix() <= policy.warn_seconds => (
+            AccountStatus::Expiring,
+            Some(format!("a new consent is needed by {by}")),
+        ),
+        _ => (AccountStatus::Active, None),
+    }
+}
+
+/// When a renewal may run: `None` when the account cannot be renewed now.
+fn renewable_from(renewal: Renewal, row: &AccountRecord) -> Option<Timestamp> {
+    match renewal {
+        Renewal::Never => None,
+        Renewal::RefreshToken { .. } => row.refresh_token_sealed.as_ref().map(|_| row.created_at),
+        Renewal::AccessToken { min_age_seconds } => Some(
+            row.token_issued_at
+                .unwrap_or(row.updated_at)
+                .plus_seconds(min_age_seconds),
+        ),
+    }
+}
+
+/// When the background refresher should next look at the account: its renewal time, its
+/// warning, its deadline, whichever comes first. `None` once it needs re-authorization.
+pub fn next_look(
+    row: &AccountRecord,
+    renewal: Renewal,
+    policy: Policy,
+    jitter_seconds: i64,
+) -> Option<Timestamp> {
+    if !row.status.usable() {
+        return None;
+    }
+    let mut times = Vec::with_capacity(3);
+    if let (Some(from), Some(expires)) = (renewable_from(renewal, row), row.expires_at) {
+        let lead = match renewal {
+            Renewal::AccessToken { .. } => SELF_RENEW_LEAD_SECONDS,
+            _ => 2 * policy.skew_seconds,
+        };
+        times.push(expires.plus_seconds(-lead - jitter_seconds).max(from));
+    }
+    if let Some(by) = row.reauth_by {
+        if row.warned_for != Some(by) {
+            times.push(by.plus_seconds(-policy.warn_seconds));
+        }
+        times.push(by);
+    }
+    times.into_iter().min()
+}
+
+/// What to do with an access-token request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Hand out the stored token.
+    UseStored,
+    /// Renew first.
+    Renew,
+    /// The stored token is dead and cannot be renewed: the account needs a new consent.
+    Dead(String),
+    /// Renewal keeps failing; the next try is not before this moment, and the stored token
+    /// has expired.
+    CoolingDown(Timestamp),
+}
+
+/// The rule for an access-token request (and an explicit refresh, with `force`).
+pub fn decide(
+    row: &AccountRecord,
+    renewal: Renewal,
+    now: Timestamp,
+    policy: Policy,
+    force: bool,
+) -> Decision {
+    if let Some(by) = row.reauth_by.filter(|by| *by <= now) {
+        return Decision::Dead(format!("the consent ended at {by}"));
+    }
+    let expired = row.expires_at.is_some_and(|e| e <= now);
+    let due = force
+        || row
+            .expires_at
+            .is_some_and(|e| e.unix() - now.unix() <= policy.skew_seconds);
+    if !due {
+        return Decision::UseStored;
+    }
+    let renewable = renewable_from(renewal, row).is_some_and(|from| from <= now);
+    if !renewable {
+        return if expired {
+            Decision::Dead("the access token expired and the provider offers no refresh".into())
+        } else {
+            Decision::UseStored
+        };
+    }
+    let cooling = row.refresh_failures > 0 && row.next_refresh_at.is_some_and(|t| t > now);
+    match (cooling, expired) {
+        (true, true) => Decision::CoolingDown(row.next_refresh_at.unwrap_or(now)),
+        (true, false) => Decision::UseStored,
+        (false, _) => Decision::Renew,
+    }
+}
+
+/// Seconds to wait after the `attempt`-th transient failure in a row, before jitter.
+pub fn backoff_seconds(attempt: i64, retry_after: Option<u64>) -> i64 {
+    let exp = BACKOFF_FIRST_SECONDS.saturating_mul(1 << (attempt - 1).clamp(0, 16));
+    let base = exp.min(BACKOFF_MAX_SECONDS);
+    match retry_after {
+        Some(s) => base.max(i64::try_from(s).unwrap_or(i64::MAX).min(86_400)),
+        None => base,
+    }
+}
+
+/// How a refresh failure counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The grant is gone: only a new consent helps.
+    Definitive,
+    /// The app's credentials were refused: the account is not to blame.
+    AppCredentials,
+    /// Try again later.
+    Transient,
+}
+
+pub fn classify(err: &ProviderError, renewal: Renewal) -> FailureClass {
+    match err {
+        ProviderError::Rejected { code, .. } => match code.as_str() {
+            "invalid_client" | "unauthorized_client" | "unsupported_grant_type" => {
+                FailureClass::AppCredentials
+            }
+            "invalid_grant" | "invalid_scope" => FailureClass::Definitive,
+            // X refuses an old refresh token with `invalid_request`; the token refused here
+            // is the latest one stored, so the refusal is final.
+            "invalid_request" if matches!(renewal, Renewal::RefreshToken { rotates: true }) => {
+                FailureClass::Definitive
+            }
+            _ => FailureClass::Transient,
+        },
+        ProviderError::Unavailable(_)
+        | ProviderError::Malformed(_)
+        | ProviderError::RateLimited { .. } => FailureClass::Transient,
+    }
+}
+
+/// The first 8 hex digits of the token's SHA-256: enough to tell tokens apart in a log,
+/// useless to an attacker.
+pub fn fingerprint(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn jitter(max_seconds: i64) -> i64 {
+    if max_seconds <= 0 {
+        0
+    } else {
+        rand::rng().random_range(0..=max_seconds)
+    }
+}
+
+/// One async mutex per account being refreshed in this process.
+#[derive(Default)]
+pub(super) struct RefreshLocks(Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
+
+impl RefreshLocks {
+    fn get(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lock) = map.get(id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(id.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+}
+
+/// The outcome of a renewal attempt, as written.
+enum Outcome {
+    Renewed(TokenSet),
+    Failed(ProviderError, FailureClass),
+}
+
+impl Dravo {
+    pub(super) fn policy(&self) -> Policy {
+        let r = &self.0.config.refresh;
+        Policy {
+            skew_seconds: i64::try_from(r.skew_seconds).unwrap_or(300),
+            warn_seconds: i64::try_from(r.warn_days.saturating_mul(86_400)).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// How long a refresh may hold an account: well past the provider call's own timeout.
+    fn lease_seconds(&self) -> i64 {
+        i64::try_from(self.0.config.providers.timeout_seconds)
+            .unwrap_or(300)
+            .saturating_mul(3)
+            + 10
+    }
+
+    /// The account's access token, refreshed first when it expires within
+    /// `refresh.skew_seconds` (or always, with `force`). Never a token known to be dead.
+    pub async fn access_token(
+        &self,
+        owner: &Owner,
+        id: &AccountId,
+        force: bool,
+    ) -> Result<AccessToken> {
+        let row = self.account_record(owner, id).await?;
+        let row = self
+            .fresh_row(
+                row,
+                force,
+                if force {
+                    Trigger::Explicit
+                } else {
+                    Trigger::Request
+                },
+            )
+            .await?;
+        Ok(AccessToken {
+            access_token: self.open_token(&row, ACCESS, &row.access_token_sealed)?,
+            token_type: "bearer",
+            expires_at: row.expires_at,
+            scopes: row.scopes.clone(),
+        })
+    }
+
+    /// Refreshes the account now (where its provider can) and returns it.
+    pub async fn refresh_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
+        let row = self.account_record(owner, id).await?;
+        let row = self.fresh_row(row, true, Trigger::Explicit).await?;
+        Ok(row.into())
+    }
+
+    /// The row with a token that is usable, renewing it if `decide` says so.
+    async fn fresh_row(
+        &self,
+        row: AccountRecord,
+        force: bool,
+        trigger: Trigger,
+    ) -> Result<AccountRecord> {
+        if !row.status.usable() {
+            return Err(Error::NeedsReauth(needs_reauth_message(&row)));
+        }
+        let renewal = providers::get(row.provider).renewal();
+        match decide(&row, renewal, self.now(), self.policy(), force) {
+            Decision::UseStored => Ok(row),
+            Decision::Dead(reason) => {
+                let row = self
+                    .mark_needs_reauth(row, "token_expired", &reason)
+                    .await?;
+                Err(Error::NeedsReauth(needs_reauth_message(&row)))
+            }
+            Decision::CoolingDown(until) => {
+                Err(Error::Provider(ProviderError::Unavailable(format!(
+                    "refreshing failed {} times in a row; the next attempt is at {until}",
+                    row.refresh_failures
+                ))))
+            }
+            Decision::Renew => self.renew(row, trigger).await,
+        }
+    }
+
+    /// Renews the account's tokens under its lease. Returns the stored row afterwards; an
+    /// error when the renewal failed and the stored token cannot be used.
+    pub(super) async fn renew(
+        &self,
+        seen: AccountRecord,
+        trigger: Trigger,
+    ) -> Result<AccountRecord> {
+        let lock = self.0.refresh_locks.get(&seen.id);
+        let _turn = lock.lock().await;
+        let holder = format!("{}:{}", std::process::id(), jitter(i64::MAX - 1));
+        let Some(row) = self.take_lease(&seen, &holder).await? else {
+            // Someone else renewed it while this call waited.
+            let row = self.row_by_id(&seen.id).await?;
+            return if row.status.usable() {
+                Ok(row)
+            } else {
+                Err(Error::NeedsReauth(needs_reauth_message(&row)))
+            };
+        };
+        let outcome = self.call_refresh(&row).await;
+        let outcome = match outcome {
+            Ok(tokens) => Outcome::Renewed(tokens),
+            Err(e) => {
+                let class = classify(&e, providers::get(row.provider).renewal());
+                Outcome::Failed(e, class)
+            }
+        };
+        self.write_outcome(row, holder, outcome, trigger).await
+    }
+
+    /// Takes the account's lease, waiting while another refresh holds it. `None` when the
+    /// stored token changed meanwhile (the other refresh's result is what the caller wants).
+    async fn take_lease(
+        &self,
+        seen: &AccountRecord,
+        holder: &str,
+    ) -> Result<Option<AccountRecord>> {
+        let started = std::time::Instant::now();
+        let max_wait = Duration::from_secs(u64::try_from(self.lease_seconds()).unwrap_or(60) + 1);
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let now = self.now();
+            let until = now.plus_seconds(self.lease_seconds());
+            let (id, holder_owned, seen_token) = (
+                seen.id.clone(),
+                holder.to_owned(),
+                seen.access_token_sealed.clone(),
+            );
+            let (taken, row) = self
+                .0
+                .store
+                .write(move |tx| {
+                    let row = tx
+                        .account_by_id(&id)?
+                        .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
+                    if row.access_token_sealed != seen_token || !row.status.usable() {
+                        return Ok((false, Some(row)));
+                    }
+                    let taken = tx.take_refresh_lease(&id, &holder_owned, now, until)?;
+                    Ok((taken, taken.then_some(row)))
+                })
+                .await?;
+            match (taken, row) {
+                (true, row) => return Ok(row),
+                (false, Some(_changed)) => return Ok(None),
+                (false, None) => {}
+            }
+            if started.elapsed() > max_wait {
+                return Err(Error::Provider(ProviderError::Unavailable(
+                    "another refresh of this account is still running".into(),
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Calls the provider to renew the row's tokens with its app's credentials.
+    async fn call_refresh(&self, row: &AccountRecord) -> Result<TokenSet, ProviderError> {
+        let owner = Owner::parse("owner", &row.owner)
+            .map_err(|e| ProviderError::Malformed(e.to_string()))?;
+        let app_id = row
+            .oauth_app_id
+            .as_deref()
+            .map(AppId::parse)
+            .transpose()
+            .map_err(|e| ProviderError::Malformed(e.to_string()))?;
+        let app = self
+            .flow_app(&owner, row.provider, app_id.as_ref())
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(_) | Error::NoDefaultApp(_) => ProviderError::Rejected {
+                    code: "invalid_client".into(),
+                    description: Some(format!("the account's app is gone: {e}")),
+                },
+                other => ProviderError::Unavailable(other.to_string()),
+            })?;
+        let secret = self
+            .flow_secret(&app)
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        let access = self
+            .open_token(row, ACCESS, &row.access_token_sealed)
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        let refresh = row
+            .refresh_token_sealed
+            .as_ref()
+            .map(|sealed| self.open_token(row, REFRESH, sealed))
+            .transpose()
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        let provider = providers::get(row.provider);
+        provider
+            .refresh(
+                self.http(),
+                self.endpoints(row.provider),
+                &TokenRefresh {
+                    client_id: &app.client_id,
+                    client_secret: secret.expose(),
+                    access_token: &access,
+                    refresh_token: refresh.as_deref(),
+                },
+            )
+            .await
+    }
+
+    /// Writes a renewal's outcome, with its events, if the stored token is still the one it
+    /// renewed; releases the lease either way.
+    async fn write_outcome(
+        &self,
+        from: AccountRecord,
+        holder: String,
+        outcome: Outcome,
+        trigger: Trigger,
+    ) -> Result<AccountRecord> {
+        let now = self.now();
+        let policy = self.policy();
+        let this = self.clone();
+        let renewal = providers::get(from.provider).renewal();
+        let (row, error) = self
+            .0
+            .store
+            .write(move |tx| {
+                let current = tx
+                    .account_by_id(&from.id)?
+                    .ok_or_else(|| Error::not_found(format!("no account with id {}", from.id)))?;
+                tx.release_refresh_lease(&from.id, &holder)?;
+                if current.access_token_sealed != from.access_token_sealed {
+                    // Another writer (a reconnect) replaced the token meanwhile: keep theirs.
+                    return Ok((current, None));
+                }
+                let mut events = Vec::new();
+                let mut row = current.clone();
+                let error = match outcome {
+                    Outcome::Renewed(tokens) => {
+                        this.apply_tokens(&mut row, &tokens, renewal, now, policy);
+                        events.push(EventDraft::new(
+                            AccountEvent::Refreshed,
+                            json!({
+                                "fingerprint": fingerprint(tokens.access_token.expose_secret()),
+                                "expires_at": row.expires_at.map(|t| t.to_string()),
+                                "trigger": trigger.as_str(),
+                            }),
+                        ));
+                        if current.refresh_failures > 0 {
+                            events.push(EventDraft::new(
+                                AccountEvent::Recovered,
+                                json!({"via": "refresh", "after_failures": current.refresh_failures}),
+                            ));
+                        }
+                        None
+                    }
+                    Outcome::Failed(err, class) => {
+                        let attempt = current.refresh_failures + 1;
+                        let detail = |next: Option<Timestamp>| {
+                            json!({
+                                "error": err.code(),
+                                "error_description": err.description(),
+                                "attempt": attempt,
+                                "next_attempt_at": next.map(|t| t.to_string()),
+                                "blame": match class {
+                                    FailureClass::AppCredentials => "app",
+                                    _ => "account",
+                                },
+                                "trigger": trigger.as_str(),
+                            })
+                        };
+                        match class {
+                            FailureClass::Definitive => {
+                                row.status = AccountStatus::NeedsReauth;
+                                row.status_reason = Some(format!(
+                                    "{}: {}",
+                                    err.code(),
+                                    err.description()
+                                ));
+                                row.next_refresh_at = None;
+                                events.push(EventDraft::new(AccountEvent::RefreshFailed, detail(None)));
+                                events.push(EventDraft::new(
+                                    AccountEvent::NeedsReauth,
+                                    json!({"reason": row.status_reason}),
+                                ));
+                            }
+                            FailureClass::AppCredentials | FailureClass::Transient => {
+                                let wait = if class == FailureClass::AppCredentials {
+                                    APP_COOLDOWN_SECONDS
+                                } else {
+                                    let retry_after = match &err {
+                                        ProviderError::RateLimited { retry_after } => *retry_after,
+                                        _ => None,
+                                    };
+                                    backoff_seconds(attempt, retry_after)
+                                };
+                                let next = now.plus_seconds(wait + jitter(wait / 5));
+                                row.refresh_failures = attempt;
+                                row.next_refresh_at = Some(next);
+                                events.push(EventDraft::new(
+                                    AccountEvent::RefreshFailed,
+                                    detail(Some(next)),
+                                ));
+                                if class == FailureClass::AppCredentials {
+                                    this.app_credentials_refused(tx, &row, &err, now)?;
+                                }
+                            }
+                        }
+                        Some(err)
+                    }
+                };
+                row.updated_at = now;
+                tx.put_account(&row)?;
+                for event in events {
+                    this.record_event(tx, &row, event, now)?;
+                }
+                Ok((row, error))
+            })
+            .await?;
+        match error {
+            None => Ok(row),
+            Some(_) if row.status == AccountStatus::NeedsReauth => {
+                Err(Error::NeedsReauth(needs_reauth_message(&row)))
+            }
+            // A failed renewal of a token that still works: hand out the working one.
+            Some(_) if row.expires_at.is_none_or(|e| e > now) => Ok(row),
+            Some(err) => Err(Error::Provider(err)),
+        }
+    }
+
+    /// Sets the row's tokens and timings from a provider's answer (a connect or a refresh):
+    /// a missing refresh token keeps the stored one unless the provider rotates them, a
+    /// missing `expires_in` gets the provider's assumed lifetime.
+    pub(super) fn apply_tokens(
+        &self,
+        row: &mut AccountRecord,
+        tokens: &TokenSet,
+        renewal: Renewal,
+        now: Timestamp,
+        policy: Policy,
+    ) {
+        let provider = providers::get(row.provider);
+        let sealer = self.0.keys.sealer();
+        let context = |kind| {
+            token_context(
+                kind,
+                &row.id,
+                &row.owner,
+                row.provider,
+                &row.provider_account_id,
+            )
+        };
+        row.access_token_sealed = sealer.seal(
+            &context(ACCESS),
+            tokens.access_token.expose_secret().as_bytes(),
+        );
+        match &tokens.refresh_token {
+            Some(t) => {
+                row.refresh_token_sealed =
+                    Some(sealer.seal(&context(REFRESH), t.expose_secret().as_bytes()));
+                row.refresh_expires_at = tokens
+                    .refresh_expires_in
+                    .filter(|s| *s > 0)
+                    .map(|s| now.plus_seconds(s));
+            }
+            None if matches!(renewal, Renewal::RefreshToken { rotates: true }) => {
+                // The old one was spent by this very refresh.
+                if row.refresh_token_sealed.is_some() && row.token_issued_at.is_some() {
+                    row.refresh_token_sealed = None;
+                    row.refresh_expires_at = None;
+                }
+            }
+            None => {}
+        }
+        let lifetime = tokens
+            .expires_in
+            .filter(|s| *s > 0)
+            .unwrap_or_else(|| provider.assumed_lifetime_seconds());
+        row.expires_at = Some(now.plus_seconds(lifetime));
+        row.token_issued_at = Some(now);
+        row.reauth_by = deadline(
+            renewal,
+            row.refresh_token_sealed.is_some(),
+            row.expires_at,
+            row.refresh_expires_at,
+        );
+        let (status, reason) = status_at(row.reauth_by, now, policy);
+        row.status = status;
+        row.status_reason = reason;
+        row.refresh_failures = 0;
+        row.next_refresh_at = next_look(row, renewal, policy, jitter(60));
+    }
+
+    /// Marks the account as needing a new consent (its deadline passed), with its events.
+    async fn mark_needs_reauth(
+        &self,
+        row: AccountRecord,
+        code: &'static str,
+        why: &str,
+    ) -> Result<AccountRecord> {
+        let now = self.now();
+        let this = self.clone();
+        let why = why.to_owned();
+        self.0
+            .store
+            .write(move |tx| {
+                let Some(mut current) = tx.account_by_id(&row.id)? else {
+                    return Err(Error::not_found(format!("no account with id {}", row.id)));
+                };
+                if current.status == AccountStatus::NeedsReauth {
+                    return Ok(current);
+                }
+                current.status = AccountStatus::NeedsReauth;
+                current.status_reason = Some(format!("{code}: {why}"));
+                current.next_refresh_at = None;
+                current.updated_at = now;
+                tx.put_account(&current)?;
+                this.record_event(
+                    tx,
+                    &current,
+                    EventDraft::new(
+                        AccountEvent::NeedsReauth,
+                        json!({"reason": current.status_reason}),
+                    ),
+                    now,
+                )?;
+                Ok(current)
+            })
+            .await
+    }
+
+    /// Any account by id (the refresher's reads, and re-reads after waiting).
+    async fn row_by_id(&self, id: &str) -> Result<AccountRecord> {
+        let id = id.to_owned();
+        self.0
+            .store
+            .write(move |tx| {
+                tx.account_by_id(&id)?
+                    .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
+            })
+            .await
+    }
+
+    /// Opens one of the row's sealed tokens.
+    pub(super) fn open_token(
+        &self,
+        row: &AccountRecord,
+        kind: &'static str,
+        sealed: &[u8],
+    ) -> Result<String> {
+        let plain = self.0.keys.sealer().open(
+            &token_context(
+                kind,
+                &row.id,
+                &row.owner,
+                row.provider,
+                &row.provider_account_id,
+            ),
+            sealed,
+        )?;
+        String::from_utf8(plain).map_err(|_| Error::Unseal("a sealed token is not UTF-8".into()))
+    }
+
+    /// The background refresher's work on one due account: renew it, warn of its deadline,
+    /// or mark it dead, and schedule the next look.
+    pub async fn tend_account(&self, id: &str) -> Result<()> {
+        let row = self.row_by_id(id).await?;
+        let now = self.now();
+        let policy = self.policy();
+        let renewal = providers::get(row.provider).renewal();
+        if !row.status.usable() {
+            return self.reschedule(row, None).await;
+        }
+        if row.reauth_by.is_some_and(|by| by <= now) {
+            self.mark_needs_reauth(
+                row,
+                "consent_ended",
+                "the deadline for a new consent passed",
+            )
+            .await?;
+            return Ok(());
+        }
+        let renew_at = next_look(
+            &AccountRecord {
+                reauth_by: None,
+                ..row.clone()
+            },
+            renewal,
+            policy,
+            0,
+        );
+        if renew_at.is_some_and(|t| t <= now)
+            && renewable_from(renewal, &row).is_some_and(|from| from <= now)
+        {
+            // A failure is recorded on the row; the refresher has no caller to tell.
+            let _ = self.renew(row, Trigger::Background).await;
+            return Ok(());
+        }
+        if let Some(by) = row.reauth_by
+            && by.unix() - now.unix() <= policy.warn_seconds
+            && row.warned_for != Some(by)
+        {
+            return self.warn_expiring(row, by).await;
+        }
+        let next = next_look(&row, renewal, policy, jitter(60));
+        self.reschedule(row, next).await
+    }
+
+    /// Records the `expiring` warning for the deadline `by`, once.
+    async fn warn_expiring(&self, row: AccountRecord, by: Timestamp) -> Result<()> {
+        let now = self.now();
+        let policy = self.policy();
+        let this = self.clone();
+        let renewal = providers::get(row.provider).renewal();
+        self.0
+            .store
+            .write(move |tx| {
+                let Some(mut current) = tx.account_by_id(&row.id)? else {
+                    return Ok(());
+                };
+                if current.warned_for == Some(by) || !current.status.usable() {
+                    return Ok(());
+                }
+                current.status = AccountStatus::Expiring;
+                current.status_reason = Some(format!("a new consent is needed by {by}"));
+                current.warned_for = Some(by);
+                current.next_refresh_at = next_look(&current, renewal, policy, 0);
+                current.updated_at = now;
+                tx.put_account(&current)?;
+                this.record_event(
+                    tx,
+                    &current,
+                    EventDraft::new(AccountEvent::Expiring, json!({"reauth_by": by.to_string()})),
+                    now,
+                )
+            })
+            .await
+    }
+
+    /// Sets when the refresher next looks at the account.
+    async fn reschedule(&self, row: AccountRecord, next: Option<Timestamp>) -> Result<()> {
+        if row.next_refresh_at == next {
+            return Ok(());
+        }
+        self.0
+            .store
+            .write(move |tx| {
+                let Some(mut current) = tx.account_by_id(&row.id)? else {
+                    return Ok(());
+                };
+                if current.access_token_sealed != row.access_token_sealed {
+                    return Ok(());
+                }
+                current.next_refresh_at = next;
+                tx.put_account(&current)
+            })
+            .await
+    }
+}
+
+/// How many due accounts one pass of the refresher takes.
+const DUE_BATCH: usize = 200;
+
+impl Dravo {
+    /// One pass of the background refresher: every account due by now is renewed, warned
+    /// about or marked, at most `refresh.concurrency` at once. Returns how many it tended.
+    pub async fn tend_due_accounts(&self) -> Result<usize> {
+        let due = self.0.store.due_accounts(self.now(), DUE_BATCH).await?;
+        let limit = usize::try_from(self.0.config.refresh.concurrency).unwrap_or(4);
+        let gate = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in &due {
+            let (this, id, gate) = (self.clone(), id.clone(), gate.clone());
+            tasks.spawn(async move {
+                let _slot = gate.acquire_owned().await;
+                if let Err(e) = this.tend_account(&id).await {
+                    tracing::warn!(account = %id, error = %e, "the refresher could not tend an account");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(due.len())
+    }
+
+    /// The background refresher inside `dravo serve`: a pass every
+    /// `refresh.interval_seconds` (sooner while passes come back full), until `stop`.
+    pub async fn run_refresher(self, stop: tokio_util::sync::CancellationToken) {
+        let interval = Duration::from_secs(self.0.config.refresh.interval_seconds);
+        loop {
+            let busy = match self.tend_due_accounts().await {
+                Ok(n) => n >= DUE_BATCH,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a refresher pass failed");
+                    false
+                }
+            };
+            let pause = if busy {
+                Duration::from_millis(100)
+            } else {
+                // Jitter, so that servers sharing a database do not march in step.
+                interval + Duration::from_millis(u64::try_from(jitter(1000)).unwrap_or(0))
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// The 409 message for an account that needs a new consent.
+fn needs_reauth_message(row: &AccountRecord) -> String {
+    match &row.status_reason {
+        Some(reason) => format!("account {} needs to be connected again ({reason})", row.id),
+        None => format!("account {} needs to be connected again", row.id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy = Policy {
+        skew_seconds: 300,
+        warn_seconds: 7 * 86_400,
+    };
+
+    fn row(expires_in: i64, refresh: bool) -> AccountRecord {
+        AccountRecord {
+            id: "acc_x".into(),
+            owner: "me".into(),
+            provider: "x".parse().unwrap(),
+            oauth_app_id: None,
+            provider_account_id: "1".into(),
+            username: None,
+            display_name: None,
+            scopes: vec![],
+            status: AccountStatus::Active,
+            status_reason: None,
+            access_token_sealed: vec![1],
+            refresh_token_sealed: refresh.then(|| vec![2]),
+            expires_at: Some(Timestamp::from_unix(1_000_000 + expires_in)),
+            refresh_expires_at: None,
+            reauth_by: None,
+            token_issued_at: Some(Timestamp::from_unix(1_000_000 - 3600)),
+            next_refresh_at: None,
+            refresh_failures: 0,
+            warned_for: None,
+            created_at: Timestamp::from_unix(0),
+            updated_at: Timestamp::from_unix(0),
+        }
+    }
+
+    const NOW: Timestamp = Timestamp::from_unix(1_000_000);
+    const ROTATING: Renewal = Renewal::RefreshToken { rotates: true };
+
+    #[test]
+    fn a_fresh_token_is_used_and_one_near_expiry_is_renewed() {
+        assert_eq!(
+            decide(&row(3600, true), ROTATING, NOW, POLICY, false),
+            Decision::UseStored
+        );
+        assert_eq!(
+            decide(&row(3600, true), ROTATING, NOW, POLICY, true),
+            Decision::Renew
+        );
+        assert_eq!(
+            decide(&row(299, true), ROTATING, NOW, POLICY, false),
+            Decision::Renew
+        );
+    }
+
+    #[test]
+    fn without_a_refresh_token_an_expired_token_is_dead_and_a_live_one_is_used() {
+        assert_eq!(
+            decide(&row(100, false), ROTATING, NOW, POLICY, false),
+            Decision::UseStored
+        );
+        assert!(matches!(
+            decide(&row(0, false), ROTATING, NOW, POLICY, false),
+            Decision::Dead(_)
+        ));
+        assert!(matches!(
+            decide(&row(-5, false), Renewal::Never, NOW, POLICY, true),
+            Decision::Dead(_)
+        ));
+    }
+
+    #[test]
+    fn a_cooling_account_is_not_renewed_before_its_next_attempt() {
+        let mut r = row(-10, true);
+        r.refresh_failures = 3;
+        r.next_refresh_at = Some(NOW.plus_seconds(100));
+        assert_eq!(
+            decide(&r, ROTATING, NOW, POLICY, true),
+            Decision::CoolingDown(NOW.plus_seconds(100))
+        );
+        r.expires_at = Some(NOW.plus_seconds(60));
+        assert_eq!(
+            decide(&r, ROTATING, NOW, POLICY, false),
+            Decision::UseStored
+        );
+        r.next_refresh_at = Some(NOW);
+        assert_eq!(decide(&r, ROTATING, NOW, POLICY, false), Decision::Renew);
+    }
+
+    #[test]
+    fn instagram_renews_only_a_token_a_day_old() {
+        let ig = Renewal::AccessToken {
+            min_age_seconds: 86_400,
+        };
+        let mut r = row(100, false);
+        r.token_issued_at = Some(NOW.plus_seconds(-3600));
+        assert_eq!(decide(&r, ig, NOW, POLICY, true), Decision::UseStored);
+        r.token_issued_at = Some(NOW.plus_seconds(-86_400));
+        assert_eq!(decide(&r, ig, NOW, POLICY, true), Decision::Renew);
+        // Scheduled ten days before expiry, never before the token is a day old.
+        let mut young = row(60 * 86_400, false);
+        young.token_issued_at = Some(NOW);
+        assert_eq!(
+            next_look(&young, ig, POLICY, 0),
+            Some(NOW.plus_seconds(50 * 86_400))
+        );
+        let mut short = row(3600, false);
+        short.token_issued_at = Some(NOW);
+        assert_eq!(
+            next_look(&short, ig, POLICY, 0),
+            Some(NOW.plus_seconds(86_400))
+        );
+    }
+
+    #[test]
+    fn deadlines_follow_what_can_renew_the_token() {
+        let e = Some(NOW.plus_seconds(100));
+        let r = Some(NOW.plus_seconds(1000));
+        assert_eq!(deadline(Renewal::Never, false, e, None), e);
+        assert_eq!(deadline(ROTATING, false, e, r), e);
+        assert_eq!(deadline(ROTATING, true, e, r), r);
+        assert_eq!(deadline(ROTATING, true, e, None), None);
+        assert_eq!(
+            deadline(Renewal::AccessToken { min_age_seconds: 1 }, false, e, None),
+            None
+        );
+        assert_eq!(status_at(None, NOW, POLICY).0, AccountStatus::Active);
+        assert_eq!(
+            status_at(Some(NOW.plus_seconds(7 * 86_400)), NOW, POLICY).0,
+            AccountStatus::Expiring
+        );
+        assert_eq!(
+            status_at(Some(NOW.plus_seconds(7 * 86_400 + 1)), NOW, POLICY).0,
+            AccountStatus::Active
+        );
+    }
+
+    #[test]
+    fn the_refresher_looks_at_the_warning_then_the_deadline() {
+        let mut fb = row(30 * 86_400, false);
+        fb.reauth_by = fb.expires_at;
+        let by = fb.reauth_by.unwrap();
+        assert_eq!(
+            next_look(&fb, Renewal::Never, POLICY, 0),
+            Some(by.plus_seconds(-7 * 86_400))
+        );
+        fb.warned_for = Some(by);
+        assert_eq!(next_look(&fb, Renewal::Never, POLICY, 0), Some(by));
+        fb.status = AccountStatus::NeedsReauth;
+        assert_eq!(next_look(&fb, Renewal::Never, POLICY, 0), None);
+    }
+
+    #[test]
+    fn failures_are_classified_the_way_the_issue_asks() {
+        let rejected = |code: &str| ProviderError::Rejected {
+            code: code.into(),
+            description: None,
+        };
+        let plain = Renewal::RefreshToken { rotates: false };
+        assert_eq!(
+            classify(&rejected("invalid_grant"), plain),
+            FailureClass::Definitive
+        );
+        assert_eq!(
+            classify(&rejected("invalid_request"), ROTATING),
+            FailureClass::Definitive
+        );
+        assert_eq!(
+            classify(&rejected("invalid_request"), plain),
+            FailureClass::Transient
+        );
+        assert_eq!(
+            classify(&rejected("invalid_client"), plain),
+            FailureClass::AppCredentials
+        );
+        assert_eq!(
+            classify(&rejected("unauthorized_client"), ROTATING),
+            FailureClass::AppCredentials
+        );
+        assert_eq!(
+            classify(&ProviderError::Unavailable("HTTP 503".into()), plain),
+            FailureClass::Transient
+        );
+        assert_eq!(
+            classify(
+                &ProviderError::RateLimited {
+                    retry_after: Some(9)
+                },
+                plain
+            ),
+            FailureClass::Transient
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_to_an_hour_and_honours_retry_after() {
+        assert_eq!(backoff_seconds(1, None), 60);
+        assert_eq!(backoff_seconds(2, None), 120);
+        assert_eq!(backoff_seconds(7, None), 3600);
+        assert_eq!(backoff_seconds(60, None), 3600);
+        assert_eq!(backoff_seconds(1, Some(900)), 900);
+        assert_eq!(backoff_seconds(1, Some(5)), 60);
+    }
+
+    #[test]
+    fn fingerprints_are_eight_hex_digits_of_sha256() {
+        // sha256("abc") = ba7816bf…
+        assert_eq!(fingerprint("abc"), "ba7816bf");
+    }
+}
