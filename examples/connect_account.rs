@@ -128,12 +128,19 @@ async fn account_versions(
     http: &reqwest::Client,
     k: &Knobs,
 ) -> Result<Vec<(String, Value)>, String> {
-    match get(http, k, &format!("/v1/accounts?provider={}", k.provider)).await? {
-        Value::Array(items) => Ok(items
-            .into_iter()
-            .map(|a| (format!("{} {}", a["id"], a["updated_at"]), a))
+    // Newest last; a dashboard with more than 500 accounts would follow `next_cursor`.
+    let page = get(
+        http,
+        k,
+        &format!("/v1/accounts?provider={}&limit=500", k.provider),
+    )
+    .await?;
+    match page.get("data") {
+        Some(Value::Array(items)) => Ok(items
+            .iter()
+            .map(|a| (format!("{} {}", a["id"], a["updated_at"]), a.clone()))
             .collect()),
-        other => Err(format!("expected a list of accounts, got {other}")),
+        _ => Err(format!("expected a page of accounts, got {page}")),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::service::{Dravo, NewApp, OAuthApp};
 use crate::store::AccountFilter;
-use crate::views::{AccountView, EventView, OAuthAppView};
+use crate::views::{AccountPageView, AccountView, EventView, OAuthAppView};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -509,6 +509,13 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
                 status: status.status,
             };
             let accounts = dravo.list_accounts(&owner, filter).await?;
+            if *json {
+                // Every page in one: the API's page shape with no next page.
+                return print_json(&AccountPageView {
+                    data: accounts.into_iter().map(AccountView::from).collect(),
+                    next_cursor: None,
+                });
+            }
             let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             print_list::<_, AccountView>(
                 accounts,

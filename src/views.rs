@@ -211,7 +211,7 @@ impl Example for AccessTokenView {
 #[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "DeletedAccount")]
 pub struct DeletedAccountView {
-    /// The account as it was.
+    // No doc comment: it would wrap the `$ref` in an `allOf` (see `ErrorDetail`).
     pub account: AccountView,
     /// True when the provider confirmed the revocation. The account is deleted either way.
     pub revoked: bool,

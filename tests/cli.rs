@@ -1168,7 +1168,7 @@ fn accounts_list_and_show_escape_hostile_provider_text() {
     show.assert_success();
     assert_no_hostile_chars(&show);
     let lines: Vec<&str> = show.stdout.lines().collect();
-    assert_eq!(lines.len(), 11, "one line per field: {lines:#?}");
+    assert_eq!(lines.len(), 13, "one line per field: {lines:#?}");
     assert!(lines[4].starts_with("username:"), "{lines:#?}");
     assert!(lines[4].contains(r"\u{1b}"), "{lines:#?}");
     assert!(lines[5].starts_with("display_name:"), "{lines:#?}");
@@ -1187,7 +1187,11 @@ fn accounts_list_and_show_escape_hostile_provider_text() {
             "a raw control character in JSON: {body:?}"
         );
         let json = out.json();
-        let account = if json.is_array() { &json[0] } else { &json };
+        let account = if json["data"].is_array() {
+            &json["data"][0]
+        } else {
+            &json
+        };
         assert_eq!(account["username"], username);
         assert_eq!(account["display_name"], display_name);
     }

@@ -221,7 +221,8 @@ impl Flow {
 
     async fn list(&self, tenant: &str) -> Vec<Value> {
         let (body, _) = self.get_json(tenant, "/v1/accounts").await;
-        body.as_array().expect("an array").clone()
+        assert_eq!(body["next_cursor"], Value::Null, "{body}");
+        body["data"].as_array().expect("an array").clone()
     }
 
     fn rows(&self) -> Vec<Vec<String>> {
@@ -650,7 +651,9 @@ fn check_account(kind: Kind, account: &Value, id: &str, app_id: Option<&str>) {
         "display_name",
         "scopes",
         "status",
+        "status_reason",
         "expires_at",
+        "reauth_by",
         "created_at",
         "updated_at",
     ]
@@ -746,11 +749,15 @@ async fn full_flow(kind: Kind) {
     assert_eq!(list_resp.status(), 200);
     let list_text = list_resp.text().await.unwrap();
     let list: Value = serde_json::from_str(&list_text).unwrap();
-    assert_eq!(list, json!([account]), "the list holds exactly the account");
+    assert_eq!(
+        list,
+        json!({"data": [account], "next_cursor": null}),
+        "the list holds exactly the account"
+    );
     let (filtered, _) = flow
         .get_json(TENANT, &format!("/v1/accounts?provider={kind}"))
         .await;
-    assert_eq!(filtered, json!([account]));
+    assert_eq!(filtered["data"], json!([account]));
     assert_eq!(flow.rows().len(), 1);
 
     // Stored: the last token the provider issued (for facebook and instagram the long-lived
@@ -1676,7 +1683,7 @@ async fn accounts_are_isolated_between_tenants() {
     let (filtered, _) = flow
         .get_json(OTHER_TENANT, "/v1/accounts?provider=facebook")
         .await;
-    assert_eq!(filtered, json!([]));
+    assert_eq!(filtered["data"], json!([]));
     let resp = flow
         .app
         .get_as(OTHER_TENANT, &format!("/v1/accounts/{}", done.account_id))
@@ -1735,7 +1742,7 @@ async fn the_cli_lists_and_shows_the_same_accounts_as_the_api() {
     flow.connect(TENANT, Some(&app_id), RETURN_URL).await;
 
     let (api_list, _) = flow.get_json(TENANT, "/v1/accounts").await;
-    assert_eq!(api_list.as_array().unwrap().len(), 2);
+    assert_eq!(api_list["data"].as_array().unwrap().len(), 2);
     let list_json = run_cli(
         &flow.app,
         &["accounts", "list", "--owner", TENANT, "--json"],

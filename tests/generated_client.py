@@ -80,7 +80,9 @@ assert isinstance(missing.parsed, ErrorBody), missing.parsed
 assert missing.parsed.error.code == ErrorCode.NOT_FOUND, missing.parsed
 
 # Accounts: nulls parse as None, times as datetimes.
-accounts = {a.id: a for a in list_accounts.sync(client=client)}
+page = list_accounts.sync(client=client)
+assert page.next_cursor is None, page
+accounts = {a.id: a for a in page.data}
 assert set(accounts) == {sparse_id, full_id}, accounts
 sparse = get_account.sync(client=client, id=sparse_id)
 assert isinstance(sparse, Account), sparse

@@ -252,9 +252,11 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
             "method_not_allowed",
             "conflict",
             "no_default_app",
+            "needs_reauth",
             "payload_too_large",
             "unsupported_media_type",
             "internal",
+            "provider_error",
         ])
     );
 }
@@ -766,8 +768,8 @@ fn fields_that_can_be_null_are_nullable() {
         }
     }
     assert_eq!(
-        checked, 4,
-        "oauth_app_id, username, display_name, expires_at"
+        checked, 6,
+        "oauth_app_id, username, display_name, status_reason, expires_at, reauth_by"
     );
 }
 
@@ -783,7 +785,12 @@ fn timestamps_are_date_time() {
             }
         }
     }
-    assert_eq!(seen, 4, "OAuthApp.created_at and Account's three");
+    assert_eq!(
+        seen, 6,
+        "OAuthApp.created_at, Account's three, AccessToken.expires_at, AccountEvent.created_at"
+    );
+    let reauth_by = &spec["components"]["schemas"]["Account"]["properties"]["reauth_by"];
+    assert_eq!(reauth_by["format"], "date-time", "Account.reauth_by");
 }
 
 #[test]

@@ -552,7 +552,10 @@ mod tests {
             ["oa_b", "oa_a"]
         );
         assert_eq!(apps[0].created_at.rfc3339(), "2026-01-01T00:00:00Z");
-        let accounts = store.read(|c| accounts::list(c, &alice, None)).unwrap();
+        let accounts = store
+            .read(|c| accounts::page(c, &alice, AccountFilter::default(), None, 10))
+            .unwrap()
+            .items;
         assert_eq!(
             accounts[0].expires_at.unwrap().rfc3339(),
             "2026-01-01T02:00:00Z"
@@ -596,7 +599,8 @@ mod tests {
             assert!(Arc::ptr_eq(&last, &again), "unchanged: the same list");
             other
                 .execute(
-                    "INSERT INTO oauth_apps VALUES (?1, 'alice', 'x', ?1, 'c', x'00', '[]', ?2)",
+                    "INSERT INTO oauth_apps (id, owner, provider, name, client_id, client_secret_sealed, scopes, created_at)
+                     VALUES (?1, 'alice', 'x', ?1, 'c', x'00', '[]', ?2)",
                     rusqlite::params![format!("oa_{i}"), i as i64],
                 )
                 .unwrap();
@@ -624,6 +628,9 @@ mod tests {
             client_secret_sealed: vec![1],
             scopes: vec![],
             created_at: Timestamp::from_unix(1),
+            credentials_error: None,
+            credentials_error_at: None,
+            updated_at: Timestamp::from_unix(1),
         };
         let (first, dup) = (app("oa_1", "same"), app("oa_2", "same"));
         let result = store
