@@ -638,11 +638,10 @@ impl Dravo {
                     .map(|s| now.plus_seconds(s));
             }
             None if matches!(renewal, Renewal::RefreshToken { rotates: true }) => {
-                // The old one was spent by this very refresh.
-                if row.refresh_token_sealed.is_some() && row.token_issued_at.is_some() {
-                    row.refresh_token_sealed = None;
-                    row.refresh_expires_at = None;
-                }
+                // The old one was spent by this very refresh: the account lives until this
+                // access token expires (`deadline` below then says so).
+                row.refresh_token_sealed = None;
+                row.refresh_expires_at = None;
             }
             None => {}
         }

@@ -102,14 +102,13 @@ struct Inner {
     allowed_return_urls: Vec<Url>,
     /// The callers' views of the store's shared lists (see `shared`).
     app_lists: shared::Derived<(String, Option<Provider>), [AppRecord], SharedList<OAuthApp>>,
-    account_pages: shared::Derived<
-        (String, AccountFilter, Option<i64>, usize),
-        Page<AccountRecord>,
-        SharedList<Account>,
-    >,
+    account_pages: shared::Derived<AccountPageKey, Page<AccountRecord>, SharedList<Account>>,
     /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
     refresh_locks: lifecycle::RefreshLocks,
 }
+
+/// (owner, filter, position after, page size): one page of an owner's accounts.
+type AccountPageKey = (String, AccountFilter, Option<i64>, usize);
 
 /// A provider's default (platform) app from `[providers.<name>]`.
 struct DefaultApp {

@@ -139,6 +139,9 @@ pub enum Fault {
     TokenErrorWith200,
     /// The identity endpoint answers this status with the provider's error JSON.
     MeStatus(u16),
+    /// The revoke endpoint answers this status (a 5xx: the provider is down) and revokes
+    /// nothing.
+    RevokeStatus(u16),
     /// instagram: the code exchange answers `{"data":[{…}]}`. No effect on other kinds.
     InstagramDataWrapper,
     /// `/authorize` puts the literal `#_` inside the code parameter (`code=XYZ%23_`), so the
@@ -1751,6 +1754,12 @@ fn graph_me(st: &State, c: &Ctx, stage: Stage) -> Response {
 
 fn revoke(st: &mut State, c: &Ctx) -> Response {
     let kind = st.kind;
+    if let Fault::RevokeStatus(status) = st.fault {
+        return json_response(
+            status,
+            &json!({"error": "server_error", "error_description": "fake: revoke is down"}),
+        );
+    }
     let token = match kind {
         Kind::Facebook => {
             if c.method != Method::DELETE {

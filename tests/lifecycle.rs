@@ -1,0 +1,621 @@
+//! The token lifecycle against fake providers on 127.0.0.1 that rotate and check refresh
+//! tokens the way the real ones do: access tokens refreshed near expiry and exactly once
+//! under concurrency (in one server, and between the server and a CLI process), rotation
+//! stored before anyone sees the token, failures classified (definitive, app credentials,
+//! transient), deadlines warned about and enforced, revoke on delete, and the event log.
+
+#[path = "support/fake_provider.rs"]
+mod fake_provider;
+mod support;
+
+use std::sync::Arc;
+
+use dravo::Config;
+use dravo::clock::ManualClock;
+use dravo::config::ProviderConfig;
+use fake_provider::{FakeProvider, Fault, Kind};
+use serde_json::{Value, json};
+use support::{TestApp, assert_error, dravo_cmd, spawn_app_with_clock};
+use url::Url;
+
+const CLIENT_ID: &str = "fake-client-id-123";
+const CLIENT_SECRET: &str = "fake-client-secret-456";
+const DASH: &str = "https://dash.example.com/done";
+const TENANT: &str = "tenant-alice";
+
+/// A server on a manual clock with one fake provider, its BYOK app, and one connected
+/// account. The background refresher is off: tests run its passes themselves.
+struct Connected {
+    app: TestApp,
+    fake: FakeProvider,
+    clock: ManualClock,
+    app_id: String,
+    account_id: String,
+}
+
+async fn connected(kind: Kind) -> Connected {
+    connected_with(kind, |_| {}).await
+}
+
+async fn connected_with(kind: Kind, tweak: impl FnOnce(&mut Config)) -> Connected {
+    let fake = FakeProvider::start(kind, CLIENT_ID, CLIENT_SECRET).await;
+    let clock = ManualClock::starting_now();
+    let app = spawn_app_with_clock(
+        |config| {
+            let (authorize, token, api) = fake.config_urls();
+            config.providers.set(
+                kind.as_str().parse().unwrap(),
+                ProviderConfig {
+                    authorize_url: Some(Url::parse(&authorize).unwrap()),
+                    token_url: Some(Url::parse(&token).unwrap()),
+                    api_base: Some(Url::parse(&api).unwrap()),
+                    ..Default::default()
+                },
+            );
+            config.dashboard.allowed_return_urls = vec![DASH.into()];
+            config.refresh.background = false;
+            tweak(config);
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let created = app
+        .create_ok(
+            TENANT,
+            &json!({"provider": kind.as_str(), "name": "App", "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET}),
+        )
+        .await;
+    let app_id = created["id"].as_str().unwrap().to_owned();
+    let account_id = connect(&app, &app_id, kind).await;
+    Connected {
+        app,
+        fake,
+        clock,
+        app_id,
+        account_id,
+    }
+}
+
+/// start → the fake's consent screen → Dravo's callback; returns the account id.
+async fn connect(app: &TestApp, app_id: &str, kind: Kind) -> String {
+    let start = Url::parse_with_params(
+        &app.url(&format!("/v1/oauth/{}/start", kind.as_str())),
+        &[("oauth_app_id", app_id), ("return_url", DASH)],
+    )
+    .unwrap();
+    let body: Value = app
+        .http
+        .get(start)
+        .bearer_auth(app.token(TENANT))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let consent = app
+        .http
+        .get(body["authorize_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 302, "the fake refused the authorize URL");
+    let callback = consent.headers()["location"].to_str().unwrap().to_owned();
+    let done = app.http.get(callback).send().await.unwrap();
+    assert_eq!(done.status(), 302);
+    let back = Url::parse(done.headers()["location"].to_str().unwrap()).unwrap();
+    let pairs: std::collections::HashMap<_, _> = back.query_pairs().into_owned().collect();
+    assert_eq!(pairs["status"], "connected", "{back}");
+    pairs["account_id"].clone()
+}
+
+impl Connected {
+    fn path(&self, tail: &str) -> String {
+        format!("/v1/accounts/{}{tail}", self.account_id)
+    }
+
+    async fn get(&self, tail: &str) -> reqwest::Response {
+        self.app.get_as(TENANT, &self.path(tail)).await
+    }
+
+    async fn json(&self, tail: &str) -> Value {
+        let resp = self.get(tail).await;
+        assert_eq!(resp.status(), 200, "GET {tail}");
+        resp.json().await.unwrap()
+    }
+
+    async fn access_token(&self) -> Value {
+        self.json("/access-token").await
+    }
+
+    async fn account(&self) -> Value {
+        self.json("").await
+    }
+
+    /// The event types of the account's log, newest first.
+    async fn event_types(&self) -> Vec<String> {
+        self.json("/events").await["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Moves the clock to `seconds` before the stored token expires.
+    async fn near_expiry(&self, seconds: i64) {
+        let expires = self.account().await["expires_at"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let at =
+            time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .unix_timestamp();
+        self.clock
+            .set(dravo::domain::Timestamp::from_unix(at - seconds));
+    }
+
+    async fn tend(&self) -> usize {
+        self.app.dravo.tend_due_accounts().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn x_refreshes_near_expiry_stores_the_rotated_token_and_the_old_one_is_dead() {
+    let c = connected(Kind::X).await;
+    let first = c.access_token().await;
+    assert_eq!(c.fake.token_requests(), 1, "fresh: no refresh");
+    assert_eq!(first["token_type"], "bearer");
+    assert_eq!(
+        first["access_token"],
+        c.fake.issued_access_tokens()[0].as_str()
+    );
+
+    c.near_expiry(299).await;
+    let resp = c.get("/access-token").await;
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let second: Value = resp.json().await.unwrap();
+    assert_eq!(c.fake.token_requests(), 2, "one refresh");
+    assert_ne!(second["access_token"], first["access_token"]);
+    assert_eq!(
+        second["access_token"],
+        c.fake.issued_access_tokens().last().unwrap().as_str()
+    );
+    // The refresh used the refresh token from the connect, which is now spent.
+    let refreshes = c.fake.requests_to("/token");
+    let used = refreshes.last().unwrap().param("refresh_token").unwrap();
+    assert_eq!(used, c.fake.issued_refresh_tokens()[0]);
+
+    // A second refresh works only if the rotated token was stored.
+    c.near_expiry(10).await;
+    let third = c.access_token().await;
+    assert_eq!(c.fake.token_requests(), 3);
+    assert_ne!(third["access_token"], second["access_token"]);
+    let used = c
+        .fake
+        .requests_to("/token")
+        .last()
+        .unwrap()
+        .param("refresh_token")
+        .unwrap()
+        .to_owned();
+    assert_eq!(used, c.fake.issued_refresh_tokens()[1]);
+    let types = c.event_types().await;
+    assert_eq!(types, ["refreshed", "refreshed", "connected"]);
+    let events = c.json("/events").await;
+    let fingerprint = events["data"][0]["detail"]["fingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 8);
+    assert!(
+        !events
+            .to_string()
+            .contains(third["access_token"].as_str().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_requests_near_expiry_make_exactly_one_refresh() {
+    let c = connected(Kind::X).await;
+    c.near_expiry(60).await;
+    let before = c.fake.token_requests();
+    let requests = (0..100).map(|_| {
+        let (http, url, token) = (
+            c.app.http.clone(),
+            c.app.url(&c.path("/access-token")),
+            c.app.token(TENANT),
+        );
+        async move {
+            let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    });
+    let tokens = futures_join_all(requests).await;
+    assert_eq!(c.fake.token_requests() - before, 1, "exactly one refresh");
+    let latest = c.fake.issued_access_tokens().last().unwrap().clone();
+    assert!(tokens.iter().all(|t| *t == latest), "all got the new token");
+}
+
+/// `join_all` without a new dependency: spawn each and await in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_server_and_a_cli_process_refreshing_at_once_make_one_refresh_each_in_turn() {
+    // The fake answers slowly, so the two refreshes overlap in time; each must use the
+    // refresh token the other stored, or X's rotation would refuse the second.
+    let c = connected(Kind::X).await;
+    c.fake
+        .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(400)));
+    let dir = c.app.dir.path().to_owned();
+    let account = c.account_id.clone();
+    let cli = tokio::task::spawn_blocking(move || {
+        dravo_cmd(&dir)
+            .args(["accounts", "refresh", "--owner", TENANT, &account, "--json"])
+            .output()
+            .unwrap()
+    });
+    let forced = format!("{}?force_refresh=true", c.path("/access-token"));
+    let server = c.app.get_as(TENANT, &forced);
+    let (cli, server) = tokio::join!(cli, server);
+    let cli = cli.unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(server.status(), 200);
+    let account = c.account().await;
+    assert_eq!(account["status"], "active", "{account}");
+    // Every refresh the fake saw used the latest refresh token: none was refused.
+    let refreshes: Vec<_> = c
+        .fake
+        .requests_to("/token")
+        .into_iter()
+        .filter(|r| r.param("grant_type") == Some("refresh_token"))
+        .collect();
+    assert!((1..=2).contains(&refreshes.len()), "{}", refreshes.len());
+    let issued = c.fake.issued_refresh_tokens();
+    for (i, r) in refreshes.iter().enumerate() {
+        assert_eq!(r.param("refresh_token").unwrap(), issued[i], "refresh {i}");
+    }
+    assert!(!c.event_types().await.contains(&"refresh_failed".to_owned()));
+}
+
+#[tokio::test]
+async fn a_refused_refresh_token_means_needs_reauth_with_an_event_and_a_409() {
+    let c = connected(Kind::Tiktok).await;
+    c.fake.invalidate_refresh_tokens();
+    c.near_expiry(30).await;
+    let resp = c.get("/access-token").await;
+    let message = assert_error(resp, 409, "needs_reauth").await;
+    assert!(message.contains("invalid_grant"), "{message}");
+    let account = c.account().await;
+    assert_eq!(account["status"], "needs_reauth");
+    assert!(
+        account["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant")
+    );
+    assert_eq!(
+        c.event_types().await,
+        ["needs_reauth", "refresh_failed", "connected"]
+    );
+    // Never retried: the refresher leaves it alone, the endpoint answers from the row.
+    let calls = c.fake.token_requests();
+    c.clock.advance(86_400);
+    c.tend().await;
+    assert_error(c.get("/access-token").await, 409, "needs_reauth").await;
+    assert_eq!(c.fake.token_requests(), calls);
+    let listed = c
+        .app
+        .get_as(TENANT, "/v1/accounts?status=needs_reauth")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let active = c
+        .app
+        .get_as(TENANT, "/v1/accounts?status=active")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(active["data"].as_array().unwrap().is_empty());
+
+    // A reconnect brings it back, with `recovered`.
+    connect(&c.app, &c.app_id, Kind::Tiktok).await;
+    assert_eq!(c.account().await["status"], "active");
+    let types = c.event_types().await;
+    assert_eq!(&types[..2], ["recovered", "reconnected"]);
+}
+
+#[tokio::test]
+async fn an_outage_keeps_the_account_active_backs_off_and_recovers() {
+    let c = connected(Kind::Linkedin).await;
+    let stored = c.access_token().await["access_token"].clone();
+    c.fake.set_fault(Fault::TokenStatus(503));
+    c.near_expiry(100).await;
+    // Still valid: the caller gets the stored token, the failure is recorded.
+    let token = c.access_token().await;
+    assert_eq!(token["access_token"], stored);
+    let account = c.account().await;
+    assert_eq!(account["status"], "active");
+    let events = c.json("/events").await;
+    let failed = &events["data"][0];
+    assert_eq!(failed["type"], "refresh_failed");
+    assert_eq!(failed["detail"]["attempt"], 1);
+    assert_eq!(failed["detail"]["blame"], "account");
+    assert!(failed["detail"]["next_attempt_at"].is_string());
+    // Cooling down: more requests make no provider calls.
+    let calls = c.fake.token_requests();
+    for _ in 0..20 {
+        c.access_token().await;
+    }
+    assert_eq!(
+        c.fake.token_requests(),
+        calls,
+        "no retry before the backoff ends"
+    );
+    // Expired during the outage and still cooling down: a 502, not a dead token.
+    c.clock.advance(101);
+    assert_error(c.get("/access-token").await, 502, "provider_error").await;
+    assert_eq!(c.account().await["status"], "active");
+
+    // The provider is back; after the backoff the refresher renews it.
+    c.fake.set_fault(Fault::None);
+    c.clock.advance(3 * 3600);
+    assert_eq!(c.tend().await, 1);
+    let renewed = c.access_token().await;
+    assert_ne!(renewed["access_token"], stored);
+    assert_eq!(&c.event_types().await[..2], ["recovered", "refreshed"]);
+}
+
+#[tokio::test]
+async fn a_failing_account_costs_a_handful_of_provider_calls_a_day() {
+    let c = connected(Kind::X).await;
+    c.fake.set_fault(Fault::TokenStatus(500));
+    c.near_expiry(100).await;
+    let before = c.fake.token_requests();
+    // A day of refresher passes every 30 s and a caller asking every 30 s.
+    for _ in 0..(86_400 / 30) {
+        c.clock.advance(30);
+        c.tend().await;
+        let _ = c.get("/access-token").await;
+    }
+    let calls = c.fake.token_requests() - before;
+    assert!(calls <= 30, "{calls} provider calls in a day");
+    assert_eq!(c.account().await["status"], "active");
+}
+
+#[tokio::test]
+async fn refused_app_credentials_blame_the_app_not_the_account() {
+    let c = connected(Kind::X).await;
+    c.fake.set_fault(Fault::TokenStatus(401));
+    c.near_expiry(10).await;
+    c.access_token().await;
+    let account = c.account().await;
+    assert_eq!(account["status"], "active", "{account}");
+    let events = c.json("/events").await;
+    assert_eq!(events["data"][0]["detail"]["blame"], "app");
+    let calls = c.fake.token_requests();
+    c.clock.advance(30 * 60);
+    c.tend().await;
+    assert_eq!(c.fake.token_requests(), calls, "an hour's cooldown");
+}
+
+#[tokio::test]
+async fn an_answer_without_a_refresh_token_keeps_the_stored_one_and_without_expires_in_gets_a_default()
+ {
+    // LinkedIn does not rotate: its refresh answer may omit the refresh token.
+    let c = connected(Kind::Linkedin).await;
+    c.near_expiry(10).await;
+    c.access_token().await;
+    c.near_expiry(10).await;
+    c.access_token().await;
+    let refreshes: Vec<_> = c
+        .fake
+        .requests_to("/token")
+        .into_iter()
+        .filter(|r| r.param("grant_type") == Some("refresh_token"))
+        .collect();
+    assert_eq!(refreshes.len(), 2);
+    assert_eq!(
+        refreshes[0].param("refresh_token"),
+        refreshes[1].param("refresh_token"),
+        "the same refresh token, kept"
+    );
+    assert_eq!(c.account().await["status"], "active");
+}
+
+#[tokio::test]
+async fn facebook_warns_before_its_deadline_and_needs_reauth_at_it() {
+    let c = connected(Kind::Facebook).await;
+    let account = c.account().await;
+    assert_eq!(account["reauth_by"], account["expires_at"], "{account}");
+    // Eight days before: nothing yet.
+    c.near_expiry(8 * 86_400).await;
+    c.tend().await;
+    assert_eq!(c.account().await["status"], "active");
+    // Seven days before: expiring, once.
+    c.near_expiry(7 * 86_400 - 60).await;
+    c.tend().await;
+    c.tend().await;
+    let account = c.account().await;
+    assert_eq!(account["status"], "expiring", "{account}");
+    assert_eq!(c.event_types().await, ["expiring", "connected"]);
+    // Still usable until the deadline, without any provider call (Facebook has no refresh).
+    let calls = c.fake.token_requests();
+    c.access_token().await;
+    assert_eq!(c.fake.token_requests(), calls);
+    // At the deadline: needs_reauth, and the token is not handed out.
+    c.near_expiry(0).await;
+    c.tend().await;
+    assert_eq!(c.account().await["status"], "needs_reauth");
+    assert_error(c.get("/access-token").await, 409, "needs_reauth").await;
+}
+
+#[tokio::test]
+async fn instagram_refreshes_only_a_token_a_day_old() {
+    let c = connected(Kind::Instagram).await;
+    let calls = c.fake.requests_to("/refresh_access_token").len();
+    let resp = c
+        .app
+        .get_as(
+            TENANT,
+            &format!("{}?force_refresh=true", c.path("/access-token")),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        c.fake.requests_to("/refresh_access_token").len(),
+        calls,
+        "a token younger than 24 h is not refreshed"
+    );
+    c.clock.advance(86_400);
+    let resp = c
+        .app
+        .get_as(
+            TENANT,
+            &format!("{}?force_refresh=true", c.path("/access-token")),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(c.fake.requests_to("/refresh_access_token").len(), calls + 1);
+}
+
+#[tokio::test]
+async fn delete_revokes_at_the_provider_and_deletes_even_when_the_provider_is_down() {
+    let c = connected(Kind::X).await;
+    let token = c.access_token().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = c.app.delete_as(TENANT, &c.path("")).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["revoked"], true, "{body}");
+    assert!(c.fake.revoked_tokens().contains(&token));
+    assert_error(c.get("").await, 404, "not_found").await;
+
+    let again = connect(&c.app, &c.app_id, Kind::X).await;
+    c.fake.set_fault(Fault::RevokeStatus(503));
+    let resp = c
+        .app
+        .delete_as(TENANT, &format!("/v1/accounts/{again}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["revoked"], false);
+    assert!(
+        body["revoke_error"].as_str().unwrap().contains("HTTP 503"),
+        "{body}"
+    );
+    assert_error(
+        c.app.get_as(TENANT, &format!("/v1/accounts/{again}")).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_cli_prints_the_token_and_the_events_and_another_tenant_sees_nothing() {
+    let c = connected(Kind::X).await;
+    let dir = c.app.dir.path().to_owned();
+    let account = c.account_id.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let token = dravo_cmd(&dir)
+            .args(["accounts", "token", "--owner", TENANT, &account])
+            .output()
+            .unwrap();
+        let events = dravo_cmd(&dir)
+            .args(["accounts", "events", "--owner", TENANT, &account])
+            .output()
+            .unwrap();
+        let other = dravo_cmd(&dir)
+            .args(["accounts", "token", "--owner", "someone-else", &account])
+            .output()
+            .unwrap();
+        (token, events, other)
+    })
+    .await
+    .unwrap();
+    let (token, events, other) = out;
+    assert!(token.status.success());
+    assert_eq!(
+        String::from_utf8(token.stdout).unwrap().trim(),
+        c.fake.issued_access_tokens()[0]
+    );
+    let events = String::from_utf8(events.stdout).unwrap();
+    assert!(events.contains("connected"), "{events}");
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("no account"));
+    assert_error(
+        c.app.get_as("someone-else", &c.path("/access-token")).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn account_lists_and_events_are_paginated() {
+    let c = connected(Kind::X).await;
+    for _ in 0..4 {
+        c.app
+            .dravo
+            .refresh_account(
+                &dravo::domain::Owner::parse("t", TENANT).unwrap(),
+                &dravo::domain::AccountId::parse(&c.account_id).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let first = c.json("/events?limit=2").await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = c.json(&format!("/events?limit=2&cursor={cursor}")).await;
+    let cursor = rest["next_cursor"].as_str().unwrap();
+    let last = c.json(&format!("/events?limit=2&cursor={cursor}")).await;
+    assert_eq!(last["data"].as_array().unwrap().len(), 1);
+    assert_eq!(last["data"][0]["type"], "connected");
+    assert_eq!(last["next_cursor"], Value::Null);
+    assert_error(
+        c.get("/events?cursor=nonsense").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        c.app.get_as(TENANT, "/v1/accounts?limit=501").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    let page = c
+        .app
+        .get_as(TENANT, "/v1/accounts?limit=1")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next_cursor"], Value::Null);
+}
