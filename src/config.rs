@@ -34,7 +34,6 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub refresh: RefreshConfig,
     pub webhooks: WebhooksConfig,
-    pub connect: ConnectConfig,
     /// Where the configuration came from (not a key).
     #[serde(skip)]
     pub origin: Origin,
@@ -52,7 +51,7 @@ pub struct BindAddress {
 
 /// The top-level sections, as `DRAVO_<SECTION>_<KEY>` names them. A test checks that this is
 /// exactly the list of `Config`'s keys.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 8] = [
     "server",
     "database",
     "security",
@@ -61,7 +60,6 @@ const SECTIONS: [&str; 9] = [
     "providers",
     "refresh",
     "webhooks",
-    "connect",
 ];
 
 /// Where the configuration came from, for messages that must say how a value was chosen.
@@ -217,16 +215,6 @@ pub struct WebhooksConfig {
     pub secret: Option<SecretString>,
 }
 
-/// `[connect]`: how a new connection is accepted.
-#[serde_as]
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectConfig {
-    /// Keep new accounts pending until the dashboard confirms them.
-    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
-    pub require_confirmation: bool,
-}
-
 /// The `[providers]` section: the provider-call timeout and one `[providers.<name>]` table
 /// per provider, looked up by the provider's name.
 #[derive(Debug, Clone)]
@@ -346,7 +334,7 @@ fn accepted_forms(key: &str) -> &'static str {
         "timeout_seconds" | "skew_seconds" | "warn_days" | "interval_seconds" | "concurrency" => {
             "a whole number"
         }
-        "allow_insecure_key_file" | "background" | "require_confirmation" => "true or false",
+        "allow_insecure_key_file" | "background" => "true or false",
         "allowed_return_urls" | "scopes" => {
             "a list of strings or a space- or comma-separated string"
         }
