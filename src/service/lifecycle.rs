@@ -637,12 +637,13 @@ impl Dravo {
                     .filter(|s| *s > 0)
                     .map(|s| now.plus_seconds(s));
             }
-            None if matches!(renewal, Renewal::RefreshToken { rotates: true }) => {
-                // The old one was spent by this very refresh.
-                if row.refresh_token_sealed.is_some() && row.token_issued_at.is_some() {
-                    row.refresh_token_sealed = None;
-                    row.refresh_expires_at = None;
-                }
+            // The old one was spent by this very refresh.
+            None if matches!(renewal, Renewal::RefreshToken { rotates: true })
+                && row.refresh_token_sealed.is_some()
+                && row.token_issued_at.is_some() =>
+            {
+                row.refresh_token_sealed = None;
+                row.refresh_expires_at = None;
             }
             None => {}
         }

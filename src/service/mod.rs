@@ -7,12 +7,14 @@ mod connect;
 mod events;
 mod lifecycle;
 mod shared;
+mod webhooks;
 
 pub use accounts::{Account, Deleted, ListPage};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 pub use events::Event;
 pub use lifecycle::{AccessToken, Policy};
 pub use shared::SharedList;
+pub use webhooks::{WebhookEvent, WebhookStatus, signature as webhook_signature};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -81,6 +83,13 @@ fn check_database_path(config: &Config, mode: OpenMode) -> Result<()> {
     }
 }
 
+/// The callers' views of the store's account pages, by (owner, filter, after, limit).
+type AccountPages = shared::Derived<
+    (String, AccountFilter, Option<i64>, usize),
+    Page<AccountRecord>,
+    SharedList<Account>,
+>;
+
 /// A handle to the running core; cheap to clone.
 #[derive(Clone)]
 pub struct Dravo(Arc<Inner>);
@@ -102,13 +111,13 @@ struct Inner {
     allowed_return_urls: Vec<Url>,
     /// The callers' views of the store's shared lists (see `shared`).
     app_lists: shared::Derived<(String, Option<Provider>), [AppRecord], SharedList<OAuthApp>>,
-    account_pages: shared::Derived<
-        (String, AccountFilter, Option<i64>, usize),
-        Page<AccountRecord>,
-        SharedList<Account>,
-    >,
+    account_pages: AccountPages,
     /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
     refresh_locks: lifecycle::RefreshLocks,
+    /// The client for webhook calls, built on first use (see `webhooks`).
+    webhook_http: std::sync::OnceLock<reqwest::Client>,
+    /// Held by the webhook pass in progress: passes in one process never overlap.
+    webhook_pass: tokio::sync::Mutex<()>,
 }
 
 /// A provider's default (platform) app from `[providers.<name>]`.
@@ -253,6 +262,8 @@ impl Dravo {
             app_lists: Default::default(),
             account_pages: Default::default(),
             refresh_locks: Default::default(),
+            webhook_http: std::sync::OnceLock::new(),
+            webhook_pass: tokio::sync::Mutex::new(()),
         })))
     }
 
