@@ -12,13 +12,13 @@ use poem_openapi::types::ToJSON;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::{
-    AccountId, AccountStatus, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes,
-    is_hidden,
+    AccountId, AccountStatus, AppId, AppName, ClientId, ClientSecret, EventId, Owner, Provider,
+    Scopes, Timestamp, is_hidden,
 };
 use crate::error::{Error, Result};
-use crate::service::{Dravo, NewApp, OAuthApp};
+use crate::service::{Dravo, NewApp, OAuthApp, WebhookStatus};
 use crate::store::AccountFilter;
-use crate::views::{AccountPageView, AccountView, EventView, OAuthAppView};
+use crate::views::{AccountPageView, AccountView, EventView, OAuthAppView, WebhookEventView};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,6 +63,9 @@ enum Command {
     /// Master keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Webhook deliveries of every tenant (operator commands)
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 /// `--owner`, as every tenant-scoped command takes it.
@@ -245,6 +248,32 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// List the newest webhook events and how their delivery stands, newest first
+    List {
+        /// Only events with this status: pending, delivered or failed
+        #[arg(long, value_name = "STATUS", value_parser = parse_webhook_status)]
+        status: Option<WebhookStatus>,
+        /// At most this many events
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        limit: u64,
+        /// Print the events as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a pending or failed event again now (the running server's sender picks it up)
+    Retry {
+        /// The event's id (evt_…), as `webhooks list` shows it
+        #[arg(value_name = "EVENT_ID")]
+        event_id: String,
+    },
+}
+
+fn parse_webhook_status(value: &str) -> std::result::Result<WebhookStatus, String> {
+    WebhookStatus::parse("--status", &value.to_ascii_lowercase()).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Print a fresh base64 master key (64 random bytes)
     Generate,
@@ -365,6 +394,62 @@ fn run(cli: Cli) -> Result<()> {
             let dravo = open(&cli).await?;
             accounts(&dravo, cmd).await
         }),
+        Command::Webhooks(ref cmd) => block_on(async {
+            let dravo = open(&cli).await?;
+            webhooks(&dravo, cmd).await
+        }),
+    }
+}
+
+async fn webhooks(dravo: &Dravo, cmd: &WebhooksCommand) -> Result<()> {
+    match cmd {
+        WebhooksCommand::List {
+            status,
+            limit,
+            json,
+        } => {
+            let limit = usize::try_from(*limit).unwrap_or(usize::MAX);
+            let events = dravo.list_webhooks(*status, limit).await?;
+            let time_or_dash = |t: Option<Timestamp>| t.map_or_else(|| "-".into(), |t| t.rfc3339());
+            print_list::<_, WebhookEventView>(
+                events,
+                *json,
+                "no webhook events",
+                &[
+                    "ID",
+                    "TYPE",
+                    "STATUS",
+                    "ATTEMPTS",
+                    "NEXT ATTEMPT",
+                    "LAST ERROR",
+                    "CREATED",
+                ],
+                |e| {
+                    vec![
+                        e.id.clone(),
+                        e.kind.clone(),
+                        e.status.to_string(),
+                        e.attempts.to_string(),
+                        time_or_dash(e.next_attempt_at),
+                        e.last_error.clone().unwrap_or_else(|| "-".into()),
+                        e.created_at.rfc3339(),
+                    ]
+                },
+            )
+        }
+        WebhooksCommand::Retry { event_id } => {
+            let id = EventId::parse(event_id)?;
+            let event = dravo.retry_webhook(&id).await?;
+            let note = if dravo.config().webhooks.url.is_some() {
+                ""
+            } else {
+                " (webhooks.url is not set here: the server that has it sends it)"
+            };
+            print_line(&format!(
+                "{} is pending again, due now (attempts so far: {}){note}",
+                event.id, event.attempts
+            ))
+        }
     }
 }
 

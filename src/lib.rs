@@ -102,6 +102,12 @@ pub async fn run_with(
         .refresh
         .background
         .then(|| tokio::spawn(dravo.clone().run_refresher(shutdown.clone())));
+    let webhook_sender = dravo
+        .config()
+        .webhooks
+        .url
+        .is_some()
+        .then(|| tokio::spawn(dravo.clone().run_webhook_sender(shutdown.clone())));
     let served = net::serve(
         listener,
         api::build_app(dravo),
@@ -113,6 +119,10 @@ pub async fn run_with(
     shutdown.cancel();
     if let Some(task) = refresher {
         // A pass in flight finishes its provider calls (each bounded by its timeout).
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+    }
+    if let Some(task) = webhook_sender {
+        // It stops at once; an attempt cut short stays pending and is sent again.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
     }
     served

@@ -7,7 +7,7 @@ use poem_openapi::types::Example;
 use crate::api::types::Checked;
 use crate::config::Config;
 use crate::domain::{Provider, Timestamp};
-use crate::service::{AccessToken, Account, Deleted, Event, OAuthApp};
+use crate::service::{AccessToken, Account, Deleted, Event, OAuthApp, WebhookEvent};
 
 /// The ids and the base URL the examples use: ids of the form the server generates, and the
 /// public URL a fresh `dravo serve` has (the served spec swaps in the configured one).
@@ -301,5 +301,45 @@ mod tests {
         let mut odd = AccountView::example();
         odd.display_name = Some("quote \" backslash \\ \u{1b} \u{202e} emoji 🦀".into());
         same_json(&odd);
+    }
+}
+
+/// A webhook event in the outbox, as `dravo webhooks list --json` prints it: its delivery
+/// state, never its body.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "WebhookDelivery")]
+pub struct WebhookEventView {
+    /// `evt_…`, the body's `id` and the `Dravo-Event-Id` header.
+    pub id: String,
+    /// `account.connected`, `account.deleted`, `app.credentials_invalid`, …
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub owner: String,
+    /// `pending`, `delivered` or `failed` (given up after 24 hours).
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When a pending event is tried next.
+    pub next_attempt_at: Option<Checked<Timestamp>>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    pub created_at: Checked<Timestamp>,
+    pub delivered_at: Option<Checked<Timestamp>>,
+}
+
+impl From<WebhookEvent> for WebhookEventView {
+    fn from(e: WebhookEvent) -> Self {
+        WebhookEventView {
+            id: e.id,
+            kind: e.kind,
+            owner: e.owner,
+            status: e.status.to_string(),
+            attempts: e.attempts,
+            next_attempt_at: e.next_attempt_at.map(Checked),
+            last_error: e.last_error,
+            created_at: Checked(e.created_at),
+            delivered_at: e.delivered_at.map(Checked),
+        }
     }
 }

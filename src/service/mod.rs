@@ -7,12 +7,14 @@ mod connect;
 mod events;
 mod lifecycle;
 mod shared;
+mod webhooks;
 
 pub use accounts::{Account, Deleted, ListPage};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 pub use events::Event;
 pub use lifecycle::{AccessToken, Policy};
 pub use shared::SharedList;
+pub use webhooks::{WebhookEvent, WebhookStatus, signature as webhook_signature};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -105,6 +107,10 @@ struct Inner {
     account_pages: shared::Derived<AccountPageKey, Page<AccountRecord>, SharedList<Account>>,
     /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
     refresh_locks: lifecycle::RefreshLocks,
+    /// The client for webhook calls, built on first use (see `webhooks`).
+    webhook_http: std::sync::OnceLock<reqwest::Client>,
+    /// Held by the webhook pass in progress: passes in one process never overlap.
+    webhook_pass: tokio::sync::Mutex<()>,
 }
 
 /// (owner, filter, position after, page size): one page of an owner's accounts.
@@ -252,6 +258,8 @@ impl Dravo {
             app_lists: Default::default(),
             account_pages: Default::default(),
             refresh_locks: Default::default(),
+            webhook_http: std::sync::OnceLock::new(),
+            webhook_pass: tokio::sync::Mutex::new(()),
         })))
     }
 

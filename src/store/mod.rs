@@ -170,6 +170,21 @@ pub trait WriteTx {
     fn insert_event(&mut self, event: &EventRecord) -> Result<()>;
     /// Adds a webhook event to the outbox.
     fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()>;
+    /// One webhook event of the outbox, read inside this transaction.
+    fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>>;
+    /// Marks a pending webhook event delivered after `attempts` attempts.
+    fn webhook_delivered(&mut self, id: &str, attempts: i64, at: Timestamp) -> Result<()>;
+    /// Records a failed attempt of a pending webhook event: tried again at `next`, or, with
+    /// `None`, given up (status `failed`). `error` is shown to operators.
+    fn webhook_attempt_failed(
+        &mut self,
+        id: &str,
+        attempts: i64,
+        next: Option<Timestamp>,
+        error: &str,
+    ) -> Result<()>;
+    /// Makes a webhook event pending again, due at `now`; false when there is none.
+    fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool>;
     /// Records (or, with `None`, clears) the provider's refusal of an app's credentials.
     fn set_app_credentials_error(
         &mut self,
@@ -234,6 +249,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<EventRecord>>;
     /// Ids of accounts whose `next_refresh_at` is at or before `now`, soonest first.
     async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
+
+    /// Pending webhook events due at `now`, oldest first.
+    async fn due_webhooks(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRecord>>;
+    /// The newest webhook events of every tenant, newest first, optionally with one status
+    /// (`pending`, `delivered` or `failed`).
+    async fn recent_webhooks(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>>;
 
     /// Runs `work` in one write transaction; use `write` for a typed result.
     async fn write_work(&self, work: WriteWork) -> Result<()>;

@@ -61,6 +61,16 @@ pub async fn spawn_app_in(dir: TempDir, config: Config) -> TestApp {
     start_app(dir, config, system_clock(), None).await
 }
 
+/// Starts a server on an existing directory and configuration, on a clock the test controls
+/// (a restart of a stopped server, later in time).
+pub async fn spawn_app_in_with_clock(
+    dir: TempDir,
+    config: Config,
+    clock: std::sync::Arc<dyn dravo::clock::Clock>,
+) -> TestApp {
+    start_app(dir, config, clock, None).await
+}
+
 /// Starts a server with these connection limits (`dravo::run_with`) after `tweak` adjusted
 /// the configuration.
 pub async fn spawn_app_limited(

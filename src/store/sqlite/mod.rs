@@ -343,6 +343,18 @@ impl Store for SqliteStore {
         self.read(|c| accounts::due(c, now, limit))
     }
 
+    async fn due_webhooks(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRecord>> {
+        self.read(|c| outbox::due(c, now, limit))
+    }
+
+    async fn recent_webhooks(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>> {
+        self.read(|c| outbox::recent(c, status, limit))
+    }
+
     async fn write_work(&self, work: WriteWork) -> Result<()> {
         self.blocking(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -416,6 +428,28 @@ impl WriteTx for SqliteTx<'_> {
 
     fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
         outbox::enqueue(self.0, event)
+    }
+
+    fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
+        outbox::get(self.0, id)
+    }
+
+    fn webhook_delivered(&mut self, id: &str, attempts: i64, at: Timestamp) -> Result<()> {
+        outbox::delivered(self.0, id, attempts, at)
+    }
+
+    fn webhook_attempt_failed(
+        &mut self,
+        id: &str,
+        attempts: i64,
+        next: Option<Timestamp>,
+        error: &str,
+    ) -> Result<()> {
+        outbox::attempt_failed(self.0, id, attempts, next, error)
+    }
+
+    fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
+        outbox::requeue(self.0, id, now)
     }
 
     fn set_app_credentials_error(

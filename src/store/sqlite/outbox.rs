@@ -1,6 +1,6 @@
 //! SQL for the webhook outbox.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::Timestamp;
 use crate::error::Result;
@@ -25,4 +25,105 @@ pub(super) fn enqueue(conn: &Connection, e: &OutboxRecord) -> Result<()> {
         e.delivered_at.map(Timestamp::unix),
     ])?;
     Ok(())
+}
+
+const COLUMNS: &str = "seq, id, type, owner, body, created_at, status, attempts, next_attempt_at,
+                       last_error, delivered_at";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRecord> {
+    Ok(OutboxRecord {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        kind: r.get(2)?,
+        owner: r.get(3)?,
+        body: r.get(4)?,
+        created_at: super::timestamp_column(r, 5)?,
+        status: r.get(6)?,
+        attempts: r.get(7)?,
+        next_attempt_at: super::optional_timestamp_column(r, 8)?,
+        last_error: r.get(9)?,
+        delivered_at: super::optional_timestamp_column(r, 10)?,
+    })
+}
+
+/// Pending events whose next attempt is due at `now`, oldest first.
+pub(super) fn due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec<OutboxRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhook_outbox
+         WHERE status = 'pending' AND next_attempt_at <= ?1
+         ORDER BY seq LIMIT ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![now.unix(), limit as i64], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The newest events, optionally with one status.
+pub(super) fn recent(
+    conn: &Connection,
+    status: Option<&str>,
+    limit: usize,
+) -> Result<Vec<OutboxRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhook_outbox
+         WHERE ?1 IS NULL OR status = ?1
+         ORDER BY seq DESC LIMIT ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![status, limit as i64], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<OutboxRecord>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM webhook_outbox WHERE id = ?1"
+        ))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+/// Marks a pending event delivered.
+pub(super) fn delivered(conn: &Connection, id: &str, attempts: i64, at: Timestamp) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE webhook_outbox
+         SET status = 'delivered', attempts = ?2, next_attempt_at = NULL, last_error = NULL,
+             delivered_at = ?3
+         WHERE id = ?1 AND status = 'pending'",
+    )?
+    .execute(params![id, attempts, at.unix()])?;
+    Ok(())
+}
+
+/// Records a failed attempt of a pending event: tried again at `next`, or, with `None`,
+/// given up (`failed`).
+pub(super) fn attempt_failed(
+    conn: &Connection,
+    id: &str,
+    attempts: i64,
+    next: Option<Timestamp>,
+    error: &str,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE webhook_outbox
+         SET status = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'pending' END,
+             attempts = ?2, next_attempt_at = ?3, last_error = ?4
+         WHERE id = ?1 AND status = 'pending'",
+    )?
+    .execute(params![id, attempts, next.map(Timestamp::unix), error])?;
+    Ok(())
+}
+
+/// Makes an event pending again, due at `now`.
+pub(super) fn requeue(conn: &Connection, id: &str, now: Timestamp) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhook_outbox
+             SET status = 'pending', next_attempt_at = ?2, delivered_at = NULL
+             WHERE id = ?1",
+        )?
+        .execute(params![id, now.unix()])?;
+    Ok(changed == 1)
 }

@@ -1,0 +1,410 @@
+//! Webhook delivery: the sender that posts the outbox's events (written by `events`) to
+//! `webhooks.url`, signed with `webhooks.secret`.
+//!
+//! At least once: an event is marked delivered only after a 2xx answer, so a crash between
+//! the answer and the mark sends it again (receivers deduplicate by `id`). Anything else
+//! (another status, a refused connection, no answer within 10 s) is tried again with
+//! exponential backoff and jitter (10 s, doubling, at most an hour) until 24 h after the
+//! event was created; the last try is at that mark, after which the event is `failed` until
+//! an operator retries it (`dravo webhooks retry`). Each pass sends the due events oldest
+//! first; one pass runs at a time in a process.
+
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use rand::Rng;
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use url::Url;
+
+use super::Dravo;
+use crate::domain::{EventId, Timestamp};
+use crate::error::{Error, Result};
+use crate::store::OutboxRecord;
+
+/// At most this many events per pass.
+const DUE_BATCH: usize = 100;
+/// How long one attempt may take, answer included.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Backoff after a failed attempt: 10 s, doubling, at most an hour, plus up to a quarter
+/// more as jitter so that many events failing together do not come back together.
+const BACKOFF_FIRST_SECONDS: i64 = 10;
+const BACKOFF_MAX_SECONDS: i64 = 3600;
+/// After this long since its creation an event that still fails is given up.
+pub const GIVE_UP_AFTER_SECONDS: i64 = 86_400;
+/// How often the sender looks for due events when the last pass found few.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where a webhook event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up after 24 h of failed attempts.
+    Failed,
+}
+
+impl WebhookStatus {
+    pub const ALL: [WebhookStatus; 3] = [
+        WebhookStatus::Pending,
+        WebhookStatus::Delivered,
+        WebhookStatus::Failed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WebhookStatus::Pending => "pending",
+            WebhookStatus::Delivered => "delivered",
+            WebhookStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses a status name; `field` names the input in the error.
+    pub fn parse(field: &str, value: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{field} must be pending, delivered or failed, not `{}`",
+                    value.chars().take(40).collect::<String>()
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for WebhookStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A webhook event as operators see it: never its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    pub id: String,
+    pub kind: String,
+    pub owner: String,
+    pub status: WebhookStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+impl TryFrom<OutboxRecord> for WebhookEvent {
+    type Error = Error;
+
+    fn try_from(r: OutboxRecord) -> Result<Self> {
+        let status = WebhookStatus::parse("webhook_outbox.status", &r.status)
+            .map_err(|e| Error::store(e.to_string()))?;
+        Ok(WebhookEvent {
+            id: r.id,
+            kind: r.kind,
+            owner: r.owner,
+            status,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            delivered_at: r.delivered_at,
+        })
+    }
+}
+
+/// The `Dravo-Signature` header for `body` sent at `t`:
+/// `t=<t>,v1=<lowercase hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub fn signature(secret: &[u8], t: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{byte:02x}");
+    }
+    format!("t={t},v1={hex}")
+}
+
+/// The wait before attempt `attempts + 1`, without jitter.
+fn backoff_seconds(attempts: i64) -> i64 {
+    let doublings = u32::try_from((attempts - 1).clamp(0, 20)).unwrap_or(20);
+    (BACKOFF_FIRST_SECONDS << doublings).min(BACKOFF_MAX_SECONDS)
+}
+
+/// When a failed event is tried next: `None` once it is given up.
+fn next_attempt(
+    created_at: Timestamp,
+    attempts: i64,
+    now: Timestamp,
+    jitter: i64,
+) -> Option<Timestamp> {
+    let give_up_at = created_at.plus_seconds(GIVE_UP_AFTER_SECONDS);
+    if now.unix() >= give_up_at.unix() {
+        return None;
+    }
+    let next = now.plus_seconds(backoff_seconds(attempts) + jitter);
+    Some(next.min(give_up_at))
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Delivered,
+    /// The receiver answered, but not with 2xx.
+    Refused(String),
+    /// No answer: refused connection, timeout, broken connection.
+    Unreachable(String),
+}
+
+impl Dravo {
+    /// The client for webhook calls: no redirects, 10 s per attempt.
+    fn webhook_http(&self) -> &reqwest::Client {
+        self.0.webhook_http.get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(ATTEMPT_TIMEOUT)
+                .user_agent(concat!("dravo/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("the HTTP client configuration is valid")
+        })
+    }
+
+    /// One pass of the sender: posts every due event, oldest first, and records each
+    /// outcome. Returns how many events it attempted. The pass ends early at the first event
+    /// the receiver did not answer (the rest would most likely wait for the same timeout);
+    /// they are due still and go in the next pass. Nothing to do without `webhooks.url`.
+    pub async fn deliver_due_webhooks(&self) -> Result<usize> {
+        let webhooks = &self.0.config.webhooks;
+        let (Some(url), Some(secret)) = (&webhooks.url, &webhooks.secret) else {
+            return Ok(0);
+        };
+        let _one_pass = self.0.webhook_pass.lock().await;
+        let due = self.0.store.due_webhooks(self.now(), DUE_BATCH).await?;
+        let mut attempted = 0;
+        for row in due {
+            attempted += 1;
+            let attempt = row.attempts + 1;
+            let outcome = self
+                .post_webhook(url, secret.expose_secret().as_bytes(), &row, attempt)
+                .await;
+            let now = self.now();
+            let (id, unreachable) = (row.id.clone(), matches!(outcome, Outcome::Unreachable(_)));
+            match outcome {
+                Outcome::Delivered => {
+                    tracing::info!(event = %id, kind = %row.kind, attempt, "webhook delivered");
+                    self.0
+                        .store
+                        .write(move |tx| tx.webhook_delivered(&id, attempt, now))
+                        .await?;
+                }
+                Outcome::Refused(error) | Outcome::Unreachable(error) => {
+                    let next = next_attempt(row.created_at, attempt, now, {
+                        let base = backoff_seconds(attempt);
+                        rand::rng().random_range(0..=base / 4)
+                    });
+                    match next {
+                        Some(at) => tracing::warn!(
+                            event = %id, kind = %row.kind, attempt, error = %error, next_attempt_at = %at,
+                            "webhook not delivered; will try again"
+                        ),
+                        None => tracing::warn!(
+                            event = %id, kind = %row.kind, attempt, error = %error,
+                            "webhook not delivered for 24 hours: given up (`dravo webhooks retry {id}` sends it again)"
+                        ),
+                    }
+                    self.0
+                        .store
+                        .write(move |tx| tx.webhook_attempt_failed(&id, attempt, next, &error))
+                        .await?;
+                }
+            }
+            if unreachable {
+                break;
+            }
+        }
+        Ok(attempted)
+    }
+
+    /// Posts one event's stored body, signed, and classifies the answer.
+    async fn post_webhook(
+        &self,
+        url: &Url,
+        secret: &[u8],
+        row: &OutboxRecord,
+        attempt: i64,
+    ) -> Outcome {
+        let t = self.now().unix();
+        let sent = self
+            .webhook_http()
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Dravo-Signature", signature(secret, t, &row.body))
+            .header("Dravo-Event-Id", &row.id)
+            .header("Dravo-Attempt", attempt.to_string())
+            .body(row.body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) if resp.status().is_success() => Outcome::Delivered,
+            Ok(resp) => {
+                let status = resp.status();
+                Outcome::Refused(format!(
+                    "the receiver answered HTTP {}{}",
+                    status.as_u16(),
+                    status
+                        .canonical_reason()
+                        .map(|r| format!(" {r}"))
+                        .unwrap_or_default()
+                ))
+            }
+            // Without the URL: it may carry credentials.
+            Err(e) if e.is_timeout() => Outcome::Unreachable(format!(
+                "no answer within {} seconds",
+                ATTEMPT_TIMEOUT.as_secs()
+            )),
+            Err(e) if e.is_connect() => Outcome::Unreachable(format!(
+                "cannot connect to the receiver: {}",
+                error_chain(&e.without_url())
+            )),
+            Err(e) => Outcome::Unreachable(format!(
+                "the request failed: {}",
+                error_chain(&e.without_url())
+            )),
+        }
+    }
+
+    /// Sends due webhook events until `stop` is cancelled: a pass, then a pause of a second
+    /// (or none to speak of while passes come back full).
+    pub async fn run_webhook_sender(self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            let busy = tokio::select! {
+                _ = stop.cancelled() => return,
+                passed = self.deliver_due_webhooks() => match passed {
+                    Ok(n) => n >= DUE_BATCH,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a webhook pass failed");
+                        false
+                    }
+                },
+            };
+            let pause = if busy {
+                Duration::from_millis(100)
+            } else {
+                POLL_INTERVAL
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// The newest webhook events of every tenant, newest first, optionally with one status.
+    pub async fn list_webhooks(
+        &self,
+        status: Option<WebhookStatus>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>> {
+        self.0
+            .store
+            .recent_webhooks(status.map(WebhookStatus::as_str), limit)
+            .await?
+            .into_iter()
+            .map(WebhookEvent::try_from)
+            .collect()
+    }
+
+    /// Makes a pending or failed event due now, for the running server's sender. A
+    /// delivered event is a conflict; an unknown one not found.
+    pub async fn retry_webhook(&self, id: &EventId) -> Result<WebhookEvent> {
+        let id = id.to_string();
+        let now = self.now();
+        let row = self
+            .0
+            .store
+            .write(move |tx| {
+                let Some(row) = tx.get_webhook(&id)? else {
+                    return Err(Error::not_found(format!("no webhook event {id}")));
+                };
+                if row.status == WebhookStatus::Delivered.as_str() {
+                    return Err(Error::Conflict(format!(
+                        "webhook event {id} was delivered already"
+                    )));
+                }
+                tx.requeue_webhook(&id, now)?;
+                Ok(tx.get_webhook(&id)?.unwrap_or(row))
+            })
+            .await?;
+        WebhookEvent::try_from(row)
+    }
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message is often just "error
+/// sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_timestamp_dot_body_in_lowercase_hex() {
+        // The value python3 computes: hmac.new(secret, b"1700000000." + body, sha256).hexdigest()
+        let sig = signature(
+            b"whsec_0123456789abcdef",
+            1_700_000_000,
+            "{\"id\":\"evt_1\"}",
+        );
+        assert_eq!(
+            sig,
+            "t=1700000000,v1=dea1657bd5053cb0f8a75ebf0bd3d22e0cdeb79563b44db6b88864e522fb8bc4"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_from_ten_seconds_up_to_an_hour() {
+        let waits: Vec<i64> = (1..=11).map(backoff_seconds).collect();
+        assert_eq!(
+            waits,
+            [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
+        assert_eq!(backoff_seconds(1000), 3600);
+    }
+
+    #[test]
+    fn retries_stop_twenty_four_hours_after_creation_with_a_last_try_at_the_mark() {
+        let created = Timestamp::from_unix(1_000_000);
+        let day = GIVE_UP_AFTER_SECONDS;
+        assert_eq!(
+            next_attempt(created, 1, created, 0),
+            Some(created.plus_seconds(10))
+        );
+        assert_eq!(
+            next_attempt(created, 30, created.plus_seconds(day - 60), 0),
+            Some(created.plus_seconds(day)),
+            "the last try is at the 24 h mark, not after it"
+        );
+        assert_eq!(
+            next_attempt(created, 31, created.plus_seconds(day), 0),
+            None
+        );
+    }
+}

@@ -1,0 +1,674 @@
+//! Webhook delivery end to end (CONTRACT.md §7): an account connected through a fake provider
+//! on 127.0.0.1 produces `account.connected`, which the server's sender posts to a receiver
+//! on 127.0.0.1 that checks the signature the way the README tells receivers to. Time moves
+//! on a `ManualClock`; passes are driven with `Dravo::deliver_due_webhooks` where the test
+//! needs to know a pass has run (passes in one process never overlap, so after the call
+//! every event due at the clock's time has been attempted).
+
+#[path = "support/fake_provider.rs"]
+mod fake_provider;
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dravo::Config;
+use dravo::clock::{Clock, ManualClock};
+use dravo::config::ProviderConfig;
+use dravo::service::{WebhookEvent, WebhookStatus};
+use fake_provider::{FakeProvider, Kind};
+use hmac::{Hmac, KeyInit, Mac};
+use poem::listener::TcpAcceptor;
+use poem::{Request, Response, Server};
+use serde_json::Value;
+use sha2::Sha256;
+use support::TestApp;
+use support::cmd::dravo;
+use url::Url;
+
+const CLIENT_ID: &str = "fake-client-id-123";
+const CLIENT_SECRET: &str = "fake-client-secret-456";
+const SECRET: &str = "whsec_test_0123456789abcdef";
+const RETURN_URL: &str = "https://dash.example.com/connected";
+const TENANT: &str = "tenant-alice";
+const DAY: i64 = 86_400;
+
+// ---------------------------------------------------------------------------------------------
+// The receiver
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Delivery {
+    body: String,
+    content_type: Option<String>,
+    /// The `Dravo-Signature` header as received.
+    signature: String,
+    event_id: Option<String>,
+    attempt: Option<String>,
+    /// The signature's `t`.
+    t: i64,
+    /// The signature matched the body and `t` was within 5 minutes of the receiver's clock.
+    valid: bool,
+    /// What the receiver answered.
+    answered: u16,
+}
+
+impl Delivery {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+struct ReceiverState {
+    /// The status it answers a valid request with.
+    answer: AtomicU16,
+    got: Mutex<Vec<Delivery>>,
+    clock: ManualClock,
+}
+
+/// A webhook receiver: a real HTTP server on 127.0.0.1 that verifies `Dravo-Signature` with
+/// the shared secret, records every request and answers as told.
+struct Receiver {
+    url: String,
+    state: Arc<ReceiverState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Verifies `t=<t>,v1=<hex>` over `"<t>.<body>"`; returns `t` and whether it holds, and
+/// rejects timestamps more than 5 minutes from `now`.
+fn verify(header: &str, body: &str, now: i64) -> (i64, bool) {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return (0, false);
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (t, expected == v1 && (now - t).abs() <= 300)
+}
+
+impl Receiver {
+    async fn start(clock: &ManualClock) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(ReceiverState {
+            answer: AtomicU16::new(200),
+            got: Mutex::new(Vec::new()),
+            clock: clock.clone(),
+        });
+        let shared = state.clone();
+        let endpoint = poem::endpoint::make(move |req: Request| {
+            let state = shared.clone();
+            async move { receive(state, req).await }
+        });
+        let acceptor = TcpAcceptor::from_tokio(listener).unwrap();
+        let server = tokio::spawn(async move {
+            let _ = Server::new_with_acceptor(acceptor).run(endpoint).await;
+        });
+        Receiver {
+            url: format!("http://{addr}/hooks/dravo"),
+            state,
+            server,
+        }
+    }
+
+    /// Answers valid requests with `status` from now on.
+    fn answer(&self, status: u16) {
+        self.state.answer.store(status, Ordering::SeqCst);
+    }
+
+    fn got(&self) -> Vec<Delivery> {
+        self.state.got.lock().unwrap().clone()
+    }
+
+    /// Waits (a few seconds at most) until it has received `n` requests.
+    async fn wait_for(&self, n: usize) -> Vec<Delivery> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.got();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the receiver got {} requests, not {n}: {got:?}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn receive(state: Arc<ReceiverState>, mut req: Request) -> poem::Result<Response> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (signature, content_type, event_id, attempt) = (
+        header("dravo-signature").unwrap_or_default(),
+        header("content-type"),
+        header("dravo-event-id"),
+        header("dravo-attempt"),
+    );
+    let body = req.take_body().into_string().await?;
+    let (t, valid) = verify(&signature, &body, state.clock.now().unix());
+    let answered = if valid {
+        state.answer.load(Ordering::SeqCst)
+    } else {
+        400
+    };
+    state.got.lock().unwrap().push(Delivery {
+        body,
+        content_type,
+        signature,
+        event_id,
+        attempt,
+        t,
+        valid,
+        answered,
+    });
+    Ok(Response::builder()
+        .status(poem::http::StatusCode::from_u16(answered).unwrap())
+        .finish())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dravo, a fake provider, and the connect flow
+
+/// `providers.linkedin` pointing at the fake as the default app, the dashboard's return URL
+/// allowed, and webhooks posted to `webhook_url`.
+fn configure(config: &mut Config, fake: &FakeProvider, webhook_url: &str) {
+    let (authorize, token, api) = fake.config_urls();
+    *config
+        .providers
+        .entry(Kind::Linkedin.as_str().parse().unwrap()) = ProviderConfig {
+        authorize_url: Some(Url::parse(&authorize).unwrap()),
+        token_url: Some(Url::parse(&token).unwrap()),
+        api_base: Some(Url::parse(&api).unwrap()),
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(secrecy::SecretString::from(CLIENT_SECRET.to_owned())),
+        ..Default::default()
+    };
+    config.dashboard.allowed_return_urls = vec!["https://dash.example.com".into()];
+    config.webhooks.url = Some(Url::parse(webhook_url).unwrap());
+    config.webhooks.secret = Some(secrecy::SecretString::from(SECRET.to_owned()));
+}
+
+struct Setup {
+    app: TestApp,
+    fake: FakeProvider,
+    receiver: Receiver,
+    clock: ManualClock,
+}
+
+async fn setup() -> Setup {
+    let clock = ManualClock::starting_now();
+    let fake = FakeProvider::start(Kind::Linkedin, CLIENT_ID, CLIENT_SECRET).await;
+    let receiver = Receiver::start(&clock).await;
+    let app = support::spawn_app_with_clock(
+        |c| configure(c, &fake, &receiver.url),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    Setup {
+        app,
+        fake,
+        receiver,
+        clock,
+    }
+}
+
+/// start → the fake's consent → Dravo's callback; returns the new account's id.
+async fn connect(app: &TestApp) -> String {
+    let start = Url::parse_with_params(
+        &app.url("/v1/oauth/linkedin/start"),
+        &[("return_url", RETURN_URL)],
+    )
+    .unwrap();
+    let resp = app
+        .http
+        .get(start)
+        .bearer_auth(app.token(TENANT))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let authorize = body["authorize_url"].as_str().unwrap().to_owned();
+    let consent = app.http.get(authorize).send().await.unwrap();
+    assert_eq!(consent.status(), 302, "the fake's consent");
+    let callback = location(&consent);
+    let done = app.http.get(callback).send().await.unwrap();
+    assert_eq!(done.status(), 302, "Dravo's callback");
+    let back = location(&done);
+    back.query_pairs()
+        .find(|(k, _)| k == "account_id")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no account_id in {back}"))
+}
+
+fn location(resp: &reqwest::Response) -> Url {
+    Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+/// Every event of the outbox, newest first.
+async fn outbox(app: &TestApp) -> Vec<WebhookEvent> {
+    app.dravo.list_webhooks(None, 100).await.unwrap()
+}
+
+/// The one event of the outbox.
+async fn only_event(app: &TestApp) -> WebhookEvent {
+    let events = outbox(app).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    events.into_iter().next().unwrap()
+}
+
+/// Runs a pass; afterwards every event due at the clock's time has been attempted (by this
+/// pass or by the server's sender, whose pass this one waits for).
+async fn pass(app: &TestApp) {
+    app.dravo.deliver_due_webhooks().await.unwrap();
+}
+
+/// The stored body of an event, as the outbox holds it.
+fn stored_body(app: &TestApp, id: &str) -> String {
+    support::open_db(&app.db_path())
+        .query_row("SELECT body FROM webhook_outbox WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn connecting_an_account_posts_a_signed_account_connected_without_any_token() {
+    let s = setup().await;
+    let account_id = connect(&s.app).await;
+
+    // The server's own sender delivers it.
+    let got = s.receiver.wait_for(1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let d = &got[0];
+    assert!(
+        d.valid,
+        "the signature verifies with the shared secret: {d:?}"
+    );
+    assert_eq!(d.t, s.clock.now().unix(), "signed at the core's time");
+    assert_eq!(d.content_type.as_deref(), Some("application/json"));
+    assert_eq!(d.attempt.as_deref(), Some("1"));
+    let body = d.json();
+    assert_eq!(
+        d.event_id.as_deref(),
+        body["id"].as_str(),
+        "Dravo-Event-Id is the body's id"
+    );
+    assert!(body["id"].as_str().unwrap().starts_with("evt_"), "{body}");
+    assert_eq!(body["type"], "account.connected");
+    assert_eq!(body["owner"], TENANT);
+    assert_eq!(body["account"]["id"], account_id.as_str());
+    assert_eq!(body["account"]["provider"], "linkedin");
+    assert_eq!(body["account"]["status"], "active");
+    assert!(body["created_at"].is_string());
+    assert_eq!(
+        d.body,
+        stored_body(&s.app, body["id"].as_str().unwrap()),
+        "the stored body, byte for byte"
+    );
+
+    // Never a token or a secret.
+    let issued = s.fake.issued_access_tokens();
+    assert!(!issued.is_empty());
+    for secret in issued
+        .iter()
+        .chain(&s.fake.issued_refresh_tokens())
+        .chain(&s.fake.issued_codes())
+        .map(String::as_str)
+        .chain([CLIENT_SECRET, SECRET])
+    {
+        assert!(!d.body.contains(secret), "{secret} leaked in {}", d.body);
+    }
+    assert!(!d.body.contains("access_token") && !d.body.contains("refresh_token"));
+
+    // Recorded as delivered, and sent once.
+    let event = only_event(&s.app).await;
+    assert_eq!(event.status, WebhookStatus::Delivered);
+    assert_eq!(event.attempts, 1);
+    assert_eq!(event.delivered_at, Some(s.clock.now()));
+    assert_eq!(event.next_attempt_at, None);
+    pass(&s.app).await;
+    assert_eq!(
+        s.receiver.got().len(),
+        1,
+        "a delivered event is not sent again"
+    );
+}
+
+#[tokio::test]
+async fn events_stay_pending_while_the_receiver_fails_and_arrive_in_order_once_it_answers() {
+    let s = setup().await;
+    s.receiver.answer(500);
+    let account_id = connect(&s.app).await;
+    pass(&s.app).await;
+
+    let event = only_event(&s.app).await;
+    assert_eq!(event.status, WebhookStatus::Pending);
+    assert_eq!(event.attempts, 1);
+    assert_eq!(
+        event.last_error.as_deref(),
+        Some("the receiver answered HTTP 500 Internal Server Error")
+    );
+    let now = s.clock.now().unix();
+    let next = event.next_attempt_at.unwrap().unix();
+    assert!(
+        (now + 10..=now + 12).contains(&next),
+        "first backoff 10 s (+ jitter): {next} vs {now}"
+    );
+
+    // Not due yet: nothing is sent.
+    pass(&s.app).await;
+    assert_eq!(s.receiver.got().len(), 1);
+    assert_eq!(only_event(&s.app).await.attempts, 1);
+
+    // Due: the second attempt, then a backoff of 20 s.
+    s.clock.advance(13);
+    pass(&s.app).await;
+    let event = only_event(&s.app).await;
+    assert_eq!((event.status, event.attempts), (WebhookStatus::Pending, 2));
+    let now = s.clock.now().unix();
+    let next = event.next_attempt_at.unwrap().unix();
+    assert!(
+        (now + 20..=now + 25).contains(&next),
+        "second backoff 20 s (+ jitter)"
+    );
+
+    // Deleting the account while the receiver is down queues `account.deleted` behind it.
+    let resp = s
+        .app
+        .delete_as(TENANT, &format!("/v1/accounts/{account_id}"))
+        .await;
+    assert!(resp.status().is_success(), "delete: {}", resp.status());
+    pass(&s.app).await;
+
+    // The receiver is back: both arrive, oldest first.
+    s.receiver.answer(200);
+    s.clock.advance(3600);
+    pass(&s.app).await;
+    let events = outbox(&s.app).await;
+    assert_eq!(events.len(), 2);
+    assert!(
+        events.iter().all(|e| e.status == WebhookStatus::Delivered),
+        "{events:?}"
+    );
+    let delivered: Vec<Delivery> = s
+        .receiver
+        .got()
+        .into_iter()
+        .filter(|d| d.answered == 200)
+        .collect();
+    let kinds: Vec<String> = delivered
+        .iter()
+        .map(|d| d.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["account.connected", "account.deleted"]);
+    assert!(delivered.iter().all(|d| d.valid));
+    assert_eq!(delivered[0].attempt.as_deref(), Some("3"));
+    assert_eq!(delivered[1].attempt.as_deref(), Some("2"));
+    assert_eq!(delivered[1].json()["account"]["id"], account_id.as_str());
+    // Every attempt of the first event carried its id.
+    let first_id = events[1].id.clone();
+    let attempts_of_first: Vec<Option<String>> = s
+        .receiver
+        .got()
+        .iter()
+        .filter(|d| d.event_id.as_deref() == Some(first_id.as_str()))
+        .map(|d| d.attempt.clone())
+        .collect();
+    assert_eq!(
+        attempts_of_first,
+        [Some("1".into()), Some("2".into()), Some("3".into())]
+    );
+}
+
+#[tokio::test]
+async fn an_event_no_receiver_took_is_delivered_by_the_next_server_after_a_restart() {
+    let clock = ManualClock::starting_now();
+    let fake = FakeProvider::start(Kind::Linkedin, CLIENT_ID, CLIENT_SECRET).await;
+    // A port nothing listens on: every attempt is refused.
+    let closed: SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let first = support::spawn_app_with_clock(
+        |c| configure(c, &fake, &format!("http://{closed}/hooks")),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    connect(&first).await;
+    pass(&first).await;
+    let event = only_event(&first).await;
+    assert_eq!((event.status, event.attempts), (WebhookStatus::Pending, 1));
+    assert!(
+        event
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("cannot connect to the receiver"),
+        "{event:?}"
+    );
+    let dir = first.stop().await;
+
+    // A new server on the same database, an hour later, with a receiver that answers.
+    clock.advance(3600);
+    let receiver = Receiver::start(&clock).await;
+    let mut config = support::test_config(dir.path());
+    configure(&mut config, &fake, &receiver.url);
+    let second = support::spawn_app_in_with_clock(dir, config, Arc::new(clock.clone())).await;
+    let got = receiver.wait_for(1).await;
+    assert!(got[0].valid);
+    assert_eq!(got[0].event_id.as_deref(), Some(event.id.as_str()));
+    assert_eq!(got[0].attempt.as_deref(), Some("2"));
+    assert_eq!(got[0].json()["type"], "account.connected");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while only_event(&second).await.status != WebhookStatus::Delivered {
+        assert!(Instant::now() < deadline, "not marked delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_failing_for_24_hours_is_failed_until_webhooks_retry_sends_it_again() {
+    let s = setup().await;
+    s.receiver.answer(500);
+    connect(&s.app).await;
+    pass(&s.app).await;
+    let id = only_event(&s.app).await.id;
+
+    // A day later the last try fails too: given up.
+    s.clock.advance(DAY);
+    pass(&s.app).await;
+    let event = only_event(&s.app).await;
+    assert_eq!(event.status, WebhookStatus::Failed);
+    assert_eq!(event.attempts, 2);
+    assert_eq!(event.next_attempt_at, None);
+    assert!(event.last_error.as_deref().unwrap().contains("HTTP 500"));
+    s.clock.advance(3600);
+    pass(&s.app).await;
+    assert_eq!(
+        s.receiver.got().len(),
+        2,
+        "a failed event is not tried again by itself"
+    );
+
+    // The operator's view.
+    let dir = s.app.dir.path();
+    let out = dravo(dir, &["webhooks", "list"]);
+    out.assert_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    for column in [
+        "ID",
+        "TYPE",
+        "STATUS",
+        "ATTEMPTS",
+        "NEXT ATTEMPT",
+        "LAST ERROR",
+        "CREATED",
+    ] {
+        assert!(lines[0].contains(column), "{}", lines[0]);
+    }
+    for cell in [
+        id.as_str(),
+        "account.connected",
+        "failed",
+        " 2 ",
+        "HTTP 500",
+    ] {
+        assert!(lines[1].contains(cell), "{cell} in {}", lines[1]);
+    }
+    let json = dravo(dir, &["webhooks", "list", "--status", "failed", "--json"]);
+    json.assert_success();
+    let listed = json.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["type"], "account.connected");
+    assert_eq!(listed[0]["owner"], TENANT);
+    assert_eq!(listed[0]["status"], "failed");
+    assert_eq!(listed[0]["attempts"], 2);
+    assert!(listed[0].get("body").is_none(), "never the body: {listed}");
+    let none = dravo(dir, &["webhooks", "list", "--status", "pending"]);
+    assert_eq!(none.assert_success().stdout, "no webhook events\n");
+
+    // Retried by the operator once the receiver answers again: sent with the next attempt
+    // number and delivered.
+    s.receiver.answer(200);
+    let retried = dravo(dir, &["webhooks", "retry", &id]);
+    retried.assert_success();
+    assert!(retried.stdout.contains(&id), "{}", retried.stdout);
+    assert_eq!(only_event(&s.app).await.status, WebhookStatus::Pending);
+    pass(&s.app).await;
+    let event = only_event(&s.app).await;
+    assert_eq!(
+        (event.status, event.attempts),
+        (WebhookStatus::Delivered, 3)
+    );
+    let last = s.receiver.got().pop().unwrap();
+    assert!(last.valid);
+    assert_eq!(last.attempt.as_deref(), Some("3"));
+    assert_eq!(last.event_id.as_deref(), Some(id.as_str()));
+
+    let delivered = dravo(
+        dir,
+        &["webhooks", "list", "--status", "delivered", "--json"],
+    );
+    assert_eq!(delivered.assert_success().json()[0]["status"], "delivered");
+    // A delivered event is not sent again by a retry.
+    dravo(dir, &["webhooks", "retry", &id]).assert_runtime_error();
+}
+
+#[tokio::test]
+async fn webhooks_retry_refuses_unknown_and_malformed_ids_and_list_a_bad_status() {
+    let s = setup().await;
+    let dir = s.app.dir.path();
+    let unknown = dravo(dir, &["webhooks", "retry", "evt_aaaaaaaaaaaaaaaaaaaa"]);
+    unknown.assert_runtime_error();
+    assert!(
+        unknown
+            .stderr
+            .contains("no webhook event evt_aaaaaaaaaaaaaaaaaaaa"),
+        "{}",
+        unknown.stderr
+    );
+    dravo(dir, &["webhooks", "retry", "acc_nope"]).assert_usage_error();
+    dravo(dir, &["webhooks", "list", "--status", "lost"]).assert_usage_error();
+    let empty = dravo(dir, &["webhooks", "list"]);
+    assert_eq!(empty.assert_success().stdout, "no webhook events\n");
+}
+
+/// The first ```python block of README's "Webhooks" section.
+fn readme_python_verifier() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("\n## Webhooks\n").expect("a Webhooks section")..];
+    let start = section.find("```python\n").expect("a Python snippet") + "```python\n".len();
+    let len = section[start..].find("```").unwrap();
+    section[start..start + len].to_owned()
+}
+
+#[tokio::test]
+async fn readmes_python_verifier_accepts_a_delivered_event_and_rejects_a_tampered_one() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("DRAVO_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "python3 not found, and DRAVO_REQUIRE_PYTHON=1"
+        );
+        println!("skipped: python3 not found (set DRAVO_REQUIRE_PYTHON=1 to make this a failure)");
+        return;
+    }
+    let s = setup().await;
+    connect(&s.app).await;
+    let d = s.receiver.wait_for(1).await.remove(0);
+    assert!(d.valid);
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "{}\nimport sys\nbody = open(sys.argv[1], 'rb').read()\nprint(verify_dravo(sys.argv[2], body, sys.argv[3]))\n",
+        readme_python_verifier()
+    );
+    let check = |body: &str, secret: &str, header: &str| -> String {
+        let file = dir.path().join("body.json");
+        std::fs::write(&file, body).unwrap();
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(&script)
+            .arg(&file)
+            .arg(secret)
+            .arg(header)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(check(&d.body, SECRET, &d.signature), "True", "{d:?}");
+    let tampered = d.body.replace("account.connected", "account.deleted");
+    assert_eq!(check(&tampered, SECRET, &d.signature), "False");
+    assert_eq!(
+        check(&d.body, "another-secret-0123456789", &d.signature),
+        "False"
+    );
+    // Signed (correctly) ten minutes ago: a replay.
+    let old = d.t - 600;
+    let stale = dravo::service::webhook_signature(SECRET.as_bytes(), old, &d.body);
+    assert_eq!(check(&d.body, SECRET, &stale), "False");
+}
