@@ -50,6 +50,34 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
         ErrorCode::UnsupportedMediaType => authed(reqwest::Method::POST, "/v1/oauth-apps")
             .header("content-type", "text/plain")
             .body(app_body("x", "As text").to_string()),
+        ErrorCode::NeedsReauth => {
+            let id = insert_account(app, "needs_reauth", 4_000_000_000);
+            authed(
+                reqwest::Method::GET,
+                &format!("/v1/accounts/{id}/access-token"),
+            )
+        }
+        ErrorCode::ProviderError => {
+            // Expired, with a refresh token, and no app to refresh it with: the provider
+            // call cannot be made, the account is not blamed, the caller gets a 502.
+            let id = insert_account(app, "active", 1);
+            authed(
+                reqwest::Method::GET,
+                &format!("/v1/accounts/{id}/access-token"),
+            )
+        }
+        ErrorCode::AppInUse => {
+            let created = app.create_ok("alice", &app_body("x", "In use")).await;
+            let app_id = created["id"].as_str().unwrap();
+            let id = insert_account(app, "expiring", 4_000_000_000);
+            open_db(&app.db_path())
+                .execute(
+                    "UPDATE accounts SET oauth_app_id = ?1 WHERE id = ?2",
+                    rusqlite::params![app_id, id],
+                )
+                .unwrap();
+            authed(reqwest::Method::DELETE, &format!("/v1/oauth-apps/{app_id}"))
+        }
         ErrorCode::Internal => {
             // The last code asked for: it breaks the database.
             open_db(&app.db_path())
@@ -59,6 +87,27 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
         }
     };
     request.send().await.unwrap()
+}
+
+/// An X account row of alice's, written straight to the database (its sealed tokens are
+/// placeholders: these requests fail before any token is opened).
+fn insert_account(app: &TestApp, status: &str, expires_at: i64) -> String {
+    let suffix = match status {
+        "active" => "b",
+        "needs_reauth" => "c",
+        _ => "d",
+    };
+    let id = format!("acc_{}", "a".repeat(19) + suffix);
+    open_db(&app.db_path())
+        .execute(
+            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
+                 scopes, status, access_token_sealed, refresh_token_sealed, expires_at,
+                 created_at, updated_at)
+             VALUES (?1, 'alice', 'x', NULL, ?1, '[]', ?2, x'00', x'00', ?3, 1, 1)",
+            rusqlite::params![id, status, expires_at],
+        )
+        .unwrap();
+    id
 }
 
 #[tokio::test]

@@ -346,11 +346,13 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
         [
             "client_id",
             "created_at",
+            "credentials_error",
             "id",
             "name",
             "provider",
             "redirect_uri",
-            "scopes"
+            "scopes",
+            "updated_at"
         ]
     );
     assert!(!schema.to_string().contains("client_secret"));
