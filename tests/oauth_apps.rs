@@ -978,8 +978,11 @@ async fn patch_changes_name_scopes_and_secret_and_returns_the_app() {
         .await
         .unwrap();
     assert_eq!(fetched, rotated);
-    let dir = app.stop().await;
-    assert_eq!(support::stored_secret(dir.path(), "alice", id), secret);
+    let owner = dravo::domain::Owner::parse("owner", "alice").unwrap();
+    let app_id = dravo::domain::AppId::parse(id).unwrap();
+    let creds = app.dravo.app_credentials(&owner, &app_id).await.unwrap();
+    assert_eq!(creds.client_secret.expose(), secret);
+    app.stop().await;
 }
 
 #[tokio::test]
