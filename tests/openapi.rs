@@ -768,8 +768,8 @@ fn fields_that_can_be_null_are_nullable() {
         }
     }
     assert_eq!(
-        checked, 4,
-        "oauth_app_id, username, display_name, expires_at"
+        checked, 7,
+        "credentials_error; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by"
     );
 }
 
@@ -785,7 +785,10 @@ fn timestamps_are_date_time() {
             }
         }
     }
-    assert_eq!(seen, 4, "OAuthApp.created_at and Account's three");
+    assert_eq!(
+        seen, 7,
+        "OAuthApp's created_at and updated_at, Account's four, AccessToken.expires_at"
+    );
 }
 
 #[test]
