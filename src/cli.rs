@@ -16,7 +16,7 @@ use crate::domain::{
     Scopes, Timestamp, is_hidden,
 };
 use crate::error::{Error, Result};
-use crate::service::{Dravo, NewApp, OAuthApp, WebhookStatus};
+use crate::service::{AppChanges, Dravo, NewApp, OAuthApp, WebhookStatus};
 use crate::store::AccountFilter;
 use crate::views::{AccountPageView, AccountView, EventView, OAuthAppView, WebhookEventView};
 
@@ -115,13 +115,18 @@ enum OauthAppsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete an OAuth app (accounts connected with it stay, but cannot be refreshed)
+    /// Change an OAuth app's name, scopes or client secret (at least one)
+    Update(UpdateArgs),
+    /// Delete an OAuth app; refused while connected accounts use it, unless --cascade
     Delete {
         #[command(flatten)]
         owner: OwnerArg,
         /// The app's id (oa_…), as `oauth-apps list` shows it
         #[arg(value_name = "OAUTH_APP_ID")]
         app_id: String,
+        /// Also revoke (where the provider can) and delete the accounts connected with it
+        #[arg(long)]
+        cascade: bool,
     },
 }
 
@@ -229,6 +234,39 @@ struct CreateArgs {
     /// Scopes instead of the provider's defaults, space- or comma-separated
     #[arg(long)]
     scopes: Option<String>,
+    /// Print the JSON the API returns
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("secret").args(["client_secret_stdin", "client_secret_env"])))]
+#[command(group(
+    clap::ArgGroup::new("change")
+        .required(true)
+        .multiple(true)
+        .args(["name", "scopes", "client_secret_stdin", "client_secret_env"])
+))]
+struct UpdateArgs {
+    #[command(flatten)]
+    owner: OwnerArg,
+    /// The app's id (oa_…), as `oauth-apps list` shows it
+    #[arg(value_name = "OAUTH_APP_ID")]
+    app_id: String,
+    /// A new name, 1 to 120 characters, unique per owner and provider
+    #[arg(long)]
+    name: Option<String>,
+    /// Scopes to request from now on, space- or comma-separated (connected accounts keep
+    /// their grants)
+    #[arg(long)]
+    scopes: Option<String>,
+    /// Read a new client secret from standard input: a prompt that does not echo at a
+    /// terminal, else the whole input (one trailing newline is stripped)
+    #[arg(long)]
+    client_secret_stdin: bool,
+    /// Read a new client secret from this environment variable
+    #[arg(long, value_name = "VAR")]
+    client_secret_env: Option<String>,
     /// Print the JSON the API returns
     #[arg(long)]
     json: bool,
@@ -521,7 +559,7 @@ async fn oauth_apps(dravo: &Dravo, cmd: &OauthAppsCommand) -> Result<()> {
                 provider: args.provider,
                 name: AppName::parse_as("--name", &args.name)?,
                 client_id: ClientId::parse_as("--client-id", &args.client_id)?,
-                client_secret: read_secret(args)?,
+                client_secret: read_secret(args.client_secret_env.as_deref())?,
                 scopes: args
                     .scopes
                     .as_deref()
@@ -571,11 +609,40 @@ async fn oauth_apps(dravo: &Dravo, cmd: &OauthAppsCommand) -> Result<()> {
             let app = dravo.get_app(&owner, &AppId::parse(app_id)?).await?;
             print_app(&app, *json)
         }
-        OauthAppsCommand::Delete { owner, app_id } => {
+        OauthAppsCommand::Update(args) => {
+            let owner = args.owner.parse()?;
+            let id = AppId::parse(&args.app_id)?;
+            let changes = AppChanges {
+                name: args
+                    .name
+                    .as_deref()
+                    .map(|n| AppName::parse_as("--name", n))
+                    .transpose()?,
+                scopes: args
+                    .scopes
+                    .as_deref()
+                    .map(|s| Scopes::parse_list_as("--scopes", s))
+                    .transpose()?,
+                client_secret: if args.client_secret_stdin || args.client_secret_env.is_some() {
+                    Some(read_secret(args.client_secret_env.as_deref())?)
+                } else {
+                    None
+                },
+            };
+            let app = dravo.update_app(&owner, &id, changes).await?;
+            print_app(&app, args.json)
+        }
+        OauthAppsCommand::Delete {
+            owner,
+            app_id,
+            cascade,
+        } => {
             let owner = owner.parse()?;
             let id = AppId::parse(app_id)?;
-            dravo.delete_app(&owner, &id).await?;
-            print_line(&format!("deleted {id}"))
+            let accounts = dravo.delete_app(&owner, &id, *cascade).await?;
+            let mut lines: Vec<String> = accounts.iter().map(deleted_account_line).collect();
+            lines.push(format!("deleted {id}"));
+            print_line(&lines.join("\n"))
         }
     }
 }
@@ -646,18 +713,7 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
             let deleted = dravo
                 .delete_account(&owner, &AccountId::parse(account_id)?)
                 .await?;
-            print_line(&match &deleted.revoke_error {
-                None => format!(
-                    "deleted {} (revoked at {})",
-                    deleted.account.id, deleted.account.provider
-                ),
-                Some(why) => format!(
-                    "deleted {} (not revoked at {}: {})",
-                    deleted.account.id,
-                    deleted.account.provider,
-                    shown(why)
-                ),
-            })
+            print_line(&deleted_account_line(&deleted))
         }
         AccountsCommand::Events {
             owner,
@@ -701,6 +757,22 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
     }
 }
 
+/// What deleting an account did, in one line.
+fn deleted_account_line(deleted: &crate::service::Deleted) -> String {
+    match &deleted.revoke_error {
+        None => format!(
+            "deleted {} (revoked at {})",
+            deleted.account.id, deleted.account.provider
+        ),
+        Some(why) => format!(
+            "deleted {} (not revoked at {}: {})",
+            deleted.account.id,
+            deleted.account.provider,
+            shown(why)
+        ),
+    }
+}
+
 /// An account, as `key: value` lines or as the API's JSON.
 fn print_account(account: crate::service::Account, json: bool) -> Result<()> {
     if json {
@@ -726,9 +798,10 @@ fn print_account(account: crate::service::Account, json: bool) -> Result<()> {
     ])
 }
 
-/// Reads the client secret from stdin or the named variable, never from an argument.
-fn read_secret(args: &CreateArgs) -> Result<ClientSecret> {
-    let raw = if let Some(var) = &args.client_secret_env {
+/// Reads the client secret from the variable named by `--client-secret-env`, else from
+/// stdin (`--client-secret-stdin`); never from an argument.
+fn read_secret(env_var: Option<&str>) -> Result<ClientSecret> {
+    let raw = if let Some(var) = env_var {
         std::env::var(var).map_err(|_| {
             Error::invalid(format!(
                 "the environment variable {var} (from --client-secret-env) is not set or not UTF-8"
@@ -751,7 +824,7 @@ fn read_secret(args: &CreateArgs) -> Result<ClientSecret> {
         }
         text
     };
-    let flag = if args.client_secret_env.is_some() {
+    let flag = if env_var.is_some() {
         "--client-secret-env"
     } else {
         "--client-secret-stdin"
@@ -799,6 +872,11 @@ fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
         ("redirect_uri", app.redirect_uri.clone()),
         ("scopes", app.scopes.join(" ")),
         ("created_at", app.created_at.rfc3339()),
+        (
+            "credentials_error",
+            app.credentials_error.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("updated_at", app.updated_at.rfc3339()),
     ])
 }
 

@@ -26,6 +26,9 @@ pub enum Error {
     /// The account's grant is gone: only a new consent helps (HTTP 409).
     #[error("{0}")]
     NeedsReauth(String),
+    /// The OAuth app still has connected accounts; deleting it needs `cascade` (HTTP 409).
+    #[error("{0}")]
+    AppInUse(String),
     /// The provider refused or failed a call Dravo made.
     #[error(transparent)]
     Provider(#[from] ProviderError),

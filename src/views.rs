@@ -42,6 +42,14 @@ pub struct OAuthAppView {
     pub scopes: Vec<String>,
     /// When the app was stored (RFC 3339, UTC).
     pub created_at: Checked<Timestamp>,
+    /// Why the provider last refused the app's credentials (its error code and description),
+    /// so they can be fixed with a new secret; null while they work, and cleared when the
+    /// secret changes.
+    #[oai(nullable)]
+    pub credentials_error: Option<String>,
+    /// When the app's name, scopes or secret last changed (RFC 3339, UTC); its creation time
+    /// until then.
+    pub updated_at: Checked<Timestamp>,
 }
 
 impl From<OAuthApp> for OAuthAppView {
@@ -54,6 +62,8 @@ impl From<OAuthApp> for OAuthAppView {
             redirect_uri: app.redirect_uri,
             scopes: app.scopes,
             created_at: Checked(app.created_at),
+            credentials_error: app.credentials_error,
+            updated_at: Checked(app.updated_at),
         }
     }
 }
@@ -70,6 +80,8 @@ impl Example for OAuthAppView {
                 .map(String::from)
                 .to_vec(),
             created_at: Checked(EXAMPLE_TIME),
+            credentials_error: None,
+            updated_at: Checked(EXAMPLE_TIME),
         }
     }
 }

@@ -70,7 +70,7 @@ fn jwt_payload(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("payload is JSON")
 }
 
-const APP_FIELDS: [&str; 7] = [
+const APP_FIELDS: [&str; 9] = [
     "id",
     "provider",
     "name",
@@ -78,6 +78,8 @@ const APP_FIELDS: [&str; 7] = [
     "redirect_uri",
     "scopes",
     "created_at",
+    "credentials_error",
+    "updated_at",
 ];
 
 /// Checks that `app` has exactly the fields of the API's OAuth app object.
@@ -1194,5 +1196,193 @@ fn accounts_list_and_show_escape_hostile_provider_text() {
         };
         assert_eq!(account["username"], username);
         assert_eq!(account["display_name"], display_name);
+    }
+}
+
+// ---------------------------------------------------------------- update / delete --cascade
+
+#[test]
+fn update_changes_name_scopes_and_secret_and_prints_the_app() {
+    let dir = tempdir();
+    let app = create_json(dir.path(), "alice", "x", "Before");
+    let id = app["id"].as_str().unwrap();
+
+    let out = dravo(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "update",
+            "--owner",
+            "alice",
+            id,
+            "--name",
+            "After",
+            "--scopes",
+            "tweet.read, users.read",
+            "--json",
+        ],
+    );
+    out.assert_success();
+    let updated = out.json();
+    assert_app_object(&updated);
+    assert_eq!(updated["name"], "After");
+    assert_eq!(
+        updated["scopes"],
+        serde_json::json!(["tweet.read", "users.read"])
+    );
+    assert_eq!(updated["client_id"], app["client_id"]);
+    assert_eq!(updated["created_at"], app["created_at"]);
+    assert!(updated["credentials_error"].is_null());
+
+    let rotated = "cli-rotated-s3cret-never-shown";
+    let out = dravo_with(
+        dir.path(),
+        &[("NEW_SECRET", rotated)],
+        &[
+            "oauth-apps",
+            "update",
+            "--owner",
+            "alice",
+            id,
+            "--client-secret-env",
+            "NEW_SECRET",
+        ],
+        "",
+    );
+    out.assert_success()
+        .assert_hides(rotated)
+        .assert_hides(SECRET);
+    let fields = key_values(&out.stdout);
+    assert_eq!(fields["name"], "After");
+    assert_eq!(fields["credentials_error"], "-");
+    assert!(fields.contains_key("updated_at"));
+    assert_eq!(stored_secret(dir.path(), "alice", id), rotated);
+
+    let out = dravo_stdin(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "update",
+            "--owner",
+            "alice",
+            id,
+            "--client-secret-stdin",
+        ],
+        &format!("{SECRET}\n"),
+    );
+    out.assert_success().assert_hides(SECRET);
+    assert_eq!(stored_secret(dir.path(), "alice", id), SECRET);
+}
+
+#[test]
+fn update_usage_and_runtime_errors() {
+    let dir = tempdir();
+    let app = create_json(dir.path(), "alice", "x", "Mine");
+    create_json(dir.path(), "alice", "x", "Taken");
+    let id = app["id"].as_str().unwrap();
+    let update = |extra: &[&str]| {
+        let mut args = vec!["oauth-apps", "update", "--owner", "alice", id];
+        args.extend_from_slice(extra);
+        dravo_with(dir.path(), &[("NEW_SECRET", SECRET)], &args, SECRET)
+    };
+    // Nothing to change, or the secret from two places.
+    update(&[]).assert_usage_error();
+    update(&["--json"]).assert_usage_error();
+    update(&["--client-secret-stdin", "--client-secret-env", "NEW_SECRET"])
+        .assert_usage_error()
+        .assert_hides(SECRET);
+    // Values are checked as on create, naming the flag.
+    let out = update(&["--name", "   "]);
+    out.assert_usage_error();
+    assert!(out.stderr.contains("--name"), "{}", out.describe());
+    let out = update(&["--scopes", ""]);
+    out.assert_usage_error();
+    assert!(out.stderr.contains("--scopes"), "{}", out.describe());
+    let out = update(&["--client-secret-env", "NO_SUCH_VARIABLE"]);
+    out.assert_usage_error();
+    assert!(
+        out.stderr.contains("NO_SUCH_VARIABLE"),
+        "{}",
+        out.describe()
+    );
+    // A name clash, another tenant's app, a missing app: runtime errors.
+    let out = update(&["--name", "Taken"]);
+    out.assert_runtime_error();
+    assert!(out.stderr.contains("Taken"), "{}", out.describe());
+    dravo(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "update",
+            "--owner",
+            "mallory",
+            id,
+            "--name",
+            "Hers",
+        ],
+    )
+    .assert_runtime_error();
+    let unchanged = dravo(
+        dir.path(),
+        &["oauth-apps", "show", "--owner", "alice", id, "--json"],
+    )
+    .json();
+    assert_eq!(unchanged["name"], "Mine");
+}
+
+/// An account row of `owner`'s connected with `app_id` (its sealed tokens are placeholders,
+/// so a revoke cannot be attempted and deleting reports why).
+fn insert_app_account(dir: &Path, id: &str, owner: &str, app_id: &str) {
+    support::open_db(&dir.join("dravo.db"))
+        .execute(
+            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
+                 scopes, status, access_token_sealed, created_at, updated_at)
+             VALUES (?1, ?2, 'x', ?3, ?1, '[]', 'active', x'00', 1, 1)",
+            rusqlite::params![id, owner, app_id],
+        )
+        .expect("insert an account row");
+}
+
+#[test]
+fn delete_of_an_app_in_use_needs_cascade() {
+    let dir = tempdir();
+    let app = create_json(dir.path(), "alice", "x", "Used");
+    let id = app["id"].as_str().unwrap();
+    let accounts = ["acc_aaaaaaaaaaaaaaaaaaaa", "acc_bbbbbbbbbbbbbbbbbbbb"];
+    for account in accounts {
+        insert_app_account(dir.path(), account, "alice", id);
+    }
+
+    let out = dravo(
+        dir.path(),
+        &["oauth-apps", "delete", "--owner", "alice", id],
+    );
+    out.assert_runtime_error();
+    assert!(
+        out.stderr.contains("2 connected accounts"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stderr.contains("--cascade"), "{}", out.describe());
+    dravo(dir.path(), &["oauth-apps", "show", "--owner", "alice", id]).assert_success();
+
+    let out = dravo(
+        dir.path(),
+        &["oauth-apps", "delete", "--owner", "alice", id, "--cascade"],
+    );
+    out.assert_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.describe());
+    for (line, account) in lines.iter().zip(accounts) {
+        assert!(line.starts_with(&format!("deleted {account} ")), "{line}");
+    }
+    assert_eq!(lines[2], format!("deleted {id}"));
+    dravo(dir.path(), &["oauth-apps", "show", "--owner", "alice", id]).assert_runtime_error();
+    for account in accounts {
+        dravo(
+            dir.path(),
+            &["accounts", "show", "--owner", "alice", account],
+        )
+        .assert_runtime_error();
     }
 }

@@ -66,6 +66,18 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
                 &format!("/v1/accounts/{id}/access-token"),
             )
         }
+        ErrorCode::AppInUse => {
+            let created = app.create_ok("alice", &app_body("x", "In use")).await;
+            let app_id = created["id"].as_str().unwrap();
+            let id = insert_account(app, "expiring", 4_000_000_000);
+            open_db(&app.db_path())
+                .execute(
+                    "UPDATE accounts SET oauth_app_id = ?1 WHERE id = ?2",
+                    rusqlite::params![app_id, id],
+                )
+                .unwrap();
+            authed(reqwest::Method::DELETE, &format!("/v1/oauth-apps/{app_id}"))
+        }
         ErrorCode::Internal => {
             // The last code asked for: it breaks the database.
             open_db(&app.db_path())
@@ -80,10 +92,12 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
 /// An X account row of alice's, written straight to the database (its sealed tokens are
 /// placeholders: these requests fail before any token is opened).
 fn insert_account(app: &TestApp, status: &str, expires_at: i64) -> String {
-    let id = format!(
-        "acc_{}",
-        "a".repeat(19) + if status == "active" { "b" } else { "c" }
-    );
+    let suffix = match status {
+        "active" => "b",
+        "needs_reauth" => "c",
+        _ => "d",
+    };
+    let id = format!("acc_{}", "a".repeat(19) + suffix);
     open_db(&app.db_path())
         .execute(
             "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,

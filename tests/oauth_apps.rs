@@ -2,6 +2,8 @@
 //! isolation, uniqueness and every kind of bad input. Each rejected request must leave the
 //! database exactly as it was.
 
+#[path = "support/fake_provider.rs"]
+mod fake_provider;
 mod support;
 
 use reqwest::Method;
@@ -85,13 +87,17 @@ async fn create_returns_201_with_location_and_exactly_the_documented_fields() {
         [
             "client_id",
             "created_at",
+            "credentials_error",
             "id",
             "name",
             "provider",
             "redirect_uri",
-            "scopes"
+            "scopes",
+            "updated_at"
         ]
     );
+    assert!(body["credentials_error"].is_null(), "{body}");
+    assert_eq!(body["updated_at"], body["created_at"], "{body}");
     let id = body["id"].as_str().unwrap();
     assert!(is_app_id(id), "id {id} is not oa_ + 20 base32 chars");
     assert_eq!(location, format!("/v1/oauth-apps/{id}"));
@@ -916,5 +922,314 @@ async fn delete_with_well_formed_missing_id_is_404_and_changes_nothing() {
         .await;
     assert_error(resp, 404, "not_found").await;
     assert_eq!(app_rows(&app.db_path()), before);
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Update (PATCH) and delete with connected accounts
+// ---------------------------------------------------------------------------------------------
+
+/// `PATCH /v1/oauth-apps/{id}` as `tenant` with a JSON body.
+async fn patch_app(app: &TestApp, tenant: &str, id: &str, body: &Value) -> reqwest::Response {
+    app.http
+        .patch(app.url(&format!("/v1/oauth-apps/{id}")))
+        .bearer_auth(app.token(tenant))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn patch_ok(app: &TestApp, id: &str, body: &Value) -> Value {
+    let resp = patch_app(app, "alice", id, body).await;
+    assert_eq!(resp.status().as_u16(), 200, "PATCH {body}");
+    let raw = resp.text().await.unwrap();
+    assert!(!raw.contains("client_secret"), "{raw}");
+    serde_json::from_str(&raw).unwrap()
+}
+
+#[tokio::test]
+async fn patch_changes_name_scopes_and_secret_and_returns_the_app() {
+    let clock = dravo::clock::ManualClock::starting_now();
+    let app = support::spawn_app_with_clock(|_| {}, std::sync::Arc::new(clock.clone())).await;
+    let created = app.create_ok("alice", &app_body("x", "Before")).await;
+    let id = created["id"].as_str().unwrap();
+    clock.advance(60);
+
+    let renamed = patch_ok(&app, id, &json!({"name": "  After  "})).await;
+    assert_eq!(renamed["name"], "After");
+    assert_eq!(renamed["scopes"], created["scopes"]);
+    assert_eq!(renamed["created_at"], created["created_at"]);
+    assert_ne!(renamed["updated_at"], created["updated_at"]);
+    assert_eq!(keys_of(&renamed), keys_of(&created));
+
+    let scoped = patch_ok(&app, id, &json!({"scopes": ["tweet.read", "users.read"]})).await;
+    assert_eq!(scoped["scopes"], json!(["tweet.read", "users.read"]));
+    assert_eq!(scoped["name"], "After");
+
+    let secret = "rotated-s3cret-never-shown";
+    let rotated = patch_ok(&app, id, &json!({"client_secret": secret})).await;
+    assert!(!rotated.to_string().contains(secret));
+    assert_eq!(rotated["client_id"], created["client_id"]);
+    let fetched: Value = app
+        .get_as("alice", &format!("/v1/oauth-apps/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched, rotated);
+    let owner = dravo::domain::Owner::parse("owner", "alice").unwrap();
+    let app_id = dravo::domain::AppId::parse(id).unwrap();
+    let creds = app.dravo.app_credentials(&owner, &app_id).await.unwrap();
+    assert_eq!(creds.client_secret.expose(), secret);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn patch_refuses_bad_bodies_and_changes_nothing() {
+    let app = app_with_one_row().await;
+    let other = app.create_ok("alice", &app_body("x", "Other")).await;
+    let id = other["id"].as_str().unwrap().to_owned();
+    let before = app_rows(&app.db_path());
+    for (body, needle) in [
+        (json!({}), "at least one"),
+        (json!({"name": null}), "at least one"),
+        (json!({"name": ""}), "name"),
+        (json!({"scopes": []}), "scope"),
+        (json!({"scopes": ["tweet.read", "has space"]}), "scope"),
+        (json!({"scopes": "tweet.read"}), "scopes"),
+        (json!({"client_secret": ""}), "secret"),
+        (json!({"provider": "linkedin"}), "provider"),
+        (json!({"client_id": "another"}), "client_id"),
+    ] {
+        let resp = patch_app(&app, "alice", &id, &body).await;
+        let message = assert_error(resp, 400, "invalid_request").await;
+        assert!(message.contains(needle), "{body}: {message}");
+        assert_eq!(
+            app_rows(&app.db_path()),
+            before,
+            "{body} changed the database"
+        );
+    }
+    // Another of alice's x apps is named "Existing": 409, as on create.
+    let resp = patch_app(&app, "alice", &id, &json!({"name": "Existing"})).await;
+    let message = assert_error(resp, 409, "conflict").await;
+    assert!(message.contains("Existing"), "{message}");
+    // Another tenant's app looks missing.
+    let resp = patch_app(&app, "bob", &id, &json!({"name": "Bob's now"})).await;
+    assert_error(resp, 404, "not_found").await;
+    let resp = patch_app(
+        &app,
+        "alice",
+        "oa_abcdefghijklmnopqrst",
+        &json!({"name": "N"}),
+    )
+    .await;
+    assert_error(resp, 404, "not_found").await;
+    assert_eq!(app_rows(&app.db_path()), before);
+    app.stop().await;
+}
+
+/// An account row of alice's using `app_id`, written straight to the database.
+fn insert_app_account(app: &TestApp, n: u8, app_id: &str, status: &str, failures: i64) -> String {
+    let id = format!("acc_{}{}", "a".repeat(19), (b'a' + n) as char);
+    open_db(&app.db_path())
+        .execute(
+            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
+                 scopes, status, access_token_sealed, refresh_token_sealed, expires_at,
+                 next_refresh_at, refresh_failures, created_at, updated_at)
+             VALUES (?1, 'alice', 'x', ?2, ?1, '[]', ?3, x'00', x'00', 4000000000,
+                 3999999000, ?4, 1, 1)",
+            rusqlite::params![id, app_id, status, failures],
+        )
+        .unwrap();
+    id
+}
+
+fn next_refresh_at(app: &TestApp, id: &str) -> Option<i64> {
+    open_db(&app.db_path())
+        .query_row(
+            "SELECT next_refresh_at FROM accounts WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_new_secret_clears_the_credentials_error_and_makes_waiting_accounts_due() {
+    // No background refresher: it would take the due accounts at once.
+    let app = spawn_app_with(|c| c.refresh.background = false).await;
+    let created = app.create_ok("alice", &app_body("x", "Refused")).await;
+    let id = created["id"].as_str().unwrap();
+    let other = app.create_ok("alice", &app_body("x", "Untouched")).await;
+    let other_id = other["id"].as_str().unwrap();
+    open_db(&app.db_path())
+        .execute(
+            "UPDATE oauth_apps SET credentials_error = 'invalid_client (bad secret)',
+                 credentials_error_at = 1 WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    let shown: Value = app
+        .get_as("alice", &format!("/v1/oauth-apps/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["credentials_error"], "invalid_client (bad secret)");
+
+    let waiting = insert_app_account(&app, 0, id, "active", 3);
+    let expiring = insert_app_account(&app, 1, id, "expiring", 1);
+    let healthy = insert_app_account(&app, 2, id, "active", 0);
+    let gone = insert_app_account(&app, 3, id, "needs_reauth", 2);
+    let elsewhere = insert_app_account(&app, 4, other_id, "active", 2);
+
+    // A new name alone moves no account.
+    patch_ok(&app, id, &json!({"name": "Renamed"})).await;
+    assert_eq!(next_refresh_at(&app, &waiting), Some(3_999_999_000));
+
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let patched = patch_ok(&app, id, &json!({"client_secret": "the-new-one"})).await;
+    assert!(patched["credentials_error"].is_null(), "{patched}");
+    let after = time::OffsetDateTime::now_utc().unix_timestamp();
+    for due in [&waiting, &expiring] {
+        let at = next_refresh_at(&app, due).unwrap();
+        assert!((before..=after).contains(&at), "{due}: {at}");
+    }
+    for kept in [&healthy, &gone, &elsewhere] {
+        assert_eq!(next_refresh_at(&app, kept), Some(3_999_999_000), "{kept}");
+    }
+    let error_at: Option<i64> = open_db(&app.db_path())
+        .query_row(
+            "SELECT credentials_error_at FROM oauth_apps WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(error_at, None);
+    app.stop().await;
+}
+
+// ------------------------------------------------------------- against a fake provider
+
+const RETURN_URL: &str = "https://dash.example.com/connected";
+
+/// A server whose x endpoints are `fake`'s.
+async fn app_for(fake: &fake_provider::FakeProvider) -> TestApp {
+    let (authorize, token, api) = fake.config_urls();
+    spawn_app_with(|config| {
+        let slot = config.providers.entry("x".parse().unwrap());
+        slot.authorize_url = Some(url::Url::parse(&authorize).unwrap());
+        slot.token_url = Some(url::Url::parse(&token).unwrap());
+        slot.api_base = Some(url::Url::parse(&api).unwrap());
+        config.dashboard.allowed_return_urls = vec!["https://dash.example.com".into()];
+    })
+    .await
+}
+
+/// start → the fake's consent → Dravo's callback; returns the query of the redirect to the
+/// return URL.
+async fn connect(app: &TestApp, app_id: &str) -> std::collections::HashMap<String, String> {
+    let start = url::Url::parse_with_params(
+        &app.url("/v1/oauth/x/start"),
+        [("oauth_app_id", app_id), ("return_url", RETURN_URL)],
+    )
+    .unwrap();
+    let resp = app
+        .http
+        .get(start)
+        .bearer_auth(app.token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let authorize = body["authorize_url"].as_str().unwrap();
+    let resp = app.http.get(authorize).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "the fake refused {authorize}");
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = app.http.get(&callback).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "callback {callback}");
+    let redirect = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(redirect.as_str().starts_with(RETURN_URL), "{redirect}");
+    redirect.query_pairs().into_owned().collect()
+}
+
+#[tokio::test]
+async fn after_patch_the_code_exchange_uses_the_new_secret() {
+    let fake =
+        fake_provider::FakeProvider::start(fake_provider::Kind::X, "cid-rotated", "new-secret")
+            .await;
+    let app = app_for(&fake).await;
+    let mut body = app_body("x", "Rotated");
+    body["client_id"] = json!("cid-rotated");
+    body["client_secret"] = json!("old-secret");
+    let created = app.create_ok("alice", &body).await;
+    let id = created["id"].as_str().unwrap();
+
+    // The provider refuses the old secret…
+    let refused = connect(&app, id).await;
+    assert_eq!(refused["status"], "error", "{refused:?}");
+    // …and takes the new one.
+    patch_ok(&app, id, &json!({"client_secret": "new-secret"})).await;
+    let connected = connect(&app, id).await;
+    assert_eq!(connected["status"], "connected", "{connected:?}");
+    let account = &connected["account_id"];
+    let resp = app
+        .get_as("alice", &format!("/v1/accounts/{account}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_an_app_in_use_is_refused_unless_cascade_revokes_and_deletes_its_accounts() {
+    let fake =
+        fake_provider::FakeProvider::start(fake_provider::Kind::X, "cid-cascade", "cascade-secret")
+            .await;
+    let app = app_for(&fake).await;
+    let mut body = app_body("x", "Cascade");
+    body["client_id"] = json!("cid-cascade");
+    body["client_secret"] = json!("cascade-secret");
+    let created = app.create_ok("alice", &body).await;
+    let id = created["id"].as_str().unwrap();
+    let connected = connect(&app, id).await;
+    assert_eq!(connected["status"], "connected", "{connected:?}");
+    let account = connected["account_id"].clone();
+    let path = format!("/v1/oauth-apps/{id}");
+
+    let resp = app.delete_as("alice", &path).await;
+    let message = assert_error(resp, 409, "app_in_use").await;
+    assert!(message.contains("1 connected account"), "{message}");
+    assert!(message.contains("?cascade=true"), "{message}");
+    assert_eq!(app.get_as("alice", &path).await.status(), 200);
+    let account_path = format!("/v1/accounts/{account}");
+    assert_eq!(app.get_as("alice", &account_path).await.status(), 200);
+    assert!(fake.revoked_tokens().is_empty());
+
+    // Another tenant's cascade finds nothing to delete.
+    let resp = app.delete_as("bob", &format!("{path}?cascade=true")).await;
+    assert_error(resp, 404, "not_found").await;
+    // `cascade=false` is the default.
+    let resp = app
+        .delete_as("alice", &format!("{path}?cascade=false"))
+        .await;
+    assert_error(resp, 409, "app_in_use").await;
+
+    let resp = app
+        .delete_as("alice", &format!("{path}?cascade=true"))
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.get_as("alice", &path).await.status(), 404);
+    assert_eq!(app.get_as("alice", &account_path).await.status(), 404);
+    assert!(
+        !fake.revoked_tokens().is_empty(),
+        "the provider saw no revoke"
+    );
+    let accounts: i64 = open_db(&app.db_path())
+        .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(accounts, 0);
     app.stop().await;
 }

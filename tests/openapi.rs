@@ -348,11 +348,13 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
         [
             "client_id",
             "created_at",
+            "credentials_error",
             "id",
             "name",
             "provider",
             "redirect_uri",
-            "scopes"
+            "scopes",
+            "updated_at"
         ]
     );
     assert!(!schema.to_string().contains("client_secret"));
@@ -768,8 +770,8 @@ fn fields_that_can_be_null_are_nullable() {
         }
     }
     assert_eq!(
-        checked, 6,
-        "oauth_app_id, username, display_name, status_reason, expires_at, reauth_by"
+        checked, 7,
+        "credentials_error; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by"
     );
 }
 
@@ -786,8 +788,8 @@ fn timestamps_are_date_time() {
         }
     }
     assert_eq!(
-        seen, 6,
-        "OAuthApp.created_at, Account's three, AccessToken.expires_at, AccountEvent.created_at"
+        seen, 7,
+        "OAuthApp's created_at and updated_at, Account's three, AccessToken.expires_at, AccountEvent.created_at"
     );
     let reauth_by = &spec["components"]["schemas"]["Account"]["properties"]["reauth_by"];
     assert_eq!(reauth_by["format"], "date-time", "Account.reauth_by");

@@ -21,6 +21,7 @@ pub enum ErrorCode {
     Conflict,
     NoDefaultApp,
     NeedsReauth,
+    AppInUse,
     PayloadTooLarge,
     UnsupportedMediaType,
     Internal,
@@ -35,9 +36,10 @@ impl ErrorCode {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict | ErrorCode::NoDefaultApp | ErrorCode::NeedsReauth => {
-                StatusCode::CONFLICT
-            }
+            ErrorCode::Conflict
+            | ErrorCode::NoDefaultApp
+            | ErrorCode::NeedsReauth
+            | ErrorCode::AppInUse => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -87,7 +89,8 @@ pub enum ApiError {
     /// `conflict`: an app with this name already exists for the provider; or
     /// `no_default_app`: no `oauth_app_id` given and no default app configured; or
     /// `needs_reauth`: the account's grant is gone and only a new consent helps (the message
-    /// says why).
+    /// says why); or `app_in_use`: the OAuth app still has connected accounts (delete them
+    /// first, or delete the app with `?cascade=true`).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// `payload_too_large`: the request body is larger than 64 KiB.
@@ -149,6 +152,7 @@ fn classify(err: &Error) -> Classified {
         Error::Conflict(m) => plain(ErrorCode::Conflict, m),
         Error::NoDefaultApp(m) => plain(ErrorCode::NoDefaultApp, m),
         Error::NeedsReauth(m) => plain(ErrorCode::NeedsReauth, m),
+        Error::AppInUse(m) => plain(ErrorCode::AppInUse, m),
         Error::Provider(e) => {
             tracing::warn!(error = %e, "a provider call failed");
             plain(ErrorCode::ProviderError, &e.to_string())
@@ -177,9 +181,10 @@ impl From<Error> for ApiError {
             ErrorCode::InvalidRequest => ApiError::BadRequest(body),
             ErrorCode::Unauthorized => ApiError::Unauthorized(body, BEARER_CHALLENGE.into()),
             ErrorCode::NotFound => ApiError::NotFound(body),
-            ErrorCode::Conflict | ErrorCode::NoDefaultApp | ErrorCode::NeedsReauth => {
-                ApiError::Conflict(body)
-            }
+            ErrorCode::Conflict
+            | ErrorCode::NoDefaultApp
+            | ErrorCode::NeedsReauth
+            | ErrorCode::AppInUse => ApiError::Conflict(body),
             ErrorCode::ProviderError => ApiError::BadGateway(body),
             ErrorCode::PayloadTooLarge => ApiError::PayloadTooLarge(body),
             ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),

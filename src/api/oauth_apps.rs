@@ -12,7 +12,7 @@ use crate::api::types::{Checked, ScopeList};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::Provider;
 use crate::domain::{AppId, AppName, ClientId, ClientSecret};
-use crate::service::{Dravo, NewApp};
+use crate::service::{AppChanges, Dravo, NewApp};
 use crate::views::OAuthAppView;
 
 /// The body of `POST /v1/oauth-apps`.
@@ -47,6 +47,33 @@ impl Example for CreateOAuthApp {
     }
 }
 
+/// The body of `PATCH /v1/oauth-apps/{id}`: at least one field; each one given replaces the
+/// stored value.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct UpdateOAuthApp {
+    /// A new name, 1 to 120 characters, unique per provider.
+    #[oai(skip_serializing_if_is_none)]
+    pub name: Option<Checked<AppName>>,
+    /// Scopes to request from now on (accounts already connected keep their grants).
+    #[oai(skip_serializing_if_is_none)]
+    pub scopes: Option<ScopeList>,
+    /// A new client secret (stored encrypted): clears `credentials_error`, and accounts whose
+    /// refreshes failed because the provider refused the old one are retried at once.
+    #[oai(skip_serializing_if_is_none)]
+    pub client_secret: Option<Checked<ClientSecret>>,
+}
+
+impl Example for UpdateOAuthApp {
+    fn example() -> Self {
+        UpdateOAuthApp {
+            name: None,
+            scopes: None,
+            client_secret: Some(Checked(ClientSecret::parse("…").expect("valid"))),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum CreatedApp {
     /// Created: the stored app, with the `redirect_uri` to register at the provider;
@@ -70,8 +97,15 @@ pub enum AppFound {
 }
 
 #[derive(ApiResponse)]
+pub enum AppUpdated {
+    /// The OAuth app as it is now.
+    #[oai(status = 200)]
+    Ok(Json<OAuthAppView>),
+}
+
+#[derive(ApiResponse)]
 pub enum Deleted {
-    /// Deleted, with its sealed secret.
+    /// Deleted, with its sealed secret (and, with `cascade=true`, its connected accounts).
     #[oai(status = 204)]
     NoContent,
 }
@@ -151,7 +185,39 @@ impl OAuthAppsApi {
         Ok(AppFound::Ok(Json(app.into())))
     }
 
+    /// Update an OAuth app
+    ///
+    /// Change an app's `name`, `scopes` and/or `client_secret` (at least one). A new secret
+    /// is encrypted like the first, clears `credentials_error`, and makes the app's accounts
+    /// whose refreshes the old one failed due again. New scopes apply to connects started
+    /// from now on.
+    #[oai(
+        path = "/v1/oauth-apps/:id",
+        method = "patch",
+        operation_id = "updateOAuthApp"
+    )]
+    async fn update(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AppId>>,
+        body: Json<UpdateOAuthApp>,
+    ) -> Result<AppUpdated, ApiError> {
+        let body = body.0;
+        let changes = AppChanges {
+            name: body.name.map(|n| n.0),
+            scopes: body.scopes.map(|s| s.0),
+            client_secret: body.client_secret.map(|s| s.0),
+        };
+        let app = dravo.update_app(&auth.0, &id.0.0, changes).await?;
+        Ok(AppUpdated::Ok(Json(app.into())))
+    }
+
     /// Delete an OAuth app
+    ///
+    /// While connected accounts use the app this is refused with 409 `app_in_use`, unless
+    /// `cascade=true`: then each account is revoked at its provider (where it can be) and
+    /// deleted first, as `DELETE /v1/accounts/{id}` does.
     #[oai(
         path = "/v1/oauth-apps/:id",
         method = "delete",
@@ -162,8 +228,12 @@ impl OAuthAppsApi {
         dravo: Data<&Dravo>,
         auth: DashboardAuth,
         id: Path<Checked<AppId>>,
+        /// `true` also deletes (and revokes) the accounts connected with the app.
+        cascade: Query<Option<bool>>,
     ) -> Result<Deleted, ApiError> {
-        dravo.delete_app(&auth.0, &id.0.0).await?;
+        dravo
+            .delete_app(&auth.0, &id.0.0, cascade.0.unwrap_or(false))
+            .await?;
         Ok(Deleted::NoContent)
     }
 }

@@ -156,6 +156,7 @@ fn example_message(code: ErrorCode, op: &Operation) -> String {
         ErrorCode::NeedsReauth => format!(
             "account {EXAMPLE_ACCOUNT_ID} needs to be connected again (invalid_grant: Value passed for the token was invalid.)"
         ),
+        ErrorCode::AppInUse => crate::service::app_in_use_message(EXAMPLE_APP_ID, 2),
         ErrorCode::ProviderError => {
             "the provider is unavailable: api.x.com did not answer: timed out after 15 s".into()
         }

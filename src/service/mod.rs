@@ -28,7 +28,9 @@ use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Keys, MasterKey};
-use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
+use crate::domain::{
+    AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
+};
 use crate::error::{Error, Result};
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
 use crate::store::{AccountFilter, AccountRecord, AppRecord, Page, SqliteStore, Store};
@@ -134,6 +136,35 @@ pub struct NewApp {
     pub scopes: Option<Scopes>,
 }
 
+/// What a caller changes on an OAuth app (`PATCH`): each field given replaces the stored one.
+#[derive(Debug, Default)]
+pub struct AppChanges {
+    pub name: Option<AppName>,
+    /// Affects connects started from now on; connected accounts keep their grants.
+    pub scopes: Option<Scopes>,
+    /// Re-sealed; clears the provider's last refusal of the credentials.
+    pub client_secret: Option<ClientSecret>,
+}
+
+impl AppChanges {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.scopes.is_none() && self.client_secret.is_none()
+    }
+}
+
+/// The sentence of `app_in_use`: how many accounts use the app, and what deletes it anyway.
+pub fn app_in_use_message(id: &str, accounts: u64) -> String {
+    let (noun, them) = if accounts == 1 {
+        ("account uses", "it")
+    } else {
+        ("accounts use", "them")
+    };
+    format!(
+        "{accounts} connected {noun} OAuth app {id}: delete {them} first, or delete the app with \
+         `?cascade=true` (CLI: --cascade), which revokes and deletes {them} too"
+    )
+}
+
 /// An OAuth app as callers see it: never the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthApp {
@@ -145,6 +176,11 @@ pub struct OAuthApp {
     pub redirect_uri: String,
     pub scopes: Vec<String>,
     pub created_at: Timestamp,
+    /// Why the provider last refused the app's credentials; `None` when it has not (or the
+    /// secret changed since).
+    pub credentials_error: Option<String>,
+    /// When its name, scopes or secret last changed (its creation until then).
+    pub updated_at: Timestamp,
 }
 
 /// An app's credentials, opened for a call to its provider.
@@ -316,6 +352,8 @@ impl Dravo {
             client_id: row.client_id.clone(),
             scopes: row.scopes.clone(),
             created_at: row.created_at,
+            credentials_error: row.credentials_error.clone(),
+            updated_at: row.updated_at,
         }
     }
 
@@ -391,14 +429,98 @@ impl Dravo {
         Ok(self.view(&*self.app_record(owner, id).await?))
     }
 
-    pub async fn delete_app(&self, owner: &Owner, id: &AppId) -> Result<()> {
-        let (o, i) = (owner.clone(), id.clone());
-        if self.0.store.write(move |tx| tx.delete_app(&o, &i)).await? {
-            tracing::info!(app_id = %id, "oauth app deleted");
-            Ok(())
-        } else {
-            Err(Error::not_found(format!("no OAuth app with id {id}")))
+    /// Changes an app's name, scopes and/or secret. A new secret is sealed as `create_app`
+    /// seals it, clears the provider's last refusal, and makes the app's accounts that wait on
+    /// a cooldown after failed refreshes due now, all in one transaction.
+    pub async fn update_app(
+        &self,
+        owner: &Owner,
+        id: &AppId,
+        changes: AppChanges,
+    ) -> Result<OAuthApp> {
+        if changes.is_empty() {
+            return Err(Error::invalid(
+                "nothing to change: give at least one of name, scopes and client_secret",
+            ));
         }
+        let now = self.now();
+        let this = self.clone();
+        let (o, i) = (owner.clone(), id.clone());
+        let (record, due) = self
+            .0
+            .store
+            .write(move |tx| {
+                let mut row = tx
+                    .get_app(&o, &i)?
+                    .ok_or_else(|| Error::not_found(format!("no OAuth app with id {i}")))?;
+                if let Some(name) = changes.name {
+                    row.name = name.as_str().to_owned();
+                }
+                if let Some(scopes) = changes.scopes {
+                    row.scopes = scopes.into_vec();
+                }
+                let mut due = 0;
+                if let Some(secret) = changes.client_secret {
+                    row.client_secret_sealed = this.0.keys.sealer().seal(
+                        &secret_context(&row.id, &row.owner, row.provider),
+                        secret.expose().as_bytes(),
+                    );
+                    row.credentials_error = None;
+                    row.credentials_error_at = None;
+                    due = tx.make_app_accounts_due(&row.id, now)?;
+                }
+                row.updated_at = now;
+                if !tx.update_app(&row)? {
+                    return Err(Error::not_found(format!("no OAuth app with id {i}")));
+                }
+                Ok((row, due))
+            })
+            .await?;
+        tracing::info!(app_id = %record.id, accounts_due = due, "oauth app updated");
+        Ok(self.view(&record))
+    }
+
+    /// Deletes one of the owner's apps. While connected accounts use it, that is `AppInUse`,
+    /// unless `cascade`: then each account is first deleted as `delete_account` deletes it
+    /// (revoked at the provider where it can be, `account.deleted` recorded). Returns what
+    /// deleting the accounts did.
+    pub async fn delete_app(
+        &self,
+        owner: &Owner,
+        id: &AppId,
+        cascade: bool,
+    ) -> Result<Vec<Deleted>> {
+        self.app_record(owner, id).await?;
+        let mut deleted = Vec::new();
+        if cascade {
+            for account in self.0.store.app_account_ids(owner, id).await? {
+                match self
+                    .delete_account(owner, &AccountId::parse(&account)?)
+                    .await
+                {
+                    Ok(d) => deleted.push(d),
+                    // Deleted meanwhile by another caller: gone either way.
+                    Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let (o, i) = (owner.clone(), id.clone());
+        // Counted again in the deleting transaction: an account connected meanwhile keeps the
+        // app.
+        let gone = self
+            .0
+            .store
+            .write(move |tx| match tx.count_app_accounts(&o, &i)? {
+                0 => tx.delete_app(&o, &i),
+                n => Err(Error::AppInUse(app_in_use_message(i.as_str(), n))),
+            })
+            .await?;
+        if !gone {
+            return Err(Error::not_found(format!("no OAuth app with id {id}")));
+        }
+        tracing::info!(app_id = %id, accounts_deleted = deleted.len(), "oauth app deleted");
+        Ok(deleted)
     }
 
     /// Opens an app's client secret, for a call to its provider.

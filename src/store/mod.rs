@@ -138,6 +138,15 @@ pub trait WriteTx {
     fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool>;
     /// One of the owner's apps, read inside this transaction.
     fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
+    /// Writes an app's name, scopes, sealed secret, credentials error and `updated_at` (the
+    /// row named by its owner and id); false when there is none. A name another of the
+    /// owner's apps of the provider has is `Error::Conflict`.
+    fn update_app(&mut self, app: &AppRecord) -> Result<bool>;
+    /// How many of the owner's connected accounts (pending ones not counted) use the app.
+    fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64>;
+    /// Makes the app's accounts that wait on a cooldown after failed refreshes (active or
+    /// expiring, with failures) due at `now`; returns how many.
+    fn make_app_accounts_due(&mut self, app_id: &str, now: Timestamp) -> Result<usize>;
     /// The owner's account for this provider account, if connected before.
     fn find_account(
         &mut self,
@@ -249,6 +258,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<EventRecord>>;
     /// Ids of accounts whose `next_refresh_at` is at or before `now`, soonest first.
     async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
+    /// Ids of the owner's connected accounts (pending ones not listed) that use the app, in
+    /// the order they were first connected.
+    async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<String>>;
 
     /// Pending webhook events due at `now`, oldest first.
     async fn due_webhooks(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRecord>>;

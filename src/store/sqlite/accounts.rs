@@ -7,7 +7,7 @@ use super::{
     account_status_column, optional_timestamp_column, provider_column, string_list_column,
     string_list_json, timestamp_column,
 };
-use crate::domain::{AccountId, Owner, Timestamp};
+use crate::domain::{AccountId, AppId, Owner, Timestamp};
 use crate::error::Result;
 use crate::store::{
     AccountFilter, AccountRecord, EVENTS_KEPT_PER_ACCOUNT, EventRecord, ExistingAccount, Page,
@@ -190,6 +190,41 @@ pub(super) fn delete(conn: &Connection, owner: &Owner, id: &AccountId) -> Result
     conn.prepare_cached("DELETE FROM account_events WHERE owner = ?1 AND account_id = ?2")?
         .execute(params![owner.as_str(), id.as_str()])?;
     Ok(n > 0)
+}
+
+/// How many of the owner's visible (not pending) accounts use the app (`accounts_by_app`).
+pub(super) fn count_of_app(conn: &Connection, owner: &Owner, app: &AppId) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM accounts
+             WHERE oauth_app_id = ?1 AND owner = ?2 AND status != 'pending'",
+        )?
+        .query_row(params![app.as_str(), owner.as_str()], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Ids of the owner's visible accounts that use the app, in insertion order.
+pub(super) fn ids_of_app(conn: &Connection, owner: &Owner, app: &AppId) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM accounts
+         WHERE oauth_app_id = ?1 AND owner = ?2 AND status != 'pending'
+         ORDER BY rowid",
+    )?;
+    let ids = stmt
+        .query_map(params![app.as_str(), owner.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
+}
+
+/// Makes the app's accounts that wait on a cooldown after failed refreshes due at `now`.
+pub(super) fn make_due_for_app(conn: &Connection, app_id: &str, now: Timestamp) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE accounts SET next_refresh_at = ?2
+             WHERE oauth_app_id = ?1 AND refresh_failures > 0
+               AND status IN ('active', 'expiring')",
+        )?
+        .execute(params![app_id, now.unix()])?)
 }
 
 pub(super) fn take_lease(

@@ -97,3 +97,31 @@ pub(super) fn set_credentials_error(
     .execute(params![id, error, error.map(|_| at.unix())])?;
     Ok(())
 }
+
+/// Writes the changeable fields of one of the owner's apps; false when there is none.
+pub(super) fn update(conn: &Connection, app: &AppRecord) -> Result<bool> {
+    let result = conn
+        .prepare_cached(
+            "UPDATE oauth_apps SET name = ?3, scopes = ?4, client_secret_sealed = ?5,
+                 credentials_error = ?6, credentials_error_at = ?7, updated_at = ?8
+             WHERE owner = ?1 AND id = ?2",
+        )?
+        .execute(params![
+            app.owner,
+            app.id,
+            app.name,
+            string_list_json(&app.scopes),
+            app.client_secret_sealed,
+            app.credentials_error,
+            app.credentials_error_at.map(Timestamp::unix),
+            app.updated_at.unix(),
+        ]);
+    match result {
+        Ok(n) => Ok(n > 0),
+        Err(e) if is_unique_violation(&e) => Err(Error::Conflict(format!(
+            "an OAuth app named `{}` already exists for provider {}",
+            app.name, app.provider
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}

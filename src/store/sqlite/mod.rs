@@ -52,6 +52,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/002_accounts.sql")),
         M::up(include_str!("migrations/003_unix_timestamps.sql")),
         M::up(include_str!("migrations/004_token_lifecycle.sql")),
+        M::up(include_str!("migrations/005_accounts_by_app.sql")),
     ])
 }
 
@@ -355,6 +356,10 @@ impl Store for SqliteStore {
         self.read(|c| outbox::recent(c, status, limit))
     }
 
+    async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<String>> {
+        self.read(|c| accounts::ids_of_app(c, owner, id))
+    }
+
     async fn write_work(&self, work: WriteWork) -> Result<()> {
         self.blocking(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -381,6 +386,18 @@ impl WriteTx for SqliteTx<'_> {
 
     fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
         apps::get(self.0, owner, id)
+    }
+
+    fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
+        apps::update(self.0, app)
+    }
+
+    fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64> {
+        accounts::count_of_app(self.0, owner, id)
+    }
+
+    fn make_app_accounts_due(&mut self, app_id: &str, now: Timestamp) -> Result<usize> {
+        accounts::make_due_for_app(self.0, app_id, now)
     }
 
     fn find_account(
@@ -675,6 +692,38 @@ mod tests {
             .await;
         assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
         assert!(store.list_apps(&alice, None).await.unwrap().is_empty());
+    }
+
+    /// Counting and listing an app's accounts, and making them due, use `accounts_by_app`.
+    #[test]
+    fn an_apps_accounts_are_found_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let plans = store
+            .read(|c| {
+                let plan = |sql: &str| -> Result<String> {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = stmt
+                        .query_map([], |r| r.get::<_, String>(3))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(rows.join("; "))
+                };
+                Ok(vec![
+                    plan(
+                        "SELECT count(*) FROM accounts
+                         WHERE oauth_app_id = 'oa_1' AND owner = 'a' AND status != 'pending'",
+                    )?,
+                    plan(
+                        "UPDATE accounts SET next_refresh_at = 1
+                         WHERE oauth_app_id = 'oa_1' AND refresh_failures > 0
+                           AND status IN ('active', 'expiring')",
+                    )?,
+                ])
+            })
+            .unwrap();
+        for plan in plans {
+            assert!(plan.contains("accounts_by_app"), "{plan}");
+        }
     }
 
     #[tokio::test]
