@@ -1786,7 +1786,10 @@ async fn the_cli_lists_and_shows_the_same_accounts_as_the_api() {
         &["accounts", "list", "--owner", OTHER_TENANT, "--json"],
     )
     .await;
-    assert_eq!(serde_json::from_str::<Value>(&empty).unwrap(), json!([]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&empty).unwrap(),
+        json!({"data": [], "next_cursor": null})
+    );
 
     // Neither face ever prints a token.
     for token in flow.fake.issued_access_tokens() {

@@ -61,13 +61,13 @@ async fn put_on_the_collection_is_405_json() {
 }
 
 #[tokio::test]
-async fn patch_on_an_app_is_405_json() {
+async fn put_on_an_app_is_405_json() {
     let app = spawn_app().await;
     let created = app.create_ok("alice", &app_body("x", "Unpatched")).await;
     let before = app_rows(&app.db_path());
     let resp = app
         .http
-        .patch(app.url(&format!(
+        .put(app.url(&format!(
             "/v1/oauth-apps/{}",
             created["id"].as_str().unwrap()
         )))

@@ -253,6 +253,7 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
             "conflict",
             "no_default_app",
             "needs_reauth",
+            "app_in_use",
             "payload_too_large",
             "unsupported_media_type",
             "internal",
