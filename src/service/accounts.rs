@@ -10,11 +10,9 @@ use serde_json::json;
 use super::events::{AccountEvent, Event, EventDraft};
 use super::lifecycle::fingerprint;
 use super::{Dravo, SharedList};
-use crate::domain::{
-    AccountId, AccountStatus, AppId, Owner, Provider, Timestamp, clean_provider_text,
-};
+use crate::domain::{AccountId, AccountStatus, Owner, Provider, Timestamp, clean_provider_text};
 use crate::error::{Error, Result};
-use crate::providers::{self, Identity, TokenRefresh, TokenSet};
+use crate::providers::{self, Identity, TokenSet};
 use crate::store::{AccountFilter, AccountRecord};
 
 /// A connected account as callers see it: never a token.
@@ -331,27 +329,12 @@ impl Dravo {
 
     /// Asks the provider to revoke the account's grant with its app's credentials.
     async fn revoke_at_provider(&self, row: &AccountRecord) -> Result<bool> {
-        let provider = providers::get(row.provider);
-        let owner = Owner::parse("owner", &row.owner)?;
-        let app_id = row.oauth_app_id.as_deref().map(AppId::parse).transpose()?;
-        let app = self.flow_app(&owner, row.provider, app_id.as_ref()).await?;
-        let secret = self.flow_secret(&app)?;
-        let access = self.open_token(row, ACCESS, &row.access_token_sealed)?;
-        let refresh = row
-            .refresh_token_sealed
-            .as_ref()
-            .map(|sealed| self.open_token(row, REFRESH, sealed))
-            .transpose()?;
-        Ok(provider
+        let creds = self.account_credentials(row).await?;
+        Ok(providers::get(row.provider)
             .revoke(
                 self.http(),
                 self.endpoints(row.provider),
-                &TokenRefresh {
-                    client_id: &app.client_id,
-                    client_secret: secret.expose(),
-                    access_token: &access,
-                    refresh_token: refresh.as_deref(),
-                },
+                &creds.as_refresh(),
             )
             .await?)
     }

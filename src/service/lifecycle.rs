@@ -254,6 +254,25 @@ fn jitter(max_seconds: i64) -> i64 {
     }
 }
 
+/// An account's app credentials and opened tokens, for one call to its provider.
+pub(super) struct AccountCredentials {
+    client_id: String,
+    client_secret: crate::domain::ClientSecret,
+    access_token: String,
+    refresh_token: Option<String>,
+}
+
+impl AccountCredentials {
+    pub(super) fn as_refresh(&self) -> TokenRefresh<'_> {
+        TokenRefresh {
+            client_id: &self.client_id,
+            client_secret: self.client_secret.expose(),
+            access_token: &self.access_token,
+            refresh_token: self.refresh_token.as_deref(),
+        }
+    }
+}
+
 /// One async mutex per account being refreshed in this process.
 #[derive(Default)]
 pub(super) struct RefreshLocks(Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
@@ -437,49 +456,44 @@ impl Dravo {
 
     /// Calls the provider to renew the row's tokens with its app's credentials.
     async fn call_refresh(&self, row: &AccountRecord) -> Result<TokenSet, ProviderError> {
-        let owner = Owner::parse("owner", &row.owner)
-            .map_err(|e| ProviderError::Malformed(e.to_string()))?;
-        let app_id = row
-            .oauth_app_id
-            .as_deref()
-            .map(AppId::parse)
-            .transpose()
-            .map_err(|e| ProviderError::Malformed(e.to_string()))?;
-        let app = self
-            .flow_app(&owner, row.provider, app_id.as_ref())
-            .await
-            .map_err(|e| match e {
-                Error::NotFound(_) | Error::NoDefaultApp(_) => ProviderError::Rejected {
-                    code: "invalid_client".into(),
-                    description: Some(format!("the account's app is gone: {e}")),
-                },
-                other => ProviderError::Unavailable(other.to_string()),
-            })?;
-        let secret = self
-            .flow_secret(&app)
-            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        let access = self
-            .open_token(row, ACCESS, &row.access_token_sealed)
-            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        let refresh = row
-            .refresh_token_sealed
-            .as_ref()
-            .map(|sealed| self.open_token(row, REFRESH, sealed))
-            .transpose()
-            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        let provider = providers::get(row.provider);
-        provider
+        let creds = self.account_credentials(row).await.map_err(|e| match e {
+            Error::NotFound(_) | Error::NoDefaultApp(_) => ProviderError::Rejected {
+                code: "invalid_client".into(),
+                description: Some(format!("the account's app is gone: {e}")),
+            },
+            other => ProviderError::Unavailable(other.to_string()),
+        })?;
+        providers::get(row.provider)
             .refresh(
                 self.http(),
                 self.endpoints(row.provider),
-                &TokenRefresh {
-                    client_id: &app.client_id,
-                    client_secret: secret.expose(),
-                    access_token: &access,
-                    refresh_token: refresh.as_deref(),
-                },
+                &creds.as_refresh(),
             )
             .await
+    }
+
+    /// The account's app credentials and its opened tokens: what a refresh or a revocation
+    /// sends to the provider.
+    pub(super) async fn account_credentials(
+        &self,
+        row: &AccountRecord,
+    ) -> Result<AccountCredentials> {
+        let owner = Owner::parse("owner", &row.owner)?;
+        let app_id = row.oauth_app_id.as_deref().map(AppId::parse).transpose()?;
+        let app = self.flow_app(&owner, row.provider, app_id.as_ref()).await?;
+        let client_secret = self.flow_secret(&app)?;
+        let access_token = self.open_token(row, ACCESS, &row.access_token_sealed)?;
+        let refresh_token = row
+            .refresh_token_sealed
+            .as_ref()
+            .map(|sealed| self.open_token(row, REFRESH, sealed))
+            .transpose()?;
+        Ok(AccountCredentials {
+            client_id: app.client_id,
+            client_secret,
+            access_token,
+            refresh_token,
+        })
     }
 
     /// Writes a renewal's outcome, with its events, if the stored token is still the one it
@@ -704,14 +718,11 @@ impl Dravo {
 
     /// Any account by id (the refresher's reads, and re-reads after waiting).
     async fn row_by_id(&self, id: &str) -> Result<AccountRecord> {
-        let id = id.to_owned();
         self.0
             .store
-            .write(move |tx| {
-                tx.account_by_id(&id)?
-                    .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
-            })
-            .await
+            .account_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
     }
 
     /// Opens one of the row's sealed tokens.

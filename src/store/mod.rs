@@ -256,6 +256,9 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Page<EventRecord>>;
+    /// Any account by id, pending ones included (the core's own bookkeeping across tenants;
+    /// callers check the owner).
+    async fn account_by_id(&self, id: &str) -> Result<Option<AccountRecord>>;
     /// Ids of accounts whose `next_refresh_at` is at or before `now`, soonest first.
     async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
     /// Ids of the owner's connected accounts (pending ones not listed) that use the app, in

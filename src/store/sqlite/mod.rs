@@ -340,6 +340,10 @@ impl Store for SqliteStore {
         self.read(|c| accounts::events(c, owner, account, before, limit))
     }
 
+    async fn account_by_id(&self, id: &str) -> Result<Option<AccountRecord>> {
+        self.read(|c| accounts::by_id(c, id))
+    }
+
     async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
         self.read(|c| accounts::due(c, now, limit))
     }
