@@ -33,6 +33,7 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     pub providers: ProvidersConfig,
     pub refresh: RefreshConfig,
+    pub connect: ConnectConfig,
     pub webhooks: WebhooksConfig,
     /// Where the configuration came from (not a key).
     #[serde(skip)]
@@ -51,7 +52,7 @@ pub struct BindAddress {
 
 /// The top-level sections, as `DRAVO_<SECTION>_<KEY>` names them. A test checks that this is
 /// exactly the list of `Config`'s keys.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "database",
     "security",
@@ -59,6 +60,7 @@ const SECTIONS: [&str; 8] = [
     "dashboard",
     "providers",
     "refresh",
+    "connect",
     "webhooks",
 ];
 
@@ -205,6 +207,17 @@ impl Default for RefreshConfig {
             concurrency: 4,
         }
     }
+}
+
+/// `[connect]`: how a consent becomes an account.
+#[serde_as]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectConfig {
+    /// Keep each new connection pending until the dashboard confirms it with the one-time
+    /// code the callback gave it (`POST /v1/accounts/{id}/confirm`).
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub require_confirmation: bool,
 }
 
 /// `[webhooks]`: where events are posted and the key that signs them.

@@ -390,22 +390,20 @@ prefixed_id!(
 );
 
 /// Where an account stands. `expiring` is still usable: it says that a deadline no refresh
-/// can move (`reauth_by`) is near. `pending` accounts await the dashboard's confirmation and
-/// are never listed or readable.
+/// can move (`reauth_by`) is near. (A connect awaiting confirmation is not an account yet:
+/// see `PendingRecord`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountStatus {
     Active,
     Expiring,
     NeedsReauth,
-    Pending,
 }
 
 impl AccountStatus {
-    pub const ALL: [AccountStatus; 4] = [
+    pub const ALL: [AccountStatus; 3] = [
         AccountStatus::Active,
         AccountStatus::Expiring,
         AccountStatus::NeedsReauth,
-        AccountStatus::Pending,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -413,7 +411,6 @@ impl AccountStatus {
             AccountStatus::Active => "active",
             AccountStatus::Expiring => "expiring",
             AccountStatus::NeedsReauth => "needs_reauth",
-            AccountStatus::Pending => "pending",
         }
     }
 
@@ -422,7 +419,7 @@ impl AccountStatus {
         matches!(self, AccountStatus::Active | AccountStatus::Expiring)
     }
 
-    /// The status a caller may filter on (`pending` is never shown).
+    /// The status a caller filters on.
     pub fn parse_filter(value: &str) -> Result<Self, Error> {
         match value {
             "active" => Ok(AccountStatus::Active),

@@ -3,7 +3,8 @@
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, OpenApi};
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::error::ApiError;
 use crate::api::payload::JsonBody;
@@ -53,6 +54,30 @@ pub enum EventList {
     /// One page of the account's events, newest first.
     #[oai(status = 200)]
     Ok(Json<EventPageView>),
+}
+
+/// The body of `POST /v1/accounts/{id}/confirm`.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct ConfirmConnection {
+    /// The `confirm` parameter the callback put on the return URL.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub code: String,
+}
+
+impl Example for ConfirmConnection {
+    fn example() -> Self {
+        ConfirmConnection {
+            code: "Zk3v9QmH0tL2xR8cWb5yNa7sPe4uJd1oGi6fKq0rTzA".into(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum AccountConfirmed {
+    /// Confirmed: the connection is now this account (`account.connected` is sent).
+    #[oai(status = 200)]
+    Ok(Json<AccountView>),
 }
 
 pub struct AccountsApi;
@@ -167,6 +192,32 @@ impl AccountsApi {
     ) -> Result<AccountDeleted, ApiError> {
         let deleted = dravo.delete_account(&auth.0, &id.0.0).await?;
         Ok(AccountDeleted::Ok(Json(deleted.into())))
+    }
+
+    /// Confirm a pending connection
+    ///
+    /// With `connect.require_confirmation` on, the callback keeps each new connection
+    /// pending and sends the browser to your return URL with `status=pending`,
+    /// `connection_id` and a one-time `confirm` code. Call this, as the tenant who started
+    /// the flow, with that code within 10 minutes; until then the connection is not listed
+    /// and its tokens cannot be read. 404 when there is no such pending connection for you
+    /// (another tenant's, confirmed already, or expired); 400 when the code is wrong.
+    #[oai(
+        path = "/v1/accounts/:id/confirm",
+        method = "post",
+        operation_id = "confirmConnection"
+    )]
+    async fn confirm(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AccountId>>,
+        body: Json<ConfirmConnection>,
+    ) -> Result<AccountConfirmed, ApiError> {
+        let account = dravo
+            .confirm_connection(&auth.0, &id.0.0, &body.0.code)
+            .await?;
+        Ok(AccountConfirmed::Ok(Json(account.into())))
     }
 
     /// List an account's events

@@ -40,7 +40,9 @@ pub enum Started {
 #[derive(ApiResponse)]
 pub enum CallbackResponse {
     /// Back to the dashboard: `status=connected&provider=…&account_id=…`, or
-    /// `status=error&provider=…&error=…` when the provider refused or the user declined.
+    /// `status=error&provider=…&error=…` when the provider refused or the user declined. With
+    /// `connect.require_confirmation`: `status=pending&provider=…&connection_id=…&confirm=…`,
+    /// to pass to `POST /v1/accounts/{connection_id}/confirm` within 10 minutes.
     #[oai(status = 302)]
     Redirect(#[oai(header = "Location")] String),
     /// Connected, and no return URL is configured: a small page says so.
@@ -93,7 +95,8 @@ impl OAuthApi {
         /// Use a specific BYOK OAuth app; omit for the default.
         oauth_app_id: Query<Option<Checked<AppId>>>,
         /// Where the browser goes after the callback; must start with one of
-        /// `dashboard.allowed_return_urls`.
+        /// `dashboard.allowed_return_urls`. Required (unless `dashboard.return_url` is set)
+        /// when `connect.require_confirmation` is on.
         return_url: Query<Option<String>>,
     ) -> Result<Started, ApiError> {
         let app_id = oauth_app_id.0.map(|c| c.0);
@@ -140,6 +143,7 @@ impl OAuthApi {
         };
         let provider = provider.0.0;
         match dravo.finish_connect(provider, params).await {
+            CallbackOutcome::Pending { redirect } => CallbackResponse::Redirect(redirect),
             CallbackOutcome::Connected {
                 redirect: Some(url),
                 ..

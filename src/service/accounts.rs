@@ -130,6 +130,10 @@ pub(super) struct Connected {
     pub tokens: TokenSet,
     /// Used when the provider does not say which scopes were granted.
     pub requested_scopes: Vec<String>,
+    /// When the provider issued the tokens (a confirmed connection's were issued earlier).
+    pub issued_at: Timestamp,
+    /// The id a new account gets (a confirmed connection's); a fresh one when `None`.
+    pub preferred_id: Option<String>,
 }
 
 impl Dravo {
@@ -153,7 +157,11 @@ impl Dravo {
                 };
                 let (id, created_at) = match existing {
                     Some(e) => (e.id, e.created_at),
-                    None => (AccountId::generate().to_string(), now),
+                    None => (
+                        c.preferred_id
+                            .unwrap_or_else(|| AccountId::generate().to_string()),
+                        now,
+                    ),
                 };
                 let mut record = AccountRecord {
                     id,
@@ -179,7 +187,7 @@ impl Dravo {
                     created_at,
                     updated_at: now,
                 };
-                this.apply_tokens(&mut record, &c.tokens, renewal, now, policy);
+                this.apply_tokens(&mut record, &c.tokens, renewal, c.issued_at, policy);
                 tx.put_account(&record)?;
                 let detail = json!({
                     "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),

@@ -45,6 +45,11 @@ pub enum CallbackOutcome {
         /// The return URL with `status=connected&provider=…&account_id=…`, if there is one.
         redirect: Option<String>,
     },
+    /// `connect.require_confirmation`: the consent waits for the dashboard's confirmation.
+    Pending {
+        /// The return URL with `status=pending&provider=…&connection_id=…&confirm=…`.
+        redirect: String,
+    },
     Failed {
         kind: FailureKind,
         code: String,
@@ -52,6 +57,12 @@ pub enum CallbackOutcome {
         /// The return URL with `status=error&error=…`, if there is one and the state was good.
         redirect: Option<String>,
     },
+}
+
+/// What a good callback produced.
+enum Completed {
+    Connected(Account),
+    Pending(super::pending::PendingConnection, String),
 }
 
 /// The app a flow runs with: a BYOK app or the provider's default app from the config.
@@ -109,10 +120,12 @@ impl Failure {
 }
 
 /// The query parameters Dravo sets on the return URL.
-const RESULT_PARAMS: [&str; 5] = [
+const RESULT_PARAMS: [&str; 7] = [
     "status",
     "provider",
     "account_id",
+    "connection_id",
+    "confirm",
     "error",
     "error_description",
 ];
@@ -248,6 +261,14 @@ impl Dravo {
         return_url: Option<&str>,
     ) -> Result<String> {
         let return_url = return_url.map(|r| self.check_return_url(r)).transpose()?;
+        if self.requires_confirmation()
+            && return_url.is_none()
+            && self.0.config.dashboard.return_url.is_none()
+        {
+            return Err(Error::invalid(
+                "return_url is required: connect.require_confirmation is on, and the confirmation code can only go to your dashboard (or set dashboard.return_url)",
+            ));
+        }
         let app = self.flow_app(owner, provider, app_id).await?;
         let claims = StateClaims::new(
             provider,
@@ -296,8 +317,11 @@ impl Dravo {
                 .as_ref()
                 .map(|u| u.to_string())
         });
-        match self.complete_connect(provider, &claims, &params).await {
-            Ok(account) => {
+        match self
+            .complete_connect(provider, &claims, &params, destination.as_deref())
+            .await
+        {
+            Ok(Completed::Connected(account)) => {
                 tracing::info!(%provider, account_id = %account.id, "account connected");
                 let redirect = destination.as_deref().and_then(|d| {
                     with_params(
@@ -310,6 +334,10 @@ impl Dravo {
                     )
                 });
                 CallbackOutcome::Connected { account, redirect }
+            }
+            Ok(Completed::Pending(pending, redirect)) => {
+                tracing::info!(%provider, connection_id = %pending.id, "connection waits for confirmation");
+                CallbackOutcome::Pending { redirect }
             }
             Err(failure) => self.failed(provider, failure, destination.as_deref()),
         }
@@ -346,13 +374,15 @@ impl Dravo {
     }
 
     /// Everything after a good state: the provider's answer, the code exchange, the identity
-    /// and the stored account.
+    /// and the stored account (or, with confirmation required, the pending connection and
+    /// the redirect that carries its code to `destination`).
     async fn complete_connect(
         &self,
         provider: Provider,
         claims: &StateClaims,
         params: &CallbackParams,
-    ) -> Result<Account, Failure> {
+        destination: Option<&str>,
+    ) -> Result<Completed, Failure> {
         if let Some(error) = params.error.as_deref().filter(|e| !e.is_empty()) {
             let description = params.error_description.as_deref().unwrap_or_default();
             return Err(Failure::new(FailureKind::Denied, error, description));
@@ -388,19 +418,60 @@ impl Dravo {
                 Error::NoDefaultApp(m) => Failure::new(FailureKind::Internal, "no_default_app", &m),
                 other => Failure::internal("cannot load the app for an oauth callback", &other),
             })?;
+        let confirm_at = match (self.requires_confirmation(), destination) {
+            (false, _) => None,
+            (true, Some(d)) => Some(d),
+            (true, None) => {
+                // Checked at start; only a configuration changed mid-flow gets here. The
+                // code is not exchanged: there is nowhere to send its confirmation.
+                return Err(Failure::new(
+                    FailureKind::Internal,
+                    "confirmation_unavailable",
+                    "connect.require_confirmation is on but this sign-in has no return URL",
+                ));
+            }
+        };
         let (tokens, identity) = self
             .exchange_and_identify(provider, claims, &app, code)
             .await?;
-        self.save_connected(super::accounts::Connected {
+        let connected = super::accounts::Connected {
             owner,
             provider,
             oauth_app_id: app.app_id,
             identity,
             tokens,
             requested_scopes: app.scopes,
-        })
-        .await
-        .map_err(|e| Failure::internal("cannot store a connected account", &e))
+            issued_at: self.now(),
+            preferred_id: None,
+        };
+        let Some(destination) = confirm_at else {
+            return self
+                .save_connected(connected)
+                .await
+                .map(Completed::Connected)
+                .map_err(|e| Failure::internal("cannot store a connected account", &e));
+        };
+        let pending = self
+            .hold_for_confirmation(connected)
+            .await
+            .map_err(|e| Failure::internal("cannot store a pending connection", &e))?;
+        let redirect = with_params(
+            destination,
+            &[
+                ("status", "pending"),
+                ("provider", provider.as_str()),
+                ("connection_id", pending.id.as_str()),
+                ("confirm", pending.code.as_str()),
+            ],
+        )
+        .ok_or_else(|| {
+            Failure::new(
+                FailureKind::Internal,
+                "internal",
+                "the return URL is not a valid URL",
+            )
+        })?;
+        Ok(Completed::Pending(pending, redirect))
     }
 
     /// Trades the code for tokens with the app's credentials, then asks who the account is.

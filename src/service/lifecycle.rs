@@ -867,10 +867,16 @@ impl Dravo {
     }
 
     /// The background refresher inside `dravo serve`: a pass every
-    /// `refresh.interval_seconds` (sooner while passes come back full), until `stop`.
+    /// `refresh.interval_seconds` (sooner while passes come back full), until `stop`. With
+    /// `connect.require_confirmation` on, each pass also forgets unconfirmed connections.
     pub async fn run_refresher(self, stop: tokio_util::sync::CancellationToken) {
         let interval = Duration::from_secs(self.0.config.refresh.interval_seconds);
         loop {
+            if self.requires_confirmation()
+                && let Err(e) = self.forget_unconfirmed(self.now()).await
+            {
+                tracing::warn!(error = %e, "could not forget unconfirmed connections");
+            }
             let busy = match self.tend_due_accounts().await {
                 Ok(n) => n >= DUE_BATCH,
                 Err(e) => {

@@ -6,6 +6,7 @@ mod accounts;
 mod connect;
 mod events;
 mod lifecycle;
+mod pending;
 mod shared;
 mod webhooks;
 
@@ -13,6 +14,7 @@ pub use accounts::{Account, Deleted, ListPage};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 pub use events::Event;
 pub use lifecycle::{AccessToken, Policy};
+pub use pending::{CONFIRM_WITHIN_SECONDS, PendingConnection};
 pub use shared::SharedList;
 pub use webhooks::{WebhookEvent, WebhookStatus, signature as webhook_signature};
 

@@ -103,6 +103,25 @@ pub struct OutboxRecord {
     pub seq: i64,
 }
 
+/// A connect waiting for the dashboard's confirmation (`connect.require_confirmation`). Kept
+/// apart from accounts, so no account read can return it.
+#[derive(Debug, Clone)]
+pub struct PendingRecord {
+    /// The id the account gets once confirmed.
+    pub id: String,
+    pub owner: String,
+    pub provider: Provider,
+    pub oauth_app_id: Option<String>,
+    /// SHA-256 of the one-time confirmation code.
+    pub confirm_hash: Vec<u8>,
+    /// The identity and tokens, sealed and bound to this row.
+    pub sealed: Vec<u8>,
+    /// When the provider issued the tokens.
+    pub issued_at: Timestamp,
+    /// Unconfirmed after this, it is gone.
+    pub expires_at: Timestamp,
+}
+
 /// Which of an owner's accounts to list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct AccountFilter {
@@ -142,7 +161,7 @@ pub trait WriteTx {
     /// row named by its owner and id); false when there is none. A name another of the
     /// owner's apps of the provider has is `Error::Conflict`.
     fn update_app(&mut self, app: &AppRecord) -> Result<bool>;
-    /// How many of the owner's connected accounts (pending ones not counted) use the app.
+    /// How many of the owner's connected accounts use the app.
     fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64>;
     /// Makes the app's accounts that wait on a cooldown after failed refreshes (active or
     /// expiring, with failures) due at `now`; returns how many.
@@ -209,6 +228,19 @@ pub trait WriteTx {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool>;
+    /// Stores a connect that waits for confirmation.
+    fn insert_pending(&mut self, pending: &PendingRecord) -> Result<()>;
+    /// The owner's pending connection `id`, unless it expired by `now`.
+    fn pending_connection(
+        &mut self,
+        owner: &Owner,
+        id: &AccountId,
+        now: Timestamp,
+    ) -> Result<Option<PendingRecord>>;
+    /// Deletes a pending connection; false when there was none.
+    fn delete_pending(&mut self, id: &str) -> Result<bool>;
+    /// Forgets pending connections that expired by `now`; returns how many.
+    fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize>;
 }
 
 /// Work to run inside one write transaction.
@@ -238,7 +270,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// One of the owner's accounts.
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>>;
-    /// One page of the owner's accounts matching `filter` (pending ones never), in the order
+    /// One page of the owner's accounts matching `filter`, in the order
     /// they were first connected, starting after the position `after` (a value from an
     /// earlier page's `next_after`). Shared like `list_apps`.
     async fn list_accounts_page(
@@ -256,12 +288,11 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Page<EventRecord>>;
-    /// Any account by id, pending ones included (the core's own bookkeeping across tenants;
-    /// callers check the owner).
+    /// Any account by id (the core's own bookkeeping across tenants; callers check the owner).
     async fn account_by_id(&self, id: &str) -> Result<Option<AccountRecord>>;
     /// Ids of accounts whose `next_refresh_at` is at or before `now`, soonest first.
     async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
-    /// Ids of the owner's connected accounts (pending ones not listed) that use the app, in
+    /// Ids of the owner's connected accounts that use the app, in
     /// the order they were first connected.
     async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<String>>;
 

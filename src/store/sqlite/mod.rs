@@ -22,6 +22,7 @@
 mod accounts;
 mod apps;
 mod outbox;
+mod pending;
 mod states;
 
 use std::cell::RefCell;
@@ -38,7 +39,7 @@ use thread_local::ThreadLocal;
 
 use super::{
     AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, OutboxRecord, Page,
-    Store, WriteTx, WriteWork,
+    PendingRecord, Store, WriteTx, WriteWork,
 };
 use crate::domain::{AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
@@ -53,6 +54,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/003_unix_timestamps.sql")),
         M::up(include_str!("migrations/004_token_lifecycle.sql")),
         M::up(include_str!("migrations/005_accounts_by_app.sql")),
+        M::up(include_str!("migrations/006_pending_connections.sql")),
     ])
 }
 
@@ -489,6 +491,27 @@ impl WriteTx for SqliteTx<'_> {
         now: Timestamp,
     ) -> Result<bool> {
         states::consume(self.0, nonce, expires_at, now)
+    }
+
+    fn insert_pending(&mut self, pending: &PendingRecord) -> Result<()> {
+        pending::insert(self.0, pending)
+    }
+
+    fn pending_connection(
+        &mut self,
+        owner: &Owner,
+        id: &AccountId,
+        now: Timestamp,
+    ) -> Result<Option<PendingRecord>> {
+        pending::get(self.0, owner, id.as_str(), now)
+    }
+
+    fn delete_pending(&mut self, id: &str) -> Result<bool> {
+        pending::delete(self.0, id)
+    }
+
+    fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
+        pending::purge_expired(self.0, now)
     }
 }
 

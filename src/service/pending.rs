@@ -1,0 +1,197 @@
+//! Phishing-proof connects (`connect.require_confirmation`). A connect link is worth stealing
+//! into once tokens can be read back: a tenant could start a flow and send the consent URL to
+//! a victim, whose account would land in that tenant. With confirmation on, the callback does
+//! not create the account: it keeps the consent as a *pending connection* and sends the
+//! browser back to the dashboard with a one-time code. Only the tenant that started the flow,
+//! holding that code (which only reaches the browser that gave consent), can turn it into an
+//! account. Unconfirmed connections are gone after `CONFIRM_WITHIN_SECONDS`.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::accounts::Connected;
+use super::{Account, Dravo};
+use crate::domain::{AccountId, Owner, Provider, Timestamp};
+use crate::error::{Error, Result};
+use crate::providers::{Identity, TokenSet};
+use crate::store::PendingRecord;
+
+/// How long a pending connection waits for its confirmation.
+pub const CONFIRM_WITHIN_SECONDS: i64 = 600;
+
+const SEALED_KIND: &str = "pending.connection";
+
+/// What the callback hands the dashboard instead of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingConnection {
+    /// The id the account gets once confirmed (an existing account's id on a reconnect).
+    pub id: String,
+    /// The one-time confirmation code; shown once, stored only as a hash.
+    pub code: String,
+}
+
+/// The consent's result as sealed in the pending row: the identity and the tokens.
+#[derive(Serialize, Deserialize)]
+struct Held {
+    provider_account_id: String,
+    username: Option<String>,
+    display_name: Option<String>,
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<i64>,
+    refresh_expires_in: Option<i64>,
+    granted_scopes: Option<Vec<String>>,
+    requested_scopes: Vec<String>,
+}
+
+fn context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [u8]; 4] {
+    [
+        SEALED_KIND.as_bytes(),
+        id.as_bytes(),
+        owner.as_bytes(),
+        provider.as_str().as_bytes(),
+    ]
+}
+
+fn code_hash(code: &str) -> Vec<u8> {
+    Sha256::digest(code.as_bytes()).to_vec()
+}
+
+fn new_code() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+impl Dravo {
+    /// Whether new connections wait for the dashboard's confirmation.
+    pub fn requires_confirmation(&self) -> bool {
+        self.0.config.connect.require_confirmation
+    }
+
+    /// Keeps a consent as a pending connection and returns its id and one-time code. Forgets
+    /// connections that were never confirmed in time.
+    pub(super) async fn hold_for_confirmation(&self, c: Connected) -> Result<PendingConnection> {
+        let now = self.now();
+        let code = new_code();
+        let held = Held {
+            provider_account_id: c.identity.provider_account_id,
+            username: c.identity.username,
+            display_name: c.identity.display_name,
+            access_token: c.tokens.access_token.expose_secret().to_owned(),
+            refresh_token: c
+                .tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
+            expires_in: c.tokens.expires_in,
+            refresh_expires_in: c.tokens.refresh_expires_in,
+            granted_scopes: c.tokens.granted_scopes,
+            requested_scopes: c.requested_scopes,
+        };
+        let plain = serde_json::to_vec(&held)
+            .map_err(|e| Error::Internal(format!("cannot encode a pending connection: {e}")))?;
+        let this = self.clone();
+        let hash = code_hash(&code);
+        let id = self
+            .0
+            .store
+            .write(move |tx| {
+                tx.purge_expired_pending(now)?;
+                // A reconnect keeps the account's id, so the dashboard confirms the account
+                // it already knows.
+                let id = match tx.find_account(&c.owner, c.provider, &held.provider_account_id)? {
+                    Some(existing) => existing.id,
+                    None => AccountId::generate().to_string(),
+                };
+                let sealed = this
+                    .0
+                    .keys
+                    .sealer()
+                    .seal(&context(&id, c.owner.as_str(), c.provider), &plain);
+                tx.insert_pending(&PendingRecord {
+                    id: id.clone(),
+                    owner: c.owner.as_str().to_owned(),
+                    provider: c.provider,
+                    oauth_app_id: c.oauth_app_id,
+                    confirm_hash: hash,
+                    sealed,
+                    issued_at: c.issued_at,
+                    expires_at: now.plus_seconds(CONFIRM_WITHIN_SECONDS),
+                })?;
+                Ok(id)
+            })
+            .await?;
+        Ok(PendingConnection { id, code })
+    }
+
+    /// Turns the owner's pending connection into an account, when `code` is the one the
+    /// callback gave. The account is then stored as any connect stores it (events and
+    /// webhooks included). A wrong code leaves the connection waiting.
+    pub async fn confirm_connection(
+        &self,
+        owner: &Owner,
+        id: &AccountId,
+        code: &str,
+    ) -> Result<Account> {
+        let now = self.now();
+        let (owner_c, id_c, hash) = (owner.clone(), id.clone(), code_hash(code));
+        let pending = self
+            .0
+            .store
+            .write(move |tx| {
+                let Some(pending) = tx.pending_connection(&owner_c, &id_c, now)? else {
+                    return Err(Error::not_found(format!(
+                        "no connection {id_c} waits for confirmation: it was confirmed already, never existed, or was not confirmed within {} minutes",
+                        CONFIRM_WITHIN_SECONDS / 60
+                    )));
+                };
+                if !bool::from(pending.confirm_hash.ct_eq(&hash)) {
+                    return Err(Error::invalid(
+                        "code is not the confirmation code of this connection",
+                    ));
+                }
+                tx.delete_pending(&pending.id)?;
+                Ok(pending)
+            })
+            .await?;
+        let plain = self.0.keys.sealer().open(
+            &context(&pending.id, &pending.owner, pending.provider),
+            &pending.sealed,
+        )?;
+        let held: Held = serde_json::from_slice(&plain)
+            .map_err(|e| Error::Internal(format!("a pending connection does not decode: {e}")))?;
+        self.save_connected(Connected {
+            owner: owner.clone(),
+            provider: pending.provider,
+            oauth_app_id: pending.oauth_app_id,
+            identity: Identity {
+                provider_account_id: held.provider_account_id,
+                username: held.username,
+                display_name: held.display_name,
+            },
+            tokens: TokenSet {
+                access_token: SecretString::from(held.access_token),
+                refresh_token: held.refresh_token.map(SecretString::from),
+                expires_in: held.expires_in,
+                refresh_expires_in: held.refresh_expires_in,
+                granted_scopes: held.granted_scopes,
+                account_hint: None,
+            },
+            requested_scopes: held.requested_scopes,
+            issued_at: pending.issued_at,
+            preferred_id: Some(pending.id),
+        })
+        .await
+    }
+
+    /// Forgets pending connections whose time to be confirmed has passed (their sealed
+    /// tokens with them); returns how many.
+    pub async fn forget_unconfirmed(&self, now: Timestamp) -> Result<usize> {
+        self.0
+            .store
+            .write(move |tx| tx.purge_expired_pending(now))
+            .await
+    }
+}

@@ -1,0 +1,75 @@
+//! SQL for connects that wait for the dashboard's confirmation.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{provider_column, timestamp_column};
+use crate::domain::{Owner, Timestamp};
+use crate::error::Result;
+use crate::store::PendingRecord;
+
+/// Stores a pending connection. A newer consent for the same account replaces the older one,
+/// whose code then no longer works.
+pub(super) fn insert(conn: &Connection, p: &PendingRecord) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO pending_connections
+             (id, owner, provider, oauth_app_id, confirm_hash, sealed, issued_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET
+             oauth_app_id = excluded.oauth_app_id, confirm_hash = excluded.confirm_hash,
+             sealed = excluded.sealed, issued_at = excluded.issued_at,
+             expires_at = excluded.expires_at
+         WHERE owner = excluded.owner",
+    )?
+    .execute(params![
+        p.id,
+        p.owner,
+        p.provider.as_str(),
+        p.oauth_app_id,
+        p.confirm_hash,
+        p.sealed,
+        p.issued_at.unix(),
+        p.expires_at.unix()
+    ])?;
+    Ok(())
+}
+
+/// The owner's pending connection `id`, if it has not expired at `now`.
+pub(super) fn get(
+    conn: &Connection,
+    owner: &Owner,
+    id: &str,
+    now: Timestamp,
+) -> Result<Option<PendingRecord>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, owner, provider, oauth_app_id, confirm_hash, sealed, issued_at, expires_at
+             FROM pending_connections WHERE id = ?1 AND owner = ?2 AND expires_at > ?3",
+        )?
+        .query_row(params![id, owner.as_str(), now.unix()], |r| {
+            Ok(PendingRecord {
+                id: r.get(0)?,
+                owner: r.get(1)?,
+                provider: provider_column(r, 2)?,
+                oauth_app_id: r.get(3)?,
+                confirm_hash: r.get(4)?,
+                sealed: r.get(5)?,
+                issued_at: timestamp_column(r, 6)?,
+                expires_at: timestamp_column(r, 7)?,
+            })
+        })
+        .optional()?)
+}
+
+pub(super) fn delete(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM pending_connections WHERE id = ?1")?
+        .execute([id])?
+        == 1)
+}
+
+/// Forgets pending connections that expired at or before `now`; returns how many.
+pub(super) fn purge_expired(conn: &Connection, now: Timestamp) -> Result<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM pending_connections WHERE expires_at <= ?1")?
+        .execute([now.unix()])?)
+}
