@@ -12,11 +12,11 @@ use poem_openapi::types::ToJSON;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::{
-    AccountId, AccountStatus, AppId, AppName, ClientId, ClientSecret, EventId, Owner, Provider,
-    Scopes, Timestamp, is_hidden,
+    AccountId, AccountKind, AccountStatus, AppId, AppName, ClientId, ClientSecret, EventId, Owner,
+    Provider, Scopes, Timestamp, is_hidden,
 };
 use crate::error::{Error, Result};
-use crate::service::{AppChanges, Dravo, NewApp, OAuthApp, WebhookStatus};
+use crate::service::{Account, AppChanges, Dravo, NewApp, OAuthApp, WebhookStatus};
 use crate::store::AccountFilter;
 use crate::views::{AccountPageView, AccountView, EventView, OAuthAppView, WebhookEventView};
 
@@ -140,6 +140,12 @@ enum AccountsCommand {
         provider: ProviderFilter,
         #[command(flatten)]
         status: StatusFilter,
+        /// Only accounts of this kind: user, page or organization
+        #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+        kind: Option<AccountKind>,
+        /// Only the Pages or organizations of this user account (acc_…)
+        #[arg(long, value_name = "ACCOUNT_ID", value_parser = parse_account_id)]
+        parent: Option<AccountId>,
         /// Print the JSON the API returns
         #[arg(long)]
         json: bool,
@@ -208,6 +214,14 @@ struct StatusFilter {
 
 fn parse_status(value: &str) -> std::result::Result<AccountStatus, String> {
     AccountStatus::parse_filter(&value.to_ascii_lowercase()).map_err(|e| e.to_string())
+}
+
+fn parse_kind(value: &str) -> std::result::Result<AccountKind, String> {
+    AccountKind::parse_filter(&value.to_ascii_lowercase()).map_err(|e| e.to_string())
+}
+
+fn parse_account_id(value: &str) -> std::result::Result<AccountId, String> {
+    AccountId::parse(value).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -653,12 +667,16 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
             owner,
             provider,
             status,
+            kind,
+            parent,
             json,
         } => {
             let owner = owner.parse()?;
             let filter = AccountFilter {
                 provider: provider.provider,
                 status: status.status,
+                kind: *kind,
+                parent_id: parent.as_ref().map(|p| p.to_string()),
             };
             let accounts = dravo.list_accounts(&owner, filter).await?;
             if *json {
@@ -669,21 +687,33 @@ async fn accounts(dravo: &Dravo, cmd: &AccountsCommand) -> Result<()> {
                 });
             }
             let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-            print_list::<_, AccountView>(
-                accounts,
-                *json,
-                "no connected accounts",
-                &["ID", "PROVIDER", "USERNAME", "NAME", "STATUS", "EXPIRES"],
-                |a| {
+            let family = family_order(accounts);
+            if family.is_empty() {
+                return print_line("no connected accounts");
+            }
+            let rows: Vec<Vec<String>> = family
+                .iter()
+                .map(|(child, a)| {
                     vec![
-                        a.id.clone(),
+                        if *child {
+                            format!("  └ {}", a.id)
+                        } else {
+                            a.id.clone()
+                        },
+                        a.kind.to_string(),
                         a.provider.to_string(),
                         or_dash(&a.username),
                         or_dash(&a.display_name),
                         a.status.to_string(),
                         a.expires_at.map_or_else(|| "-".into(), |t| t.rfc3339()),
                     ]
-                },
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID", "KIND", "PROVIDER", "USERNAME", "NAME", "STATUS", "EXPIRES",
+                ],
+                &rows,
             )
         }
         AccountsCommand::Show {
@@ -911,6 +941,29 @@ fn print_fields(fields: &[(&str, String)]) -> Result<()> {
 }
 
 /// Prints a list as the API's JSON array (`--json`) or as a table with one row per item.
+/// Accounts with each user account's Pages and organizations right under it (marked `true`);
+/// a child whose parent is not in the list stays where it is, unmarked.
+fn family_order(accounts: Vec<Account>) -> Vec<(bool, Account)> {
+    let present: std::collections::HashSet<String> =
+        accounts.iter().map(|a| a.id.clone()).collect();
+    let (children, tops): (Vec<Account>, Vec<Account>) = accounts
+        .into_iter()
+        .partition(|a| a.parent_id.as_ref().is_some_and(|p| present.contains(p)));
+    let mut ordered = Vec::with_capacity(children.len() + tops.len());
+    for top in tops {
+        let id = top.id.clone();
+        ordered.push((false, top));
+        ordered.extend(
+            children
+                .iter()
+                .filter(|c| c.parent_id.as_deref() == Some(id.as_str()))
+                .cloned()
+                .map(|c| (true, c)),
+        );
+    }
+    ordered
+}
+
 fn print_list<T, V>(
     items: Vec<T>,
     json: bool,

@@ -389,6 +389,58 @@ prefixed_id!(
     "event"
 );
 
+/// What an account is: a connected user, or something that user manages and posts as (a
+/// Facebook Page, a LinkedIn organization), stored as a child of the user's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountKind {
+    User,
+    Page,
+    Organization,
+}
+
+impl AccountKind {
+    pub const ALL: [AccountKind; 3] = [
+        AccountKind::User,
+        AccountKind::Page,
+        AccountKind::Organization,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::User => "user",
+            AccountKind::Page => "page",
+            AccountKind::Organization => "organization",
+        }
+    }
+
+    /// The kind a caller filters on.
+    pub fn parse_filter(value: &str) -> Result<Self, Error> {
+        value.parse().map_err(|_| {
+            Error::invalid(format!(
+                "kind must be user, page or organization, got `{}`",
+                value.chars().take(40).collect::<String>().escape_debug()
+            ))
+        })
+    }
+}
+
+impl std::str::FromStr for AccountKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AccountKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown account kind `{s}`"))
+    }
+}
+
+impl fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where an account stands. `expiring` is still usable: it says that a deadline no refresh
 /// can move (`reauth_by`) is near. (A connect awaiting confirmation is not an account yet:
 /// see `PendingRecord`.)

@@ -6,7 +6,7 @@ use poem_openapi::types::Example;
 
 use crate::api::types::Checked;
 use crate::config::Config;
-use crate::domain::{Provider, Timestamp};
+use crate::domain::{AccountKind, Provider, Timestamp};
 use crate::service::{AccessToken, Account, Deleted, Event, OAuthApp, WebhookEvent};
 
 /// The ids and the base URL the examples use: ids of the form the server generates, and the
@@ -125,6 +125,16 @@ pub struct AccountView {
     pub created_at: Checked<Timestamp>,
     /// When it was last connected again or changed (RFC 3339, UTC).
     pub updated_at: Checked<Timestamp>,
+    /// `user` for a connected account; `page` (a Facebook Page) or `organization` (a
+    /// LinkedIn organization) for what that user manages and posts as.
+    pub kind: Checked<AccountKind>,
+    /// The user account a `page` or `organization` belongs to; null for a `user`.
+    #[oai(nullable, validator(pattern = r"^acc_[a-z2-7]{20}$"))]
+    pub parent_id: Option<String>,
+    /// What the user may do on a Page (Facebook's tasks, e.g. `CREATE_CONTENT`); null for
+    /// other kinds.
+    #[oai(nullable)]
+    pub tasks: Option<Vec<String>>,
 }
 
 impl From<Account> for AccountView {
@@ -143,6 +153,9 @@ impl From<Account> for AccountView {
             reauth_by: a.reauth_by.map(Checked),
             created_at: Checked(a.created_at),
             updated_at: Checked(a.updated_at),
+            kind: Checked(a.kind),
+            parent_id: a.parent_id,
+            tasks: a.tasks,
         }
     }
 }
@@ -165,6 +178,9 @@ impl Example for AccountView {
             reauth_by: None,
             created_at: Checked(EXAMPLE_TIME),
             updated_at: Checked(EXAMPLE_TIME),
+            kind: Checked(AccountKind::User),
+            parent_id: None,
+            tasks: None,
         }
     }
 }

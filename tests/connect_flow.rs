@@ -656,10 +656,15 @@ fn check_account(kind: Kind, account: &Value, id: &str, app_id: Option<&str>) {
         "reauth_by",
         "created_at",
         "updated_at",
+        "kind",
+        "parent_id",
+        "tasks",
     ]
     .into_iter()
     .collect();
     assert_eq!(keys, want_keys, "account fields: {account}");
+    assert_eq!(account["kind"], "user");
+    assert_eq!(account["parent_id"], Value::Null);
     assert_eq!(account["id"], id);
     assert_eq!(account["provider"], kind.as_str());
     assert_eq!(account["oauth_app_id"], json!(app_id), "{account}");

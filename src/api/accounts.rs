@@ -10,7 +10,7 @@ use crate::api::error::ApiError;
 use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
-use crate::domain::{AccountId, AccountStatus, Provider};
+use crate::domain::{AccountId, AccountKind, AccountStatus, Provider};
 use crate::service::Dravo;
 use crate::store::AccountFilter;
 use crate::views::{
@@ -88,6 +88,8 @@ impl AccountsApi {
     ///
     /// Your connected accounts, a page at a time. Tokens are never returned here.
     #[oai(path = "/v1/accounts", method = "get", operation_id = "listAccounts")]
+    // poem-openapi takes each query parameter as an argument.
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         dravo: Data<&Dravo>,
@@ -96,6 +98,10 @@ impl AccountsApi {
         provider: Query<Option<Checked<Provider>>>,
         /// Filter by status.
         status: Query<Option<Checked<AccountStatus>>>,
+        /// Filter by kind: `user`, or the `page`s and `organization`s users manage.
+        kind: Query<Option<Checked<AccountKind>>>,
+        /// Only the Pages or organizations of this user account.
+        parent_id: Query<Option<Checked<AccountId>>>,
         /// Page size, 1 to 500 (default 100).
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
@@ -104,6 +110,8 @@ impl AccountsApi {
         let filter = AccountFilter {
             provider: provider.0.map(|p| p.0),
             status: status.0.map(|s| s.0),
+            kind: kind.0.map(|k| k.0),
+            parent_id: parent_id.0.map(|p| p.0.to_string()),
         };
         let page = dravo
             .list_accounts_page(&auth.0, filter, cursor.0.as_deref(), limit.0)

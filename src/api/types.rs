@@ -11,8 +11,8 @@ use poem_openapi::types::{
 use serde_json::Value;
 
 use crate::domain::{
-    AccountId, AccountStatus, AppId, AppName, BIDI_CONTROLS, ClientId, ClientSecret, INVISIBLE,
-    Provider, Scopes, Timestamp,
+    AccountId, AccountKind, AccountStatus, AppId, AppName, BIDI_CONTROLS, ClientId, ClientSecret,
+    INVISIBLE, Provider, Scopes, Timestamp,
 };
 use crate::error::Error;
 use crate::providers;
@@ -241,6 +241,27 @@ impl ApiString for AccountStatus {
     }
     fn parse_str(value: &str) -> Result<Self, Error> {
         AccountStatus::parse_filter(value)
+    }
+    fn to_api_string(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+/// An account's kind, in the list's `kind` filter and on the account object.
+impl ApiString for AccountKind {
+    const TYPE_NAME: &'static str = "AccountKind";
+    const FIELD: &'static str = "kind";
+    fn describe(schema: &mut MetaSchema) {
+        schema.description = Some(
+            "user (a connected account) | page (a Facebook Page it manages) | organization (a LinkedIn organization it administers)",
+        );
+        schema.enum_items = AccountKind::ALL
+            .into_iter()
+            .map(|k| Value::from(k.as_str()))
+            .collect();
+    }
+    fn parse_str(value: &str) -> Result<Self, Error> {
+        AccountKind::parse_filter(value)
     }
     fn to_api_string(&self) -> String {
         self.as_str().to_owned()

@@ -7,9 +7,10 @@ use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
-    Renewal, TokenRefresh, TokenSet,
+    ChildAccount, ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity, MAX_LIST_PAGES,
+    OAuthProvider, Provider, Renewal, TokenRefresh, TokenSet,
 };
+use crate::domain::AccountKind;
 
 pub(super) struct Facebook;
 
@@ -104,6 +105,55 @@ impl OAuthProvider for Facebook {
             .bearer_auth(r.access_token);
         http.send(req).await?.into_success()?;
         Ok(true)
+    }
+
+    /// The Pages the user manages (`/me/accounts`), each with its own Page token, following
+    /// the `after` cursor while Meta says a `next` page exists. The cursor is sent to the
+    /// configured Graph host rather than following `paging.next` (a URL from the answer).
+    async fn list_children(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        access_token: &str,
+        _granted_scopes: &[String],
+    ) -> Result<Option<Vec<ChildAccount>>, ProviderError> {
+        let url = endpoints.api(&format!("/{}/me/accounts", endpoints.api_version));
+        let mut pages = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut req = http
+                .client()
+                .get(&url)
+                .query(&[("fields", "id,name,access_token,tasks"), ("limit", "100")])
+                .bearer_auth(access_token);
+            if let Some(cursor) = &after {
+                req = req.query(&[("after", cursor)]);
+            }
+            let body = http.send(req).await?.into_success()?;
+            let data = body["data"].as_array().ok_or_else(|| {
+                ProviderError::malformed("the Pages list (`/me/accounts`) has no `data` array")
+            })?;
+            for page in data {
+                pages.push(ChildAccount {
+                    kind: AccountKind::Page,
+                    provider_account_id: super::required_id(page, "id")?,
+                    username: None,
+                    display_name: string_field(page, "name"),
+                    tasks: super::string_list(&page["tasks"]),
+                    access_token: string_field(page, "access_token").map(Into::into),
+                });
+            }
+            after = match (
+                body["paging"]["next"].as_str(),
+                body["paging"]["cursors"]["after"].as_str(),
+            ) {
+                (Some(_), Some(cursor)) if !data.is_empty() => Some(cursor.to_owned()),
+                _ => return Ok(Some(pages)),
+            };
+        }
+        Err(ProviderError::malformed(format!(
+            "the Pages list goes on past {MAX_LIST_PAGES} pages"
+        )))
     }
 
     async fn identify(

@@ -6,11 +6,34 @@ use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, TokenRefresh,
-    TokenSet,
+    ChildAccount, ClientAuth, DefaultEndpoints, Endpoints, Identity, MAX_LIST_PAGES, OAuthProvider,
+    Provider, TokenRefresh, TokenSet,
 };
+use crate::domain::AccountKind;
 
 pub(super) struct Linkedin;
+
+/// Scopes that let a member act for the organizations they administer; with any of them
+/// granted, Dravo lists those organizations.
+const ORGANIZATION_SCOPES: [&str; 3] = [
+    "w_organization_social",
+    "r_organization_admin",
+    "rw_organization_admin",
+];
+
+/// The versioned REST API (`/rest/…`) wants its version in a header.
+const REST_VERSION: &str = "202510";
+
+const ORGANIZATION_URN: &str = "urn:li:organization:";
+
+/// A GET on LinkedIn's versioned REST API.
+fn rest_get(http: &ProviderHttp, url: &str, access_token: &str) -> reqwest::RequestBuilder {
+    http.client()
+        .get(url)
+        .header("LinkedIn-Version", REST_VERSION)
+        .header("X-Restli-Protocol-Version", "2.0.0")
+        .bearer_auth(access_token)
+}
 
 #[async_trait]
 impl OAuthProvider for Linkedin {
@@ -58,6 +81,89 @@ impl OAuthProvider for Linkedin {
         )
         .await?;
         Ok(true)
+    }
+
+    /// With organization scopes granted: the organizations the member administers
+    /// (`organizationAcls`, approved administrator roles, every page), each with its name.
+    async fn list_children(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        access_token: &str,
+        granted_scopes: &[String],
+    ) -> Result<Option<Vec<ChildAccount>>, ProviderError> {
+        if !granted_scopes
+            .iter()
+            .any(|s| ORGANIZATION_SCOPES.contains(&s.as_str()))
+        {
+            return Ok(None);
+        }
+        const PAGE: usize = 100;
+        let acls = endpoints.api("/rest/organizationAcls");
+        let mut urns: Vec<String> = Vec::new();
+        let mut listed_all = false;
+        for page in 0..MAX_LIST_PAGES {
+            let start = (page * PAGE).to_string();
+            let req = rest_get(http, &acls, access_token).query(&[
+                ("q", "roleAssignee"),
+                ("role", "ADMINISTRATOR"),
+                ("state", "APPROVED"),
+                ("start", start.as_str()),
+                ("count", "100"),
+            ]);
+            let body = http.send(req).await?.into_success()?;
+            let elements = body["elements"].as_array().ok_or_else(|| {
+                ProviderError::malformed(
+                    "the organization roles (`organizationAcls`) have no `elements`",
+                )
+            })?;
+            for acl in elements {
+                let urn = string_field(acl, "organization")
+                    .or_else(|| string_field(acl, "organizationTarget"))
+                    .ok_or_else(|| {
+                        ProviderError::malformed("an organization role names no organization")
+                    })?;
+                if !urns.contains(&urn) {
+                    urns.push(urn);
+                }
+            }
+            let total = body["paging"]["total"].as_u64();
+            let seen = page * PAGE + elements.len();
+            if elements.len() < PAGE || total.is_some_and(|t| seen as u64 >= t) {
+                listed_all = true;
+                break;
+            }
+        }
+        if !listed_all {
+            return Err(ProviderError::malformed(format!(
+                "the organization roles go on past {MAX_LIST_PAGES} pages"
+            )));
+        }
+        let mut organizations = Vec::with_capacity(urns.len());
+        for urn in urns {
+            let id = urn.strip_prefix(ORGANIZATION_URN).ok_or_else(|| {
+                ProviderError::malformed(format!("`{urn}` is not an organization URN"))
+            })?;
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ProviderError::malformed(format!(
+                    "`{urn}` is not an organization URN"
+                )));
+            }
+            let url = endpoints.api(&format!("/rest/organizations/{id}"));
+            let org = http
+                .send(rest_get(http, &url, access_token))
+                .await?
+                .into_success()?;
+            organizations.push(ChildAccount {
+                kind: AccountKind::Organization,
+                provider_account_id: urn.clone(),
+                username: string_field(&org, "vanityName"),
+                display_name: string_field(&org, "localizedName"),
+                tasks: None,
+                access_token: None,
+            });
+        }
+        Ok(Some(organizations))
     }
 
     async fn identify(

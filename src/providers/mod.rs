@@ -22,7 +22,7 @@ use serde_json::Value;
 use url::Url;
 
 pub use crate::domain::Provider;
-use crate::domain::Scopes;
+use crate::domain::{AccountKind, Scopes};
 pub use http::{ProviderError, ProviderHttp};
 
 /// Every provider this build can connect, in the order the seed page lists them. The order
@@ -252,6 +252,19 @@ pub trait OAuthProvider: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// The Pages or organizations the user behind `access_token` manages, following every
+    /// page of the provider's answer. `None`: this provider (or, for LinkedIn, this grant's
+    /// scopes) has none to list, and children already stored stay as they are.
+    async fn list_children(
+        &self,
+        _http: &ProviderHttp,
+        _endpoints: &Endpoints,
+        _access_token: &str,
+        _granted_scopes: &[String],
+    ) -> Result<Option<Vec<ChildAccount>>, ProviderError> {
+        Ok(None)
+    }
+
     /// Asks the provider who the token belongs to.
     async fn identify(
         &self,
@@ -479,6 +492,20 @@ pub struct TokenSet {
     pub account_hint: Option<String>,
 }
 
+/// Something a connected user manages and posts as, listed by the provider: a Facebook Page
+/// (with its own Page token) or a LinkedIn organization (posted to with the member's token).
+#[derive(Debug, Clone)]
+pub struct ChildAccount {
+    pub kind: AccountKind,
+    pub provider_account_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    /// What the user may do on it (Facebook's Page `tasks`).
+    pub tasks: Option<Vec<String>>,
+    /// Its own token, when it has one (a Page).
+    pub access_token: Option<SecretString>,
+}
+
 /// Who an account is at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -527,6 +554,20 @@ fn parse_token_response(body: &Value) -> Result<TokenSet, ProviderError> {
 }
 
 /// Requires `field` to be a non-empty id in an identity answer.
+/// How many pages of a provider's list Dravo follows (100 items each): a bound on a provider
+/// that keeps answering `next`.
+pub(crate) const MAX_LIST_PAGES: usize = 50;
+
+/// An array of strings, or `None` when the field is not one.
+fn string_list(value: &Value) -> Option<Vec<String>> {
+    value.as_array().map(|items| {
+        items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    })
+}
+
 fn required_id(body: &Value, field: &str) -> Result<String, ProviderError> {
     http::string_field(body, field)
         .ok_or_else(|| ProviderError::malformed(format!("the identity response has no `{field}`")))

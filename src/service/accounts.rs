@@ -10,9 +10,11 @@ use serde_json::json;
 use super::events::{AccountEvent, Event, EventDraft};
 use super::lifecycle::fingerprint;
 use super::{Dravo, SharedList};
-use crate::domain::{AccountId, AccountStatus, Owner, Provider, Timestamp, clean_provider_text};
+use crate::domain::{
+    AccountId, AccountKind, AccountStatus, Owner, Provider, Timestamp, clean_provider_text,
+};
 use crate::error::{Error, Result};
-use crate::providers::{self, Identity, TokenSet};
+use crate::providers::{self, ChildAccount, Identity, TokenSet};
 use crate::store::{AccountFilter, AccountRecord};
 
 /// A connected account as callers see it: never a token.
@@ -34,6 +36,12 @@ pub struct Account {
     pub reauth_by: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// `user`, or a `page` / `organization` the user manages (a child).
+    pub kind: AccountKind,
+    /// A child's user account.
+    pub parent_id: Option<String>,
+    /// What the user may do on a Page (Facebook's `tasks`).
+    pub tasks: Option<Vec<String>>,
 }
 
 impl From<AccountRecord> for Account {
@@ -52,6 +60,9 @@ impl From<AccountRecord> for Account {
             reauth_by: row.reauth_by,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            kind: row.kind,
+            parent_id: row.parent_id,
+            tasks: row.tasks,
         }
     }
 }
@@ -134,6 +145,9 @@ pub(super) struct Connected {
     pub issued_at: Timestamp,
     /// The id a new account gets (a confirmed connection's); a fresh one when `None`.
     pub preferred_id: Option<String>,
+    /// The Pages or organizations the user manages, as the provider listed them; `None`:
+    /// not listed (the provider has none, or listing failed), so stored ones stay as they are.
+    pub children: Option<Vec<ChildAccount>>,
 }
 
 impl Dravo {
@@ -186,9 +200,12 @@ impl Dravo {
                     warned_for: None,
                     created_at,
                     updated_at: now,
+                    kind: AccountKind::User,
+                    parent_id: None,
+                    tasks: None,
                 };
                 this.apply_tokens(&mut record, &c.tokens, renewal, c.issued_at, policy);
-                tx.put_account(&record)?;
+                this.put_family(tx, &record, now)?;
                 let detail = json!({
                     "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
                     "expires_at": record.expires_at.map(|t| t.to_string()),
@@ -221,6 +238,9 @@ impl Dravo {
                         }
                     }
                 }
+                if let Some(children) = &c.children {
+                    this.sync_children(tx, &record, children, now)?;
+                }
                 Ok(record)
             })
             .await?;
@@ -241,7 +261,7 @@ impl Dravo {
         let page = self
             .0
             .store
-            .list_accounts_page(owner, filter, after, limit)
+            .list_accounts_page(owner, filter.clone(), after, limit)
             .await?;
         Ok(self.0.account_pages.get_or_make(
             (owner.as_str().to_owned(), filter, after, limit),
@@ -264,7 +284,7 @@ impl Dravo {
         let mut cursor: Option<String> = None;
         loop {
             let page = self
-                .list_accounts_page(owner, filter, cursor.as_deref(), Some(500))
+                .list_accounts_page(owner, filter.clone(), cursor.as_deref(), Some(500))
                 .await?;
             all.extend(page.items.iter().cloned());
             match &page.next_cursor {
@@ -296,19 +316,30 @@ impl Dravo {
     }
 
     /// Revokes the account at its provider where the provider can, then deletes it (and its
-    /// event log) whatever the provider said, with an `account.deleted` webhook.
+    /// event log) whatever the provider said, with an `account.deleted` webhook. A user
+    /// account's Pages and organizations go with it (one `account.deleted` each); a child
+    /// alone is only deleted here: its access ends with its user account's grant.
     pub async fn delete_account(&self, owner: &Owner, id: &AccountId) -> Result<Deleted> {
         let row = self.account_record(owner, id).await?;
-        let (revoked, revoke_error) = match self.revoke_at_provider(&row).await {
-            Ok(true) => (true, None),
-            Ok(false) => (
+        let (revoked, revoke_error) = match &row.parent_id {
+            Some(parent) => (
                 false,
                 Some(format!(
-                    "{} has no endpoint to revoke a token",
-                    row.provider
+                    "a {} is not revoked on its own: its access ends with its user account {parent}",
+                    row.kind
                 )),
             ),
-            Err(e) => (false, Some(e.to_string())),
+            None => match self.revoke_at_provider(&row).await {
+                Ok(true) => (true, None),
+                Ok(false) => (
+                    false,
+                    Some(format!(
+                        "{} has no endpoint to revoke a token",
+                        row.provider
+                    )),
+                ),
+                Err(e) => (false, Some(e.to_string())),
+            },
         };
         let now = self.now();
         let this = self.clone();
@@ -318,6 +349,17 @@ impl Dravo {
             .0
             .store
             .write(move |tx| {
+                for child in tx.children_of(id_owned.as_str())? {
+                    let child_id = AccountId::parse(&child.id)?;
+                    if tx.delete_account(&owner, &child_id)? {
+                        this.record_deleted(
+                            tx,
+                            &child,
+                            json!({"revoked": revoked, "revoke_error": null, "with_parent": row_copy.id}),
+                            now,
+                        )?;
+                    }
+                }
                 let gone = tx.delete_account(&owner, &id_owned)?;
                 if gone {
                     this.record_deleted(tx, &row_copy, detail, now)?;

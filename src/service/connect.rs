@@ -41,7 +41,7 @@ pub enum FailureKind {
 #[derive(Debug, Clone)]
 pub enum CallbackOutcome {
     Connected {
-        account: Account,
+        account: Box<Account>,
         /// The return URL with `status=connected&provider=…&account_id=…`, if there is one.
         redirect: Option<String>,
     },
@@ -61,7 +61,7 @@ pub enum CallbackOutcome {
 
 /// What a good callback produced.
 enum Completed {
-    Connected(Account),
+    Connected(Box<Account>),
     Pending(super::pending::PendingConnection, String),
 }
 
@@ -434,6 +434,9 @@ impl Dravo {
         let (tokens, identity) = self
             .exchange_and_identify(provider, claims, &app, code)
             .await?;
+        let children = self
+            .children_at_connect(provider, &tokens, &app.scopes)
+            .await;
         let connected = super::accounts::Connected {
             owner,
             provider,
@@ -443,12 +446,13 @@ impl Dravo {
             requested_scopes: app.scopes,
             issued_at: self.now(),
             preferred_id: None,
+            children,
         };
         let Some(destination) = confirm_at else {
             return self
                 .save_connected(connected)
                 .await
-                .map(Completed::Connected)
+                .map(|account| Completed::Connected(Box::new(account)))
                 .map_err(|e| Failure::internal("cannot store a connected account", &e));
         };
         let pending = self

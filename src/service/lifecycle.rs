@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::accounts::{ACCESS, REFRESH, token_context};
 use super::events::{AccountEvent, EventDraft};
 use super::{Account, Dravo};
-use crate::domain::{AccountId, AccountStatus, AppId, Owner, Timestamp};
+use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Timestamp};
 use crate::error::{Error, ProviderError, Result};
 use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
 use crate::store::AccountRecord;
@@ -314,38 +314,74 @@ impl Dravo {
     }
 
     /// The account's access token, refreshed first when it expires within
-    /// `refresh.skew_seconds` (or always, with `force`). Never a token known to be dead.
+    /// `refresh.skew_seconds` (or always, with `force`). Never a token known to be dead. A
+    /// Page answers its Page token and an organization its member's, once the parent's grant
+    /// is known to be alive (and refreshed, when it is the parent's token that is used).
     pub async fn access_token(
         &self,
         owner: &Owner,
         id: &AccountId,
         force: bool,
     ) -> Result<AccessToken> {
+        let trigger = if force {
+            Trigger::Explicit
+        } else {
+            Trigger::Request
+        };
         let row = self.account_record(owner, id).await?;
-        let row = self
-            .fresh_row(
-                row,
-                force,
-                if force {
-                    Trigger::Explicit
-                } else {
-                    Trigger::Request
-                },
-            )
+        let Some(parent_id) = row.parent_id.as_deref() else {
+            let row = self.fresh_row(row, force, trigger).await?;
+            return Ok(AccessToken {
+                access_token: self.open_token(&row, ACCESS, &row.access_token_sealed)?,
+                token_type: "bearer",
+                expires_at: row.expires_at,
+                scopes: row.scopes.clone(),
+            });
+        };
+        if !row.status.usable() {
+            return Err(Error::NeedsReauth(needs_reauth_message(&row)));
+        }
+        let parent = self
+            .account_record(owner, &AccountId::parse(parent_id)?)
             .await?;
+        let parent = self.fresh_row(parent, force, trigger).await?;
+        // Read again: the parent's refresh may have changed what the child follows.
+        let row = self.account_record(owner, id).await?;
+        if !row.status.usable() {
+            return Err(Error::NeedsReauth(needs_reauth_message(&row)));
+        }
+        let (access_token, expires_at) = match row.kind {
+            AccountKind::Organization => (
+                self.open_token(&parent, ACCESS, &parent.access_token_sealed)?,
+                parent.expires_at,
+            ),
+            _ => (
+                self.open_token(&row, ACCESS, &row.access_token_sealed)?,
+                row.expires_at,
+            ),
+        };
         Ok(AccessToken {
-            access_token: self.open_token(&row, ACCESS, &row.access_token_sealed)?,
+            access_token,
             token_type: "bearer",
-            expires_at: row.expires_at,
+            expires_at,
             scopes: row.scopes.clone(),
         })
     }
 
-    /// Refreshes the account now (where its provider can) and returns it.
+    /// Refreshes the account now (where its provider can), reads its Pages or organizations
+    /// again, and returns it. Refreshing a Page or an organization refreshes its user account.
     pub async fn refresh_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
         let row = self.account_record(owner, id).await?;
-        let row = self.fresh_row(row, true, Trigger::Explicit).await?;
-        Ok(row.into())
+        let user = match row.parent_id.as_deref() {
+            None => row,
+            Some(parent_id) => {
+                self.account_record(owner, &AccountId::parse(parent_id)?)
+                    .await?
+            }
+        };
+        let user = self.fresh_row(user, true, Trigger::Explicit).await?;
+        self.relist_children(&user).await?;
+        self.get_account(owner, id).await
     }
 
     /// The row with a token that is usable, renewing it if `decide` says so.
@@ -598,7 +634,7 @@ impl Dravo {
                     }
                 };
                 row.updated_at = now;
-                tx.put_account(&row)?;
+                this.put_family(tx, &row, now)?;
                 for event in events {
                     this.record_event(tx, &row, event, now)?;
                 }
@@ -701,7 +737,7 @@ impl Dravo {
                 current.status_reason = Some(format!("{code}: {why}"));
                 current.next_refresh_at = None;
                 current.updated_at = now;
-                tx.put_account(&current)?;
+                this.put_family(tx, &current, now)?;
                 this.record_event(
                     tx,
                     &current,
@@ -810,7 +846,7 @@ impl Dravo {
                 current.warned_for = Some(by);
                 current.next_refresh_at = next_look(&current, renewal, policy, 0);
                 current.updated_at = now;
-                tx.put_account(&current)?;
+                this.put_family(tx, &current, now)?;
                 this.record_event(
                     tx,
                     &current,
@@ -938,6 +974,9 @@ mod tests {
             warned_for: None,
             created_at: Timestamp::from_unix(0),
             updated_at: Timestamp::from_unix(0),
+            kind: crate::domain::AccountKind::User,
+            parent_id: None,
+            tasks: None,
         }
     }
 

@@ -15,7 +15,7 @@ use super::accounts::Connected;
 use super::{Account, Dravo};
 use crate::domain::{AccountId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
-use crate::providers::{Identity, TokenSet};
+use crate::providers::{ChildAccount, Identity, TokenSet};
 use crate::store::PendingRecord;
 
 /// How long a pending connection waits for its confirmation.
@@ -44,6 +44,51 @@ struct Held {
     refresh_expires_in: Option<i64>,
     granted_scopes: Option<Vec<String>>,
     requested_scopes: Vec<String>,
+    /// The Pages or organizations listed at the callback; `None`: not listed.
+    children: Option<Vec<HeldChild>>,
+}
+
+/// A listed Page or organization, as held.
+#[derive(Serialize, Deserialize)]
+struct HeldChild {
+    kind: String,
+    provider_account_id: String,
+    username: Option<String>,
+    display_name: Option<String>,
+    tasks: Option<Vec<String>>,
+    access_token: Option<String>,
+}
+
+impl From<&ChildAccount> for HeldChild {
+    fn from(c: &ChildAccount) -> Self {
+        HeldChild {
+            kind: c.kind.as_str().to_owned(),
+            provider_account_id: c.provider_account_id.clone(),
+            username: c.username.clone(),
+            display_name: c.display_name.clone(),
+            tasks: c.tasks.clone(),
+            access_token: c
+                .access_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
+        }
+    }
+}
+
+impl HeldChild {
+    fn into_child(self) -> Result<ChildAccount> {
+        Ok(ChildAccount {
+            kind: self
+                .kind
+                .parse()
+                .map_err(|e: String| Error::Internal(format!("a pending connection holds {e}")))?,
+            provider_account_id: self.provider_account_id,
+            username: self.username,
+            display_name: self.display_name,
+            tasks: self.tasks,
+            access_token: self.access_token.map(SecretString::from),
+        })
+    }
 }
 
 fn context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [u8]; 4] {
@@ -89,6 +134,10 @@ impl Dravo {
             refresh_expires_in: c.tokens.refresh_expires_in,
             granted_scopes: c.tokens.granted_scopes,
             requested_scopes: c.requested_scopes,
+            children: c
+                .children
+                .as_ref()
+                .map(|list| list.iter().map(HeldChild::from).collect()),
         };
         let plain = serde_json::to_vec(&held)
             .map_err(|e| Error::Internal(format!("cannot encode a pending connection: {e}")))?;
@@ -182,6 +231,10 @@ impl Dravo {
             requested_scopes: held.requested_scopes,
             issued_at: pending.issued_at,
             preferred_id: Some(pending.id),
+            children: held
+                .children
+                .map(|list| list.into_iter().map(HeldChild::into_child).collect())
+                .transpose()?,
         })
         .await
     }

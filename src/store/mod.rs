@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
+use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 
 pub use sqlite::SqliteStore;
@@ -68,6 +68,12 @@ pub struct AccountRecord {
     pub warned_for: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// A connected user, or a Page or organization it manages (a child).
+    pub kind: AccountKind,
+    /// A child's user account.
+    pub parent_id: Option<String>,
+    /// What the user may do on a Page (Facebook's `tasks`, e.g. `CREATE_CONTENT`).
+    pub tasks: Option<Vec<String>>,
 }
 
 /// One entry of an account's event log.
@@ -123,10 +129,13 @@ pub struct PendingRecord {
 }
 
 /// Which of an owner's accounts to list.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct AccountFilter {
     pub provider: Option<Provider>,
     pub status: Option<AccountStatus>,
+    pub kind: Option<AccountKind>,
+    /// Only the children of this account.
+    pub parent_id: Option<String>,
 }
 
 /// One page of a list, and where the next one starts.
@@ -166,7 +175,7 @@ pub trait WriteTx {
     /// Makes the app's accounts that wait on a cooldown after failed refreshes (active or
     /// expiring, with failures) due at `now`; returns how many.
     fn make_app_accounts_due(&mut self, app_id: &str, now: Timestamp) -> Result<usize>;
-    /// The owner's account for this provider account, if connected before.
+    /// The owner's user account for this provider account, if connected before.
     fn find_account(
         &mut self,
         owner: &Owner,
@@ -178,6 +187,8 @@ pub trait WriteTx {
     /// One account, read inside this transaction (by id alone: the refresher works across
     /// tenants; callers check the owner).
     fn account_by_id(&mut self, id: &str) -> Result<Option<AccountRecord>>;
+    /// The children (Pages, organizations) of a user account, in insertion order.
+    fn children_of(&mut self, parent_id: &str) -> Result<Vec<AccountRecord>>;
     /// Deletes an account and its event log; false when there was none.
     fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool>;
     /// Takes the account's refresh lease for `holder` until `until`, unless another holder's

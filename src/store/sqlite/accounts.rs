@@ -4,8 +4,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    account_status_column, optional_timestamp_column, provider_column, string_list_column,
-    string_list_json, timestamp_column,
+    account_kind_column, account_status_column, optional_timestamp_column, provider_column,
+    string_list_column, string_list_json, timestamp_column,
 };
 use crate::domain::{AccountId, AppId, Owner, Timestamp};
 use crate::error::Result;
@@ -16,7 +16,7 @@ use crate::store::{
 const COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_account_id, username, \
     display_name, scopes, status, status_reason, access_token_sealed, refresh_token_sealed, \
     expires_at, refresh_expires_at, reauth_by, token_issued_at, next_refresh_at, \
-    refresh_failures, warned_for, created_at, updated_at";
+    refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AccountRecord> {
     from_row_offset(row, 0)
@@ -31,7 +31,8 @@ pub(super) fn find(
     Ok(conn
         .prepare_cached(
             "SELECT id, created_at FROM accounts
-             WHERE owner = ?1 AND provider = ?2 AND provider_account_id = ?3",
+             WHERE owner = ?1 AND provider = ?2 AND provider_account_id = ?3
+               AND parent_id IS NULL",
         )?
         .query_row(
             params![owner.as_str(), provider.as_str(), provider_account_id],
@@ -49,7 +50,7 @@ pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
     conn.prepare_cached(&format!(
         "INSERT INTO accounts ({COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21)
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24)
          ON CONFLICT (id) DO UPDATE SET
              oauth_app_id = excluded.oauth_app_id,
              username = excluded.username,
@@ -66,7 +67,8 @@ pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
              next_refresh_at = excluded.next_refresh_at,
              refresh_failures = excluded.refresh_failures,
              warned_for = excluded.warned_for,
-             updated_at = excluded.updated_at"
+             updated_at = excluded.updated_at,
+             tasks = excluded.tasks"
     ))?
     .execute(params![
         row.id,
@@ -90,22 +92,26 @@ pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
         row.warned_for.map(Timestamp::unix),
         row.created_at.unix(),
         row.updated_at.unix(),
+        row.kind.as_str(),
+        row.parent_id,
+        row.tasks.as_deref().map(string_list_json),
     ])?;
     Ok(())
 }
 
-/// One page of the owner's visible (not pending) accounts, in insertion order.
+/// One page of the owner's accounts, in insertion order.
 pub(super) fn page(
     conn: &Connection,
     owner: &Owner,
-    filter: AccountFilter,
+    filter: &AccountFilter,
     after: Option<i64>,
     limit: usize,
 ) -> Result<Page<AccountRecord>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT rowid, {COLUMNS} FROM accounts
-         WHERE owner = ?1 AND rowid > ?2 AND status != 'pending'
+         WHERE owner = ?1 AND rowid > ?2
            AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR status = ?4)
+           AND (?6 IS NULL OR kind = ?6) AND (?7 IS NULL OR parent_id = ?7)
          ORDER BY rowid LIMIT ?5"
     ))?;
     let mut rows = stmt
@@ -116,6 +122,8 @@ pub(super) fn page(
                 filter.provider.map(|p| p.as_str()),
                 filter.status.map(|s| s.as_str()),
                 limit as i64 + 1,
+                filter.kind.map(|k| k.as_str()),
+                filter.parent_id.as_deref(),
             ],
             |r| Ok((r.get::<_, i64>(0)?, from_row_offset(r, 1)?)),
         )?
@@ -157,10 +165,16 @@ fn from_row_offset(row: &Row<'_>, o: usize) -> rusqlite::Result<AccountRecord> {
         warned_for: optional_timestamp_column(row, o + 18)?,
         created_at: timestamp_column(row, o + 19)?,
         updated_at: timestamp_column(row, o + 20)?,
+        kind: account_kind_column(row, o + 21)?,
+        parent_id: row.get(o + 22)?,
+        tasks: match row.get::<_, Option<String>>(o + 23)? {
+            None => None,
+            Some(_) => Some(string_list_column(row, o + 23)?),
+        },
     })
 }
 
-/// One of the owner's visible accounts.
+/// One of the owner's accounts.
 pub(super) fn get(
     conn: &Connection,
     owner: &Owner,
@@ -168,19 +182,29 @@ pub(super) fn get(
 ) -> Result<Option<AccountRecord>> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM accounts
-             WHERE owner = ?1 AND id = ?2 AND status != 'pending'"
+            "SELECT {COLUMNS} FROM accounts WHERE owner = ?1 AND id = ?2"
         ))?
         .query_row(params![owner.as_str(), id.as_str()], from_row)
         .optional()?)
 }
 
-/// Any account by id, pending ones included (for the core's own bookkeeping).
+/// Any account by id (for the core's own bookkeeping).
 pub(super) fn by_id(conn: &Connection, id: &str) -> Result<Option<AccountRecord>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?)
+}
+
+/// The children (Pages, organizations) of a user account, in insertion order.
+pub(super) fn children(conn: &Connection, parent_id: &str) -> Result<Vec<AccountRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE parent_id = ?1 ORDER BY rowid"
+    ))?;
+    let rows = stmt
+        .query_map([parent_id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 pub(super) fn delete(conn: &Connection, owner: &Owner, id: &AccountId) -> Result<bool> {
@@ -192,22 +216,23 @@ pub(super) fn delete(conn: &Connection, owner: &Owner, id: &AccountId) -> Result
     Ok(n > 0)
 }
 
-/// How many of the owner's visible (not pending) accounts use the app (`accounts_by_app`).
+/// How many of the owner's user accounts use the app (`accounts_by_app`); their Pages and
+/// organizations go with them.
 pub(super) fn count_of_app(conn: &Connection, owner: &Owner, app: &AppId) -> Result<u64> {
     let n: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM accounts
-             WHERE oauth_app_id = ?1 AND owner = ?2 AND status != 'pending'",
+             WHERE oauth_app_id = ?1 AND owner = ?2 AND parent_id IS NULL",
         )?
         .query_row(params![app.as_str(), owner.as_str()], |r| r.get(0))?;
     Ok(n as u64)
 }
 
-/// Ids of the owner's visible accounts that use the app, in insertion order.
+/// Ids of the owner's user accounts that use the app, in insertion order.
 pub(super) fn ids_of_app(conn: &Connection, owner: &Owner, app: &AppId) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id FROM accounts
-         WHERE oauth_app_id = ?1 AND owner = ?2 AND status != 'pending'
+         WHERE oauth_app_id = ?1 AND owner = ?2 AND parent_id IS NULL
          ORDER BY rowid",
     )?;
     let ids = stmt

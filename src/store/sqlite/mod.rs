@@ -41,7 +41,7 @@ use super::{
     AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, OutboxRecord, Page,
     PendingRecord, Store, WriteTx, WriteWork,
 };
-use crate::domain::{AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
+use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 
 /// How long a connection waits for another writer before giving up.
@@ -55,6 +55,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/004_token_lifecycle.sql")),
         M::up(include_str!("migrations/005_accounts_by_app.sql")),
         M::up(include_str!("migrations/006_pending_connections.sql")),
+        M::up(include_str!("migrations/007_child_accounts.sql")),
     ])
 }
 
@@ -326,9 +327,9 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Arc<Page<AccountRecord>>> {
         self.memo_read(
-            (owner.as_str().to_owned(), filter, after, limit),
+            (owner.as_str().to_owned(), filter.clone(), after, limit),
             |m| &mut m.account_pages,
-            |c| Ok(Arc::new(accounts::page(c, owner, filter, after, limit)?)),
+            |c| Ok(Arc::new(accounts::page(c, owner, &filter, after, limit)?)),
         )
     }
 
@@ -421,6 +422,10 @@ impl WriteTx for SqliteTx<'_> {
 
     fn account_by_id(&mut self, id: &str) -> Result<Option<AccountRecord>> {
         accounts::by_id(self.0, id)
+    }
+
+    fn children_of(&mut self, parent_id: &str) -> Result<Vec<AccountRecord>> {
+        accounts::children(self.0, parent_id)
     }
 
     fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
@@ -572,6 +577,12 @@ fn account_status_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Resul
     name.parse().map_err(|e: String| bad_column(col, e))
 }
 
+/// Reads an account kind column.
+fn account_kind_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<AccountKind> {
+    let name: String = row.get(col)?;
+    name.parse().map_err(|e: String| bad_column(col, e))
+}
+
 /// Reads a JSON array of strings column.
 fn string_list_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Vec<String>> {
     let text: String = row.get(col)?;
@@ -631,7 +642,7 @@ mod tests {
         );
         assert_eq!(apps[0].created_at.rfc3339(), "2026-01-01T00:00:00Z");
         let accounts = store
-            .read(|c| accounts::page(c, &alice, AccountFilter::default(), None, 10))
+            .read(|c| accounts::page(c, &alice, &AccountFilter::default(), None, 10))
             .unwrap()
             .items;
         assert_eq!(
