@@ -98,17 +98,20 @@ impl OAuthProvider for Linkedin {
         {
             return Ok(None);
         }
+        // LinkedIn may serve fewer than asked: advance by what came, until `total` (or, if
+        // it is missing, a short or empty page).
         const PAGE: usize = 100;
         let acls = endpoints.api("/rest/organizationAcls");
         let mut urns: Vec<String> = Vec::new();
+        let mut start = 0usize;
         let mut listed_all = false;
-        for page in 0..MAX_LIST_PAGES {
-            let start = (page * PAGE).to_string();
+        for _ in 0..MAX_LIST_PAGES {
+            let start_param = start.to_string();
             let req = rest_get(http, &acls, access_token).query(&[
                 ("q", "roleAssignee"),
                 ("role", "ADMINISTRATOR"),
                 ("state", "APPROVED"),
-                ("start", start.as_str()),
+                ("start", start_param.as_str()),
                 ("count", "100"),
             ]);
             let body = http.send(req).await?.into_success()?;
@@ -127,9 +130,13 @@ impl OAuthProvider for Linkedin {
                     urns.push(urn);
                 }
             }
-            let total = body["paging"]["total"].as_u64();
-            let seen = page * PAGE + elements.len();
-            if elements.len() < PAGE || total.is_some_and(|t| seen as u64 >= t) {
+            start += elements.len();
+            let done = match body["paging"]["total"].as_u64() {
+                _ if elements.is_empty() => true,
+                Some(total) => start as u64 >= total,
+                None => elements.len() < PAGE,
+            };
+            if done {
                 listed_all = true;
                 break;
             }

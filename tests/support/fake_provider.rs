@@ -12,8 +12,8 @@
 //! |---|---|
 //! | all | `GET /authorize` (the browser step), `/token` |
 //! | x | `GET /2/users/me`, `POST /2/oauth2/revoke` |
-//! | linkedin | `GET /v2/userinfo`, `POST /revoke` |
-//! | facebook | `GET /token` (code and `fb_exchange_token`), `GET /v{N}/me`, `DELETE /v{N}/me/permissions` |
+//! | linkedin | `GET /v2/userinfo`, `POST /revoke`, `GET /rest/organizationAcls`, `GET /rest/organizations/{id}` |
+//! | facebook | `GET /token` (code and `fb_exchange_token`), `GET /v{N}/me`, `GET /v{N}/me/accounts`, `DELETE /v{N}/me/permissions` |
 //! | instagram | `POST /token`, `GET /access_token`, `GET /refresh_access_token`, `GET /me` |
 //! | tiktok | `GET /v2/user/info/`, `POST /v2/oauth/revoke/` |
 //!
@@ -22,6 +22,9 @@
 //! `/refresh_access_token`); every such call is counted by [`FakeProvider::token_requests`],
 //! whether it succeeded or not. A code is consumed by the first exchange attempt that names it
 //! (after client authentication passed), successful or not.
+//!
+//! Lists (Facebook's Pages, LinkedIn's organization roles) are served at most
+//! [`LIST_PAGE_SIZE`] items a page, whatever the caller asks, so tests exercise paging.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -38,6 +41,27 @@ use rand::distr::Alphanumeric;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
+
+/// The most items the fake puts on one page of a list.
+pub const LIST_PAGE_SIZE: usize = 2;
+
+/// A Facebook Page the fake user manages.
+#[derive(Debug, Clone)]
+pub struct FakePage {
+    pub id: String,
+    pub name: String,
+    pub tasks: Vec<String>,
+    /// Its Page access token, stable across listings.
+    pub token: String,
+}
+
+/// A LinkedIn organization the fake member administers.
+#[derive(Debug, Clone)]
+pub struct FakeOrganization {
+    pub id: u64,
+    pub name: String,
+    pub vanity_name: String,
+}
 
 /// The default instagram user id: larger than 2^53, sent as a JSON number, so that parsing it
 /// through an f64 changes it.
@@ -230,6 +254,8 @@ struct State {
     revoked: Vec<String>,
     token_requests: usize,
     requests: Vec<RecordedRequest>,
+    pages: Vec<FakePage>,
+    organizations: Vec<FakeOrganization>,
 }
 
 /// A running fake provider. The server stops when this is dropped.
@@ -273,6 +299,8 @@ impl FakeProvider {
             revoked: Vec::new(),
             token_requests: 0,
             requests: Vec::new(),
+            pages: Vec::new(),
+            organizations: Vec::new(),
         }));
         let shared = state.clone();
         let endpoint = poem::endpoint::make(move |req: Request| {
@@ -344,6 +372,43 @@ impl FakeProvider {
     /// The provider account id the identity endpoint currently answers.
     pub fn account_id(&self) -> String {
         self.lock().account.id.clone()
+    }
+
+    /// facebook: the Pages the user manages, as `(id, name, tasks)`; each keeps its token
+    /// across calls (a new one for a Page not listed before).
+    pub fn set_pages(&self, pages: &[(&str, &str, &[&str])]) {
+        let mut st = lock(&self.state);
+        let old = std::mem::take(&mut st.pages);
+        st.pages = pages
+            .iter()
+            .map(|(id, name, tasks)| FakePage {
+                id: (*id).into(),
+                name: (*name).into(),
+                tasks: tasks.iter().map(|t| (*t).to_owned()).collect(),
+                token: old
+                    .iter()
+                    .find(|p| p.id == *id)
+                    .map(|p| p.token.clone())
+                    .unwrap_or_else(|| format!("EAAPage{id}{}", random_string(24))),
+            })
+            .collect();
+    }
+
+    /// facebook: the Pages as the fake serves them.
+    pub fn pages(&self) -> Vec<FakePage> {
+        lock(&self.state).pages.clone()
+    }
+
+    /// linkedin: the organizations the member administers, as `(id, name, vanity name)`.
+    pub fn set_organizations(&self, organizations: &[(u64, &str, &str)]) {
+        lock(&self.state).organizations = organizations
+            .iter()
+            .map(|(id, name, vanity)| FakeOrganization {
+                id: *id,
+                name: (*name).into(),
+                vanity_name: (*vanity).into(),
+            })
+            .collect();
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -617,6 +682,11 @@ fn route(st: &mut State, c: &Ctx) -> Response {
         | (Kind::Linkedin, "/revoke", _)
         | (Kind::Tiktok, "/v2/oauth/revoke/", _)
         | (Kind::Facebook, _, Some("/me/permissions")) => revoke(st, c),
+        (Kind::Facebook, _, Some("/me/accounts")) => facebook_pages(st, c),
+        (Kind::Linkedin, "/rest/organizationAcls", _) => linkedin_organization_acls(st, c),
+        (Kind::Linkedin, path, _) if path.starts_with("/rest/organizations/") => {
+            linkedin_organization(st, c, &path["/rest/organizations/".len()..])
+        }
         _ => json_response(
             404,
             &json!({"error": "not_found", "error_description":
@@ -1690,6 +1760,193 @@ fn identity(st: &mut State, c: &Ctx) -> Response {
 
 /// facebook `/v{N}/me` and instagram `/me`: only the long-lived token is accepted; only the
 /// requested fields (plus `id`) come back, as Graph does.
+/// The user's token, checked as the identity endpoint checks it, with `scope` granted.
+fn api_token<'a>(st: &'a State, c: &Ctx, scope: &[&str]) -> Result<&'a AccessToken, Response> {
+    let kind = st.kind;
+    let token = match kind {
+        Kind::Facebook | Kind::Instagram => c.bearer_or_query(),
+        _ => c.bearer(),
+    };
+    let Some(record) = token.as_deref().and_then(|t| st.access.get(t)) else {
+        return Err(identity_error(kind, 401, "Invalid or missing access token"));
+    };
+    if !record.valid {
+        return Err(identity_error(
+            kind,
+            401,
+            "The access token is invalid, expired or revoked",
+        ));
+    }
+    if !record.scopes.iter().any(|s| scope.contains(&s.as_str())) {
+        return Err(identity_error(
+            kind,
+            403,
+            &format!("this call needs one of the scopes {scope:?}"),
+        ));
+    }
+    Ok(record)
+}
+
+/// `GET /me/accounts?fields=id,name,access_token,tasks[&after=]`: the Pages the user manages,
+/// a page at a time, with Meta's `paging.cursors.after` and a `next` URL while more follow.
+fn facebook_pages(st: &State, c: &Ctx) -> Response {
+    let record = match api_token(st, c, &["pages_show_list"]) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if record.stage != Stage::Long {
+        return identity_error(st.kind, 400, "fake: exchange for a long-lived token first");
+    }
+    let fields: Vec<&str> = c
+        .query
+        .non_empty("fields")
+        .unwrap_or("id,name")
+        .split(',')
+        .collect();
+    let start = match c.query.non_empty("after") {
+        None => 0,
+        Some(cursor) => match URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            Some(n) => n,
+            None => return identity_error(st.kind, 400, "Invalid cursor"),
+        },
+    };
+    let limit = c
+        .query
+        .non_empty("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(25)
+        .clamp(1, LIST_PAGE_SIZE);
+    let slice: Vec<&FakePage> = st.pages.iter().skip(start).take(limit).collect();
+    let data: Vec<Value> = slice
+        .iter()
+        .map(|p| {
+            let mut page = Map::new();
+            page.insert("id".into(), json!(p.id));
+            if fields.contains(&"name") {
+                page.insert("name".into(), json!(p.name));
+            }
+            if fields.contains(&"access_token") {
+                page.insert("access_token".into(), json!(p.token));
+            }
+            if fields.contains(&"tasks") {
+                page.insert("tasks".into(), json!(p.tasks));
+            }
+            Value::Object(page)
+        })
+        .collect();
+    let end = start + slice.len();
+    let cursor = |n: usize| URL_SAFE_NO_PAD.encode(n.to_string());
+    let mut paging = json!({"cursors": {"before": cursor(start), "after": cursor(end)}});
+    if end < st.pages.len() {
+        paging["next"] = json!(format!(
+            "{}{}?after={}&access_token=SECRET-DO-NOT-FOLLOW",
+            st.base_url,
+            c.path,
+            cursor(end)
+        ));
+    }
+    json_response(200, &json!({"data": data, "paging": paging}))
+}
+
+/// LinkedIn's versioned REST API refuses calls without its version headers.
+fn linkedin_rest_headers(c: &Ctx) -> Result<(), Response> {
+    let header = |name: &str| c.headers.get(name).and_then(|v| v.to_str().ok());
+    let version_ok = header("LinkedIn-Version")
+        .is_some_and(|v| v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()));
+    if !version_ok {
+        return Err(json_response(
+            426,
+            &json!({"status": 426, "code": "NONEXISTENT_VERSION", "message": "Requested version is not active"}),
+        ));
+    }
+    if header("X-Restli-Protocol-Version") != Some("2.0.0") {
+        return Err(json_response(
+            400,
+            &json!({"status": 400, "message": "X-Restli-Protocol-Version 2.0.0 is required"}),
+        ));
+    }
+    Ok(())
+}
+
+const ORGANIZATION_SCOPES: [&str; 3] = [
+    "r_organization_admin",
+    "rw_organization_admin",
+    "w_organization_social",
+];
+
+/// `GET /rest/organizationAcls?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED&start&count`.
+fn linkedin_organization_acls(st: &State, c: &Ctx) -> Response {
+    if let Err(resp) = linkedin_rest_headers(c) {
+        return resp;
+    }
+    if let Err(resp) = api_token(st, c, &ORGANIZATION_SCOPES) {
+        return resp;
+    }
+    for (name, want) in [
+        ("q", "roleAssignee"),
+        ("role", "ADMINISTRATOR"),
+        ("state", "APPROVED"),
+    ] {
+        if c.query.get(name) != Some(want) {
+            return json_response(
+                400,
+                &json!({"status": 400, "message": format!("fake: expected {name}={want}")}),
+            );
+        }
+    }
+    let start: usize = c
+        .query
+        .get("start")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let count: usize = c
+        .query
+        .get("count")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, LIST_PAGE_SIZE);
+    let elements: Vec<Value> = st
+        .organizations
+        .iter()
+        .skip(start)
+        .take(count)
+        .map(|o| {
+            json!({
+                "organization": format!("urn:li:organization:{}", o.id),
+                "role": "ADMINISTRATOR",
+                "state": "APPROVED",
+                "roleAssignee": format!("urn:li:person:{}", st.account.id),
+            })
+        })
+        .collect();
+    json_response(
+        200,
+        &json!({"elements": elements, "paging": {"start": start, "count": count, "total": st.organizations.len()}}),
+    )
+}
+
+/// `GET /rest/organizations/{id}`.
+fn linkedin_organization(st: &State, c: &Ctx, id: &str) -> Response {
+    if let Err(resp) = linkedin_rest_headers(c) {
+        return resp;
+    }
+    if let Err(resp) = api_token(st, c, &ORGANIZATION_SCOPES) {
+        return resp;
+    }
+    match st.organizations.iter().find(|o| o.id.to_string() == id) {
+        Some(o) => json_response(
+            200,
+            &json!({"id": o.id, "localizedName": o.name, "vanityName": o.vanity_name}),
+        ),
+        None => json_response(404, &json!({"status": 404, "message": "Not Found"})),
+    }
+}
+
 fn graph_me(st: &State, c: &Ctx, stage: Stage) -> Response {
     let kind = st.kind;
     if stage != Stage::Long {
