@@ -54,11 +54,7 @@ async fn setup(kind: Kind, scopes: Option<&[&str]>) -> Setup {
     setup_with(kind, scopes, |_| {}).await
 }
 
-async fn setup_with(
-    kind: Kind,
-    scopes: Option<&[&str]>,
-    tweak: impl FnOnce(&mut Config),
-) -> Setup {
+async fn setup_with(kind: Kind, scopes: Option<&[&str]>, tweak: impl FnOnce(&mut Config)) -> Setup {
     let clock = ManualClock::starting_now();
     let fake = FakeProvider::start(kind, CLIENT_ID, CLIENT_SECRET).await;
     let app = support::spawn_app_with_clock(
@@ -187,7 +183,10 @@ async fn a_facebook_connect_stores_every_page_with_its_own_sealed_token() {
         assert_eq!(page["display_name"], name);
         assert_eq!(page["tasks"], json!(tasks));
         assert_eq!(page["status"], "active");
-        assert_eq!(page["reauth_by"], parent["reauth_by"], "a Page dies with its user's grant");
+        assert_eq!(
+            page["reauth_by"], parent["reauth_by"],
+            "a Page dies with its user's grant"
+        );
     }
     // The Page without CREATE_CONTENT is stored as it is: the dashboard decides.
     assert!(
@@ -262,7 +261,11 @@ async fn refreshing_the_user_relists_pages_adds_new_ones_and_marks_removed_ones(
     let pages = list(&s, "?kind=page").await;
     assert_eq!(pages.len(), 3, "removed Pages are kept: {pages:#?}");
     let removed = by_provider_id(&pages, "102");
-    assert_eq!(removed["id"], fans.as_str(), "same account, never silently deleted");
+    assert_eq!(
+        removed["id"],
+        fans.as_str(),
+        "same account, never silently deleted"
+    );
     assert_eq!(removed["status"], "needs_reauth");
     assert!(
         removed["status_reason"]
@@ -289,7 +292,11 @@ async fn refreshing_the_user_relists_pages_adds_new_ones_and_marks_removed_ones(
     assert_eq!(token_of(&s, &fans).await.status(), 200);
 
     let types = webhook_types(&s.app).await;
-    assert_eq!(count(&types, "account.connected"), 4, "user, 2 Pages, then Deli: {types:?}");
+    assert_eq!(
+        count(&types, "account.connected"),
+        4,
+        "user, 2 Pages, then Deli: {types:?}"
+    );
     assert_eq!(count(&types, "account.needs_reauth"), 1, "{types:?}");
     assert_eq!(count(&types, "account.recovered"), 1, "{types:?}");
 }
@@ -312,12 +319,19 @@ async fn pages_follow_their_user_into_expiring_and_needs_reauth() {
     for a in &accounts {
         assert_eq!(a["status"], "expiring", "{a}");
     }
-    assert_eq!(token_of(&s, &page).await.status(), 200, "expiring is usable");
+    assert_eq!(
+        token_of(&s, &page).await.status(),
+        200,
+        "expiring is usable"
+    );
 
     // Past the deadline: the Page's token dies with the user's.
     s.clock.advance(7 * DAY);
     let msg = assert_error(token_of(&s, &page).await, 409, "needs_reauth").await;
-    assert!(msg.contains(&user), "names the user account to reconnect: {msg}");
+    assert!(
+        msg.contains(&user),
+        "names the user account to reconnect: {msg}"
+    );
     let accounts = list(&s, "").await;
     for a in &accounts {
         assert_eq!(a["status"], "needs_reauth", "{a}");
@@ -333,8 +347,7 @@ async fn pages_follow_their_user_into_expiring_and_needs_reauth() {
 }
 
 #[tokio::test]
-async fn deleting_the_user_deletes_its_pages_with_one_event_each_and_a_page_alone_is_not_revoked()
-{
+async fn deleting_the_user_deletes_its_pages_with_one_event_each_and_a_page_alone_is_not_revoked() {
     let s = setup(Kind::Facebook, None).await;
     s.fake.set_pages(&[
         ("101", "Bakery", POSTING),
@@ -346,14 +359,20 @@ async fn deleting_the_user_deletes_its_pages_with_one_event_each_and_a_page_alon
 
     // A Page alone: deleted here, and the answer says why nothing was revoked.
     let one = pages[2]["id"].as_str().unwrap();
-    let resp = s.app.delete_as(TENANT, &format!("/v1/accounts/{one}")).await;
+    let resp = s
+        .app
+        .delete_as(TENANT, &format!("/v1/accounts/{one}"))
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["revoked"], false);
     assert!(body["revoke_error"].as_str().unwrap().contains(&user));
     assert!(s.fake.requests_to("/v25.0/me/permissions").is_empty());
 
-    let resp = s.app.delete_as(TENANT, &format!("/v1/accounts/{user}")).await;
+    let resp = s
+        .app
+        .delete_as(TENANT, &format!("/v1/accounts/{user}"))
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["revoked"], true);
@@ -407,7 +426,10 @@ async fn linkedin_with_organization_scopes_stores_the_organizations_a_member_adm
     assert_eq!(org["expires_at"], member["expires_at"]);
     let forced: Value = s
         .app
-        .get_as(TENANT, &format!("/v1/accounts/{inc_id}/access-token?force_refresh=true"))
+        .get_as(
+            TENANT,
+            &format!("/v1/accounts/{inc_id}/access-token?force_refresh=true"),
+        )
         .await
         .json()
         .await
@@ -448,7 +470,10 @@ async fn linkedin_without_organization_scopes_lists_nothing() {
 
 #[tokio::test]
 async fn confirmed_connects_bring_their_pages_only_once_confirmed() {
-    let s = setup_with(Kind::Facebook, None, |c| c.connect.require_confirmation = true).await;
+    let s = setup_with(Kind::Facebook, None, |c| {
+        c.connect.require_confirmation = true
+    })
+    .await;
     s.fake.set_pages(&[("101", "Bakery", POSTING)]);
     let landed = consent(&s).await;
     assert_eq!(landed["status"], "pending");

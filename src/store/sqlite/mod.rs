@@ -48,7 +48,11 @@ use crate::error::{Error, Result};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
+    Migrations::new(migrations_list())
+}
+
+fn migrations_list() -> Vec<M<'static>> {
+    vec![
         M::up(include_str!("migrations/001_oauth_apps.sql")),
         M::up(include_str!("migrations/002_accounts.sql")),
         M::up(include_str!("migrations/003_unix_timestamps.sql")),
@@ -56,7 +60,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/005_accounts_by_app.sql")),
         M::up(include_str!("migrations/006_pending_connections.sql")),
         M::up(include_str!("migrations/007_child_accounts.sql")),
-    ])
+    ]
 }
 
 /// Sets the per-connection pragmas every connection needs.
@@ -651,6 +655,54 @@ mod tests {
         );
         assert_eq!(accounts[0].refresh_expires_at, None);
         assert_eq!(accounts[0].updated_at.unix(), 1_767_225_601);
+    }
+
+    #[test]
+    fn migration_7_keeps_every_account_as_a_user_with_its_rowid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v6.db");
+        let mut conn = Connection::open(&path).unwrap();
+        let mut upto_6 = migrations_list();
+        upto_6.truncate(6);
+        Migrations::new(upto_6).to_latest(&mut conn).unwrap();
+        // Gaps in rowids, as deletions leave them: cursors handed out before must still work.
+        conn.execute_batch(
+            "INSERT INTO accounts (rowid, id, owner, provider, provider_account_id, scopes,
+                 access_token_sealed, created_at, updated_at)
+             VALUES (3, 'acc_3', 'alice', 'x', '42', '[]', x'00', 1, 1),
+                    (9, 'acc_9', 'alice', 'facebook', '43', '[]', x'00', 2, 2);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        let alice = Owner::parse("owner", "alice").unwrap();
+        let page = store
+            .read(|c| accounts::page(c, &alice, &AccountFilter::default(), Some(3), 10))
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].id, "acc_9");
+        assert_eq!(page.items[0].kind, AccountKind::User);
+        assert_eq!(page.items[0].parent_id, None);
+        // A Page's id may repeat under another user, never under the same one.
+        let conn = Connection::open(&path).unwrap();
+        let child = |id: &str, parent: &str| {
+            conn.execute(
+                "INSERT INTO accounts (id, owner, provider, provider_account_id, scopes,
+                     access_token_sealed, created_at, updated_at, kind, parent_id)
+                 VALUES (?1, 'alice', 'facebook', 'page-1', '[]', x'', 1, 1, 'page', ?2)",
+                [id, parent],
+            )
+        };
+        child("acc_p1", "acc_9").unwrap();
+        child("acc_p2", "acc_3").unwrap();
+        assert!(child("acc_p3", "acc_9").is_err());
+        let user_with_parent = conn.execute(
+            "INSERT INTO accounts (id, owner, provider, provider_account_id, scopes,
+                 access_token_sealed, created_at, updated_at, kind, parent_id)
+             VALUES ('acc_u', 'alice', 'x', '7', '[]', x'00', 1, 1, 'user', 'acc_9')",
+            [],
+        );
+        assert!(user_with_parent.is_err(), "a user has no parent");
     }
 
     #[tokio::test]
