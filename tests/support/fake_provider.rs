@@ -1761,28 +1761,32 @@ fn identity(st: &mut State, c: &Ctx) -> Response {
 /// facebook `/v{N}/me` and instagram `/me`: only the long-lived token is accepted; only the
 /// requested fields (plus `id`) come back, as Graph does.
 /// The user's token, checked as the identity endpoint checks it, with `scope` granted.
-fn api_token<'a>(st: &'a State, c: &Ctx, scope: &[&str]) -> Result<&'a AccessToken, Response> {
+fn api_token<'a>(st: &'a State, c: &Ctx, scope: &[&str]) -> Result<&'a AccessToken, Box<Response>> {
     let kind = st.kind;
     let token = match kind {
         Kind::Facebook | Kind::Instagram => c.bearer_or_query(),
         _ => c.bearer(),
     };
     let Some(record) = token.as_deref().and_then(|t| st.access.get(t)) else {
-        return Err(identity_error(kind, 401, "Invalid or missing access token"));
+        return Err(Box::new(identity_error(
+            kind,
+            401,
+            "Invalid or missing access token",
+        )));
     };
     if !record.valid {
-        return Err(identity_error(
+        return Err(Box::new(identity_error(
             kind,
             401,
             "The access token is invalid, expired or revoked",
-        ));
+        )));
     }
     if !record.scopes.iter().any(|s| scope.contains(&s.as_str())) {
-        return Err(identity_error(
+        return Err(Box::new(identity_error(
             kind,
             403,
             &format!("this call needs one of the scopes {scope:?}"),
-        ));
+        )));
     }
     Ok(record)
 }
@@ -1792,7 +1796,7 @@ fn api_token<'a>(st: &'a State, c: &Ctx, scope: &[&str]) -> Result<&'a AccessTok
 fn facebook_pages(st: &State, c: &Ctx) -> Response {
     let record = match api_token(st, c, &["pages_show_list"]) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if record.stage != Stage::Long {
         return identity_error(st.kind, 400, "fake: exchange for a long-lived token first");
@@ -1854,21 +1858,21 @@ fn facebook_pages(st: &State, c: &Ctx) -> Response {
 }
 
 /// LinkedIn's versioned REST API refuses calls without its version headers.
-fn linkedin_rest_headers(c: &Ctx) -> Result<(), Response> {
+fn linkedin_rest_headers(c: &Ctx) -> Result<(), Box<Response>> {
     let header = |name: &str| c.headers.get(name).and_then(|v| v.to_str().ok());
     let version_ok = header("LinkedIn-Version")
         .is_some_and(|v| v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()));
     if !version_ok {
-        return Err(json_response(
+        return Err(Box::new(json_response(
             426,
             &json!({"status": 426, "code": "NONEXISTENT_VERSION", "message": "Requested version is not active"}),
-        ));
+        )));
     }
     if header("X-Restli-Protocol-Version") != Some("2.0.0") {
-        return Err(json_response(
+        return Err(Box::new(json_response(
             400,
             &json!({"status": 400, "message": "X-Restli-Protocol-Version 2.0.0 is required"}),
-        ));
+        )));
     }
     Ok(())
 }
@@ -1882,10 +1886,10 @@ const ORGANIZATION_SCOPES: [&str; 3] = [
 /// `GET /rest/organizationAcls?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED&start&count`.
 fn linkedin_organization_acls(st: &State, c: &Ctx) -> Response {
     if let Err(resp) = linkedin_rest_headers(c) {
-        return resp;
+        return *resp;
     }
     if let Err(resp) = api_token(st, c, &ORGANIZATION_SCOPES) {
-        return resp;
+        return *resp;
     }
     for (name, want) in [
         ("q", "roleAssignee"),
@@ -1933,10 +1937,10 @@ fn linkedin_organization_acls(st: &State, c: &Ctx) -> Response {
 /// `GET /rest/organizations/{id}`.
 fn linkedin_organization(st: &State, c: &Ctx, id: &str) -> Response {
     if let Err(resp) = linkedin_rest_headers(c) {
-        return resp;
+        return *resp;
     }
     if let Err(resp) = api_token(st, c, &ORGANIZATION_SCOPES) {
-        return resp;
+        return *resp;
     }
     match st.organizations.iter().find(|o| o.id.to_string() == id) {
         Some(o) => json_response(
