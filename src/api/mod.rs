@@ -155,6 +155,14 @@ async fn edge<E: Endpoint>(next: E, mut req: Request, dravo: Dravo) -> poem::Res
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if is_callback(&path) {
+        // The callback's page shows provider text: it may load nothing, run nothing, be
+        // framed by no one, and send no form anywhere.
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CALLBACK_CSP),
+        );
+    }
     // The path, never the query: it may carry codes or state.
     tracing::info!(
         target: "dravo::http",
@@ -165,6 +173,17 @@ async fn edge<E: Endpoint>(next: E, mut req: Request, dravo: Dravo) -> poem::Res
         "request"
     );
     Ok(resp)
+}
+
+/// The callback page's Content-Security-Policy: only its own inline style.
+pub const CALLBACK_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `/v1/oauth/{provider}/callback`.
+fn is_callback(path: &str) -> bool {
+    path.strip_prefix("/v1/oauth/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(provider, tail)| !provider.is_empty() && tail == "callback")
 }
 
 /// Refuses bodies over `MAX_BODY_BYTES` with 413, whether or not they declare their length.
