@@ -365,4 +365,49 @@ mod tests {
         }
         assert!(auth.verified.get().unwrap().borrow().len() <= VERIFIED_MEMO_LIMIT);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const NOW: u64 = 1_800_000_000;
+
+        proptest! {
+            /// Random text as a bearer token never panics and never verifies.
+            #[test]
+            fn garbage_never_verifies(raw in "\\PC{0,400}") {
+                prop_assert!(authenticator().verify_at(&raw, NOW).is_err());
+            }
+
+            /// A valid token with any character of it changed never verifies (base64url
+            /// padding bits aside: a change that decodes to the same bytes is the same token).
+            #[test]
+            fn tampered_tokens_never_verify(
+                at in any::<prop::sample::Index>(),
+                to in proptest::sample::select(
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".chars().collect::<Vec<_>>()
+                ),
+            ) {
+                let auth = authenticator();
+                let token = token_with_exp(&auth, NOW + 600);
+                let mut chars: Vec<char> = token.chars().collect();
+                let i = at.index(chars.len());
+                prop_assume!(chars[i] != to);
+                chars[i] = to;
+                let forged: String = chars.into_iter().collect();
+                let same_bytes = |a: &str, b: &str| {
+                    let parts = |t: &str| -> Vec<Option<Vec<u8>>> {
+                        t.split('.')
+                            .map(|p| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).ok())
+                            .collect()
+                    };
+                    let (pa, pb) = (parts(a), parts(b));
+                    pa.len() == 3 && pa == pb && pa.iter().all(Option::is_some)
+                };
+                prop_assume!(!same_bytes(&token, &forged));
+                prop_assert!(auth.verify_at(&forged, NOW).is_err(), "{forged}");
+            }
+        }
+    }
 }

@@ -1165,4 +1165,48 @@ mod tests {
             vec!["openid", "profile"]
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any text as a configuration file gives a config or an error, never a panic.
+            #[test]
+            fn any_toml_text_loads_or_fails_cleanly(text in "\\PC{0,300}") {
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join("dravo.toml");
+                std::fs::write(&file, &text).unwrap();
+                let _ = Config::load_from(Some(&file), Vec::new());
+            }
+
+            /// Any value of any known key from the environment: a config or a one-sentence
+            /// error naming the key, never a panic.
+            #[test]
+            fn any_env_value_loads_or_names_the_key(
+                key in proptest::sample::select(vec![
+                    "DRAVO_SERVER_BIND", "DRAVO_SERVER_PUBLIC_URL", "DRAVO_DATABASE_PATH",
+                    "DRAVO_SECURITY_MASTER_KEY", "DRAVO_AUTH_JWT_SECRET", "DRAVO_AUTH_TENANT_CLAIM",
+                    "DRAVO_DASHBOARD_ALLOWED_RETURN_URLS", "DRAVO_PROVIDERS_TIMEOUT_SECONDS",
+                    "DRAVO_PROVIDERS_X_SCOPES", "DRAVO_REFRESH_SKEW_SECONDS",
+                    "DRAVO_CONNECT_REQUIRE_CONFIRMATION", "DRAVO_WEBHOOKS_URL",
+                ]),
+                value in "\\PC{0,120}",
+            ) {
+                if let Err(e) = Config::load_from(None, env(&[(key, &value)])) {
+                    let message = e.to_string();
+                    let dotted = key
+                        .trim_start_matches("DRAVO_")
+                        .to_ascii_lowercase()
+                        .replacen('_', ".", 1);
+                    let section = dotted.split('.').next().unwrap().to_owned();
+                    prop_assert!(
+                        message.contains(&section),
+                        "{key}={value:?}: {message}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -327,4 +327,52 @@ mod tests {
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any claims survive the round trip exactly.
+            #[test]
+            fn any_claims_round_trip(
+                tenant in "\\PC{1,128}",
+                app in proptest::option::of("oa_[a-z2-7]{20}"),
+                url in proptest::option::of("https://[a-z]{1,20}\\.example\\.com/[ -~]{0,200}"),
+            ) {
+                let c = StateClaims::new(x(), &tenant, app.as_deref(), url.as_deref(), NOW);
+                let opened = open(&sealer(), &seal(&sealer(), &c), NOW).unwrap();
+                prop_assert_eq!(opened, c);
+            }
+
+            /// Random text never panics and never opens.
+            #[test]
+            fn garbage_never_opens(raw in "\\PC{0,600}") {
+                prop_assert!(open(&sealer(), &raw, NOW).is_err());
+            }
+
+            /// A state with any bytes changed, cut or extended never opens.
+            #[test]
+            fn tampered_states_never_open(
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+                cut in proptest::option::of(any::<prop::sample::Index>()),
+                extra in proptest::collection::vec(any::<u8>(), 0..4),
+            ) {
+                let s = seal(&sealer(), &claims());
+                let mut raw = URL_SAFE_NO_PAD.decode(&s).unwrap();
+                for (at, xor) in &edits {
+                    let i = at.index(raw.len());
+                    raw[i] ^= xor;
+                }
+                if let Some(at) = cut {
+                    raw.truncate(at.index(raw.len()));
+                }
+                raw.extend_from_slice(&extra);
+                let forged = URL_SAFE_NO_PAD.encode(&raw);
+                prop_assume!(forged != s);
+                prop_assert!(open(&sealer(), &forged, NOW).is_err());
+            }
+        }
+    }
 }

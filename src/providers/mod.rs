@@ -648,4 +648,57 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+
+        /// Arbitrary JSON, a few levels deep.
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                "\\PC{0,40}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                    proptest::collection::btree_map(
+                        prop_oneof![
+                            Just("access_token".to_owned()),
+                            Just("refresh_token".to_owned()),
+                            Just("expires_in".to_owned()),
+                            Just("refresh_expires_in".to_owned()),
+                            Just("scope".to_owned()),
+                            Just("error".to_owned()),
+                            Just("data".to_owned()),
+                            Just("open_id".to_owned()),
+                            Just("user_id".to_owned()),
+                            "[a-z_]{1,12}",
+                        ],
+                        inner,
+                        0..8,
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Every provider reads any JSON answer without panicking; whatever it accepts
+            /// has a non-empty access token.
+            #[test]
+            fn token_answers_never_panic(body in any_json()) {
+                for provider in all() {
+                    if let Ok(tokens) = provider.read_tokens(&body) {
+                        prop_assert!(!secrecy::ExposeSecret::expose_secret(&tokens.access_token).is_empty());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -613,4 +613,33 @@ mod tests {
             "https://dash.example.com"
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// A URL accepted under an allowed prefix is always on the prefix's origin, whatever
+            /// tricks its text plays (userinfo, look-alike hosts, ports, encodings).
+            #[test]
+            fn an_accepted_url_never_leaves_the_prefix_origin(
+                raw in prop_oneof![
+                    "https?://[a-z.@:%0-9-]{1,40}(/[ -~]{0,40})?",
+                    "https://dash\\.example\\.com[ -~]{0,40}",
+                    "[ -~]{0,60}",
+                ],
+            ) {
+                let prefix = Url::parse("https://dash.example.com/app").unwrap();
+                if let Ok(url) = Url::parse(&raw)
+                    && under_prefix(&url, &prefix)
+                {
+                    prop_assert_eq!(url.scheme(), "https");
+                    prop_assert_eq!(url.host_str(), Some("dash.example.com"));
+                    prop_assert_eq!(url.port_or_known_default(), Some(443));
+                    prop_assert!(url.path() == "/app" || url.path().starts_with("/app/"));
+                }
+            }
+        }
+    }
 }
