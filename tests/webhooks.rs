@@ -483,7 +483,9 @@ async fn connecting_an_account_posts_a_signed_account_connected_without_any_toke
     }
     assert!(!d.body.contains("access_token") && !d.body.contains("refresh_token"));
 
-    // Recorded as delivered, and sent once.
+    // Recorded as delivered (once the sender's pass, which the receiver's answer ends, has
+    // finished: `wait_for` returns as soon as the request arrives), and sent once.
+    pass(&s.app).await;
     let event = only_event(&s.app).await;
     assert_eq!(event.status, WebhookStatus::Delivered);
     assert_eq!(event.attempts, 1);
