@@ -11,7 +11,7 @@ mod support;
 use std::sync::Arc;
 
 use dravo::Config;
-use dravo::clock::ManualClock;
+use dravo::clock::{Clock, ManualClock};
 use dravo::config::ProviderConfig;
 use fake_provider::{FakeProvider, Fault, Kind};
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ const CLIENT_ID: &str = "fake-client-id-123";
 const CLIENT_SECRET: &str = "fake-client-secret-456";
 const DASH: &str = "https://dash.example.com/done";
 const TENANT: &str = "tenant-alice";
+const DAY: i64 = 86_400;
 
 /// A server on a manual clock with one fake provider, its BYOK app, and one connected
 /// account. The background refresher is off: tests run its passes themselves.
@@ -38,8 +39,19 @@ async fn connected(kind: Kind) -> Connected {
 }
 
 async fn connected_with(kind: Kind, tweak: impl FnOnce(&mut Config)) -> Connected {
+    connected_prepared(kind, |_, _| {}, tweak).await
+}
+
+/// Like `connected_with`, after `prepare` set up the fake (before the connect) on the
+/// server's clock.
+async fn connected_prepared(
+    kind: Kind,
+    prepare: impl FnOnce(&FakeProvider, &ManualClock),
+    tweak: impl FnOnce(&mut Config),
+) -> Connected {
     let fake = FakeProvider::start(kind, CLIENT_ID, CLIENT_SECRET).await;
     let clock = ManualClock::starting_now();
+    prepare(&fake, &clock);
     let app = spawn_app_with_clock(
         |config| {
             let (authorize, token, api) = fake.config_urls();
@@ -160,6 +172,33 @@ impl Connected {
     async fn tend(&self) -> usize {
         self.app.dravo.tend_due_accounts().await.unwrap()
     }
+
+    fn now(&self) -> i64 {
+        self.clock.now().unix()
+    }
+
+    fn set_clock(&self, unix: i64) {
+        self.clock.set(dravo::domain::Timestamp::from_unix(unix));
+    }
+
+    /// The refresh calls the fake has seen (not the code exchange).
+    fn refresh_calls(&self) -> usize {
+        self.fake
+            .requests_to("/token")
+            .iter()
+            .filter(|r| r.param("grant_type") == Some("refresh_token"))
+            .count()
+    }
+}
+
+/// An RFC 3339 timestamp of the API as unix seconds.
+fn unix(value: &Value) -> i64 {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"));
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp()
 }
 
 #[tokio::test]
@@ -263,8 +302,13 @@ async fn the_server_and_a_cli_process_refreshing_at_once_make_one_refresh_each_i
         .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(400)));
     let dir = c.app.dir.path().to_owned();
     let account = c.account_id.clone();
+    // The CLI reads its configuration from the environment: the same fake as the server.
+    let (authorize, token, api) = c.fake.config_urls();
     let cli = tokio::task::spawn_blocking(move || {
         dravo_cmd(&dir)
+            .env("DRAVO_PROVIDERS_X_AUTHORIZE_URL", authorize)
+            .env("DRAVO_PROVIDERS_X_TOKEN_URL", token)
+            .env("DRAVO_PROVIDERS_X_API_BASE", api)
             .args(["accounts", "refresh", "--owner", TENANT, &account, "--json"])
             .output()
             .unwrap()
@@ -294,6 +338,60 @@ async fn the_server_and_a_cli_process_refreshing_at_once_make_one_refresh_each_i
         assert_eq!(r.param("refresh_token").unwrap(), issued[i], "refresh {i}");
     }
     assert!(!c.event_types().await.contains(&"refresh_failed".to_owned()));
+}
+
+#[tokio::test]
+async fn a_refresh_by_a_cli_process_in_flight_makes_the_server_wait_for_its_token() {
+    // The CLI's refresh reaches the (slow) provider first and holds the account's lease; a
+    // forced refresh in the server meanwhile must not call the provider with the same
+    // refresh token (X would refuse it) but wait and hand out the token the CLI stored.
+    let c = connected(Kind::X).await;
+    c.fake
+        .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(1000)));
+    let dir = c.app.dir.path().to_owned();
+    let account = c.account_id.clone();
+    let (authorize, token, api) = c.fake.config_urls();
+    let cli = tokio::task::spawn_blocking(move || {
+        dravo_cmd(&dir)
+            .env("DRAVO_PROVIDERS_X_AUTHORIZE_URL", authorize)
+            .env("DRAVO_PROVIDERS_X_TOKEN_URL", token)
+            .env("DRAVO_PROVIDERS_X_API_BASE", api)
+            .args(["accounts", "refresh", "--owner", TENANT, &account, "--json"])
+            .output()
+            .unwrap()
+    });
+    // Wait until the CLI's refresh is at the provider.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while c.refresh_calls() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI never refreshed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let forced = format!("{}?force_refresh=true", c.path("/access-token"));
+    let server = c.app.get_as(TENANT, &forced).await;
+    assert_eq!(server.status(), 200);
+    let served: Value = server.json().await.unwrap();
+    let cli = cli.await.unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(c.refresh_calls(), 1, "the server did not call the provider");
+    assert_eq!(
+        served["access_token"],
+        c.fake.issued_access_tokens().last().unwrap().as_str(),
+        "the server handed out the token the CLI stored"
+    );
+    let refresh = c.fake.requests_to("/token").pop().unwrap();
+    assert_eq!(
+        refresh.param("refresh_token").unwrap(),
+        c.fake.issued_refresh_tokens()[0]
+    );
+    assert_eq!(c.account().await["status"], "active");
+    assert_eq!(c.event_types().await, ["refreshed", "connected"]);
 }
 
 #[tokio::test]
@@ -618,4 +716,215 @@ async fn account_lists_and_events_are_paginated() {
         .unwrap();
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
     assert_eq!(page["next_cursor"], Value::Null);
+}
+
+#[tokio::test]
+async fn linkedin_without_a_refresh_token_lives_until_its_access_token_expires_and_never_refreshes()
+{
+    // LinkedIn issues refresh tokens only to apps it approved: this one gets none.
+    let c = connected_prepared(
+        Kind::Linkedin,
+        |fake, _| fake.set_issue_refresh_tokens(false),
+        |_| {},
+    )
+    .await;
+    assert!(c.fake.issued_refresh_tokens().is_empty());
+    let connected_at = c.now();
+    let account = c.account().await;
+    let expires = unix(&account["expires_at"]);
+    assert_eq!(expires, connected_at + 60 * DAY, "{account}");
+    assert_eq!(
+        unix(&account["reauth_by"]),
+        expires,
+        "the access token's end is the deadline: {account}"
+    );
+    assert_eq!(account["status"], "active");
+
+    // A minute before the warning (refresh.warn_days = 7): nothing yet.
+    c.set_clock(expires - 7 * DAY - 60);
+    c.tend().await;
+    assert_eq!(c.account().await["status"], "active");
+    assert_eq!(c.event_types().await, ["connected"]);
+    // A minute into it: `expiring`, once, naming the deadline.
+    c.set_clock(expires - 7 * DAY + 60);
+    c.tend().await;
+    c.tend().await;
+    let account = c.account().await;
+    assert_eq!(account["status"], "expiring", "{account}");
+    assert_eq!(c.event_types().await, ["expiring", "connected"]);
+    let events = c.json("/events").await;
+    assert_eq!(unix(&events["data"][0]["detail"]["reauth_by"]), expires);
+
+    // Inside refresh.skew_seconds of the end there is nothing to refresh with: the stored
+    // token is handed out while it lives.
+    c.set_clock(expires - 60);
+    c.tend().await;
+    assert_eq!(
+        c.access_token().await["access_token"],
+        c.fake.issued_access_tokens()[0].as_str()
+    );
+    // At its end: needs_reauth, a 409, and still no call to the provider.
+    c.set_clock(expires);
+    let message = assert_error(c.get("/access-token").await, 409, "needs_reauth").await;
+    assert!(message.contains(&c.account_id), "{message}");
+    let account = c.account().await;
+    assert_eq!(account["status"], "needs_reauth", "{account}");
+    assert_eq!(
+        c.event_types().await,
+        ["needs_reauth", "expiring", "connected"]
+    );
+    c.clock.advance(DAY);
+    c.tend().await;
+    assert_error(c.get("/access-token").await, 409, "needs_reauth").await;
+    assert_eq!(c.fake.token_requests(), 1, "only the code exchange");
+    assert_eq!(c.refresh_calls(), 0);
+}
+
+#[tokio::test]
+async fn linkedins_refresh_token_end_is_the_deadline_and_refreshing_does_not_extend_it() {
+    // An unusual lifetime, so that a hard-coded 365 days cannot pass for it.
+    const LIFETIME: i64 = 200 * DAY + 12_345;
+    let c = connected_prepared(
+        Kind::Linkedin,
+        |fake, clock| {
+            fake.set_refresh_lifetime(LIFETIME as u64);
+            let clock = clock.clone();
+            fake.use_clock(move || clock.now().unix());
+        },
+        |_| {},
+    )
+    .await;
+    let end = c.now() + LIFETIME;
+    let account = c.account().await;
+    assert_eq!(unix(&account["reauth_by"]), end, "{account}");
+    assert_eq!(unix(&account["expires_at"]), c.now() + 60 * DAY);
+
+    // Each refresh renews the access token for 60 days; LinkedIn answers what is left of the
+    // refresh token's lifetime, so the deadline stays where it was.
+    for round in 1..=2 {
+        c.near_expiry(60).await;
+        let token = c.access_token().await["access_token"].clone();
+        assert_eq!(c.refresh_calls(), round, "refresh {round}");
+        assert_eq!(
+            token,
+            c.fake.issued_access_tokens().last().unwrap().as_str()
+        );
+        let account = c.account().await;
+        assert_eq!(
+            unix(&account["expires_at"]),
+            c.now() + 60 * DAY,
+            "{account}"
+        );
+        assert_eq!(unix(&account["reauth_by"]), end, "after refresh {round}");
+        assert_eq!(account["status"], "active");
+    }
+    let announced: Vec<_> = c
+        .fake
+        .requests_to("/token")
+        .iter()
+        .filter_map(|r| r.param("refresh_token").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        announced,
+        [
+            c.fake.issued_refresh_tokens()[0].clone(),
+            c.fake.issued_refresh_tokens()[0].clone()
+        ],
+        "LinkedIn does not rotate: the one refresh token, twice"
+    );
+
+    // The warning comes warn_days before the refresh token's end (after a third refresh of
+    // the by then expired access token, which does not move the end either).
+    c.set_clock(end - 7 * DAY + 60);
+    c.tend().await;
+    c.tend().await;
+    assert_eq!(c.refresh_calls(), 3);
+    let account = c.account().await;
+    assert_eq!(account["status"], "expiring", "{account}");
+    assert_eq!(unix(&account["reauth_by"]), end);
+    let types = c.event_types().await;
+    assert_eq!(types[0], "expiring", "{types:?}");
+    // At the end: needs_reauth without a call to the provider (the refresh token's end is
+    // the deadline, as the README's table says, even though the access token from the last
+    // refresh would still be accepted for a while).
+    c.set_clock(end);
+    assert_error(c.get("/access-token").await, 409, "needs_reauth").await;
+    assert_eq!(c.refresh_calls(), 3);
+    assert_eq!(c.account().await["status"], "needs_reauth");
+}
+
+#[tokio::test]
+async fn tiktoks_refresh_expires_in_sets_the_deadline_each_answer_moves_it_and_it_is_enforced() {
+    // Lifetimes read from each answer: none of them a round number.
+    const FIRST: i64 = 30 * DAY + 12_345;
+    const SECOND: i64 = 7 * DAY + 12_345; // just over refresh.warn_days
+    const THIRD: i64 = 2 * DAY + 12_346;
+    let c = connected_prepared(
+        Kind::Tiktok,
+        |fake, _| fake.set_refresh_lifetime(FIRST as u64),
+        |_| {},
+    )
+    .await;
+    let account = c.account().await;
+    assert_eq!(unix(&account["reauth_by"]), c.now() + FIRST, "{account}");
+    assert_eq!(unix(&account["expires_at"]), c.now() + DAY);
+    assert_eq!(account["status"], "active");
+
+    // A refresh whose answer says SECOND: the deadline moves to now + SECOND.
+    c.fake.set_refresh_lifetime(SECOND as u64);
+    c.near_expiry(60).await;
+    c.access_token().await;
+    assert_eq!(c.refresh_calls(), 1);
+    let by = c.now() + SECOND;
+    let account = c.account().await;
+    assert_eq!(unix(&account["reauth_by"]), by, "{account}");
+    assert_eq!(account["status"], "active", "{account}");
+
+    // warn_days before it: not a minute sooner, then once (within the access token's day,
+    // so no refresh moves it meanwhile).
+    c.set_clock(by - 7 * DAY - 60);
+    c.tend().await;
+    assert_eq!(c.account().await["status"], "active");
+    assert_eq!(c.event_types().await, ["refreshed", "connected"]);
+    c.set_clock(by - 7 * DAY + 60);
+    c.tend().await;
+    c.tend().await;
+    assert_eq!(c.refresh_calls(), 1, "no refresh while warning");
+    let account = c.account().await;
+    assert_eq!(account["status"], "expiring", "{account}");
+    assert_eq!(
+        c.event_types().await,
+        ["expiring", "refreshed", "connected"]
+    );
+    let events = c.json("/events").await;
+    assert_eq!(unix(&events["data"][0]["detail"]["reauth_by"]), by);
+
+    // The next refresh's answer says THIRD: the deadline moves again.
+    c.fake.set_refresh_lifetime(THIRD as u64);
+    c.near_expiry(60).await;
+    c.access_token().await;
+    assert_eq!(c.refresh_calls(), 2);
+    let by = c.now() + THIRD;
+    let account = c.account().await;
+    assert_eq!(unix(&account["reauth_by"]), by, "{account}");
+    assert_eq!(account["status"], "expiring", "within warn_days: {account}");
+
+    // At it: needs_reauth, without asking the provider.
+    let calls = c.fake.token_requests();
+    c.set_clock(by);
+    c.tend().await;
+    let account = c.account().await;
+    assert_eq!(account["status"], "needs_reauth", "{account}");
+    assert_error(c.get("/access-token").await, 409, "needs_reauth").await;
+    assert_eq!(c.fake.token_requests(), calls);
+    assert_eq!(
+        c.event_types().await,
+        [
+            "needs_reauth",
+            "refreshed",
+            "expiring",
+            "refreshed",
+            "connected"
+        ]
+    );
 }

@@ -18,11 +18,11 @@ use dravo::Config;
 use dravo::clock::{Clock, ManualClock};
 use dravo::config::ProviderConfig;
 use dravo::service::{WebhookEvent, WebhookStatus};
-use fake_provider::{FakeProvider, Kind};
+use fake_provider::{FakeProvider, Fault, Kind};
 use hmac::{Hmac, KeyInit, Mac};
 use poem::listener::TcpAcceptor;
 use poem::{Request, Response, Server};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Sha256;
 use support::TestApp;
 use support::cmd::dravo;
@@ -198,13 +198,11 @@ async fn receive(state: Arc<ReceiverState>, mut req: Request) -> poem::Result<Re
 // ---------------------------------------------------------------------------------------------
 // Dravo, a fake provider, and the connect flow
 
-/// `providers.linkedin` pointing at the fake as the default app, the dashboard's return URL
-/// allowed, and webhooks posted to `webhook_url`.
+/// `providers.<the fake's kind>` pointing at the fake as the default app, the dashboard's
+/// return URL allowed, and webhooks posted to `webhook_url`.
 fn configure(config: &mut Config, fake: &FakeProvider, webhook_url: &str) {
     let (authorize, token, api) = fake.config_urls();
-    *config
-        .providers
-        .entry(Kind::Linkedin.as_str().parse().unwrap()) = ProviderConfig {
+    *config.providers.entry(fake.kind.as_str().parse().unwrap()) = ProviderConfig {
         authorize_url: Some(Url::parse(&authorize).unwrap()),
         token_url: Some(Url::parse(&token).unwrap()),
         api_base: Some(Url::parse(&api).unwrap()),
@@ -241,11 +239,43 @@ async fn setup() -> Setup {
     }
 }
 
+/// Like `setup`, for a fake of `kind`, with the background refresher off (the test runs
+/// its passes) and `tweak` applied to the configuration.
+async fn setup_for(kind: Kind, tweak: impl FnOnce(&mut Config)) -> Setup {
+    let clock = ManualClock::starting_now();
+    let fake = FakeProvider::start(kind, CLIENT_ID, CLIENT_SECRET).await;
+    let receiver = Receiver::start(&clock).await;
+    let app = support::spawn_app_with_clock(
+        |c| {
+            configure(c, &fake, &receiver.url);
+            c.refresh.background = false;
+            tweak(c);
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    Setup {
+        app,
+        fake,
+        receiver,
+        clock,
+    }
+}
+
 /// start → the fake's consent → Dravo's callback; returns the new account's id.
 async fn connect(app: &TestApp) -> String {
+    connect_to(app, Kind::Linkedin, None).await
+}
+
+/// `connect` for a provider of `kind`, with the BYOK app `oauth_app_id` if given.
+async fn connect_to(app: &TestApp, kind: Kind, oauth_app_id: Option<&str>) -> String {
+    let mut params = vec![("return_url", RETURN_URL)];
+    if let Some(id) = oauth_app_id {
+        params.push(("oauth_app_id", id));
+    }
     let start = Url::parse_with_params(
-        &app.url("/v1/oauth/linkedin/start"),
-        &[("return_url", RETURN_URL)],
+        &app.url(&format!("/v1/oauth/{}/start", kind.as_str())),
+        &params,
     )
     .unwrap();
     let resp = app
@@ -301,6 +331,106 @@ fn stored_body(app: &TestApp, id: &str) -> String {
         .unwrap()
 }
 
+/// The account as the API shows it.
+async fn account_json(app: &TestApp, id: &str) -> Value {
+    let resp = app.get_as(TENANT, &format!("/v1/accounts/{id}")).await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// An RFC 3339 timestamp as unix seconds.
+fn unix(value: &Value) -> i64 {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"));
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp()
+}
+
+impl Setup {
+    fn set_clock(&self, unix: i64) {
+        self.clock.set(dravo::domain::Timestamp::from_unix(unix));
+    }
+
+    /// Moves the clock to `seconds` before the account's stored token expires.
+    async fn near_expiry(&self, id: &str, seconds: i64) {
+        let expires = unix(&account_json(&self.app, id).await["expires_at"]);
+        self.set_clock(expires - seconds);
+    }
+
+    async fn access_token(&self, id: &str) -> reqwest::Response {
+        self.app
+            .get_as(TENANT, &format!("/v1/accounts/{id}/access-token"))
+            .await
+    }
+
+    /// A refresher pass, then a sender pass.
+    async fn tend_and_send(&self) {
+        self.app.dravo.tend_due_accounts().await.unwrap();
+        pass(&self.app).await;
+    }
+
+    /// The types of the events the receiver got, in arrival order.
+    fn types(&self) -> Vec<String> {
+        self.receiver
+            .got()
+            .iter()
+            .map(|d| d.json()["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The deliveries of type `kind`, in arrival order.
+    fn got_of(&self, kind: &str) -> Vec<Delivery> {
+        self.receiver
+            .got()
+            .into_iter()
+            .filter(|d| d.json()["type"] == kind)
+            .collect()
+    }
+
+    /// No body the receiver got holds a token the fake issued, a code, or a secret, nor a
+    /// token field.
+    fn assert_no_secrets(&self) {
+        let got = self.receiver.got();
+        assert!(!got.is_empty());
+        let issued_access = self.fake.issued_access_tokens();
+        let issued_refresh = self.fake.issued_refresh_tokens();
+        assert!(!issued_access.is_empty());
+        for d in &got {
+            for secret in issued_access
+                .iter()
+                .chain(&issued_refresh)
+                .chain(&self.fake.issued_codes())
+                .map(String::as_str)
+                .chain([CLIENT_SECRET, SECRET])
+            {
+                assert!(!d.body.contains(secret), "{secret} leaked in {}", d.body);
+            }
+            assert!(
+                !d.body.contains("\"access_token\"") && !d.body.contains("\"refresh_token\""),
+                "{}",
+                d.body
+            );
+        }
+    }
+}
+
+/// A delivery the receiver verified, whose `Dravo-Event-Id` is its body's id, about the
+/// account `account_id` of `TENANT`; returns its body.
+fn account_event(d: &Delivery, kind: &str, account_id: &str) -> Value {
+    assert!(d.valid, "the signature verifies: {d:?}");
+    assert_eq!(d.answered, 200);
+    let body = d.json();
+    assert_eq!(body["type"], kind, "{body}");
+    assert_eq!(d.event_id.as_deref(), body["id"].as_str());
+    assert_eq!(d.attempt.as_deref(), Some("1"));
+    assert_eq!(body["owner"], TENANT);
+    assert_eq!(body["account"]["id"], account_id, "{body}");
+    assert!(body["account"]["provider"].is_string(), "{body}");
+    body
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
@@ -353,7 +483,9 @@ async fn connecting_an_account_posts_a_signed_account_connected_without_any_toke
     }
     assert!(!d.body.contains("access_token") && !d.body.contains("refresh_token"));
 
-    // Recorded as delivered, and sent once.
+    // Recorded as delivered (once the sender's pass, which the receiver's answer ends, has
+    // finished: `wait_for` returns as soon as the request arrives), and sent once.
+    pass(&s.app).await;
     let event = only_event(&s.app).await;
     assert_eq!(event.status, WebhookStatus::Delivered);
     assert_eq!(event.attempts, 1);
@@ -671,4 +803,249 @@ async fn readmes_python_verifier_accepts_a_delivered_event_and_rejects_a_tampere
     let old = d.t - 600;
     let stale = dravo::service::webhook_signature(SECRET.as_bytes(), old, &d.body);
     assert_eq!(check(&d.body, SECRET, &stale), "False");
+}
+
+#[tokio::test]
+async fn an_outage_posts_account_refresh_failed_per_attempt_then_account_recovered() {
+    let s = setup_for(Kind::Linkedin, |_| {}).await;
+    let id = connect(&s.app).await;
+    pass(&s.app).await;
+    assert_eq!(s.types(), ["account.connected"]);
+
+    // The provider answers 503: the caller still gets the stored token (it is valid).
+    s.fake.set_fault(Fault::TokenStatus(503));
+    s.near_expiry(&id, 100).await;
+    assert_eq!(s.access_token(&id).await.status(), 200);
+    pass(&s.app).await;
+    assert_eq!(s.types(), ["account.connected", "account.refresh_failed"]);
+    let body = account_event(
+        &s.got_of("account.refresh_failed")[0],
+        "account.refresh_failed",
+        &id,
+    );
+    assert_eq!(body["account"]["status"], "active", "{body}");
+    let detail = &body["detail"];
+    assert_eq!(detail["error"], "provider_unavailable", "{body}");
+    assert_eq!(
+        detail["error_description"], "HTTP 503 server_error",
+        "{body}"
+    );
+    assert_eq!(detail["attempt"], 1);
+    assert_eq!(detail["blame"], "account");
+    assert_eq!(detail["trigger"], "request");
+    let now = s.clock.now().unix();
+    let next = unix(&detail["next_attempt_at"]);
+    assert!(
+        (now + 60..=now + 72).contains(&next),
+        "a minute's backoff (+ jitter): {next} vs {now}"
+    );
+
+    // The refresher's try when the backoff ends fails too: attempt 2, twice the wait.
+    s.set_clock(next);
+    s.tend_and_send().await;
+    let failed = s.got_of("account.refresh_failed");
+    assert_eq!(failed.len(), 2, "{:?}", s.types());
+    let body = account_event(&failed[1], "account.refresh_failed", &id);
+    assert_eq!(body["account"]["status"], "active");
+    assert_eq!(body["detail"]["attempt"], 2);
+    assert_eq!(body["detail"]["trigger"], "background");
+    let now = s.clock.now().unix();
+    let next = unix(&body["detail"]["next_attempt_at"]);
+    assert!((now + 120..=now + 144).contains(&next), "{next} vs {now}");
+
+    // Back: the next refresh works, and that is `account.recovered` (a routine refresh is
+    // not posted).
+    s.fake.set_fault(Fault::None);
+    s.set_clock(next);
+    s.tend_and_send().await;
+    assert_eq!(
+        s.types(),
+        [
+            "account.connected",
+            "account.refresh_failed",
+            "account.refresh_failed",
+            "account.recovered"
+        ]
+    );
+    let body = account_event(&s.got_of("account.recovered")[0], "account.recovered", &id);
+    assert_eq!(body["account"]["status"], "active");
+    assert_eq!(body["detail"]["via"], "refresh");
+    assert_eq!(body["detail"]["after_failures"], 2);
+    assert_eq!(
+        unix(&body["account"]["expires_at"]),
+        s.clock.now().unix() + 60 * DAY,
+        "the account as renewed: {body}"
+    );
+    s.assert_no_secrets();
+}
+
+#[tokio::test]
+async fn a_refused_refresh_token_posts_refresh_failed_and_account_needs_reauth_once() {
+    let s = setup_for(Kind::Linkedin, |_| {}).await;
+    let id = connect(&s.app).await;
+    // Delivered before the clock moves, so that its signature's time is the receiver's.
+    pass(&s.app).await;
+    s.fake.invalidate_refresh_tokens();
+    s.near_expiry(&id, 30).await;
+    support::assert_error(s.access_token(&id).await, 409, "needs_reauth").await;
+    pass(&s.app).await;
+    assert_eq!(
+        s.types(),
+        [
+            "account.connected",
+            "account.refresh_failed",
+            "account.needs_reauth"
+        ]
+    );
+    let got = s.receiver.got();
+    let failed = account_event(&got[1], "account.refresh_failed", &id);
+    assert_eq!(failed["detail"]["error"], "invalid_grant", "{failed}");
+    assert!(
+        failed["detail"]["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("invalid, expired or revoked"),
+        "the provider's description: {failed}"
+    );
+    assert_eq!(failed["detail"]["attempt"], 1);
+    assert_eq!(
+        failed["detail"]["next_attempt_at"],
+        Value::Null,
+        "never retried"
+    );
+    assert_eq!(failed["account"]["status"], "needs_reauth");
+    let reauth = account_event(&got[2], "account.needs_reauth", &id);
+    assert_eq!(reauth["account"]["status"], "needs_reauth");
+    let reason = reauth["detail"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("invalid_grant"), "{reauth}");
+    assert_eq!(reauth["account"]["status_reason"], reason);
+
+    // Posted once: more requests and a day of the refresher add nothing.
+    support::assert_error(s.access_token(&id).await, 409, "needs_reauth").await;
+    s.clock.advance(DAY);
+    s.tend_and_send().await;
+    assert_eq!(s.receiver.got().len(), 3, "{:?}", s.types());
+    s.assert_no_secrets();
+}
+
+#[tokio::test]
+async fn a_facebook_deadline_within_warn_days_posts_account_expiring_once_then_needs_reauth() {
+    // warn_days from the configuration, not the default 7.
+    let s = setup_for(Kind::Facebook, |c| c.refresh.warn_days = 10).await;
+    let id = connect_to(&s.app, Kind::Facebook, None).await;
+    pass(&s.app).await;
+    let account = account_json(&s.app, &id).await;
+    let by = unix(&account["reauth_by"]);
+    assert_eq!(by, unix(&account["expires_at"]), "{account}");
+    assert_eq!(by, s.clock.now().unix() + 60 * DAY);
+
+    s.set_clock(by - 10 * DAY - 60);
+    s.tend_and_send().await;
+    assert_eq!(s.types(), ["account.connected"]);
+    s.set_clock(by - 10 * DAY + 60);
+    s.tend_and_send().await;
+    s.tend_and_send().await;
+    assert_eq!(s.types(), ["account.connected", "account.expiring"]);
+    let body = account_event(&s.receiver.got()[1], "account.expiring", &id);
+    assert_eq!(body["account"]["status"], "expiring", "{body}");
+    assert_eq!(unix(&body["account"]["reauth_by"]), by);
+    assert_eq!(unix(&body["detail"]["reauth_by"]), by);
+
+    // Once: a minute before the deadline nothing more; at it, `account.needs_reauth`.
+    s.set_clock(by - 60);
+    s.tend_and_send().await;
+    assert_eq!(s.receiver.got().len(), 2, "{:?}", s.types());
+    s.set_clock(by);
+    s.tend_and_send().await;
+    assert_eq!(
+        s.types(),
+        [
+            "account.connected",
+            "account.expiring",
+            "account.needs_reauth"
+        ]
+    );
+    let body = account_event(&s.receiver.got()[2], "account.needs_reauth", &id);
+    assert_eq!(body["account"]["status"], "needs_reauth", "{body}");
+    s.assert_no_secrets();
+}
+
+#[tokio::test]
+async fn refused_app_credentials_post_app_credentials_invalid_once_with_the_app_not_its_secret() {
+    let s = setup_for(Kind::Linkedin, |_| {}).await;
+    let app = s
+        .app
+        .create_ok(
+            TENANT,
+            &json!({"provider": "linkedin", "name": "Mine", "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET}),
+        )
+        .await;
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    let id = connect_to(&s.app, Kind::Linkedin, Some(&app_id)).await;
+    pass(&s.app).await;
+    assert_eq!(s.types(), ["account.connected"]);
+
+    // The provider refuses the app's secret: the stored token (still valid) is handed out.
+    s.fake.set_fault(Fault::TokenStatus(401));
+    s.near_expiry(&id, 10).await;
+    assert_eq!(s.access_token(&id).await.status(), 200);
+    pass(&s.app).await;
+    let mut types = s.types();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "account.connected",
+            "account.refresh_failed",
+            "app.credentials_invalid"
+        ]
+    );
+    let invalid = s.got_of("app.credentials_invalid").remove(0);
+    assert!(invalid.valid, "{invalid:?}");
+    assert_eq!(invalid.answered, 200);
+    let body = invalid.json();
+    assert_eq!(invalid.event_id.as_deref(), body["id"].as_str());
+    assert_eq!(body["owner"], TENANT);
+    assert_eq!(body["app"]["id"], app_id.as_str(), "{body}");
+    assert_eq!(body["app"]["client_id"], CLIENT_ID);
+    assert!(
+        body["app"]["credentials_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_client"),
+        "{body}"
+    );
+    assert!(body.get("account").is_none(), "{body}");
+    assert_eq!(body["detail"]["error"], "invalid_client");
+    assert_eq!(body["detail"]["account_id"], id.as_str());
+    let failed = account_event(
+        &s.got_of("account.refresh_failed")[0],
+        "account.refresh_failed",
+        &id,
+    );
+    assert_eq!(failed["detail"]["blame"], "app", "{failed}");
+    assert_eq!(failed["account"]["status"], "active");
+    assert_eq!(failed["account"]["oauth_app_id"], app_id.as_str());
+
+    // After the hour's cooldown the refresher tries again and is refused again: another
+    // `account.refresh_failed`, but the app is not reported twice.
+    s.set_clock(unix(&failed["detail"]["next_attempt_at"]));
+    s.tend_and_send().await;
+    assert_eq!(
+        s.got_of("account.refresh_failed").len(),
+        2,
+        "{:?}",
+        s.types()
+    );
+    assert_eq!(s.got_of("app.credentials_invalid").len(), 1);
+    let shown: Value = s
+        .app
+        .get_as(TENANT, &format!("/v1/oauth-apps/{app_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(shown["credentials_error"].is_string(), "{shown}");
+    s.assert_no_secrets();
 }

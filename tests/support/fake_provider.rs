@@ -236,7 +236,17 @@ struct RefreshToken {
     scopes: Vec<String>,
     valid: bool,
     issued: Instant,
+    /// When it was issued by the clock set with [`FakeProvider::use_clock`], if any.
+    issued_unix: Option<i64>,
+    /// The lifetime announced when it was issued (seconds).
+    lifetime: u64,
 }
+
+/// The refresh-token lifetime announced unless a test sets another: 365 days.
+const DEFAULT_REFRESH_LIFETIME: u64 = 31_536_000;
+
+/// Unix seconds, as the test's clock tells them.
+type UnixNow = Box<dyn Fn() -> i64 + Send>;
 
 struct State {
     kind: Kind,
@@ -256,6 +266,13 @@ struct State {
     requests: Vec<RecordedRequest>,
     pages: Vec<FakePage>,
     organizations: Vec<FakeOrganization>,
+    /// The `refresh_token_expires_in` / `refresh_expires_in` of refresh tokens issued from
+    /// now on.
+    refresh_lifetime: u64,
+    /// linkedin: whether the code exchange issues a refresh token at all.
+    issue_refresh_tokens: bool,
+    /// The test's clock, if it set one; else refresh-token ages are real elapsed time.
+    clock: Option<UnixNow>,
 }
 
 /// A running fake provider. The server stops when this is dropped.
@@ -301,6 +318,9 @@ impl FakeProvider {
             requests: Vec::new(),
             pages: Vec::new(),
             organizations: Vec::new(),
+            refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
+            issue_refresh_tokens: true,
+            clock: None,
         }));
         let shared = state.clone();
         let endpoint = poem::endpoint::make(move |req: Request| {
@@ -479,6 +499,27 @@ impl FakeProvider {
         for a in self.lock().access.values_mut() {
             a.valid = false;
         }
+    }
+
+    /// The refresh-token lifetime announced from now on, in seconds (default 365 days):
+    /// linkedin's `refresh_token_expires_in` at the code exchange (a refresh then announces
+    /// what is left of the token's lifetime, as LinkedIn does: refreshing does not extend it)
+    /// and tiktok's `refresh_expires_in` on every answer.
+    pub fn set_refresh_lifetime(&self, seconds: u64) {
+        self.lock().refresh_lifetime = seconds;
+    }
+
+    /// linkedin: whether the code exchange issues a refresh token (default yes). LinkedIn
+    /// issues them only to apps it approved for programmatic refresh; without one the answer
+    /// has neither `refresh_token` nor `refresh_token_expires_in`.
+    pub fn set_issue_refresh_tokens(&self, issue: bool) {
+        self.lock().issue_refresh_tokens = issue;
+    }
+
+    /// Counts refresh-token ages on the test's clock (unix seconds) instead of real time, so
+    /// that the lifetime left that linkedin announces follows a clock the test moves.
+    pub fn use_clock(&self, now: impl Fn() -> i64 + Send + 'static) {
+        self.lock().clock = Some(Box::new(now));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -1092,16 +1133,28 @@ impl State {
 
     fn new_refresh(&mut self, scopes: Vec<String>) -> String {
         let token = format!("{}-rt-{}", self.kind, random_string(32));
+        let issued_unix = self.clock.as_ref().map(|now| now());
         self.refresh.insert(
             token.clone(),
             RefreshToken {
                 scopes,
                 valid: true,
                 issued: Instant::now(),
+                issued_unix,
+                lifetime: self.refresh_lifetime,
             },
         );
         self.issued_refresh.push(token.clone());
         token
+    }
+
+    /// Seconds left of a refresh token's lifetime, on the test's clock if it set one.
+    fn refresh_left(&self, r: &RefreshToken) -> u64 {
+        let age = match (&self.clock, r.issued_unix) {
+            (Some(now), Some(issued)) => u64::try_from(now() - issued).unwrap_or(0),
+            _ => r.issued.elapsed().as_secs(),
+        };
+        r.lifetime.saturating_sub(age)
     }
 
     /// The scopes of a valid refresh token; with `rotate` it stops working.
@@ -1304,15 +1357,16 @@ fn linkedin_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
                 )
             })?;
             let access = st.new_access(Stage::Normal, grant.scopes.clone());
-            let refresh = st.new_refresh(grant.scopes.clone());
             let mut body = json!({
                 "access_token": access,
                 "expires_in": 5_184_000,
-                "refresh_token": refresh,
-                "refresh_token_expires_in": 31_536_000,
                 "scope": grant.scopes.join(","),
                 "token_type": "Bearer",
             });
+            if st.issue_refresh_tokens {
+                body["refresh_token"] = Value::String(st.new_refresh(grant.scopes.clone()));
+                body["refresh_token_expires_in"] = Value::from(st.refresh_lifetime);
+            }
             if grant.scopes.iter().any(|s| s == "openid") {
                 body["id_token"] = Value::String(linkedin_id_token(st));
             }
@@ -1331,7 +1385,7 @@ fn linkedin_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
                 )
             })?;
             let access = st.new_access(Stage::Normal, r.scopes.clone());
-            let left = 31_536_000u64.saturating_sub(r.issued.elapsed().as_secs());
+            let left = st.refresh_left(&r);
             Ok(json!({
                 "access_token": access,
                 "expires_in": 5_184_000,
@@ -1645,7 +1699,7 @@ fn tiktok_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
         "access_token": access,
         "expires_in": 86_400,
         "refresh_token": refresh,
-        "refresh_expires_in": 31_536_000,
+        "refresh_expires_in": st.refresh_lifetime,
         "token_type": "Bearer",
     }))
 }
