@@ -266,6 +266,8 @@ struct State {
     requests: Vec<RecordedRequest>,
     pages: Vec<FakePage>,
     organizations: Vec<FakeOrganization>,
+    /// access token → the refresh token issued in the same answer.
+    issued_together: HashMap<String, String>,
     /// The `refresh_token_expires_in` / `refresh_expires_in` of refresh tokens issued from
     /// now on.
     refresh_lifetime: u64,
@@ -318,6 +320,7 @@ impl FakeProvider {
             requests: Vec::new(),
             pages: Vec::new(),
             organizations: Vec::new(),
+            issued_together: HashMap::new(),
             refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
             issue_refresh_tokens: true,
             clock: None,
@@ -481,6 +484,16 @@ impl FakeProvider {
     }
 
     /// Whether `token` is an access token the fake issued and still accepts.
+    /// The refresh token issued in the same answer as `access_token`.
+    pub fn refresh_token_issued_with(&self, access_token: &str) -> Option<String> {
+        self.lock().issued_together.get(access_token).cloned()
+    }
+
+    /// Whether the fake would still accept `token` in a refresh.
+    pub fn refresh_token_valid(&self, token: &str) -> bool {
+        self.lock().refresh.get(token).is_some_and(|r| r.valid)
+    }
+
     pub fn access_token_valid(&self, token: &str) -> bool {
         self.lock().access.get(token).is_some_and(|a| a.valid)
     }
@@ -1145,6 +1158,10 @@ impl State {
             },
         );
         self.issued_refresh.push(token.clone());
+        // Every answer issues its access token first, then its refresh token.
+        if let Some(access) = self.issued_access.last() {
+            self.issued_together.insert(access.clone(), token.clone());
+        }
         token
     }
 
