@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use poem_openapi::types::ToJSON;
 
 use crate::config::Config;
@@ -20,10 +20,18 @@ use crate::service::{Account, AppChanges, Dravo, NewApp, OAuthApp, WebhookStatus
 use crate::store::AccountFilter;
 use crate::views::{AccountPageView, AccountView, EventView, OAuthAppView, WebhookEventView};
 
+/// `dravo --version`: the crate version and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DRAVO_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dravo",
-    version,
+    version = VERSION,
     about = "Self-hosted OAuth connections for social accounts",
     after_help = "Every command but `serve` and `init` needs an existing database: run them where \
                   `dravo serve` runs, or name the database with --database or DRAVO_DATABASE_PATH."
@@ -66,6 +74,14 @@ enum Command {
     /// Webhook deliveries of every tenant (operator commands)
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Print a shell completion script: `dravo completions bash > /etc/bash_completion.d/dravo`
+    Completions {
+        /// bash, zsh, fish, powershell or elvish
+        #[arg(value_name = "SHELL", ignore_case = true)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `dravo man > /usr/local/share/man/man1/dravo.1`
+    Man,
 }
 
 /// `--owner`, as every tenant-scoped command takes it.
@@ -414,6 +430,19 @@ fn init_logging(serving: bool) -> tracing_appender::non_blocking::WorkerGuard {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keys(KeysCommand::Generate) => print_line(&MasterKey::generate().to_base64()),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "dravo", &mut out);
+            write_stdout(&out)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| Error::Internal(format!("cannot render the man page: {e}")))?;
+            write_stdout(&out)
+        }
         Command::Openapi { yaml } => {
             let spec = if yaml {
                 crate::api::spec_yaml()
@@ -860,6 +889,13 @@ fn read_secret(env_var: Option<&str>) -> Result<ClientSecret> {
         "--client-secret-stdin"
     };
     ClientSecret::parse_as(flag, &raw)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    std::io::stdout()
+        .lock()
+        .write_all(bytes)
+        .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))
 }
 
 fn print_line(text: &str) -> Result<()> {

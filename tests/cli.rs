@@ -1386,3 +1386,48 @@ fn delete_of_an_app_in_use_needs_cascade() {
         .assert_runtime_error();
     }
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = support::cmd::dravo(dir.path(), &["--version"]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        out.stdout.trim(),
+        format!("dravo {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell", "Elvish"] {
+        let out = support::cmd::dravo(dir.path(), &["completions", shell]);
+        assert_eq!(out.code, 0, "{shell}: {}", out.describe());
+        for command in ["oauth-apps", "accounts", "webhooks", "completions"] {
+            assert!(out.stdout.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let bad = support::cmd::dravo(dir.path(), &["completions", "tcsh"]);
+    assert_eq!(bad.code, 2, "{}", bad.describe());
+    assert!(bad.stderr.contains("tcsh"), "{}", bad.stderr);
+    let man = support::cmd::dravo(dir.path(), &["man"]);
+    assert_eq!(man.code, 0, "{}", man.describe());
+    assert!(man.stdout.starts_with(".ie") || man.stdout.starts_with(".TH"));
+    assert!(man.stdout.contains(".TH dravo 1"), "{}", &man.stdout[..200]);
+    for command in ["serve", "oauth\\-apps", "accounts", "completions"] {
+        assert!(man.stdout.contains(command), "the man page lacks {command}");
+    }
+    assert!(
+        support::files_in(dir.path()).is_empty(),
+        "neither command needs or creates a database"
+    );
+}
