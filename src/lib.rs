@@ -53,6 +53,8 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     let config_file = config.origin.file.clone();
     let dravo = Dravo::open(config, Some(bound)).await?;
+    // Held while serving: `dravo restore` refuses to replace a database in use.
+    let _serving = store::sqlite::backup::hold_for_serving(&dravo.config().database.path)?;
     let public_url = dravo.public_url().to_owned();
     tracing::info!(
         address = %bound,

@@ -3,6 +3,7 @@
 //! OAuth apps live here; the connect flow in `connect`, connected accounts in `accounts`.
 
 mod accounts;
+pub mod backup;
 mod children;
 mod connect;
 mod events;

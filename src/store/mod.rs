@@ -317,6 +317,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<OutboxRecord>>;
 
+    /// Writes a consistent copy of the whole database to `target`, a new file, while others
+    /// keep reading and writing.
+    async fn backup_into(&self, target: &std::path::Path) -> Result<()>;
+
     /// Runs `work` in one write transaction; use `write` for a typed result.
     async fn write_work(&self, work: WriteWork) -> Result<()>;
 }

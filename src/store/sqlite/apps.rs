@@ -125,3 +125,13 @@ pub(super) fn update(conn: &Connection, app: &AppRecord) -> Result<bool> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Any one app (the first stored), of any owner: a sample to check a backup's key with.
+pub(super) fn first(conn: &Connection) -> Result<Option<AppRecord>> {
+    Ok(conn
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM oauth_apps ORDER BY rowid LIMIT 1"
+        ))?
+        .query_row([], from_row)
+        .optional()?)
+}

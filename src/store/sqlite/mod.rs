@@ -21,6 +21,7 @@
 
 mod accounts;
 mod apps;
+pub mod backup;
 mod outbox;
 mod pending;
 mod states;
@@ -369,6 +370,11 @@ impl Store for SqliteStore {
 
     async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<String>> {
         self.read(|c| accounts::ids_of_app(c, owner, id))
+    }
+
+    async fn backup_into(&self, target: &Path) -> Result<()> {
+        let target = target.to_owned();
+        self.blocking(move |c| backup::copy_into(c, &target)).await
     }
 
     async fn write_work(&self, work: WriteWork) -> Result<()> {

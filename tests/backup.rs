@@ -1,0 +1,231 @@
+//! `dravo backup` of a live database and `dravo restore`, with the real binary and a real
+//! `dravo serve` process.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+use support::cmd::{dravo, dravo_init};
+use support::process::{Server, http, runtime, tempdir};
+use support::{dravo_cmd, stored_secret};
+
+const TENANT: &str = "tenant-backup";
+
+fn jwt(dir: &Path) -> String {
+    let out = dravo(dir, &["token", "issue", "--sub", TENANT]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    out.stdout.trim().to_owned()
+}
+
+fn create(dir: &Path, name: &str) {
+    let out = support::cmd::dravo_with(
+        dir,
+        &[("SECRET", &format!("secret-of-{name}"))],
+        &[
+            "oauth-apps",
+            "create",
+            "--owner",
+            TENANT,
+            "--provider",
+            "x",
+            "--name",
+            name,
+            "--client-id",
+            "cid",
+            "--client-secret-env",
+            "SECRET",
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 0, "{}", out.describe());
+}
+
+fn app_names(dir: &Path) -> Vec<String> {
+    let out = dravo(dir, &["oauth-apps", "list", "--owner", TENANT, "--json"]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    let apps: Value = serde_json::from_str(&out.stdout).unwrap();
+    apps.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_backup_of_a_live_database_is_consistent_private_and_restores() {
+    let dir = tempdir();
+    dravo_init(dir.path(), &[]);
+    let token = jwt(dir.path());
+    for name in ["before-1", "before-2"] {
+        create(dir.path(), name);
+    }
+    let mut server = Server::start(dravo_cmd(dir.path()));
+    let rt = runtime();
+
+    // Writes keep coming over HTTP while the backup runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (url, token, stop, progress) = (
+            server.url("/v1/oauth-apps"),
+            token.clone(),
+            stop.clone(),
+            progress.clone(),
+        );
+        rt.spawn(async move {
+            let client = http();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"provider": "x", "name": format!("during-{n}"),
+                        "client_id": "cid", "client_secret": "s"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+                n += 1;
+                progress.store(n, Ordering::Relaxed);
+            }
+            n
+        })
+    };
+    while progress.load(Ordering::Relaxed) < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let file = dir.path().join("dravo-backup.db");
+    let out = dravo(dir.path(), &["backup", file.to_str().unwrap()]);
+    stop.store(true, Ordering::Relaxed);
+    let written = rt.block_on(writer).unwrap();
+    assert!(written > 0);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    assert!(out.stdout.contains("integrity ok"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("sealed with this key"),
+        "{}",
+        out.stdout
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the backup holds sealed secrets");
+    }
+
+    // A second backup to the same file is refused, and leaves the first alone.
+    let before = std::fs::read(&file).unwrap();
+    let again = dravo(dir.path(), &["backup", file.to_str().unwrap()]);
+    assert_eq!(again.code, 2, "a bad FILE value: {}", again.describe());
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+
+    // Restoring is refused while the server runs, and changes nothing.
+    let refused = dravo(dir.path(), &["restore", file.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("server is running"),
+        "{}",
+        refused.stderr
+    );
+    let live = app_names(dir.path());
+    assert_eq!(live.len(), 2 + written);
+
+    server.stop();
+    create(dir.path(), "after-backup");
+    let restored = dravo(dir.path(), &["restore", file.to_str().unwrap()]);
+    assert_eq!(restored.code, 0, "{}", restored.describe());
+    let names = app_names(dir.path());
+    assert!(names.contains(&"before-1".to_owned()));
+    assert!(
+        !names.contains(&"after-backup".to_owned()),
+        "the backup's state, not later"
+    );
+    // Consistent: a prefix of the writes, each whole (its secret opens).
+    let during: Vec<&String> = names.iter().filter(|n| n.starts_with("during-")).collect();
+    for n in 0..during.len() {
+        assert!(names.contains(&format!("during-{n}")), "write {n} missing");
+    }
+    let out = dravo(
+        dir.path(),
+        &["oauth-apps", "list", "--owner", TENANT, "--json"],
+    );
+    let apps: Value = serde_json::from_str(&out.stdout).unwrap();
+    let first = apps.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        stored_secret(dir.path(), TENANT, &first),
+        "secret-of-before-1"
+    );
+    let mut server = Server::start(dravo_cmd(dir.path()));
+    let listed: Value = rt.block_on(async {
+        http()
+            .get(server.url("/v1/oauth-apps"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(listed.as_array().unwrap().len(), names.len());
+    server.stop();
+}
+
+#[test]
+fn restore_refuses_a_backup_another_key_sealed_and_a_file_that_is_no_backup() {
+    let ours = tempdir();
+    dravo_init(ours.path(), &[]);
+    create(ours.path(), "ours");
+    let theirs = tempdir();
+    dravo_init(theirs.path(), &[]);
+    create(theirs.path(), "theirs");
+    let foreign = theirs.path().join("theirs.db");
+    let out = dravo(theirs.path(), &["backup", foreign.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+
+    let refused = dravo(ours.path(), &["restore", foreign.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("another master key"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(app_names(ours.path()), ["ours"], "nothing changed");
+
+    let junk = ours.path().join("junk.db");
+    std::fs::write(&junk, b"this is not a database at all, only text").unwrap();
+    let refused = dravo(ours.path(), &["restore", junk.to_str().unwrap()]);
+    assert_eq!(refused.code, 2, "a bad FILE value: {}", refused.describe());
+    assert!(
+        refused.stderr.contains("not a Dravo backup"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(app_names(ours.path()), ["ours"], "nothing changed");
+}
+
+#[test]
+fn a_lost_database_comes_back_from_its_backup_and_key() {
+    let dir = tempdir();
+    dravo_init(dir.path(), &[]);
+    create(dir.path(), "precious");
+    let file = dir.path().join("offsite.db");
+    assert_eq!(
+        dravo(dir.path(), &["backup", file.to_str().unwrap()]).code,
+        0
+    );
+    for name in ["dravo.db", "dravo.db-wal", "dravo.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(name));
+    }
+    let out = dravo(dir.path(), &["restore", file.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    assert_eq!(app_names(dir.path()), ["precious"]);
+}
