@@ -803,8 +803,8 @@ fn fields_that_can_be_null_are_nullable() {
         }
     }
     assert_eq!(
-        checked, 8,
-        "credentials_error, last_check; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by"
+        checked, 10,
+        "credentials_error, last_check; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by, parent_id, tasks"
     );
 }
 
