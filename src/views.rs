@@ -100,8 +100,8 @@ pub struct CheckResultView {
     /// `client_credentials` (the provider proves the client id and secret, where it offers a
     /// server-side grant for it), `redirect_uri` (the one Dravo sends, by the provider's
     /// rules), `scopes` (each one known to the provider, and the ones Dravo needs to identify
-    /// an account included) or `public_url_reachable` (this server reaches its own `/healthz`
-    /// through `server.public_url`).
+    /// an account included) or `public_url_reachable` (Dravo's `/healthz` answers, asked from
+    /// the checking machine through `server.public_url`).
     pub name: String,
     /// `ok`; `failed` (wrong: connects will fail; the provider's own message where it
     /// answered); `unknown` (cannot be told from the server side; the message says why); or
@@ -195,7 +195,7 @@ impl Example for AppCheckView {
                     "public_url_reachable",
                     "ok",
                     format!(
-                        "GET {public_url}/healthz from this server answered as Dravo's health check"
+                        "GET {public_url}/healthz from this machine answered as Dravo's health check"
                     ),
                 ),
             ],

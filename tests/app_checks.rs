@@ -477,7 +477,7 @@ async fn an_unreachable_public_url_is_only_a_warning() {
     let message = reachable["message"].as_str().unwrap();
     assert!(
         message.starts_with(&format!(
-            "GET {public}/healthz from this server failed (cannot connect"
+            "GET {public}/healthz from this machine failed (cannot connect"
         )),
         "{message}"
     );
@@ -491,7 +491,7 @@ async fn an_unreachable_public_url_is_only_a_warning() {
     assert_eq!(
         result(&body, "public_url_reachable")["message"],
         format!(
-            "GET {}/healthz from this server answered as Dravo's health check",
+            "GET {}/healthz from this machine answered as Dravo's health check",
             reaching.base_url
         )
     );

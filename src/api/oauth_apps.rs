@@ -228,7 +228,7 @@ impl OAuthAppsApi {
     /// Facebook and TikTok; `unknown` elsewhere), `redirect_uri` (absolute, `https` unless on
     /// a loopback host, matching `server.public_url`, by the provider's rules), `scopes` (known
     /// to the provider, the ones Dravo needs to identify an account included), and
-    /// `public_url_reachable` (this server reaches its own `/healthz` through
+    /// `public_url_reachable` (Dravo's `/healthz` answers, asked from this machine through
     /// `server.public_url`; only ever a `warning`). Stored as the app's `last_check`. 409
     /// `conflict` when the app's secret or scopes changed during the check.
     #[oai(

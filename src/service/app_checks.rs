@@ -1,6 +1,6 @@
 //! Checking an OAuth app's configuration before its users meet the error: the credentials at
 //! the provider (where the provider can prove them without a user), the redirect URI Dravo
-//! sends, the scopes, and whether `server.public_url` reaches this server. A problem found is
+//! sends, the scopes, and whether `server.public_url` reaches Dravo. A problem found is
 //! a result (`failed`, with the provider's own words), never an error of the call; the result
 //! is stored on the app as `last_check`, which the refresh engine also sets when a provider
 //! refuses the app's credentials.
@@ -112,12 +112,12 @@ impl Dravo {
         let (status, message) = match http.send(http.client().get(&url)).await {
             Ok(resp) if resp.status == 200 && resp.body["status"] == "ok" => (
                 CheckStatus::Ok,
-                format!("GET {url} from this server answered as Dravo's health check"),
+                format!("GET {url} from this machine answered as Dravo's health check"),
             ),
             Ok(resp) => (
                 CheckStatus::Warning,
                 format!(
-                    "GET {url} from this server answered HTTP {} but not as Dravo's health \
+                    "GET {url} from this machine answered HTTP {} but not as Dravo's health \
                      check: server.public_url may point at another server",
                     resp.status
                 ),
@@ -125,8 +125,8 @@ impl Dravo {
             Err(e) => (
                 CheckStatus::Warning,
                 format!(
-                    "GET {url} from this server failed ({}): browsers returning from the \
-                     provider go there too; harmless if only this server cannot reach its own \
+                    "GET {url} from this machine failed ({}): browsers returning from the \
+                     provider go there too; harmless if only this machine cannot reach its own \
                      public address",
                     e.description()
                 ),
