@@ -12,13 +12,15 @@ use poem_openapi::types::ToJSON;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::{
-    AccountId, AccountKind, AccountStatus, AppId, AppName, ClientId, ClientSecret, EventId, Owner,
-    Provider, Scopes, Timestamp, is_hidden,
+    AccountId, AccountKind, AccountStatus, AppCheck, AppId, AppName, CheckStatus, ClientId,
+    ClientSecret, EventId, Owner, Provider, Scopes, Timestamp, is_hidden,
 };
 use crate::error::{Error, Result};
 use crate::service::{Account, AppChanges, Dravo, NewApp, OAuthApp, WebhookStatus};
 use crate::store::AccountFilter;
-use crate::views::{AccountPageView, AccountView, EventView, OAuthAppView, WebhookEventView};
+use crate::views::{
+    AccountPageView, AccountView, AppCheckView, EventView, OAuthAppView, WebhookEventView,
+};
 
 /// `dravo --version`: the crate version and the git commit it was built from.
 const VERSION: &str = concat!(
@@ -146,6 +148,18 @@ enum OauthAppsCommand {
     },
     /// Change an OAuth app's name, scopes or client secret (at least one)
     Update(UpdateArgs),
+    /// Check an OAuth app's configuration: credentials at the provider (where it can tell),
+    /// redirect URI, scopes, and whether server.public_url reaches this server
+    Check {
+        #[command(flatten)]
+        owner: OwnerArg,
+        /// The app's id (oa_…), as `oauth-apps list` shows it
+        #[arg(value_name = "OAUTH_APP_ID")]
+        app_id: String,
+        /// Print the JSON the API returns
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete an OAuth app; refused while connected accounts use it, unless --cascade
     Delete {
         #[command(flatten)]
@@ -702,6 +716,15 @@ async fn oauth_apps(dravo: &Dravo, cmd: &OauthAppsCommand) -> Result<()> {
             let app = dravo.update_app(&owner, &id, changes).await?;
             print_app(&app, args.json)
         }
+        OauthAppsCommand::Check {
+            owner,
+            app_id,
+            json,
+        } => {
+            let owner = owner.parse()?;
+            let check = dravo.check_app(&owner, &AppId::parse(app_id)?).await?;
+            print_check(check, *json)
+        }
         OauthAppsCommand::Delete {
             owner,
             app_id,
@@ -982,7 +1005,52 @@ fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
             app.credentials_error.clone().unwrap_or_else(|| "-".into()),
         ),
         ("updated_at", app.updated_at.rfc3339()),
+        (
+            "last_check",
+            app.last_check
+                .as_ref()
+                .map_or_else(|| "-".into(), check_summary),
+        ),
     ])
+}
+
+/// A check in one line: its outcome and time, and the checks that were not `ok`.
+fn check_summary(check: &AppCheck) -> String {
+    let mut line = format!(
+        "{} at {} (by {})",
+        check.outcome(),
+        check.checked_at.rfc3339(),
+        check.source.as_str()
+    );
+    let problems: Vec<String> = check
+        .checks
+        .iter()
+        .filter(|c| c.status != CheckStatus::Ok)
+        .map(|c| format!("{} {}", c.name, c.status))
+        .collect();
+    if !problems.is_empty() {
+        line.push_str(": ");
+        line.push_str(&problems.join(", "));
+    }
+    line
+}
+
+/// A check as its outcome and time, then one table row per check; or as the API's JSON.
+fn print_check(check: AppCheck, json: bool) -> Result<()> {
+    if json {
+        return print_json(&AppCheckView::from(check));
+    }
+    print_fields(&[
+        ("outcome", check.outcome().to_string()),
+        ("checked_at", check.checked_at.rfc3339()),
+    ])?;
+    let rows: Vec<Vec<String>> = check
+        .checks
+        .iter()
+        .map(|c| vec![c.name.clone(), c.status.to_string(), c.message.clone()])
+        .collect();
+    print_line("")?;
+    print_table(&["CHECK", "STATUS", "MESSAGE"], &rows)
 }
 
 /// Text as human-readable output shows it: control characters, bidirectional formatting and

@@ -576,6 +576,115 @@ impl fmt::Display for Provider {
     }
 }
 
+/// What one check of an OAuth app's configuration found, from least to most serious (the
+/// order `AppCheck::outcome` takes the worst of).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CheckStatus {
+    /// Checked, and nothing is wrong.
+    Ok,
+    /// Cannot be told from the server side (the provider offers no way, or did not answer).
+    Unknown,
+    /// Probably wrong, but it does not stop connects by itself.
+    Warning,
+    /// Wrong: connects with this app will fail until it is fixed.
+    Failed,
+}
+
+impl CheckStatus {
+    pub const ALL: [CheckStatus; 4] = [
+        CheckStatus::Ok,
+        CheckStatus::Unknown,
+        CheckStatus::Warning,
+        CheckStatus::Failed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "ok",
+            CheckStatus::Unknown => "unknown",
+            CheckStatus::Warning => "warning",
+            CheckStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for CheckStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CheckStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown check status `{s}`"))
+    }
+}
+
+impl fmt::Display for CheckStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What produced an app's last check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckSource {
+    /// `POST /v1/oauth-apps/{id}/check` or `dravo oauth-apps check`: every check ran.
+    Check,
+    /// The refresh engine: the provider refused the app's credentials during a refresh, so
+    /// only the credentials result is known.
+    Refresh,
+}
+
+impl CheckSource {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CheckSource::Check => "check",
+            CheckSource::Refresh => "refresh",
+        }
+    }
+}
+
+impl std::str::FromStr for CheckSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [CheckSource::Check, CheckSource::Refresh]
+            .into_iter()
+            .find(|src| src.as_str() == s)
+            .ok_or_else(|| format!("unknown check source `{s}`"))
+    }
+}
+
+/// One named check and what it found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// `client_credentials`, `redirect_uri`, `scopes` or `public_url_reachable`. A string, not
+    /// an enum, so a result stored by a later version with more checks still reads.
+    pub name: String,
+    pub status: CheckStatus,
+    /// One sentence: what was found, and for a problem, what to change. Never a secret.
+    pub message: String,
+}
+
+/// The last check of an app's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCheck {
+    pub checked_at: Timestamp,
+    pub source: CheckSource,
+    pub checks: Vec<CheckResult>,
+}
+
+impl AppCheck {
+    /// The worst status of its checks (`ok` when there are none).
+    pub fn outcome(&self) -> CheckStatus {
+        self.checks
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(CheckStatus::Ok)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use poem_openapi::types::Example;
 
 use crate::api::types::Checked;
 use crate::config::Config;
-use crate::domain::{AccountKind, Provider, Timestamp};
+use crate::domain::{AccountKind, AppCheck, CheckResult, Provider, Timestamp};
 use crate::service::{AccessToken, Account, Deleted, Event, OAuthApp, WebhookEvent};
 
 /// The ids and the base URL the examples use: ids of the form the server generates, and the
@@ -50,6 +50,11 @@ pub struct OAuthAppView {
     /// When the app's name, scopes or secret last changed (RFC 3339, UTC); its creation time
     /// until then.
     pub updated_at: Checked<Timestamp>,
+    /// The last check of the app's configuration (`POST /v1/oauth-apps/{id}/check`, or a
+    /// refresh in which the provider refused its credentials); null when it has not been
+    /// checked since it was created or its scopes or secret changed.
+    #[oai(nullable)]
+    pub last_check: Option<AppCheckView>,
 }
 
 impl From<OAuthApp> for OAuthAppView {
@@ -64,6 +69,7 @@ impl From<OAuthApp> for OAuthAppView {
             created_at: Checked(app.created_at),
             credentials_error: app.credentials_error,
             updated_at: Checked(app.updated_at),
+            last_check: app.last_check.map(Into::into),
         }
     }
 }
@@ -82,6 +88,117 @@ impl Example for OAuthAppView {
             created_at: Checked(EXAMPLE_TIME),
             credentials_error: None,
             updated_at: Checked(EXAMPLE_TIME),
+            last_check: None,
+        }
+    }
+}
+
+/// What one check of an OAuth app's configuration found.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "OAuthAppCheckResult")]
+pub struct CheckResultView {
+    /// `client_credentials` (the provider proves the client id and secret, where it offers a
+    /// server-side grant for it), `redirect_uri` (the one Dravo sends, by the provider's
+    /// rules), `scopes` (each one known to the provider, and the ones Dravo needs to identify
+    /// an account included) or `public_url_reachable` (Dravo's `/healthz` answers, asked from
+    /// the checking machine through `server.public_url`).
+    pub name: String,
+    /// `ok`; `failed` (wrong: connects will fail; the provider's own message where it
+    /// answered); `unknown` (cannot be told from the server side; the message says why); or
+    /// `warning` (only `public_url_reachable`: may be harmless).
+    #[oai(validator(pattern = r"^(ok|failed|unknown|warning)$"))]
+    pub status: String,
+    /// One sentence: what was found, and for a problem what to change. Never a secret.
+    pub message: String,
+}
+
+impl From<CheckResult> for CheckResultView {
+    fn from(c: CheckResult) -> Self {
+        CheckResultView {
+            name: c.name,
+            status: c.status.as_str().to_owned(),
+            message: c.message,
+        }
+    }
+}
+
+/// The check of an OAuth app's configuration: the answer of
+/// `POST /v1/oauth-apps/{id}/check`, and the app's `last_check`.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "OAuthAppCheck", example)]
+pub struct AppCheckView {
+    /// When it was checked (RFC 3339, UTC).
+    pub checked_at: Checked<Timestamp>,
+    /// The worst status among `checks`: `failed`, else `warning`, else `unknown`, else `ok`.
+    #[oai(validator(pattern = r"^(ok|failed|unknown|warning)$"))]
+    pub outcome: String,
+    /// `check`: every check ran (the check endpoint or `dravo oauth-apps check`); `refresh`:
+    /// the provider refused the app's credentials during a refresh, so `checks` holds only
+    /// `client_credentials`.
+    #[oai(validator(pattern = r"^(check|refresh)$"))]
+    pub source: String,
+    /// Each check, in the order above.
+    pub checks: Vec<CheckResultView>,
+}
+
+impl From<AppCheck> for AppCheckView {
+    fn from(c: AppCheck) -> Self {
+        AppCheckView {
+            checked_at: Checked(c.checked_at),
+            outcome: c.outcome().as_str().to_owned(),
+            source: c.source.as_str().to_owned(),
+            checks: c.checks.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl Example for AppCheckView {
+    /// What checking an X app with the default scopes answers on a fresh `dravo serve`
+    /// (`tests/app_checks.rs` compares the two).
+    fn example() -> Self {
+        let result = |name: &str, status: &str, message: String| CheckResultView {
+            name: name.into(),
+            status: status.into(),
+            message,
+        };
+        let public_url = example_public_url();
+        AppCheckView {
+            checked_at: Checked(EXAMPLE_TIME),
+            outcome: "unknown".into(),
+            source: "check".into(),
+            checks: vec![
+                result(
+                    "client_credentials",
+                    "unknown",
+                    "X has no server-side grant for an OAuth 2.0 client id and secret (its \
+                     app-only token is issued to the API key and secret, which are other \
+                     credentials): a wrong secret shows at the first connect"
+                        .into(),
+                ),
+                result(
+                    "redirect_uri",
+                    "ok",
+                    format!(
+                        "register exactly `{public_url}/v1/oauth/x/callback` as a redirect URI \
+                         at x (server.public_url is not set, so it names the listen address: \
+                         only a browser on this machine can follow it)"
+                    ),
+                ),
+                result(
+                    "scopes",
+                    "ok",
+                    "all 5 scopes are ones x documents, including `tweet.read`, `users.read`, \
+                     which Dravo needs to identify the connected account"
+                        .into(),
+                ),
+                result(
+                    "public_url_reachable",
+                    "ok",
+                    format!(
+                        "GET {public_url}/healthz from this machine answered as Dravo's health check"
+                    ),
+                ),
+            ],
         }
     }
 }
@@ -317,6 +434,10 @@ mod tests {
     #[test]
     fn serde_and_poem_openapi_render_views_the_same() {
         same_json(&OAuthAppView::example());
+        let mut checked = OAuthAppView::example();
+        checked.last_check = Some(AppCheckView::example());
+        same_json(&checked);
+        same_json(&AppCheckView::example());
         same_json(&AccountView::example());
         let mut sparse = AccountView::example();
         sparse.oauth_app_id = None;

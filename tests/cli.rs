@@ -70,7 +70,7 @@ fn jwt_payload(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("payload is JSON")
 }
 
-const APP_FIELDS: [&str; 9] = [
+const APP_FIELDS: [&str; 10] = [
     "id",
     "provider",
     "name",
@@ -80,6 +80,7 @@ const APP_FIELDS: [&str; 9] = [
     "created_at",
     "credentials_error",
     "updated_at",
+    "last_check",
 ];
 
 /// Checks that `app` has exactly the fields of the API's OAuth app object.

@@ -14,6 +14,7 @@ from dravo_client import AuthenticatedClient, Client
 from dravo_client.api.accounts import get_account, list_accounts
 from dravo_client.api.health import health
 from dravo_client.api.o_auth_apps import (
+    check_o_auth_app,
     create_o_auth_app,
     delete_o_auth_app,
     get_o_auth_app,
@@ -28,6 +29,7 @@ from dravo_client.models import (
     HealthStatus,
     ListOAuthAppsProvider,
     OAuthApp,
+    OAuthAppCheck,
 )
 from dravo_client.types import Unset
 
@@ -60,6 +62,23 @@ assert [a.id for a in apps] == [app.id], apps
 assert list_o_auth_apps.sync(client=client, provider=ListOAuthAppsProvider.LINKEDIN) == []
 got = get_o_auth_app.sync(client=client, id=app.id)
 assert got.name == "Generated client app" and got.created_at == app.created_at, got
+
+# A check: null until the first one, then the stored result (the `oneOf` + `nullable` field).
+assert got.last_check is None and not isinstance(got.last_check, Unset), got.last_check
+checked = check_o_auth_app.sync(client=client, id=app.id)
+assert isinstance(checked, OAuthAppCheck), checked
+assert isinstance(checked.checked_at, datetime.datetime), checked.checked_at
+assert checked.outcome == "unknown" and checked.source == "check", checked
+assert [c.name for c in checked.checks] == [
+    "client_credentials",
+    "redirect_uri",
+    "scopes",
+    "public_url_reachable",
+], checked.checks
+assert [c.status for c in checked.checks] == ["unknown", "ok", "ok", "ok"], checked.checks
+again = get_o_auth_app.sync(client=client, id=app.id)
+assert isinstance(again.last_check, OAuthAppCheck), again.last_check
+assert again.last_check.checked_at == checked.checked_at, again.last_check
 
 duplicate = create_o_auth_app.sync_detailed(
     client=client,

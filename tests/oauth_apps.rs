@@ -89,6 +89,7 @@ async fn create_returns_201_with_location_and_exactly_the_documented_fields() {
             "created_at",
             "credentials_error",
             "id",
+            "last_check",
             "name",
             "provider",
             "redirect_uri",
@@ -97,6 +98,7 @@ async fn create_returns_201_with_location_and_exactly_the_documented_fields() {
         ]
     );
     assert!(body["credentials_error"].is_null(), "{body}");
+    assert!(body["last_check"].is_null(), "{body}");
     assert_eq!(body["updated_at"], body["created_at"], "{body}");
     let id = body["id"].as_str().unwrap();
     assert!(is_app_id(id), "id {id} is not oa_ + 20 base32 chars");

@@ -312,6 +312,32 @@ fn get_and_delete_declare_404() {
 }
 
 #[test]
+fn check_declares_200_with_the_check_and_404_and_takes_no_body() {
+    let spec = spec();
+    let op = &spec["paths"]["/v1/oauth-apps/{id}/check"]["post"];
+    assert_eq!(op["operationId"], "checkOAuthApp");
+    assert_eq!(
+        json_schema_ref(&op["responses"]["200"]).as_deref(),
+        Some("#/components/schemas/OAuthAppCheck")
+    );
+    assert!(op["responses"]["404"].is_object(), "{op}");
+    assert!(op.get("requestBody").is_none(), "{op}");
+    let check = &spec["components"]["schemas"]["OAuthAppCheck"];
+    let mut required: Vec<&str> = check["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    required.sort();
+    assert_eq!(required, ["checked_at", "checks", "outcome", "source"]);
+    assert_eq!(
+        check["properties"]["checks"]["items"]["$ref"],
+        "#/components/schemas/OAuthAppCheckResult"
+    );
+}
+
+#[test]
 fn list_declares_the_provider_filter_with_the_five_providers() {
     let spec = spec();
     let op = &spec["paths"]["/v1/oauth-apps"]["get"];
@@ -351,6 +377,7 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
             "created_at",
             "credentials_error",
             "id",
+            "last_check",
             "name",
             "provider",
             "redirect_uri",
@@ -359,6 +386,11 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
         ]
     );
     assert!(!schema.to_string().contains("client_secret"));
+    // Null, or the check's own schema (OpenAPI 3.0 has no `nullable` beside a `$ref`).
+    assert_eq!(
+        schema["properties"]["last_check"]["oneOf"],
+        json!([{"$ref": "#/components/schemas/OAuthAppCheck"}])
+    );
 }
 
 #[test]
@@ -771,8 +803,8 @@ fn fields_that_can_be_null_are_nullable() {
         }
     }
     assert_eq!(
-        checked, 7,
-        "credentials_error; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by"
+        checked, 10,
+        "credentials_error, last_check; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by, parent_id, tasks"
     );
 }
 
@@ -789,8 +821,8 @@ fn timestamps_are_date_time() {
         }
     }
     assert_eq!(
-        seen, 7,
-        "OAuthApp's created_at and updated_at, Account's three, AccessToken.expires_at, AccountEvent.created_at"
+        seen, 8,
+        "OAuthApp's created_at and updated_at, OAuthAppCheck.checked_at, Account's three, AccessToken.expires_at, AccountEvent.created_at"
     );
     let reauth_by = &spec["components"]["schemas"]["Account"]["properties"]["reauth_by"];
     assert_eq!(reauth_by["format"], "date-time", "Account.reauth_by");

@@ -13,7 +13,7 @@ use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::Provider;
 use crate::domain::{AppId, AppName, ClientId, ClientSecret};
 use crate::service::{AppChanges, Dravo, NewApp};
-use crate::views::OAuthAppView;
+use crate::views::{AppCheckView, OAuthAppView};
 
 /// The body of `POST /v1/oauth-apps`.
 #[derive(Debug, Object)]
@@ -101,6 +101,14 @@ pub enum AppUpdated {
     /// The OAuth app as it is now.
     #[oai(status = 200)]
     Ok(Json<OAuthAppView>),
+}
+
+#[derive(ApiResponse)]
+pub enum AppChecked {
+    /// The check ran: what each check found (a problem found is `failed` here, not an error
+    /// status). It is also stored as the app's `last_check`.
+    #[oai(status = 200)]
+    Ok(Json<AppCheckView>),
 }
 
 #[derive(ApiResponse)]
@@ -211,6 +219,31 @@ impl OAuthAppsApi {
         };
         let app = dravo.update_app(&auth.0, &id.0.0, changes).await?;
         Ok(AppUpdated::Ok(Json(app.into())))
+    }
+
+    /// Check an OAuth app
+    ///
+    /// Check the app's configuration before users meet the error: `client_credentials` (the
+    /// provider proves the client id and secret where it offers a server-side grant for it:
+    /// Facebook and TikTok; `unknown` elsewhere), `redirect_uri` (absolute, `https` unless on
+    /// a loopback host, matching `server.public_url`, by the provider's rules), `scopes` (known
+    /// to the provider, the ones Dravo needs to identify an account included), and
+    /// `public_url_reachable` (Dravo's `/healthz` answers, asked from this machine through
+    /// `server.public_url`; only ever a `warning`). Stored as the app's `last_check`. 409
+    /// `conflict` when the app's secret or scopes changed during the check.
+    #[oai(
+        path = "/v1/oauth-apps/:id/check",
+        method = "post",
+        operation_id = "checkOAuthApp"
+    )]
+    async fn check(
+        &self,
+        dravo: Data<&Dravo>,
+        auth: DashboardAuth,
+        id: Path<Checked<AppId>>,
+    ) -> Result<AppChecked, ApiError> {
+        let check = dravo.check_app(&auth.0, &id.0.0).await?;
+        Ok(AppChecked::Ok(Json(check.into())))
     }
 
     /// Delete an OAuth app

@@ -3,6 +3,8 @@
 //! - tags in `ApiTags::FLOW` order (poem-openapi sorts them by name);
 //! - on each JSON error response, an example body for every code sent with that status
 //!   (poem-openapi's responses carry no example, and a schema example is the same everywhere);
+//! - a nullable field holding another schema as `oneOf` that one schema, `nullable`
+//!   (poem-openapi writes an `allOf` with an inline part, which generators read as a new type);
 //! - when a server serves it, its public URL in `servers` and in the examples' URLs.
 //!
 //! The document is edited as a `serde_yaml::Value` because its mappings keep key order;
@@ -37,6 +39,7 @@ impl Spec {
             serde_json::from_str(&service.spec()).expect("poem-openapi writes a JSON document");
         order_tags(&mut doc);
         add_error_examples(&mut doc);
+        nullable_references(&mut doc);
         if let Some(url) = public_url {
             serve_from(&mut doc, url);
         }
@@ -75,6 +78,51 @@ impl Spec {
         );
         let page = page.replacen(&generated, &self.json(), 1);
         Route::new().at("/", make_sync(move |_| Html(page.clone())))
+    }
+}
+
+/// OpenAPI 3.0 cannot set `nullable` beside a `$ref`. poem-openapi writes such a field as
+/// `allOf: [{$ref}, {nullable: true}]`, which client generators take for a new type (or
+/// refuse); `oneOf: [{$ref}]` with `nullable: true` is the form they read as "that schema or
+/// null".
+fn nullable_references(doc: &mut Value) {
+    let Some(Value::Mapping(schemas)) =
+        doc.get_mut("components").and_then(|c| c.get_mut("schemas"))
+    else {
+        return;
+    };
+    for (_, schema) in schemas.iter_mut() {
+        let Some(Value::Mapping(properties)) = schema.get_mut("properties") else {
+            continue;
+        };
+        for (_, prop) in properties.iter_mut() {
+            let Some(Value::Sequence(all_of)) = prop.get("allOf") else {
+                continue;
+            };
+            let only_nullable = |part: &Value| {
+                part.as_mapping().is_some_and(|m| {
+                    m.keys()
+                        .all(|k| matches!(k.as_str(), Some("nullable" | "description")))
+                })
+            };
+            let (Some(reference), rest) = (all_of.first(), all_of.get(1..).unwrap_or_default())
+            else {
+                continue;
+            };
+            if reference.get("$ref").is_none()
+                || !rest.iter().all(only_nullable)
+                || prop.get("nullable") != Some(&Value::Bool(true))
+            {
+                continue;
+            }
+            let mut rewritten = Mapping::new();
+            if let Some(description) = prop.get("description") {
+                rewritten.insert("description".into(), description.clone());
+            }
+            rewritten.insert("oneOf".into(), Value::Sequence(vec![reference.clone()]));
+            rewritten.insert("nullable".into(), true.into());
+            *prop = Value::Mapping(rewritten);
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    ChildAccount, ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity, MAX_LIST_PAGES,
-    OAuthProvider, Provider, Renewal, TokenRefresh, TokenSet,
+    ChildAccount, ClientAuth, CodeExchange, CredentialCheck, DefaultEndpoints, Endpoints, Identity,
+    MAX_LIST_PAGES, OAuthProvider, Provider, Renewal, TokenRefresh, TokenSet,
 };
 use crate::domain::AccountKind;
 
@@ -27,6 +27,72 @@ impl OAuthProvider for Facebook {
             "pages_read_engagement",
             "business_management",
         ]
+    }
+
+    /// The Graph API permissions an app can ask for with Facebook Login.
+    fn known_scopes(&self) -> &'static [&'static str] {
+        &[
+            "public_profile",
+            "email",
+            "pages_show_list",
+            "pages_manage_posts",
+            "pages_read_engagement",
+            "pages_read_user_content",
+            "pages_manage_metadata",
+            "pages_manage_engagement",
+            "pages_manage_ads",
+            "pages_manage_cta",
+            "pages_manage_instant_articles",
+            "pages_messaging",
+            "pages_utility_messaging",
+            "pages_events",
+            "page_events",
+            "business_management",
+            "read_insights",
+            "publish_video",
+            "publish_to_groups",
+            "groups_access_member_info",
+            "instagram_basic",
+            "instagram_content_publish",
+            "instagram_manage_comments",
+            "instagram_manage_insights",
+            "instagram_manage_messages",
+            "instagram_manage_events",
+            "instagram_shopping_tag_products",
+            "instagram_branded_content_brand",
+            "instagram_branded_content_creator",
+            "instagram_branded_content_ads_brand",
+            "ads_management",
+            "ads_read",
+            "attribution_read",
+            "catalog_management",
+            "leads_retrieval",
+            "whatsapp_business_management",
+            "whatsapp_business_messaging",
+            "user_posts",
+            "user_photos",
+            "user_videos",
+            "user_link",
+            "user_friends",
+            "user_likes",
+            "user_birthday",
+            "user_gender",
+            "user_location",
+            "user_hometown",
+            "user_age_range",
+            "user_messenger_contact",
+        ]
+    }
+
+    /// `/me?fields=id,name` needs only `public_profile`, which every login grants; the Pages a
+    /// user manages are listed with `pages_show_list`, which any other Pages permission is
+    /// useless without.
+    fn identity_scopes(&self, requested: &[String]) -> &'static [&'static str] {
+        if requested.iter().any(|s| s.starts_with("pages_")) {
+            &["pages_show_list"]
+        } else {
+            &[]
+        }
     }
 
     fn default_api_version(&self) -> Option<&'static str> {
@@ -80,6 +146,25 @@ impl OAuthProvider for Facebook {
         )
         .await?;
         super::parse_token_response(&long)
+    }
+
+    /// Meta's client-credentials grant at the token endpoint answers an app access token for
+    /// a good id and secret, and an `OAuthException` otherwise.
+    async fn check_credentials(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        client_id: &str,
+        client_secret: &str,
+    ) -> CredentialCheck {
+        super::client_credentials_grant(
+            http,
+            endpoints,
+            self.client_auth(),
+            client_id,
+            client_secret,
+        )
+        .await
     }
 
     /// No refresh token: the long-lived token's 60 days are a deadline for a new consent.

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    ClientAuth, CodeExchange, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
-    Renewal, TokenRefresh, TokenSet,
+    ClientAuth, CodeExchange, CredentialCheck, DefaultEndpoints, Endpoints, Identity,
+    OAuthProvider, Provider, Renewal, TokenRefresh, TokenSet,
 };
 
 pub(super) struct Instagram;
@@ -50,6 +50,23 @@ impl OAuthProvider for Instagram {
             "instagram_business_basic",
             "instagram_business_content_publish",
         ]
+    }
+
+    /// The scopes of the Instagram API with Instagram Login (the `instagram_business_*`
+    /// names; the Facebook Login ones such as `instagram_basic` do not apply here).
+    fn known_scopes(&self) -> &'static [&'static str] {
+        &[
+            "instagram_business_basic",
+            "instagram_business_content_publish",
+            "instagram_business_manage_comments",
+            "instagram_business_manage_messages",
+            "instagram_business_manage_insights",
+        ]
+    }
+
+    /// `/me` needs `instagram_business_basic`.
+    fn identity_scopes(&self, _requested: &[String]) -> &'static [&'static str] {
+        &["instagram_business_basic"]
     }
 
     fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
@@ -106,6 +123,20 @@ impl OAuthProvider for Instagram {
         tokens.granted_scopes = permissions(&short);
         tokens.account_hint = string_field(&short, "user_id");
         Ok(tokens)
+    }
+
+    async fn check_credentials(
+        &self,
+        _http: &ProviderHttp,
+        _endpoints: &Endpoints,
+        _client_id: &str,
+        _client_secret: &str,
+    ) -> CredentialCheck {
+        CredentialCheck::Unknown(
+            "Instagram Login has no client-credentials grant (the Instagram app id and secret \
+             are not the Facebook app's): a wrong secret shows at the first connect"
+                .into(),
+        )
     }
 
     /// The long-lived token is refreshed by itself, once it is a day old.

@@ -6,8 +6,8 @@ use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    ChildAccount, ClientAuth, DefaultEndpoints, Endpoints, Identity, MAX_LIST_PAGES, OAuthProvider,
-    Provider, TokenRefresh, TokenSet,
+    ChildAccount, ClientAuth, CredentialCheck, DefaultEndpoints, Endpoints, Identity,
+    MAX_LIST_PAGES, OAuthProvider, Provider, TokenRefresh, TokenSet,
 };
 use crate::domain::AccountKind;
 
@@ -45,6 +45,44 @@ impl OAuthProvider for Linkedin {
         &["openid", "profile", "w_member_social"]
     }
 
+    /// The member and organization scopes of LinkedIn's self-serve and partner products.
+    fn known_scopes(&self) -> &'static [&'static str] {
+        &[
+            "openid",
+            "profile",
+            "email",
+            "w_member_social",
+            "w_member_social_feed",
+            "r_member_social",
+            "r_member_social_feed",
+            "r_basicprofile",
+            "r_liteprofile",
+            "r_emailaddress",
+            "r_1st_connections_size",
+            "r_member_postAnalytics",
+            "r_member_profileAnalytics",
+            "w_organization_social",
+            "w_organization_social_feed",
+            "r_organization_social",
+            "r_organization_social_feed",
+            "rw_organization_admin",
+            "r_organization_admin",
+            "r_organization_followers",
+            "r_ads",
+            "rw_ads",
+            "r_ads_reporting",
+            "r_events",
+            "rw_events",
+            "rw_conversions",
+            "r_marketing_leadgen_automation",
+        ]
+    }
+
+    /// `/v2/userinfo` needs `openid`; the member's name comes with `profile`.
+    fn identity_scopes(&self, _requested: &[String]) -> &'static [&'static str] {
+        &["openid", "profile"]
+    }
+
     fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
         DefaultEndpoints {
             authorize_url: "https://www.linkedin.com/oauth/v2/authorization".into(),
@@ -57,6 +95,21 @@ impl OAuthProvider for Linkedin {
         ClientAuth::FormBody {
             id_param: "client_id",
         }
+    }
+
+    async fn check_credentials(
+        &self,
+        _http: &ProviderHttp,
+        _endpoints: &Endpoints,
+        _client_id: &str,
+        _client_secret: &str,
+    ) -> CredentialCheck {
+        CredentialCheck::Unknown(
+            "LinkedIn grants client credentials only to apps it approved for them, so its \
+             refusal would not mean a wrong secret; nor can an app's products be read: a wrong \
+             secret shows at the first connect"
+                .into(),
+        )
     }
 
     /// Documented as 60 days; assume less so a missing `expires_in` is never trusted long.

@@ -109,6 +109,17 @@ pub enum Renewal {
     Never,
 }
 
+/// What a provider says about an app's client id and secret, asked without a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialCheck {
+    /// The provider accepted them.
+    Proven,
+    /// The provider refused them; its own error code and description.
+    Refused(String),
+    /// Cannot be told: the provider offers no such call, or it did not answer. Says which.
+    Unknown(String),
+}
+
 /// What every provider answers.
 #[async_trait]
 pub trait OAuthProvider: Send + Sync + 'static {
@@ -265,6 +276,44 @@ pub trait OAuthProvider: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Proves the app's client id and secret at the provider without a user, where the
+    /// provider offers a grant for that (RFC 6749 §4.4). The default says it cannot be told.
+    async fn check_credentials(
+        &self,
+        _http: &ProviderHttp,
+        _endpoints: &Endpoints,
+        _client_id: &str,
+        _client_secret: &str,
+    ) -> CredentialCheck {
+        CredentialCheck::Unknown(format!(
+            "{} offers no server-side call that proves client credentials: a wrong secret \
+             shows at the first connect",
+            self.id()
+        ))
+    }
+
+    /// Every scope the provider documents for this kind of app; a scope outside it is most
+    /// likely a typo, and the consent screen would refuse it.
+    fn known_scopes(&self) -> &'static [&'static str];
+
+    /// The scopes Dravo's own calls need when an app requests `requested`: reading the
+    /// account's identity after a connect (and, for Facebook, listing Pages).
+    fn identity_scopes(&self, requested: &[String]) -> &'static [&'static str];
+
+    /// The provider's own rules for a redirect URI beyond the ones every provider has, as a
+    /// sentence saying what is wrong. The default: `https`, or `http` on a loopback host
+    /// (which providers accept for development).
+    fn check_redirect_uri(&self, uri: &Url) -> Result<(), String> {
+        if uri.scheme() == "https" || (uri.scheme() == "http" && is_loopback(uri)) {
+            return Ok(());
+        }
+        Err(format!(
+            "{} accepts only https redirect URIs, except on a loopback host (localhost, \
+             127.0.0.1, [::1])",
+            self.id()
+        ))
+    }
+
     /// Asks the provider who the token belongs to.
     async fn identify(
         &self,
@@ -368,6 +417,58 @@ pub(crate) async fn token_call(
         }
     };
     http.send(req).await?.into_success()
+}
+
+/// The client-credentials grant (RFC 6749 §4.4) at the token endpoint, the client
+/// authenticated the provider's way: an access token proves the credentials; a refusal is the
+/// provider's verdict on them; anything else (an outage, a 429, an unreadable answer) leaves it
+/// unknown. The token is dropped unseen.
+pub(crate) async fn client_credentials_grant(
+    http: &ProviderHttp,
+    endpoints: &Endpoints,
+    auth: ClientAuth,
+    client_id: &str,
+    client_secret: &str,
+) -> CredentialCheck {
+    let host = endpoints.token_url.host_str().unwrap_or("the provider");
+    match token_call(
+        http,
+        endpoints,
+        auth,
+        client_id,
+        client_secret,
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+    {
+        Ok(body) if http::string_field(&body, "access_token").is_some() => CredentialCheck::Proven,
+        Ok(_) => CredentialCheck::Unknown(format!(
+            "{host} answered the client-credentials grant without an access token"
+        )),
+        Err(ProviderError::Rejected { code, description }) => {
+            CredentialCheck::Refused(match description {
+                Some(d) if !d.is_empty() => format!("{code}: {d}"),
+                _ => code,
+            })
+        }
+        Err(other) => {
+            CredentialCheck::Unknown(format!("could not ask {host}: {}", other.description()))
+        }
+    }
+}
+
+/// Whether the URL's host is this machine: `localhost` (and `*.localhost`, RFC 6761), or a
+/// loopback address.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// The token-endpoint error codes of RFC 6749 §5.2.

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, Renewal,
-    TokenRefresh, TokenSet,
+    ClientAuth, CredentialCheck, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
+    Renewal, TokenRefresh, TokenSet,
 };
 
 pub(super) struct Tiktok;
@@ -22,6 +22,60 @@ impl OAuthProvider for Tiktok {
 
     fn default_scopes(&self) -> &'static [&'static str] {
         &["user.info.basic", "video.publish", "video.upload"]
+    }
+
+    /// The scopes of TikTok's Login Kit and its content, display and research APIs.
+    fn known_scopes(&self) -> &'static [&'static str] {
+        &[
+            "user.info.basic",
+            "user.info.profile",
+            "user.info.stats",
+            "user.account.type",
+            "user.insights",
+            "video.list",
+            "video.publish",
+            "video.upload",
+            "video.insights",
+            "comment.list",
+            "comment.list.manage",
+            "artist.certification.read",
+            "artist.certification.update",
+            "research.adlib.basic",
+            "research.data.basic",
+            "research.data.vra",
+            "portability.all.single",
+            "portability.all.ongoing",
+            "portability.activity.single",
+            "portability.activity.ongoing",
+            "portability.directmessages.single",
+            "portability.directmessages.ongoing",
+            "portability.postsandprofile.single",
+            "portability.postsandprofile.ongoing",
+        ]
+    }
+
+    /// `/v2/user/info/` needs `user.info.basic`.
+    fn identity_scopes(&self, _requested: &[String]) -> &'static [&'static str] {
+        &["user.info.basic"]
+    }
+
+    /// Login Kit for Web takes only `https` redirect URIs, loopback hosts included, shorter
+    /// than 512 characters.
+    fn check_redirect_uri(&self, uri: &url::Url) -> Result<(), String> {
+        if uri.scheme() != "https" {
+            return Err(
+                "TikTok's Login Kit for Web accepts only https redirect URIs, loopback hosts \
+                 included: serve Dravo behind https (a tunnel will do for development)"
+                    .into(),
+            );
+        }
+        if uri.as_str().len() >= 512 {
+            return Err(format!(
+                "TikTok accepts redirect URIs shorter than 512 characters; this one has {}",
+                uri.as_str().len()
+            ));
+        }
+        Ok(())
     }
 
     fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
@@ -44,6 +98,25 @@ impl OAuthProvider for Tiktok {
 
     fn scope_separator(&self) -> &'static str {
         ","
+    }
+
+    /// TikTok's client-credentials grant at the token endpoint proves a client key and
+    /// secret; sandbox and production keys are separate pairs, so it also catches a mix.
+    async fn check_credentials(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        client_id: &str,
+        client_secret: &str,
+    ) -> CredentialCheck {
+        super::client_credentials_grant(
+            http,
+            endpoints,
+            self.client_auth(),
+            client_id,
+            client_secret,
+        )
+        .await
     }
 
     /// Each refresh answer carries a new refresh token; the old one stops working.

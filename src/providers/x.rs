@@ -6,8 +6,8 @@ use secrecy::ExposeSecret;
 
 use super::http::{ProviderError, ProviderHttp, string_field};
 use super::{
-    ClientAuth, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider, Renewal,
-    TokenRefresh, TokenSet,
+    ClientAuth, CredentialCheck, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
+    Renewal, TokenRefresh, TokenSet,
 };
 
 pub(super) struct X;
@@ -28,6 +28,39 @@ impl OAuthProvider for X {
         ]
     }
 
+    /// X's OAuth 2.0 scopes.
+    fn known_scopes(&self) -> &'static [&'static str] {
+        &[
+            "tweet.read",
+            "tweet.write",
+            "tweet.moderate.write",
+            "users.read",
+            "users.email",
+            "follows.read",
+            "follows.write",
+            "offline.access",
+            "space.read",
+            "mute.read",
+            "mute.write",
+            "like.read",
+            "like.write",
+            "list.read",
+            "list.write",
+            "block.read",
+            "block.write",
+            "bookmark.read",
+            "bookmark.write",
+            "dm.read",
+            "dm.write",
+            "media.write",
+        ]
+    }
+
+    /// `GET /2/users/me` needs both.
+    fn identity_scopes(&self, _requested: &[String]) -> &'static [&'static str] {
+        &["tweet.read", "users.read"]
+    }
+
     fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
         DefaultEndpoints {
             authorize_url: "https://x.com/i/oauth2/authorize".into(),
@@ -42,6 +75,21 @@ impl OAuthProvider for X {
 
     fn client_auth(&self) -> ClientAuth {
         ClientAuth::Basic
+    }
+
+    async fn check_credentials(
+        &self,
+        _http: &ProviderHttp,
+        _endpoints: &Endpoints,
+        _client_id: &str,
+        _client_secret: &str,
+    ) -> CredentialCheck {
+        CredentialCheck::Unknown(
+            "X has no server-side grant for an OAuth 2.0 client id and secret (its app-only \
+             token is issued to the API key and secret, which are other credentials): a wrong \
+             secret shows at the first connect"
+                .into(),
+        )
     }
 
     /// Refresh tokens are single-use: each refresh returns the next one.

@@ -144,9 +144,10 @@ impl Dravo {
         )
     }
 
-    /// Notes that the provider refused an account's app credentials: on the app (shown
-    /// until its secret changes) and, the first time, as an `app.credentials_invalid`
-    /// webhook. The platform's default app lives in the config, so only the log tells.
+    /// Notes that the provider refused an account's app credentials: on the app (as
+    /// `credentials_error`, shown until its secret changes, and as a failed `last_check`)
+    /// and, the first time, as an `app.credentials_invalid` webhook. The platform's default
+    /// app lives in the config, so only the log tells.
     pub(super) fn app_credentials_refused(
         &self,
         tx: &mut dyn WriteTx,
@@ -167,9 +168,12 @@ impl Dravo {
         let first = app.credentials_error.is_none();
         let message = format!("{}: {}", err.code(), err.description());
         tx.set_app_credentials_error(app_id, Some(&message), now)?;
+        let check = super::app_checks::refused_during_refresh(row.provider, &message, now);
+        tx.set_app_last_check(app_id, &check)?;
         if first {
             app.credentials_error = Some(message);
             app.credentials_error_at = Some(now);
+            app.last_check = Some(check);
             let view = OAuthAppView::from(self.view(&app));
             self.enqueue_webhook(
                 tx,

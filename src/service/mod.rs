@@ -3,6 +3,7 @@
 //! OAuth apps live here; the connect flow in `connect`, connected accounts in `accounts`.
 
 mod accounts;
+mod app_checks;
 pub mod backup;
 mod children;
 mod connect;
@@ -33,7 +34,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Keys, MasterKey};
 use crate::domain::{
-    AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
+    AccountId, AppCheck, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
@@ -185,6 +186,9 @@ pub struct OAuthApp {
     pub credentials_error: Option<String>,
     /// When its name, scopes or secret last changed (its creation until then).
     pub updated_at: Timestamp,
+    /// The last check of its configuration (`check_app`, or a refresh the provider refused
+    /// its credentials in); `None` when never checked since its scopes or secret changed.
+    pub last_check: Option<AppCheck>,
 }
 
 /// An app's credentials, opened for a call to its provider.
@@ -358,6 +362,7 @@ impl Dravo {
             created_at: row.created_at,
             credentials_error: row.credentials_error.clone(),
             updated_at: row.updated_at,
+            last_check: row.last_check.clone(),
         }
     }
 
@@ -382,6 +387,7 @@ impl Dravo {
             credentials_error: None,
             credentials_error_at: None,
             updated_at: self.now(),
+            last_check: None,
         };
         let record = self
             .0
@@ -462,6 +468,8 @@ impl Dravo {
                 }
                 if let Some(scopes) = changes.scopes {
                     row.scopes = scopes.into_vec();
+                    // The check described scopes the app no longer asks for.
+                    row.last_check = None;
                 }
                 let mut due = 0;
                 if let Some(secret) = changes.client_secret {
@@ -471,6 +479,7 @@ impl Dravo {
                     );
                     row.credentials_error = None;
                     row.credentials_error_at = None;
+                    row.last_check = None;
                     due = tx.make_app_accounts_due(&row.id, now)?;
                 }
                 row.updated_at = now;

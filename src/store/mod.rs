@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Provider, Timestamp};
+use crate::domain::{
+    AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
+};
 use crate::error::{Error, Result};
 
 pub use sqlite::SqliteStore;
@@ -36,6 +38,8 @@ pub struct AppRecord {
     pub credentials_error_at: Option<Timestamp>,
     /// When its name, scopes or secret last changed (its creation until then).
     pub updated_at: Timestamp,
+    /// The last check of its configuration; cleared when its scopes or secret change.
+    pub last_check: Option<AppCheck>,
 }
 
 /// A connected account as stored, tokens still sealed.
@@ -166,8 +170,8 @@ pub trait WriteTx {
     fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool>;
     /// One of the owner's apps, read inside this transaction.
     fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
-    /// Writes an app's name, scopes, sealed secret, credentials error and `updated_at` (the
-    /// row named by its owner and id); false when there is none. A name another of the
+    /// Writes an app's name, scopes, sealed secret, credentials error, last check and
+    /// `updated_at` (the row named by its owner and id); false when there is none. A name another of the
     /// owner's apps of the provider has is `Error::Conflict`.
     fn update_app(&mut self, app: &AppRecord) -> Result<bool>;
     /// How many of the owner's connected accounts use the app.
@@ -231,6 +235,8 @@ pub trait WriteTx {
         error: Option<&str>,
         at: Timestamp,
     ) -> Result<()>;
+    /// Records the last check of an app's configuration, replacing the one before.
+    fn set_app_last_check(&mut self, app_id: &str, check: &AppCheck) -> Result<()>;
     /// Records a state's nonce as used; false when it was used before. Forgets nonces whose
     /// states expired before `now` (they can no longer be presented).
     fn consume_state_nonce(

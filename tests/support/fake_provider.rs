@@ -25,6 +25,10 @@
 //!
 //! Lists (Facebook's Pages, LinkedIn's organization roles) are served at most
 //! [`LIST_PAGE_SIZE`] items a page, whatever the caller asks, so tests exercise paging.
+//!
+//! For facebook and tiktok, `/token` also grants `client_credentials` (an app token, after the
+//! same client id and secret checks as every other grant): the call that checks an app's
+//! credentials.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -1467,6 +1471,11 @@ fn facebook_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
         return Err(terr(400, "invalid_client", "Error validating client secret.").graph(1));
     }
     match q.get("grant_type") {
+        // Meta's app access token: `{app id}|{random}` for a good id and secret (checked above).
+        Some("client_credentials") => Ok(json!({
+            "access_token": format!("{}|{}", st.client_id, random_string(27)),
+            "token_type": "bearer",
+        })),
         Some("fb_exchange_token") => {
             let old = q.non_empty("fb_exchange_token").ok_or_else(|| {
                 terr(
@@ -1667,6 +1676,14 @@ fn tiktok_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
         ));
     }
     let client_id = key.to_owned();
+    if f.get("grant_type") == Some("client_credentials") {
+        // A client access token for the key and secret checked above; no user, no refresh.
+        return Ok(json!({
+            "access_token": format!("clt.{}", random_string(40)),
+            "expires_in": 7200,
+            "token_type": "Bearer",
+        }));
+    }
     let scopes = match f.get("grant_type") {
         Some("authorization_code") => {
             let code = f

@@ -1,19 +1,84 @@
 //! SQL for the `oauth_apps` table. Every query takes the owner.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
 
 use super::{
-    is_unique_violation, optional_timestamp_column, provider_column, string_list_column,
-    string_list_json, timestamp_column,
+    bad_column, is_unique_violation, optional_timestamp_column, provider_column,
+    string_list_column, string_list_json, timestamp_column,
 };
-use crate::domain::{AppId, Owner, Provider, Timestamp};
+use crate::domain::{AppCheck, AppId, CheckResult, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::store::AppRecord;
 
 const COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, scopes, \
-    created_at, credentials_error, credentials_error_at, coalesce(updated_at, created_at)";
+    created_at, credentials_error, credentials_error_at, coalesce(updated_at, created_at), \
+    last_check, last_check_at";
 const INSERT_COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, \
-    scopes, created_at, credentials_error, credentials_error_at, updated_at";
+    scopes, created_at, credentials_error, credentials_error_at, updated_at, last_check, \
+    last_check_at";
+
+/// `last_check` as stored: the time is its own column, and the outcome is derived from the
+/// checks, so neither can disagree with the rest.
+#[derive(Serialize, Deserialize)]
+struct StoredCheck {
+    source: String,
+    checks: Vec<StoredResult>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredResult {
+    name: String,
+    status: String,
+    message: String,
+}
+
+fn last_check_json(check: &AppCheck) -> String {
+    let stored = StoredCheck {
+        source: check.source.as_str().to_owned(),
+        checks: check
+            .checks
+            .iter()
+            .map(|c| StoredResult {
+                name: c.name.clone(),
+                status: c.status.as_str().to_owned(),
+                message: c.message.clone(),
+            })
+            .collect(),
+    };
+    serde_json::to_string(&stored).expect("strings serialize")
+}
+
+/// The check in columns `col` (JSON) and `col + 1` (time); `None` when never checked.
+fn last_check_columns(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<AppCheck>> {
+    let (Some(text), Some(at)) = (
+        row.get::<_, Option<String>>(col)?,
+        optional_timestamp_column(row, col + 1)?,
+    ) else {
+        return Ok(None);
+    };
+    let stored: StoredCheck =
+        serde_json::from_str(&text).map_err(|e| bad_column(col, e.to_string()))?;
+    let checks = stored
+        .checks
+        .into_iter()
+        .map(|c| {
+            Ok(CheckResult {
+                status: c.status.parse().map_err(|e: String| bad_column(col, e))?,
+                name: c.name,
+                message: c.message,
+            })
+        })
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(AppCheck {
+        checked_at: at,
+        source: stored
+            .source
+            .parse()
+            .map_err(|e: String| bad_column(col, e))?,
+        checks,
+    }))
+}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
     Ok(AppRecord {
@@ -28,6 +93,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
         credentials_error: row.get(8)?,
         credentials_error_at: optional_timestamp_column(row, 9)?,
         updated_at: timestamp_column(row, 10)?,
+        last_check: last_check_columns(row, 11)?,
     })
 }
 
@@ -35,7 +101,7 @@ pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {
     let result = conn
         .prepare_cached(&format!(
             "INSERT INTO oauth_apps ({INSERT_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         ))?
         .execute(params![
             app.id,
@@ -49,6 +115,8 @@ pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {
             app.credentials_error,
             app.credentials_error_at.map(Timestamp::unix),
             app.updated_at.unix(),
+            app.last_check.as_ref().map(last_check_json),
+            app.last_check.as_ref().map(|c| c.checked_at.unix()),
         ]);
     match result {
         Ok(_) => Ok(()),
@@ -98,12 +166,20 @@ pub(super) fn set_credentials_error(
     Ok(())
 }
 
+/// Records the last check of an app's configuration.
+pub(super) fn set_last_check(conn: &Connection, id: &str, check: &AppCheck) -> Result<()> {
+    conn.prepare_cached("UPDATE oauth_apps SET last_check = ?2, last_check_at = ?3 WHERE id = ?1")?
+        .execute(params![id, last_check_json(check), check.checked_at.unix()])?;
+    Ok(())
+}
+
 /// Writes the changeable fields of one of the owner's apps; false when there is none.
 pub(super) fn update(conn: &Connection, app: &AppRecord) -> Result<bool> {
     let result = conn
         .prepare_cached(
             "UPDATE oauth_apps SET name = ?3, scopes = ?4, client_secret_sealed = ?5,
-                 credentials_error = ?6, credentials_error_at = ?7, updated_at = ?8
+                 credentials_error = ?6, credentials_error_at = ?7, updated_at = ?8,
+                 last_check = ?9, last_check_at = ?10
              WHERE owner = ?1 AND id = ?2",
         )?
         .execute(params![
@@ -115,6 +191,8 @@ pub(super) fn update(conn: &Connection, app: &AppRecord) -> Result<bool> {
             app.credentials_error,
             app.credentials_error_at.map(Timestamp::unix),
             app.updated_at.unix(),
+            app.last_check.as_ref().map(last_check_json),
+            app.last_check.as_ref().map(|c| c.checked_at.unix()),
         ]);
     match result {
         Ok(n) => Ok(n > 0),

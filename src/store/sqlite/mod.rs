@@ -42,7 +42,9 @@ use super::{
     AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, OutboxRecord, Page,
     PendingRecord, Store, WriteTx, WriteWork,
 };
-use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Provider, Timestamp};
+use crate::domain::{
+    AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
+};
 use crate::error::{Error, Result};
 
 /// How long a connection waits for another writer before giving up.
@@ -61,6 +63,7 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/005_accounts_by_app.sql")),
         M::up(include_str!("migrations/006_pending_connections.sql")),
         M::up(include_str!("migrations/007_child_accounts.sql")),
+        M::up(include_str!("migrations/008_app_checks.sql")),
     ]
 }
 
@@ -499,6 +502,10 @@ impl WriteTx for SqliteTx<'_> {
         apps::set_credentials_error(self.0, app_id, error, at)
     }
 
+    fn set_app_last_check(&mut self, app_id: &str, check: &AppCheck) -> Result<()> {
+        apps::set_last_check(self.0, app_id, check)
+    }
+
     fn consume_state_nonce(
         &mut self,
         nonce: &str,
@@ -778,6 +785,7 @@ mod tests {
             credentials_error: None,
             credentials_error_at: None,
             updated_at: Timestamp::from_unix(1),
+            last_check: None,
         };
         let (first, dup) = (app("oa_1", "same"), app("oa_2", "same"));
         let result = store
@@ -788,6 +796,64 @@ mod tests {
             .await;
         assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
         assert!(store.list_apps(&alice, None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_apps_last_check_reads_back_as_written_and_an_update_can_clear_it() {
+        use crate::domain::{CheckResult, CheckSource, CheckStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let alice = Owner::parse("owner", "alice").unwrap();
+        let id = AppId::generate();
+        let record = AppRecord {
+            id: id.to_string(),
+            owner: "alice".into(),
+            provider: "x".parse().unwrap(),
+            name: "App".into(),
+            client_id: "c".into(),
+            client_secret_sealed: vec![1],
+            scopes: vec!["users.read".into()],
+            created_at: Timestamp::from_unix(1),
+            credentials_error: None,
+            credentials_error_at: None,
+            updated_at: Timestamp::from_unix(1),
+            last_check: None,
+        };
+        let check = AppCheck {
+            checked_at: Timestamp::from_unix(1_800_000_000),
+            source: CheckSource::Refresh,
+            checks: vec![CheckResult {
+                name: "client_credentials".into(),
+                status: CheckStatus::Failed,
+                message: "invalid_client: \"quoted\" \u{1F980}".into(),
+            }],
+        };
+        let (row, written) = (record.clone(), check.clone());
+        store
+            .write(move |tx| {
+                tx.insert_app(&row)?;
+                tx.set_app_last_check(&row.id, &written)
+            })
+            .await
+            .unwrap();
+        let read = store.get_app(&alice, &id).await.unwrap().unwrap();
+        assert_eq!(read.last_check.as_ref(), Some(&check));
+        assert_eq!(check.outcome(), CheckStatus::Failed);
+        let mut cleared = (*read).clone();
+        cleared.last_check = None;
+        store
+            .write(move |tx| tx.update_app(&cleared))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .get_app(&alice, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_check
+                .is_none()
+        );
     }
 
     /// Counting and listing an app's accounts, and making them due, use `accounts_by_app`.
