@@ -2,7 +2,7 @@
 //! Loaded and checked once at start; a bad value stops the program with one sentence that
 //! names the key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -35,6 +35,7 @@ pub struct Config {
     pub refresh: RefreshConfig,
     pub connect: ConnectConfig,
     pub webhooks: WebhooksConfig,
+    pub limits: LimitsConfig,
     /// Where the configuration came from (not a key).
     #[serde(skip)]
     pub origin: Origin,
@@ -52,7 +53,7 @@ pub struct BindAddress {
 
 /// The top-level sections, as `DRAVO_<SECTION>_<KEY>` names them. A test checks that this is
 /// exactly the list of `Config`'s keys.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server",
     "database",
     "security",
@@ -62,6 +63,7 @@ const SECTIONS: [&str; 9] = [
     "refresh",
     "connect",
     "webhooks",
+    "limits",
 ];
 
 /// Where the configuration came from, for messages that must say how a value was chosen.
@@ -105,6 +107,8 @@ pub struct ServerConfig {
     pub bind: String,
     /// External base URL; defaults to `http://<bind>`.
     pub public_url: Option<Url>,
+    /// Peers whose `X-Forwarded-For` is believed when finding the client's IP address.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -112,7 +116,87 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: "127.0.0.1:8080".into(),
             public_url: None,
+            trusted_proxies: TrustedProxies::default(),
         }
+    }
+}
+
+/// `server.trusted_proxies`: the IP addresses and CIDR ranges of the reverse proxies in front
+/// of Dravo. Written as a TOML list of strings, or as one string `"a b"` / `"a,b"` (the form an
+/// environment variable carries); each entry is parsed when the configuration is loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// What an entry must look like, for error messages.
+    const EXPECTED: &str = "IP addresses or CIDR ranges such as 10.0.0.0/8";
+
+    /// Parses entries such as `127.0.0.1`, `::1` or `10.0.0.0/8`; the error names the first
+    /// entry that is neither an IP address nor a CIDR range.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> std::result::Result<Self, String> {
+        entries
+            .iter()
+            .map(|entry| {
+                let entry = entry.as_ref().trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .map(|net| net.trunc())
+                    .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| entry.to_owned())
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(TrustedProxies)
+    }
+
+    /// Whether `ip` is one of the proxies. An IPv4 address written as IPv6 (`::ffff:a.b.c.d`,
+    /// how a dual-stack socket reports IPv4 peers) matches its IPv4 entries.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> serde::de::Visitor<'de> for ListVisitor {
+            type Value = TrustedProxies;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a list of {} or a space- or comma-separated string of them",
+                    TrustedProxies::EXPECTED
+                )
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                s: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                parsed(&crate::domain::split_list(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element::<String>()? {
+                    entries.push(entry);
+                }
+                parsed(&entries)
+            }
+        }
+        fn parsed<E: serde::de::Error>(
+            entries: &[String],
+        ) -> std::result::Result<TrustedProxies, E> {
+            TrustedProxies::parse(entries).map_err(|bad| {
+                E::invalid_value(serde::de::Unexpected::Str(&bad), &TrustedProxies::EXPECTED)
+            })
+        }
+        d.deserialize_any(ListVisitor)
     }
 }
 
@@ -226,6 +310,54 @@ pub struct ConnectConfig {
 pub struct WebhooksConfig {
     pub url: Option<Url>,
     pub secret: Option<SecretString>,
+}
+
+/// `[limits]`: token buckets, in requests per second, each allowing a burst of 5 × its rate.
+/// Whole numbers only (1 to `MAX_PER_SECOND`): a bucket holds whole requests.
+#[serde_as]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `/v1/oauth/{provider}/start`, per tenant.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub start_per_second: u32,
+    /// `/v1/oauth/{provider}/callback`, per client IP address.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub callback_per_second: u32,
+    /// `POST /v1/oauth-apps`, per tenant.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub create_per_second: u32,
+    /// `/v1/accounts/{id}/access-token` and `/v1/accounts/{id}/refresh` together, per tenant.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub token_per_second: u32,
+}
+
+impl LimitsConfig {
+    /// The highest rate accepted: far above what one tenant needs, so it is as good as off.
+    pub const MAX_PER_SECOND: u32 = 100_000;
+    /// A bucket holds this many seconds of its rate.
+    pub const BURST_SECONDS: u32 = 5;
+
+    /// Every rate with its key, for checks and messages.
+    pub fn rates(&self) -> [(&'static str, u32); 4] {
+        [
+            ("limits.start_per_second", self.start_per_second),
+            ("limits.callback_per_second", self.callback_per_second),
+            ("limits.create_per_second", self.create_per_second),
+            ("limits.token_per_second", self.token_per_second),
+        ]
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            start_per_second: 10,
+            callback_per_second: 10,
+            create_per_second: 5,
+            token_per_second: 50,
+        }
+    }
 }
 
 /// The `[providers]` section: the provider-call timeout and one `[providers.<name>]` table
@@ -344,9 +476,15 @@ impl From<SplitList> for Vec<String> {
 /// failed.
 fn accepted_forms(key: &str) -> &'static str {
     match key.rsplit('.').next().unwrap_or(key) {
-        "timeout_seconds" | "skew_seconds" | "warn_days" | "interval_seconds" | "concurrency" => {
-            "a whole number"
-        }
+        "timeout_seconds"
+        | "skew_seconds"
+        | "warn_days"
+        | "interval_seconds"
+        | "concurrency"
+        | "start_per_second"
+        | "callback_per_second"
+        | "create_per_second"
+        | "token_per_second" => "a whole number",
         "allow_insecure_key_file" | "background" => "true or false",
         "allowed_return_urls" | "scopes" => {
             "a list of strings or a space- or comma-separated string"
@@ -538,6 +676,14 @@ impl Config {
                 ));
             }
             (None, None) => {}
+        }
+        for (key, rate) in self.limits.rates() {
+            if !(1..=LimitsConfig::MAX_PER_SECOND).contains(&rate) {
+                return Err(Error::config(format!(
+                    "{key} must be a whole number of requests per second from 1 to {}, not {rate}",
+                    LimitsConfig::MAX_PER_SECOND
+                )));
+            }
         }
         if !(1..=300).contains(&self.providers.timeout_seconds) {
             return Err(Error::config(
@@ -1166,6 +1312,145 @@ mod tests {
         );
     }
 
+    #[test]
+    fn trusted_proxies_accept_addresses_and_ranges_as_a_list_or_a_string() {
+        assert!(Config::default().server.trusted_proxies.is_empty());
+        for (toml, vars) in [
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.168.1.7\"]\n",
+                vec![],
+            ),
+            (
+                "[server]\ntrusted_proxies = \"10.0.0.0/8 ::1,192.168.1.7\"\n",
+                vec![],
+            ),
+            (
+                "",
+                vec![(
+                    "DRAVO_SERVER_TRUSTED_PROXIES",
+                    "10.0.0.0/8, ::1, 192.168.1.7",
+                )],
+            ),
+        ] {
+            let c = load_toml(toml, &vars).unwrap_or_else(|e| panic!("{toml} {vars:?}: {e}"));
+            let proxies = &c.server.trusted_proxies;
+            for inside in ["10.1.2.3", "::1", "192.168.1.7", "::ffff:10.9.9.9"] {
+                assert!(proxies.contains(inside.parse().unwrap()), "{inside}");
+            }
+            for outside in ["11.0.0.1", "192.168.1.8", "::2", "127.0.0.1"] {
+                assert!(!proxies.contains(outside.parse().unwrap()), "{outside}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_names_the_key_and_the_entry() {
+        for (toml, vars, bad) in [
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.1\", \"proxy.internal\"]\n",
+                vec![],
+                "proxy.internal",
+            ),
+            (
+                "[server]\ntrusted_proxies = \"10.0.0.0/33\"\n",
+                vec![],
+                "10.0.0.0/33",
+            ),
+            ("", vec![("DRAVO_SERVER_TRUSTED_PROXIES", "1.2.3.4,*")], "*"),
+        ] {
+            let msg = load_toml(toml, &vars).unwrap_err().to_string();
+            assert!(
+                msg.starts_with("configuration key `server.trusted_proxies` has an invalid value: expected IP addresses or CIDR ranges such as 10.0.0.0/8"),
+                "{msg}"
+            );
+            assert!(msg.contains(&format!("{bad:?}")), "{msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        let msg = load_toml("[server]\ntrusted_proxies = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`server.trusted_proxies` has the wrong type"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn limits_default_to_the_contract_and_accept_whole_numbers() {
+        let d = Config::default().limits;
+        assert_eq!(
+            (
+                d.start_per_second,
+                d.callback_per_second,
+                d.create_per_second,
+                d.token_per_second
+            ),
+            (10, 10, 5, 50)
+        );
+        let c = load_toml(
+            "[limits]\nstart_per_second = 1\ntoken_per_second = 100000\n",
+            &[("DRAVO_LIMITS_CREATE_PER_SECOND", "7")],
+        )
+        .unwrap();
+        assert_eq!(c.limits.start_per_second, 1);
+        assert_eq!(c.limits.create_per_second, 7);
+        assert_eq!(c.limits.token_per_second, 100_000);
+        assert_eq!(c.limits.callback_per_second, 10);
+    }
+
+    #[test]
+    fn limits_out_of_range_or_not_whole_are_refused_by_key() {
+        for (toml, vars, key, says) in [
+            (
+                "start_per_second = 0",
+                vec![],
+                "limits.start_per_second",
+                "from 1 to 100000, not 0",
+            ),
+            (
+                "token_per_second = 100001",
+                vec![],
+                "limits.token_per_second",
+                "from 1 to 100000",
+            ),
+            (
+                "",
+                vec![("DRAVO_LIMITS_CALLBACK_PER_SECOND", "0")],
+                "limits.callback_per_second",
+                "not 0",
+            ),
+            (
+                "create_per_second = 2.5",
+                vec![],
+                "limits.create_per_second",
+                "expected a whole number",
+            ),
+            (
+                "create_per_second = -1",
+                vec![],
+                "limits.create_per_second",
+                "expected a whole number",
+            ),
+            (
+                "",
+                vec![("DRAVO_LIMITS_START_PER_SECOND", "0.5")],
+                "limits.start_per_second",
+                "expected a whole number",
+            ),
+        ] {
+            let msg = load_toml(&format!("[limits]\n{toml}\n"), &vars)
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key), "{toml} {vars:?}: {msg}");
+            assert!(msg.contains(says), "{toml} {vars:?}: {msg}");
+            assert!(!msg.contains('\n') && !msg.contains("PickFirst"), "{msg}");
+        }
+        let msg = load_toml("[limits]\nstart_per_minute = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`limits.start_per_minute`"), "{msg}");
+    }
+
     mod properties {
         use proptest::prelude::*;
 
@@ -1191,6 +1476,7 @@ mod tests {
                     "DRAVO_DASHBOARD_ALLOWED_RETURN_URLS", "DRAVO_PROVIDERS_TIMEOUT_SECONDS",
                     "DRAVO_PROVIDERS_X_SCOPES", "DRAVO_REFRESH_SKEW_SECONDS",
                     "DRAVO_CONNECT_REQUIRE_CONFIRMATION", "DRAVO_WEBHOOKS_URL",
+                    "DRAVO_SERVER_TRUSTED_PROXIES", "DRAVO_LIMITS_START_PER_SECOND",
                 ]),
                 value in "\\PC{0,120}",
             ) {
