@@ -81,8 +81,8 @@ pub async fn serve(config: Config) -> Result<()> {
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight requests
 /// finish (up to 30 seconds). Connections are limited by [`ConnectionLimits::default`].
-/// Background tasks (the refresher, the webhook sender) get the same token and stop with
-/// the server.
+/// Background tasks (the refresher, the webhook sender, the rate limiters' pruner) get the
+/// same token and stop with the server.
 pub async fn run(
     listener: tokio::net::TcpListener,
     dravo: Dravo,
@@ -110,15 +110,19 @@ pub async fn run_with(
         .url
         .is_some()
         .then(|| tokio::spawn(dravo.clone().run_webhook_sender(shutdown.clone())));
+    let rate_limits = api::limits::RateLimits::new(&dravo.config().limits);
+    let pruner = tokio::spawn(rate_limits.clone().run_pruner(shutdown.clone()));
     let served = net::serve(
         listener,
-        api::build_app(dravo),
+        api::build_app(dravo, rate_limits),
         shutdown.clone().cancelled_owned(),
         SHUTDOWN_GRACE,
         limits,
     )
     .await;
     shutdown.cancel();
+    // It stops at once.
+    let _ = pruner.await;
     if let Some(task) = refresher {
         // A pass in flight finishes its provider calls (each bounded by its timeout).
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;

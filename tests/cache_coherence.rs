@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{app_body, dravo_cmd, spawn_app};
+use support::{app_body, dravo_cmd, spawn_app, spawn_app_with};
 
 fn cli_create(dir: &std::path::Path, name: &str) -> String {
     let out = dravo_cmd(dir)
@@ -153,7 +153,12 @@ async fn status_on(client: &reqwest::Client, url: &str, token: &str) -> u16 {
 /// creates, and deletes made through the server itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_read_on_every_worker_sees_every_commit() {
-    let app = spawn_app().await;
+    // 4 starts a round for 200 rounds, as fast as the CLI runs: above the start limit, which
+    // this test is not about.
+    let app = spawn_app_with(|c| {
+        c.limits.start_per_second = dravo::config::LimitsConfig::MAX_PER_SECOND;
+    })
+    .await;
     let token = app.token("alice");
     let clients = pinned_clients(4);
     let mut stale = Vec::new();

@@ -291,6 +291,49 @@ fn invalid_public_url_names_the_key() {
 }
 
 #[test]
+fn a_trusted_proxy_that_is_no_address_or_range_names_the_key_and_the_entry() {
+    let dir = tempdir();
+    assert_all_fail(
+        dir.path(),
+        &[("DRAVO_SERVER_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal")],
+        &[
+            "server.trusted_proxies",
+            "\"proxy.internal\"",
+            "DRAVO_SERVER_TRUSTED_PROXIES",
+        ],
+    );
+    write(
+        &dir.path().join("dravo.toml"),
+        "[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/40\"]\n",
+    );
+    assert_all_fail(
+        dir.path(),
+        &[],
+        &["server.trusted_proxies", "\"10.0.0.0/40\"", "dravo.toml"],
+    );
+}
+
+#[test]
+fn a_rate_limit_of_zero_or_not_a_whole_number_names_the_key() {
+    let dir = tempdir();
+    assert_all_fail(
+        dir.path(),
+        &[("DRAVO_LIMITS_TOKEN_PER_SECOND", "0")],
+        &["limits.token_per_second", "from 1 to 100000"],
+    );
+    assert_all_fail(
+        dir.path(),
+        &[("DRAVO_LIMITS_START_PER_SECOND", "2.5")],
+        &["limits.start_per_second", "whole number"],
+    );
+    write(
+        &dir.path().join("dravo.toml"),
+        "[limits]\ncreate_per_second = 0\n",
+    );
+    assert_all_fail(dir.path(), &[], &["limits.create_per_second"]);
+}
+
+#[test]
 fn invalid_toml_is_one_line() {
     let dir = tempdir();
     write(&dir.path().join("dravo.toml"), "[server\nbind = \n");

@@ -7,7 +7,7 @@ mod support;
 use dravo::api::error::ErrorCode;
 use poem_openapi::types::ParseFromJSON;
 use serde_json::Value;
-use support::{TestApp, app_body, assert_error, open_db, spawn_app};
+use support::{TestApp, app_body, assert_error, open_db, spawn_app_with};
 
 /// The codes of the spec's `ErrorCode` schema, in its order.
 fn spec_codes() -> Vec<(String, ErrorCode)> {
@@ -78,6 +78,18 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
                 .unwrap();
             authed(reqwest::Method::DELETE, &format!("/v1/oauth-apps/{app_id}"))
         }
+        ErrorCode::RateLimited => {
+            // The callback is limited per client IP (1 per second here, a burst of 5): the
+            // answer that passes the limit is the JSON error, not the callback's HTML page.
+            let url = app.url("/v1/oauth/x/callback?state=none");
+            for _ in 0..100 {
+                let resp = app.http.get(&url).send().await.unwrap();
+                if resp.status() != reqwest::StatusCode::BAD_REQUEST {
+                    return resp;
+                }
+            }
+            panic!("100 callbacks in a row were all answered 400");
+        }
         ErrorCode::Internal => {
             // The last code asked for: it breaks the database.
             open_db(&app.db_path())
@@ -116,7 +128,7 @@ async fn every_code_in_the_spec_is_sent_by_the_server_with_its_status() {
     assert!(!codes.is_empty());
     // `internal` breaks the database, so it goes last.
     codes.sort_by_key(|(_, code)| *code == ErrorCode::Internal);
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.limits.callback_per_second = 1).await;
     for (name, code) in codes {
         let resp = provoke(&app, code).await;
         assert_error(resp, code.status().as_u16(), &name).await;

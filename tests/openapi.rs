@@ -256,10 +256,51 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
             "app_in_use",
             "payload_too_large",
             "unsupported_media_type",
+            "rate_limited",
             "internal",
             "provider_error",
         ])
     );
+}
+
+#[test]
+fn exactly_the_rate_limited_operations_declare_429_with_retry_after() {
+    // CONTRACT §8: start and app creation per tenant, the callback per client IP, and the
+    // token reads (access-token and refresh) per tenant. No other operation can answer 429.
+    let limited = [
+        ("/v1/oauth/{provider}/start", "get"),
+        (CALLBACK_PATH, "get"),
+        ("/v1/oauth-apps", "post"),
+        ("/v1/accounts/{id}/access-token", "get"),
+        ("/v1/accounts/{id}/refresh", "post"),
+    ];
+    let spec = spec();
+    for (path, method, op) in all_operations(&spec) {
+        let response = &op["responses"]["429"];
+        if !limited.contains(&(path.as_str(), method.as_str())) {
+            assert!(response.is_null(), "{method} {path} declares 429");
+            continue;
+        }
+        assert_eq!(
+            json_schema_ref(response).as_deref(),
+            Some("#/components/schemas/ErrorBody"),
+            "{method} {path} 429"
+        );
+        assert!(
+            header_names(response).contains(&"retry-after".to_owned()),
+            "{method} {path} 429 does not declare Retry-After: {response}"
+        );
+        let example = &error_examples(response)[0];
+        assert_eq!(example["error"]["code"], "rate_limited", "{method} {path}");
+        // Statuses stay in order, 429 among the others.
+        let statuses: Vec<u16> = op["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(statuses.is_sorted(), "{method} {path}: {statuses:?}");
+    }
 }
 
 #[test]

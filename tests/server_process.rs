@@ -558,6 +558,9 @@ fn request_log_lines_carry_method_path_status_and_latency() {
     assert!(find("DELETE", "/healthz", 405), "logs:\n{logs}");
     assert_eq!(lines.len(), 4, "one line per request; logs:\n{logs}");
     for line in &lines {
+        assert!(line.contains(" client_ip=127.0.0.1 "), "{line}");
+    }
+    for line in &lines {
         let latency = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("latency_ms="))
@@ -572,6 +575,47 @@ fn request_log_lines_carry_method_path_status_and_latency() {
     assert!(
         !logs.contains("QUERY-MARK-7731") && !logs.contains("state=xyz"),
         "the query string is never logged; logs:\n{logs}"
+    );
+}
+
+#[test]
+fn limits_and_trusted_proxies_from_the_environment_apply_and_the_log_names_the_client() {
+    // 127.0.0.1 is the trusted proxy: the client it names in X-Forwarded-For is the one
+    // limited (1 callback per second, a burst of 5) and the one logged.
+    let dir = tempdir();
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.env("DRAVO_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")
+        .env("DRAVO_LIMITS_CALLBACK_PER_SECOND", "1");
+    let mut server = Server::start(cmd);
+    let statuses: Vec<u16> = runtime().block_on(async {
+        let client = http();
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            let resp = client
+                .get(server.url("/v1/oauth/x/callback?state=none"))
+                .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
+                .send()
+                .await
+                .unwrap();
+            statuses.push(resp.status().as_u16());
+            if resp.status() == 429 {
+                assert!(resp.headers().contains_key("retry-after"));
+                break;
+            }
+        }
+        statuses
+    });
+    let logs = server.stop();
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(statuses.len() > 5, "the burst of 5 passed: {statuses:?}");
+    let lines = request_lines(&logs);
+    assert_eq!(lines.len(), statuses.len(), "logs:\n{logs}");
+    for line in &lines {
+        assert!(line.contains(" client_ip=203.0.113.9 "), "{line}");
+    }
+    assert!(
+        lines.last().unwrap().contains("status=429"),
+        "logs:\n{logs}"
     );
 }
 

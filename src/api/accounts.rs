@@ -6,7 +6,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, LimitedError};
+use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
@@ -152,11 +153,13 @@ impl AccountsApi {
     async fn access_token(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
         auth: DashboardAuth,
         id: Path<Checked<AccountId>>,
         /// Refresh even when the stored token is still fresh.
         force_refresh: Query<Option<bool>>,
-    ) -> Result<AccessTokenFound, ApiError> {
+    ) -> Result<AccessTokenFound, LimitedError> {
+        limits.token(&auth.0)?;
         let token = dravo
             .access_token(&auth.0, &id.0.0, force_refresh.0.unwrap_or(false))
             .await?;
@@ -175,9 +178,11 @@ impl AccountsApi {
     async fn refresh(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
         auth: DashboardAuth,
         id: Path<Checked<AccountId>>,
-    ) -> Result<AccountFound, ApiError> {
+    ) -> Result<AccountFound, LimitedError> {
+        limits.token(&auth.0)?;
         let account = dravo.refresh_account(&auth.0, &id.0.0).await?;
         Ok(AccountFound::Ok(Json(account.into())))
     }

@@ -5,6 +5,7 @@
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Enum, Object};
 
 use crate::error::Error;
@@ -24,6 +25,7 @@ pub enum ErrorCode {
     AppInUse,
     PayloadTooLarge,
     UnsupportedMediaType,
+    RateLimited,
     Internal,
     ProviderError,
 }
@@ -42,6 +44,7 @@ impl ErrorCode {
             | ErrorCode::AppInUse => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
         }
@@ -107,6 +110,75 @@ pub enum ApiError {
     /// the provider answered and when the next attempt is.
     #[oai(status = 502)]
     BadGateway(Json<ErrorBody>),
+}
+
+/// The answer to a request over its rate limit (`api::limits`). Only the operations that are
+/// limited declare it: `LimitedError` on the dashboard's, alone on the callback's.
+#[derive(Debug, ApiResponse)]
+pub enum RateLimited {
+    /// `rate_limited`: too many requests like this one in a short time, from this tenant (for
+    /// the callback: from this client IP address). The rates are Dravo's `limits.*` settings;
+    /// each allows a burst of 5 seconds' worth.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Whole seconds to wait before the next such request can succeed (at least 1).
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+}
+
+/// The errors of a rate-limited dashboard operation: `ApiError`'s, and `RateLimited`'s 429.
+/// (An `ApiResponse` by hand: the derive cannot nest one response enum in another.)
+#[derive(Debug)]
+pub enum LimitedError {
+    Api(ApiError),
+    RateLimited(RateLimited),
+}
+
+impl ApiResponse for LimitedError {
+    fn meta() -> MetaResponses {
+        let mut responses = ApiError::meta().responses;
+        responses.extend(RateLimited::meta().responses);
+        // In status order, as the derive lists its own.
+        responses.sort_by_key(|r| r.status);
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        ApiError::register(registry);
+        RateLimited::register(registry);
+    }
+}
+
+impl IntoResponse for LimitedError {
+    fn into_response(self) -> Response {
+        match self {
+            LimitedError::Api(e) => e.into_response(),
+            LimitedError::RateLimited(e) => e.into_response(),
+        }
+    }
+}
+
+impl From<LimitedError> for poem::Error {
+    fn from(err: LimitedError) -> Self {
+        match err {
+            LimitedError::Api(e) => e.into(),
+            LimitedError::RateLimited(e) => e.into(),
+        }
+    }
+}
+
+impl From<Error> for LimitedError {
+    fn from(err: Error) -> Self {
+        LimitedError::Api(err.into())
+    }
+}
+
+impl From<RateLimited> for LimitedError {
+    fn from(err: RateLimited) -> Self {
+        LimitedError::RateLimited(err)
+    }
 }
 
 /// The only failure `/healthz` declares: the database did not answer.
@@ -188,8 +260,11 @@ impl From<Error> for ApiError {
             ErrorCode::ProviderError => ApiError::BadGateway(body),
             ErrorCode::PayloadTooLarge => ApiError::PayloadTooLarge(body),
             ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),
-            // Not a core error's code: endpoints never see a 405.
-            ErrorCode::MethodNotAllowed | ErrorCode::Internal => ApiError::Internal(body),
+            // Not a core error's code: endpoints never see a 405, and a 429 comes from
+            // `api::limits` as `RateLimited`, never from the core.
+            ErrorCode::MethodNotAllowed | ErrorCode::RateLimited | ErrorCode::Internal => {
+                ApiError::Internal(body)
+            }
         }
     }
 }

@@ -2,14 +2,17 @@
 //! mapping, and the middleware every request passes (body limit, JSON errors, request log).
 
 pub mod accounts;
+pub mod client_ip;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod oauth;
 pub mod oauth_apps;
 pub mod payload;
 pub mod spec;
 pub mod types;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use poem::http::{HeaderValue, Method, header};
@@ -17,7 +20,9 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
 
+use crate::api::client_ip::{ClientIp, client_ip};
 use crate::api::error::{CoreError, PayloadTooLarge, render_poem_error};
+use crate::api::limits::RateLimits;
 use crate::domain::Owner;
 use crate::service::Dravo;
 
@@ -110,8 +115,9 @@ pub fn served_spec_json(public_url: &str) -> String {
     spec::Spec::new(&api_service(), Some(public_url)).json()
 }
 
-/// Builds the whole HTTP application around a core.
-pub fn build_app(dravo: Dravo) -> impl Endpoint<Output = Response> {
+/// Builds the whole HTTP application around a core, with the rate limiters it enforces
+/// (`RateLimits::new(&config.limits)`; the caller prunes them).
+pub fn build_app(dravo: Dravo, limits: RateLimits) -> impl Endpoint<Output = Response> {
     let service = api_service();
     let served = spec::Spec::new(&service, Some(dravo.public_url()));
     let docs = served.swagger_ui(&service);
@@ -120,16 +126,30 @@ pub fn build_app(dravo: Dravo) -> impl Endpoint<Output = Response> {
         .nest("/", service)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .around(move |next, req| edge(next, req, dravo.clone()))
+        .around(move |next, req| edge(next, req, dravo.clone(), limits.clone()))
 }
 
 /// What every request passes through, as one layer (each poem layer costs a boxed future per
-/// request): the core in the request's data, the body limit, every error as the JSON error
-/// body, the response headers, and one log line.
-async fn edge<E: Endpoint>(next: E, mut req: Request, dravo: Dravo) -> poem::Result<Response> {
+/// request): the core, the rate limiters and the client's IP address in the request's data,
+/// the body limit, every error as the JSON error body, the response headers, and one log line.
+async fn edge<E: Endpoint>(
+    next: E,
+    mut req: Request,
+    dravo: Dravo,
+    limits: RateLimits,
+) -> poem::Result<Response> {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // `net` serves TCP only, so the peer is always a socket address; the fallback is for an
+    // endpoint driven some other way.
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let client = client_ip(peer, req.headers(), &dravo.config().server.trusted_proxies);
+    req.extensions_mut().insert(ClientIp(client));
+    req.extensions_mut().insert(limits);
     req.extensions_mut().insert(dravo);
     let mut resp = match limit_body(&mut req).await {
         // A browser pointed at the server lands on the API docs. (Here rather than as a
@@ -168,6 +188,7 @@ async fn edge<E: Endpoint>(next: E, mut req: Request, dravo: Dravo) -> poem::Res
         target: "dravo::http",
         %method,
         path = %path,
+        client_ip = %client,
         status = resp.status().as_u16(),
         latency_ms = %format_args!("{:.3}", start.elapsed().as_secs_f64() * 1000.0),
         "request"

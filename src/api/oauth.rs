@@ -6,7 +6,9 @@ use poem_openapi::payload::Html;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::api::error::ApiError;
+use crate::api::client_ip::ClientIp;
+use crate::api::error::{LimitedError, RateLimited};
+use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
@@ -89,6 +91,7 @@ impl OAuthApi {
     async fn start(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
         auth: DashboardAuth,
         /// The provider: one of the `Provider` schema's values.
         provider: Path<Checked<Provider>>,
@@ -98,7 +101,8 @@ impl OAuthApi {
         /// `dashboard.allowed_return_urls`. Required (unless `dashboard.return_url` is set)
         /// when `connect.require_confirmation` is on.
         return_url: Query<Option<String>>,
-    ) -> Result<Started, ApiError> {
+    ) -> Result<Started, LimitedError> {
+        limits.start(&auth.0)?;
         let app_id = oauth_app_id.0.map(|c| c.0);
         let authorize_url = dravo
             .start_connect(
@@ -114,15 +118,21 @@ impl OAuthApi {
     /// OAuth callback
     ///
     /// The provider redirects the user's browser here. Needs no auth: the signed state is the
-    /// proof. Register `{public_url}/v1/oauth/{provider}/callback` at the provider.
+    /// proof. Register `{public_url}/v1/oauth/{provider}/callback` at the provider. Over the
+    /// rate limit (per client IP address) the answer is the JSON error, and the state stays
+    /// unused: reloading the page after `Retry-After` seconds finishes the connect.
     #[oai(
         path = "/v1/oauth/:provider/callback",
         method = "get",
         operation_id = "oauthCallback"
     )]
+    // poem-openapi takes each query parameter as an argument.
+    #[allow(clippy::too_many_arguments)]
     async fn callback(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
+        client: Data<&ClientIp>,
         /// The provider whose consent screen sent the browser here.
         provider: Path<Checked<Provider>>,
         /// The authorization code to exchange; absent when the user declined or the provider
@@ -134,7 +144,8 @@ impl OAuthApi {
         error: Query<Option<String>>,
         /// The provider's human description of `error`.
         error_description: Query<Option<String>>,
-    ) -> CallbackResponse {
+    ) -> Result<CallbackResponse, RateLimited> {
+        limits.callback(client.0.0)?;
         let params = CallbackParams {
             code: code.0,
             state: state.0,
@@ -142,7 +153,7 @@ impl OAuthApi {
             error_description: error_description.0,
         };
         let provider = provider.0.0;
-        match dravo.finish_connect(provider, params).await {
+        Ok(match dravo.finish_connect(provider, params).await {
             CallbackOutcome::Pending { redirect } => CallbackResponse::Redirect(redirect),
             CallbackOutcome::Connected {
                 redirect: Some(url),
@@ -193,7 +204,7 @@ impl OAuthApi {
                     }
                 }
             }
-        }
+        })
     }
 }
 

@@ -6,7 +6,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, LimitedError};
+use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
 use crate::api::types::{Checked, ScopeList};
 use crate::api::{ApiTags, DashboardAuth};
@@ -134,9 +135,11 @@ impl OAuthAppsApi {
     async fn create(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
         auth: DashboardAuth,
         body: Json<CreateOAuthApp>,
-    ) -> Result<CreatedApp, ApiError> {
+    ) -> Result<CreatedApp, LimitedError> {
+        limits.create(&auth.0)?;
         let body = body.0;
         let new = NewApp {
             provider: body.provider.0,

@@ -20,7 +20,9 @@ use serde_yaml::{Mapping, Value};
 use crate::api::ApiTags;
 use crate::api::error::{ErrorBody, ErrorCode, ErrorDetail, INTERNAL_MESSAGE, MISSING_TOKEN};
 use crate::api::error::{NOT_ALLOWED, NOT_JSON};
+use crate::api::limits::Limit;
 use crate::api::oauth_apps::EXAMPLE_APP_NAME;
+use crate::config::LimitsConfig;
 use crate::domain::{AccountId, AppId, AppName, Provider};
 use crate::views::{EXAMPLE_ACCOUNT_ID, EXAMPLE_APP_ID, example_public_url};
 
@@ -200,6 +202,19 @@ fn example_message(code: ErrorCode, op: &Operation) -> String {
             crate::api::error::PayloadTooLarge(crate::api::MAX_BODY_BYTES).to_string()
         }
         ErrorCode::UnsupportedMediaType => NOT_JSON.into(),
+        ErrorCode::RateLimited => {
+            // Each limited operation has its own bucket; the message names it, at its default.
+            let limit = if op.path.ends_with("/start") {
+                Limit::Start
+            } else if op.path.ends_with("/callback") {
+                Limit::Callback
+            } else if accounts {
+                Limit::Token
+            } else {
+                Limit::Create
+            };
+            limit.message(limit.rate(&LimitsConfig::default()), 1)
+        }
         ErrorCode::Internal => INTERNAL_MESSAGE.into(),
         ErrorCode::NeedsReauth => format!(
             "account {EXAMPLE_ACCOUNT_ID} needs to be connected again (invalid_grant: Value passed for the token was invalid.)"
