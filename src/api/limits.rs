@@ -25,8 +25,8 @@ use crate::api::error::{ErrorBody, ErrorCode, ErrorDetail, RateLimited};
 use crate::config::LimitsConfig;
 use crate::domain::Owner;
 
-/// How often idle keys are dropped. Longer than a bucket takes to refill, shorter than it
-/// takes a flood of new keys to matter.
+/// How often refilled keys are dropped: the state then holds at most the keys used in the
+/// last 5 s (the longest a bucket takes to refill) plus this long.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 /// The limited operations.
