@@ -48,6 +48,7 @@ fn serve(dir: &Path, fake: &FakeProvider) -> Server {
         .env("DRAVO_PROVIDERS_TIMEOUT_SECONDS", "2")
         .env("DRAVO_WEBHOOKS_URL", "http://127.0.0.1:9/hooks")
         .env("DRAVO_WEBHOOKS_SECRET", "whsec_test_0123456789abcdef");
+    unlimited(&mut cmd);
     Server::start(cmd)
 }
 
@@ -424,7 +425,21 @@ exec "{dravo}" serve"#,
             "DRAVO_AUTH_JWT_SECRET",
             "a-jwt-secret-for-the-disk-test-0123456789",
         );
+    unlimited(&mut cmd);
     Server::start(cmd)
+}
+
+/// These tests write as fast as one tenant can, far above the default rate limits (5 app
+/// creations, 50 token reads a second), which they are not about: the highest rates.
+fn unlimited(cmd: &mut Command) {
+    for var in [
+        "DRAVO_LIMITS_START_PER_SECOND",
+        "DRAVO_LIMITS_CALLBACK_PER_SECOND",
+        "DRAVO_LIMITS_CREATE_PER_SECOND",
+        "DRAVO_LIMITS_TOKEN_PER_SECOND",
+    ] {
+        cmd.env(var, "100000");
+    }
 }
 
 #[test]
