@@ -63,7 +63,11 @@ fn a_backup_of_a_live_database_is_consistent_private_and_restores() {
     for name in ["before-1", "before-2"] {
         create(dir.path(), name);
     }
-    let mut server = Server::start(dravo_cmd(dir.path()));
+    // The writer below creates apps as fast as it can for as long as the backup takes: above
+    // the default creation limit, which this test is not about.
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.env("DRAVO_LIMITS_CREATE_PER_SECOND", "100000");
+    let mut server = Server::start(cmd);
     let rt = runtime();
 
     // Writes keep coming over HTTP while the backup runs.
