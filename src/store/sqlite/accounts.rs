@@ -1,6 +1,8 @@
 //! SQL for connected accounts and their event logs. Every query a tenant can reach takes the
 //! owner; the refresher's queries work by account id across tenants.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
@@ -99,6 +101,17 @@ pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
     Ok(())
 }
 
+/// One page of an owner's accounts (`accounts_by_owner`, which ends in the rowid).
+pub(super) static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT rowid, {COLUMNS} FROM accounts
+         WHERE owner = ?1 AND rowid > ?2
+           AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR status = ?4)
+           AND (?6 IS NULL OR kind = ?6) AND (?7 IS NULL OR parent_id = ?7)
+         ORDER BY rowid LIMIT ?5"
+    )
+});
+
 /// One page of the owner's accounts, in insertion order.
 pub(super) fn page(
     conn: &Connection,
@@ -107,13 +120,7 @@ pub(super) fn page(
     after: Option<i64>,
     limit: usize,
 ) -> Result<Page<AccountRecord>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT rowid, {COLUMNS} FROM accounts
-         WHERE owner = ?1 AND rowid > ?2
-           AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR status = ?4)
-           AND (?6 IS NULL OR kind = ?6) AND (?7 IS NULL OR parent_id = ?7)
-         ORDER BY rowid LIMIT ?5"
-    ))?;
+    let mut stmt = conn.prepare_cached(&PAGE_SQL)?;
     let mut rows = stmt
         .query_map(
             params![
@@ -174,6 +181,10 @@ fn from_row_offset(row: &Row<'_>, o: usize) -> rusqlite::Result<AccountRecord> {
     })
 }
 
+/// One of the owner's accounts (by the primary key).
+pub(super) static GET_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE owner = ?1 AND id = ?2"));
+
 /// One of the owner's accounts.
 pub(super) fn get(
     conn: &Connection,
@@ -181,9 +192,7 @@ pub(super) fn get(
     id: &AccountId,
 ) -> Result<Option<AccountRecord>> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM accounts WHERE owner = ?1 AND id = ?2"
-        ))?
+        .prepare_cached(&GET_SQL)?
         .query_row(params![owner.as_str(), id.as_str()], from_row)
         .optional()?)
 }
@@ -196,11 +205,13 @@ pub(super) fn by_id(conn: &Connection, id: &str) -> Result<Option<AccountRecord>
         .optional()?)
 }
 
+/// A user account's children (`accounts_by_parent`).
+pub(super) static CHILDREN_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE parent_id = ?1 ORDER BY rowid"));
+
 /// The children (Pages, organizations) of a user account, in insertion order.
 pub(super) fn children(conn: &Connection, parent_id: &str) -> Result<Vec<AccountRecord>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM accounts WHERE parent_id = ?1 ORDER BY rowid"
-    ))?;
+    let mut stmt = conn.prepare_cached(&CHILDREN_SQL)?;
     let rows = stmt
         .query_map([parent_id], from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -295,13 +306,14 @@ pub(super) fn holds_lease(
         .is_some())
 }
 
+/// The refresher's "due soon" query (`accounts_due`).
+pub(super) const DUE_SQL: &str = "SELECT id FROM accounts
+     WHERE next_refresh_at IS NOT NULL AND next_refresh_at <= ?1
+     ORDER BY next_refresh_at LIMIT ?2";
+
 /// Ids of accounts the refresher should look at by `now`, soonest first.
 pub(super) fn due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id FROM accounts
-         WHERE next_refresh_at IS NOT NULL AND next_refresh_at <= ?1
-         ORDER BY next_refresh_at LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(DUE_SQL)?;
     let ids = stmt
         .query_map(params![now.unix(), limit as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;

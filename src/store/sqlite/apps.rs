@@ -1,5 +1,7 @@
 //! SQL for the `oauth_apps` table. Every query takes the owner.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -128,12 +130,16 @@ pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {
     }
 }
 
+/// An owner's apps (`oauth_apps_by_owner`).
+pub(super) static LIST_SQL: LazyLock<String> =
+    LazyLock::new(|| super::list_by_owner_sql("oauth_apps", COLUMNS));
+
 pub(super) fn list(
     conn: &Connection,
     owner: &Owner,
     provider: Option<Provider>,
 ) -> Result<Vec<AppRecord>> {
-    super::list_by_owner(conn, "oauth_apps", COLUMNS, owner, provider, from_row)
+    super::list_by_owner(conn, &LIST_SQL, owner, provider, from_row)
 }
 
 pub(super) fn get(conn: &Connection, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {

@@ -544,21 +544,25 @@ fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
-/// The owner's rows of `table`, oldest first (ties in insertion order), optionally for one
-/// provider: the shape of every list query.
+/// The query of the owner's rows of `table`, oldest first (ties in insertion order),
+/// optionally for one provider: the shape of every list query.
+fn list_by_owner_sql(table: &str, columns: &str) -> String {
+    format!(
+        "SELECT {columns} FROM {table}
+         WHERE owner = ?1 AND (?2 IS NULL OR provider = ?2)
+         ORDER BY created_at, rowid"
+    )
+}
+
+/// Runs a query made by `list_by_owner_sql` for the owner and provider.
 fn list_by_owner<T>(
     conn: &Connection,
-    table: &str,
-    columns: &str,
+    sql: &str,
     owner: &Owner,
     provider: Option<Provider>,
     from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {columns} FROM {table}
-         WHERE owner = ?1 AND (?2 IS NULL OR provider = ?2)
-         ORDER BY created_at, rowid"
-    ))?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt
         .query_map(
             params![owner.as_str(), provider.map(Provider::as_str)],
@@ -885,6 +889,76 @@ mod tests {
             .unwrap();
         for plan in plans {
             assert!(plan.contains("accounts_by_app"), "{plan}");
+        }
+    }
+
+    /// The queries that grow with the database each use their index, read from the very SQL
+    /// the store runs: a dropped or changed index fails here, not in production at a million
+    /// rows. (`benches/scale.rs` times them on a big database.)
+    #[test]
+    fn hot_queries_use_their_indexes() {
+        use rusqlite::types::Value::{Integer, Null, Text};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let text = |s: &str| Text(s.to_owned());
+        // (what, SQL, parameters as the store binds them, the index it must use)
+        let queries = [
+            (
+                "an owner's apps",
+                apps::LIST_SQL.as_str(),
+                vec![text("alice"), Null],
+                "USING INDEX oauth_apps_by_owner (owner=?)",
+            ),
+            (
+                "a page of an owner's accounts",
+                accounts::PAGE_SQL.as_str(),
+                vec![
+                    text("alice"),
+                    Integer(0),
+                    Null,
+                    Null,
+                    Integer(101),
+                    Null,
+                    Null,
+                ],
+                "USING INDEX accounts_by_owner (owner=? AND rowid>?)",
+            ),
+            (
+                "one of an owner's accounts",
+                accounts::GET_SQL.as_str(),
+                vec![text("alice"), text("acc_1")],
+                "USING INDEX sqlite_autoindex_accounts_1 (id=?)",
+            ),
+            (
+                "the refresher's due accounts",
+                accounts::DUE_SQL,
+                vec![Integer(1_800_000_000), Integer(200)],
+                "USING INDEX accounts_due (next_refresh_at>? AND next_refresh_at<?)",
+            ),
+            (
+                "an account's children",
+                accounts::CHILDREN_SQL.as_str(),
+                vec![text("acc_1")],
+                "USING INDEX accounts_by_parent (parent_id=?)",
+            ),
+        ];
+        for (what, sql, params, index) in queries {
+            let plan = store
+                .read(|c| {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = stmt
+                        .query_map(rusqlite::params_from_iter(params), |r| {
+                            r.get::<_, String>(3)
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(rows.join("; "))
+                })
+                .unwrap();
+            assert!(plan.contains(index), "{what}: {plan}");
+            assert!(
+                !plan.contains("TEMP B-TREE"),
+                "{what} sorts instead of reading in index order: {plan}"
+            );
         }
     }
 
