@@ -113,7 +113,8 @@ pub fn page_limit(limit: Option<u32>) -> Result<usize> {
 }
 
 /// Associated data for an account's sealed token: the kind of token and the row it belongs to.
-pub(super) fn token_context<'a>(
+/// Public for tools that write account rows through the store (the benches' seeders).
+pub fn token_context<'a>(
     kind: &'static str,
     id: &'a str,
     owner: &'a str,
@@ -129,8 +130,8 @@ pub(super) fn token_context<'a>(
     ]
 }
 
-pub(super) const ACCESS: &str = "account.access_token";
-pub(super) const REFRESH: &str = "account.refresh_token";
+pub const ACCESS: &str = "account.access_token";
+pub const REFRESH: &str = "account.refresh_token";
 
 /// What a successful connect stores.
 pub(super) struct Connected {

@@ -13,10 +13,13 @@ mod pending;
 mod shared;
 mod webhooks;
 
-pub use accounts::{Account, Deleted, ListPage};
+pub use accounts::{
+    ACCESS as ACCESS_TOKEN_SEAL, Account, Deleted, ListPage, REFRESH as REFRESH_TOKEN_SEAL,
+    token_context,
+};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 pub use events::Event;
-pub use lifecycle::{AccessToken, Policy};
+pub use lifecycle::{AccessToken, Decision, Policy, deadline, decide, next_look, status_at};
 pub use pending::{CONFIRM_WITHIN_SECONDS, PendingConnection};
 pub use shared::SharedList;
 pub use webhooks::{WebhookEvent, WebhookStatus, signature as webhook_signature};
