@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use dravo::config::ProviderConfig;
+use dravo::config::{LimitsConfig, ProviderConfig};
 use dravo::domain::{AppName, ClientId, ClientSecret, Owner};
 use dravo::service::NewApp;
 use dravo::{Config, Dravo};
@@ -130,6 +130,13 @@ async fn main() {
     let mut config = Config::default();
     config.database.path = dir.path().join("dravo.db");
     config.dashboard.allowed_return_urls = vec!["https://dash.example.com".into()];
+    // The rate limits at their highest: every callback comes from 127.0.0.1, and the run is
+    // about Dravo's work, not the limits.
+    let max = LimitsConfig::MAX_PER_SECOND;
+    config.limits.start_per_second = max;
+    config.limits.callback_per_second = max;
+    config.limits.create_per_second = max;
+    config.limits.token_per_second = max;
     config.providers.set(
         "x".parse().unwrap(),
         ProviderConfig {
