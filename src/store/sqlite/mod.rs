@@ -64,6 +64,7 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/006_pending_connections.sql")),
         M::up(include_str!("migrations/007_child_accounts.sql")),
         M::up(include_str!("migrations/008_app_checks.sql")),
+        M::up(include_str!("migrations/009_due_index_covers_id.sql")),
     ]
 }
 
@@ -933,7 +934,7 @@ mod tests {
                 "the refresher's due accounts",
                 accounts::DUE_SQL,
                 vec![Integer(1_800_000_000), Integer(200)],
-                "USING INDEX accounts_due (next_refresh_at>? AND next_refresh_at<?)",
+                "USING COVERING INDEX accounts_due (next_refresh_at>? AND next_refresh_at<?)",
             ),
             (
                 "an account's children",
