@@ -100,6 +100,64 @@ async fn post_on_healthz_is_405_json() {
     app.stop().await;
 }
 
+/// RFC 9110 and CONTRACT §3: a 405 names what the route does take, for every route of the
+/// spec and every method it does not declare (TRACE included, which schemathesis tries).
+#[tokio::test]
+async fn every_405_carries_allow_with_the_routes_own_methods() {
+    let app = spawn_app().await;
+    let spec: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (template, operations) in spec["paths"].as_object().unwrap() {
+        let path = template
+            .replace("{provider}", "x")
+            .replace("{id}", "oa_aaaaaaaaaaaaaaaaaaaa");
+        let mut declared: Vec<String> = operations
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        if declared.iter().any(|m| m == "GET") {
+            declared.push("HEAD".into());
+        }
+        declared.sort();
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"] {
+            if declared.iter().any(|m| m == method) {
+                continue;
+            }
+            let resp = app
+                .send_as(
+                    "alice",
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    &path,
+                )
+                .await;
+            let allow = resp
+                .headers()
+                .get("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"))
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let mut listed: Vec<String> = allow.split(", ").map(str::to_owned).collect();
+            listed.sort();
+            assert_eq!(listed, declared, "{method} {path}");
+            assert_error(resp, 405, "method_not_allowed").await;
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} method/route pairs checked");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn database_failure_is_500_internal_without_detail() {
     let app = spawn_app().await;

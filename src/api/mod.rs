@@ -2,6 +2,7 @@
 //! mapping, and the middleware every request passes (body limit, JSON errors, request log).
 
 pub mod accounts;
+pub mod allow;
 pub mod client_ip;
 pub mod error;
 pub mod health;
@@ -15,7 +16,7 @@ pub mod types;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use poem::http::{HeaderValue, Method, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
@@ -165,6 +166,11 @@ async fn edge<E: Endpoint>(
     };
     // Answers may carry codes, states or tokens: keep them out of caches and out of the
     // Referer of whatever page the browser opens next.
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = allow::allowed_methods(&path)
+    {
+        resp.headers_mut().insert(header::ALLOW, methods);
+    }
     let headers = resp.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
