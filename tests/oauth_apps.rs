@@ -692,6 +692,15 @@ async fn create_rejects_a_scope_containing_a_space() {
     assert_create_rejected(body, "scope").await;
 }
 
+/// The spec's `scopes` is an array, not nullable: `null` is refused rather than read as
+/// "left out", so a client never believes it sent something it did not.
+#[tokio::test]
+async fn create_rejects_null_scopes() {
+    let mut body = app_body("x", "My App");
+    body["scopes"] = json!(null);
+    assert_create_rejected(body, "`scopes` must be an array of strings, not null").await;
+}
+
 #[tokio::test]
 async fn create_rejects_unknown_field() {
     let mut body = app_body("x", "My App");
@@ -995,7 +1004,10 @@ async fn patch_refuses_bad_bodies_and_changes_nothing() {
     let before = app_rows(&app.db_path());
     for (body, needle) in [
         (json!({}), "at least one"),
-        (json!({"name": null}), "at least one"),
+        (json!({"name": null}), "`name` must be a string, not null"),
+        (json!({"scopes": null}), "`scopes` must be an array of strings, not null"),
+        (json!({"client_secret": null}), "`client_secret` must be a string, not null"),
+        (json!({"scopes": null, "name": "Renamed"}), "not null"),
         (json!({"name": ""}), "name"),
         (json!({"scopes": []}), "scope"),
         (json!({"scopes": ["tweet.read", "has space"]}), "scope"),

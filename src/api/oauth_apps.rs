@@ -9,7 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::error::{ApiError, LimitedError};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
-use crate::api::types::{Checked, ScopeList};
+use crate::api::types::{Checked, Omittable, ScopeList};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::Provider;
 use crate::domain::{AppId, AppName, ClientId, ClientSecret};
@@ -29,7 +29,7 @@ pub struct CreateOAuthApp {
     pub client_secret: Checked<ClientSecret>,
     /// Scopes to request instead of the provider's defaults.
     #[oai(skip_serializing_if_is_none)]
-    pub scopes: Option<ScopeList>,
+    pub scopes: Omittable<ScopeList>,
 }
 
 /// The name of the example app: not the quick start's ("My X App"), so the first "Try it
@@ -43,7 +43,7 @@ impl Example for CreateOAuthApp {
             name: Checked(AppName::parse(EXAMPLE_APP_NAME).expect("valid")),
             client_id: Checked(ClientId::parse("…").expect("valid")),
             client_secret: Checked(ClientSecret::parse("…").expect("valid")),
-            scopes: None,
+            scopes: Omittable(None),
         }
     }
 }
@@ -55,22 +55,22 @@ impl Example for CreateOAuthApp {
 pub struct UpdateOAuthApp {
     /// A new name, 1 to 120 characters, unique per provider.
     #[oai(skip_serializing_if_is_none)]
-    pub name: Option<Checked<AppName>>,
+    pub name: Omittable<Checked<AppName>>,
     /// Scopes to request from now on (accounts already connected keep their grants).
     #[oai(skip_serializing_if_is_none)]
-    pub scopes: Option<ScopeList>,
+    pub scopes: Omittable<ScopeList>,
     /// A new client secret (stored encrypted): clears `credentials_error`, and accounts whose
     /// refreshes failed because the provider refused the old one are retried at once.
     #[oai(skip_serializing_if_is_none)]
-    pub client_secret: Option<Checked<ClientSecret>>,
+    pub client_secret: Omittable<Checked<ClientSecret>>,
 }
 
 impl Example for UpdateOAuthApp {
     fn example() -> Self {
         UpdateOAuthApp {
-            name: None,
-            scopes: None,
-            client_secret: Some(Checked(ClientSecret::parse("…").expect("valid"))),
+            name: Omittable(None),
+            scopes: Omittable(None),
+            client_secret: Omittable(Some(Checked(ClientSecret::parse("…").expect("valid")))),
         }
     }
 }
@@ -146,7 +146,7 @@ impl OAuthAppsApi {
             name: body.name.0,
             client_id: body.client_id.0,
             client_secret: body.client_secret.0,
-            scopes: body.scopes.map(|s| s.0),
+            scopes: body.scopes.0.map(|s| s.0),
         };
         let app = dravo.create_app(&auth.0, new).await?;
         let location = format!("/v1/oauth-apps/{}", app.id);
@@ -216,9 +216,9 @@ impl OAuthAppsApi {
     ) -> Result<AppUpdated, ApiError> {
         let body = body.0;
         let changes = AppChanges {
-            name: body.name.map(|n| n.0),
-            scopes: body.scopes.map(|s| s.0),
-            client_secret: body.client_secret.map(|s| s.0),
+            name: body.name.0.map(|n| n.0),
+            scopes: body.scopes.0.map(|s| s.0),
+            client_secret: body.client_secret.0.map(|s| s.0),
         };
         let app = dravo.update_app(&auth.0, &id.0.0, changes).await?;
         Ok(AppUpdated::Ok(Json(app.into())))

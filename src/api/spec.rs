@@ -5,6 +5,9 @@
 //!   (poem-openapi's responses carry no example, and a schema example is the same everywhere);
 //! - a nullable field holding another schema as `oneOf` that one schema, `nullable`
 //!   (poem-openapi writes an `allOf` with an inline part, which generators read as a new type);
+//! - on each request body's schema, `additionalProperties: false`: every body derives
+//!   `deny_unknown_fields` (CONTRACT §3), which poem-openapi does not write into the schema,
+//!   and `minProperties: 1` on one without required fields (a PATCH refuses `{}`);
 //! - when a server serves it, its public URL in `servers` and in the examples' URLs.
 //!
 //! The document is edited as a `serde_yaml::Value` because its mappings keep key order;
@@ -42,6 +45,7 @@ impl Spec {
         order_tags(&mut doc);
         add_error_examples(&mut doc);
         nullable_references(&mut doc);
+        closed_request_bodies(&mut doc);
         if let Some(url) = public_url {
             serve_from(&mut doc, url);
         }
@@ -80,6 +84,47 @@ impl Spec {
         );
         let page = page.replacen(&generated, &self.json(), 1);
         Route::new().at("/", make_sync(move |_| Html(page.clone())))
+    }
+}
+
+/// Marks the schema of every JSON request body `additionalProperties: false`: the server
+/// refuses unknown fields (400 `invalid_request`), so the document must not allow them. A
+/// body of optional fields only needs one of them.
+fn closed_request_bodies(doc: &mut Value) {
+    let mut names = Vec::new();
+    if let Some(Value::Mapping(paths)) = doc.get("paths") {
+        for operation in paths
+            .values()
+            .filter_map(Value::as_mapping)
+            .flat_map(|ops| ops.values())
+        {
+            let reference = operation
+                .get("requestBody")
+                .and_then(|b| b.get("content"))
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flat_map(|content| content.values())
+                .filter_map(|media| media.get("schema")?.get("$ref")?.as_str());
+            names.extend(
+                reference
+                    .filter_map(|r| r.strip_prefix("#/components/schemas/"))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    let Some(Value::Mapping(schemas)) =
+        doc.get_mut("components").and_then(|c| c.get_mut("schemas"))
+    else {
+        return;
+    };
+    for name in names {
+        if let Some(Value::Mapping(schema)) = schemas.get_mut(name.as_str()) {
+            schema.insert("additionalProperties".into(), Value::Bool(false));
+            // A body of optional fields only (a PATCH) is refused empty: nothing to change.
+            if !schema.contains_key("required") {
+                schema.insert("minProperties".into(), Value::from(1));
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{
     ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
 };
@@ -85,9 +85,11 @@ impl<T: ApiString> Type for Checked<T> {
 impl<T: ApiString> ParseFromJSON for Checked<T> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value {
-            None | Some(Value::Null) => {
-                Err(ParseError::custom(format!("`{}` is required", T::FIELD)))
-            }
+            None => Err(ParseError::custom(format!("`{}` is required", T::FIELD))),
+            Some(Value::Null) => Err(ParseError::custom(format!(
+                "`{}` must be a string, not null",
+                T::FIELD
+            ))),
             Some(Value::String(s)) => T::parse_str(&s).map(Checked).map_err(ParseError::custom),
             Some(_) => Err(ParseError::custom(format!(
                 "`{}` must be a string",
@@ -285,6 +287,65 @@ impl ApiString for Timestamp {
     }
 }
 
+/// An optional body field that may be left out but not sent as `null`. With `Option<T>`
+/// poem-openapi would read `null` as "left out", which the document (T's schema, not
+/// `nullable`) does not allow: a client sending `null` would think it cleared the field.
+#[derive(Debug, Clone)]
+pub struct Omittable<T>(pub Option<T>);
+
+impl<T: Type> Type for Omittable<T> {
+    const IS_REQUIRED: bool = false;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        format!("Omittable<{}>", T::name()).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(Type::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(value) => value.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for Omittable<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None => Ok(Omittable(None)),
+            // T refuses `null` with a sentence naming the field.
+            Some(value) => T::parse_from_json(Some(value))
+                .map(|v| Omittable(Some(v)))
+                .map_err(ParseError::propagate),
+        }
+    }
+}
+
+impl<T: ToJSON> ToJSON for Omittable<T> {
+    fn to_json(&self) -> Option<Value> {
+        self.0.as_ref().and_then(ToJSON::to_json)
+    }
+}
+
 /// The optional scope list of a new app.
 #[derive(Debug, Clone)]
 pub struct ScopeList(pub Scopes);
@@ -327,6 +388,12 @@ impl ParseFromJSON for ScopeList {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         let items = match value {
             Some(Value::Array(items)) => items,
+            None => return Err(ParseError::custom("`scopes` is required")),
+            Some(Value::Null) => {
+                return Err(ParseError::custom(
+                    "`scopes` must be an array of strings, not null: leave it out for the defaults",
+                ));
+            }
             _ => return Err(ParseError::custom("`scopes` must be an array of strings")),
         };
         let strings: Vec<String> = items
