@@ -1038,6 +1038,9 @@ async fn start_refuses_return_urls_outside_the_allowed_prefixes() {
         "javascript:alert(1)",
         "/connected",
         "dash.example.com/connected",
+        // Outside the documented length (1 to 2048 characters).
+        "",
+        &format!("https://dash.example.com/{}", "a".repeat(2048)),
     ] {
         let resp = flow
             .request_start(
@@ -1128,6 +1131,27 @@ async fn callback_without_state_is_a_400_page() {
     assert_refused_page(flow.callback(&bare).await).await;
     assert!(flow.rows().is_empty());
     assert_eq!(flow.fake.token_requests(), 0);
+}
+
+/// A browser sent to the callback of a provider this server does not know (a mistyped
+/// redirect URI) gets the callback's page, as the spec documents, not a JSON error.
+#[tokio::test]
+async fn callback_for_an_unknown_provider_is_a_400_page() {
+    let flow = flow_with_fallback(Kind::X).await;
+    let app_id = flow.create_app(TENANT).await;
+    let callback = flow.until_callback(TENANT, Some(&app_id)).await;
+    let mut wrong = callback.clone();
+    wrong.set_path("/v1/oauth/myspace/callback");
+    let page = assert_html_page(flow.callback(&wrong).await, 400).await;
+    assert!(
+        page.contains("provider this server does not know"),
+        "{page}"
+    );
+    assert!(flow.rows().is_empty());
+    assert_eq!(flow.fake.token_requests(), 0);
+    // The state was not spent: the right callback still connects.
+    let resp = flow.callback(&callback).await;
+    assert_eq!(resp.status().as_u16(), 302, "{:?}", resp.headers());
 }
 
 #[tokio::test]

@@ -701,12 +701,29 @@ async fn account_lists_and_events_are_paginated() {
         "invalid_request",
     )
     .await;
-    assert_error(
-        c.app.get_as(TENANT, "/v1/accounts?limit=501").await,
-        400,
-        "invalid_request",
-    )
-    .await;
+    // Out of the documented range (1–500, a cursor of 1–64 characters): refused with a
+    // sentence naming the parameter.
+    for (query, name) in [
+        ("limit=501", "limit"),
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("cursor=", "cursor"),
+    ] {
+        let message = assert_error(
+            c.app.get_as(TENANT, &format!("/v1/accounts?{query}")).await,
+            400,
+            "invalid_request",
+        )
+        .await;
+        assert!(message.contains(&format!("`{name}`")), "{query}: {message}");
+        let message = assert_error(
+            c.get(&format!("/events?{query}")).await,
+            400,
+            "invalid_request",
+        )
+        .await;
+        assert!(message.contains(&format!("`{name}`")), "{query}: {message}");
+    }
     let page = c
         .app
         .get_as(TENANT, "/v1/accounts?limit=1")

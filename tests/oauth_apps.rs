@@ -1005,8 +1005,14 @@ async fn patch_refuses_bad_bodies_and_changes_nothing() {
     for (body, needle) in [
         (json!({}), "at least one"),
         (json!({"name": null}), "`name` must be a string, not null"),
-        (json!({"scopes": null}), "`scopes` must be an array of strings, not null"),
-        (json!({"client_secret": null}), "`client_secret` must be a string, not null"),
+        (
+            json!({"scopes": null}),
+            "`scopes` must be an array of strings, not null",
+        ),
+        (
+            json!({"client_secret": null}),
+            "`client_secret` must be a string, not null",
+        ),
         (json!({"scopes": null, "name": "Renamed"}), "not null"),
         (json!({"name": ""}), "name"),
         (json!({"scopes": []}), "scope"),

@@ -104,8 +104,10 @@ impl AccountsApi {
         /// Only the Pages or organizations of this user account.
         parent_id: Query<Option<Checked<AccountId>>>,
         /// Page size, 1 to 500 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 64))]
         cursor: Query<Option<String>>,
     ) -> Result<AccountList, ApiError> {
         let filter = AccountFilter {
@@ -248,8 +250,10 @@ impl AccountsApi {
         auth: DashboardAuth,
         id: Path<Checked<AccountId>>,
         /// Page size, 1 to 500 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 64))]
         cursor: Query<Option<String>>,
     ) -> Result<EventList, ApiError> {
         let page = dravo

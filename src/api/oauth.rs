@@ -10,7 +10,7 @@ use crate::api::client_ip::ClientIp;
 use crate::api::error::{LimitedError, RateLimited};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
-use crate::api::types::Checked;
+use crate::api::types::{CallbackProvider, CallbackState, Checked};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::AppId;
 use crate::domain::Provider;
@@ -50,8 +50,9 @@ pub enum CallbackResponse {
     /// Connected, and no return URL is configured: a small page says so.
     #[oai(status = 200)]
     Connected(Html<String>),
-    /// The state is missing, forged, expired, replayed or for another provider, or the user
-    /// declined (without a return URL). Never a redirect for a bad state.
+    /// The state is missing, forged, expired, replayed or for another provider, the provider
+    /// is unknown, or the user declined (without a return URL). Never a redirect for a bad
+    /// state.
     #[oai(status = 400)]
     Refused(Html<String>),
     /// Dravo could not finish (without a return URL).
@@ -100,6 +101,7 @@ impl OAuthApi {
         /// Where the browser goes after the callback; must start with one of
         /// `dashboard.allowed_return_urls`. Required (unless `dashboard.return_url` is set)
         /// when `connect.require_confirmation` is on.
+        #[oai(validator(min_length = 1, max_length = 2048))]
         return_url: Query<Option<String>>,
     ) -> Result<Started, LimitedError> {
         limits.start(&auth.0)?;
@@ -134,25 +136,32 @@ impl OAuthApi {
         limits: Data<&RateLimits>,
         client: Data<&ClientIp>,
         /// The provider whose consent screen sent the browser here.
-        provider: Path<Checked<Provider>>,
+        provider: Path<CallbackProvider>,
         /// The authorization code to exchange; absent when the user declined or the provider
         /// failed.
         code: Query<Option<String>>,
-        /// The sealed, single-use state Dravo put in the consent URL; required.
-        state: Query<Option<String>>,
+        /// The sealed, single-use state Dravo put in the consent URL.
+        state: Query<CallbackState>,
         /// The provider's OAuth error code (e.g. `access_denied`) instead of a `code`.
         error: Query<Option<String>>,
         /// The provider's human description of `error`.
         error_description: Query<Option<String>>,
     ) -> Result<CallbackResponse, RateLimited> {
         limits.callback(client.0.0)?;
+        // A browser lands here: even a mistyped provider gets a page, not a JSON error.
+        let Ok(provider) = provider.0.0.parse::<Provider>() else {
+            return Ok(CallbackResponse::Refused(page(
+                "Sign-in link not valid",
+                "This sign-in link names a provider this server does not know. Check the \
+                 redirect URI registered at the provider.",
+            )));
+        };
         let params = CallbackParams {
             code: code.0,
-            state: state.0,
+            state: state.0.0,
             error: error.0,
             error_description: error_description.0,
         };
-        let provider = provider.0.0;
         Ok(match dravo.finish_connect(provider, params).await {
             CallbackOutcome::Pending { redirect } => CallbackResponse::Redirect(redirect),
             CallbackOutcome::Connected {

@@ -287,6 +287,85 @@ impl ApiString for Timestamp {
     }
 }
 
+/// The callback's `{provider}`: documented as a `Provider`, but taken as any text, so that an
+/// unknown one is answered with the callback's HTML page rather than a JSON parse error.
+#[derive(Debug, Clone)]
+pub struct CallbackProvider(pub String);
+
+impl Type for CallbackProvider {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "CallbackProvider".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        Checked::<Provider>::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromParameter for CallbackProvider {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(CallbackProvider(value.to_owned()))
+    }
+}
+
+/// The callback's `state`: documented as required (a callback without one is refused), but
+/// taken when absent too, so that the refusal is the callback's HTML page rather than a JSON
+/// parse error.
+#[derive(Debug, Clone)]
+pub struct CallbackState(pub Option<String>);
+
+impl Type for CallbackState {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "CallbackState".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromParameter for CallbackState {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(CallbackState(Some(value.to_owned())))
+    }
+
+    fn parse_from_parameters<I: IntoIterator<Item = A>, A: AsRef<str>>(
+        iter: I,
+    ) -> ParseResult<Self> {
+        Ok(CallbackState(
+            iter.into_iter().next().map(|v| v.as_ref().to_owned()),
+        ))
+    }
+}
+
 /// An optional body field that may be left out but not sent as `null`. With `Option<T>`
 /// poem-openapi would read `null` as "left out", which the document (T's schema, not
 /// `nullable`) does not allow: a client sending `null` would think it cleared the field.
