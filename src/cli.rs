@@ -97,6 +97,9 @@ enum Command {
     },
     /// Print the man page (roff): `dravo man > /usr/local/share/man/man1/dravo.1`
     Man,
+    /// Check the config, the key file, the database, the public URL and each provider's
+    /// platform app; print what to fix, one line each (exit 1 when something is wrong)
+    Doctor,
 }
 
 /// `--owner`, as every tenant-scoped command takes it.
@@ -478,6 +481,10 @@ fn run(cli: Cli) -> Result<()> {
             };
             print_line(spec.trim_end())
         }
+        Command::Doctor => block_on(async {
+            let findings = crate::service::doctor::diagnose(load_config(&cli)).await;
+            doctor_report(&findings)
+        }),
         Command::Serve => {
             let config = load_config(&cli)?;
             tokio::runtime::Builder::new_multi_thread()
@@ -572,6 +579,26 @@ async fn webhooks(dravo: &Dravo, cmd: &WebhooksCommand) -> Result<()> {
                 event.id, event.attempts
             ))
         }
+    }
+}
+
+/// Prints `dravo doctor`'s findings, one a line; an error when any is a failure.
+fn doctor_report(findings: &[crate::service::doctor::Finding]) -> Result<()> {
+    use crate::service::doctor::Level;
+    for f in findings {
+        print_line(&format!(
+            "{:<4}  {}: {}",
+            f.level.as_str(),
+            f.subject,
+            f.message
+        ))?;
+    }
+    match findings.iter().filter(|f| f.level == Level::Fail).count() {
+        0 => Ok(()),
+        1 => Err(Error::Config("doctor found 1 problem (FAIL above)".into())),
+        n => Err(Error::invalid(format!(
+            "doctor found {n} problems (FAIL above)"
+        ))),
     }
 }
 

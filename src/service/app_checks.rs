@@ -69,6 +69,40 @@ impl Dravo {
         Ok(check)
     }
 
+    /// Checks each platform app of `[providers.<name>]` (credentials, redirect URI, scopes),
+    /// for `dravo doctor`; nothing is stored. In provider order.
+    pub async fn check_default_apps(&self) -> Vec<(Provider, Vec<CheckResult>)> {
+        let mut found = Vec::new();
+        for provider_id in providers::ids() {
+            let Some(app) = self.0.default_apps.get(&provider_id) else {
+                continue;
+            };
+            let provider = providers::get(provider_id);
+            let credentials = self
+                .credentials_check(provider, app.client_id.as_str(), &app.client_secret)
+                .await;
+            found.push((
+                provider_id,
+                vec![
+                    credentials,
+                    redirect_uri_check(
+                        provider,
+                        &self.0.public_url,
+                        self.0.config.server.public_url.is_some(),
+                        &self.redirect_uri(provider_id),
+                    ),
+                    scopes_check(provider, app.scopes.as_slice()),
+                ],
+            ));
+        }
+        found
+    }
+
+    /// Whether `public_url` answers as this Dravo's health check, from this machine.
+    pub async fn check_public_url(&self) -> CheckResult {
+        self.public_url_check().await
+    }
+
     /// Asks the provider about the credentials, where it can tell.
     async fn credentials_check(
         &self,

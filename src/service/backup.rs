@@ -16,6 +16,8 @@ pub struct BackupReport {
     pub path: PathBuf,
     pub bytes: u64,
     pub schema_version: i64,
+    /// The schema this build migrates to.
+    pub latest_schema_version: i64,
     pub apps: i64,
     pub accounts: i64,
 }
@@ -72,6 +74,7 @@ pub fn check_backup(path: &Path, keys: &Keys) -> Result<BackupReport> {
         path: path.to_owned(),
         bytes: facts.bytes,
         schema_version: facts.schema_version,
+        latest_schema_version: facts.latest_version,
         apps: facts.apps,
         accounts: facts.accounts,
     })

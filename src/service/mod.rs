@@ -7,6 +7,7 @@ mod app_checks;
 pub mod backup;
 mod children;
 mod connect;
+pub mod doctor;
 mod events;
 mod lifecycle;
 mod pending;
