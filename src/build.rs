@@ -1,5 +1,6 @@
 //! Build script: records the git commit the binary is built from, for `dravo --version`.
-//! Outside a git checkout (a source tarball) the commit is `unknown`.
+//! Outside a git checkout (a source tarball, a container build) the commit is
+//! `$DRAVO_GIT_COMMIT` when set (`examples/deploy/Dockerfile` passes it), else `unknown`.
 
 use std::process::Command;
 
@@ -12,7 +13,14 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let commit = git(&["rev-parse", "--short=12", "HEAD"])
+        .or_else(|| {
+            std::env::var("DRAVO_GIT_COMMIT")
+                .ok()
+                .filter(|c| !c.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rerun-if-env-changed=DRAVO_GIT_COMMIT");
     println!("cargo:rustc-env=DRAVO_GIT_COMMIT={commit}");
     // Run again when HEAD moves: a commit or a checkout.
     if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {

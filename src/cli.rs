@@ -100,6 +100,14 @@ enum Command {
     /// Check the config, the key file, the database, the public URL and each provider's
     /// platform app; print what to fix, one line each (exit 1 when something is wrong)
     Doctor,
+    /// Ask the local server whether it is ready (for container and service-manager health
+    /// checks): exit 0 when it is, 1 with the reason when not
+    Healthcheck {
+        /// The URL to ask [default: the readiness endpoint at server.bind, on loopback when it
+        /// names every interface]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 /// `--owner`, as every tenant-scoped command takes it.
@@ -485,6 +493,10 @@ fn run(cli: Cli) -> Result<()> {
             let findings = crate::service::doctor::diagnose(load_config(&cli)).await;
             doctor_report(&findings)
         }),
+        Command::Healthcheck { ref url } => block_on(async {
+            let config = load_config(&cli)?;
+            healthcheck(&config, url.as_deref()).await
+        }),
         Command::Serve => {
             let config = load_config(&cli)?;
             tokio::runtime::Builder::new_multi_thread()
@@ -600,6 +612,50 @@ fn doctor_report(findings: &[crate::service::doctor::Finding]) -> Result<()> {
             "doctor found {n} problems (FAIL above)"
         ))),
     }
+}
+
+/// The endpoint `dravo healthcheck` asks by default.
+const READINESS_PATH: &str = "/healthz";
+
+/// `dravo healthcheck`: one GET, a few seconds at most; 200 is healthy.
+async fn healthcheck(config: &Config, url: Option<&str>) -> Result<()> {
+    let url = match url {
+        Some(url) => url.to_owned(),
+        None => {
+            let bind = config.bind_address()?;
+            let host = match (bind.unspecified, bind.url_host.starts_with('[')) {
+                (true, true) => "[::1]".to_owned(),
+                (true, false) => "127.0.0.1".to_owned(),
+                (false, _) => bind.url_host,
+            };
+            format!("http://{host}:{}{READINESS_PATH}", bind.port)
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build an HTTP client: {e}")))?;
+    let resp = client.get(&url).send().await.map_err(|e| {
+        // The innermost cause says it plainly ("Connection refused").
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        Error::Config(format!("GET {url} failed: {cause}"))
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return print_line(&format!("{url}: {}", status.as_u16()));
+    }
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let why = body["error"]["message"]
+        .as_str()
+        .unwrap_or("no reason given");
+    Err(Error::Config(format!(
+        "GET {url} answered {}: {why}",
+        status.as_u16()
+    )))
 }
 
 /// The configuration, with `--database` applied over the file and the environment.

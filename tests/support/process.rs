@@ -100,9 +100,14 @@ pub fn listening_addr(logs: &str) -> Option<SocketAddr> {
 
 impl Server {
     /// Spawns `cmd` (a `dravo_cmd` with `serve` and any extra environment) on port 0.
-    pub fn spawn(mut cmd: Command) -> (Child, Arc<LogBuf>, Vec<JoinHandle<()>>) {
+    pub fn spawn(cmd: Command) -> (Child, Arc<LogBuf>, Vec<JoinHandle<()>>) {
+        Self::spawn_bound(cmd, "127.0.0.1:0")
+    }
+
+    /// Spawns `cmd serve` listening on `bind`.
+    pub fn spawn_bound(mut cmd: Command, bind: &str) -> (Child, Arc<LogBuf>, Vec<JoinHandle<()>>) {
         cmd.arg("serve")
-            .env("DRAVO_SERVER_BIND", "127.0.0.1:0")
+            .env("DRAVO_SERVER_BIND", bind)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -117,7 +122,13 @@ impl Server {
 
     /// Starts `dravo serve` and waits for its "listening on" line.
     pub fn start(cmd: Command) -> Server {
-        let (child, logs, readers) = Self::spawn(cmd);
+        Self::start_bound(cmd, "127.0.0.1:0")
+    }
+
+    /// Starts `dravo serve` on `bind` (port 0: the kernel's choice) and waits for its
+    /// "listening on" line; `addr` is the address it logged.
+    pub fn start_bound(cmd: Command, bind: &str) -> Server {
+        let (child, logs, readers) = Self::spawn_bound(cmd, bind);
         let mut server = Server {
             child,
             addr: "127.0.0.1:1".parse().unwrap(),
