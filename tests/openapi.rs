@@ -266,11 +266,13 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
 #[test]
 fn exactly_the_rate_limited_operations_declare_429_with_retry_after() {
     // CONTRACT §8: start and app creation per tenant, the callback per client IP, and the
-    // token reads (access-token and refresh) per tenant. No other operation can answer 429.
+    // token reads (access-token and refresh) per tenant; app checks share the creation bucket
+    // (they call the provider). No other operation can answer 429.
     let limited = [
         ("/v1/oauth/{provider}/start", "get"),
         (CALLBACK_PATH, "get"),
         ("/v1/oauth-apps", "post"),
+        ("/v1/oauth-apps/{id}/check", "post"),
         ("/v1/accounts/{id}/access-token", "get"),
         ("/v1/accounts/{id}/refresh", "post"),
     ];

@@ -136,6 +136,40 @@ async fn app_creation_is_limited_per_tenant() {
     app.stop().await;
 }
 
+/// An app check calls the provider: checks share the tenant's creation bucket, so a loop of
+/// checks cannot turn Dravo into a hammer on a provider's token endpoint.
+#[tokio::test]
+async fn app_checks_share_the_creation_bucket() {
+    let app = spawn_app_with(slow).await;
+    let created = app.create_ok("carol", &app_body("x", "Checked")).await;
+    let path = format!("/v1/oauth-apps/{}/check", created["id"].as_str().unwrap());
+    let a = &app;
+    let (before, message) = until_limited(move |_| {
+        let path = path.clone();
+        async move { a.send_as("carol", reqwest::Method::POST, &path).await }
+    })
+    .await;
+    // One token of the burst went to the creation; a refill may add one more.
+    assert!((BURST - 1..2 * BURST).contains(&before.len()), "{before:?}");
+    assert!(before.iter().all(|s| *s == 200), "{before:?}");
+    // The creation bucket's own words: the same limiter refused the check.
+    assert!(
+        message.contains("OAuth app creations and checks"),
+        "{message}"
+    );
+    // Another tenant's checks and creations are untouched.
+    let other = app.create_ok("dave", &app_body("x", "Checked")).await;
+    let resp = app
+        .send_as(
+            "dave",
+            reqwest::Method::POST,
+            &format!("/v1/oauth-apps/{}/check", other["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    app.stop().await;
+}
+
 const CLIENT_ID: &str = "fake-client-id-123";
 const CLIENT_SECRET: &str = "fake-client-secret-456";
 const DASH: &str = "https://dash.example.com/done";

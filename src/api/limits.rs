@@ -58,7 +58,7 @@ impl Limit {
         let (what, whose) = match self {
             Limit::Start => ("connect starts", "for this tenant"),
             Limit::Callback => ("OAuth callbacks", "from this client IP address"),
-            Limit::Create => ("OAuth app creations", "for this tenant"),
+            Limit::Create => ("OAuth app creations and checks", "for this tenant"),
             Limit::Token => ("access-token reads and refreshes", "for this tenant"),
         };
         format!(
@@ -170,7 +170,7 @@ impl RateLimits {
         self.0.callback.check(&ip_key(client))
     }
 
-    /// Counts an OAuth app creation by `owner`.
+    /// Counts an OAuth app creation, or an app check (it calls the provider), by `owner`.
     pub fn create(&self, owner: &Owner) -> Result<(), RateLimited> {
         self.0.create.check(owner)
     }

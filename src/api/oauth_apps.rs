@@ -233,7 +233,8 @@ impl OAuthAppsApi {
     /// to the provider, the ones Dravo needs to identify an account included), and
     /// `public_url_reachable` (Dravo's `/healthz` answers, asked from this machine through
     /// `server.public_url`; only ever a `warning`). Stored as the app's `last_check`. 409
-    /// `conflict` when the app's secret or scopes changed during the check.
+    /// `conflict` when the app's secret or scopes changed during the check. Checks count
+    /// against the tenant's app-creation rate limit (`limits.create_per_second`).
     #[oai(
         path = "/v1/oauth-apps/:id/check",
         method = "post",
@@ -242,9 +243,12 @@ impl OAuthAppsApi {
     async fn check(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
         auth: DashboardAuth,
         id: Path<Checked<AppId>>,
-    ) -> Result<AppChecked, ApiError> {
+    ) -> Result<AppChecked, LimitedError> {
+        // A check calls the provider: it counts against the tenant's app-creation bucket.
+        limits.create(&auth.0)?;
         let check = dravo.check_app(&auth.0, &id.0.0).await?;
         Ok(AppChecked::Ok(Json(check.into())))
     }
