@@ -41,6 +41,24 @@ fn visible_name_pattern() -> String {
     format!("^[^{banned}]*[^{blank}][^{banned}]*$")
 }
 
+/// The `Type` items of a value that is its own raw value (what validators look at).
+macro_rules! own_raw_value {
+    () => {
+        type RawValueType = Self;
+        type RawElementValueType = Self;
+
+        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+            Some(self)
+        }
+
+        fn raw_element_iter<'a>(
+            &'a self,
+        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+            Box::new(self.as_raw_value().into_iter())
+        }
+    };
+}
+
 /// A domain value that travels as a JSON string or a path/query parameter.
 pub trait ApiString: Sized + Send + Sync + 'static {
     /// Distinct per type: poem-openapi compares names when it wraps errors.
@@ -58,8 +76,7 @@ pub struct Checked<T>(pub T);
 
 impl<T: ApiString> Type for Checked<T> {
     const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    own_raw_value!();
 
     fn name() -> Cow<'static, str> {
         T::TYPE_NAME.into()
@@ -69,16 +86,6 @@ impl<T: ApiString> Type for Checked<T> {
         let mut schema = MetaSchema::new("string");
         T::describe(&mut schema);
         MetaSchemaRef::Inline(Box::new(schema))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 
@@ -294,8 +301,7 @@ pub struct CallbackProvider(pub String);
 
 impl Type for CallbackProvider {
     const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    own_raw_value!();
 
     fn name() -> Cow<'static, str> {
         "CallbackProvider".into()
@@ -303,16 +309,6 @@ impl Type for CallbackProvider {
 
     fn schema_ref() -> MetaSchemaRef {
         Checked::<Provider>::schema_ref()
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 
@@ -330,8 +326,7 @@ pub struct CallbackState(pub Option<String>);
 
 impl Type for CallbackState {
     const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    own_raw_value!();
 
     fn name() -> Cow<'static, str> {
         "CallbackState".into()
@@ -339,16 +334,6 @@ impl Type for CallbackState {
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 
@@ -431,8 +416,7 @@ pub struct ScopeList(pub Scopes);
 
 impl Type for ScopeList {
     const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    own_raw_value!();
 
     fn name() -> Cow<'static, str> {
         "ScopeList".into()
@@ -450,16 +434,6 @@ impl Type for ScopeList {
         schema.description =
             Some("Replaces the provider's default scopes. Leave out to use the defaults.");
         MetaSchemaRef::Inline(Box::new(schema))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 
