@@ -531,6 +531,21 @@ fn json_logs_are_one_object_per_line_and_carry_request_ids() {
     let mut server = Server::start(cmd);
     let fresh_id = runtime().block_on(async {
         let http = http();
+        // Not ready for a moment, so that a line is logged while a request is handled.
+        let db = open_db(&dir.path().join("dravo.db"));
+        let schema: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        db.execute_batch("PRAGMA user_version = 1000").unwrap();
+        let not_ready = http
+            .get(server.url("/readyz"))
+            .header("x-request-id", "not-ready-id")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(not_ready.status(), 503);
+        db.execute_batch(&format!("PRAGMA user_version = {schema}"))
+            .unwrap();
         let kept = http
             .get(server.url("/healthz"))
             .header("x-request-id", "client-chosen-id-42")
@@ -575,6 +590,19 @@ fn json_logs_are_one_object_per_line_and_carry_request_ids() {
     let fresh = request_line(&fresh_id);
     assert_eq!(fresh["path"], "/nowhere");
     assert_eq!(fresh["status"], 404);
+    // A line logged while the request was handled names it in its span.
+    let warning = lines
+        .iter()
+        .find(|l| l["level"] == "WARN" && l["span"]["request_id"] == "not-ready-id")
+        .unwrap_or_else(|| panic!("no warning in the request's span:\n{logs}"));
+    assert_eq!(warning["span"]["name"], "request");
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not ready: migrations:"),
+        "{warning}"
+    );
 }
 
 #[test]
