@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use poem_openapi::types::ToJSON;
 
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::crypto::MasterKey;
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, AppCheck, AppId, AppName, CheckStatus, ClientId,
@@ -412,19 +412,48 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    // `serve` logs in the configured format (`log.format`), so its configuration is read
+    // before logging starts; a bad one is reported like any other error.
+    let serve_config = match cli.command {
+        Command::Serve => match load_config(&cli) {
+            Ok(config) => Some(config),
+            Err(e) => return exit_with(e),
+        },
+        _ => None,
+    };
+    let format = serve_config
+        .as_ref()
+        .map_or(LogFormat::Text, |config| config.log.format);
     // Keeps the log writer's thread alive until the program ends, so buffered lines are
     // written before exit.
-    let _log_guard = init_logging(matches!(cli.command, Command::Serve));
-    match run(cli) {
+    let _log_guard = init_logging(serve_config.is_some(), format);
+    let outcome = match serve_config {
+        Some(config) => serve(config),
+        None => run(cli),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            match e {
-                Error::InvalidRequest(_) => ExitCode::from(2),
-                _ => ExitCode::from(1),
-            }
-        }
+        Err(e) => exit_with(e),
     }
+}
+
+/// Prints the error as one line on stderr and picks the exit code: 2 for a usage error, 1
+/// for any other.
+fn exit_with(e: Error) -> ExitCode {
+    eprintln!("error: {e}");
+    match e {
+        Error::InvalidRequest(_) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+/// `dravo serve`: the HTTP API until a signal stops it.
+fn serve(config: Config) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?
+        .block_on(crate::serve(config))
 }
 
 /// clap's usage error as one sentence: its message and details, without the usage block.
@@ -441,8 +470,10 @@ fn one_line_usage_error(rendered: &str) -> String {
 
 /// Logs to stderr through a writer thread: a request never waits for the terminal or the
 /// journal to take its log line. Nothing is dropped: when the queue is full, the logging
-/// call waits, as a direct write would.
-fn init_logging(serving: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// call waits, as a direct write would. `LogFormat::Json` writes one JSON object per line:
+/// the event's fields at the top level beside `timestamp`, `level`, `target` and `message`,
+/// and the request it belongs to, if any, as `span` (`{"name":"request","request_id":…}`).
+fn init_logging(serving: bool, format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let default = if serving { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -457,11 +488,20 @@ fn init_logging(serving: bool) -> tracing_appender::non_blocking::WorkerGuard {
             64 * 1024,
             std::io::stderr(),
         ));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(writer);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
     guard
 }
 
@@ -497,14 +537,7 @@ fn run(cli: Cli) -> Result<()> {
             let config = load_config(&cli)?;
             healthcheck(&config, url.as_deref()).await
         }),
-        Command::Serve => {
-            let config = load_config(&cli)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?
-                .block_on(crate::serve(config))
-        }
+        Command::Serve => serve(load_config(&cli)?),
         Command::Init => {
             let config = load_config(&cli)?;
             block_on(init(config))
@@ -615,7 +648,7 @@ fn doctor_report(findings: &[crate::service::doctor::Finding]) -> Result<()> {
 }
 
 /// The endpoint `dravo healthcheck` asks by default.
-const READINESS_PATH: &str = "/healthz";
+const READINESS_PATH: &str = "/readyz";
 
 /// `dravo healthcheck`: one GET, a few seconds at most; 200 is healthy.
 async fn healthcheck(config: &Config, url: Option<&str>) -> Result<()> {

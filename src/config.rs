@@ -36,6 +36,7 @@ pub struct Config {
     pub connect: ConnectConfig,
     pub webhooks: WebhooksConfig,
     pub limits: LimitsConfig,
+    pub log: LogConfig,
     /// Where the configuration came from (not a key).
     #[serde(skip)]
     pub origin: Origin,
@@ -53,7 +54,7 @@ pub struct BindAddress {
 
 /// The top-level sections, as `DRAVO_<SECTION>_<KEY>` names them. A test checks that this is
 /// exactly the list of `Config`'s keys.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server",
     "database",
     "security",
@@ -64,6 +65,7 @@ const SECTIONS: [&str; 10] = [
     "connect",
     "webhooks",
     "limits",
+    "log",
 ];
 
 /// Where the configuration came from, for messages that must say how a value was chosen.
@@ -109,6 +111,8 @@ pub struct ServerConfig {
     pub public_url: Option<Url>,
     /// Peers whose `X-Forwarded-For` is believed when finding the client's IP address.
     pub trusted_proxies: TrustedProxies,
+    /// Serve `/metrics` on this address (host and port) instead of on `bind`.
+    pub metrics_bind: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -117,6 +121,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             public_url: None,
             trusted_proxies: TrustedProxies::default(),
+            metrics_bind: None,
         }
     }
 }
@@ -257,6 +262,26 @@ pub struct DashboardConfig {
     pub return_url: Option<Url>,
     #[serde_as(as = "PickFirst<(_, FromInto<SplitList>)>")]
     pub allowed_return_urls: Vec<String>,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the API (CORS); none by
+    /// default. Checked when the configuration is loaded.
+    #[serde_as(as = "PickFirst<(_, FromInto<SplitList>)>")]
+    pub cors_origins: Vec<String>,
+}
+
+/// `[log]`: how `dravo serve` writes its log (to stderr).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `log.format`: one human-readable line per event, or one JSON object per line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `[refresh]`: when tokens are renewed and deadlines announced.
@@ -486,7 +511,7 @@ fn accepted_forms(key: &str) -> &'static str {
         | "create_per_second"
         | "token_per_second" => "a whole number",
         "allow_insecure_key_file" | "background" => "true or false",
-        "allowed_return_urls" | "scopes" => {
+        "allowed_return_urls" | "scopes" | "cors_origins" => {
             "a list of strings or a space- or comma-separated string"
         }
         _ => "a value of another form (see dravo.toml.example)",
@@ -598,6 +623,12 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.bind_address()?;
+        if let Some(bind) = &self.server.metrics_bind {
+            parse_bind("server.metrics_bind", bind)?;
+        }
+        for origin in &self.dashboard.cors_origins {
+            check_cors_origin(origin)?;
+        }
         if let Some(key) = &self.security.master_key {
             use secrecy::ExposeSecret;
             crate::crypto::MasterKey::from_base64(key.expose_secret(), "security.master_key")?;
@@ -743,33 +774,7 @@ impl Config {
 
     /// `server.bind` checked: an IP address or a host name, then a port.
     pub fn bind_address(&self) -> Result<BindAddress> {
-        let bind = self.server.bind.trim();
-        let invalid = || {
-            Error::config(format!(
-                "server.bind must be a host and port like 127.0.0.1:8080 or localhost:8080, not `{}`",
-                self.server.bind
-            ))
-        };
-        if let Ok(addr) = bind.parse::<SocketAddr>() {
-            return Ok(BindAddress {
-                url_host: match addr {
-                    SocketAddr::V4(a) => a.ip().to_string(),
-                    SocketAddr::V6(a) => format!("[{}]", a.ip()),
-                },
-                port: addr.port(),
-                unspecified: addr.ip().is_unspecified(),
-            });
-        }
-        let (host, port) = bind.rsplit_once(':').ok_or_else(invalid)?;
-        let port: u16 = port.parse().map_err(|_| invalid())?;
-        match url::Host::parse(host) {
-            Ok(url::Host::Domain(name)) if !name.is_empty() && name == host => Ok(BindAddress {
-                url_host: name,
-                port,
-                unspecified: false,
-            }),
-            _ => Err(invalid()),
-        }
+        parse_bind("server.bind", &self.server.bind)
     }
 
     /// The external base URL, without a trailing slash. `bound` is the address actually
@@ -815,6 +820,63 @@ impl Config {
                 .map(|d| d.join("dravo.key"))
                 .unwrap_or_else(|| PathBuf::from("dravo.key")),
         }
+    }
+}
+
+/// A listen address checked: an IP address or a host name, then a port. `key` names the
+/// setting in the error.
+fn parse_bind(key: &str, value: &str) -> Result<BindAddress> {
+    let bind = value.trim();
+    let invalid = || {
+        Error::config(format!(
+            "{key} must be a host and port like 127.0.0.1:8080 or localhost:8080, not `{value}`"
+        ))
+    };
+    if let Ok(addr) = bind.parse::<SocketAddr>() {
+        return Ok(BindAddress {
+            url_host: match addr {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            },
+            port: addr.port(),
+            unspecified: addr.ip().is_unspecified(),
+        });
+    }
+    let (host, port) = bind.rsplit_once(':').ok_or_else(invalid)?;
+    let port: u16 = port.parse().map_err(|_| invalid())?;
+    match url::Host::parse(host) {
+        Ok(url::Host::Domain(name)) if !name.is_empty() && name == host => Ok(BindAddress {
+            url_host: name,
+            port,
+            unspecified: false,
+        }),
+        _ => Err(invalid()),
+    }
+}
+
+/// A `dashboard.cors_origins` entry checked: exactly an origin as browsers send it in the
+/// `Origin` header (`scheme://host[:port]`, lower case, no default port, no path), because
+/// requests are matched against the entries byte for byte.
+fn check_cors_origin(entry: &str) -> Result<()> {
+    const KEY: &str = "dashboard.cors_origins";
+    const FORM: &str = "scheme://host[:port], without a path or trailing slash";
+    if entry == "*" {
+        return Err(Error::config(format!(
+            "{KEY} does not accept `*`: list each dashboard origin exactly, such as https://dashboard.example.com, so that no other web page can call the API with a token it got hold of"
+        )));
+    }
+    let origin = Url::parse(entry)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .map(|url| url.origin().ascii_serialization());
+    match origin {
+        Some(origin) if origin == entry => Ok(()),
+        Some(origin) => Err(Error::config(format!(
+            "{KEY} entry `{entry}` is not an origin as browsers send it: write `{origin}` ({FORM})"
+        ))),
+        None => Err(Error::config(format!(
+            "{KEY} entry `{entry}` is not an http(s) origin such as https://dashboard.example.com ({FORM})"
+        ))),
     }
 }
 
@@ -897,6 +959,18 @@ fn describe_figment_error(err: figment::Error, figment: &Figment, sources: &Sour
             found(actual),
             sources.describe(&path)
         ),
+        Kind::UnknownVariant(found, expected) => {
+            let names: Vec<String> = expected.iter().map(|v| format!("`{v}`")).collect();
+            let expected = match names.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => "nothing".into(),
+            };
+            format!(
+                "configuration key `{path}` has an invalid value: expected {expected}, found `{found}`{}",
+                sources.describe(&path)
+            )
+        }
         // Its message lists each form's error over several lines; say what the key accepts.
         Kind::Message(msg) if msg.starts_with(PICK_FIRST_FAILED) => {
             let actual = figment.find_value(&path).map(|v| v.to_actual()).ok();
@@ -1449,6 +1523,75 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("`limits.start_per_minute`"), "{msg}");
+    }
+
+    #[test]
+    fn cors_origins_accept_exact_origins_as_a_list_or_a_string() {
+        assert!(Config::default().dashboard.cors_origins.is_empty());
+        let want = vec!["https://dash.example.com", "http://localhost:3000"];
+        for (toml, vars) in [
+            (
+                "[dashboard]\ncors_origins = [\"https://dash.example.com\", \"http://localhost:3000\"]\n",
+                vec![],
+            ),
+            (
+                "",
+                vec![(
+                    "DRAVO_DASHBOARD_CORS_ORIGINS",
+                    "https://dash.example.com, http://localhost:3000",
+                )],
+            ),
+        ] {
+            let c = load_toml(toml, &vars).unwrap_or_else(|e| panic!("{toml} {vars:?}: {e}"));
+            assert_eq!(c.dashboard.cors_origins, want);
+        }
+        let msg = load_toml(
+            "[dashboard]\ncors_origins = [\"https://a.example\", \"*\"]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.starts_with("dashboard.cors_origins does not accept `*`"),
+            "{msg}"
+        );
+        let msg = load_toml("[dashboard]\ncors_origins = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("configuration key `dashboard.cors_origins` has the wrong type: expected a list of strings"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        assert_eq!(Config::default().log.format, LogFormat::Text);
+        let c = load_toml("[log]\nformat = \"json\"\n", &[]).unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        let c = load_toml("", &[("DRAVO_LOG_FORMAT", "text")]).unwrap();
+        assert_eq!(c.log.format, LogFormat::Text);
+        let msg = load_toml("", &[("DRAVO_LOG_FORMAT", "JSON")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "configuration key `log.format` has an invalid value: expected `text` or `json`, found `JSON` (from environment variable DRAVO_LOG_FORMAT)"
+        );
+    }
+
+    #[test]
+    fn metrics_bind_is_a_host_and_port() {
+        assert_eq!(Config::default().server.metrics_bind, None);
+        let c = load_toml("", &[("DRAVO_SERVER_METRICS_BIND", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(c.server.metrics_bind.as_deref(), Some("127.0.0.1:9100"));
+        let msg = load_toml("[server]\nmetrics_bind = \":9100\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "server.metrics_bind must be a host and port like 127.0.0.1:8080 or localhost:8080, not `:9100`"
+        );
     }
 
     mod properties {

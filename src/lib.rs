@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 mod net;
 pub mod providers;
 pub mod service;
@@ -51,6 +52,7 @@ pub async fn serve(config: Config) -> Result<()> {
     if let Some(warning) = config.public_url_warning() {
         tracing::warn!("{warning}");
     }
+    let metrics_listener = bind_metrics(&config).await?;
     let config_file = config.origin.file.clone();
     let dravo = Dravo::open(config, Some(bound)).await?;
     // Held while serving: `dravo restore` refuses to replace a database in use.
@@ -72,9 +74,15 @@ pub async fn serve(config: Config) -> Result<()> {
         shutdown.await;
         trigger.cancel();
     });
-    run(listener, dravo, stop)
-        .await
-        .map_err(|e| Error::Internal(format!("the server failed: {e}")))?;
+    run_listeners(
+        listener,
+        metrics_listener,
+        dravo,
+        stop,
+        ConnectionLimits::default(),
+    )
+    .await
+    .map_err(|e| Error::Internal(format!("the server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -92,13 +100,57 @@ pub async fn run(
 }
 
 /// [`run`] with explicit connection limits (timeouts for slow and idle clients, and how many
-/// connections are served at once; see `net`).
+/// connections are served at once; see `net`). With `server.metrics_bind` set, `/metrics` is
+/// served on a listener bound to it here.
 pub async fn run_with(
     listener: tokio::net::TcpListener,
     dravo: Dravo,
     shutdown: CancellationToken,
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
+    let metrics_listener = bind_metrics(dravo.config())
+        .await
+        .map_err(std::io::Error::other)?;
+    run_listeners(listener, metrics_listener, dravo, shutdown, limits).await
+}
+
+/// Binds `server.metrics_bind` when it is set, and says where `/metrics` is served.
+async fn bind_metrics(config: &Config) -> Result<Option<tokio::net::TcpListener>> {
+    let Some(address) = &config.server.metrics_bind else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(address.trim())
+        .await
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot listen on server.metrics_bind {address}: {e}"
+            ))
+        })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("cannot read the bound address: {e}")))?;
+    tracing::info!(address = %bound, "metrics on http://{bound}{}", api::METRICS_PATH);
+    Ok(Some(listener))
+}
+
+/// Serves the API on `listener` and, when given, `/metrics` on `metrics_listener`, with the
+/// background tasks, until `shutdown`.
+async fn run_listeners(
+    listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    dravo: Dravo,
+    shutdown: CancellationToken,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    let metrics_server = metrics_listener.map(|metrics_listener| {
+        tokio::spawn(net::serve(
+            metrics_listener,
+            api::metrics_app(dravo.clone()),
+            shutdown.clone().cancelled_owned(),
+            SHUTDOWN_GRACE,
+            limits,
+        ))
+    });
     let refresher = dravo
         .config()
         .refresh
@@ -123,6 +175,10 @@ pub async fn run_with(
     shutdown.cancel();
     // It stops at once.
     let _ = pruner.await;
+    if let Some(task) = metrics_server {
+        // A scrape in flight finishes (within the grace period).
+        let _ = task.await;
+    }
     if let Some(task) = refresher {
         // A pass in flight finishes its provider calls (each bounded by its timeout).
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;

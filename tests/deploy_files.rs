@@ -76,7 +76,7 @@ fn the_systemd_units_command_line_serves_and_healthcheck_sees_it() {
     out.assert_success();
     assert_eq!(
         out.stdout.trim(),
-        format!("http://{}/healthz: 200", server.addr)
+        format!("http://{}/readyz: 200", server.addr)
     );
     assert!(state.join("dravo.db").exists() && state.join("dravo.key").exists());
     server.stop();
@@ -144,7 +144,7 @@ fn the_images_command_and_healthcheck_work_together() {
     out.assert_success();
     assert_eq!(
         out.stdout.trim(),
-        format!("http://127.0.0.1:{port}/healthz: 200")
+        format!("http://127.0.0.1:{port}/readyz: 200")
     );
     server.stop();
 }

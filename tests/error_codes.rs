@@ -90,6 +90,14 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
             }
             panic!("100 callbacks in a row were all answered 400");
         }
+        ErrorCode::NotReady => {
+            // As if a newer Dravo had migrated the database under this server; nothing else
+            // reads the schema version, so the codes asked for after it are unaffected.
+            open_db(&app.db_path())
+                .execute_batch("PRAGMA user_version = 1000")
+                .unwrap();
+            app.http.get(app.url("/readyz"))
+        }
         ErrorCode::Internal => {
             // The last code asked for: it breaks the database.
             open_db(&app.db_path())

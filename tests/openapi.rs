@@ -259,6 +259,7 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
             "rate_limited",
             "internal",
             "provider_error",
+            "not_ready",
         ])
     );
 }

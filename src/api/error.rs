@@ -9,6 +9,7 @@ use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Enum, Object};
 
 use crate::error::Error;
+use crate::service::NotReady;
 
 /// The `code` of an error body: machine-readable, snake_case. Exactly the codes this server
 /// can answer with; README's "Error codes" table says when each one happens.
@@ -28,6 +29,7 @@ pub enum ErrorCode {
     RateLimited,
     Internal,
     ProviderError,
+    NotReady,
 }
 
 impl ErrorCode {
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
+            ErrorCode::NotReady => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -201,6 +204,28 @@ impl From<Error> for HealthError {
     }
 }
 
+/// The only failure `/readyz` declares: a check failed.
+#[derive(Debug, ApiResponse)]
+pub enum ReadyError {
+    /// `not_ready`: the database does not answer, its schema is not the one this build
+    /// migrates to, or it belongs to another master key; the message names each failed check.
+    #[oai(status = 503)]
+    NotReady(Json<ErrorBody>),
+}
+
+impl From<NotReady> for ReadyError {
+    fn from(not_ready: NotReady) -> Self {
+        let message = not_ready.to_string();
+        tracing::warn!("{message}");
+        ReadyError::NotReady(Json(ErrorBody {
+            error: ErrorDetail {
+                code: ErrorCode::NotReady,
+                message,
+            },
+        }))
+    }
+}
+
 /// What a core error becomes: its code (which fixes the status) and message.
 struct Classified {
     code: ErrorCode,
@@ -262,9 +287,10 @@ impl From<Error> for ApiError {
             ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),
             // Not a core error's code: endpoints never see a 405, and a 429 comes from
             // `api::limits` as `RateLimited`, never from the core.
-            ErrorCode::MethodNotAllowed | ErrorCode::RateLimited | ErrorCode::Internal => {
-                ApiError::Internal(body)
-            }
+            ErrorCode::MethodNotAllowed
+            | ErrorCode::RateLimited
+            | ErrorCode::Internal
+            | ErrorCode::NotReady => ApiError::Internal(body),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `GET /healthz`: answers once the database answers.
+//! `GET /healthz`: the process is alive (it answers once the database answers).
+//! `GET /readyz`: the server is ready for traffic (database, schema, master key).
 
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -6,7 +7,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use crate::api::ApiTags;
-use crate::api::error::HealthError;
+use crate::api::error::{HealthError, ReadyError};
 use crate::service::Dravo;
 
 /// Always `ok` in a 200: the only status a healthy server reports.
@@ -39,6 +40,14 @@ pub enum Healthy {
     Ok(Json<Health>),
 }
 
+#[derive(ApiResponse)]
+pub enum Ready {
+    /// The database answers, its schema is the one this build migrates to, and it belongs
+    /// to the master key loaded at start: `{"status":"ok"}`.
+    #[oai(status = 200)]
+    Ok(Json<Health>),
+}
+
 pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Health")]
@@ -50,6 +59,21 @@ impl HealthApi {
     async fn health(&self, dravo: Data<&Dravo>) -> Result<Healthy, HealthError> {
         dravo.health().await?;
         Ok(Healthy::Ok(Json(Health {
+            status: HealthStatus::Ok,
+        })))
+    }
+
+    /// Readiness check
+    ///
+    /// 200 when the server is ready for traffic: the database answers, its schema is the one
+    /// this build migrates to, and it belongs to the master key loaded at start. 503
+    /// `not_ready` otherwise, the message naming each check that failed (`database`,
+    /// `migrations`, `key`). `/healthz` says the process is alive; this says whether to send
+    /// it requests.
+    #[oai(path = "/readyz", method = "get", operation_id = "ready")]
+    async fn ready(&self, dravo: Data<&Dravo>) -> Result<Ready, ReadyError> {
+        dravo.readiness().await?;
+        Ok(Ready::Ok(Json(Health {
             status: HealthStatus::Ok,
         })))
     }

@@ -268,6 +268,10 @@ fn example_message(code: ErrorCode, op: &Operation) -> String {
         ErrorCode::ProviderError => {
             "the provider is unavailable: api.x.com did not answer: timed out after 15 s".into()
         }
+        ErrorCode::NotReady => crate::service::NotReady(vec![
+            "migrations: the database schema is at version 10, newer than this build's 9 (a newer Dravo migrated it)".into(),
+        ])
+        .to_string(),
     }
 }
 

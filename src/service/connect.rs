@@ -11,6 +11,7 @@ use super::{Account, Dravo};
 use crate::crypto::state::{self, MAX_RETURN_URL_LEN, StateClaims, StateError};
 use crate::domain::{AppId, ClientSecret, Owner, Provider};
 use crate::error::{Error, Result};
+use crate::metrics::ConnectOutcome;
 use crate::providers::http::{safe_code, safe_description};
 use crate::providers::{self, AuthorizeParams, CodeExchange, Identity, TokenSet};
 use crate::store::AppRecord;
@@ -57,6 +58,20 @@ pub enum CallbackOutcome {
         /// The return URL with `status=error&error=…`, if there is one and the state was good.
         redirect: Option<String>,
     },
+}
+
+/// The `outcome` label a callback counts under in `dravo_connects_total`.
+fn metric_outcome(outcome: &CallbackOutcome) -> ConnectOutcome {
+    match outcome {
+        CallbackOutcome::Connected { .. } => ConnectOutcome::Connected,
+        CallbackOutcome::Pending { .. } => ConnectOutcome::Pending,
+        CallbackOutcome::Failed { kind, .. } => match kind {
+            FailureKind::BadState => ConnectOutcome::BadState,
+            FailureKind::Denied => ConnectOutcome::Denied,
+            FailureKind::Provider => ConnectOutcome::ProviderError,
+            FailureKind::Internal => ConnectOutcome::Internal,
+        },
+    }
 }
 
 /// What a good callback produced.
@@ -304,6 +319,12 @@ impl Dravo {
         provider: Provider,
         params: CallbackParams,
     ) -> CallbackOutcome {
+        let outcome = self.handle_callback(provider, params).await;
+        self.0.metrics.connect(provider, metric_outcome(&outcome));
+        outcome
+    }
+
+    async fn handle_callback(&self, provider: Provider, params: CallbackParams) -> CallbackOutcome {
         let claims = match self.accept_state(provider, params.state.as_deref()).await {
             Ok(claims) => claims,
             Err(failure) => return self.failed(provider, failure, None),

@@ -25,6 +25,7 @@ use super::events::{AccountEvent, EventDraft};
 use super::{Account, Dravo};
 use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Timestamp};
 use crate::error::{Error, ProviderError, Result};
+use crate::metrics::RefreshOutcome;
 use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
 use crate::store::AccountRecord;
 
@@ -440,6 +441,15 @@ impl Dravo {
                 Outcome::Failed(e, class)
             }
         };
+        self.0.metrics.refresh(
+            row.provider,
+            match &outcome {
+                Outcome::Renewed(_) => RefreshOutcome::Refreshed,
+                Outcome::Failed(_, FailureClass::Definitive) => RefreshOutcome::NeedsReauth,
+                Outcome::Failed(_, FailureClass::AppCredentials) => RefreshOutcome::AppCredentials,
+                Outcome::Failed(_, FailureClass::Transient) => RefreshOutcome::Transient,
+            },
+        );
         self.write_outcome(row, holder, outcome, trigger).await
     }
 

@@ -10,6 +10,7 @@ mod connect;
 pub mod doctor;
 mod events;
 mod lifecycle;
+mod monitoring;
 mod pending;
 mod shared;
 mod webhooks;
@@ -21,6 +22,7 @@ pub use accounts::{
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 pub use events::Event;
 pub use lifecycle::{AccessToken, Decision, Policy, deadline, decide, next_look, status_at};
+pub use monitoring::NotReady;
 pub use pending::{CONFIRM_WITHIN_SECONDS, PendingConnection};
 pub use shared::SharedList;
 pub use webhooks::{WebhookEvent, WebhookStatus, signature as webhook_signature};
@@ -41,6 +43,7 @@ use crate::domain::{
     AccountId, AppCheck, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
 };
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
 use crate::store::{AccountFilter, AccountRecord, AppRecord, Page, SqliteStore, Store};
 
@@ -122,6 +125,10 @@ struct Inner {
     webhook_http: std::sync::OnceLock<reqwest::Client>,
     /// Held by the webhook pass in progress: passes in one process never overlap.
     webhook_pass: tokio::sync::Mutex<()>,
+    /// What this process counts for `GET /metrics`.
+    metrics: Metrics,
+    /// Held by the scrape in progress: scrapes read the database one at a time.
+    scrape: tokio::sync::Mutex<()>,
 }
 
 /// (owner, filter, position after, page size): one page of an owner's accounts.
@@ -244,8 +251,10 @@ impl Dravo {
     ) -> Result<Dravo> {
         check_database_path(&config, mode)?;
         let path = config.database.path.clone();
+        let metrics = Metrics::new();
+        let pool_wait = metrics.pool_wait();
         let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+            tokio::task::spawn_blocking(move || SqliteStore::open_observed(&path, Some(pool_wait)))
                 .await
                 .map_err(|e| Error::Internal(format!("opening the database failed: {e}")))??,
         );
@@ -308,6 +317,8 @@ impl Dravo {
             refresh_locks: Default::default(),
             webhook_http: std::sync::OnceLock::new(),
             webhook_pass: tokio::sync::Mutex::new(()),
+            metrics,
+            scrape: tokio::sync::Mutex::new(()),
         })))
     }
 
@@ -317,6 +328,11 @@ impl Dravo {
 
     pub fn public_url(&self) -> &str {
         &self.0.public_url
+    }
+
+    /// What this process counts (requests are recorded by the HTTP face).
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
 
     /// Now, by the core's clock.

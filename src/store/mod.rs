@@ -94,6 +94,22 @@ pub struct EventRecord {
     pub seq: i64,
 }
 
+/// Where a database's schema stands: the migrations applied to it, and how many this build
+/// has. A database migrated by a newer build is ahead (`found > latest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion {
+    pub found: usize,
+    pub latest: usize,
+}
+
+/// The webhook events waiting for delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WebhookBacklog {
+    pub pending: u64,
+    /// When the oldest of them was recorded; `None` when none waits.
+    pub oldest_created_at: Option<Timestamp>,
+}
+
 /// A webhook event waiting in the outbox (or delivered, or given up).
 #[derive(Debug, Clone)]
 pub struct OutboxRecord {
@@ -273,6 +289,14 @@ pub trait Store: Send + Sync + 'static {
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     /// Stores `value` under `key` unless a value is there already; returns the stored value.
     async fn meta_init(&self, key: &str, value: &str) -> Result<String>;
+    /// The database's schema version against the newest this build knows.
+    async fn schema_version(&self) -> Result<SchemaVersion>;
+
+    /// How many accounts there are of each provider and status, every tenant together; pairs
+    /// without accounts are left out.
+    async fn count_accounts(&self) -> Result<Vec<(Provider, AccountStatus, u64)>>;
+    /// The webhook events waiting for delivery, every tenant together.
+    async fn webhook_backlog(&self) -> Result<WebhookBacklog>;
 
     /// The owner's apps, oldest first, optionally for one provider. Shared and immutable: a
     /// backend may hand out the same list again while nothing has changed, so callers may

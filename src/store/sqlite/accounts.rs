@@ -9,7 +9,7 @@ use super::{
     account_kind_column, account_status_column, optional_timestamp_column, provider_column,
     string_list_column, string_list_json, timestamp_column,
 };
-use crate::domain::{AccountId, AppId, Owner, Timestamp};
+use crate::domain::{AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::Result;
 use crate::store::{
     AccountFilter, AccountRecord, EVENTS_KEPT_PER_ACCOUNT, EventRecord, ExistingAccount, Page,
@@ -318,6 +318,26 @@ pub(super) fn due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec
         .query_map(params![now.unix(), limit as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(ids)
+}
+
+/// Accounts by provider and status (`accounts_by_provider_status`: the index alone is read).
+pub(super) const COUNT_SQL: &str =
+    "SELECT provider, status, count(*) FROM accounts GROUP BY provider, status";
+
+pub(super) fn count_by_provider_and_status(
+    conn: &Connection,
+) -> Result<Vec<(Provider, AccountStatus, u64)>> {
+    let mut stmt = conn.prepare_cached(COUNT_SQL)?;
+    let counts = stmt
+        .query_map([], |r| {
+            Ok((
+                provider_column(r, 0)?,
+                account_status_column(r, 1)?,
+                u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(counts)
 }
 
 pub(super) fn insert_event(conn: &Connection, e: &EventRecord) -> Result<()> {

@@ -40,7 +40,7 @@ use thread_local::ThreadLocal;
 
 use super::{
     AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, OutboxRecord, Page,
-    PendingRecord, Store, WriteTx, WriteWork,
+    PendingRecord, SchemaVersion, Store, WebhookBacklog, WriteTx, WriteWork,
 };
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
@@ -65,6 +65,9 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/007_child_accounts.sql")),
         M::up(include_str!("migrations/008_app_checks.sql")),
         M::up(include_str!("migrations/009_due_index_covers_id.sql")),
+        M::up(include_str!(
+            "migrations/010_accounts_by_provider_status.sql"
+        )),
     ]
 }
 
@@ -160,10 +163,32 @@ impl ReadMemo {
     }
 }
 
+/// Reports how long each checkout from the pool waited (`dravo_db_pool_wait_seconds`).
+#[derive(Debug)]
+struct PoolWaitObserver(prometheus_client::metrics::histogram::Histogram);
+
+impl r2d2::HandleEvent for PoolWaitObserver {
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        self.0.observe(event.duration().as_secs_f64());
+    }
+
+    fn handle_timeout(&self, event: r2d2::event::TimeoutEvent) {
+        self.0.observe(event.timeout().as_secs_f64());
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file, switches it to WAL and applies any
     /// pending migrations. Blocking: call it off the async workers.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        Self::open_observed(path, None)
+    }
+
+    /// `open`, reporting each wait for a pooled connection to `pool_wait`.
+    pub fn open_observed(
+        path: &Path,
+        pool_wait: Option<prometheus_client::metrics::histogram::Histogram>,
+    ) -> Result<SqliteStore> {
         create_private(path)?;
         let manager = SqliteConnectionManager::file(path).with_init(init_connection);
         // One connection first, so a file SQLite cannot use fails at once with SQLite's own
@@ -171,14 +196,16 @@ impl SqliteStore {
         r2d2::ManageConnection::connect(&manager).map_err(|e| {
             Error::store_caused(format!("cannot open the database {}", path.display()), e)
         })?;
-        let pool = r2d2::Pool::builder()
+        let mut builder = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
-            .connection_timeout(BUSY_TIMEOUT)
-            .build(manager)
-            .map_err(|e| {
-                Error::store_caused(format!("cannot open the database {}", path.display()), e)
-            })?;
+            .connection_timeout(BUSY_TIMEOUT);
+        if let Some(histogram) = pool_wait {
+            builder = builder.event_handler(Box::new(PoolWaitObserver(histogram)));
+        }
+        let pool = builder.build(manager).map_err(|e| {
+            Error::store_caused(format!("cannot open the database {}", path.display()), e)
+        })?;
         let store = SqliteStore {
             pool,
             path: path.to_path_buf(),
@@ -290,6 +317,28 @@ impl Store for SqliteStore {
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>> {
         self.read(|c| meta_get(c, key))
+    }
+
+    async fn schema_version(&self) -> Result<SchemaVersion> {
+        self.read(|c| {
+            let found = migrations()
+                .current_version(c)
+                .map_err(|e| Error::store_caused("cannot read the schema version", e))?;
+            Ok(SchemaVersion {
+                found: usize::from(&found),
+                latest: migrations_list().len(),
+            })
+        })
+    }
+
+    async fn count_accounts(&self) -> Result<Vec<(Provider, AccountStatus, u64)>> {
+        // A scan of a whole index: on the blocking pool, not on an async worker.
+        self.blocking(|c| accounts::count_by_provider_and_status(c))
+            .await
+    }
+
+    async fn webhook_backlog(&self) -> Result<WebhookBacklog> {
+        self.read(outbox::backlog)
     }
 
     async fn meta_init(&self, key: &str, value: &str) -> Result<String> {
@@ -941,6 +990,18 @@ mod tests {
                 accounts::CHILDREN_SQL.as_str(),
                 vec![text("acc_1")],
                 "USING INDEX accounts_by_parent (parent_id=?)",
+            ),
+            (
+                "the accounts by provider and status (a scrape)",
+                accounts::COUNT_SQL,
+                vec![],
+                "SCAN accounts USING COVERING INDEX accounts_by_provider_status",
+            ),
+            (
+                "the webhook backlog (a scrape)",
+                outbox::BACKLOG_SQL,
+                vec![],
+                "SCAN webhook_outbox USING INDEX webhook_outbox_due",
             ),
         ];
         for (what, sql, params, index) in queries {

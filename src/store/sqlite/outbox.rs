@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::Timestamp;
 use crate::error::Result;
-use crate::store::OutboxRecord;
+use crate::store::{OutboxRecord, WebhookBacklog};
 
 pub(super) fn enqueue(conn: &Connection, e: &OutboxRecord) -> Result<()> {
     conn.prepare_cached(
@@ -57,6 +57,20 @@ pub(super) fn due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec
         .query_map(params![now.unix(), limit as i64], from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// How many events wait and when the oldest was recorded: a scan of the pending events only
+/// (`webhook_outbox_due` holds exactly those), however many were delivered.
+pub(super) const BACKLOG_SQL: &str =
+    "SELECT count(*), min(created_at) FROM webhook_outbox WHERE status = 'pending'";
+
+pub(super) fn backlog(conn: &Connection) -> Result<WebhookBacklog> {
+    Ok(conn.prepare_cached(BACKLOG_SQL)?.query_row([], |r| {
+        Ok(WebhookBacklog {
+            pending: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            oldest_created_at: super::optional_timestamp_column(r, 1)?,
+        })
+    })?)
 }
 
 /// The newest events, optionally with one status.

@@ -1,0 +1,75 @@
+//! What operators ask the running core: is it ready to serve (`GET /readyz`), and what are
+//! its figures (`GET /metrics`).
+
+use super::{Dravo, KEY_CHECK};
+use crate::error::Result;
+use crate::metrics::StoredFigures;
+
+/// Why the server is not ready: one `"<check>: <what failed>"` per failed check, in the
+/// order they ran (`database`, `migrations`, `key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady(pub Vec<String>);
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not ready: {}", self.0.join("; "))
+    }
+}
+
+impl Dravo {
+    /// Ready when the database answers, its schema is the one this build migrates to, and
+    /// it still belongs to the master key loaded at start. Each is read from the database
+    /// anew, so a database replaced or migrated by another process under a running server
+    /// shows here.
+    pub async fn readiness(&self) -> std::result::Result<(), NotReady> {
+        let store = &self.0.store;
+        let mut failed = Vec::new();
+        match store.schema_version().await {
+            Err(e) => failed.push(format!("database: {e}")),
+            Ok(v) if v.found > v.latest => failed.push(format!(
+                "migrations: the database schema is at version {}, newer than this build's {} (a newer Dravo migrated it)",
+                v.found, v.latest
+            )),
+            Ok(v) if v.found < v.latest => failed.push(format!(
+                "migrations: the database schema is at version {}, older than this build's {}",
+                v.found, v.latest
+            )),
+            Ok(_) => {}
+        }
+        // Only when the database answered: otherwise this would repeat its failure.
+        if failed.iter().all(|f| !f.starts_with("database:")) {
+            match store.meta_get(KEY_CHECK).await {
+                Err(e) => failed.push(format!("database: {e}")),
+                Ok(Some(check)) if check == self.0.keys.check_value() => {}
+                Ok(Some(_)) => failed.push(
+                    "key: the database was sealed with another master key than the one loaded at start"
+                        .into(),
+                ),
+                Ok(None) => failed.push("key: the database records no master key".into()),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(NotReady(failed))
+        }
+    }
+
+    /// The scrape (Prometheus text format): what this process counted, and the accounts and
+    /// webhook backlog the database holds now. Scrapes read the database one at a time, so
+    /// scrapers arriving together cannot multiply the cost of counting the accounts.
+    pub async fn metrics_text(&self) -> Result<String> {
+        let _one_at_a_time = self.0.scrape.lock().await;
+        let accounts = self.0.store.count_accounts().await?;
+        let backlog = self.0.store.webhook_backlog().await?;
+        let now = self.now();
+        let figures = StoredFigures {
+            accounts,
+            outbox_pending: backlog.pending,
+            outbox_oldest_pending_seconds: backlog
+                .oldest_created_at
+                .map_or(0, |oldest| now.unix() - oldest.unix()),
+        };
+        Ok(self.0.metrics.render(&figures))
+    }
+}
