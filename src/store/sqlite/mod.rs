@@ -22,6 +22,7 @@
 mod accounts;
 mod apps;
 pub mod backup;
+mod keys;
 mod outbox;
 mod pending;
 mod states;
@@ -39,8 +40,9 @@ use rusqlite_migration::{M, Migrations};
 use thread_local::ThreadLocal;
 
 use super::{
-    AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, OutboxRecord, Page,
-    PendingRecord, Store, WriteTx, WriteWork,
+    AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, MasterKeyRecord,
+    OutboxRecord, Page, PendingRecord, SealedColumn, SealedCounts, SealedRow, Store, WriteTx,
+    WriteWork,
 };
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
@@ -64,6 +66,7 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/006_pending_connections.sql")),
         M::up(include_str!("migrations/007_child_accounts.sql")),
         M::up(include_str!("migrations/008_app_checks.sql")),
+        M::up(include_str!("migrations/009_master_keys.sql")),
     ]
 }
 
@@ -303,6 +306,14 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn master_keys(&self) -> Result<Vec<MasterKeyRecord>> {
+        self.read(keys::list)
+    }
+
+    async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>> {
+        self.blocking(move |c| keys::count(c, &keys)).await
+    }
+
     async fn list_apps(
         &self,
         owner: &Owner,
@@ -534,6 +545,58 @@ impl WriteTx for SqliteTx<'_> {
 
     fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
         pending::purge_expired(self.0, now)
+    }
+
+    fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
+        keys::list(self.0)
+    }
+
+    fn current_key_id(&mut self) -> Result<Option<u32>> {
+        keys::current(self.0)
+    }
+
+    fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
+        keys::add(self.0, key)
+    }
+
+    fn retire_master_key(&mut self, id: u32, at: Timestamp, accept_until: Timestamp) -> Result<()> {
+        keys::retire(self.0, id, at, accept_until)
+    }
+
+    fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
+        keys::count(self.0, keys)
+    }
+
+    fn sealed_rows(
+        &mut self,
+        column: SealedColumn,
+        after_rowid: i64,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<SealedRow>> {
+        keys::page(self.0, column, after_rowid, prefixes, limit)
+    }
+
+    fn replace_sealed(
+        &mut self,
+        column: SealedColumn,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        keys::replace(self.0, column, id, old, new)
+    }
+
+    fn meta_get(&mut self, key: &str) -> Result<Option<String>> {
+        meta_get(self.0, key)
+    }
+
+    fn meta_set(&mut self, key: &str, value: &str) -> Result<()> {
+        keys::meta_set(self.0, key, value)
+    }
+
+    fn meta_delete(&mut self, key: &str) -> Result<()> {
+        keys::meta_delete(self.0, key)
     }
 }
 
