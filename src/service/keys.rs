@@ -327,7 +327,12 @@ impl Dravo {
             return Ok(false);
         }
         let ring = self.reload_keys(Some(records))?;
-        tracing::info!(current_key = %ring.current().id(), "master keys reloaded");
+        let live: Vec<KeyId> = ring.live_ids().collect();
+        tracing::info!(
+            current_key = %ring.current().id(),
+            live_keys = %join_ids(&live),
+            "master keys reloaded"
+        );
         Ok(true)
     }
 
