@@ -1079,9 +1079,13 @@ fn resealed_line(done: u64, total: u64) -> String {
 /// `rotated to master key 2: …`, one line.
 fn rotation_line(r: &RotateReport) -> String {
     let retired: Vec<String> = r.retired.iter().map(|k| k.to_string()).collect();
-    let plural = if retired.len() == 1 { "key" } else { "keys" };
+    let (noun, its) = if retired.len() == 1 {
+        ("key", "its")
+    } else {
+        ("keys", "their")
+    };
     format!(
-        "rotated to master key {}: re-sealed {} values; retired {plural} {} (its OAuth states and dashboard tokens are accepted until {}); the key file {} now holds key {}: back it up",
+        "rotated to master key {}: re-sealed {} values; retired {noun} {} ({its} OAuth states and dashboard tokens are accepted until {}); the key file {} now holds key {}: back it up",
         r.new_key,
         r.resealed,
         retired.join(", "),

@@ -335,10 +335,10 @@ fn rotating_while_the_server_reads_and_writes_loses_nothing() {
 }
 
 /// Spawns `dravo keys rotate` with tiny, slow batches, and kills it (SIGKILL) once it has
-/// re-sealed some values but not all.
+/// re-sealed two thirds of the values or more, but not all.
 fn kill_a_rotation_midway(dir: &Path, total: u64) {
     let mut rotate = dravo_cmd(dir)
-        .args(["keys", "rotate", "--batch-size", "1", "--pause-ms", "50"])
+        .args(["keys", "rotate", "--batch-size", "1", "--pause-ms", "100"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -349,7 +349,7 @@ fn kill_a_rotation_midway(dir: &Path, total: u64) {
         let has_key_2 = now["keys"].as_array().unwrap().len() == 2;
         if has_key_2 {
             let (_, left) = key_of(&now, 1);
-            if left < total && left > total / 2 {
+            if left > 0 && left <= total / 3 {
                 break;
             }
             assert!(
@@ -371,6 +371,19 @@ fn kill_a_rotation_midway(dir: &Path, total: u64) {
     rotate.wait().unwrap();
 }
 
+/// The key id in the header of an app's sealed client secret, read from the database.
+fn app_secret_key(dir: &Path, id: &str) -> u32 {
+    let sealed: Vec<u8> = open_db(&dir.join("dravo.db"))
+        .query_row(
+            "SELECT client_secret_sealed FROM oauth_apps WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sealed[0], 2, "version 2 layout");
+    u32::from_be_bytes(sealed[1..5].try_into().unwrap())
+}
+
 #[test]
 fn a_rotation_killed_midway_leaves_everything_readable_and_resumes() {
     let dir = tempdir();
@@ -378,33 +391,47 @@ fn a_rotation_killed_midway_leaves_everything_readable_and_resumes() {
     let jwt = token(dir.path());
     let rt = runtime();
     let fake = rt.block_on(FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET));
-    let mut server = serve(dir.path(), &fake);
+    let mut running = serve(dir.path(), &fake);
     let (ids, mut apps) = rt.block_on(async {
         for i in 0..3 {
             fake.set_account(&format!("8800{i}"), Some(&format!("user{i}")), None);
-            connect(&server, &jwt).await;
+            connect(&running, &jwt).await;
         }
         let mut apps = Vec::new();
         for i in 0..40 {
             let secret = format!("secret-{i}-{}", support::random_suffix());
             apps.push((
-                create_app(&server, &jwt, &format!("app-{i}"), &secret).await,
+                create_app(&running, &jwt, &format!("app-{i}"), &secret).await,
                 secret,
             ));
         }
-        (account_ids(&server, &jwt).await, apps)
+        (account_ids(&running, &jwt).await, apps)
     });
     let tokens: Vec<String> = rt.block_on(async {
         let mut tokens = Vec::new();
         for id in &ids {
-            tokens.push(access_token(&server, &jwt, id).await);
+            tokens.push(access_token(&running, &jwt, id).await);
         }
         tokens
     });
-    server.stop();
-    let total = 40 + 2 * 3;
+    // Re-sealed in this order: app secrets, access tokens, refresh tokens.
+    let total = 6 + 2 * 3;
 
     kill_a_rotation_midway(dir.path(), total);
+    // The server that ran all along reads the values the rotation re-sealed with key 2 (at
+    // least the first access tokens), which it did not hold: it reads the key file again.
+    rt.block_on(async {
+        for (id, token) in ids.iter().zip(&tokens) {
+            assert_eq!(&access_token(&running, &jwt, id).await, token);
+        }
+    });
+    // The server that ran all along seals with key 2 at once: the database names the key
+    // that seals, read in the writing transaction (its key watch may not have run yet).
+    let secret = format!("right-after-{}", support::random_suffix());
+    let id = rt.block_on(create_app(&running, &jwt, "right-after", &secret));
+    assert_eq!(app_secret_key(dir.path(), &id), 2);
+    apps.push((id, secret));
+
     let midway = status(dir.path());
     assert_eq!(midway["rotation_in_progress"], true, "{midway}");
     let (role, left) = key_of(&midway, 1);
@@ -413,24 +440,23 @@ fn a_rotation_killed_midway_leaves_everything_readable_and_resumes() {
     assert_eq!(key_of(&midway, 2).0, "current");
 
     // A server started now reads values under both keys, and seals new ones with key 2.
-    let mut server = serve(dir.path(), &fake);
+    let mut started = serve(dir.path(), &fake);
     rt.block_on(async {
         for (id, token) in ids.iter().zip(&tokens) {
-            assert_eq!(&access_token(&server, &jwt, id).await, token);
+            assert_eq!(&access_token(&started, &jwt, id).await, token);
         }
         let secret = format!("mid-{}", support::random_suffix());
-        apps.push((
-            create_app(&server, &jwt, "made-mid-rotation", &secret).await,
-            secret,
-        ));
+        let id = create_app(&started, &jwt, "made-mid-rotation", &secret).await;
+        assert_eq!(app_secret_key(dir.path(), &id), 2);
+        apps.push((id, secret));
         fake.set_account("88009", Some("late"), None);
-        connect(&server, &jwt).await;
+        connect(&started, &jwt).await;
     });
     assert_secrets_open(dir.path(), &apps);
     let (_, left_now) = key_of(&status(dir.path()), 1);
     assert_eq!(left_now, left, "new values are sealed with key 2");
 
-    // Running it again resumes (the server still serving) and finishes.
+    // Running it again resumes (both servers still serving) and finishes.
     let out = dravo(dir.path(), &["keys", "rotate"]);
     assert_rotated(&out, 2);
     assert!(
@@ -449,20 +475,23 @@ fn a_rotation_killed_midway_leaves_everything_readable_and_resumes() {
     assert_eq!(done["rotation_in_progress"], false);
     assert_secrets_open(dir.path(), &apps);
     rt.block_on(async {
-        for (id, token) in ids.iter().zip(&tokens) {
-            assert_eq!(&access_token(&server, &jwt, id).await, token);
+        for server in [&running, &started] {
+            for (id, token) in ids.iter().zip(&tokens) {
+                assert_eq!(&access_token(server, &jwt, id).await, token);
+            }
         }
     });
-    server.stop();
+    running.stop();
+    started.stop();
     // And a server started after the rotation, with only key 2 in the file, reads them too.
-    let mut server = serve(dir.path(), &fake);
+    let mut after = serve(dir.path(), &fake);
     rt.block_on(async {
         for (id, token) in ids.iter().zip(&tokens) {
-            assert_eq!(&access_token(&server, &jwt, id).await, token);
+            assert_eq!(&access_token(&after, &jwt, id).await, token);
         }
     });
     assert_secrets_open(dir.path(), &apps);
-    server.stop();
+    after.stop();
 }
 
 /// Starts a connect and takes a dashboard token before the rotation; both are used after it.
@@ -608,4 +637,53 @@ fn a_master_key_from_the_config_is_not_rotated_in_place() {
         "{}",
         out.describe()
     );
+}
+
+/// In one process, without the server's key watch: a core opened before another process
+/// rotated opens the re-sealed values (it reads the key file again on an unknown key id)
+/// and seals new ones with the new key (the database names it in the writing transaction).
+#[tokio::test]
+async fn a_core_opened_before_a_rotation_follows_it_without_a_restart() {
+    use dravo::domain::{AppName, ClientId, ClientSecret};
+    use dravo::service::NewApp;
+    use dravo::service::keys::RotateOptions;
+
+    let dir = tempdir();
+    let before = Dravo::open(test_config(dir.path()), None).await.unwrap();
+    let owner = Owner::parse("tenant", TENANT).unwrap();
+    let new_app = |i: usize| NewApp {
+        provider: "x".parse().unwrap(),
+        name: AppName::parse(&format!("app-{i}")).unwrap(),
+        client_id: ClientId::parse("cid").unwrap(),
+        client_secret: ClientSecret::parse(&format!("secret-{i}")).unwrap(),
+        scopes: None,
+    };
+    let mut apps = Vec::new();
+    for i in 0..3 {
+        apps.push(before.create_app(&owner, new_app(i)).await.unwrap().id);
+    }
+
+    let other = Dravo::open_existing(test_config(dir.path())).await.unwrap();
+    let options = RotateOptions {
+        batch_size: 2,
+        pause: Duration::ZERO,
+        grace_seconds: 0,
+    };
+    let report = other.rotate_keys(options, &mut |_| {}).await.unwrap();
+    assert_eq!(report.new_key.get(), 2);
+    assert_eq!(report.resealed, 3);
+
+    for (i, id) in apps.iter().enumerate() {
+        let creds = before
+            .app_credentials(&owner, &AppId::parse(id).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(creds.client_secret.expose(), format!("secret-{i}"));
+    }
+    let id = before.create_app(&owner, new_app(9)).await.unwrap().id;
+    assert_eq!(app_secret_key(dir.path(), &id), 2);
+    // Nothing opens with the retired key any more: its values are all re-sealed.
+    let status = before.keys_status().await.unwrap();
+    assert_eq!(status.keys[0].values, 0);
+    assert_eq!(status.keys[1].values, 4);
 }

@@ -214,16 +214,12 @@ impl Dravo {
     }
 
     /// Reads the key file again and matches it with `records` (the database's key records;
-    /// `None`: the ones seen last). Keeps the old ring when that fails.
+    /// `None`: read them now). Keeps the old ring when that fails.
     fn reload_keys(&self, records: Option<Vec<MasterKeyRecord>>) -> Result<Arc<KeyRing>> {
         let holder = &self.0.keys;
         let records = match records {
             Some(r) => r,
-            None => holder
-                .known
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            None => self.0.store.master_keys_now()?,
         };
         let source = self.key_source();
         let stamp = file_stamp(&source);

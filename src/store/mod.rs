@@ -377,6 +377,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The master keys the database records, by id.
     async fn master_keys(&self) -> Result<Vec<MasterKeyRecord>>;
+    /// `master_keys` from synchronous code (a value names a key this process does not hold
+    /// yet): one short read of a small table, so it may run on the calling thread.
+    fn master_keys_now(&self) -> Result<Vec<MasterKeyRecord>>;
     /// `WriteTx::count_sealed` outside a write: a scan of every sealed column.
     async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>>;
 

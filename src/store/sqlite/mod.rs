@@ -310,6 +310,10 @@ impl Store for SqliteStore {
         self.read(keys::list)
     }
 
+    fn master_keys_now(&self) -> Result<Vec<MasterKeyRecord>> {
+        self.read(keys::list)
+    }
+
     async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>> {
         self.blocking(move |c| keys::count(c, &keys)).await
     }
