@@ -1011,7 +1011,8 @@ impl Spinner {
 #[derive(Default)]
 struct RotationProgress {
     bar: Option<indicatif::ProgressBar>,
-    last_line: Option<std::time::Instant>,
+    /// When a plain line was last printed, and what it said.
+    last_line: Option<(std::time::Instant, (u64, u64))>,
     last: Option<(u64, u64)>,
 }
 
@@ -1026,9 +1027,10 @@ impl RotationProgress {
             } => {
                 let from: Vec<String> = from.iter().map(|k| k.to_string()).collect();
                 let line = format!(
-                    "{} the rotation from master key {} to key {to}: {total} values to re-seal",
+                    "{} the rotation from master key {} to key {to}: {} to re-seal",
                     if resumed { "resuming" } else { "starting" },
-                    from.join(", ")
+                    from.join(", "),
+                    values(total)
                 );
                 if std::io::stderr().is_terminal() {
                     let bar = indicatif::ProgressBar::new(total);
@@ -1053,9 +1055,9 @@ impl RotationProgress {
                     bar.set_position(done);
                 } else if self
                     .last_line
-                    .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+                    .is_none_or(|(t, _)| t.elapsed() >= std::time::Duration::from_secs(1))
                 {
-                    self.last_line = Some(std::time::Instant::now());
+                    self.last_line = Some((std::time::Instant::now(), (done, total)));
                     eprintln!("{}", resealed_line(done, total));
                 }
             }
@@ -1065,15 +1067,23 @@ impl RotationProgress {
     fn finish(self) {
         match (self.bar, self.last) {
             (Some(bar), _) => bar.finish_and_clear(),
-            (None, Some((done, total))) => eprintln!("{}", resealed_line(done, total)),
-            (None, None) => {}
+            // The last count, unless it was the last line printed.
+            (None, Some(last)) if self.last_line.is_none_or(|(_, shown)| shown != last) => {
+                eprintln!("{}", resealed_line(last.0, last.1));
+            }
+            (None, _) => {}
         }
     }
 }
 
 fn resealed_line(done: u64, total: u64) -> String {
     let percent = (done * 100).checked_div(total).unwrap_or(100);
-    format!("re-sealed {done} of {total} values ({percent}%)")
+    format!("re-sealed {done} of {} ({percent}%)", values(total))
+}
+
+/// `1 value`, `2 values`.
+fn values(n: u64) -> String {
+    format!("{n} value{}", if n == 1 { "" } else { "s" })
 }
 
 /// `rotated to master key 2: …`, one line.
@@ -1085,9 +1095,9 @@ fn rotation_line(r: &RotateReport) -> String {
         ("keys", "their")
     };
     format!(
-        "rotated to master key {}: re-sealed {} values; retired {noun} {} ({its} OAuth states and dashboard tokens are accepted until {}); the key file {} now holds key {}: back it up",
+        "rotated to master key {}: re-sealed {}; retired {noun} {} ({its} OAuth states and dashboard tokens are accepted until {}); the key file {} now holds key {}: back it up",
         r.new_key,
-        r.resealed,
+        values(r.resealed),
         retired.join(", "),
         r.accept_until.rfc3339(),
         r.key_file.display(),

@@ -367,7 +367,17 @@ fn kill_a_rotation_midway(dir: &Path, total: u64) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    rotate.kill().unwrap();
+    // One rotation at a time.
+    let second = dravo(dir, &["keys", "rotate"]);
+    second.assert_runtime_error();
+    assert!(
+        second
+            .stderr
+            .contains("another `dravo keys rotate` is running"),
+        "{}",
+        second.describe()
+    );
+    rotate.kill().unwrap(); // SIGKILL
     rotate.wait().unwrap();
 }
 
@@ -466,7 +476,7 @@ fn a_rotation_killed_midway_leaves_everything_readable_and_resumes() {
         out.describe()
     );
     assert!(
-        out.stdout.contains(&format!("re-sealed {left} values")),
+        out.stdout.contains(&format!("re-sealed {left} value")),
         "{}",
         out.describe()
     );
