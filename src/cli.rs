@@ -538,7 +538,7 @@ fn run(cli: Cli) -> Result<()> {
                 .rotate_keys(options, &mut |event| bar.show(event))
                 .await;
             bar.finish();
-            print_line(&rotation_line(&report?))
+            print_line(&rotation_line(&report?, grace))
         }),
         Command::Restore { ref file } => {
             let config = load_config(&cli)?;
@@ -1087,19 +1087,26 @@ fn values(n: u64) -> String {
 }
 
 /// `rotated to master key 2: …`, one line.
-fn rotation_line(r: &RotateReport) -> String {
+fn rotation_line(r: &RotateReport, grace_seconds: u64) -> String {
     let retired: Vec<String> = r.retired.iter().map(|k| k.to_string()).collect();
     let (noun, its) = if retired.len() == 1 {
         ("key", "its")
     } else {
         ("keys", "their")
     };
+    let grace = if grace_seconds == 0 {
+        format!("{its} OAuth states and dashboard tokens are refused from now on")
+    } else {
+        format!(
+            "{its} OAuth states and dashboard tokens are accepted until {}",
+            r.accept_until.rfc3339()
+        )
+    };
     format!(
-        "rotated to master key {}: re-sealed {}; retired {noun} {} ({its} OAuth states and dashboard tokens are accepted until {}); the key file {} now holds key {}: back it up",
+        "rotated to master key {}: re-sealed {}; retired {noun} {} ({grace}); the key file {} now holds key {}: back it up",
         r.new_key,
         values(r.resealed),
         retired.join(", "),
-        r.accept_until.rfc3339(),
         r.key_file.display(),
         r.new_key
     )

@@ -516,6 +516,12 @@ fn state_and_token_across_a_rotation(grace: &str) -> (u16, String, u16) {
 
     let out = dravo(dir.path(), &["keys", "rotate", "--grace", grace]);
     assert_rotated(&out, 2);
+    let said = if grace == "0" {
+        "are refused from now on"
+    } else {
+        "are accepted until"
+    };
+    assert!(out.stdout.contains(said), "{}", out.describe());
     // The running server notices the retirement (its key watch reloads the keys).
     server
         .logs
