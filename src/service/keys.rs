@@ -674,10 +674,14 @@ fn lock_rotation(key_file: &Path) -> Result<std::fs::File> {
     let mut name = key_file.as_os_str().to_owned();
     name.push(".rotating");
     let path = PathBuf::from(name);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
         .open(&path)
         .map_err(|e| Error::Key(format!("cannot open {}: {e}", path.display())))?;
     match file.try_lock() {
