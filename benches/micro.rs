@@ -23,7 +23,7 @@ use dravo::auth::Authenticator;
 use dravo::clock::SystemClock;
 use dravo::config::Config;
 use dravo::crypto::state::{self, StateClaims};
-use dravo::crypto::{Keys, MasterKey};
+use dravo::crypto::{KeyId, KeyRing, Keys, MasterKey};
 use dravo::domain::{AccountKind, AccountStatus, Provider, Timestamp};
 use dravo::providers::{self, AuthorizeParams, EndpointOverrides};
 use dravo::service::{ACCESS_TOKEN_SEAL, Decision, Policy, decide, token_context};
@@ -40,7 +40,7 @@ fn x() -> Provider {
 }
 
 fn seal(c: &mut Criterion) {
-    let keys = Keys::derive(&MasterKey::generate());
+    let keys = Keys::derive(KeyId::FIRST, &MasterKey::generate());
     let sealer = keys.sealer();
     let token = access_token();
     let (id, owner, pid) = ("acc_abcdefghijklmnopqrst", "tenant-1", "1234567890");
@@ -59,7 +59,7 @@ fn seal(c: &mut Criterion) {
 }
 
 fn oauth_state(c: &mut Criterion) {
-    let keys = Keys::derive(&MasterKey::generate());
+    let keys = Keys::derive(KeyId::FIRST, &MasterKey::generate());
     let sealer = keys.state_sealer();
     let now = Timestamp::now_system();
     let claims = StateClaims::new(
@@ -79,9 +79,13 @@ fn oauth_state(c: &mut Criterion) {
 }
 
 fn jwt(c: &mut Criterion) {
-    let keys = Keys::derive(&MasterKey::generate());
-    let auth = Authenticator::from_config(&Config::default(), &keys, Arc::new(SystemClock))
-        .expect("HS256 with the derived secret");
+    let keys = Keys::derive(KeyId::FIRST, &MasterKey::generate());
+    let auth = Authenticator::from_config(
+        &Config::default(),
+        &KeyRing::single(keys),
+        Arc::new(SystemClock),
+    )
+    .expect("HS256 with the derived secret");
     let token = auth.issue("tenant-1", 3600).expect("issues");
     c.bench_function("jwt/verify_remembered", |b| {
         b.iter(|| auth.verify(black_box(&token)).expect("valid"))
@@ -103,7 +107,7 @@ fn provider(c: &mut Criterion) {
     let x = providers::get(x());
     let endpoints = x.endpoints(&EndpointOverrides::default());
     let scopes: Vec<String> = x.default_scope_list().into_vec();
-    let keys = Keys::derive(&MasterKey::generate());
+    let keys = Keys::derive(KeyId::FIRST, &MasterKey::generate());
     let claims = StateClaims::new(
         x.id(),
         "alice@example.com",

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -12,30 +13,75 @@ use thread_local::ThreadLocal;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::crypto::Keys;
+use crate::crypto::KeyRing;
 use crate::domain::Owner;
 use crate::error::{Error, Result};
 
 /// Verifies dashboard tokens and, in HS256 mode, issues them.
 pub struct Authenticator {
-    decoding: DecodingKey,
-    /// Present only with an HS256 secret; a public key cannot sign.
-    encoding: Option<EncodingKey>,
+    signing: Signing,
     validation: Validation,
     tenant_claim: String,
     issuer: Option<String>,
     audience: Option<String>,
-    /// Tokens already verified, per thread: token → (tenant, last second it is valid).
-    /// A dashboard sends the same token many times; checking it once is enough while the
-    /// keys cannot change.
+    /// Tokens already verified, per thread: token → (tenant, last second it is valid, keys'
+    /// generation). A dashboard sends the same token many times; checking it once is enough
+    /// while the keys stay the same.
     verified: ThreadLocal<RefCell<VerifiedMemo>>,
     clock: std::sync::Arc<dyn Clock>,
     /// Why a signature may not match, said with the 401: which key this server checks with.
     signature_hint: &'static str,
 }
 
-/// token → (tenant, last second the token is still valid).
-type VerifiedMemo = HashMap<Box<str>, (Owner, u64)>;
+/// token → (tenant, last second the token is still valid, generation of the keys that
+/// verified it).
+type VerifiedMemo = HashMap<Box<str>, (Owner, u64, u64)>;
+
+/// What tokens are checked (and, with a secret, signed) with.
+enum Signing {
+    /// `auth.jwt_public_key_file`: verify only.
+    PublicKey(DecodingKey),
+    /// `auth.jwt_secret`: the same secret whatever the master keys do.
+    Secret {
+        decoding: DecodingKey,
+        encoding: EncodingKey,
+    },
+    /// Derived from the master keys: it changes when they rotate (`use_ring`).
+    Derived(RwLock<Arc<DerivedKeys>>),
+}
+
+/// The HS256 keys of a key ring.
+struct DerivedKeys {
+    /// Bumped on every change, so remembered verifications are made again.
+    generation: u64,
+    /// The current master key's.
+    encoding: EncodingKey,
+    /// Every key a token may be signed with, the current one first, and until when it
+    /// counts (a retired key's grace period).
+    decoding: Vec<(DecodingKey, Option<u64>)>,
+}
+
+impl DerivedKeys {
+    fn of(ring: &KeyRing, generation: u64) -> Result<DerivedKeys> {
+        let bad = |e: jsonwebtoken::errors::Error| {
+            Error::Internal(format!("the derived JWT secret cannot be used: {e}"))
+        };
+        let secrets = ring.jwt_secrets();
+        Ok(DerivedKeys {
+            generation,
+            encoding: EncodingKey::from_secret(secrets[0].0).map_err(bad)?,
+            decoding: secrets
+                .iter()
+                .map(|(secret, until)| {
+                    Ok((
+                        DecodingKey::from_secret(&secret[..]).map_err(bad)?,
+                        until.and_then(|t| u64::try_from(t.unix()).ok()),
+                    ))
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+}
 
 /// Verified tokens remembered per thread before the memo starts over.
 const VERIFIED_MEMO_LIMIT: usize = 1024;
@@ -43,7 +89,7 @@ const VERIFIED_MEMO_LIMIT: usize = 1024;
 impl Authenticator {
     pub fn from_config(
         config: &Config,
-        keys: &Keys,
+        ring: &KeyRing,
         clock: std::sync::Arc<dyn Clock>,
     ) -> Result<Self> {
         let auth = &config.auth;
@@ -54,7 +100,7 @@ impl Authenticator {
                 "it was signed with another key than this server's: `dravo token issue` signs with the key of the database it opens, so run it with the server's database and key file"
             }
         };
-        let (decoding, encoding, algorithms) = match &auth.jwt_public_key_file {
+        let (signing, algorithms) = match &auth.jwt_public_key_file {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|e| {
                     Error::config(format!(
@@ -68,22 +114,27 @@ impl Authenticator {
                         path.display()
                     ))
                 })?;
-                (key, None, algs)
+                (Signing::PublicKey(key), algs)
             }
-            None => {
-                let secret: &[u8] = match &auth.jwt_secret {
-                    Some(s) => s.expose_secret().as_bytes(),
-                    None => keys.derived_jwt_secret(),
-                };
-                let bad = |e: jsonwebtoken::errors::Error| {
-                    Error::config(format!("auth.jwt_secret cannot be used: {e}"))
-                };
-                (
-                    DecodingKey::from_secret(secret).map_err(bad)?,
-                    Some(EncodingKey::from_secret(secret).map_err(bad)?),
+            None => match &auth.jwt_secret {
+                Some(secret) => {
+                    let secret = secret.expose_secret().as_bytes();
+                    let bad = |e: jsonwebtoken::errors::Error| {
+                        Error::config(format!("auth.jwt_secret cannot be used: {e}"))
+                    };
+                    (
+                        Signing::Secret {
+                            decoding: DecodingKey::from_secret(secret).map_err(bad)?,
+                            encoding: EncodingKey::from_secret(secret).map_err(bad)?,
+                        },
+                        vec![Algorithm::HS256],
+                    )
+                }
+                None => (
+                    Signing::Derived(RwLock::new(Arc::new(DerivedKeys::of(ring, 0)?))),
                     vec![Algorithm::HS256],
-                )
-            }
+                ),
+            },
         };
         let mut validation = Validation::new(algorithms[0]);
         validation.algorithms = algorithms;
@@ -110,8 +161,7 @@ impl Authenticator {
             None => validation.validate_aud = false,
         }
         Ok(Authenticator {
-            decoding,
-            encoding,
+            signing,
             validation,
             tenant_claim: auth.tenant_claim.clone(),
             issuer: auth.issuer.clone(),
@@ -122,6 +172,25 @@ impl Authenticator {
         })
     }
 
+    /// Follows a change of the master keys: tokens are signed with the current key's secret
+    /// from now on, and accepted when signed with any key of `ring` (a retired one's during
+    /// its grace period). Nothing changes with `auth.jwt_secret` or a public key.
+    pub fn use_ring(&self, ring: &KeyRing) -> Result<()> {
+        if let Signing::Derived(keys) = &self.signing {
+            let mut keys = keys.write().unwrap_or_else(|e| e.into_inner());
+            *keys = Arc::new(DerivedKeys::of(ring, keys.generation + 1)?);
+        }
+        Ok(())
+    }
+
+    /// The generation of the keys in use (0 when they never change).
+    fn generation(&self) -> u64 {
+        match &self.signing {
+            Signing::Derived(keys) => keys.read().unwrap_or_else(|e| e.into_inner()).generation,
+            _ => 0,
+        }
+    }
+
     /// Checks a bearer token and returns the tenant it names.
     pub fn verify(&self, token: &str) -> Result<Owner> {
         let now = u64::try_from(self.clock.now().unix()).unwrap_or(0);
@@ -130,33 +199,67 @@ impl Authenticator {
 
     fn verify_at(&self, token: &str, now: u64) -> Result<Owner> {
         let memo = self.verified.get_or_default();
-        if let Some((owner, valid_until)) = memo.borrow().get(token)
+        let generation = self.generation();
+        if let Some((owner, valid_until, seen_generation)) = memo.borrow().get(token)
             && now <= *valid_until
+            && *seen_generation == generation
         {
             return Ok(owner.clone());
         }
-        let (owner, exp) = self.verify_uncached(token, now)?;
+        let (owner, exp, key_until) = self.verify_uncached(token, now)?;
         let mut memo = memo.borrow_mut();
         if memo.len() >= VERIFIED_MEMO_LIMIT {
             memo.clear();
         }
-        // Valid as long as the decoder would still accept `exp` (it allows the leeway).
-        memo.insert(
-            token.into(),
-            (owner.clone(), exp.saturating_add(self.validation.leeway)),
-        );
+        // Valid as long as the decoder would still accept `exp` (it allows the leeway), and
+        // the key that signed it still counts.
+        let valid_until = exp
+            .saturating_add(self.validation.leeway)
+            .min(key_until.map_or(u64::MAX, |u| u.saturating_sub(1)));
+        memo.insert(token.into(), (owner.clone(), valid_until, generation));
         Ok(owner)
     }
 
-    /// Verifies signature and claims at `now`; returns the tenant and the token's `exp`.
-    fn verify_uncached(&self, token: &str, now: u64) -> Result<(Owner, u64)> {
-        let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
-                .map_err(|e| {
-                    Error::unauthorized(describe_jwt_error(e.kind(), self.signature_hint))
-                })?;
-        let exp = data
-            .claims
+    /// Decodes a token with the key it was signed with; returns its claims and, for a
+    /// retired master key's secret, until when that key counts.
+    fn decode(&self, token: &str, now: u64) -> Result<(Map<String, Value>, Option<u64>)> {
+        let fail = |e: jsonwebtoken::errors::Error| {
+            Error::unauthorized(describe_jwt_error(e.kind(), self.signature_hint))
+        };
+        let decode = |key: &DecodingKey| {
+            jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
+                .map(|data| data.claims)
+        };
+        match &self.signing {
+            Signing::PublicKey(key) | Signing::Secret { decoding: key, .. } => {
+                decode(key).map(|c| (c, None)).map_err(fail)
+            }
+            Signing::Derived(keys) => {
+                let keys = keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut last = None;
+                for (key, until) in &keys.decoding {
+                    if until.is_some_and(|u| now >= u) {
+                        continue;
+                    }
+                    match decode(key) {
+                        Ok(claims) => return Ok((claims, *until)),
+                        // Another key may have signed it.
+                        Err(e) if *e.kind() == ErrorKind::InvalidSignature => last = Some(e),
+                        Err(e) => return Err(fail(e)),
+                    }
+                }
+                Err(fail(
+                    last.unwrap_or_else(|| ErrorKind::InvalidSignature.into()),
+                ))
+            }
+        }
+    }
+
+    /// Verifies signature and claims at `now`; returns the tenant, the token's `exp`, and
+    /// until when the key that signed it counts.
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<(Owner, u64, Option<u64>)> {
+        let (claims, key_until) = self.decode(token, now)?;
+        let exp = claims
             .get("exp")
             .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
             .ok_or_else(|| Error::unauthorized("the bearer token's `exp` claim is malformed"))?;
@@ -167,7 +270,7 @@ impl Authenticator {
                 self.signature_hint,
             )));
         }
-        match data.claims.get("nbf") {
+        match claims.get("nbf") {
             None => {}
             Some(v) => {
                 let nbf = v
@@ -185,7 +288,7 @@ impl Authenticator {
             }
         }
         let claim = &self.tenant_claim;
-        let owner = match data.claims.get(claim) {
+        let owner = match claims.get(claim) {
             Some(Value::String(tenant)) => Owner::parse(claim, tenant).map_err(|_| {
                 Error::unauthorized(format!(
                     "the bearer token's `{claim}` claim must be 1 to {} characters, some visible, without control or bidirectional formatting characters",
@@ -199,17 +302,25 @@ impl Authenticator {
                 "the bearer token has no `{claim}` claim naming the tenant"
             ))),
         }?;
-        Ok((owner, exp))
+        Ok((owner, exp, key_until))
     }
 
     /// Signs a token for `subject` valid for `ttl_seconds`, with the issuer and audience the
     /// server checks.
     pub fn issue(&self, subject: &str, ttl_seconds: u64) -> Result<String> {
-        let encoding = self.encoding.as_ref().ok_or_else(|| {
-            Error::config(
-                "token issue signs with HS256, but auth.jwt_public_key_file is set: tokens come from your identity provider",
-            )
-        })?;
+        let derived;
+        let encoding = match &self.signing {
+            Signing::PublicKey(_) => {
+                return Err(Error::config(
+                    "token issue signs with HS256, but auth.jwt_public_key_file is set: tokens come from your identity provider",
+                ));
+            }
+            Signing::Secret { encoding, .. } => encoding,
+            Signing::Derived(keys) => {
+                derived = keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+                &derived.encoding
+            }
+        };
         let owner = Owner::parse("--sub", subject)?;
         let now = u64::try_from(self.clock.now().unix()).unwrap_or(0);
         let mut claims = Map::new();
@@ -272,13 +383,16 @@ fn describe_jwt_error(kind: &ErrorKind, signature_hint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
+    use crate::crypto::{KeyId, Keys, MasterKey};
+
+    fn ring() -> KeyRing {
+        KeyRing::single(Keys::derive(KeyId::FIRST, &MasterKey::generate()))
+    }
 
     fn authenticator() -> Authenticator {
-        let keys = Keys::derive(&MasterKey::generate());
         Authenticator::from_config(
             &Config::default(),
-            &keys,
+            &ring(),
             std::sync::Arc::new(crate::clock::SystemClock),
         )
         .unwrap()
@@ -295,12 +409,79 @@ mod tests {
         if let Some(nbf) = nbf {
             claims.insert("nbf".into(), nbf.into());
         }
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            auth.encoding.as_ref().unwrap(),
+        let Signing::Derived(keys) = &auth.signing else {
+            panic!("the test authenticator derives its secret")
+        };
+        let keys = keys.read().unwrap().clone();
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap()
+    }
+
+    /// After a rotation, tokens signed with the old key count until its grace period ends,
+    /// remembered or not; new tokens are signed with the new key.
+    #[test]
+    fn tokens_of_a_retired_key_count_until_its_grace_ends() {
+        use crate::crypto::ring::{GraceLine, KnownKey, RingFile, RingKey};
+        use crate::domain::Timestamp;
+        let (one, two) = (MasterKey::generate(), MasterKey::generate());
+        let copy = |k: &MasterKey| MasterKey::from_base64(&k.to_base64(), "t").unwrap();
+        let now = 1_800_000_000u64;
+        let grace_end = now + 600;
+        let known = |id: u32, k: &MasterKey, retired: bool| KnownKey {
+            id: KeyId::new(id).unwrap(),
+            check_value: k.check_value(),
+            retired,
+            accept_until: retired.then(|| Timestamp::from_unix(grace_end as i64)),
+        };
+        let auth = Authenticator::from_config(
+            &Config::default(),
+            &KeyRing::single(Keys::derive(KeyId::FIRST, &copy(&one))),
+            std::sync::Arc::new(crate::clock::SystemClock),
         )
-        .unwrap()
+        .unwrap();
+        let old = token_with_exp(&auth, now + 3600);
+        assert!(auth.verify_at(&old, now).is_ok());
+
+        let file = RingFile {
+            keys: vec![RingKey {
+                id: KeyId::new(2),
+                key: copy(&two),
+            }],
+            graces: vec![GraceLine {
+                id: KeyId::FIRST,
+                until: Timestamp::from_unix(grace_end as i64),
+                material: one.grace_material(),
+            }],
+        };
+        let db = [known(1, &one, true), known(2, &two, false)];
+        let (rotated, _) =
+            KeyRing::build(&file, &db, Timestamp::from_unix(now as i64), "k", "d").unwrap();
+        auth.use_ring(&rotated).unwrap();
+        let new = token_with_exp(&auth, now + 3600);
+        assert_ne!(new, old);
+        assert!(auth.verify_at(&new, now).is_ok());
+        assert!(auth.verify_at(&old, now + 1).is_ok(), "in its grace period");
+        let err = auth.verify_at(&old, grace_end).unwrap_err();
+        assert!(err.to_string().contains("signature is invalid"), "{err}");
+        assert!(auth.verify_at(&new, grace_end).is_ok());
+
+        // Without the old key at all, its tokens are refused at once, memo or not.
+        let (alone, _) = KeyRing::build(
+            &RingFile {
+                keys: vec![RingKey {
+                    id: KeyId::new(2),
+                    key: copy(&two),
+                }],
+                graces: Vec::new(),
+            },
+            &db,
+            Timestamp::from_unix(now as i64),
+            "k",
+            "d",
+        )
+        .unwrap();
+        assert!(auth.verify_at(&old, now + 2).is_ok());
+        auth.use_ring(&alone).unwrap();
+        assert!(auth.verify_at(&old, now + 2).is_err());
     }
 
     #[test]
@@ -319,7 +500,7 @@ mod tests {
         assert!(auth.verify_at(&expired, now).is_err());
         auth.verified.get().unwrap().borrow_mut().insert(
             expired.as_str().into(),
-            (Owner::parse("t", "alice").unwrap(), now + 10),
+            (Owner::parse("t", "alice").unwrap(), now + 10, 0),
         );
         assert!(
             auth.verify_at(&expired, now).is_ok(),

@@ -16,6 +16,7 @@ use crate::domain::{
     ClientSecret, EventId, Owner, Provider, Scopes, Timestamp, is_hidden,
 };
 use crate::error::{Error, Result};
+use crate::service::keys::{KeysStatus, RotateOptions, RotateProgress, RotateReport};
 use crate::service::{Account, AppChanges, Dravo, NewApp, OAuthApp, WebhookStatus};
 use crate::store::AccountFilter;
 use crate::views::{
@@ -383,6 +384,26 @@ fn parse_webhook_status(value: &str) -> std::result::Result<WebhookStatus, Strin
 enum KeysCommand {
     /// Print a fresh base64 master key (64 random bytes)
     Generate,
+    /// Show the master keys the database records and how many stored values each seals
+    Status {
+        /// Print the status as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new master key, re-seal every secret and token with it while the server keeps
+    /// serving, then retire the old key; run it again to resume an interrupted rotation
+    Rotate {
+        /// Values re-sealed per transaction
+        #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch_size: u64,
+        /// Pause between two batches, in milliseconds, to go easy on a busy server
+        #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        pause_ms: u64,
+        /// How long the old key's OAuth states and dashboard tokens stay accepted after it is
+        /// retired, in seconds (0 after a leak: refuse them at once)
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+        grace: u64,
+    },
 }
 
 /// A provider name in any case (`X`, `LinkedIn`).
@@ -544,8 +565,32 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Backup { ref file } => block_on(async {
             let dravo = open(&cli).await?;
-            let report = dravo.backup(file).await?;
-            print_line(&backup_line("backed up to", &report))
+            let spinner = Spinner::start(&format!("backing up to {}", file.display()));
+            let report = dravo.backup(file).await;
+            spinner.finish();
+            print_line(&backup_line("backed up to", &report?))
+        }),
+        Command::Keys(KeysCommand::Status { json }) => block_on(async {
+            let dravo = open(&cli).await?;
+            print_keys_status(&dravo.keys_status().await?, json)
+        }),
+        Command::Keys(KeysCommand::Rotate {
+            batch_size,
+            pause_ms,
+            grace,
+        }) => block_on(async {
+            let dravo = open(&cli).await?;
+            let options = RotateOptions {
+                batch_size: usize::try_from(batch_size).unwrap_or(100),
+                pause: std::time::Duration::from_millis(pause_ms),
+                grace_seconds: grace,
+            };
+            let mut bar = RotationProgress::default();
+            let report = dravo
+                .rotate_keys(options, &mut |event| bar.show(event))
+                .await;
+            bar.finish();
+            print_line(&rotation_line(&report?, grace))
         }),
         Command::Restore { ref file } => {
             let config = load_config(&cli)?;
@@ -1055,6 +1100,201 @@ fn read_secret(env_var: Option<&str>) -> Result<ClientSecret> {
         "--client-secret-stdin"
     };
     ClientSecret::parse_as(flag, &raw)
+}
+
+/// A spinner on stderr while one long step runs, when stderr is a terminal; nothing else.
+struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    fn start(message: &str) -> Spinner {
+        if !std::io::stderr().is_terminal() {
+            return Spinner(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        Spinner(Some(bar))
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// How `keys rotate` shows its progress on stderr: a bar on a terminal, else a plain line
+/// when it starts, at most one a second while it goes, and one at the end.
+#[derive(Default)]
+struct RotationProgress {
+    bar: Option<indicatif::ProgressBar>,
+    /// When a plain line was last printed, and what it said.
+    last_line: Option<(std::time::Instant, (u64, u64))>,
+    last: Option<(u64, u64)>,
+}
+
+impl RotationProgress {
+    fn show(&mut self, event: RotateProgress) {
+        match event {
+            RotateProgress::Started {
+                from,
+                to,
+                resumed,
+                total,
+            } => {
+                let from: Vec<String> = from.iter().map(|k| k.to_string()).collect();
+                let line = format!(
+                    "{} the rotation from master key {} to key {to}: {} to re-seal",
+                    if resumed { "resuming" } else { "starting" },
+                    from.join(", "),
+                    values(total)
+                );
+                if std::io::stderr().is_terminal() {
+                    let bar = indicatif::ProgressBar::new(total);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{msg} [{bar:40}] {pos}/{len} values ({eta} left)",
+                        )
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                    );
+                    bar.set_message("re-sealing");
+                    bar.println(line);
+                    self.bar = Some(bar);
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+            RotateProgress::Resealed { done, total } => {
+                self.last = Some((done, total));
+                if let Some(bar) = &self.bar {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                } else if self
+                    .last_line
+                    .is_none_or(|(t, _)| t.elapsed() >= std::time::Duration::from_secs(1))
+                {
+                    self.last_line = Some((std::time::Instant::now(), (done, total)));
+                    eprintln!("{}", resealed_line(done, total));
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        match (self.bar, self.last) {
+            (Some(bar), _) => bar.finish_and_clear(),
+            // The last count, unless it was the last line printed.
+            (None, Some(last)) if self.last_line.is_none_or(|(_, shown)| shown != last) => {
+                eprintln!("{}", resealed_line(last.0, last.1));
+            }
+            (None, _) => {}
+        }
+    }
+}
+
+fn resealed_line(done: u64, total: u64) -> String {
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
+    format!("re-sealed {done} of {} ({percent}%)", values(total))
+}
+
+/// `1 value`, `2 values`.
+fn values(n: u64) -> String {
+    format!("{n} value{}", if n == 1 { "" } else { "s" })
+}
+
+/// `rotated to master key 2: …`, one line.
+fn rotation_line(r: &RotateReport, grace_seconds: u64) -> String {
+    let retired: Vec<String> = r.retired.iter().map(|k| k.to_string()).collect();
+    let (noun, its) = if retired.len() == 1 {
+        ("key", "its")
+    } else {
+        ("keys", "their")
+    };
+    let grace = if grace_seconds == 0 {
+        format!("{its} OAuth states and dashboard tokens are refused from now on")
+    } else {
+        format!(
+            "{its} OAuth states and dashboard tokens are accepted until {}",
+            r.accept_until.rfc3339()
+        )
+    };
+    format!(
+        "rotated to master key {}: re-sealed {}; retired {noun} {} ({grace}); the key file {} now holds key {}: back it up",
+        r.new_key,
+        values(r.resealed),
+        retired.join(", "),
+        r.key_file.display(),
+        r.new_key
+    )
+}
+
+fn print_keys_status(status: &KeysStatus, json: bool) -> Result<()> {
+    let time = |t: Option<Timestamp>| t.map(|t| t.rfc3339());
+    if json {
+        let keys: Vec<serde_json::Value> = status
+            .keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "id": k.id.get(),
+                    "role": k.role.as_str(),
+                    "values": k.values,
+                    "added_at": k.added_at.rfc3339(),
+                    "retired_at": time(k.retired_at),
+                    "accept_until": time(k.accept_until),
+                    "in_key_file": k.in_ring,
+                })
+            })
+            .collect();
+        return print_line(
+            &serde_json::json!({
+                "source": status.source,
+                "rotation_in_progress": status.rotation_in_progress,
+                "unknown_values": status.unknown_values,
+                "keys": keys,
+            })
+            .to_string(),
+        );
+    }
+    print_line(&format!("keys from: {}", status.source))?;
+    let rows: Vec<Vec<String>> = status
+        .keys
+        .iter()
+        .map(|k| {
+            vec![
+                k.id.to_string(),
+                k.role.as_str().to_owned(),
+                k.values.to_string(),
+                k.added_at.rfc3339(),
+                time(k.retired_at).unwrap_or_else(|| "-".into()),
+                time(k.accept_until).unwrap_or_else(|| "-".into()),
+                if k.in_ring { "yes" } else { "no" }.into(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "KEY",
+            "ROLE",
+            "VALUES",
+            "ADDED",
+            "RETIRED",
+            "GRACE UNTIL",
+            "IN KEY FILE",
+        ],
+        &rows,
+    )?;
+    if status.unknown_values > 0 {
+        print_line(&format!(
+            "{} values name a master key the database does not record: they cannot be opened",
+            status.unknown_values
+        ))?;
+    }
+    print_line(if status.rotation_in_progress {
+        "rotation: in progress; run `dravo keys rotate` to finish it"
+    } else {
+        "rotation: none in progress"
+    })
 }
 
 /// `backed up to FILE: 1.2 MB, schema 7, integrity ok, 5 apps, 12 accounts, key opens`.

@@ -41,6 +41,9 @@ pub enum Error {
     /// A sealed value did not open: it was moved between rows, altered, or sealed by another key.
     #[error("{0}")]
     Unseal(String),
+    /// A sealed value names a master key the key ring does not hold (HTTP 500, detail logged).
+    #[error("{0}")]
+    UnknownKey(String),
     /// The database failed; `source` is the driver's own error when there is one.
     #[error("{message}")]
     Store {

@@ -162,6 +162,8 @@ async fn run_listeners(
         .url
         .is_some()
         .then(|| tokio::spawn(dravo.clone().run_webhook_sender(shutdown.clone())));
+    // Follows rotations by other processes (`dravo keys rotate`).
+    let key_watch = tokio::spawn(dravo.clone().run_key_watch(shutdown.clone()));
     let rate_limits = api::limits::RateLimits::new(&dravo.config().limits);
     let pruner = tokio::spawn(rate_limits.clone().run_pruner(shutdown.clone()));
     let served = net::serve(
@@ -173,12 +175,13 @@ async fn run_listeners(
     )
     .await;
     shutdown.cancel();
-    // It stops at once.
+    // They stop at once.
     let _ = pruner.await;
     if let Some(task) = metrics_server {
         // A scrape in flight finishes (within the grace period).
         let _ = task.await;
     }
+    let _ = key_watch.await;
     if let Some(task) = refresher {
         // A pass in flight finishes its provider calls (each bounded by its timeout).
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;

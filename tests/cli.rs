@@ -1010,6 +1010,8 @@ fn help_exits_0() {
         vec!["token", "issue", "--help"],
         vec!["openapi", "--help"],
         vec!["keys", "generate", "--help"],
+        vec!["keys", "status", "--help"],
+        vec!["keys", "rotate", "--help"],
         vec!["serve", "--help"],
     ] {
         let out = dravo(dir.path(), &args);

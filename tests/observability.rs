@@ -408,24 +408,24 @@ async fn readyz_is_503_naming_the_key_when_the_database_belongs_to_another_key()
     let db = open_db(&app.db_path());
     let check: String = db
         .query_row(
-            "SELECT value FROM meta WHERE key = 'master_key_check'",
+            "SELECT check_value FROM master_keys WHERE id = 1",
             [],
             |r| r.get(0),
         )
         .unwrap();
     // As if the database had been swapped for one sealed with another master key.
     db.execute(
-        "UPDATE meta SET value = 'another-key' WHERE key = 'master_key_check'",
+        "UPDATE master_keys SET check_value = 'another-key' WHERE id = 1",
         [],
     )
     .unwrap();
     let message = assert_error(readyz(&app).await, 503, "not_ready").await;
     assert_eq!(
         message,
-        "not ready: key: the database was sealed with another master key than the one loaded at start"
+        "not ready: key: the database seals with master key 1, and the key loaded here is another one"
     );
     db.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'master_key_check'",
+        "UPDATE master_keys SET check_value = ?1 WHERE id = 1",
         [&check],
     )
     .unwrap();

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use dravo::config::Config;
-use dravo::crypto::{Keys, MasterKey};
+use dravo::crypto::{KeyId, Keys, RingFile};
 use dravo::domain::{
     AccountId, AccountKind, AppName, ClientId, ClientSecret, EventId, Owner, Provider, Timestamp,
 };
@@ -71,7 +71,14 @@ impl Seeder {
                 .await
                 .expect("opening the store")?,
         );
-        let keys = Keys::derive(&MasterKey::load(&config, false)?);
+        // The key file's newest key: the one a fresh database seals with.
+        let file = RingFile::load(&config, false)?;
+        let newest = file
+            .keys
+            .iter()
+            .max_by_key(|k| k.id)
+            .expect("a key file holds a key");
+        let keys = Keys::derive(newest.id.unwrap_or(KeyId::FIRST), &newest.key);
         Ok(Seeder {
             dravo,
             store,

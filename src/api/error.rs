@@ -257,6 +257,7 @@ fn classify(err: &Error) -> Classified {
         Error::Config(_)
         | Error::Key(_)
         | Error::Unseal(_)
+        | Error::UnknownKey(_)
         | Error::Store { .. }
         | Error::Internal(_) => {
             tracing::error!(error = %err, "request failed");

@@ -1,9 +1,9 @@
-//! The master key: where it comes from (config, key file, or a key file created on first use)
-//! and the sub-keys derived from it with HKDF-SHA256 under distinct labels, so one secret
-//! serves sealing, state signing and JWTs without any two uses sharing a key.
+//! A master key and the sub-keys derived from it with HKDF-SHA256 under distinct labels, so
+//! one secret serves sealing, state signing and JWTs without any two uses sharing a key.
+//! Where keys come from, and how several live side by side, is `crypto::ring`.
 
-use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -12,8 +12,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 
-use crate::config::Config;
-use crate::crypto::seal::Sealer;
+use crate::crypto::seal::{KeyId, Sealer};
 use crate::error::{Error, Result};
 
 /// Length of the master key in bytes.
@@ -71,65 +70,67 @@ impl MasterKey {
         out
     }
 
-    /// Loads the master key named by the config. Without `security.master_key`, reads the key
-    /// file, creating it (mode 0600) when `may_create` is true and it does not exist yet. On
-    /// Unix a key file that others may access is refused (see `check_key_file_mode`).
-    pub fn load(config: &Config, may_create: bool) -> Result<Self> {
-        if let Some(text) = &config.security.master_key {
-            return Self::from_base64(text.expose_secret(), "security.master_key");
-        }
-        let path = config.master_key_file();
-        let source = format!("the key file {} (security.master_key_file)", path.display());
-        match std::fs::File::open(&path) {
-            Ok(file) => {
-                check_key_file_mode(&file, &path, config.security.allow_insecure_key_file)?;
-                let text = std::io::read_to_string(file)
-                    .map_err(|e| Error::Key(format!("cannot read {source}: {e}")))?;
-                Self::from_base64(&text, &source)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
-                Self::create_file(&path)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Key(format!(
-                "the key file {} (security.master_key_file) is missing, but the database was sealed with a master key: restore that file or set security.master_key",
-                path.display()
-            ))),
-            Err(e) => Err(Error::Key(format!("cannot read {source}: {e}"))),
-        }
+    /// The verification keys kept for a retired key's grace period: its state sealing key,
+    /// its PKCE key and its JWT secret, but nothing that opens a sealed secret.
+    pub fn grace_material(&self) -> GraceMaterial {
+        let mut bytes = Box::new([0u8; GRACE_LEN]);
+        bytes[..64].copy_from_slice(&self.derive::<64>(LABEL_STATE_SEAL));
+        bytes[64..96].copy_from_slice(&self.derive::<32>(LABEL_STATE));
+        bytes[96..].copy_from_slice(&self.derive::<32>(LABEL_JWT));
+        GraceMaterial(SecretBox::new(bytes))
     }
 
-    fn create_file(path: &Path) -> Result<Self> {
-        let key = Self::generate();
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        match options.open(path) {
-            Ok(mut file) => {
-                writeln!(file, "{}", key.to_base64())
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| {
-                        Error::Key(format!("cannot write the key file {}: {e}", path.display()))
-                    })?;
-                tracing::info!(path = %path.display(), "created a new master key file");
-                Ok(key)
-            }
-            // Another process (the server, or a CLI call) created it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Key(format!("cannot read the key file {}: {e}", path.display()))
-                })?;
-                Self::from_base64(&text, &format!("the key file {}", path.display()))
-            }
-            Err(e) => Err(Error::Key(format!(
-                "cannot create the key file {} (security.master_key_file): {e}",
-                path.display()
-            ))),
-        }
+    /// The public fingerprint of this key (see `Keys::check_value`).
+    pub fn check_value(&self) -> String {
+        let check: [u8; 16] = self.derive(LABEL_CHECK);
+        check.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Length of a retired key's grace material: state sealing key, PKCE key, JWT secret.
+pub const GRACE_LEN: usize = 64 + 32 + 32;
+
+/// What a retired key leaves behind for its grace period (see `MasterKey::grace_material`).
+pub struct GraceMaterial(SecretBox<[u8; GRACE_LEN]>);
+
+impl std::fmt::Debug for GraceMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GraceMaterial([REDACTED])")
+    }
+}
+
+impl GraceMaterial {
+    /// Parses base64 of exactly `GRACE_LEN` bytes; `source` names where it came from.
+    pub fn from_base64(text: &str, source: &str) -> Result<Self> {
+        let decoded = STANDARD
+            .decode(text.trim())
+            .map_err(|_| Error::Key(format!("{source} is not valid base64")))?;
+        let bytes: [u8; GRACE_LEN] = decoded.as_slice().try_into().map_err(|_| {
+            Error::Key(format!(
+                "{source} must be base64 of {GRACE_LEN} bytes, but it decodes to {} bytes",
+                decoded.len()
+            ))
+        })?;
+        Ok(GraceMaterial(SecretBox::new(Box::new(bytes))))
+    }
+
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0.expose_secret())
+    }
+
+    /// The state keys and JWT secret of the retired key `id`.
+    pub fn keys(&self, id: KeyId) -> (StateKeys, SecretBox<[u8; 32]>) {
+        let bytes = self.0.expose_secret();
+        let seal: [u8; 64] = bytes[..64].try_into().expect("64 bytes");
+        let pkce: [u8; 32] = bytes[64..96].try_into().expect("32 bytes");
+        let jwt: [u8; 32] = bytes[96..].try_into().expect("32 bytes");
+        (
+            StateKeys {
+                sealer: Sealer::new(id, &seal),
+                pkce_key: SecretBox::new(Box::new(pkce)),
+            },
+            SecretBox::new(Box::new(jwt)),
+        )
     }
 }
 
@@ -137,7 +138,11 @@ impl MasterKey {
 /// permission bit, as ssh does for private keys), unless `security.allow_insecure_key_file`.
 /// Only regular files are checked: reading anything else fails with its own error.
 #[cfg(unix)]
-fn check_key_file_mode(file: &std::fs::File, path: &Path, allow_insecure: bool) -> Result<()> {
+pub(crate) fn check_key_file_mode(
+    file: &std::fs::File,
+    path: &Path,
+    allow_insecure: bool,
+) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = file.metadata().map_err(|e| {
         Error::Key(format!(
@@ -156,44 +161,73 @@ fn check_key_file_mode(file: &std::fs::File, path: &Path, allow_insecure: bool) 
 }
 
 #[cfg(not(unix))]
-fn check_key_file_mode(_: &std::fs::File, _: &Path, _: bool) -> Result<()> {
+pub(crate) fn check_key_file_mode(_: &std::fs::File, _: &Path, _: bool) -> Result<()> {
     Ok(())
 }
 
-/// The sub-keys the rest of the program uses.
-pub struct Keys {
+/// The keys that seal and open OAuth state, and derive PKCE verifiers from a state's nonce.
+pub struct StateKeys {
     sealer: Sealer,
-    state_sealer: Sealer,
-    state_key: SecretBox<[u8; 32]>,
+    pkce_key: SecretBox<[u8; 32]>,
+}
+
+impl StateKeys {
+    /// The AES-256-SIV key that seals OAuth `state`, so the browser, the provider and their
+    /// logs see an opaque string.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// The HMAC-SHA256 key that derives PKCE verifiers from a state's nonce.
+    pub fn pkce_key(&self) -> &[u8; 32] {
+        self.pkce_key.expose_secret()
+    }
+}
+
+/// The sub-keys of one master key, the one named `id` in its database.
+pub struct Keys {
+    id: KeyId,
+    sealer: Sealer,
+    state: Arc<StateKeys>,
     derived_jwt_secret: SecretBox<[u8; 32]>,
     check_value: String,
 }
 
 impl Keys {
-    pub fn derive(master: &MasterKey) -> Self {
-        let check: [u8; 16] = master.derive(LABEL_CHECK);
+    pub fn derive(id: KeyId, master: &MasterKey) -> Self {
         Keys {
-            sealer: Sealer::new(&master.derive::<64>(LABEL_SEAL)),
-            state_sealer: Sealer::new(&master.derive::<64>(LABEL_STATE_SEAL)),
-            state_key: SecretBox::new(Box::new(master.derive(LABEL_STATE))),
+            id,
+            sealer: Sealer::new(id, &master.derive::<64>(LABEL_SEAL)),
+            state: Arc::new(StateKeys {
+                sealer: Sealer::new(id, &master.derive::<64>(LABEL_STATE_SEAL)),
+                pkce_key: SecretBox::new(Box::new(master.derive(LABEL_STATE))),
+            }),
             derived_jwt_secret: SecretBox::new(Box::new(master.derive(LABEL_JWT))),
-            check_value: check.iter().map(|b| format!("{b:02x}")).collect(),
+            check_value: master.check_value(),
         }
+    }
+
+    pub fn id(&self) -> KeyId {
+        self.id
     }
 
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
     }
 
-    /// The AES-256-SIV key that seals OAuth `state`, so the browser, the provider and their
-    /// logs see an opaque string.
+    /// The keys of OAuth state and PKCE.
+    pub fn state(&self) -> &Arc<StateKeys> {
+        &self.state
+    }
+
+    /// The AES-256-SIV key that seals OAuth `state`.
     pub fn state_sealer(&self) -> &Sealer {
-        &self.state_sealer
+        self.state.sealer()
     }
 
     /// The HMAC-SHA256 key that derives PKCE verifiers from a state's nonce.
     pub fn state_key(&self) -> &[u8; 32] {
-        self.state_key.expose_secret()
+        self.state.pkce_key()
     }
 
     /// The HS256 secret used when `auth.jwt_secret` is not set.
@@ -217,8 +251,8 @@ mod tests {
         let key = MasterKey::generate();
         let again = MasterKey::from_base64(&key.to_base64(), "test").unwrap();
         assert_eq!(
-            Keys::derive(&key).check_value(),
-            Keys::derive(&again).check_value()
+            key.check_value(),
+            Keys::derive(KeyId::FIRST, &again).check_value()
         );
         let short = STANDARD.encode([0u8; 32]);
         let err = MasterKey::from_base64(&short, "security.master_key").unwrap_err();
@@ -226,34 +260,16 @@ mod tests {
         assert!(MasterKey::from_base64("not base64!!", "k").is_err());
     }
 
-    #[cfg(unix)]
-    #[test]
-    fn a_key_file_open_to_others_is_refused_unless_allowed() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.database.path = dir.path().join("dravo.db");
-        let path = config.master_key_file();
-        std::fs::write(&path, MasterKey::generate().to_base64()).unwrap();
-        for mode in [0o640, 0o604, 0o620] {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            let err = MasterKey::load(&config, false).unwrap_err().to_string();
-            assert!(err.contains(&format!("mode {mode:04o}")), "{err}");
-            assert!(
-                err.contains(&format!("chmod 600 {}", path.display())),
-                "{err}"
-            );
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        MasterKey::load(&config, false).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        config.security.allow_insecure_key_file = true;
-        MasterKey::load(&config, false).unwrap();
-    }
-
     #[test]
     fn sub_keys_differ() {
-        let keys = Keys::derive(&MasterKey::generate());
+        let master = MasterKey::generate();
+        let keys = Keys::derive(KeyId::FIRST, &master);
         assert_ne!(keys.state_key(), keys.derived_jwt_secret());
+        // A retired key's grace material is exactly its state and JWT keys.
+        let (state, jwt) = master.grace_material().keys(KeyId::FIRST);
+        assert_eq!(state.pkce_key(), keys.state_key());
+        assert_eq!(jwt.expose_secret(), keys.derived_jwt_secret());
+        let sealed = keys.state_sealer().seal(&[b"s"], b"state");
+        assert_eq!(state.sealer().open(&[b"s"], &sealed).unwrap(), b"state");
     }
 }

@@ -14,7 +14,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::crypto::Sealer;
+use crate::crypto::seal::key_id_of;
+use crate::crypto::{KeyId, Sealer};
 use crate::domain::{AppId, Owner, Provider, Timestamp};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -31,8 +32,8 @@ const MAX_PROVIDER_LEN: usize = 32;
 /// Longest `return_url` accepted, in bytes of its normalised (percent-encoded) form: what the
 /// state carries. `start` checks the same number, so every URL it accepts fits a state.
 pub const MAX_RETURN_URL_LEN: usize = 2048;
-/// The sealed value's own bytes: the sealer's version byte, its nonce, and the SIV tag.
-const SEAL_OVERHEAD: usize = 1 + 16 + 16;
+/// The sealed value's own bytes: the sealer's header (version and key id), nonce and SIV tag.
+const SEAL_OVERHEAD: usize = crate::crypto::seal::OVERHEAD;
 /// The largest payload: version, expiry, nonce, then four length-prefixed fields at their
 /// maxima (a tenant is at most 128 characters of up to 4 bytes each).
 const MAX_PAYLOAD_LEN: usize = 1
@@ -139,6 +140,25 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The master key a state names (its sealer's header), so the caller can pick the keys that
+/// open it; `None` for a state that cannot be one of ours.
+pub fn key_id(state: &str) -> Option<KeyId> {
+    if state.is_empty() || state.len() > MAX_ENCODED_LEN {
+        return None;
+    }
+    key_id_of(&URL_SAFE_NO_PAD.decode(state).ok()?)
+}
+
+/// Why a state is refused when no key at hand opens it: malformed when it cannot be a state
+/// at all, else not issued by this server (or by a key whose grace period is over).
+pub fn keyless_error(state: &str) -> StateError {
+    if state.is_empty() || state.len() > MAX_ENCODED_LEN || URL_SAFE_NO_PAD.decode(state).is_err() {
+        StateError::Malformed
+    } else {
+        StateError::BadSignature
+    }
+}
+
 /// Opens a state (any altered byte fails) and checks its expiry against `now`.
 pub fn open(sealer: &Sealer, state: &str, now: Timestamp) -> Result<StateClaims, StateError> {
     if state.is_empty() || state.len() > MAX_ENCODED_LEN {
@@ -202,7 +222,7 @@ mod tests {
     const NOW: Timestamp = Timestamp::from_unix(1_800_000_000);
 
     fn sealer() -> Sealer {
-        Sealer::new(&[9u8; 64])
+        Sealer::new(KeyId::FIRST, &[9u8; 64])
     }
 
     fn x() -> Provider {
@@ -306,12 +326,25 @@ mod tests {
     fn other_key_and_garbage_are_refused() {
         let s = seal(&sealer(), &claims());
         assert_eq!(
-            open(&Sealer::new(&[1u8; 64]), &s, NOW),
+            open(&Sealer::new(KeyId::FIRST, &[1u8; 64]), &s, NOW),
             Err(StateError::BadSignature)
         );
         assert_eq!(open(&sealer(), "", NOW), Err(StateError::Malformed));
         assert_eq!(open(&sealer(), "!!!", NOW), Err(StateError::Malformed));
         assert!(open(&sealer(), &s[..20], NOW).is_err());
+    }
+
+    #[test]
+    fn a_state_names_the_key_that_sealed_it() {
+        let key3 = Sealer::new(KeyId::new(3).unwrap(), &[9u8; 64]);
+        let c = claims();
+        let s = seal(&key3, &c);
+        assert_eq!(key_id(&s), KeyId::new(3));
+        assert_eq!(key_id("!!!"), None);
+        assert_eq!(key_id(""), None);
+        // Same key material under id 1: the header is bound, so it does not open.
+        assert_eq!(open(&sealer(), &s, NOW), Err(StateError::BadSignature));
+        assert_eq!(open(&key3, &s, NOW).unwrap(), c);
     }
 
     #[test]

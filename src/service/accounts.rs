@@ -205,7 +205,8 @@ impl Dravo {
                     parent_id: None,
                     tasks: None,
                 };
-                this.apply_tokens(&mut record, &c.tokens, renewal, c.issued_at, policy);
+                let keys = this.sealing_keys(tx)?;
+                this.apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
                 this.put_family(tx, &record, now)?;
                 let detail = json!({
                     "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),

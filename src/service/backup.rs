@@ -1,12 +1,14 @@
 //! Backups: a consistent copy of the live database, checked before it is called a backup,
-//! and restoring one, refused while a server holds the database or when this key cannot open
-//! what the backup seals.
+//! and restoring one, refused while a server holds the database or when these keys cannot
+//! open what the backup seals.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::{Dravo, KEY_CHECK, secret_context};
+use super::{Dravo, secret_context};
 use crate::config::Config;
-use crate::crypto::{Keys, MasterKey};
+use crate::crypto::{KeyId, KeySource, Keys, RingFile};
 use crate::error::{Error, Result};
 use crate::store::sqlite::backup::{self, BackupFacts};
 
@@ -26,14 +28,23 @@ impl Dravo {
     /// Copies the live database to `target` (a new file) and checks the copy.
     pub async fn backup(&self, target: &Path) -> Result<BackupReport> {
         self.0.store.backup_into(target).await?;
-        check_backup(target, &self.0.keys)
+        check_backup(
+            target,
+            &self.keys().opening_keys(),
+            &self.key_source().describe(),
+        )
     }
 }
 
-/// Checks a backup file: not damaged, not from a newer Dravo, and sealed with the master key
-/// of `keys` (its recorded fingerprint matches and a sealed secret opens).
-pub fn check_backup(path: &Path, keys: &Keys) -> Result<BackupReport> {
-    let facts: BackupFacts = backup::inspect(path, KEY_CHECK)?;
+/// Checks a backup file: not damaged, not from a newer Dravo, and sealed with master keys
+/// among `keys` (from `source`): each key the backup still uses is there with the
+/// fingerprint the backup recorded, and a sealed secret opens.
+pub fn check_backup(
+    path: &Path,
+    keys: &BTreeMap<KeyId, Arc<Keys>>,
+    source: &str,
+) -> Result<BackupReport> {
+    let facts: BackupFacts = backup::inspect(path)?;
     if facts.integrity != "ok" {
         return Err(Error::invalid(format!(
             "the backup {} is damaged: {}",
@@ -49,26 +60,49 @@ pub fn check_backup(path: &Path, keys: &Keys) -> Result<BackupReport> {
             facts.latest_version
         )));
     }
-    if let Some(recorded) = &facts.key_check
-        && recorded != keys.check_value()
-    {
-        return Err(Error::Key(format!(
+    let another_key = || {
+        Error::Key(format!(
             "the backup {} was made with another master key: this key cannot open its secrets",
             path.display()
-        )));
+        ))
+    };
+    let ours = |id: u32, check: &str| {
+        KeyId::new(id)
+            .and_then(|id| keys.get(&id))
+            .is_some_and(|k| k.check_value() == check)
+    };
+    if !facts.keys.is_empty() && !facts.keys.iter().any(|r| ours(r.id, &r.check_value)) {
+        return Err(another_key());
+    }
+    for record in facts.keys.iter().filter(|r| r.retired_at.is_none()) {
+        if ours(record.id, &record.check_value) {
+            continue;
+        }
+        let held = KeyId::new(record.id).and_then(|id| keys.get(&id));
+        return Err(match held {
+            Some(_) => another_key(),
+            None => Error::Key(format!(
+                "the backup {} holds values sealed with master key {}, which {source} does not hold (a rotation retired it after the backup was made): use the key file saved with the backup",
+                path.display(),
+                record.id
+            )),
+        });
     }
     if let Some(app) = &facts.sample_app {
-        keys.sealer()
-            .open(
-                &secret_context(&app.id, &app.owner, app.provider),
-                &app.client_secret_sealed,
-            )
-            .map_err(|_| {
-                Error::Key(format!(
-                    "a secret in the backup {} does not open with this master key",
-                    path.display()
-                ))
-            })?;
+        let opened = crate::crypto::seal::key_id_of(&app.client_secret_sealed)
+            .and_then(|id| keys.get(&id))
+            .map(|k| {
+                k.sealer().open(
+                    &secret_context(&app.id, &app.owner, app.provider),
+                    &app.client_secret_sealed,
+                )
+            });
+        if !matches!(opened, Some(Ok(_))) {
+            return Err(Error::Key(format!(
+                "a secret in the backup {} does not open with {source}",
+                path.display()
+            )));
+        }
     }
     Ok(BackupReport {
         path: path.to_owned(),
@@ -81,11 +115,34 @@ pub fn check_backup(path: &Path, keys: &Keys) -> Result<BackupReport> {
 }
 
 /// Puts a checked backup in place of the configured database. Refused while a server holds
-/// the database, or when the configured key cannot open the backup; the current database is
+/// the database, or when the configured keys cannot open the backup; the current database is
 /// untouched then.
 pub fn restore(config: &Config, source: &Path) -> Result<BackupReport> {
-    let keys = Keys::derive(&MasterKey::load(config, false)?);
-    let report = check_backup(source, &keys)?;
+    let report = check_with_configured_keys(config, source)?;
     backup::replace_database(&config.database.path, source)?;
     Ok(report)
+}
+
+/// Checks the database file `source` (a backup, or the live one) as `check_backup` does,
+/// with the master keys the configuration names (its key file or `security.master_key`).
+pub fn check_with_configured_keys(config: &Config, source: &Path) -> Result<BackupReport> {
+    let file = RingFile::load(config, false)?;
+    let facts = backup::inspect(source)?;
+    // The key file names its keys' ids; `security.master_key` is found by its fingerprint.
+    let keys: BTreeMap<KeyId, Arc<Keys>> = file
+        .keys
+        .iter()
+        .filter_map(|k| {
+            let id = k.id.or_else(|| {
+                let check = k.key.check_value();
+                facts
+                    .keys
+                    .iter()
+                    .find(|r| r.check_value == check)
+                    .and_then(|r| KeyId::new(r.id))
+            })?;
+            Some((id, Arc::new(Keys::derive(id, &k.key))))
+        })
+        .collect();
+    check_backup(source, &keys, &KeySource::of(config).describe())
 }

@@ -135,7 +135,7 @@ impl Dravo {
             child.status = AccountStatus::Active;
             child.status_reason = None;
             child.access_token_sealed = match &item.access_token {
-                Some(token) => self.0.keys.sealer().seal(
+                Some(token) => self.sealing_keys(tx)?.sealer().seal(
                     &token_context(
                         ACCESS,
                         &child.id,

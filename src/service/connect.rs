@@ -8,6 +8,7 @@ use std::sync::Arc;
 use url::Url;
 
 use super::{Account, Dravo};
+use crate::crypto::StateKeys;
 use crate::crypto::state::{self, MAX_RETURN_URL_LEN, StateClaims, StateError};
 use crate::domain::{AppId, ClientSecret, Owner, Provider};
 use crate::error::{Error, Result};
@@ -292,14 +293,12 @@ impl Dravo {
             return_url.as_deref(),
             self.now(),
         );
-        let state = state::seal(self.0.keys.state_sealer(), &claims);
+        let keys = self.keys().current().clone();
+        let state = state::seal(keys.state_sealer(), &claims);
         let implementation = providers::get(provider);
-        let challenge = implementation.uses_pkce().then(|| {
-            state::pkce_challenge(&state::pkce_verifier(
-                self.0.keys.state_key(),
-                &claims.nonce,
-            ))
-        });
+        let challenge = implementation
+            .uses_pkce()
+            .then(|| state::pkce_challenge(&state::pkce_verifier(keys.state_key(), &claims.nonce)));
         let redirect_uri = self.redirect_uri(provider);
         Ok(implementation.authorize_url(
             self.endpoints(provider),
@@ -325,8 +324,9 @@ impl Dravo {
     }
 
     async fn handle_callback(&self, provider: Provider, params: CallbackParams) -> CallbackOutcome {
-        let claims = match self.accept_state(provider, params.state.as_deref()).await {
-            Ok(claims) => claims,
+        let (claims, state_keys) = match self.accept_state(provider, params.state.as_deref()).await
+        {
+            Ok(accepted) => accepted,
             Err(failure) => return self.failed(provider, failure, None),
         };
         // From here the state is good: failures go back to the dashboard when it has a URL.
@@ -339,7 +339,13 @@ impl Dravo {
                 .map(|u| u.to_string())
         });
         match self
-            .complete_connect(provider, &claims, &params, destination.as_deref())
+            .complete_connect(
+                provider,
+                &claims,
+                &state_keys,
+                &params,
+                destination.as_deref(),
+            )
             .await
         {
             Ok(Completed::Connected(account)) => {
@@ -364,17 +370,22 @@ impl Dravo {
         }
     }
 
-    /// Opens the state, checks it belongs to this provider, and uses it up.
+    /// Opens the state, checks it belongs to this provider, and uses it up. Returns its claims
+    /// and the keys that opened it (a state sealed before a rotation is opened, and its PKCE
+    /// verifier derived, with the old key's during its grace period).
     async fn accept_state(
         &self,
         provider: Provider,
         raw: Option<&str>,
-    ) -> Result<StateClaims, Failure> {
+    ) -> Result<(StateClaims, Arc<StateKeys>), Failure> {
         let raw = raw
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Failure::bad_state("it carries no state"))?;
         let now = self.now();
-        let claims = state::open(self.0.keys.state_sealer(), raw, now).map_err(|e| match e {
+        let keys = self
+            .state_keys_for(raw, now)
+            .ok_or_else(|| Failure::bad_state(&state::keyless_error(raw).to_string()))?;
+        let claims = state::open(keys.sealer(), raw, now).map_err(|e| match e {
             StateError::Expired => Failure::bad_state("it has expired"),
             other => Failure::bad_state(&other.to_string()),
         })?;
@@ -391,7 +402,7 @@ impl Dravo {
         if !fresh {
             return Err(Failure::bad_state("it has already been used"));
         }
-        Ok(claims)
+        Ok((claims, keys))
     }
 
     /// Everything after a good state: the provider's answer, the code exchange, the identity
@@ -401,6 +412,7 @@ impl Dravo {
         &self,
         provider: Provider,
         claims: &StateClaims,
+        state_keys: &StateKeys,
         params: &CallbackParams,
         destination: Option<&str>,
     ) -> Result<Completed, Failure> {
@@ -453,7 +465,7 @@ impl Dravo {
             }
         };
         let (tokens, identity) = self
-            .exchange_and_identify(provider, claims, &app, code)
+            .exchange_and_identify(provider, claims, state_keys, &app, code)
             .await?;
         let children = self
             .children_at_connect(provider, &tokens, &app.scopes)
@@ -504,6 +516,7 @@ impl Dravo {
         &self,
         provider: Provider,
         claims: &StateClaims,
+        state_keys: &StateKeys,
         app: &FlowApp,
         code: &str,
     ) -> Result<(TokenSet, Identity), Failure> {
@@ -513,7 +526,7 @@ impl Dravo {
         let implementation = providers::get(provider);
         let verifier = implementation
             .uses_pkce()
-            .then(|| state::pkce_verifier(self.0.keys.state_key(), &claims.nonce));
+            .then(|| state::pkce_verifier(state_keys.pkce_key(), &claims.nonce));
         let redirect_uri = self.redirect_uri(provider);
         let endpoints = self.endpoints(provider);
         let exchange = CodeExchange {

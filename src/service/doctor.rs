@@ -4,9 +4,9 @@
 //! failure of the config, the key or the database ends the list there.
 
 use super::Dravo;
-use super::backup::check_backup;
+use super::backup::check_with_configured_keys;
 use crate::config::Config;
-use crate::crypto::{Keys, MasterKey};
+use crate::crypto::RingFile;
 use crate::domain::{CheckResult, CheckStatus};
 use crate::error::Result;
 
@@ -82,8 +82,8 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
         ));
         return found;
     }
-    let keys = match MasterKey::load(&config, false) {
-        Ok(master) => {
+    match RingFile::load(&config, false) {
+        Ok(_) => {
             found.push(finding(
                 Level::Ok,
                 "master key",
@@ -95,13 +95,12 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
                     ),
                 },
             ));
-            Keys::derive(&master)
         }
         Err(e) => {
             found.push(finding(Level::Fail, "master key", e.to_string()));
             return found;
         }
-    };
+    }
     if !db.exists() {
         found.push(finding(
             Level::Fail,
@@ -113,7 +112,7 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
         ));
         return found;
     }
-    match check_backup(&db, &keys) {
+    match check_with_configured_keys(&config, &db) {
         Ok(report) if report.schema_version < report.latest_schema_version => {
             found.push(finding(
                 Level::Warn,

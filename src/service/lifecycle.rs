@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use super::accounts::{ACCESS, REFRESH, token_context};
 use super::events::{AccountEvent, EventDraft};
 use super::{Account, Dravo};
+use crate::crypto::Keys;
 use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Timestamp};
 use crate::error::{Error, ProviderError, Result};
 use crate::metrics::RefreshOutcome;
@@ -471,6 +472,7 @@ impl Dravo {
                 holder.to_owned(),
                 seen.access_token_sealed.clone(),
             );
+            let this = self.clone();
             let (taken, row) = self
                 .0
                 .store
@@ -478,7 +480,9 @@ impl Dravo {
                     let row = tx
                         .account_by_id(&id)?
                         .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
-                    if row.access_token_sealed != seen_token || !row.status.usable() {
+                    if !this.same_token(&row, &row.access_token_sealed, &seen_token)
+                        || !row.status.usable()
+                    {
                         return Ok((false, Some(row)));
                     }
                     let taken = tx.take_refresh_lease(&id, &holder_owned, now, until)?;
@@ -563,7 +567,7 @@ impl Dravo {
                     .account_by_id(&from.id)?
                     .ok_or_else(|| Error::not_found(format!("no account with id {}", from.id)))?;
                 tx.release_refresh_lease(&from.id, &holder)?;
-                if current.access_token_sealed != from.access_token_sealed {
+                if !this.same_token(&current, &current.access_token_sealed, &from.access_token_sealed) {
                     // Another writer (a reconnect) replaced the token meanwhile: keep theirs.
                     return Ok((current, None));
                 }
@@ -571,7 +575,8 @@ impl Dravo {
                 let mut row = current.clone();
                 let error = match outcome {
                     Outcome::Renewed(tokens) => {
-                        this.apply_tokens(&mut row, &tokens, renewal, now, policy);
+                        let keys = this.sealing_keys(tx)?;
+                        this.apply_tokens(&keys, &mut row, &tokens, renewal, now, policy);
                         events.push(EventDraft::new(
                             AccountEvent::Refreshed,
                             json!({
@@ -667,6 +672,7 @@ impl Dravo {
     /// missing `expires_in` gets the provider's assumed lifetime.
     pub(super) fn apply_tokens(
         &self,
+        keys: &Keys,
         row: &mut AccountRecord,
         tokens: &TokenSet,
         renewal: Renewal,
@@ -674,7 +680,7 @@ impl Dravo {
         policy: Policy,
     ) {
         let provider = providers::get(row.provider);
-        let sealer = self.0.keys.sealer();
+        let sealer = keys.sealer();
         let context = |kind| {
             token_context(
                 kind,
@@ -771,6 +777,16 @@ impl Dravo {
             .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
     }
 
+    /// Whether two sealed access tokens of `row` are the same token: the same bytes, or the
+    /// same token sealed again (a key rotation re-seals values without changing them).
+    fn same_token(&self, row: &AccountRecord, a: &[u8], b: &[u8]) -> bool {
+        a == b
+            || matches!(
+                (self.open_token(row, ACCESS, a), self.open_token(row, ACCESS, b)),
+                (Ok(x), Ok(y)) if x == y
+            )
+    }
+
     /// Opens one of the row's sealed tokens.
     pub(super) fn open_token(
         &self,
@@ -778,7 +794,7 @@ impl Dravo {
         kind: &'static str,
         sealed: &[u8],
     ) -> Result<String> {
-        let plain = self.0.keys.sealer().open(
+        let plain = self.open_sealed(
             &token_context(
                 kind,
                 &row.id,
@@ -872,13 +888,18 @@ impl Dravo {
         if row.next_refresh_at == next {
             return Ok(());
         }
+        let this = self.clone();
         self.0
             .store
             .write(move |tx| {
                 let Some(mut current) = tx.account_by_id(&row.id)? else {
                     return Ok(());
                 };
-                if current.access_token_sealed != row.access_token_sealed {
+                if !this.same_token(
+                    &current,
+                    &current.access_token_sealed,
+                    &row.access_token_sealed,
+                ) {
                     return Ok(());
                 }
                 current.next_refresh_at = next;

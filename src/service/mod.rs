@@ -9,6 +9,7 @@ mod children;
 mod connect;
 pub mod doctor;
 mod events;
+pub mod keys;
 mod lifecycle;
 mod monitoring;
 mod pending;
@@ -38,7 +39,7 @@ use url::Url;
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::crypto::{Keys, MasterKey};
+use crate::crypto::{KeyRing, KeySource, RingFile};
 use crate::domain::{
     AccountId, AppCheck, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
 };
@@ -46,8 +47,6 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
 use crate::store::{AccountFilter, AccountRecord, AppRecord, Page, SqliteStore, Store};
-
-const KEY_CHECK: &str = "master_key_check";
 
 /// Whether opening may create the database and key file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +103,7 @@ pub struct Dravo(Arc<Inner>);
 struct Inner {
     config: Config,
     store: Arc<dyn Store>,
-    keys: Keys,
+    keys: keys::KeyHolder,
     auth: Authenticator,
     clock: Arc<dyn Clock>,
     public_url: String,
@@ -258,23 +257,40 @@ impl Dravo {
                 .await
                 .map_err(|e| Error::Internal(format!("opening the database failed: {e}")))??,
         );
-        let recorded = store.meta_get(KEY_CHECK).await?;
+        let records = store.master_keys().await?;
         // Only a database that has never been sealed may get a fresh key file: creating one
         // for a used database would only hide that the real key is missing.
-        let may_create_key = recorded.is_none() && mode == OpenMode::CreateIfMissing;
-        let master = MasterKey::load(&config, may_create_key)?;
-        let keys = Keys::derive(&master);
-        let stored = match recorded {
-            Some(value) => value,
-            None => store.meta_init(KEY_CHECK, keys.check_value()).await?,
+        let may_create_key = records.is_empty() && mode == OpenMode::CreateIfMissing;
+        let file = RingFile::load(&config, may_create_key)?;
+        let records = if records.is_empty() {
+            let first = keys::first_records(&file, clock.now());
+            store
+                .write(move |tx| {
+                    // Another process may have recorded them first: theirs stand.
+                    if tx.master_keys()?.is_empty() {
+                        for record in &first {
+                            tx.add_master_key(record)?;
+                        }
+                    }
+                    tx.master_keys()
+                })
+                .await?
+        } else {
+            records
         };
-        if stored != keys.check_value() {
-            return Err(Error::Key(format!(
-                "the master key does not match the database {}: it was created with another key (check security.master_key and security.master_key_file)",
-                config.database.path.display()
-            )));
+        let source = KeySource::of(&config);
+        let (ring, warnings) = KeyRing::build(
+            &file,
+            &keys::known_keys(&records),
+            clock.now(),
+            &source.describe(),
+            &config.database.path.display().to_string(),
+        )?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
         }
-        let auth = Authenticator::from_config(&config, &keys, clock.clone())?;
+        let auth = Authenticator::from_config(&config, &ring, clock.clone())?;
+        let keys = keys::KeyHolder::new(ring, records, &source);
         let public_url = config.public_url(bound);
         let endpoints = providers::all()
             .map(|p| {
@@ -388,17 +404,13 @@ impl Dravo {
 
     pub async fn create_app(&self, owner: &Owner, new: NewApp) -> Result<OAuthApp> {
         let id = AppId::generate();
-        let sealed = self.0.keys.sealer().seal(
-            &secret_context(id.as_str(), owner.as_str(), new.provider),
-            new.client_secret.expose().as_bytes(),
-        );
-        let record = AppRecord {
+        let mut record = AppRecord {
             id: id.to_string(),
             owner: owner.as_str().to_owned(),
             provider: new.provider,
             name: new.name.as_str().to_owned(),
             client_id: new.client_id.as_str().to_owned(),
-            client_secret_sealed: sealed,
+            client_secret_sealed: Vec::new(),
             scopes: new
                 .scopes
                 .unwrap_or_else(|| providers::get(new.provider).default_scope_list())
@@ -409,10 +421,18 @@ impl Dravo {
             updated_at: self.now(),
             last_check: None,
         };
+        let (this, secret) = (self.clone(), new.client_secret);
         let record = self
             .0
             .store
-            .write(move |tx| tx.insert_app(&record).map(|_| record))
+            .write(move |tx| {
+                // Sealed inside the transaction, with the key the database names now.
+                record.client_secret_sealed = this.sealing_keys(tx)?.sealer().seal(
+                    &secret_context(&record.id, &record.owner, record.provider),
+                    secret.expose().as_bytes(),
+                );
+                tx.insert_app(&record).map(|_| record)
+            })
             .await?;
         tracing::info!(app_id = %record.id, provider = %record.provider, "oauth app created");
         Ok(self.view(&record))
@@ -493,7 +513,7 @@ impl Dravo {
                 }
                 let mut due = 0;
                 if let Some(secret) = changes.client_secret {
-                    row.client_secret_sealed = this.0.keys.sealer().seal(
+                    row.client_secret_sealed = this.sealing_keys(tx)?.sealer().seal(
                         &secret_context(&row.id, &row.owner, row.provider),
                         secret.expose().as_bytes(),
                     );
@@ -568,7 +588,7 @@ impl Dravo {
     }
 
     fn open_client_secret(&self, row: &AppRecord) -> Result<ClientSecret> {
-        let plain = self.0.keys.sealer().open(
+        let plain = self.open_sealed(
             &secret_context(&row.id, &row.owner, row.provider),
             &row.client_secret_sealed,
         )?;

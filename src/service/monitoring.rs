@@ -1,7 +1,8 @@
 //! What operators ask the running core: is it ready to serve (`GET /readyz`), and what are
 //! its figures (`GET /metrics`).
 
-use super::{Dravo, KEY_CHECK};
+use super::Dravo;
+use crate::crypto::KeyId;
 use crate::error::Result;
 use crate::metrics::StoredFigures;
 
@@ -37,21 +38,47 @@ impl Dravo {
             Ok(_) => {}
         }
         // Only when the database answered: otherwise this would repeat its failure.
-        if failed.iter().all(|f| !f.starts_with("database:")) {
-            match store.meta_get(KEY_CHECK).await {
-                Err(e) => failed.push(format!("database: {e}")),
-                Ok(Some(check)) if check == self.0.keys.check_value() => {}
-                Ok(Some(_)) => failed.push(
-                    "key: the database was sealed with another master key than the one loaded at start"
-                        .into(),
-                ),
-                Ok(None) => failed.push("key: the database records no master key".into()),
-            }
+        if failed.iter().all(|f| !f.starts_with("database:"))
+            && let Err(why) = self.holds_sealing_key().await
+        {
+            failed.push(why);
         }
         if failed.is_empty() {
             Ok(())
         } else {
             Err(NotReady(failed))
+        }
+    }
+
+    /// Whether this process holds the key the database seals new values with (the newest
+    /// key not retired), by its fingerprint. Keys rotated by another process a moment ago are
+    /// loaded first, as the key watch would.
+    async fn holds_sealing_key(&self) -> std::result::Result<(), String> {
+        let records = self
+            .0
+            .store
+            .master_keys()
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        let Some(current) = records
+            .iter()
+            .filter(|r| r.retired_at.is_none())
+            .max_by_key(|r| r.id)
+        else {
+            return Err("key: the database records no master key".into());
+        };
+        let held = |dravo: &Dravo| {
+            KeyId::new(current.id)
+                .and_then(|id| dravo.keys().live(id).cloned())
+                .is_some_and(|keys| keys.check_value() == current.check_value)
+        };
+        if held(self) || (self.reload_keys_if_changed().await.unwrap_or(false) && held(self)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "key: the database seals with master key {}, and the key loaded here is another one",
+                current.id
+            ))
         }
     }
 

@@ -91,7 +91,7 @@ impl HeldChild {
     }
 }
 
-fn context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [u8]; 4] {
+pub(super) fn context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [u8]; 4] {
     [
         SEALED_KIND.as_bytes(),
         id.as_bytes(),
@@ -155,8 +155,7 @@ impl Dravo {
                     None => AccountId::generate().to_string(),
                 };
                 let sealed = this
-                    .0
-                    .keys
+                    .sealing_keys(tx)?
                     .sealer()
                     .seal(&context(&id, c.owner.as_str(), c.provider), &plain);
                 tx.insert_pending(&PendingRecord {
@@ -205,7 +204,7 @@ impl Dravo {
                 Ok(pending)
             })
             .await?;
-        let plain = self.0.keys.sealer().open(
+        let plain = self.open_sealed(
             &context(&pending.id, &pending.owner, pending.provider),
             &pending.sealed,
         )?;

@@ -148,6 +148,72 @@ pub struct PendingRecord {
     pub expires_at: Timestamp,
 }
 
+/// A master key as the database records it (see `crypto::ring`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterKeyRecord {
+    /// The id sealed values carry.
+    pub id: u32,
+    /// The key's public fingerprint.
+    pub check_value: String,
+    pub added_at: Timestamp,
+    /// Set once no value is sealed with it any more.
+    pub retired_at: Option<Timestamp>,
+    /// A retired key's OAuth states and dashboard tokens are accepted until then.
+    pub accept_until: Option<Timestamp>,
+}
+
+/// A column that holds sealed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealedColumn {
+    AppClientSecret,
+    AccessToken,
+    RefreshToken,
+    PendingConnection,
+}
+
+impl SealedColumn {
+    /// Every sealed column, in the order a rotation re-seals them.
+    pub const ALL: [SealedColumn; 4] = [
+        SealedColumn::AppClientSecret,
+        SealedColumn::AccessToken,
+        SealedColumn::RefreshToken,
+        SealedColumn::PendingConnection,
+    ];
+
+    /// What the column holds, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SealedColumn::AppClientSecret => "OAuth app client secret",
+            SealedColumn::AccessToken => "account access token",
+            SealedColumn::RefreshToken => "account refresh token",
+            SealedColumn::PendingConnection => "pending connection",
+        }
+    }
+}
+
+/// One sealed value and the row fields its associated data is made of.
+#[derive(Debug, Clone)]
+pub struct SealedRow {
+    /// Its position in its table (a rotation's cursor).
+    pub rowid: i64,
+    pub id: String,
+    pub owner: String,
+    pub provider: Provider,
+    /// Accounts only.
+    pub provider_account_id: Option<String>,
+    pub sealed: Vec<u8>,
+}
+
+/// How many values a column holds, and how many of them each key seals.
+#[derive(Debug, Clone)]
+pub struct SealedCounts {
+    pub column: SealedColumn,
+    /// Every value (an empty one, a Page without its own token, is none).
+    pub total: u64,
+    /// For each key asked about, in the order asked.
+    pub by_key: Vec<u64>,
+}
+
 /// Which of an owner's accounts to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct AccountFilter {
@@ -274,6 +340,41 @@ pub trait WriteTx {
     fn delete_pending(&mut self, id: &str) -> Result<bool>;
     /// Forgets pending connections that expired by `now`; returns how many.
     fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize>;
+
+    /// The master keys the database records, by id.
+    fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>>;
+    /// The id of the key that seals new values: the newest one not retired.
+    fn current_key_id(&mut self) -> Result<Option<u32>>;
+    /// Records a new master key.
+    fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()>;
+    /// Marks a key retired at `at`; its states and tokens count until `accept_until`.
+    fn retire_master_key(&mut self, id: u32, at: Timestamp, accept_until: Timestamp) -> Result<()>;
+    /// Counts the sealed values of every column, and those that start with each key's
+    /// prefixes (`keys[i]` is one key's prefixes; see `crypto::seal::prefixes_of`).
+    fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>>;
+    /// Up to `limit` values of `column` that start with one of `prefixes`, after the row at
+    /// `after_rowid`, in row order.
+    fn sealed_rows(
+        &mut self,
+        column: SealedColumn,
+        after_rowid: i64,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<SealedRow>>;
+    /// Writes `new` over the value of row `id` only if it still holds `old`; false when not.
+    fn replace_sealed(
+        &mut self,
+        column: SealedColumn,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool>;
+    /// A value of the `meta` table, read inside this transaction.
+    fn meta_get(&mut self, key: &str) -> Result<Option<String>>;
+    /// Sets a value of the `meta` table.
+    fn meta_set(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Removes a value of the `meta` table.
+    fn meta_delete(&mut self, key: &str) -> Result<()>;
 }
 
 /// Work to run inside one write transaction.
@@ -297,6 +398,14 @@ pub trait Store: Send + Sync + 'static {
     async fn count_accounts(&self) -> Result<Vec<(Provider, AccountStatus, u64)>>;
     /// The webhook events waiting for delivery, every tenant together.
     async fn webhook_backlog(&self) -> Result<WebhookBacklog>;
+
+    /// The master keys the database records, by id.
+    async fn master_keys(&self) -> Result<Vec<MasterKeyRecord>>;
+    /// `master_keys` from synchronous code (a value names a key this process does not hold
+    /// yet): one short read of a small table, so it may run on the calling thread.
+    fn master_keys_now(&self) -> Result<Vec<MasterKeyRecord>>;
+    /// `WriteTx::count_sealed` outside a write: a scan of every sealed column.
+    async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>>;
 
     /// The owner's apps, oldest first, optionally for one provider. Shared and immutable: a
     /// backend may hand out the same list again while nothing has changed, so callers may

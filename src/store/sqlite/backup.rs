@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{apps, create_private, meta_get, migrations_list};
+use super::{apps, create_private, keys, meta_get, migrations_list};
+use crate::domain::Timestamp;
 use crate::error::{Error, Result};
-use crate::store::AppRecord;
+use crate::store::{AppRecord, MasterKeyRecord};
 
 /// What a backup file holds, read without changing it.
 #[derive(Debug, Clone)]
@@ -20,8 +21,8 @@ pub struct BackupFacts {
     /// The migrations applied to it, and how many this build has.
     pub schema_version: i64,
     pub latest_version: i64,
-    /// The fingerprint of the master key its secrets are sealed with.
-    pub key_check: Option<String>,
+    /// The master keys its secrets are sealed with (none recorded: a database never used).
+    pub keys: Vec<MasterKeyRecord>,
     /// One app, to prove the key opens its secret.
     pub sample_app: Option<AppRecord>,
     pub apps: i64,
@@ -52,9 +53,8 @@ pub(super) fn copy_into(conn: &Connection, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads what a backup holds, with the key fingerprint stored under the meta key
-/// `key_check`. A file that is not a Dravo database is an error that says so.
-pub fn inspect(path: &Path, key_check: &str) -> Result<BackupFacts> {
+/// Reads what a backup holds. A file that is not a Dravo database is an error that says so.
+pub fn inspect(path: &Path) -> Result<BackupFacts> {
     let not_a_backup =
         |why: String| Error::invalid(format!("{} is not a Dravo backup: {why}", path.display()));
     let bytes = std::fs::metadata(path)
@@ -73,11 +73,34 @@ pub fn inspect(path: &Path, key_check: &str) -> Result<BackupFacts> {
             .map_err(|e| not_a_backup(e.to_string()))
     };
     let (apps, accounts) = (count("oauth_apps")?, count("accounts")?);
+    let has_key_table: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'master_keys'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| not_a_backup(e.to_string()))?;
+    // Before key rotation (schema 8 and older) the one key's fingerprint was a meta value.
+    let keys = if has_key_table {
+        keys::list(&conn).map_err(|e| not_a_backup(e.to_string()))?
+    } else {
+        meta_get(&conn, "master_key_check")
+            .map_err(|e| not_a_backup(e.to_string()))?
+            .map(|check_value| MasterKeyRecord {
+                id: 1,
+                check_value,
+                added_at: Timestamp::from_unix(0),
+                retired_at: None,
+                accept_until: None,
+            })
+            .into_iter()
+            .collect()
+    };
     Ok(BackupFacts {
         integrity,
         schema_version,
         latest_version: migrations_list().len() as i64,
-        key_check: meta_get(&conn, key_check).map_err(|e| not_a_backup(e.to_string()))?,
+        keys,
         sample_app: apps::first(&conn)?,
         apps,
         accounts,

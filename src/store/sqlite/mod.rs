@@ -22,6 +22,7 @@
 mod accounts;
 mod apps;
 pub mod backup;
+mod keys;
 mod outbox;
 mod pending;
 mod states;
@@ -39,8 +40,9 @@ use rusqlite_migration::{M, Migrations};
 use thread_local::ThreadLocal;
 
 use super::{
-    AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, OutboxRecord, Page,
-    PendingRecord, SchemaVersion, Store, WebhookBacklog, WriteTx, WriteWork,
+    AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, MasterKeyRecord,
+    OutboxRecord, Page, PendingRecord, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store,
+    WebhookBacklog, WriteTx, WriteWork,
 };
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
@@ -68,6 +70,7 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!(
             "migrations/010_accounts_by_provider_status.sql"
         )),
+        M::up(include_str!("migrations/011_master_keys.sql")),
     ]
 }
 
@@ -353,6 +356,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn master_keys(&self) -> Result<Vec<MasterKeyRecord>> {
+        self.read(keys::list)
+    }
+
+    fn master_keys_now(&self) -> Result<Vec<MasterKeyRecord>> {
+        self.read(keys::list)
+    }
+
+    async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>> {
+        self.blocking(move |c| keys::count(c, &keys)).await
+    }
+
     async fn list_apps(
         &self,
         owner: &Owner,
@@ -584,6 +599,58 @@ impl WriteTx for SqliteTx<'_> {
 
     fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
         pending::purge_expired(self.0, now)
+    }
+
+    fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
+        keys::list(self.0)
+    }
+
+    fn current_key_id(&mut self) -> Result<Option<u32>> {
+        keys::current(self.0)
+    }
+
+    fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
+        keys::add(self.0, key)
+    }
+
+    fn retire_master_key(&mut self, id: u32, at: Timestamp, accept_until: Timestamp) -> Result<()> {
+        keys::retire(self.0, id, at, accept_until)
+    }
+
+    fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
+        keys::count(self.0, keys)
+    }
+
+    fn sealed_rows(
+        &mut self,
+        column: SealedColumn,
+        after_rowid: i64,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<SealedRow>> {
+        keys::page(self.0, column, after_rowid, prefixes, limit)
+    }
+
+    fn replace_sealed(
+        &mut self,
+        column: SealedColumn,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        keys::replace(self.0, column, id, old, new)
+    }
+
+    fn meta_get(&mut self, key: &str) -> Result<Option<String>> {
+        meta_get(self.0, key)
+    }
+
+    fn meta_set(&mut self, key: &str, value: &str) -> Result<()> {
+        keys::meta_set(self.0, key, value)
+    }
+
+    fn meta_delete(&mut self, key: &str) -> Result<()> {
+        keys::meta_delete(self.0, key)
     }
 }
 
@@ -1022,6 +1089,98 @@ mod tests {
                 "{what} sorts instead of reading in index order: {plan}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn migration_11_makes_the_one_key_key_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.db");
+        let mut conn = Connection::open(&path).unwrap();
+        let mut upto_10 = migrations_list();
+        upto_10.truncate(10);
+        Migrations::new(upto_10).to_latest(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('master_key_check', 'abc123')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        let keys = store.master_keys().await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!((keys[0].id, keys[0].check_value.as_str()), (1, "abc123"));
+        assert_eq!(keys[0].retired_at, None);
+        assert_eq!(store.meta_get("master_key_check").await.unwrap(), None);
+    }
+
+    /// Values are counted and selected by the key their first bytes name, whatever the
+    /// layout version, and a re-seal only replaces the value it read.
+    #[test]
+    fn sealed_values_are_counted_and_replaced_by_key() {
+        use crate::crypto::KeyId;
+        use crate::crypto::seal::prefixes_of;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let v1 = [&[1u8][..], &[7; 40]].concat();
+        let v2_key1 = [&[2u8, 0, 0, 0, 1][..], &[7; 40]].concat();
+        let v2_key2 = [&[2u8, 0, 0, 0, 2][..], &[7; 40]].concat();
+        for (i, sealed) in [&v1, &v2_key1, &v2_key2].iter().enumerate() {
+            conn.execute(
+                "INSERT INTO oauth_apps (id, owner, provider, name, client_id, client_secret_sealed, scopes, created_at)
+                 VALUES (?1, 'alice', 'x', ?1, 'c', ?2, '[]', 1)",
+                params![format!("oa_{i}"), sealed],
+            )
+            .unwrap();
+        }
+        // A Page without its own token holds an empty value: not a sealed value at all.
+        conn.execute(
+            "INSERT INTO accounts (id, owner, provider, provider_account_id, scopes,
+                 access_token_sealed, created_at, updated_at)
+             VALUES ('acc_1', 'alice', 'x', '42', '[]', x'', 1, 1)",
+            [],
+        )
+        .unwrap();
+        let key = |n| prefixes_of(KeyId::new(n).unwrap());
+        let mut conn = store.pool.get().unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut tx = SqliteTx(&tx);
+        let counts = tx.count_sealed(&[key(1), key(2), key(3)]).unwrap();
+        assert_eq!(counts[0].column, SealedColumn::AppClientSecret);
+        assert_eq!(
+            (counts[0].total, counts[0].by_key.clone()),
+            (3, vec![2, 1, 0])
+        );
+        assert_eq!(counts[1].total, 0, "{counts:?}");
+
+        let first = tx
+            .sealed_rows(SealedColumn::AppClientSecret, 0, &key(1), 1)
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].id.as_str(), first[0].provider.as_str()),
+            ("oa_0", "x")
+        );
+        let rest = tx
+            .sealed_rows(SealedColumn::AppClientSecret, first[0].rowid, &key(1), 10)
+            .unwrap();
+        assert_eq!(
+            rest.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["oa_1"]
+        );
+
+        assert!(
+            !tx.replace_sealed(SealedColumn::AppClientSecret, "oa_0", &v2_key1, &v2_key2)
+                .unwrap(),
+            "a value that changed since it was read is left alone"
+        );
+        assert!(
+            tx.replace_sealed(SealedColumn::AppClientSecret, "oa_0", &v1, &v2_key2)
+                .unwrap()
+        );
+        let counts = tx.count_sealed(&[key(1), key(2)]).unwrap();
+        assert_eq!(counts[0].by_key, [1, 2]);
     }
 
     #[tokio::test]
