@@ -4,6 +4,8 @@
 
 #[path = "support/fake_provider.rs"]
 mod fake_provider;
+#[path = "support/fake_x_server.rs"]
+mod fake_x_server;
 mod support;
 
 use std::collections::HashMap;
@@ -14,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fake_provider::{FakeProvider, Kind};
+use fake_x_server::{CLIENT_ID, CLIENT_SECRET, connect, issue_token, serve_command, unlimited};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::cmd::dravo_init;
@@ -21,34 +24,15 @@ use support::dravo_cmd;
 use support::process::{Server, http, runtime, tempdir};
 
 const TENANT: &str = "tenant-durable";
-const CLIENT_ID: &str = "fake-client-id-123";
-const CLIENT_SECRET: &str = "fake-client-secret-456";
-
-fn token(dir: &Path) -> String {
-    let out = dravo_cmd(dir)
-        .args(["token", "issue", "--sub", TENANT])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 /// `dravo serve` in `dir` with the fake X as the default app and no background refresher.
 fn serve(dir: &Path, fake: &FakeProvider) -> Server {
-    let (authorize, token_url, api) = fake.config_urls();
-    let mut cmd = dravo_cmd(dir);
-    cmd.env("DRAVO_PROVIDERS_X_CLIENT_ID", CLIENT_ID)
-        .env("DRAVO_PROVIDERS_X_CLIENT_SECRET", CLIENT_SECRET)
-        .env("DRAVO_PROVIDERS_X_AUTHORIZE_URL", authorize)
-        .env("DRAVO_PROVIDERS_X_TOKEN_URL", token_url)
-        .env("DRAVO_PROVIDERS_X_API_BASE", api)
-        .env("DRAVO_REFRESH_BACKGROUND", "false")
-        // A refresh lease outlives its holder by 3 × this + 10 s: after the kill, accounts
-        // whose refresh was in flight wait that long.
-        .env("DRAVO_PROVIDERS_TIMEOUT_SECONDS", "2")
+    let mut cmd = serve_command(dir, fake);
+    // A refresh lease outlives its holder by 3 × this + 10 s: after the kill, accounts whose
+    // refresh was in flight wait that long.
+    cmd.env("DRAVO_PROVIDERS_TIMEOUT_SECONDS", "2")
         .env("DRAVO_WEBHOOKS_URL", "http://127.0.0.1:9/hooks")
         .env("DRAVO_WEBHOOKS_SECRET", "whsec_test_0123456789abcdef");
-    unlimited(&mut cmd);
     Server::start(cmd)
 }
 
@@ -60,39 +44,13 @@ fn fingerprint(token: &str) -> String {
         .collect()
 }
 
-/// start → the fake's consent → the callback (no return URL: a 200 page).
-async fn connect(client: &reqwest::Client, server: &Server, token: &str) {
-    let started: Value = client
-        .get(server.url("/v1/oauth/x/start"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let consent = no_redirects
-        .get(started["authorize_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(consent.status(), 302);
-    let callback = consent.headers()["location"].to_str().unwrap().to_owned();
-    let done = no_redirects.get(callback).send().await.unwrap();
-    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
-}
-
 #[test]
 fn a_kill_9_in_the_middle_of_writes_loses_nothing_acknowledged() {
     const ACCOUNTS: usize = 8;
     const CREATORS: usize = 8;
     let dir = tempdir();
     dravo_init(dir.path(), &[]);
-    let jwt = token(dir.path());
+    let jwt = issue_token(dir.path(), TENANT);
     let rt = runtime();
     let fake = rt.block_on(FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET));
     let mut server = serve(dir.path(), &fake);
@@ -101,7 +59,7 @@ fn a_kill_9_in_the_middle_of_writes_loses_nothing_acknowledged() {
     let account_ids: Vec<String> = rt.block_on(async {
         for i in 0..ACCOUNTS {
             fake.set_account(&format!("4200{i}"), Some(&format!("user{i}")), None);
-            connect(&client, &server, &jwt).await;
+            connect(&server, &jwt).await;
         }
         let listed: Value = client
             .get(server.url("/v1/accounts"))
@@ -299,7 +257,7 @@ fn a_kill_9_in_the_middle_of_writes_loses_nothing_acknowledged() {
 fn the_server_and_two_cli_processes_write_for_seconds_without_a_lock_error_or_a_lost_write() {
     let dir = tempdir();
     dravo_init(dir.path(), &[]);
-    let jwt = token(dir.path());
+    let jwt = issue_token(dir.path(), TENANT);
     let rt = runtime();
     let fake = rt.block_on(FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET));
     let mut server = serve(dir.path(), &fake);
@@ -427,19 +385,6 @@ exec "{dravo}" serve"#,
         );
     unlimited(&mut cmd);
     Server::start(cmd)
-}
-
-/// These tests write as fast as one tenant can, far above the default rate limits (5 app
-/// creations, 50 token reads a second), which they are not about: the highest rates.
-fn unlimited(cmd: &mut Command) {
-    for var in [
-        "DRAVO_LIMITS_START_PER_SECOND",
-        "DRAVO_LIMITS_CALLBACK_PER_SECOND",
-        "DRAVO_LIMITS_CREATE_PER_SECOND",
-        "DRAVO_LIMITS_TOKEN_PER_SECOND",
-    ] {
-        cmd.env(var, "100000");
-    }
 }
 
 #[test]

@@ -5,6 +5,8 @@
 
 #[path = "support/fake_provider.rs"]
 mod fake_provider;
+#[path = "support/fake_x_server.rs"]
+mod fake_x_server;
 mod support;
 
 use std::collections::HashMap;
@@ -17,78 +19,20 @@ use std::time::{Duration, Instant};
 use dravo::Dravo;
 use dravo::domain::{AppId, Owner};
 use fake_provider::{FakeProvider, Kind};
+use fake_x_server::{
+    CLIENT_ID, CLIENT_SECRET, connect, consent_and_callback, issue_token, serve_command, start,
+};
 use serde_json::{Value, json};
 use support::cmd::{Out, dravo, dravo_init, dravo_with};
 use support::process::{SAFETY_TIMEOUT, Server, http, runtime, tempdir};
 use support::{dravo_cmd, open_db, test_config};
 
 const TENANT: &str = "tenant-rotation";
-const CLIENT_ID: &str = "fake-client-id-rot";
-const CLIENT_SECRET: &str = "fake-client-secret-rot";
-
-fn token(dir: &Path) -> String {
-    let out = dravo(dir, &["token", "issue", "--sub", TENANT]);
-    out.assert_success();
-    out.stdout.trim().to_owned()
-}
 
 /// `dravo serve` in `dir` with the fake X as the default app, no background refresher and
 /// no rate limits.
 fn serve(dir: &Path, fake: &FakeProvider) -> Server {
-    let (authorize, token_url, api) = fake.config_urls();
-    let mut cmd = dravo_cmd(dir);
-    cmd.env("DRAVO_PROVIDERS_X_CLIENT_ID", CLIENT_ID)
-        .env("DRAVO_PROVIDERS_X_CLIENT_SECRET", CLIENT_SECRET)
-        .env("DRAVO_PROVIDERS_X_AUTHORIZE_URL", authorize)
-        .env("DRAVO_PROVIDERS_X_TOKEN_URL", token_url)
-        .env("DRAVO_PROVIDERS_X_API_BASE", api)
-        .env("DRAVO_REFRESH_BACKGROUND", "false");
-    for var in [
-        "DRAVO_LIMITS_START_PER_SECOND",
-        "DRAVO_LIMITS_CALLBACK_PER_SECOND",
-        "DRAVO_LIMITS_CREATE_PER_SECOND",
-        "DRAVO_LIMITS_TOKEN_PER_SECOND",
-    ] {
-        cmd.env(var, "100000");
-    }
-    Server::start(cmd)
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(SAFETY_TIMEOUT)
-        .build()
-        .unwrap()
-}
-
-/// `start`: the provider's consent URL, with a state sealed by the server's current key.
-async fn start(server: &Server, jwt: &str) -> String {
-    let started: Value = http()
-        .get(server.url("/v1/oauth/x/start"))
-        .bearer_auth(jwt)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    started["authorize_url"].as_str().unwrap().to_owned()
-}
-
-/// The fake's consent, then the callback: its status and body.
-async fn consent_and_callback(authorize_url: &str) -> (u16, String) {
-    let client = no_redirects();
-    let consent = client.get(authorize_url).send().await.unwrap();
-    assert_eq!(consent.status(), 302);
-    let callback = consent.headers()["location"].to_str().unwrap().to_owned();
-    let done = client.get(callback).send().await.unwrap();
-    (done.status().as_u16(), done.text().await.unwrap())
-}
-
-async fn connect(server: &Server, jwt: &str) {
-    let (status, body) = consent_and_callback(&start(server, jwt).await).await;
-    assert_eq!(status, 200, "{body}");
+    Server::start(serve_command(dir, fake))
 }
 
 async fn account_ids(server: &Server, jwt: &str) -> Vec<String> {
@@ -191,7 +135,7 @@ fn rotating_while_the_server_reads_and_writes_loses_nothing() {
     const CREATORS: usize = 4;
     let dir = tempdir();
     dravo_init(dir.path(), &[]);
-    let jwt = token(dir.path());
+    let jwt = issue_token(dir.path(), TENANT);
     let rt = runtime();
     let fake = rt.block_on(FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET));
     let mut server = serve(dir.path(), &fake);
@@ -398,7 +342,7 @@ fn app_secret_key(dir: &Path, id: &str) -> u32 {
 fn a_rotation_killed_midway_leaves_everything_readable_and_resumes() {
     let dir = tempdir();
     dravo_init(dir.path(), &[]);
-    let jwt = token(dir.path());
+    let jwt = issue_token(dir.path(), TENANT);
     let rt = runtime();
     let fake = rt.block_on(FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET));
     let mut running = serve(dir.path(), &fake);
@@ -508,7 +452,7 @@ fn a_rotation_killed_midway_leaves_everything_readable_and_resumes() {
 fn state_and_token_across_a_rotation(grace: &str) -> (u16, String, u16) {
     let dir = tempdir();
     dravo_init(dir.path(), &[]);
-    let old_jwt = token(dir.path());
+    let old_jwt = issue_token(dir.path(), TENANT);
     let rt = runtime();
     let fake = rt.block_on(FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET));
     let mut server = serve(dir.path(), &fake);
@@ -542,7 +486,7 @@ fn state_and_token_across_a_rotation(grace: &str) -> (u16, String, u16) {
             .as_u16()
     });
     // A token issued now is signed with key 2, and works.
-    let new_jwt = token(dir.path());
+    let new_jwt = issue_token(dir.path(), TENANT);
     assert_ne!(new_jwt, old_jwt);
     let new_status = rt.block_on(async {
         http()
@@ -580,7 +524,7 @@ fn without_a_grace_period_the_old_keys_state_and_token_are_refused() {
 fn a_value_sealed_by_an_unknown_key_is_a_clear_error() {
     let dir = tempdir();
     dravo_init(dir.path(), &[]);
-    let jwt = token(dir.path());
+    let jwt = issue_token(dir.path(), TENANT);
     let rt = runtime();
     let fake = rt.block_on(FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET));
     let mut server = serve(dir.path(), &fake);
