@@ -27,25 +27,15 @@ impl Dravo {
     pub async fn check_app(&self, owner: &Owner, id: &AppId) -> Result<AppCheck> {
         let row = self.app_record(owner, id).await?;
         let secret = self.open_client_secret(&row)?;
-        let provider = providers::get(row.provider);
-        let (credentials, reachable) = tokio::join!(
-            self.credentials_check(provider, &row.client_id, &secret),
+        let (mut checks, reachable) = tokio::join!(
+            self.app_config_checks(row.provider, &row.client_id, &secret, &row.scopes),
             self.public_url_check(),
         );
+        checks.push(reachable);
         let check = AppCheck {
             checked_at: self.now(),
             source: CheckSource::Check,
-            checks: vec![
-                credentials,
-                redirect_uri_check(
-                    provider,
-                    &self.0.public_url,
-                    self.0.config.server.public_url.is_some(),
-                    &self.redirect_uri(row.provider),
-                ),
-                scopes_check(provider, &row.scopes),
-                reachable,
-            ],
+            checks,
         };
         let (o, i, checked, stored) = (owner.clone(), id.clone(), row.clone(), check.clone());
         self.0
@@ -77,30 +67,39 @@ impl Dravo {
             let Some(app) = self.0.default_apps.get(&provider_id) else {
                 continue;
             };
-            let provider = providers::get(provider_id);
-            let credentials = self
-                .credentials_check(provider, app.client_id.as_str(), &app.client_secret)
+            let checks = self
+                .app_config_checks(
+                    provider_id,
+                    app.client_id.as_str(),
+                    &app.client_secret,
+                    app.scopes.as_slice(),
+                )
                 .await;
-            found.push((
-                provider_id,
-                vec![
-                    credentials,
-                    redirect_uri_check(
-                        provider,
-                        &self.0.public_url,
-                        self.0.config.server.public_url.is_some(),
-                        &self.redirect_uri(provider_id),
-                    ),
-                    scopes_check(provider, app.scopes.as_slice()),
-                ],
-            ));
+            found.push((provider_id, checks));
         }
         found
     }
 
-    /// Whether `public_url` answers as this Dravo's health check, from this machine.
-    pub async fn check_public_url(&self) -> CheckResult {
-        self.public_url_check().await
+    /// What is checked of an app itself, BYOK or platform: its credentials (at the provider,
+    /// where it can tell), the redirect URI Dravo sends for it, and its scopes.
+    async fn app_config_checks(
+        &self,
+        provider_id: Provider,
+        client_id: &str,
+        secret: &ClientSecret,
+        scopes: &[String],
+    ) -> Vec<CheckResult> {
+        let provider = providers::get(provider_id);
+        vec![
+            self.credentials_check(provider, client_id, secret).await,
+            redirect_uri_check(
+                provider,
+                &self.0.public_url,
+                self.0.config.server.public_url.is_some(),
+                &self.redirect_uri(provider_id),
+            ),
+            scopes_check(provider, scopes),
+        ]
     }
 
     /// Asks the provider about the credentials, where it can tell.
@@ -140,7 +139,7 @@ impl Dravo {
     /// `GET {public_url}/healthz` from this process: a browser coming back from the provider
     /// goes to `public_url` too. Only a warning: some networks cannot reach their own public
     /// address from inside, while browsers outside can.
-    async fn public_url_check(&self) -> CheckResult {
+    pub async fn public_url_check(&self) -> CheckResult {
         let url = format!("{}/healthz", self.0.public_url);
         let http = self.http();
         let (status, message) = match http.send(http.client().get(&url)).await {

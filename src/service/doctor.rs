@@ -150,7 +150,7 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
             return found;
         }
     };
-    found.push(from_check("public_url", dravo.check_public_url().await));
+    found.push(from_check("public_url", dravo.public_url_check().await));
 
     let apps = dravo.check_default_apps().await;
     if apps.is_empty() {
