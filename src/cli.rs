@@ -43,7 +43,7 @@ pub struct Cli {
     /// Configuration file [default: $DRAVO_CONFIG, else ./dravo.toml when present]
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// Database file; overrides database.path and DRAVO_DATABASE_PATH [default: ./dravo.db]
+    /// Database file, or a postgres:// URL; overrides database.path (DRAVO_DATABASE_PATH) or database.url (DRAVO_DATABASE_URL) [default: ./dravo.db]
     #[arg(long, global = true, value_name = "PATH")]
     database: Option<PathBuf>,
     #[command(subcommand)]
@@ -740,8 +740,13 @@ async fn healthcheck(config: &Config, url: Option<&str>) -> Result<()> {
 fn load_config(cli: &Cli) -> Result<Config> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(path) = &cli.database {
-        config.database.path = path.clone();
-        config.origin.database_path = crate::config::Chosen::Flag("--database");
+        let given = path.to_string_lossy();
+        if given.starts_with("postgres://") || given.starts_with("postgresql://") {
+            config.database.url = Some(given.into_owned().into());
+        } else {
+            config.database.path = path.clone();
+            config.origin.database_path = crate::config::Chosen::Flag("--database");
+        }
     }
     Ok(config)
 }
@@ -754,8 +759,10 @@ async fn open(cli: &Cli) -> Result<Dravo> {
 /// `dravo init`: creates the database and key file where the configuration puts them, or
 /// checks the existing ones open together.
 async fn init(config: Config) -> Result<()> {
-    let path = config.database.path.clone();
-    let existed = path.exists();
+    let shown = config.database.describe();
+    // A PostgreSQL database exists before `init`; what it sets up there is the schema and
+    // the key record.
+    let existed = config.database.postgres_url().is_none() && config.database.path.exists();
     let key_file = config
         .security
         .master_key
@@ -764,6 +771,7 @@ async fn init(config: Config) -> Result<()> {
     let key_existed = key_file.as_ref().is_some_and(|k| k.exists());
     // Opened as `serve` opens it, so `init`s racing each other (or a starting server) agree on
     // one key.
+    let config_is_postgres = config.database.postgres_url().is_some();
     let dravo = Dravo::open(config, None).await?;
     let key = match (&key_file, key_existed) {
         (None, _) => "the master key from security.master_key".to_owned(),
@@ -776,11 +784,12 @@ async fn init(config: Config) -> Result<()> {
     drop(dravo);
     if existed {
         print_line(&format!(
-            "{} already exists and opens with {key}: nothing to do",
-            path.display()
+            "{shown} already exists and opens with {key}: nothing to do"
         ))
+    } else if config_is_postgres {
+        print_line(&format!("{shown} is ready, with {key}"))
     } else {
-        print_line(&format!("created {} with {key}", path.display()))
+        print_line(&format!("created {shown} with {key}"))
     }
 }
 

@@ -209,12 +209,35 @@ impl<'de> Deserialize<'de> for TrustedProxies {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub path: PathBuf,
+    /// `postgres://…`: PostgreSQL (several nodes on one database) instead of the SQLite file
+    /// at `path`. Secret: it may carry a password.
+    pub url: Option<SecretString>,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             path: PathBuf::from("dravo.db"),
+            url: None,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The PostgreSQL URL, when one is configured.
+    pub fn postgres_url(&self) -> Option<&str> {
+        use secrecy::ExposeSecret;
+        self.url.as_ref().map(|u| u.expose_secret())
+    }
+
+    /// Where the database is, for messages: the SQLite path, or the PostgreSQL host and
+    /// database (never a password).
+    pub fn describe(&self) -> String {
+        match self.postgres_url() {
+            Some(url) => crate::store::postgres::parse_url(url)
+                .map(|c| crate::store::postgres::describe_url(&c))
+                .unwrap_or_else(|_| "PostgreSQL (database.url)".into()),
+            None => self.path.display().to_string(),
         }
     }
 }
@@ -623,6 +646,14 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.bind_address()?;
+        if let Some(url) = self.database.postgres_url() {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(Error::config(
+                    "database.url must be a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE); leave it unset to use the SQLite file at database.path",
+                ));
+            }
+            crate::store::postgres::parse_url(url)?;
+        }
         if let Some(bind) = &self.server.metrics_bind {
             parse_bind("server.metrics_bind", bind)?;
         }

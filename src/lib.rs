@@ -56,12 +56,17 @@ pub async fn serve(config: Config) -> Result<()> {
     let config_file = config.origin.file.clone();
     let dravo = Dravo::open(config, Some(bound)).await?;
     // Held while serving: `dravo restore` refuses to replace a database in use.
-    let _serving = store::sqlite::backup::hold_for_serving(&dravo.config().database.path)?;
+    let _serving = match dravo.config().database.postgres_url() {
+        Some(_) => None,
+        None => Some(store::sqlite::backup::hold_for_serving(
+            &dravo.config().database.path,
+        )?),
+    };
     let public_url = dravo.public_url().to_owned();
     tracing::info!(
         address = %bound,
         public_url,
-        database = %dravo.config().database.path.display(),
+        database = %dravo.config().database.describe(),
         config = %config_file.as_deref().map_or_else(
             || "none (defaults and DRAVO_* variables)".into(),
             |p| p.display().to_string()

@@ -118,6 +118,13 @@ pub fn check_backup(
 /// the database, or when the configured keys cannot open the backup; the current database is
 /// untouched then.
 pub fn restore(config: &Config, source: &Path) -> Result<BackupReport> {
+    if config.database.postgres_url().is_some() {
+        return Err(Error::config(format!(
+            "`dravo restore` replaces a SQLite file, and database.url names PostgreSQL ({}): to load a SQLite backup into it, use `dravo store copy --from {} --to <database.url>`",
+            config.database.describe(),
+            source.display()
+        )));
+    }
     let report = check_with_configured_keys(config, source)?;
     backup::replace_database(&config.database.path, source)?;
     Ok(report)

@@ -229,7 +229,7 @@ impl Dravo {
             &known_keys(&records),
             self.now(),
             &source.describe(),
-            &self.0.config.database.path.display().to_string(),
+            &self.0.config.database.describe(),
         )?;
         for warning in warnings {
             tracing::warn!("{warning}");

@@ -46,13 +46,32 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
-use crate::store::{AccountFilter, AccountRecord, AppRecord, Page, SqliteStore, Store};
+use crate::store::{AccountFilter, AccountRecord, AppRecord, Page, PgStore, SqliteStore, Store};
 
 /// Whether opening may create the database and key file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpenMode {
     CreateIfMissing,
     Existing,
+}
+
+/// Opens the configured database: PostgreSQL when `database.url` is set, else the SQLite
+/// file at `database.path`.
+async fn open_store(
+    config: &Config,
+    mode: OpenMode,
+    pool_wait: prometheus_client::metrics::histogram::Histogram,
+) -> Result<Arc<dyn Store>> {
+    if let Some(url) = config.database.postgres_url() {
+        return Ok(Arc::new(PgStore::connect(url, Some(pool_wait)).await?));
+    }
+    check_database_path(config, mode)?;
+    let path = config.database.path.clone();
+    Ok(Arc::new(
+        tokio::task::spawn_blocking(move || SqliteStore::open_observed(&path, Some(pool_wait)))
+            .await
+            .map_err(|e| Error::Internal(format!("opening the database failed: {e}")))??,
+    ))
 }
 
 /// Refuses, in one line that says where the path came from, a database path that cannot be
@@ -248,15 +267,8 @@ impl Dravo {
         clock: Arc<dyn Clock>,
         mode: OpenMode,
     ) -> Result<Dravo> {
-        check_database_path(&config, mode)?;
-        let path = config.database.path.clone();
         let metrics = Metrics::new();
-        let pool_wait = metrics.pool_wait();
-        let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStore::open_observed(&path, Some(pool_wait)))
-                .await
-                .map_err(|e| Error::Internal(format!("opening the database failed: {e}")))??,
-        );
+        let store = open_store(&config, mode, metrics.pool_wait()).await?;
         let records = store.master_keys().await?;
         // Only a database that has never been sealed may get a fresh key file: creating one
         // for a used database would only hide that the real key is missing.
@@ -284,7 +296,7 @@ impl Dravo {
             &keys::known_keys(&records),
             clock.now(),
             &source.describe(),
-            &config.database.path.display().to_string(),
+            &config.database.describe(),
         )?;
         for warning in warnings {
             tracing::warn!("{warning}");

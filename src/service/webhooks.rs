@@ -26,6 +26,9 @@ use crate::store::OutboxRecord;
 const DUE_BATCH: usize = 100;
 /// How long one attempt may take, answer included.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a sender's claim on an event runs: its attempt, with room to record the outcome.
+/// An event whose sender died is sent by another once this has passed.
+const CLAIM_SECONDS: i64 = 2 * ATTEMPT_TIMEOUT.as_secs() as i64;
 /// Backoff after a failed attempt: 10 s, doubling, at most an hour, plus up to a quarter
 /// more as jitter so that many events failing together do not come back together.
 const BACKOFF_FIRST_SECONDS: i64 = 10;
@@ -185,9 +188,20 @@ impl Dravo {
             return Ok(0);
         };
         let _one_pass = self.0.webhook_pass.lock().await;
-        let due = self.0.store.due_webhooks(self.now(), DUE_BATCH).await?;
+        let holder = format!("{}:{}", std::process::id(), rand::rng().random::<u64>());
         let mut attempted = 0;
-        for row in due {
+        while attempted < DUE_BATCH {
+            // One event at a time, claimed before it is posted: another sender (a second
+            // process or node) skips it while the claim runs, and takes it over if this one
+            // dies before recording the outcome.
+            let (now, claimant) = (self.now(), holder.clone());
+            let until = now.plus_seconds(CLAIM_SECONDS);
+            let claimed = self
+                .0
+                .store
+                .write(move |tx| tx.claim_due_webhook(now, &claimant, until))
+                .await?;
+            let Some(row) = claimed else { break };
             attempted += 1;
             let attempt = row.attempts + 1;
             let outcome = self

@@ -9,6 +9,8 @@
 //! `Store` and `WriteTx`. Every operation takes the tenant (`Owner`), so one tenant can never
 //! read or change another's rows by id.
 
+pub mod codec;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// An OAuth app as stored, with its secret still sealed.
@@ -295,6 +298,15 @@ pub trait WriteTx {
     fn insert_event(&mut self, event: &EventRecord) -> Result<()>;
     /// Adds a webhook event to the outbox.
     fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()>;
+    /// Claims for `holder`, until `until`, the oldest pending webhook event due at `now` that
+    /// no other sender holds a running claim on, and returns it. Two senders never get the
+    /// same event while a claim runs; a claim whose sender died runs out at `until`.
+    fn claim_due_webhook(
+        &mut self,
+        now: Timestamp,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<Option<OutboxRecord>>;
     /// One webhook event of the outbox, read inside this transaction.
     fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>>;
     /// Marks a pending webhook event delivered after `attempts` attempts.
@@ -446,8 +458,6 @@ pub trait Store: Send + Sync + 'static {
     /// the order they were first connected.
     async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<String>>;
 
-    /// Pending webhook events due at `now`, oldest first.
-    async fn due_webhooks(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRecord>>;
     /// The newest webhook events of every tenant, newest first, optionally with one status
     /// (`pending`, `delivered` or `failed`).
     async fn recent_webhooks(

@@ -3,15 +3,15 @@
 use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::{Deserialize, Serialize};
 
 use super::{
     bad_column, is_unique_violation, optional_timestamp_column, provider_column,
     string_list_column, string_list_json, timestamp_column,
 };
-use crate::domain::{AppCheck, AppId, CheckResult, Owner, Provider, Timestamp};
+use crate::domain::{AppCheck, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::store::AppRecord;
+use crate::store::codec::{self, last_check_json};
 
 const COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, scopes, \
     created_at, credentials_error, credentials_error_at, coalesce(updated_at, created_at), \
@@ -19,37 +19,6 @@ const COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_seale
 const INSERT_COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, \
     scopes, created_at, credentials_error, credentials_error_at, updated_at, last_check, \
     last_check_at";
-
-/// `last_check` as stored: the time is its own column, and the outcome is derived from the
-/// checks, so neither can disagree with the rest.
-#[derive(Serialize, Deserialize)]
-struct StoredCheck {
-    source: String,
-    checks: Vec<StoredResult>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredResult {
-    name: String,
-    status: String,
-    message: String,
-}
-
-fn last_check_json(check: &AppCheck) -> String {
-    let stored = StoredCheck {
-        source: check.source.as_str().to_owned(),
-        checks: check
-            .checks
-            .iter()
-            .map(|c| StoredResult {
-                name: c.name.clone(),
-                status: c.status.as_str().to_owned(),
-                message: c.message.clone(),
-            })
-            .collect(),
-    };
-    serde_json::to_string(&stored).expect("strings serialize")
-}
 
 /// The check in columns `col` (JSON) and `col + 1` (time); `None` when never checked.
 fn last_check_columns(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<AppCheck>> {
@@ -59,27 +28,9 @@ fn last_check_columns(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<AppC
     ) else {
         return Ok(None);
     };
-    let stored: StoredCheck =
-        serde_json::from_str(&text).map_err(|e| bad_column(col, e.to_string()))?;
-    let checks = stored
-        .checks
-        .into_iter()
-        .map(|c| {
-            Ok(CheckResult {
-                status: c.status.parse().map_err(|e: String| bad_column(col, e))?,
-                name: c.name,
-                message: c.message,
-            })
-        })
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(AppCheck {
-        checked_at: at,
-        source: stored
-            .source
-            .parse()
-            .map_err(|e: String| bad_column(col, e))?,
-        checks,
-    }))
+    codec::parse_last_check(&text, at)
+        .map(Some)
+        .map_err(|e| bad_column(col, e))
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {

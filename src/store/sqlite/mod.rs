@@ -71,6 +71,7 @@ fn migrations_list() -> Vec<M<'static>> {
             "migrations/010_accounts_by_provider_status.sql"
         )),
         M::up(include_str!("migrations/011_master_keys.sql")),
+        M::up(include_str!("migrations/012_webhook_claims.sql")),
     ]
 }
 
@@ -424,10 +425,6 @@ impl Store for SqliteStore {
         self.read(|c| accounts::due(c, now, limit))
     }
 
-    async fn due_webhooks(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRecord>> {
-        self.read(|c| outbox::due(c, now, limit))
-    }
-
     async fn recent_webhooks(
         &self,
         status: Option<&str>,
@@ -534,6 +531,15 @@ impl WriteTx for SqliteTx<'_> {
 
     fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
         outbox::enqueue(self.0, event)
+    }
+
+    fn claim_due_webhook(
+        &mut self,
+        now: Timestamp,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<Option<OutboxRecord>> {
+        outbox::claim_due(self.0, now, holder, until)
     }
 
     fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
@@ -724,12 +730,10 @@ fn account_kind_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<
 /// Reads a JSON array of strings column.
 fn string_list_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Vec<String>> {
     let text: String = row.get(col)?;
-    serde_json::from_str(&text).map_err(|e| bad_column(col, e.to_string()))
+    super::codec::parse_string_list(&text).map_err(|e| bad_column(col, e))
 }
 
-fn string_list_json(items: &[String]) -> String {
-    serde_json::to_string(items).expect("strings serialize")
-}
+use super::codec::string_list_json;
 
 fn timestamp_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Timestamp> {
     row.get::<_, i64>(col).map(Timestamp::from_unix)

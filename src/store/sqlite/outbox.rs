@@ -46,17 +46,26 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRecord> {
     })
 }
 
-/// Pending events whose next attempt is due at `now`, oldest first.
-pub(super) fn due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec<OutboxRecord>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM webhook_outbox
-         WHERE status = 'pending' AND next_attempt_at <= ?1
-         ORDER BY seq LIMIT ?2"
-    ))?;
-    let rows = stmt
-        .query_map(params![now.unix(), limit as i64], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+/// Claims the oldest pending event due at `now` whose claim (if any) ran out, for `holder`
+/// until `until` (`webhook_outbox_due`; the write transaction keeps others out meanwhile).
+pub(super) fn claim_due(
+    conn: &Connection,
+    now: Timestamp,
+    holder: &str,
+    until: Timestamp,
+) -> Result<Option<OutboxRecord>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "UPDATE webhook_outbox SET claimed_by = ?2, claimed_until = ?3
+             WHERE seq = (
+                 SELECT seq FROM webhook_outbox
+                 WHERE status = 'pending' AND next_attempt_at <= ?1
+                   AND (claimed_until IS NULL OR claimed_until <= ?1)
+                 ORDER BY seq LIMIT 1)
+             RETURNING {COLUMNS}"
+        ))?
+        .query_row(params![now.unix(), holder, until.unix()], from_row)
+        .optional()?)
 }
 
 /// How many events wait and when the oldest was recorded: a scan of the pending events only
@@ -104,7 +113,7 @@ pub(super) fn delivered(conn: &Connection, id: &str, attempts: i64, at: Timestam
     conn.prepare_cached(
         "UPDATE webhook_outbox
          SET status = 'delivered', attempts = ?2, next_attempt_at = NULL, last_error = NULL,
-             delivered_at = ?3
+             delivered_at = ?3, claimed_by = NULL, claimed_until = NULL
          WHERE id = ?1 AND status = 'pending'",
     )?
     .execute(params![id, attempts, at.unix()])?;
@@ -123,7 +132,8 @@ pub(super) fn attempt_failed(
     conn.prepare_cached(
         "UPDATE webhook_outbox
          SET status = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'pending' END,
-             attempts = ?2, next_attempt_at = ?3, last_error = ?4
+             attempts = ?2, next_attempt_at = ?3, last_error = ?4,
+             claimed_by = NULL, claimed_until = NULL
          WHERE id = ?1 AND status = 'pending'",
     )?
     .execute(params![id, attempts, next.map(Timestamp::unix), error])?;
@@ -135,7 +145,8 @@ pub(super) fn requeue(conn: &Connection, id: &str, now: Timestamp) -> Result<boo
     let changed = conn
         .prepare_cached(
             "UPDATE webhook_outbox
-             SET status = 'pending', next_attempt_at = ?2, delivered_at = NULL
+             SET status = 'pending', next_attempt_at = ?2, delivered_at = NULL,
+                 claimed_by = NULL, claimed_until = NULL
              WHERE id = ?1",
         )?
         .execute(params![id, now.unix()])?;

@@ -1,0 +1,566 @@
+//! The PostgreSQL statements and how rows become records, by table. The queries mirror the
+//! SQLite backend's; `seq` stands where SQLite has its rowid.
+
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::domain::Timestamp;
+use crate::error::{Error, Result};
+use crate::store::codec;
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// A column that does not hold what the schema promises.
+fn bad_column(col: usize, msg: impl std::fmt::Display) -> Error {
+    Error::store(format!(
+        "the database holds an unreadable value in column {col}: {msg}"
+    ))
+}
+
+/// A column holding a name of something that parses (a provider, a status, a kind).
+fn named<T: std::str::FromStr>(row: &Row, col: usize) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let name: String = row.try_get(col)?;
+    name.parse().map_err(|e| bad_column(col, e))
+}
+
+pub(super) fn provider(row: &Row, col: usize) -> Result<crate::domain::Provider> {
+    named(row, col)
+}
+
+fn string_list(row: &Row, col: usize) -> Result<Vec<String>> {
+    let text: String = row.try_get(col)?;
+    codec::parse_string_list(&text).map_err(|e| bad_column(col, e))
+}
+
+fn timestamp(row: &Row, col: usize) -> Result<Timestamp> {
+    Ok(Timestamp::from_unix(row.try_get(col)?))
+}
+
+fn optional_timestamp(row: &Row, col: usize) -> Result<Option<Timestamp>> {
+    Ok(row
+        .try_get::<_, Option<i64>>(col)?
+        .map(Timestamp::from_unix))
+}
+
+pub(super) mod apps {
+    use std::sync::LazyLock;
+
+    use super::*;
+    use crate::store::AppRecord;
+
+    const COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, scopes, \
+        created_at, credentials_error, credentials_error_at, coalesce(updated_at, created_at), \
+        last_check, last_check_at";
+
+    pub static LIST: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM oauth_apps
+             WHERE owner = $1 AND ($2::text IS NULL OR provider = $2)
+             ORDER BY created_at, seq"
+        )
+    });
+    pub static GET: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM oauth_apps WHERE owner = $1 AND id = $2"));
+    pub static GET_FOR_UPDATE: LazyLock<String> = LazyLock::new(|| format!("{} FOR UPDATE", *GET));
+    pub static INSERT: LazyLock<String> = LazyLock::new(|| {
+        "INSERT INTO oauth_apps (id, owner, provider, name, client_id, client_secret_sealed,
+             scopes, created_at, credentials_error, credentials_error_at, updated_at,
+             last_check, last_check_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            .to_owned()
+    });
+    pub const UPDATE: &str = "UPDATE oauth_apps SET name = $3, scopes = $4,
+             client_secret_sealed = $5, credentials_error = $6, credentials_error_at = $7,
+             updated_at = $8, last_check = $9, last_check_at = $10
+         WHERE owner = $1 AND id = $2";
+
+    pub fn from_row(row: &Row) -> Result<AppRecord> {
+        let last_check = match (
+            row.try_get::<_, Option<String>>(11)?,
+            optional_timestamp(row, 12)?,
+        ) {
+            (Some(text), Some(at)) => {
+                Some(codec::parse_last_check(&text, at).map_err(|e| bad_column(11, e))?)
+            }
+            _ => None,
+        };
+        Ok(AppRecord {
+            id: row.try_get(0)?,
+            owner: row.try_get(1)?,
+            provider: provider(row, 2)?,
+            name: row.try_get(3)?,
+            client_id: row.try_get(4)?,
+            client_secret_sealed: row.try_get(5)?,
+            scopes: string_list(row, 6)?,
+            created_at: timestamp(row, 7)?,
+            credentials_error: row.try_get(8)?,
+            credentials_error_at: optional_timestamp(row, 9)?,
+            updated_at: timestamp(row, 10)?,
+            last_check,
+        })
+    }
+
+    /// An app's values, encoded for its columns.
+    pub struct Params<'a> {
+        app: &'a AppRecord,
+        provider: &'a str,
+        scopes: String,
+        created_at: i64,
+        credentials_error_at: Option<i64>,
+        updated_at: i64,
+        last_check: Option<String>,
+        last_check_at: Option<i64>,
+    }
+
+    impl<'a> Params<'a> {
+        pub fn of(app: &'a AppRecord) -> Self {
+            Params {
+                app,
+                provider: app.provider.as_str(),
+                scopes: codec::string_list_json(&app.scopes),
+                created_at: app.created_at.unix(),
+                credentials_error_at: app.credentials_error_at.map(Timestamp::unix),
+                updated_at: app.updated_at.unix(),
+                last_check: app.last_check.as_ref().map(codec::last_check_json),
+                last_check_at: app.last_check.as_ref().map(|c| c.checked_at.unix()),
+            }
+        }
+
+        pub fn insert(&self) -> Vec<Param<'_>> {
+            let a = self.app;
+            vec![
+                &a.id,
+                &a.owner,
+                &self.provider,
+                &a.name,
+                &a.client_id,
+                &a.client_secret_sealed,
+                &self.scopes,
+                &self.created_at,
+                &a.credentials_error,
+                &self.credentials_error_at,
+                &self.updated_at,
+                &self.last_check,
+                &self.last_check_at,
+            ]
+        }
+
+        pub fn update(&self) -> Vec<Param<'_>> {
+            let a = self.app;
+            vec![
+                &a.owner,
+                &a.id,
+                &a.name,
+                &self.scopes,
+                &a.client_secret_sealed,
+                &a.credentials_error,
+                &self.credentials_error_at,
+                &self.updated_at,
+                &self.last_check,
+                &self.last_check_at,
+            ]
+        }
+    }
+}
+
+pub(super) mod accounts {
+    use std::sync::LazyLock;
+
+    use super::*;
+    use crate::domain::{AccountStatus, Provider};
+    use crate::store::{AccountRecord, EventRecord};
+
+    const COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_account_id, username, \
+        display_name, scopes, status, status_reason, access_token_sealed, refresh_token_sealed, \
+        expires_at, refresh_expires_at, reauth_by, token_issued_at, next_refresh_at, \
+        refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks";
+
+    pub static PUT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO accounts ({COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18, $19, $20, $21, $22, $23, $24)
+             ON CONFLICT (id) DO UPDATE SET
+                 oauth_app_id = excluded.oauth_app_id,
+                 username = excluded.username,
+                 display_name = excluded.display_name,
+                 scopes = excluded.scopes,
+                 status = excluded.status,
+                 status_reason = excluded.status_reason,
+                 access_token_sealed = excluded.access_token_sealed,
+                 refresh_token_sealed = excluded.refresh_token_sealed,
+                 expires_at = excluded.expires_at,
+                 refresh_expires_at = excluded.refresh_expires_at,
+                 reauth_by = excluded.reauth_by,
+                 token_issued_at = excluded.token_issued_at,
+                 next_refresh_at = excluded.next_refresh_at,
+                 refresh_failures = excluded.refresh_failures,
+                 warned_for = excluded.warned_for,
+                 updated_at = excluded.updated_at,
+                 tasks = excluded.tasks"
+        )
+    });
+    pub static PAGE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT seq, {COLUMNS} FROM accounts
+             WHERE owner = $1 AND seq > $2
+               AND ($3::text IS NULL OR provider = $3) AND ($4::text IS NULL OR status = $4)
+               AND ($6::text IS NULL OR kind = $6) AND ($7::text IS NULL OR parent_id = $7)
+             ORDER BY seq LIMIT $5"
+        )
+    });
+    pub static GET: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE owner = $1 AND id = $2"));
+    pub static BY_ID: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"));
+    pub static BY_ID_FOR_UPDATE: LazyLock<String> =
+        LazyLock::new(|| format!("{} FOR UPDATE", *BY_ID));
+    pub static CHILDREN_FOR_UPDATE: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT {COLUMNS} FROM accounts WHERE parent_id = $1 ORDER BY seq FOR UPDATE")
+    });
+    pub const FIND: &str = "SELECT id, created_at FROM accounts
+         WHERE owner = $1 AND provider = $2 AND provider_account_id = $3 AND parent_id IS NULL
+         FOR UPDATE";
+    pub const COUNT_OF_APP: &str = "SELECT count(*) FROM accounts
+         WHERE oauth_app_id = $1 AND owner = $2 AND parent_id IS NULL";
+    pub const IDS_OF_APP: &str = "SELECT id FROM accounts
+         WHERE oauth_app_id = $1 AND owner = $2 AND parent_id IS NULL ORDER BY seq";
+    pub const MAKE_DUE_FOR_APP: &str = "UPDATE accounts SET next_refresh_at = $2
+         WHERE oauth_app_id = $1 AND refresh_failures > 0 AND status IN ('active', 'expiring')";
+    pub const TAKE_LEASE: &str =
+        "UPDATE accounts SET refresh_lease_until = $3, refresh_lease_holder = $2
+         WHERE id = $1
+           AND (refresh_lease_until IS NULL OR refresh_lease_until <= $4
+                OR refresh_lease_holder = $2)";
+    pub const DUE: &str = "SELECT id FROM accounts
+         WHERE next_refresh_at IS NOT NULL AND next_refresh_at <= $1
+         ORDER BY next_refresh_at LIMIT $2";
+    pub const COUNT: &str =
+        "SELECT provider, status, count(*) FROM accounts GROUP BY provider, status";
+    pub const TRIM_EVENTS: &str = "DELETE FROM account_events WHERE account_id = $1 AND seq <= (
+             SELECT seq FROM account_events WHERE account_id = $1
+             ORDER BY seq DESC LIMIT 1 OFFSET $2)";
+    pub const EVENTS: &str =
+        "SELECT seq, id, account_id, owner, type, created_at, detail FROM account_events
+         WHERE account_id = $1 AND owner = $2 AND seq < $3
+         ORDER BY seq DESC LIMIT $4";
+
+    /// An account from the columns of `COLUMNS` starting at index `o`.
+    pub fn from_row(row: &Row, o: usize) -> Result<AccountRecord> {
+        Ok(AccountRecord {
+            id: row.try_get(o)?,
+            owner: row.try_get(o + 1)?,
+            provider: provider(row, o + 2)?,
+            oauth_app_id: row.try_get(o + 3)?,
+            provider_account_id: row.try_get(o + 4)?,
+            username: row.try_get(o + 5)?,
+            display_name: row.try_get(o + 6)?,
+            scopes: string_list(row, o + 7)?,
+            status: named(row, o + 8)?,
+            status_reason: row.try_get(o + 9)?,
+            access_token_sealed: row.try_get(o + 10)?,
+            refresh_token_sealed: row.try_get(o + 11)?,
+            expires_at: optional_timestamp(row, o + 12)?,
+            refresh_expires_at: optional_timestamp(row, o + 13)?,
+            reauth_by: optional_timestamp(row, o + 14)?,
+            token_issued_at: optional_timestamp(row, o + 15)?,
+            next_refresh_at: optional_timestamp(row, o + 16)?,
+            refresh_failures: row.try_get(o + 17)?,
+            warned_for: optional_timestamp(row, o + 18)?,
+            created_at: timestamp(row, o + 19)?,
+            updated_at: timestamp(row, o + 20)?,
+            kind: named(row, o + 21)?,
+            parent_id: row.try_get(o + 22)?,
+            tasks: match row.try_get::<_, Option<String>>(o + 23)? {
+                None => None,
+                Some(_) => Some(string_list(row, o + 23)?),
+            },
+        })
+    }
+
+    pub fn count_row(row: &Row) -> Result<(Provider, AccountStatus, u64)> {
+        Ok((
+            provider(row, 0)?,
+            named(row, 1)?,
+            u64::try_from(row.try_get::<_, i64>(2)?).unwrap_or(0),
+        ))
+    }
+
+    pub fn event_row(row: &Row) -> Result<EventRecord> {
+        let detail: String = row.try_get(6)?;
+        Ok(EventRecord {
+            seq: row.try_get(0)?,
+            id: row.try_get(1)?,
+            account_id: row.try_get(2)?,
+            owner: row.try_get(3)?,
+            kind: row.try_get(4)?,
+            created_at: timestamp(row, 5)?,
+            detail: serde_json::from_str(&detail).map_err(|e| bad_column(6, e))?,
+        })
+    }
+
+    /// An account's values, encoded for the columns of `COLUMNS`.
+    pub struct Params<'a> {
+        a: &'a AccountRecord,
+        names: [&'a str; 3],
+        scopes: String,
+        times: [Option<i64>; 6],
+        created_at: i64,
+        updated_at: i64,
+        tasks: Option<String>,
+    }
+
+    impl<'a> Params<'a> {
+        pub fn of(a: &'a AccountRecord) -> Self {
+            let unix = |t: Option<Timestamp>| t.map(Timestamp::unix);
+            Params {
+                a,
+                names: [a.provider.as_str(), a.status.as_str(), a.kind.as_str()],
+                scopes: codec::string_list_json(&a.scopes),
+                times: [
+                    unix(a.expires_at),
+                    unix(a.refresh_expires_at),
+                    unix(a.reauth_by),
+                    unix(a.token_issued_at),
+                    unix(a.next_refresh_at),
+                    unix(a.warned_for),
+                ],
+                created_at: a.created_at.unix(),
+                updated_at: a.updated_at.unix(),
+                tasks: a.tasks.as_deref().map(codec::string_list_json),
+            }
+        }
+
+        pub fn all(&self) -> Vec<Param<'_>> {
+            let a = self.a;
+            vec![
+                &a.id,
+                &a.owner,
+                &self.names[0],
+                &a.oauth_app_id,
+                &a.provider_account_id,
+                &a.username,
+                &a.display_name,
+                &self.scopes,
+                &self.names[1],
+                &a.status_reason,
+                &a.access_token_sealed,
+                &a.refresh_token_sealed,
+                &self.times[0],
+                &self.times[1],
+                &self.times[2],
+                &self.times[3],
+                &self.times[4],
+                &a.refresh_failures,
+                &self.times[5],
+                &self.created_at,
+                &self.updated_at,
+                &self.names[2],
+                &a.parent_id,
+                &self.tasks,
+            ]
+        }
+    }
+}
+
+pub(super) mod outbox {
+    use std::sync::LazyLock;
+
+    use super::*;
+    use crate::store::{OutboxRecord, WebhookBacklog};
+
+    const COLUMNS: &str = "seq, id, type, owner, body, created_at, status, attempts, \
+        next_attempt_at, last_error, delivered_at";
+
+    /// The oldest due event nobody holds a running claim on; `SKIP LOCKED` lets two nodes
+    /// claim side by side without waiting on each other's row.
+    pub static CLAIM: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE webhook_outbox SET claimed_by = $2, claimed_until = $3
+             WHERE seq = (
+                 SELECT seq FROM webhook_outbox
+                 WHERE status = 'pending' AND next_attempt_at <= $1
+                   AND (claimed_until IS NULL OR claimed_until <= $1)
+                 ORDER BY next_attempt_at, seq LIMIT 1
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING {COLUMNS}"
+        )
+    });
+    pub static RECENT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM webhook_outbox
+             WHERE $1::text IS NULL OR status = $1
+             ORDER BY seq DESC LIMIT $2"
+        )
+    });
+    pub static GET_FOR_UPDATE: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM webhook_outbox WHERE id = $1 FOR UPDATE"));
+    pub const BACKLOG: &str =
+        "SELECT count(*), min(created_at) FROM webhook_outbox WHERE status = 'pending'";
+
+    pub fn from_row(r: &Row) -> Result<OutboxRecord> {
+        Ok(OutboxRecord {
+            seq: r.try_get(0)?,
+            id: r.try_get(1)?,
+            kind: r.try_get(2)?,
+            owner: r.try_get(3)?,
+            body: r.try_get(4)?,
+            created_at: timestamp(r, 5)?,
+            status: r.try_get(6)?,
+            attempts: r.try_get(7)?,
+            next_attempt_at: optional_timestamp(r, 8)?,
+            last_error: r.try_get(9)?,
+            delivered_at: optional_timestamp(r, 10)?,
+        })
+    }
+
+    pub fn backlog_row(r: &Row) -> Result<WebhookBacklog> {
+        Ok(WebhookBacklog {
+            pending: u64::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0),
+            oldest_created_at: optional_timestamp(r, 1)?,
+        })
+    }
+}
+
+pub(super) mod keys {
+    use std::fmt::Write as _;
+
+    use super::*;
+    use crate::store::{MasterKeyRecord, SealedColumn, SealedCounts, SealedRow};
+
+    pub const LIST: &str =
+        "SELECT id, check_value, added_at, retired_at, accept_until FROM master_keys ORDER BY id";
+
+    pub fn from_row(r: &Row) -> Result<MasterKeyRecord> {
+        let id: i64 = r.try_get(0)?;
+        Ok(MasterKeyRecord {
+            id: u32::try_from(id).map_err(|e| bad_column(0, e))?,
+            check_value: r.try_get(1)?,
+            added_at: timestamp(r, 2)?,
+            retired_at: optional_timestamp(r, 3)?,
+            accept_until: optional_timestamp(r, 4)?,
+        })
+    }
+
+    /// Where a column lives, and the columns its seal's associated data is made of.
+    struct Place {
+        table: &'static str,
+        column: &'static str,
+        context: &'static str,
+    }
+
+    fn place(column: SealedColumn) -> Place {
+        match column {
+            SealedColumn::AppClientSecret => Place {
+                table: "oauth_apps",
+                column: "client_secret_sealed",
+                context: "id, owner, provider, NULL::text",
+            },
+            SealedColumn::AccessToken => Place {
+                table: "accounts",
+                column: "access_token_sealed",
+                context: "id, owner, provider, provider_account_id",
+            },
+            SealedColumn::RefreshToken => Place {
+                table: "accounts",
+                column: "refresh_token_sealed",
+                context: "id, owner, provider, provider_account_id",
+            },
+            SealedColumn::PendingConnection => Place {
+                table: "pending_connections",
+                column: "sealed",
+                context: "id, owner, provider, NULL::text",
+            },
+        }
+    }
+
+    /// An SQL condition: `column` starts with one of `prefixes` (bytea literals in hex, made
+    /// from bytes only, so nothing can be injected).
+    fn starts_with_any(column: &str, prefixes: &[Vec<u8>]) -> String {
+        if prefixes.is_empty() {
+            return "false".into();
+        }
+        let mut sql = String::from("(");
+        for (i, prefix) in prefixes.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" OR ");
+            }
+            let hex: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = write!(
+                sql,
+                "substring({column} from 1 for {}) = '\\x{hex}'::bytea",
+                prefix.len()
+            );
+        }
+        sql.push(')');
+        sql
+    }
+
+    pub fn count_query(column: SealedColumn, keys: &[Vec<Vec<u8>>]) -> String {
+        let p = place(column);
+        let mut sql = String::from("SELECT count(*)");
+        for prefixes in keys {
+            let _ = write!(
+                sql,
+                ", count(*) FILTER (WHERE {})",
+                starts_with_any(p.column, prefixes)
+            );
+        }
+        let _ = write!(
+            sql,
+            " FROM {} WHERE {c} IS NOT NULL AND length({c}) > 0",
+            p.table,
+            c = p.column
+        );
+        sql
+    }
+
+    pub fn counts_row(column: SealedColumn, r: &Row, keys: usize) -> Result<SealedCounts> {
+        let total: i64 = r.try_get(0)?;
+        let by_key = (0..keys)
+            .map(|i| Ok(r.try_get::<_, i64>(i + 1)? as u64))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SealedCounts {
+            column,
+            total: total as u64,
+            by_key,
+        })
+    }
+
+    /// `$1`: the position to start after, `$2`: how many.
+    pub fn page_query(column: SealedColumn, prefixes: &[Vec<u8>]) -> String {
+        let p = place(column);
+        format!(
+            "SELECT seq, {context}, {c} FROM {table}
+             WHERE seq > $1 AND {matches}
+             ORDER BY seq LIMIT $2",
+            context = p.context,
+            c = p.column,
+            table = p.table,
+            matches = starts_with_any(p.column, prefixes)
+        )
+    }
+
+    pub fn sealed_row(r: &Row) -> Result<SealedRow> {
+        Ok(SealedRow {
+            rowid: r.try_get(0)?,
+            id: r.try_get(1)?,
+            owner: r.try_get(2)?,
+            provider: provider(r, 3)?,
+            provider_account_id: r.try_get(4)?,
+            sealed: r.try_get(5)?,
+        })
+    }
+
+    pub fn replace_query(column: SealedColumn) -> String {
+        let p = place(column);
+        format!(
+            "UPDATE {table} SET {c} = $3 WHERE id = $1 AND {c} = $2",
+            table = p.table,
+            c = p.column
+        )
+    }
+}
