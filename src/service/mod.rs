@@ -10,6 +10,7 @@ mod connect;
 pub mod doctor;
 mod events;
 pub mod keys;
+pub mod store_copy;
 mod lifecycle;
 mod monitoring;
 mod pending;

@@ -10,6 +10,7 @@
 //! read or change another's rows by id.
 
 pub mod codec;
+pub mod copy;
 pub mod postgres;
 pub mod sqlite;
 
@@ -387,6 +388,8 @@ pub trait WriteTx {
     fn meta_set(&mut self, key: &str, value: &str) -> Result<()>;
     /// Removes a value of the `meta` table.
     fn meta_delete(&mut self, key: &str) -> Result<()>;
+    /// Inserts rows exported from another database, positions and all (`store copy`).
+    fn import_rows(&mut self, table: &copy::CopyTable, rows: &[copy::CopyRow]) -> Result<()>;
 }
 
 /// Work to run inside one write transaction.
@@ -469,6 +472,17 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a consistent copy of the whole database to `target`, a new file, while others
     /// keep reading and writing.
     async fn backup_into(&self, target: &std::path::Path) -> Result<()>;
+
+    /// Up to `limit` rows of `table` after the position `after`, in position order; a table
+    /// without positions is read whole (`store copy`).
+    async fn export_rows(
+        &self,
+        table: &'static copy::CopyTable,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<copy::CopyRow>>;
+    /// How many rows `table` holds.
+    async fn count_rows(&self, table: &'static copy::CopyTable) -> Result<u64>;
 
     /// Runs `work` in one write transaction; use `write` for a typed result.
     async fn write_work(&self, work: WriteWork) -> Result<()>;

@@ -463,6 +463,32 @@ impl Store for PgStore {
         )))
     }
 
+    async fn export_rows(
+        &self,
+        table: &'static crate::store::copy::CopyTable,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::store::copy::CopyRow>> {
+        let query = sql::copy::export_query(table);
+        let rows = if table.positioned {
+            self.rows(&query, &[&after, &(limit as i64)]).await?
+        } else {
+            self.rows(&query, &[]).await?
+        };
+        rows.iter()
+            .map(|r| sql::copy::export_row(table, r))
+            .collect()
+    }
+
+    async fn count_rows(&self, table: &'static crate::store::copy::CopyTable) -> Result<u64> {
+        let n: i64 = self
+            .row(&format!("SELECT count(*) FROM {}", table.name), &[])
+            .await?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        Ok(n as u64)
+    }
+
     async fn write_work(&self, work: WriteWork) -> Result<()> {
         let mut client = self.client().await?;
         let handle = tokio::runtime::Handle::current();
@@ -979,6 +1005,32 @@ impl WriteTx for PgTx<'_> {
 
     fn meta_delete(&mut self, key: &str) -> Result<()> {
         self.execute("DELETE FROM meta WHERE key = $1", &[&key])?;
+        Ok(())
+    }
+
+    fn import_rows(
+        &mut self,
+        table: &crate::store::copy::CopyTable,
+        rows: &[crate::store::copy::CopyRow],
+    ) -> Result<()> {
+        let query = sql::copy::insert_query(table);
+        for row in rows {
+            let mut params = Vec::with_capacity(row.values.len() + 1);
+            if let Some(position) = row.position {
+                params.push(Box::new(position) as Box<dyn ToSql + Sync + Send>);
+            }
+            for ((_, kind), value) in table.columns.iter().zip(&row.values) {
+                params.push(sql::copy::param(*kind, value)?);
+            }
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            self.execute(&query, &refs)?;
+        }
+        if table.positioned {
+            self.row(&sql::copy::resync_query(table), &[])?;
+        }
         Ok(())
     }
 }

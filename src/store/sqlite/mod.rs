@@ -22,6 +22,7 @@
 mod accounts;
 mod apps;
 pub mod backup;
+mod copy;
 mod keys;
 mod outbox;
 mod pending;
@@ -442,6 +443,20 @@ impl Store for SqliteStore {
         self.blocking(move |c| backup::copy_into(c, &target)).await
     }
 
+    async fn export_rows(
+        &self,
+        table: &'static crate::store::copy::CopyTable,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::store::copy::CopyRow>> {
+        self.blocking(move |c| copy::export(c, table, after, limit))
+            .await
+    }
+
+    async fn count_rows(&self, table: &'static crate::store::copy::CopyTable) -> Result<u64> {
+        self.blocking(move |c| copy::count(c, table)).await
+    }
+
     async fn write_work(&self, work: WriteWork) -> Result<()> {
         self.blocking(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -657,6 +672,14 @@ impl WriteTx for SqliteTx<'_> {
 
     fn meta_delete(&mut self, key: &str) -> Result<()> {
         keys::meta_delete(self.0, key)
+    }
+
+    fn import_rows(
+        &mut self,
+        table: &crate::store::copy::CopyTable,
+        rows: &[crate::store::copy::CopyRow],
+    ) -> Result<()> {
+        copy::import(self.0, table, rows)
     }
 }
 
