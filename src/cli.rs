@@ -599,11 +599,8 @@ fn run(cli: Cli) -> Result<()> {
         }) => block_on(async {
             use crate::service::store_copy::{StoreLocation, copy_store};
             let (from, to) = (StoreLocation::parse(from), StoreLocation::parse(to));
-            let spinner = Spinner::start(&format!(
-                "copying {} to {}",
-                from.describe(),
-                to.describe()
-            ));
+            let spinner =
+                Spinner::start(&format!("copying {} to {}", from.describe(), to.describe()));
             let report = copy_store(&from, &to, batch_size as usize, |_, _| {}).await;
             spinner.finish();
             let report = report?;

@@ -10,11 +10,11 @@ mod connect;
 pub mod doctor;
 mod events;
 pub mod keys;
-pub mod store_copy;
 mod lifecycle;
 mod monitoring;
 mod pending;
 mod shared;
+pub mod store_copy;
 mod webhooks;
 
 pub use accounts::{

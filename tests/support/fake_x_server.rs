@@ -2,6 +2,8 @@
 //! connect a browser would make through it. Included with `#[path]` by the tests that use it,
 //! beside `fake_provider` and `support`.
 
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::Command;
 
