@@ -14,8 +14,11 @@
 #
 # Environment: DURATION (wrk duration, default 10s), THREADS (2), CONNECTIONS (64),
 # HYPERFINE_RUNS (optional --runs for hyperfine), STRICT=1 (exit 1 when a target is missed),
-# KEEP_TMP=1 (keep the temp dir with the database and raw outputs), LOG_LEVEL (RUST_LOG).
+# KEEP_TMP=1 (keep the temp dir with the database and raw outputs), LOG_LEVEL (RUST_LOG),
+# DATABASE_URL=postgres://… (run against that PostgreSQL database, which must hold no Dravo
+# data yet, instead of a SQLite file in the temp dir; the key file stays in the temp dir).
 set -euo pipefail
+BENCH_DATABASE_URL=${DATABASE_URL:-}
 
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
@@ -110,6 +113,10 @@ DRAVO_PORT=$(free_port)
 BARE_PORT=$(free_port)
 [[ $BARE_PORT != "$DRAVO_PORT" ]] || BARE_PORT=$(free_port)
 export DRAVO_DATABASE_PATH="$TMP/dravo.db"
+if [[ -n $BENCH_DATABASE_URL ]]; then
+    export DRAVO_DATABASE_URL=$BENCH_DATABASE_URL
+    log "database: PostgreSQL (DATABASE_URL)"
+fi
 export DRAVO_SERVER_BIND="127.0.0.1:$DRAVO_PORT"
 # The rate limits at their highest (100 000 requests/s per tenant or client, as good as off):
 # one tenant and one client address make all the load, and the run is about Dravo's work.

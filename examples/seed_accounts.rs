@@ -43,6 +43,10 @@ async fn main() -> dravo::Result<()> {
     let args = Args::parse();
     let mut config = Config::default();
     config.database.path = args.database;
+    // PostgreSQL, as `dravo serve` finds it (the key file stays next to `--database`).
+    if let Ok(url) = std::env::var("DRAVO_DATABASE_URL") {
+        config.database.url = Some(url.into());
+    }
     let seeder = seed::Seeder::open(config).await?;
     let owner = Owner::parse("--owner", &args.owner)?;
     let app = seeder
