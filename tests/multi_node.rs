@@ -10,6 +10,8 @@
 mod fake_provider;
 #[path = "support/fake_x_server.rs"]
 mod fake_x_server;
+#[path = "support/pg.rs"]
+mod pg;
 mod support;
 
 use std::collections::HashMap;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use fake_provider::{FakeProvider, Kind};
 use fake_x_server::{CLIENT_ID, CLIENT_SECRET, serve_command, start};
+use pg::{base_url, fresh_database, psql};
 use serde_json::Value;
 use support::dravo_cmd;
 use support::process::{SAFETY_TIMEOUT, Server, http, runtime, tempdir};
@@ -28,54 +31,6 @@ const TENANT: &str = "tenant-multi";
 /// What every node's `server.public_url` names: the load balancer in front of them. The
 /// browser's requests to it are sent to a node of the test's choice.
 const PUBLIC_URL: &str = "http://dravo-lb.invalid";
-
-/// The test database's URL, or `None` (the test is skipped) when none is configured.
-fn base_url() -> Option<String> {
-    match std::env::var("DRAVO_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("DRAVO_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "DRAVO_REQUIRE_POSTGRES=1 but DRAVO_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("skipped: set DRAVO_TEST_POSTGRES_URL to run the multi-node tests");
-            None
-        }
-    }
-}
-
-/// Runs `sql` on the test database (a connection of its own, on a thread of its own).
-fn psql(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
-    let (url, sql) = (url.to_owned(), sql.to_owned());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect to the test database");
-                tokio::spawn(conn);
-                if sql.trim_start().to_uppercase().starts_with("SELECT") {
-                    client.query(&sql, &[]).await.expect("run the query")
-                } else {
-                    client.batch_execute(&sql).await.expect("run the SQL");
-                    Vec::new()
-                }
-            })
-    })
-    .join()
-    .unwrap()
-}
-
-/// A fresh, empty schema of the test database, and the URL that puts a node in it.
-fn fresh_database(base: &str) -> String {
-    let schema = format!("mn_{}", support::random_suffix());
-    psql(base, &format!("CREATE SCHEMA {schema}"));
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-csearch_path%3D{schema}")
-}
 
 /// `dravo` in `dir` (where the shared key file is) on the database `url`.
 fn cmd(dir: &Path, url: &str) -> Command {

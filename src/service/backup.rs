@@ -44,7 +44,16 @@ pub fn check_backup(
     keys: &BTreeMap<KeyId, Arc<Keys>>,
     source: &str,
 ) -> Result<BackupReport> {
-    let facts: BackupFacts = backup::inspect(path)?;
+    check_facts(backup::inspect(path)?, path, keys, source)
+}
+
+/// The checks of `check_backup` on what a database holds (`path` names it in messages).
+fn check_facts(
+    facts: BackupFacts,
+    path: &Path,
+    keys: &BTreeMap<KeyId, Arc<Keys>>,
+    source: &str,
+) -> Result<BackupReport> {
     if facts.integrity != "ok" {
         return Err(Error::invalid(format!(
             "the backup {} is damaged: {}",
@@ -133,8 +142,26 @@ pub fn restore(config: &Config, source: &Path) -> Result<BackupReport> {
 /// Checks the database file `source` (a backup, or the live one) as `check_backup` does,
 /// with the master keys the configuration names (its key file or `security.master_key`).
 pub fn check_with_configured_keys(config: &Config, source: &Path) -> Result<BackupReport> {
+    check_facts_with_configured_keys(config, backup::inspect(source)?, source)
+}
+
+/// The PostgreSQL database `database.url` names, checked as `check_with_configured_keys`
+/// checks a file (read only: nothing is migrated).
+pub async fn check_postgres_with_configured_keys(
+    config: &Config,
+    url: &str,
+) -> Result<BackupReport> {
+    let facts = crate::store::PgStore::inspect(url).await?;
+    let shown = PathBuf::from(config.database.describe());
+    check_facts_with_configured_keys(config, facts, &shown)
+}
+
+fn check_facts_with_configured_keys(
+    config: &Config,
+    facts: BackupFacts,
+    source: &Path,
+) -> Result<BackupReport> {
     let file = RingFile::load(config, false)?;
-    let facts = backup::inspect(source)?;
     // The key file names its keys' ids; `security.master_key` is found by its fingerprint.
     let keys: BTreeMap<KeyId, Arc<Keys>> = file
         .keys
@@ -151,5 +178,5 @@ pub fn check_with_configured_keys(config: &Config, source: &Path) -> Result<Back
             Some((id, Arc::new(Keys::derive(id, &k.key))))
         })
         .collect();
-    check_backup(source, &keys, &KeySource::of(config).describe())
+    check_facts(facts, source, &keys, &KeySource::of(config).describe())
 }

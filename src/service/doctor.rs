@@ -4,7 +4,7 @@
 //! failure of the config, the key or the database ends the list there.
 
 use super::Dravo;
-use super::backup::check_with_configured_keys;
+use super::backup::{check_postgres_with_configured_keys, check_with_configured_keys};
 use crate::config::Config;
 use crate::crypto::RingFile;
 use crate::domain::{CheckResult, CheckStatus};
@@ -69,8 +69,13 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
     ));
 
     let db = config.database.path.clone();
+    let postgres = config.database.postgres_url().map(str::to_owned);
     let key_file = config.master_key_file();
-    if config.security.master_key.is_none() && !key_file.exists() && !db.exists() {
+    if postgres.is_none()
+        && config.security.master_key.is_none()
+        && !key_file.exists()
+        && !db.exists()
+    {
         found.push(finding(
             Level::Fail,
             "database",
@@ -101,7 +106,7 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
             return found;
         }
     }
-    if !db.exists() {
+    if postgres.is_none() && !db.exists() {
         found.push(finding(
             Level::Fail,
             "database",
@@ -112,16 +117,31 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
         ));
         return found;
     }
-    match check_with_configured_keys(&config, &db) {
+    let checked = match &postgres {
+        Some(url) => check_postgres_with_configured_keys(&config, url).await,
+        None => check_with_configured_keys(&config, &db),
+    };
+    let shown = config.database.describe();
+    // PostgreSQL checks its own pages; SQLite's integrity check is Dravo's to run.
+    let integrity = if postgres.is_some() {
+        ""
+    } else {
+        "integrity ok, "
+    };
+    match checked {
         Ok(report) if report.schema_version < report.latest_schema_version => {
             found.push(finding(
                 Level::Warn,
                 "database",
                 format!(
-                    "{} is at schema {} of {}: `dravo serve` migrates it when it starts; take a backup first (`dravo backup FILE`)",
-                    db.display(),
+                    "{shown} is at schema {} of {}: `dravo serve` migrates it when it starts; take a backup first{}",
                     report.schema_version,
-                    report.latest_schema_version
+                    report.latest_schema_version,
+                    if postgres.is_some() {
+                        " (pg_dump)"
+                    } else {
+                        " (`dravo backup FILE`)"
+                    }
                 ),
             ))
         }
@@ -129,8 +149,7 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
             Level::Ok,
             "database",
             format!(
-                "{}: schema {}, integrity ok, {} apps, {} accounts, sealed with this key",
-                db.display(),
+                "{shown}: schema {}, {integrity}{} apps, {} accounts, sealed with this key",
                 report.schema_version,
                 report.apps,
                 report.accounts

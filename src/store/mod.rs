@@ -106,6 +106,24 @@ pub struct SchemaVersion {
     pub latest: usize,
 }
 
+/// What a database (or a backup file) holds, read without changing it: what `dravo doctor`,
+/// `backup` and `restore` check before trusting it.
+#[derive(Debug, Clone)]
+pub struct DatabaseFacts {
+    /// `ok`, or what SQLite's integrity check found (PostgreSQL checks its own pages: `ok`).
+    pub integrity: String,
+    /// The migrations applied to it, and how many this build has.
+    pub schema_version: i64,
+    pub latest_version: i64,
+    /// The master keys its secrets are sealed with (none recorded: a database never used).
+    pub keys: Vec<MasterKeyRecord>,
+    /// One app, to prove the key opens its secret.
+    pub sample_app: Option<AppRecord>,
+    pub apps: i64,
+    pub accounts: i64,
+    pub bytes: u64,
+}
+
 /// The webhook events waiting for delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WebhookBacklog {

@@ -95,13 +95,32 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
 
 impl From<tokio_postgres::Error> for Error {
     fn from(err: tokio_postgres::Error) -> Self {
-        Error::store_caused("database error", err)
+        pg_error("database error", err)
     }
 }
 
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        Error::store_caused("cannot get a database connection", err)
+/// A driver error as one line: the driver's own `Display` is only "db error" or "error
+/// connecting to server", so the server's message (or the I/O cause) is added.
+fn pg_error(context: impl std::fmt::Display, err: tokio_postgres::Error) -> Error {
+    use std::error::Error as _;
+    let detail = match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match err.source() {
+            Some(cause) => format!("{err}: {cause}"),
+            None => err.to_string(),
+        },
+    };
+    Error::Store {
+        message: format!("{context}: {detail}"),
+        source: Some(Box::new(err)),
+    }
+}
+
+/// A failure to get a pooled connection, with the driver's cause when there is one.
+fn pool_error(context: impl std::fmt::Display, err: deadpool_postgres::PoolError) -> Error {
+    match err {
+        deadpool_postgres::PoolError::Backend(e) => pg_error(context, e),
+        other => Error::store_caused(context.to_string(), other),
     }
 }
 
@@ -143,6 +162,71 @@ impl PgStore {
         Ok(store)
     }
 
+    /// What the database at `url` holds, read without migrating or changing it (`dravo
+    /// doctor`). A database Dravo never used has schema 0 and no keys.
+    pub async fn inspect(url: &str) -> Result<super::DatabaseFacts> {
+        let config = parse_url(url)?;
+        let shown = describe_url(&config);
+        let (client, connection) = config
+            .connect(tls()?)
+            .await
+            .map_err(|e| pg_error(format!("cannot connect to the database {shown}"), e))?;
+        let driver = tokio::spawn(connection);
+        let exists = |table: &'static str| {
+            let client = &client;
+            async move {
+                let row = client
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+                    .await?;
+                Ok::<bool, Error>(row.get(0))
+            }
+        };
+        let count = |table: &'static str| {
+            let client = &client;
+            async move {
+                let row = client
+                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                    .await?;
+                Ok::<i64, Error>(row.get(0))
+            }
+        };
+        let mut facts = super::DatabaseFacts {
+            integrity: "ok".into(),
+            schema_version: 0,
+            latest_version: MIGRATIONS.len() as i64,
+            keys: Vec::new(),
+            sample_app: None,
+            apps: 0,
+            accounts: 0,
+            bytes: 0,
+        };
+        if exists("dravo_migrations").await? {
+            facts.schema_version = count("dravo_migrations").await?;
+        }
+        if facts.schema_version > 0 {
+            facts.keys = client
+                .query(sql::keys::LIST, &[])
+                .await?
+                .iter()
+                .map(sql::keys::from_row)
+                .collect::<Result<_>>()?;
+            facts.sample_app = client
+                .query_opt(&*sql::apps::FIRST, &[])
+                .await?
+                .map(|r| sql::apps::from_row(&r))
+                .transpose()?;
+            facts.apps = count("oauth_apps").await?;
+            facts.accounts = count("accounts").await?;
+            let size = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await?;
+            facts.bytes = size.get::<_, i64>(0) as u64;
+        }
+        drop(client);
+        let _ = driver.await;
+        Ok(facts)
+    }
+
     /// Where the database is, for messages.
     pub fn describe(&self) -> &str {
         &self.shown
@@ -150,9 +234,11 @@ impl PgStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         let started = Instant::now();
-        let client = self.pool.get().await.map_err(|e| {
-            Error::store_caused(format!("cannot reach the database {}", self.shown), e)
-        })?;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| pool_error(format!("cannot reach the database {}", self.shown), e))?;
         if let Some(h) = &self.pool_wait {
             h.observe(started.elapsed().as_secs_f64());
         }

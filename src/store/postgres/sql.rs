@@ -65,6 +65,9 @@ pub(super) mod apps {
     pub static GET: LazyLock<String> =
         LazyLock::new(|| format!("SELECT {COLUMNS} FROM oauth_apps WHERE owner = $1 AND id = $2"));
     pub static GET_FOR_UPDATE: LazyLock<String> = LazyLock::new(|| format!("{} FOR UPDATE", *GET));
+    /// Any one app (the first stored), of any owner: a sample to check the keys with.
+    pub static FIRST: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM oauth_apps ORDER BY seq LIMIT 1"));
     pub static INSERT: LazyLock<String> = LazyLock::new(|| {
         "INSERT INTO oauth_apps (id, owner, provider, name, client_id, client_secret_sealed,
              scopes, created_at, credentials_error, credentials_error_at, updated_at,

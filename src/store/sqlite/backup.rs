@@ -11,24 +11,9 @@ use rusqlite::{Connection, OpenFlags};
 use super::{apps, create_private, keys, meta_get, migrations_list};
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
-use crate::store::{AppRecord, MasterKeyRecord};
+use crate::store::MasterKeyRecord;
 
-/// What a backup file holds, read without changing it.
-#[derive(Debug, Clone)]
-pub struct BackupFacts {
-    /// `ok`, or what SQLite's integrity check found.
-    pub integrity: String,
-    /// The migrations applied to it, and how many this build has.
-    pub schema_version: i64,
-    pub latest_version: i64,
-    /// The master keys its secrets are sealed with (none recorded: a database never used).
-    pub keys: Vec<MasterKeyRecord>,
-    /// One app, to prove the key opens its secret.
-    pub sample_app: Option<AppRecord>,
-    pub apps: i64,
-    pub accounts: i64,
-    pub bytes: u64,
-}
+pub use crate::store::DatabaseFacts as BackupFacts;
 
 /// Writes a consistent copy of the database behind `conn` to `target`, a new file created
 /// with mode 0600 (the copy holds every sealed secret).
