@@ -66,11 +66,14 @@ impl Seeder {
         };
         let dravo = Dravo::open(config.clone(), None).await?;
         let path = config.database.path.clone();
-        let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-                .await
-                .expect("opening the store")?,
-        );
+        let store: Arc<dyn Store> = match config.database.postgres_url() {
+            Some(url) => Arc::new(dravo::store::PgStore::connect(url, None).await?),
+            None => Arc::new(
+                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .expect("opening the store")?,
+            ),
+        };
         // The key file's newest key: the one a fresh database seals with.
         let file = RingFile::load(&config, false)?;
         let newest = file
