@@ -11,10 +11,12 @@ use support::cmd::{Out, dravo, run_cmd};
 use support::{dravo_cmd, files_in};
 
 /// `dravo ARGS` in `dir` with no `DRAVO_*` variable at all (not even the harness's
-/// `DRAVO_DATABASE_PATH`), plus `env`.
+/// `DRAVO_DATABASE_PATH` or `DRAVO_DATABASE_URL`), plus `env`.
 fn bare_dravo(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
     let mut cmd = dravo_cmd(dir);
-    cmd.env_remove("DRAVO_DATABASE_PATH").args(args);
+    cmd.env_remove("DRAVO_DATABASE_PATH")
+        .env_remove("DRAVO_DATABASE_URL")
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
