@@ -233,6 +233,9 @@ fn the_secret_prompt_at_a_terminal_does_not_echo() {
         .current_dir(dir.path())
         .env("DRAVO_DATABASE_PATH", dir.path().join("dravo.db"))
         .env_remove("RUST_LOG");
+    if let Some(url) = support::backend::database_url_for(dir.path()) {
+        cmd.env("DRAVO_DATABASE_URL", url);
+    }
     let mut session = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
     session.exp_string("client secret").unwrap();
     session.send_line(SECRET).unwrap();

@@ -100,6 +100,7 @@ on_both_backends!(
     refresh_lease_is_held_by_one_holder_until_it_runs_out,
     state_nonce_is_used_once,
     two_claimers_never_get_the_same_webhook_and_a_claim_runs_out,
+    due_webhooks_are_claimed_in_the_order_they_were_recorded,
     pending_connections_expire_and_are_purged,
     master_keys_and_sealed_values,
     a_failed_write_transaction_changes_nothing,
@@ -598,6 +599,35 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
         store.webhook_backlog().await.unwrap().pending,
         EVENTS as u64 - 1
     );
+}
+
+async fn due_webhooks_are_claimed_in_the_order_they_were_recorded(store: Arc<dyn Store>) {
+    // The older event waits for a retry due later than the newer one's first attempt: once
+    // both are due, the older one still goes first (a receiver sees an account's events in
+    // order).
+    let mut older = webhook(0);
+    older.next_attempt_at = Some(Timestamp::from_unix(T0 + 50));
+    let mut newer = webhook(1);
+    newer.next_attempt_at = Some(Timestamp::from_unix(T0 + 10));
+    let queued = [older.clone(), newer.clone()];
+    store
+        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .await
+        .unwrap();
+    let claim = |now: i64, holder: &'static str| {
+        let store = store.clone();
+        async move {
+            let now = Timestamp::from_unix(now);
+            store
+                .write(move |tx| tx.claim_due_webhook(now, holder, now.plus_seconds(60)))
+                .await
+                .unwrap()
+                .map(|e| e.id)
+        }
+    };
+    assert_eq!(claim(T0 + 100, "a").await, Some(older.id));
+    assert_eq!(claim(T0 + 100, "b").await, Some(newer.id));
+    assert_eq!(claim(T0 + 100, "c").await, None);
 }
 
 async fn pending_connections_expire_and_are_purged(store: Arc<dyn Store>) {
