@@ -14,7 +14,7 @@ use dravo::config::ProviderConfig;
 use fake_provider::{FakeProvider, Fault, Kind};
 use serde_json::{Value, json};
 use support::cmd::dravo_with;
-use support::{TestApp, assert_error, open_db, spawn_app_with};
+use support::{Db, TestApp, assert_error, spawn_app_with};
 use url::Url;
 
 const CLIENT_ID: &str = "fake-client-id-123";
@@ -97,13 +97,12 @@ fn result<'a>(check: &'a Value, name: &str) -> &'a Value {
 
 /// The `last_check` column of app `id`, as stored.
 fn stored_last_check(app: &TestApp, id: &str) -> Option<String> {
-    open_db(&app.db_path())
-        .query_row(
+    Db::open(&app.db_path())
+        .value(
             "SELECT last_check FROM oauth_apps WHERE id = ?1",
-            [id],
-            |r| r.get(0),
+            &[id.into()],
         )
-        .unwrap()
+        .opt_text()
 }
 
 /// The parameters of the fake's client-credentials calls.
@@ -533,13 +532,12 @@ async fn the_last_check_is_stored_shown_on_the_app_and_cleared_by_a_new_secret()
     assert_eq!(shown["last_check"], checked, "GET shows the check");
     let listed = app.list_apps(TENANT).await;
     assert_eq!(listed[0]["last_check"], checked, "the list shows it too");
-    let checked_at: i64 = open_db(&app.db_path())
-        .query_row(
+    let checked_at = Db::open(&app.db_path())
+        .value(
             "SELECT last_check_at FROM oauth_apps WHERE id = ?1",
-            [&id],
-            |r| r.get(0),
+            &[(&id).into()],
         )
-        .unwrap();
+        .int();
     let at = time::OffsetDateTime::parse(
         checked["checked_at"].as_str().unwrap(),
         &time::format_description::well_known::Rfc3339,

@@ -1105,17 +1105,21 @@ const HOSTILE_CHARS: [char; 12] = [
 /// Stores a connected account row as it might have been written before provider text was
 /// cleaned (the sealed token is a dummy blob: listing never opens it).
 fn insert_account(dir: &Path, id: &str, owner: &str, username: &str, display_name: &str) {
-    let conn = support::open_db(&dir.join("dravo.db"));
-    conn.execute(
+    support::Db::open(&dir.join("dravo.db")).execute(
         "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id, username,
                                display_name, scopes, status, access_token_sealed,
                                refresh_token_sealed, expires_at, refresh_expires_at,
                                created_at, updated_at)
-         VALUES (?1, ?2, 'x', NULL, ?1, ?3, ?4, '[\"tweet.read\"]', 'active', x'00', NULL,
+         VALUES (?1, ?2, 'x', NULL, ?1, ?3, ?4, '[\"tweet.read\"]', 'active', ?5, NULL,
                  NULL, NULL, 1704067200, 1704067200)",
-        rusqlite::params![id, owner, username, display_name],
-    )
-    .expect("insert an account row");
+        &[
+            id.into(),
+            owner.into(),
+            username.into(),
+            display_name.into(),
+            vec![0u8].into(),
+        ],
+    );
 }
 
 fn assert_no_hostile_chars(out: &Out) {
@@ -1336,14 +1340,12 @@ fn update_usage_and_runtime_errors() {
 /// An account row of `owner`'s connected with `app_id` (its sealed tokens are placeholders,
 /// so a revoke cannot be attempted and deleting reports why).
 fn insert_app_account(dir: &Path, id: &str, owner: &str, app_id: &str) {
-    support::open_db(&dir.join("dravo.db"))
-        .execute(
-            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
-                 scopes, status, access_token_sealed, created_at, updated_at)
-             VALUES (?1, ?2, 'x', ?3, ?1, '[]', 'active', x'00', 1, 1)",
-            rusqlite::params![id, owner, app_id],
-        )
-        .expect("insert an account row");
+    support::Db::open(&dir.join("dravo.db")).execute(
+        "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
+             scopes, status, access_token_sealed, created_at, updated_at)
+         VALUES (?1, ?2, 'x', ?3, ?1, '[]', 'active', ?4, 1, 1)",
+        &[id.into(), owner.into(), app_id.into(), vec![0u8].into()],
+    );
 }
 
 #[test]

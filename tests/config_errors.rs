@@ -739,7 +739,9 @@ fn database_path_from_the_file_is_used() {
     std::fs::create_dir(dir.path().join("data")).unwrap();
     for args in [&["init"][..], &["token", "issue", "--sub", "alice"]] {
         let mut cmd = dravo_cmd(dir.path());
-        cmd.env_remove("DRAVO_DATABASE_PATH").args(args);
+        cmd.env_remove("DRAVO_DATABASE_PATH")
+            .env_remove("DRAVO_DATABASE_URL")
+            .args(args);
         run_cmd(cmd, "").assert_success();
     }
     assert!(dir.path().join("data/custom.db").exists());
@@ -764,23 +766,27 @@ fn zero_config_creates_a_0600_key_file_beside_the_database_and_reuses_it() {
     let dir = tempdir();
     // Truly zero configuration: no DRAVO_* variable at all, default database path.
     let mut cmd = dravo_cmd(dir.path());
-    cmd.env_remove("DRAVO_DATABASE_PATH").arg("init");
+    cmd.env_remove("DRAVO_DATABASE_PATH")
+        .env_remove("DRAVO_DATABASE_URL")
+        .arg("init");
     run_cmd(cmd, "").assert_success();
     let mut cmd = dravo_cmd(dir.path());
-    cmd.env_remove("DRAVO_DATABASE_PATH").args([
-        "oauth-apps",
-        "create",
-        "--owner",
-        "alice",
-        "--provider",
-        "x",
-        "--name",
-        "zero",
-        "--client-id",
-        "cid",
-        "--client-secret-stdin",
-        "--json",
-    ]);
+    cmd.env_remove("DRAVO_DATABASE_PATH")
+        .env_remove("DRAVO_DATABASE_URL")
+        .args([
+            "oauth-apps",
+            "create",
+            "--owner",
+            "alice",
+            "--provider",
+            "x",
+            "--name",
+            "zero",
+            "--client-id",
+            "cid",
+            "--client-secret-stdin",
+            "--json",
+        ]);
     let out = run_cmd(cmd, "zero-config-secret\n");
     out.assert_success().assert_hides("zero-config-secret");
     let key_file = dir.path().join("dravo.key");
@@ -792,7 +798,9 @@ fn zero_config_creates_a_0600_key_file_beside_the_database_and_reuses_it() {
 
     // A second command reuses the key: it opens the sealed database and leaves the file alone.
     let mut cmd = dravo_cmd(dir.path());
-    cmd.env_remove("DRAVO_DATABASE_PATH").args(LIST);
+    cmd.env_remove("DRAVO_DATABASE_PATH")
+        .env_remove("DRAVO_DATABASE_URL")
+        .args(LIST);
     let out = run_cmd(cmd, "");
     out.assert_success();
     assert_eq!(out.json().as_array().unwrap().len(), 1);
@@ -803,6 +811,9 @@ fn zero_config_creates_a_0600_key_file_beside_the_database_and_reuses_it() {
 #[cfg(unix)]
 #[test]
 fn key_file_lands_beside_a_database_in_another_directory() {
+    if support::sqlite_only("names a SQLite file in another directory") {
+        return;
+    }
     let dir = tempdir();
     let db = dir.path().join("state/nested/app.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
@@ -849,8 +860,7 @@ fn concurrent_first_runs_agree_on_one_key() {
             out.stdout.trim().to_owned()
         })
         .collect();
-    let mut config = dravo::Config::default();
-    config.database.path = dir.path().join("dravo.db");
+    let config = support::test_config(dir.path());
     let dravo = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -971,6 +981,9 @@ fn allow_insecure_key_file_accepts_a_0644_key_file() {
 #[cfg(unix)]
 #[test]
 fn the_database_is_created_0600_and_a_looser_existing_one_gets_a_warning() {
+    if support::sqlite_only("checks the SQLite file's mode") {
+        return;
+    }
     let dir = tempdir();
     let db = dir.path().join("dravo.db");
     // `dravo_cmd`'s program and environment, run through `sh` to set the umask.

@@ -124,9 +124,9 @@ async fn confirm(app: &TestApp, tenant: &str, id: &str, code: &str) -> reqwest::
 }
 
 fn pending_rows(app: &TestApp) -> i64 {
-    support::open_db(&app.db_path())
-        .query_row("SELECT count(*) FROM pending_connections", [], |r| r.get(0))
-        .unwrap()
+    support::Db::open(&app.db_path())
+        .value("SELECT count(*) FROM pending_connections", &[])
+        .int()
 }
 
 #[tokio::test]
@@ -219,14 +219,9 @@ async fn the_tenant_who_started_confirms_once_and_gets_a_working_account() {
     assert_eq!(pending_rows(&s.app), 1);
 
     // The pending row holds the tokens sealed, not in the clear, and not the code.
-    let db = support::open_db(&s.app.db_path());
-    let (sealed, hash): (Vec<u8>, Vec<u8>) = db
-        .query_row(
-            "SELECT sealed, confirm_hash FROM pending_connections",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = support::Db::open(&s.app.db_path())
+        .row("SELECT sealed, confirm_hash FROM pending_connections", &[]);
+    let (sealed, hash) = (row[0].blob(), row[1].blob());
     let issued = s.fake.issued_access_tokens().last().unwrap().clone();
     let haystack = String::from_utf8_lossy(&sealed);
     assert!(!haystack.contains(&issued));

@@ -23,7 +23,7 @@ use dravo::config::ProviderConfig;
 use fake_provider::{DEFAULT_INSTAGRAM_USER_ID, FakeProvider, Fault, Kind};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::{TestApp, assert_error, dravo_cmd, open_db, spawn_app_with_clock};
+use support::{Db, TestApp, assert_error, dravo_cmd, is_postgres, spawn_app_with_clock};
 use url::Url;
 
 const CLIENT_ID: &str = "fake-client-id-123";
@@ -243,25 +243,25 @@ impl Flow {
 
 /// Every row of `accounts` in insertion order, every column as text (blobs as hex).
 fn account_rows(db: &Path) -> Vec<Vec<String>> {
-    let conn = open_db(db);
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, owner, provider, oauth_app_id, provider_account_id, username,
-                    display_name, scopes, status, hex(access_token_sealed),
-                    hex(refresh_token_sealed), CAST(expires_at AS TEXT),
-                    CAST(refresh_expires_at AS TEXT), CAST(created_at AS TEXT),
-                    CAST(updated_at AS TEXT)
-             FROM accounts ORDER BY rowid",
-        )
-        .unwrap();
-    stmt.query_map([], |r| {
-        (0..15)
-            .map(|i| r.get::<_, Option<String>>(i).map(|v| format!("{v:?}")))
-            .collect()
-    })
-    .unwrap()
-    .collect::<rusqlite::Result<Vec<_>>>()
-    .unwrap()
+    let (hex, order) = if is_postgres() {
+        ("upper(encode({}, 'hex'))", "seq")
+    } else {
+        ("hex({})", "rowid")
+    };
+    let sql = format!(
+        "SELECT id, owner, provider, oauth_app_id, provider_account_id, username,
+                display_name, scopes, status, {}, {}, CAST(expires_at AS TEXT),
+                CAST(refresh_expires_at AS TEXT), CAST(created_at AS TEXT),
+                CAST(updated_at AS TEXT)
+         FROM accounts ORDER BY {order}",
+        hex.replace("{}", "access_token_sealed"),
+        hex.replace("{}", "refresh_token_sealed"),
+    );
+    Db::open(db)
+        .query(&sql, &[])
+        .iter()
+        .map(|row| row.iter().map(|v| format!("{:?}", v.opt_text())).collect())
+        .collect()
 }
 
 fn location(resp: &reqwest::Response) -> Url {
@@ -425,21 +425,6 @@ fn rfc3339(text: &str) -> time::OffsetDateTime {
     assert!(text.ends_with('Z'), "UTC timestamp expected: {text}");
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|e| panic!("`{text}` is not RFC 3339: {e}"))
-}
-
-/// Every file of the SQLite database (main file, WAL, shared memory), as bytes.
-fn database_bytes(app: &TestApp) -> Vec<(String, Vec<u8>)> {
-    std::fs::read_dir(app.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("dravo.db"))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -796,7 +781,7 @@ async fn full_flow(kind: Kind) {
             assert!(!text.contains(secret.as_str()), "{secret} leaked in {text}");
         }
     }
-    for (file, bytes) in database_bytes(&flow.app) {
+    for (file, bytes) in support::database_bytes(&flow.app.db_path()) {
         for secret in issued.iter().chain(&flow.fake.issued_refresh_tokens()) {
             assert!(
                 !contains(&bytes, secret.as_bytes()),

@@ -30,7 +30,9 @@ fn unit_value(unit: &str, key: &str) -> String {
 /// `dravo_cmd` with the unit's or image's arguments, paths mapped into `dir`.
 fn command(dir: &Path, args: &[String]) -> Command {
     let mut cmd = dravo_cmd(dir);
-    cmd.env_remove("DRAVO_DATABASE_PATH").args(args);
+    cmd.env_remove("DRAVO_DATABASE_PATH")
+        .env_remove("DRAVO_DATABASE_URL")
+        .args(args);
     cmd
 }
 

@@ -7,7 +7,7 @@ mod support;
 use dravo::api::error::ErrorCode;
 use poem_openapi::types::ParseFromJSON;
 use serde_json::Value;
-use support::{TestApp, app_body, assert_error, open_db, spawn_app_with};
+use support::{Db, TestApp, app_body, assert_error, spawn_app_with};
 
 /// The codes of the spec's `ErrorCode` schema, in its order.
 fn spec_codes() -> Vec<(String, ErrorCode)> {
@@ -70,12 +70,10 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
             let created = app.create_ok("alice", &app_body("x", "In use")).await;
             let app_id = created["id"].as_str().unwrap();
             let id = insert_account(app, "expiring", 4_000_000_000);
-            open_db(&app.db_path())
-                .execute(
-                    "UPDATE accounts SET oauth_app_id = ?1 WHERE id = ?2",
-                    rusqlite::params![app_id, id],
-                )
-                .unwrap();
+            Db::open(&app.db_path()).execute(
+                "UPDATE accounts SET oauth_app_id = ?1 WHERE id = ?2",
+                &[app_id.into(), (&id).into()],
+            );
             authed(reqwest::Method::DELETE, &format!("/v1/oauth-apps/{app_id}"))
         }
         ErrorCode::RateLimited => {
@@ -93,16 +91,12 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
         ErrorCode::NotReady => {
             // As if a newer Dravo had migrated the database under this server; nothing else
             // reads the schema version, so the codes asked for after it are unaffected.
-            open_db(&app.db_path())
-                .execute_batch("PRAGMA user_version = 1000")
-                .unwrap();
+            Db::open(&app.db_path()).set_schema_version(1000);
             app.http.get(app.url("/readyz"))
         }
         ErrorCode::Internal => {
             // The last code asked for: it breaks the database.
-            open_db(&app.db_path())
-                .execute_batch("DROP TABLE oauth_apps")
-                .unwrap();
+            Db::open(&app.db_path()).batch("DROP TABLE oauth_apps");
             authed(reqwest::Method::GET, "/v1/oauth-apps")
         }
     };
@@ -118,15 +112,18 @@ fn insert_account(app: &TestApp, status: &str, expires_at: i64) -> String {
         _ => "d",
     };
     let id = format!("acc_{}", "a".repeat(19) + suffix);
-    open_db(&app.db_path())
-        .execute(
-            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
-                 scopes, status, access_token_sealed, refresh_token_sealed, expires_at,
-                 created_at, updated_at)
-             VALUES (?1, 'alice', 'x', NULL, ?1, '[]', ?2, x'00', x'00', ?3, 1, 1)",
-            rusqlite::params![id, status, expires_at],
-        )
-        .unwrap();
+    Db::open(&app.db_path()).execute(
+        "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
+             scopes, status, access_token_sealed, refresh_token_sealed, expires_at,
+             created_at, updated_at)
+         VALUES (?1, 'alice', 'x', NULL, ?1, '[]', ?2, ?4, ?4, ?3, 1, 1)",
+        &[
+            (&id).into(),
+            status.into(),
+            expires_at.into(),
+            vec![0u8].into(),
+        ],
+    );
     id
 }
 

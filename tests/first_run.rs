@@ -11,10 +11,12 @@ use support::cmd::{Out, dravo, run_cmd};
 use support::{dravo_cmd, files_in};
 
 /// `dravo ARGS` in `dir` with no `DRAVO_*` variable at all (not even the harness's
-/// `DRAVO_DATABASE_PATH`), plus `env`.
+/// `DRAVO_DATABASE_PATH` or `DRAVO_DATABASE_URL`), plus `env`.
 fn bare_dravo(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
     let mut cmd = dravo_cmd(dir);
-    cmd.env_remove("DRAVO_DATABASE_PATH").args(args);
+    cmd.env_remove("DRAVO_DATABASE_PATH")
+        .env_remove("DRAVO_DATABASE_URL")
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -231,6 +233,9 @@ fn the_secret_prompt_at_a_terminal_does_not_echo() {
         .current_dir(dir.path())
         .env("DRAVO_DATABASE_PATH", dir.path().join("dravo.db"))
         .env_remove("RUST_LOG");
+    if let Some(url) = support::backend::database_url_for(dir.path()) {
+        cmd.env("DRAVO_DATABASE_URL", url);
+    }
     let mut session = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
     session.exp_string("client secret").unwrap();
     session.send_line(SECRET).unwrap();

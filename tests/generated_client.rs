@@ -12,7 +12,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{open_db, spawn_app};
+use support::{Db, spawn_app};
 
 const GENERATOR: &str = "openapi-python-client";
 const GENERATOR_VERSION: &str = "0.29.1";
@@ -113,24 +113,23 @@ fn insert_account(db: &Path, id: &str, provider_account_id: &str, full: bool) {
     } else {
         (None, None, None, None)
     };
-    open_db(db)
-        .execute(
-            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
-                                   username, display_name, scopes, status, access_token_sealed,
-                                   refresh_token_sealed, expires_at, refresh_expires_at,
-                                   created_at, updated_at)
-             VALUES (?1, 'alice', 'x', ?2, ?3, ?4, ?5, '[\"tweet.read\"]', 'active', x'00',
-                     NULL, ?6, NULL, 1767225600, 1767225600)",
-            rusqlite::params![
-                id,
-                app,
-                provider_account_id,
-                username,
-                display_name,
-                expires_at
-            ],
-        )
-        .expect("insert an account row");
+    Db::open(db).execute(
+        "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
+                               username, display_name, scopes, status, access_token_sealed,
+                               refresh_token_sealed, expires_at, refresh_expires_at,
+                               created_at, updated_at)
+         VALUES (?1, 'alice', 'x', ?2, ?3, ?4, ?5, '[\"tweet.read\"]', 'active', ?7,
+                 NULL, ?6, NULL, 1767225600, 1767225600)",
+        &[
+            id.into(),
+            app.into(),
+            provider_account_id.into(),
+            username.into(),
+            display_name.into(),
+            expires_at.into(),
+            vec![0u8].into(),
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

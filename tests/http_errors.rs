@@ -5,7 +5,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::Value;
-use support::{app_body, app_rows, assert_error, open_db, spawn_app};
+use support::{Db, app_body, app_rows, assert_error, spawn_app};
 
 #[tokio::test]
 async fn unknown_route_is_404_json_not_found() {
@@ -162,9 +162,7 @@ async fn every_405_carries_allow_with_the_routes_own_methods() {
 async fn database_failure_is_500_internal_without_detail() {
     let app = spawn_app().await;
     app.create_ok("alice", &app_body("x", "Doomed")).await;
-    open_db(&app.db_path())
-        .execute_batch("DROP TABLE oauth_apps")
-        .unwrap();
+    Db::open(&app.db_path()).batch("DROP TABLE oauth_apps");
 
     let resp = app.get_as("alice", "/v1/oauth-apps").await;
     assert_eq!(resp.status().as_u16(), 500);
@@ -186,9 +184,7 @@ async fn database_failure_is_500_internal_without_detail() {
 #[tokio::test]
 async fn database_failure_on_create_is_500_internal_without_detail() {
     let app = spawn_app().await;
-    open_db(&app.db_path())
-        .execute_batch("DROP TABLE oauth_apps")
-        .unwrap();
+    Db::open(&app.db_path()).batch("DROP TABLE oauth_apps");
     let resp = app.create_app("alice", &app_body("x", "Nowhere")).await;
     assert_eq!(resp.status().as_u16(), 500);
     let raw = resp.text().await.unwrap();

@@ -25,7 +25,7 @@ use fake_x_server::{
 use serde_json::{Value, json};
 use support::cmd::{Out, dravo, dravo_init, dravo_with};
 use support::process::{SAFETY_TIMEOUT, Server, http, runtime, tempdir};
-use support::{dravo_cmd, open_db, test_config};
+use support::{Db, dravo_cmd, test_config};
 
 const TENANT: &str = "tenant-rotation";
 
@@ -327,13 +327,12 @@ fn kill_a_rotation_midway(dir: &Path, total: u64) {
 
 /// The key id in the header of an app's sealed client secret, read from the database.
 fn app_secret_key(dir: &Path, id: &str) -> u32 {
-    let sealed: Vec<u8> = open_db(&dir.join("dravo.db"))
-        .query_row(
+    let sealed = Db::open(&dir.join("dravo.db"))
+        .value(
             "SELECT client_secret_sealed FROM oauth_apps WHERE id = ?1",
-            [id],
-            |r| r.get(0),
+            &[id.into()],
         )
-        .unwrap();
+        .blob();
     assert_eq!(sealed[0], 2, "version 2 layout");
     u32::from_be_bytes(sealed[1..5].try_into().unwrap())
 }
@@ -533,21 +532,19 @@ fn a_value_sealed_by_an_unknown_key_is_a_clear_error() {
         account_ids(&server, &jwt).await.remove(0)
     });
     // The header names key 9, which no key file holds.
-    let db = open_db(&dir.path().join("dravo.db"));
-    let mut sealed: Vec<u8> = db
-        .query_row(
+    let db = Db::open(&dir.path().join("dravo.db"));
+    let mut sealed = db
+        .value(
             "SELECT access_token_sealed FROM accounts WHERE id = ?1",
-            [&id],
-            |r| r.get(0),
+            &[(&id).into()],
         )
-        .unwrap();
+        .blob();
     assert_eq!(&sealed[..5], [2, 0, 0, 0, 1], "sealed with key 1");
     sealed[1..5].copy_from_slice(&9u32.to_be_bytes());
     db.execute(
         "UPDATE accounts SET access_token_sealed = ?2 WHERE id = ?1",
-        rusqlite::params![id, sealed],
-    )
-    .unwrap();
+        &[(&id).into(), sealed.into()],
+    );
 
     let (code, body) = rt.block_on(async {
         let resp = http()

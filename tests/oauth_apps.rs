@@ -8,7 +8,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{TestApp, app_body, app_rows, assert_error, open_db, spawn_app, spawn_app_with};
+use support::{Db, TestApp, app_body, app_rows, assert_error, spawn_app, spawn_app_with};
 
 const SECRET_IN_APP_BODY: &str = "s3cret-value-never-shown";
 
@@ -377,12 +377,11 @@ async fn list_is_oldest_first_by_created_at() {
     let b = app.create_ok("alice", &app_body("x", "b")).await;
     let c = app.create_ok("alice", &app_body("x", "c")).await;
     // Make the last-inserted app the oldest.
-    open_db(&app.db_path())
-        .execute(
-            "UPDATE oauth_apps SET created_at = unixepoch('2020-01-01T00:00:00Z') WHERE id = ?1",
-            [c["id"].as_str().unwrap()],
-        )
-        .unwrap();
+    const JAN_1_2020: i64 = 1_577_836_800;
+    Db::open(&app.db_path()).execute(
+        "UPDATE oauth_apps SET created_at = ?2 WHERE id = ?1",
+        &[c["id"].as_str().unwrap().into(), JAN_1_2020.into()],
+    );
     let ids: Vec<Value> = app
         .list_apps("alice")
         .await
@@ -1053,27 +1052,30 @@ async fn patch_refuses_bad_bodies_and_changes_nothing() {
 /// An account row of alice's using `app_id`, written straight to the database.
 fn insert_app_account(app: &TestApp, n: u8, app_id: &str, status: &str, failures: i64) -> String {
     let id = format!("acc_{}{}", "a".repeat(19), (b'a' + n) as char);
-    open_db(&app.db_path())
-        .execute(
-            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
-                 scopes, status, access_token_sealed, refresh_token_sealed, expires_at,
-                 next_refresh_at, refresh_failures, created_at, updated_at)
-             VALUES (?1, 'alice', 'x', ?2, ?1, '[]', ?3, x'00', x'00', 4000000000,
-                 3999999000, ?4, 1, 1)",
-            rusqlite::params![id, app_id, status, failures],
-        )
-        .unwrap();
+    Db::open(&app.db_path()).execute(
+        "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
+             scopes, status, access_token_sealed, refresh_token_sealed, expires_at,
+             next_refresh_at, refresh_failures, created_at, updated_at)
+         VALUES (?1, 'alice', 'x', ?2, ?1, '[]', ?3, ?5, ?5, 4000000000,
+             3999999000, ?4, 1, 1)",
+        &[
+            (&id).into(),
+            app_id.into(),
+            status.into(),
+            failures.into(),
+            vec![0u8].into(),
+        ],
+    );
     id
 }
 
 fn next_refresh_at(app: &TestApp, id: &str) -> Option<i64> {
-    open_db(&app.db_path())
-        .query_row(
+    Db::open(&app.db_path())
+        .value(
             "SELECT next_refresh_at FROM accounts WHERE id = ?1",
-            [id],
-            |r| r.get(0),
+            &[id.into()],
         )
-        .unwrap()
+        .opt_int()
 }
 
 #[tokio::test]
@@ -1084,13 +1086,11 @@ async fn a_new_secret_clears_the_credentials_error_and_makes_waiting_accounts_du
     let id = created["id"].as_str().unwrap();
     let other = app.create_ok("alice", &app_body("x", "Untouched")).await;
     let other_id = other["id"].as_str().unwrap();
-    open_db(&app.db_path())
-        .execute(
-            "UPDATE oauth_apps SET credentials_error = 'invalid_client (bad secret)',
-                 credentials_error_at = 1 WHERE id = ?1",
-            [id],
-        )
-        .unwrap();
+    Db::open(&app.db_path()).execute(
+        "UPDATE oauth_apps SET credentials_error = 'invalid_client (bad secret)',
+             credentials_error_at = 1 WHERE id = ?1",
+        &[id.into()],
+    );
     let shown: Value = app
         .get_as("alice", &format!("/v1/oauth-apps/{id}"))
         .await
@@ -1120,13 +1120,12 @@ async fn a_new_secret_clears_the_credentials_error_and_makes_waiting_accounts_du
     for kept in [&healthy, &gone, &elsewhere] {
         assert_eq!(next_refresh_at(&app, kept), Some(3_999_999_000), "{kept}");
     }
-    let error_at: Option<i64> = open_db(&app.db_path())
-        .query_row(
+    let error_at = Db::open(&app.db_path())
+        .value(
             "SELECT credentials_error_at FROM oauth_apps WHERE id = ?1",
-            [id],
-            |r| r.get(0),
+            &[id.into()],
         )
-        .unwrap();
+        .opt_int();
     assert_eq!(error_at, None);
     app.stop().await;
 }
@@ -1247,9 +1246,9 @@ async fn deleting_an_app_in_use_is_refused_unless_cascade_revokes_and_deletes_it
         !fake.revoked_tokens().is_empty(),
         "the provider saw no revoke"
     );
-    let accounts: i64 = open_db(&app.db_path())
-        .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
-        .unwrap();
+    let accounts = Db::open(&app.db_path())
+        .value("SELECT count(*) FROM accounts", &[])
+        .int();
     assert_eq!(accounts, 0);
     app.stop().await;
 }

@@ -15,7 +15,7 @@ use dravo::config::ProviderConfig;
 use fake_provider::{FakeProvider, Kind};
 use serde_json::{Value, json};
 use support::process::{Server, http, runtime, tempdir};
-use support::{TestApp, app_body, assert_error, dravo_cmd, open_db, spawn_app, spawn_app_with};
+use support::{Db, TestApp, app_body, assert_error, dravo_cmd, spawn_app, spawn_app_with};
 use url::Url;
 
 const CLIENT_ID: &str = "fake-client-id-123";
@@ -370,12 +370,9 @@ async fn readyz_is_ok_on_a_ready_server() {
 #[tokio::test]
 async fn readyz_is_503_naming_the_schema_when_a_newer_build_migrated_the_database() {
     let app = spawn_app().await;
-    let db = open_db(&app.db_path());
-    let current: i64 = db
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    db.execute_batch(&format!("PRAGMA user_version = {}", current + 1))
-        .unwrap();
+    let db = Db::open(&app.db_path());
+    let current = db.schema_version();
+    db.set_schema_version(current + 1);
 
     let message = assert_error(readyz(&app).await, 503, "not_ready").await;
     assert_eq!(
@@ -396,8 +393,7 @@ async fn readyz_is_503_naming_the_schema_when_a_newer_build_migrated_the_databas
         200
     );
 
-    db.execute_batch(&format!("PRAGMA user_version = {current}"))
-        .unwrap();
+    db.set_schema_version(current);
     assert_eq!(readyz(&app).await.status(), 200);
     app.stop().await;
 }
@@ -405,20 +401,15 @@ async fn readyz_is_503_naming_the_schema_when_a_newer_build_migrated_the_databas
 #[tokio::test]
 async fn readyz_is_503_naming_the_key_when_the_database_belongs_to_another_key() {
     let app = spawn_app().await;
-    let db = open_db(&app.db_path());
-    let check: String = db
-        .query_row(
-            "SELECT check_value FROM master_keys WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let db = Db::open(&app.db_path());
+    let check = db
+        .value("SELECT check_value FROM master_keys WHERE id = 1", &[])
+        .text();
     // As if the database had been swapped for one sealed with another master key.
     db.execute(
         "UPDATE master_keys SET check_value = 'another-key' WHERE id = 1",
-        [],
-    )
-    .unwrap();
+        &[],
+    );
     let message = assert_error(readyz(&app).await, 503, "not_ready").await;
     assert_eq!(
         message,
@@ -426,9 +417,8 @@ async fn readyz_is_503_naming_the_key_when_the_database_belongs_to_another_key()
     );
     db.execute(
         "UPDATE master_keys SET check_value = ?1 WHERE id = 1",
-        [&check],
-    )
-    .unwrap();
+        &[check.into()],
+    );
     assert_eq!(readyz(&app).await.status(), 200);
     app.stop().await;
 }
@@ -532,11 +522,9 @@ fn json_logs_are_one_object_per_line_and_carry_request_ids() {
     let fresh_id = runtime().block_on(async {
         let http = http();
         // Not ready for a moment, so that a line is logged while a request is handled.
-        let db = open_db(&dir.path().join("dravo.db"));
-        let schema: i64 = db
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        db.execute_batch("PRAGMA user_version = 1000").unwrap();
+        let db = Db::open(&dir.path().join("dravo.db"));
+        let schema = db.schema_version();
+        db.set_schema_version(1000);
         let not_ready = http
             .get(server.url("/readyz"))
             .header("x-request-id", "not-ready-id")
@@ -544,8 +532,7 @@ fn json_logs_are_one_object_per_line_and_carry_request_ids() {
             .await
             .unwrap();
         assert_eq!(not_ready.status(), 503);
-        db.execute_batch(&format!("PRAGMA user_version = {schema}"))
-            .unwrap();
+        db.set_schema_version(schema);
         let kept = http
             .get(server.url("/healthz"))
             .header("x-request-id", "client-chosen-id-42")

@@ -14,7 +14,9 @@ use dravo::domain::{AppId, Owner};
 use dravo::{Dravo, Error};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::{TestApp, open_db, random_suffix, spawn_app, spawn_app_in, test_config};
+use support::{
+    Db, TestApp, open_db, random_suffix, spawn_app, spawn_app_in, sqlite_only, test_config,
+};
 
 fn alice() -> Owner {
     Owner::parse("tenant", "alice").unwrap()
@@ -86,6 +88,9 @@ async fn open_secret(app: &TestApp, owner: &Owner, id: &AppId) -> Result<String,
 
 #[tokio::test]
 async fn secret_is_not_in_the_database_or_wal_before_checkpoint() {
+    if sqlite_only("searches the SQLite file and its WAL") {
+        return;
+    }
     let app = spawn_app().await;
     let secret = format!("SEKRIT-{}", random_suffix());
     let client_id = format!("CLIENTID-{}", random_suffix());
@@ -111,6 +116,9 @@ async fn secret_is_not_in_the_database_or_wal_before_checkpoint() {
 
 #[tokio::test]
 async fn secret_is_not_in_the_main_file_after_a_wal_checkpoint() {
+    if sqlite_only("checkpoints SQLite's WAL and searches the file") {
+        return;
+    }
     let app = spawn_app().await;
     let secret = format!("SEKRIT-{}", random_suffix());
     let client_id = format!("CLIENTID-{}", random_suffix());
@@ -201,14 +209,12 @@ async fn sealed_secret_copied_to_another_row_does_not_open() {
     let secret_a = format!("SEKRIT-A-{}", random_suffix());
     let a = create(&app, "x", "App A", &secret_a).await;
     let b = create(&app, "x", "App B", "SEKRIT-B").await;
-    let changed = open_db(&app.db_path())
-        .execute(
-            "UPDATE oauth_apps
-             SET client_secret_sealed = (SELECT client_secret_sealed FROM oauth_apps WHERE id = ?1)
-             WHERE id = ?2",
-            [a.as_str(), b.as_str()],
-        )
-        .unwrap();
+    let changed = Db::open(&app.db_path()).execute(
+        "UPDATE oauth_apps
+         SET client_secret_sealed = (SELECT client_secret_sealed FROM oauth_apps WHERE id = ?1)
+         WHERE id = ?2",
+        &[a.as_str().into(), b.as_str().into()],
+    );
     assert_eq!(changed, 1);
 
     match open_secret(&app, &alice(), &b).await {
@@ -224,12 +230,10 @@ async fn sealed_secret_copied_to_another_row_does_not_open() {
 async fn sealed_secret_moved_to_another_owner_does_not_open() {
     let app = spawn_app().await;
     let a = create(&app, "x", "Moved", "SEKRIT-owner").await;
-    open_db(&app.db_path())
-        .execute(
-            "UPDATE oauth_apps SET owner = 'bob' WHERE id = ?1",
-            [a.as_str()],
-        )
-        .unwrap();
+    Db::open(&app.db_path()).execute(
+        "UPDATE oauth_apps SET owner = 'bob' WHERE id = ?1",
+        &[a.as_str().into()],
+    );
     let bob = Owner::parse("tenant", "bob").unwrap();
     assert!(matches!(
         open_secret(&app, &bob, &a).await,
@@ -242,12 +246,10 @@ async fn sealed_secret_moved_to_another_owner_does_not_open() {
 async fn sealed_secret_relabelled_to_another_provider_does_not_open() {
     let app = spawn_app().await;
     let a = create(&app, "x", "Relabelled", "SEKRIT-provider").await;
-    open_db(&app.db_path())
-        .execute(
-            "UPDATE oauth_apps SET provider = 'linkedin' WHERE id = ?1",
-            [a.as_str()],
-        )
-        .unwrap();
+    Db::open(&app.db_path()).execute(
+        "UPDATE oauth_apps SET provider = 'linkedin' WHERE id = ?1",
+        &[a.as_str().into()],
+    );
     assert!(matches!(
         open_secret(&app, &alice(), &a).await,
         Err(Error::Unseal(_))
@@ -259,20 +261,18 @@ async fn sealed_secret_relabelled_to_another_provider_does_not_open() {
 async fn tampered_sealed_secret_does_not_open() {
     let app = spawn_app().await;
     let a = create(&app, "facebook", "Tampered", "SEKRIT-tamper").await;
-    let conn = open_db(&app.db_path());
-    let mut blob: Vec<u8> = conn
-        .query_row(
+    let db = Db::open(&app.db_path());
+    let mut blob = db
+        .value(
             "SELECT client_secret_sealed FROM oauth_apps WHERE id = ?1",
-            [a.as_str()],
-            |r| r.get(0),
+            &[a.as_str().into()],
         )
-        .unwrap();
+        .blob();
     *blob.last_mut().unwrap() ^= 0x01;
-    conn.execute(
+    db.execute(
         "UPDATE oauth_apps SET client_secret_sealed = ?1 WHERE id = ?2",
-        rusqlite::params![blob, a.as_str()],
-    )
-    .unwrap();
+        &[blob.into(), a.as_str().into()],
+    );
     assert!(matches!(
         open_secret(&app, &alice(), &a).await,
         Err(Error::Unseal(_))
@@ -285,12 +285,10 @@ async fn an_unsealable_row_still_lists_and_reads_over_http() {
     // A broken secret must not take the app's public fields down with it.
     let app = spawn_app().await;
     let a = create(&app, "x", "Broken", "SEKRIT-broken").await;
-    open_db(&app.db_path())
-        .execute(
-            "UPDATE oauth_apps SET client_secret_sealed = x'00' WHERE id = ?1",
-            [a.as_str()],
-        )
-        .unwrap();
+    Db::open(&app.db_path()).execute(
+        "UPDATE oauth_apps SET client_secret_sealed = ?2 WHERE id = ?1",
+        &[a.as_str().into(), vec![0u8].into()],
+    );
     assert!(matches!(
         open_secret(&app, &alice(), &a).await,
         Err(Error::Unseal(_))

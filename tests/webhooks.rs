@@ -324,11 +324,12 @@ async fn pass(app: &TestApp) {
 
 /// The stored body of an event, as the outbox holds it.
 fn stored_body(app: &TestApp, id: &str) -> String {
-    support::open_db(&app.db_path())
-        .query_row("SELECT body FROM webhook_outbox WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    support::Db::open(&app.db_path())
+        .value(
+            "SELECT body FROM webhook_outbox WHERE id = ?1",
+            &[id.into()],
+        )
+        .text()
 }
 
 /// The account as the API shows it.

@@ -71,19 +71,34 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
     let db = config.database.path.clone();
     let postgres = config.database.postgres_url().map(str::to_owned);
     let key_file = config.master_key_file();
-    if postgres.is_none()
-        && config.security.master_key.is_none()
-        && !key_file.exists()
-        && !db.exists()
-    {
+    let unused_postgres = match &postgres {
+        // A PostgreSQL database Dravo never set up (or one that cannot be reached: that is
+        // reported below, once the key is known to be there).
+        Some(url) => crate::store::PgStore::inspect(url)
+            .await
+            .is_ok_and(|facts| facts.schema_version == 0),
+        None => false,
+    };
+    let no_database = match &postgres {
+        Some(_) => unused_postgres,
+        None => !db.exists(),
+    };
+    if config.security.master_key.is_none() && !key_file.exists() && no_database {
         found.push(finding(
             Level::Fail,
             "database",
-            format!(
-                "neither {} nor its key file {} exists: `dravo init` (or `dravo serve`) creates both; or point database.path (--database) at your database",
-                db.display(),
-                key_file.display()
-            ),
+            match postgres {
+                Some(_) => format!(
+                    "{} holds no Dravo data yet and the key file {} does not exist: `dravo init` (or `dravo serve`) sets both up; on a further node, install the first node's key file (see README, \"Running several nodes\")",
+                    config.database.describe(),
+                    key_file.display()
+                ),
+                None => format!(
+                    "neither {} nor its key file {} exists: `dravo init` (or `dravo serve`) creates both; or point database.path (--database) at your database",
+                    db.display(),
+                    key_file.display()
+                ),
+            },
         ));
         return found;
     }

@@ -2,8 +2,12 @@
 //! directory, mint tokens, and run the real `dravo` binary against the same files.
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod cmd;
 pub mod process;
+
+#[allow(unused_imports)]
+pub use backend::{Db, Val, is_postgres, sqlite_only};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,10 +25,12 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-/// The configuration every test starts from: database and key file in `dir`.
+/// The configuration every test starts from: database and key file in `dir` (on
+/// PostgreSQL, the database is `dir`'s schema; see `backend`).
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::default();
     config.database.path = dir.join("dravo.db");
+    config.database.url = backend::database_url_for(dir).map(Into::into);
     config.server.bind = "127.0.0.1:0".into();
     config
 }
@@ -198,7 +204,7 @@ pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> S
 }
 
 /// The real `dravo` binary with a clean environment, run in `dir`, configured by `DRAVO_*`
-/// variables to use `dir`'s database.
+/// variables to use `dir`'s database (on PostgreSQL, `dir`'s schema).
 pub fn dravo_cmd(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dravo"));
     for (key, _) in std::env::vars() {
@@ -208,6 +214,9 @@ pub fn dravo_cmd(dir: &Path) -> Command {
     }
     cmd.current_dir(dir)
         .env("DRAVO_DATABASE_PATH", dir.join("dravo.db"));
+    if let Some(url) = backend::database_url_for(dir) {
+        cmd.env("DRAVO_DATABASE_URL", url);
+    }
     cmd
 }
 
@@ -220,20 +229,68 @@ pub fn open_db(db: &Path) -> rusqlite::Connection {
     conn
 }
 
-/// Every row of `oauth_apps` in insertion order, as text (the sealed secret as hex). Compare
-/// before and after a rejected request to prove it changed nothing.
+/// Every row of `oauth_apps` in insertion order, as text (the sealed secret as upper-case
+/// hex). Compare before and after a rejected request to prove it changed nothing.
 pub fn app_rows(db: &Path) -> Vec<Vec<String>> {
-    let conn = open_db(db);
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, owner, provider, name, client_id, hex(client_secret_sealed), scopes, CAST(created_at AS TEXT)
-             FROM oauth_apps ORDER BY rowid",
-        )
-        .unwrap();
-    stmt.query_map([], |r| (0..8).map(|i| r.get::<_, String>(i)).collect())
-        .unwrap()
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .unwrap()
+    let sql = if is_postgres() {
+        "SELECT id, owner, provider, name, client_id, upper(encode(client_secret_sealed, 'hex')),
+                scopes, CAST(created_at AS TEXT)
+         FROM oauth_apps ORDER BY seq"
+    } else {
+        "SELECT id, owner, provider, name, client_id, hex(client_secret_sealed), scopes,
+                CAST(created_at AS TEXT)
+         FROM oauth_apps ORDER BY rowid"
+    };
+    Db::open(db)
+        .query(sql, &[])
+        .iter()
+        .map(|row| row.iter().map(Val::text).collect())
+        .collect()
+}
+
+/// What the database of `db` holds at rest, as bytes to search for secrets in the clear:
+/// every file of the SQLite database (main file, WAL, shared memory); on PostgreSQL, every
+/// row of each table as text and every sealed value as it is stored.
+pub fn database_bytes(db: &Path) -> Vec<(String, Vec<u8>)> {
+    if !is_postgres() {
+        let dir = db.parent().unwrap();
+        let name = db.file_name().unwrap().to_string_lossy().into_owned();
+        return std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&name))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+    }
+    let db = Db::open(db);
+    let mut found = Vec::new();
+    for table in [
+        "meta",
+        "oauth_apps",
+        "accounts",
+        "account_events",
+        "webhook_outbox",
+        "pending_connections",
+    ] {
+        for row in db.query(&format!("SELECT CAST(t AS TEXT) FROM {table} t"), &[]) {
+            found.push((table.to_owned(), row[0].text().into_bytes()));
+        }
+    }
+    for table in ["oauth_apps", "accounts", "pending_connections"] {
+        for row in db.query(&format!("SELECT * FROM {table}"), &[]) {
+            for v in row {
+                if let Val::Blob(bytes) = v {
+                    found.push((format!("{table} (bytes)"), bytes));
+                }
+            }
+        }
+    }
+    found
 }
 
 /// A random lowercase suffix, so values from one test never match another's by accident.
@@ -301,8 +358,7 @@ impl TestApp {
 /// Opens the database in `dir` in-process (as the CLI does) and returns the stored client
 /// secret of app `id`.
 pub fn stored_secret(dir: &Path, owner: &str, id: &str) -> String {
-    let mut config = dravo::Config::default();
-    config.database.path = dir.join("dravo.db");
+    let config = test_config(dir);
     let owner = dravo::domain::Owner::parse("owner", owner).unwrap();
     let id = dravo::domain::AppId::parse(id).unwrap();
     let creds = tokio::runtime::Builder::new_current_thread()

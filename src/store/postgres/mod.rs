@@ -248,6 +248,10 @@ impl PgStore {
     async fn migrate(&self) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // `CREATE TABLE IF NOT EXISTS` would otherwise send a NOTICE that the driver logs on
+        // every start (and every CLI command prints).
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await?;
         // Held until this transaction ends: a node starting at the same moment waits here,
         // then finds the migrations applied.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -583,6 +587,7 @@ impl Store for PgStore {
             let mut write = PgTx {
                 tx: &tx,
                 handle: &handle,
+                keys_lock: None,
             };
             work(&mut write)?;
             handle.block_on(tx.commit())?;
@@ -597,6 +602,14 @@ impl Store for PgStore {
 struct PgTx<'a> {
     tx: &'a deadpool_postgres::Transaction<'a>,
     handle: &'a tokio::runtime::Handle,
+    /// How this transaction holds `KEYS_LOCK` so far.
+    keys_lock: Option<KeysLock>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeysLock {
+    Shared,
+    Exclusive,
 }
 
 impl PgTx<'_> {
@@ -627,6 +640,19 @@ impl PgTx<'_> {
     fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         let stmt = self.statement(sql)?;
         Ok(self.handle.block_on(self.tx.query_opt(&stmt, params))?)
+    }
+
+    /// Takes `KEYS_LOCK` as `wanted` unless this transaction holds it already (shared or
+    /// exclusive: a holder that only reads the keys does not need more).
+    fn lock_keys(&mut self, wanted: KeysLock) -> Result<()> {
+        match (self.keys_lock, wanted) {
+            (Some(KeysLock::Exclusive), _) | (Some(KeysLock::Shared), KeysLock::Shared) => Ok(()),
+            _ => {
+                self.lock(KEYS_LOCK, wanted == KeysLock::Shared)?;
+                self.keys_lock = Some(wanted);
+                Ok(())
+            }
+        }
     }
 
     /// Takes a transaction-scoped advisory lock on `key` (shared or not).
@@ -991,6 +1017,13 @@ impl WriteTx for PgTx<'_> {
     }
 
     fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
+        // Read to decide what to record (the first keys of a fresh database, a rotation's
+        // next id): exclusive, so two processes initialising one database at once do not both
+        // find none and both record key 1. A transaction already holding the lock shared (a
+        // sealing writer reloading keys) only reads.
+        if self.keys_lock.is_none() {
+            self.lock_keys(KeysLock::Exclusive)?;
+        }
         self.rows(sql::keys::LIST, &[])?
             .iter()
             .map(sql::keys::from_row)
@@ -1001,7 +1034,7 @@ impl WriteTx for PgTx<'_> {
         // Shared: sealing writers run side by side, and a rotation recording a new key
         // (exclusive) waits for them; once it commits, every later writer seals with the new
         // key. This is what SQLite's one writer at a time gave for free.
-        self.lock(KEYS_LOCK, true)?;
+        self.lock_keys(KeysLock::Shared)?;
         let row = self.row(
             "SELECT max(id) FROM master_keys WHERE retired_at IS NULL",
             &[],
@@ -1012,7 +1045,7 @@ impl WriteTx for PgTx<'_> {
     }
 
     fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
-        self.lock(KEYS_LOCK, false)?;
+        self.lock_keys(KeysLock::Exclusive)?;
         self.execute(
             "INSERT INTO master_keys (id, check_value, added_at, retired_at, accept_until)
              VALUES ($1, $2, $3, $4, $5)",
@@ -1028,7 +1061,7 @@ impl WriteTx for PgTx<'_> {
     }
 
     fn retire_master_key(&mut self, id: u32, at: Timestamp, accept_until: Timestamp) -> Result<()> {
-        self.lock(KEYS_LOCK, false)?;
+        self.lock_keys(KeysLock::Exclusive)?;
         self.execute(
             "UPDATE master_keys SET retired_at = $2, accept_until = $3
              WHERE id = $1 AND retired_at IS NULL",

@@ -378,7 +378,8 @@ pub(super) mod outbox {
     const COLUMNS: &str = "seq, id, type, owner, body, created_at, status, attempts, \
         next_attempt_at, last_error, delivered_at";
 
-    /// The oldest due event nobody holds a running claim on; `SKIP LOCKED` lets two nodes
+    /// The oldest due event (in the order recorded, as SQLite claims them: a receiver gets an
+    /// account's events in order) nobody holds a running claim on; `SKIP LOCKED` lets two nodes
     /// claim side by side without waiting on each other's row.
     pub static CLAIM: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -387,7 +388,7 @@ pub(super) mod outbox {
                  SELECT seq FROM webhook_outbox
                  WHERE status = 'pending' AND next_attempt_at <= $1
                    AND (claimed_until IS NULL OR claimed_until <= $1)
-                 ORDER BY next_attempt_at, seq LIMIT 1
+                 ORDER BY seq LIMIT 1
                  FOR UPDATE SKIP LOCKED)
              RETURNING {COLUMNS}"
         )
