@@ -67,3 +67,192 @@ pub fn parse_last_check(text: &str, at: Timestamp) -> Result<AppCheck, String> {
         checks,
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rows: both backends read their records through one reader per record, from the same columns.
+
+use crate::domain::Provider;
+use crate::error::{Error, Result};
+use crate::store::{
+    AccountRecord, AppRecord, EventRecord, MasterKeyRecord, OutboxRecord, PendingRecord,
+};
+
+/// A row of either backend, read by column index; NULL is `None`.
+pub trait RowRead {
+    fn text(&self, i: usize) -> Result<Option<String>>;
+    fn int(&self, i: usize) -> Result<Option<i64>>;
+    fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>>;
+}
+
+/// A column that does not hold what the schema promises.
+fn bad(i: usize, why: impl std::fmt::Display) -> Error {
+    Error::store(format!(
+        "the database holds an unreadable value in column {i}: {why}"
+    ))
+}
+
+fn text(row: &dyn RowRead, i: usize) -> Result<String> {
+    row.text(i)?.ok_or_else(|| bad(i, "NULL"))
+}
+
+fn int(row: &dyn RowRead, i: usize) -> Result<i64> {
+    row.int(i)?.ok_or_else(|| bad(i, "NULL"))
+}
+
+fn bytes(row: &dyn RowRead, i: usize) -> Result<Vec<u8>> {
+    row.bytes(i)?.ok_or_else(|| bad(i, "NULL"))
+}
+
+/// A column holding the name of something that parses (a provider, a status, a kind).
+fn named<T: std::str::FromStr>(row: &dyn RowRead, i: usize) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text(row, i)?.parse().map_err(|e| bad(i, e))
+}
+
+pub fn provider(row: &dyn RowRead, i: usize) -> Result<Provider> {
+    named(row, i)
+}
+
+fn list(row: &dyn RowRead, i: usize) -> Result<Vec<String>> {
+    parse_string_list(&text(row, i)?).map_err(|e| bad(i, e))
+}
+
+fn time(row: &dyn RowRead, i: usize) -> Result<Timestamp> {
+    int(row, i).map(Timestamp::from_unix)
+}
+
+fn optional_time(row: &dyn RowRead, i: usize) -> Result<Option<Timestamp>> {
+    Ok(row.int(i)?.map(Timestamp::from_unix))
+}
+
+/// An app's columns, in the order `app` reads them.
+pub const APP_COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, \
+    scopes, created_at, credentials_error, credentials_error_at, \
+    coalesce(updated_at, created_at), last_check, last_check_at";
+
+pub fn app(row: &dyn RowRead) -> Result<AppRecord> {
+    let last_check = match (row.text(11)?, optional_time(row, 12)?) {
+        (Some(text), Some(at)) => Some(parse_last_check(&text, at).map_err(|e| bad(11, e))?),
+        _ => None,
+    };
+    Ok(AppRecord {
+        id: text(row, 0)?,
+        owner: text(row, 1)?,
+        provider: provider(row, 2)?,
+        name: text(row, 3)?,
+        client_id: text(row, 4)?,
+        client_secret_sealed: bytes(row, 5)?,
+        scopes: list(row, 6)?,
+        created_at: time(row, 7)?,
+        credentials_error: row.text(8)?,
+        credentials_error_at: optional_time(row, 9)?,
+        updated_at: time(row, 10)?,
+        last_check,
+    })
+}
+
+/// An account's columns, in the order `account` reads them.
+pub const ACCOUNT_COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_account_id, \
+    username, display_name, scopes, status, status_reason, access_token_sealed, \
+    refresh_token_sealed, expires_at, refresh_expires_at, reauth_by, token_issued_at, \
+    next_refresh_at, refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks";
+
+/// An account from the columns of `ACCOUNT_COLUMNS` starting at index `o`.
+pub fn account(row: &dyn RowRead, o: usize) -> Result<AccountRecord> {
+    Ok(AccountRecord {
+        id: text(row, o)?,
+        owner: text(row, o + 1)?,
+        provider: provider(row, o + 2)?,
+        oauth_app_id: row.text(o + 3)?,
+        provider_account_id: text(row, o + 4)?,
+        username: row.text(o + 5)?,
+        display_name: row.text(o + 6)?,
+        scopes: list(row, o + 7)?,
+        status: named(row, o + 8)?,
+        status_reason: row.text(o + 9)?,
+        access_token_sealed: bytes(row, o + 10)?,
+        refresh_token_sealed: row.bytes(o + 11)?,
+        expires_at: optional_time(row, o + 12)?,
+        refresh_expires_at: optional_time(row, o + 13)?,
+        reauth_by: optional_time(row, o + 14)?,
+        token_issued_at: optional_time(row, o + 15)?,
+        next_refresh_at: optional_time(row, o + 16)?,
+        refresh_failures: int(row, o + 17)?,
+        warned_for: optional_time(row, o + 18)?,
+        created_at: time(row, o + 19)?,
+        updated_at: time(row, o + 20)?,
+        kind: named(row, o + 21)?,
+        parent_id: row.text(o + 22)?,
+        tasks: match row.text(o + 23)? {
+            None => None,
+            Some(_) => Some(list(row, o + 23)?),
+        },
+    })
+}
+
+/// An event's columns, in the order `event` reads them.
+pub const EVENT_COLUMNS: &str = "seq, id, account_id, owner, type, created_at, detail";
+
+pub fn event(row: &dyn RowRead) -> Result<EventRecord> {
+    Ok(EventRecord {
+        seq: int(row, 0)?,
+        id: text(row, 1)?,
+        account_id: text(row, 2)?,
+        owner: text(row, 3)?,
+        kind: text(row, 4)?,
+        created_at: time(row, 5)?,
+        detail: serde_json::from_str(&text(row, 6)?).map_err(|e| bad(6, e))?,
+    })
+}
+
+/// A webhook event's columns, in the order `outbox` reads them.
+pub const OUTBOX_COLUMNS: &str = "seq, id, type, owner, body, created_at, status, attempts, \
+    next_attempt_at, last_error, delivered_at";
+
+pub fn outbox(row: &dyn RowRead) -> Result<OutboxRecord> {
+    Ok(OutboxRecord {
+        seq: int(row, 0)?,
+        id: text(row, 1)?,
+        kind: text(row, 2)?,
+        owner: text(row, 3)?,
+        body: text(row, 4)?,
+        created_at: time(row, 5)?,
+        status: text(row, 6)?,
+        attempts: int(row, 7)?,
+        next_attempt_at: optional_time(row, 8)?,
+        last_error: row.text(9)?,
+        delivered_at: optional_time(row, 10)?,
+    })
+}
+
+/// A pending connection's columns, in the order `pending` reads them.
+pub const PENDING_COLUMNS: &str =
+    "id, owner, provider, oauth_app_id, confirm_hash, sealed, issued_at, expires_at";
+
+pub fn pending(row: &dyn RowRead) -> Result<PendingRecord> {
+    Ok(PendingRecord {
+        id: text(row, 0)?,
+        owner: text(row, 1)?,
+        provider: provider(row, 2)?,
+        oauth_app_id: row.text(3)?,
+        confirm_hash: bytes(row, 4)?,
+        sealed: bytes(row, 5)?,
+        issued_at: time(row, 6)?,
+        expires_at: time(row, 7)?,
+    })
+}
+
+/// The master keys' columns, in the order `master_key` reads them.
+pub const KEY_COLUMNS: &str = "id, check_value, added_at, retired_at, accept_until";
+
+pub fn master_key(row: &dyn RowRead) -> Result<MasterKeyRecord> {
+    Ok(MasterKeyRecord {
+        id: u32::try_from(int(row, 0)?).map_err(|e| bad(0, e))?,
+        check_value: text(row, 1)?,
+        added_at: time(row, 2)?,
+        retired_at: optional_time(row, 3)?,
+        accept_until: optional_time(row, 4)?,
+    })
+}

@@ -254,6 +254,28 @@ pub struct Page<T> {
     pub next_after: Option<i64>,
 }
 
+impl<T> Page<T> {
+    /// A page from what a query read in page order, asking for one item more than `limit`:
+    /// that extra item only tells that more follow. `position` gives an item's position.
+    pub fn from_read(mut items: Vec<T>, limit: usize, position: impl Fn(&T) -> i64) -> Page<T> {
+        let next_after = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(position)
+        } else {
+            None
+        };
+        Page { items, next_after }
+    }
+
+    /// The same page with each item changed by `f`.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_after: self.next_after,
+        }
+    }
+}
+
 /// The number of events kept per account; older ones are dropped as new ones arrive.
 pub const EVENTS_KEPT_PER_ACCOUNT: i64 = 200;
 

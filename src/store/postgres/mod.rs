@@ -205,7 +205,7 @@ impl PgStore {
         }
         if facts.schema_version > 0 {
             facts.keys = client
-                .query(sql::keys::LIST, &[])
+                .query(&*sql::keys::LIST, &[])
                 .await?
                 .iter()
                 .map(sql::keys::from_row)
@@ -366,7 +366,7 @@ impl Store for PgStore {
     }
 
     async fn master_keys(&self) -> Result<Vec<MasterKeyRecord>> {
-        self.rows(sql::keys::LIST, &[])
+        self.rows(&sql::keys::LIST, &[])
             .await?
             .iter()
             .map(sql::keys::from_row)
@@ -387,7 +387,7 @@ impl Store for PgStore {
                 runtime.block_on(async move {
                     let (client, connection) = config.connect(tls).await?;
                     let driver = tokio::spawn(connection);
-                    let rows = client.query(sql::keys::LIST, &[]).await?;
+                    let rows = client.query(&*sql::keys::LIST, &[]).await?;
                     drop(client);
                     let _ = driver.await;
                     rows.iter().map(sql::keys::from_row).collect()
@@ -462,20 +462,13 @@ impl Store for PgStore {
                 ],
             )
             .await?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(|r| Ok((r.try_get::<_, i64>(0)?, sql::accounts::from_row(r, 1)?)))
             .collect::<Result<Vec<_>>>()?;
-        let next_after = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|(seq, _)| *seq)
-        } else {
-            None
-        };
-        Ok(Arc::new(Page {
-            items: items.into_iter().map(|(_, a)| a).collect(),
-            next_after,
-        }))
+        Ok(Arc::new(
+            Page::from_read(items, limit, |(seq, _)| *seq).map(|(_, a)| a),
+        ))
     }
 
     async fn list_events(
@@ -487,7 +480,7 @@ impl Store for PgStore {
     ) -> Result<Page<EventRecord>> {
         let rows = self
             .rows(
-                sql::accounts::EVENTS,
+                &sql::accounts::EVENTS,
                 &[
                     &account.as_str(),
                     &owner.as_str(),
@@ -496,17 +489,11 @@ impl Store for PgStore {
                 ],
             )
             .await?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(sql::accounts::event_row)
             .collect::<Result<Vec<_>>>()?;
-        let next_after = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| e.seq)
-        } else {
-            None
-        };
-        Ok(Page { items, next_after })
+        Ok(Page::from_read(items, limit, |e| e.seq))
     }
 
     async fn account_by_id(&self, id: &str) -> Result<Option<AccountRecord>> {
@@ -985,23 +972,14 @@ impl WriteTx for PgTx<'_> {
         now: Timestamp,
     ) -> Result<Option<PendingRecord>> {
         self.row(
-            "SELECT id, owner, provider, oauth_app_id, confirm_hash, sealed, issued_at, expires_at
-             FROM pending_connections WHERE id = $1 AND owner = $2 AND expires_at > $3
-             FOR UPDATE",
+            &format!(
+                "SELECT {} FROM pending_connections
+                 WHERE id = $1 AND owner = $2 AND expires_at > $3 FOR UPDATE",
+                crate::store::codec::PENDING_COLUMNS
+            ),
             &[&id.as_str(), &owner.as_str(), &now.unix()],
         )?
-        .map(|r| {
-            Ok(PendingRecord {
-                id: r.try_get(0)?,
-                owner: r.try_get(1)?,
-                provider: sql::provider(&r, 2)?,
-                oauth_app_id: r.try_get(3)?,
-                confirm_hash: r.try_get(4)?,
-                sealed: r.try_get(5)?,
-                issued_at: Timestamp::from_unix(r.try_get(6)?),
-                expires_at: Timestamp::from_unix(r.try_get(7)?),
-            })
-        })
+        .map(|r| crate::store::codec::pending(&r))
         .transpose()
     }
 
@@ -1024,7 +1002,7 @@ impl WriteTx for PgTx<'_> {
         if self.keys_lock.is_none() {
             self.lock_keys(KeysLock::Exclusive)?;
         }
-        self.rows(sql::keys::LIST, &[])?
+        self.rows(&sql::keys::LIST, &[])?
             .iter()
             .map(sql::keys::from_row)
             .collect()

@@ -10,6 +10,20 @@ use crate::store::codec;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
+impl codec::RowRead for Row {
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
 /// A column that does not hold what the schema promises.
 fn bad_column(col: usize, msg: impl std::fmt::Display) -> Error {
     Error::store(format!(
@@ -30,15 +44,6 @@ pub(super) fn provider(row: &Row, col: usize) -> Result<crate::domain::Provider>
     named(row, col)
 }
 
-fn string_list(row: &Row, col: usize) -> Result<Vec<String>> {
-    let text: String = row.try_get(col)?;
-    codec::parse_string_list(&text).map_err(|e| bad_column(col, e))
-}
-
-fn timestamp(row: &Row, col: usize) -> Result<Timestamp> {
-    Ok(Timestamp::from_unix(row.try_get(col)?))
-}
-
 fn optional_timestamp(row: &Row, col: usize) -> Result<Option<Timestamp>> {
     Ok(row
         .try_get::<_, Option<i64>>(col)?
@@ -51,9 +56,7 @@ pub(super) mod apps {
     use super::*;
     use crate::store::AppRecord;
 
-    const COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, scopes, \
-        created_at, credentials_error, credentials_error_at, coalesce(updated_at, created_at), \
-        last_check, last_check_at";
+    use crate::store::codec::APP_COLUMNS as COLUMNS;
 
     pub static LIST: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -81,29 +84,7 @@ pub(super) mod apps {
          WHERE owner = $1 AND id = $2";
 
     pub fn from_row(row: &Row) -> Result<AppRecord> {
-        let last_check = match (
-            row.try_get::<_, Option<String>>(11)?,
-            optional_timestamp(row, 12)?,
-        ) {
-            (Some(text), Some(at)) => {
-                Some(codec::parse_last_check(&text, at).map_err(|e| bad_column(11, e))?)
-            }
-            _ => None,
-        };
-        Ok(AppRecord {
-            id: row.try_get(0)?,
-            owner: row.try_get(1)?,
-            provider: provider(row, 2)?,
-            name: row.try_get(3)?,
-            client_id: row.try_get(4)?,
-            client_secret_sealed: row.try_get(5)?,
-            scopes: string_list(row, 6)?,
-            created_at: timestamp(row, 7)?,
-            credentials_error: row.try_get(8)?,
-            credentials_error_at: optional_timestamp(row, 9)?,
-            updated_at: timestamp(row, 10)?,
-            last_check,
-        })
+        codec::app(row)
     }
 
     /// An app's values, encoded for its columns.
@@ -176,10 +157,7 @@ pub(super) mod accounts {
     use crate::domain::{AccountStatus, Provider};
     use crate::store::{AccountRecord, EventRecord};
 
-    const COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_account_id, username, \
-        display_name, scopes, status, status_reason, access_token_sealed, refresh_token_sealed, \
-        expires_at, refresh_expires_at, reauth_by, token_issued_at, next_refresh_at, \
-        refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks";
+    use crate::store::codec::ACCOUNT_COLUMNS as COLUMNS;
 
     pub static PUT: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -246,42 +224,18 @@ pub(super) mod accounts {
     pub const TRIM_EVENTS: &str = "DELETE FROM account_events WHERE account_id = $1 AND seq <= (
              SELECT seq FROM account_events WHERE account_id = $1
              ORDER BY seq DESC LIMIT 1 OFFSET $2)";
-    pub const EVENTS: &str =
-        "SELECT seq, id, account_id, owner, type, created_at, detail FROM account_events
-         WHERE account_id = $1 AND owner = $2 AND seq < $3
-         ORDER BY seq DESC LIMIT $4";
+    pub static EVENTS: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM account_events
+             WHERE account_id = $1 AND owner = $2 AND seq < $3
+             ORDER BY seq DESC LIMIT $4",
+            codec::EVENT_COLUMNS
+        )
+    });
 
     /// An account from the columns of `COLUMNS` starting at index `o`.
     pub fn from_row(row: &Row, o: usize) -> Result<AccountRecord> {
-        Ok(AccountRecord {
-            id: row.try_get(o)?,
-            owner: row.try_get(o + 1)?,
-            provider: provider(row, o + 2)?,
-            oauth_app_id: row.try_get(o + 3)?,
-            provider_account_id: row.try_get(o + 4)?,
-            username: row.try_get(o + 5)?,
-            display_name: row.try_get(o + 6)?,
-            scopes: string_list(row, o + 7)?,
-            status: named(row, o + 8)?,
-            status_reason: row.try_get(o + 9)?,
-            access_token_sealed: row.try_get(o + 10)?,
-            refresh_token_sealed: row.try_get(o + 11)?,
-            expires_at: optional_timestamp(row, o + 12)?,
-            refresh_expires_at: optional_timestamp(row, o + 13)?,
-            reauth_by: optional_timestamp(row, o + 14)?,
-            token_issued_at: optional_timestamp(row, o + 15)?,
-            next_refresh_at: optional_timestamp(row, o + 16)?,
-            refresh_failures: row.try_get(o + 17)?,
-            warned_for: optional_timestamp(row, o + 18)?,
-            created_at: timestamp(row, o + 19)?,
-            updated_at: timestamp(row, o + 20)?,
-            kind: named(row, o + 21)?,
-            parent_id: row.try_get(o + 22)?,
-            tasks: match row.try_get::<_, Option<String>>(o + 23)? {
-                None => None,
-                Some(_) => Some(string_list(row, o + 23)?),
-            },
-        })
+        codec::account(row, o)
     }
 
     pub fn count_row(row: &Row) -> Result<(Provider, AccountStatus, u64)> {
@@ -293,16 +247,7 @@ pub(super) mod accounts {
     }
 
     pub fn event_row(row: &Row) -> Result<EventRecord> {
-        let detail: String = row.try_get(6)?;
-        Ok(EventRecord {
-            seq: row.try_get(0)?,
-            id: row.try_get(1)?,
-            account_id: row.try_get(2)?,
-            owner: row.try_get(3)?,
-            kind: row.try_get(4)?,
-            created_at: timestamp(row, 5)?,
-            detail: serde_json::from_str(&detail).map_err(|e| bad_column(6, e))?,
-        })
+        codec::event(row)
     }
 
     /// An account's values, encoded for the columns of `COLUMNS`.
@@ -375,8 +320,7 @@ pub(super) mod outbox {
     use super::*;
     use crate::store::{OutboxRecord, WebhookBacklog};
 
-    const COLUMNS: &str = "seq, id, type, owner, body, created_at, status, attempts, \
-        next_attempt_at, last_error, delivered_at";
+    use crate::store::codec::OUTBOX_COLUMNS as COLUMNS;
 
     /// The oldest due event (in the order recorded, as SQLite claims them: a receiver gets an
     /// account's events in order) nobody holds a running claim on; `SKIP LOCKED` lets two nodes
@@ -406,19 +350,7 @@ pub(super) mod outbox {
         "SELECT count(*), min(created_at) FROM webhook_outbox WHERE status = 'pending'";
 
     pub fn from_row(r: &Row) -> Result<OutboxRecord> {
-        Ok(OutboxRecord {
-            seq: r.try_get(0)?,
-            id: r.try_get(1)?,
-            kind: r.try_get(2)?,
-            owner: r.try_get(3)?,
-            body: r.try_get(4)?,
-            created_at: timestamp(r, 5)?,
-            status: r.try_get(6)?,
-            attempts: r.try_get(7)?,
-            next_attempt_at: optional_timestamp(r, 8)?,
-            last_error: r.try_get(9)?,
-            delivered_at: optional_timestamp(r, 10)?,
-        })
+        codec::outbox(r)
     }
 
     pub fn backlog_row(r: &Row) -> Result<WebhookBacklog> {
@@ -435,18 +367,12 @@ pub(super) mod keys {
     use super::*;
     use crate::store::{MasterKeyRecord, SealedColumn, SealedCounts, SealedRow};
 
-    pub const LIST: &str =
-        "SELECT id, check_value, added_at, retired_at, accept_until FROM master_keys ORDER BY id";
+    pub static LIST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {} FROM master_keys ORDER BY id", codec::KEY_COLUMNS)
+    });
 
     pub fn from_row(r: &Row) -> Result<MasterKeyRecord> {
-        let id: i64 = r.try_get(0)?;
-        Ok(MasterKeyRecord {
-            id: u32::try_from(id).map_err(|e| bad_column(0, e))?,
-            check_value: r.try_get(1)?,
-            added_at: timestamp(r, 2)?,
-            retired_at: optional_timestamp(r, 3)?,
-            accept_until: optional_timestamp(r, 4)?,
-        })
+        codec::master_key(r)
     }
 
     /// Where a column lives, and the columns its seal's associated data is made of.

@@ -5,20 +5,14 @@ use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{
-    account_kind_column, account_status_column, optional_timestamp_column, provider_column,
-    string_list_column, string_list_json, timestamp_column,
-};
+use super::{account_status_column, provider_column, string_list_json, timestamp_column};
 use crate::domain::{AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::Result;
 use crate::store::{
     AccountFilter, AccountRecord, EVENTS_KEPT_PER_ACCOUNT, EventRecord, ExistingAccount, Page,
 };
 
-const COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_account_id, username, \
-    display_name, scopes, status, status_reason, access_token_sealed, refresh_token_sealed, \
-    expires_at, refresh_expires_at, reauth_by, token_issued_at, next_refresh_at, \
-    refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks";
+use crate::store::codec::{self, ACCOUNT_COLUMNS as COLUMNS};
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AccountRecord> {
     from_row_offset(row, 0)
@@ -121,7 +115,7 @@ pub(super) fn page(
     limit: usize,
 ) -> Result<Page<AccountRecord>> {
     let mut stmt = conn.prepare_cached(&PAGE_SQL)?;
-    let mut rows = stmt
+    let rows = stmt
         .query_map(
             params![
                 owner.as_str(),
@@ -135,50 +129,13 @@ pub(super) fn page(
             |r| Ok((r.get::<_, i64>(0)?, from_row_offset(r, 1)?)),
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next_after = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|(rowid, _)| *rowid)
-    } else {
-        None
-    };
-    Ok(Page {
-        items: rows.into_iter().map(|(_, a)| a).collect(),
-        next_after,
-    })
+    Ok(Page::from_read(rows, limit, |(rowid, _)| *rowid).map(|(_, a)| a))
 }
 
 /// An account from the columns of `COLUMNS` starting at index `o` (1 when `rowid` comes
 /// first).
 fn from_row_offset(row: &Row<'_>, o: usize) -> rusqlite::Result<AccountRecord> {
-    Ok(AccountRecord {
-        id: row.get(o)?,
-        owner: row.get(o + 1)?,
-        provider: provider_column(row, o + 2)?,
-        oauth_app_id: row.get(o + 3)?,
-        provider_account_id: row.get(o + 4)?,
-        username: row.get(o + 5)?,
-        display_name: row.get(o + 6)?,
-        scopes: string_list_column(row, o + 7)?,
-        status: account_status_column(row, o + 8)?,
-        status_reason: row.get(o + 9)?,
-        access_token_sealed: row.get(o + 10)?,
-        refresh_token_sealed: row.get(o + 11)?,
-        expires_at: optional_timestamp_column(row, o + 12)?,
-        refresh_expires_at: optional_timestamp_column(row, o + 13)?,
-        reauth_by: optional_timestamp_column(row, o + 14)?,
-        token_issued_at: optional_timestamp_column(row, o + 15)?,
-        next_refresh_at: optional_timestamp_column(row, o + 16)?,
-        refresh_failures: row.get(o + 17)?,
-        warned_for: optional_timestamp_column(row, o + 18)?,
-        created_at: timestamp_column(row, o + 19)?,
-        updated_at: timestamp_column(row, o + 20)?,
-        kind: account_kind_column(row, o + 21)?,
-        parent_id: row.get(o + 22)?,
-        tasks: match row.get::<_, Option<String>>(o + 23)? {
-            None => None,
-            Some(_) => Some(string_list_column(row, o + 23)?),
-        },
-    })
+    super::via(row, |r| codec::account(r, o))
 }
 
 /// One of the owner's accounts (by the primary key).
@@ -370,12 +327,13 @@ pub(super) fn events(
     before: Option<i64>,
     limit: usize,
 ) -> Result<Page<EventRecord>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, id, account_id, owner, type, created_at, detail FROM account_events
-         WHERE account_id = ?1 AND owner = ?2 AND seq < ?3
-         ORDER BY seq DESC LIMIT ?4",
-    )?;
-    let mut rows = stmt
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM account_events
+             WHERE account_id = ?1 AND owner = ?2 AND seq < ?3
+             ORDER BY seq DESC LIMIT ?4",
+        codec::EVENT_COLUMNS
+    ))?;
+    let rows = stmt
         .query_map(
             params![
                 account.as_str(),
@@ -383,29 +341,8 @@ pub(super) fn events(
                 before.unwrap_or(i64::MAX),
                 limit as i64 + 1
             ],
-            |r| {
-                let detail: String = r.get(6)?;
-                Ok(EventRecord {
-                    seq: r.get(0)?,
-                    id: r.get(1)?,
-                    account_id: r.get(2)?,
-                    owner: r.get(3)?,
-                    kind: r.get(4)?,
-                    created_at: timestamp_column(r, 5)?,
-                    detail: serde_json::from_str(&detail)
-                        .map_err(|e| super::bad_column(6, e.to_string()))?,
-                })
-            },
+            |r| super::via(r, codec::event),
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next_after = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    Ok(Page {
-        items: rows,
-        next_after,
-    })
+    Ok(Page::from_read(rows, limit, |e| e.seq))
 }

@@ -4,50 +4,19 @@ use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{
-    bad_column, is_unique_violation, optional_timestamp_column, provider_column,
-    string_list_column, string_list_json, timestamp_column,
-};
+use super::{is_unique_violation, string_list_json};
 use crate::domain::{AppCheck, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::store::AppRecord;
 use crate::store::codec::{self, last_check_json};
 
-const COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, scopes, \
-    created_at, credentials_error, credentials_error_at, coalesce(updated_at, created_at), \
-    last_check, last_check_at";
+use crate::store::codec::APP_COLUMNS as COLUMNS;
 const INSERT_COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, \
     scopes, created_at, credentials_error, credentials_error_at, updated_at, last_check, \
     last_check_at";
 
-/// The check in columns `col` (JSON) and `col + 1` (time); `None` when never checked.
-fn last_check_columns(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<AppCheck>> {
-    let (Some(text), Some(at)) = (
-        row.get::<_, Option<String>>(col)?,
-        optional_timestamp_column(row, col + 1)?,
-    ) else {
-        return Ok(None);
-    };
-    codec::parse_last_check(&text, at)
-        .map(Some)
-        .map_err(|e| bad_column(col, e))
-}
-
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
-    Ok(AppRecord {
-        id: row.get(0)?,
-        owner: row.get(1)?,
-        provider: provider_column(row, 2)?,
-        name: row.get(3)?,
-        client_id: row.get(4)?,
-        client_secret_sealed: row.get(5)?,
-        scopes: string_list_column(row, 6)?,
-        created_at: timestamp_column(row, 7)?,
-        credentials_error: row.get(8)?,
-        credentials_error_at: optional_timestamp_column(row, 9)?,
-        updated_at: timestamp_column(row, 10)?,
-        last_check: last_check_columns(row, 11)?,
-    })
+    super::via(row, codec::app)
 }
 
 pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {

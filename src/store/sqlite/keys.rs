@@ -7,24 +7,17 @@ use std::fmt::Write as _;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{optional_timestamp_column, provider_column, timestamp_column};
+use super::provider_column;
 use crate::error::Result;
 use crate::store::{MasterKeyRecord, SealedColumn, SealedCounts, SealedRow};
 
 pub(super) fn list(conn: &Connection) -> Result<Vec<MasterKeyRecord>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, check_value, added_at, retired_at, accept_until FROM master_keys ORDER BY id",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM master_keys ORDER BY id",
+        crate::store::codec::KEY_COLUMNS
+    ))?;
     let rows = stmt
-        .query_map([], |r| {
-            Ok(MasterKeyRecord {
-                id: r.get(0)?,
-                check_value: r.get(1)?,
-                added_at: timestamp_column(r, 2)?,
-                retired_at: optional_timestamp_column(r, 3)?,
-                accept_until: optional_timestamp_column(r, 4)?,
-            })
-        })?
+        .query_map([], |r| super::via(r, crate::store::codec::master_key))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -40,14 +40,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
 use thread_local::ThreadLocal;
 
+use super::codec::string_list_json;
 use super::{
     AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, MasterKeyRecord,
     OutboxRecord, Page, PendingRecord, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store,
     WebhookBacklog, WriteTx, WriteWork,
 };
-use crate::domain::{
-    AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
-};
+use crate::domain::{AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 
 /// How long a connection waits for another writer before giving up.
@@ -727,6 +726,29 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
     )
 }
 
+impl super::codec::RowRead for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.get(i)?)
+    }
+
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.get(i)?)
+    }
+
+    fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(i)?)
+    }
+}
+
+/// Reads a row with one of the readers both backends share, inside a rusqlite callback.
+fn via<T>(
+    row: &rusqlite::Row<'_>,
+    read: impl FnOnce(&dyn super::codec::RowRead) -> Result<T>,
+) -> rusqlite::Result<T> {
+    // Its `Display` is the reader's message, which `From<rusqlite::Error>` keeps.
+    read(row).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
 /// A column that does not hold what the schema promises.
 fn bad_column(col: usize, msg: impl Into<String>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, msg.into().into())
@@ -743,20 +765,6 @@ fn account_status_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Resul
     let name: String = row.get(col)?;
     name.parse().map_err(|e: String| bad_column(col, e))
 }
-
-/// Reads an account kind column.
-fn account_kind_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<AccountKind> {
-    let name: String = row.get(col)?;
-    name.parse().map_err(|e: String| bad_column(col, e))
-}
-
-/// Reads a JSON array of strings column.
-fn string_list_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Vec<String>> {
-    let text: String = row.get(col)?;
-    super::codec::parse_string_list(&text).map_err(|e| bad_column(col, e))
-}
-
-use super::codec::string_list_json;
 
 fn timestamp_column(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Timestamp> {
     row.get::<_, i64>(col).map(Timestamp::from_unix)
@@ -842,7 +850,7 @@ mod tests {
             .unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.items[0].id, "acc_9");
-        assert_eq!(page.items[0].kind, AccountKind::User);
+        assert_eq!(page.items[0].kind, crate::domain::AccountKind::User);
         assert_eq!(page.items[0].parent_id, None);
         // A Page's id may repeat under another user, never under the same one.
         let conn = Connection::open(&path).unwrap();

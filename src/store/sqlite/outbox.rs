@@ -27,23 +27,10 @@ pub(super) fn enqueue(conn: &Connection, e: &OutboxRecord) -> Result<()> {
     Ok(())
 }
 
-const COLUMNS: &str = "seq, id, type, owner, body, created_at, status, attempts, next_attempt_at,
-                       last_error, delivered_at";
+use crate::store::codec::{self, OUTBOX_COLUMNS as COLUMNS};
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRecord> {
-    Ok(OutboxRecord {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        kind: r.get(2)?,
-        owner: r.get(3)?,
-        body: r.get(4)?,
-        created_at: super::timestamp_column(r, 5)?,
-        status: r.get(6)?,
-        attempts: r.get(7)?,
-        next_attempt_at: super::optional_timestamp_column(r, 8)?,
-        last_error: r.get(9)?,
-        delivered_at: super::optional_timestamp_column(r, 10)?,
-    })
+    super::via(r, codec::outbox)
 }
 
 /// Claims the oldest pending event due at `now` whose claim (if any) ran out, for `holder`

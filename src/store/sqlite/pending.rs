@@ -2,7 +2,6 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{provider_column, timestamp_column};
 use crate::domain::{Owner, Timestamp};
 use crate::error::Result;
 use crate::store::PendingRecord;
@@ -41,21 +40,12 @@ pub(super) fn get(
     now: Timestamp,
 ) -> Result<Option<PendingRecord>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT id, owner, provider, oauth_app_id, confirm_hash, sealed, issued_at, expires_at
-             FROM pending_connections WHERE id = ?1 AND owner = ?2 AND expires_at > ?3",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {} FROM pending_connections WHERE id = ?1 AND owner = ?2 AND expires_at > ?3",
+            crate::store::codec::PENDING_COLUMNS
+        ))?
         .query_row(params![id, owner.as_str(), now.unix()], |r| {
-            Ok(PendingRecord {
-                id: r.get(0)?,
-                owner: r.get(1)?,
-                provider: provider_column(r, 2)?,
-                oauth_app_id: r.get(3)?,
-                confirm_hash: r.get(4)?,
-                sealed: r.get(5)?,
-                issued_at: timestamp_column(r, 6)?,
-                expires_at: timestamp_column(r, 7)?,
-            })
+            super::via(r, crate::store::codec::pending)
         })
         .optional()?)
 }
