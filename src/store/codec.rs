@@ -91,17 +91,19 @@ fn bad(i: usize, why: impl std::fmt::Display) -> Error {
     ))
 }
 
-fn text(row: &dyn RowRead, i: usize) -> Result<String> {
+pub fn required_text(row: &dyn RowRead, i: usize) -> Result<String> {
     row.text(i)?.ok_or_else(|| bad(i, "NULL"))
 }
 
-fn int(row: &dyn RowRead, i: usize) -> Result<i64> {
+pub fn required_int(row: &dyn RowRead, i: usize) -> Result<i64> {
     row.int(i)?.ok_or_else(|| bad(i, "NULL"))
 }
 
-fn bytes(row: &dyn RowRead, i: usize) -> Result<Vec<u8>> {
+pub fn required_bytes(row: &dyn RowRead, i: usize) -> Result<Vec<u8>> {
     row.bytes(i)?.ok_or_else(|| bad(i, "NULL"))
 }
+
+use self::{required_bytes as bytes, required_int as int, required_text as text};
 
 /// A column holding the name of something that parses (a provider, a status, a kind).
 fn named<T: std::str::FromStr>(row: &dyn RowRead, i: usize) -> Result<T>

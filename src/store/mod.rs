@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod copy;
 pub mod postgres;
+pub mod sealed_sql;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -30,6 +30,7 @@ use super::{
 };
 use crate::domain::{AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
+use crate::store::sealed_sql;
 
 /// The migrations, in order; each runs once, in its own transaction.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/001_schema.sql")];
@@ -402,10 +403,9 @@ impl Store for PgStore {
         let client = self.client().await?;
         let mut counts = Vec::new();
         for column in SealedColumn::ALL {
-            let row = client
-                .query_one(&sql::keys::count_query(column, &keys), &[])
-                .await?;
-            counts.push(sql::keys::counts_row(column, &row, keys.len())?);
+            let query = sealed_sql::count_query(&sql::keys::DIALECT, column, &keys);
+            let row = client.query_one(&query, &[]).await?;
+            counts.push(sealed_sql::counts(column, &row, keys.len())?);
         }
         Ok(counts)
     }
@@ -1051,10 +1051,11 @@ impl WriteTx for PgTx<'_> {
     fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
         let mut counts = Vec::new();
         for column in SealedColumn::ALL {
+            let query = sealed_sql::count_query(&sql::keys::DIALECT, column, keys);
             let row = self
-                .row(&sql::keys::count_query(column, keys), &[])?
+                .row(&query, &[])?
                 .ok_or_else(|| Error::Internal("count(*) returned no row".into()))?;
-            counts.push(sql::keys::counts_row(column, &row, keys.len())?);
+            counts.push(sealed_sql::counts(column, &row, keys.len())?);
         }
         Ok(counts)
     }
@@ -1067,11 +1068,11 @@ impl WriteTx for PgTx<'_> {
         limit: usize,
     ) -> Result<Vec<SealedRow>> {
         self.rows(
-            &sql::keys::page_query(column, prefixes),
+            &sealed_sql::page_query(&sql::keys::DIALECT, column, prefixes),
             &[&after_rowid, &(limit as i64)],
         )?
         .iter()
-        .map(sql::keys::sealed_row)
+        .map(|r| sealed_sql::sealed_row(r))
         .collect()
     }
 
@@ -1082,7 +1083,8 @@ impl WriteTx for PgTx<'_> {
         old: &[u8],
         new: &[u8],
     ) -> Result<bool> {
-        Ok(self.execute(&sql::keys::replace_query(column), &[&id, &old, &new])? == 1)
+        let query = sealed_sql::replace_query(&sql::keys::DIALECT, column);
+        Ok(self.execute(&query, &[&id, &old, &new])? == 1)
     }
 
     fn meta_get(&mut self, key: &str) -> Result<Option<String>> {

@@ -362,10 +362,9 @@ pub(super) mod outbox {
 }
 
 pub(super) mod keys {
-    use std::fmt::Write as _;
-
     use super::*;
-    use crate::store::{MasterKeyRecord, SealedColumn, SealedCounts, SealedRow};
+    use crate::store::MasterKeyRecord;
+    use crate::store::sealed_sql::Dialect;
 
     pub static LIST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!("SELECT {} FROM master_keys ORDER BY id", codec::KEY_COLUMNS)
@@ -375,124 +374,12 @@ pub(super) mod keys {
         codec::master_key(r)
     }
 
-    /// Where a column lives, and the columns its seal's associated data is made of.
-    struct Place {
-        table: &'static str,
-        column: &'static str,
-        context: &'static str,
-    }
-
-    fn place(column: SealedColumn) -> Place {
-        match column {
-            SealedColumn::AppClientSecret => Place {
-                table: "oauth_apps",
-                column: "client_secret_sealed",
-                context: "id, owner, provider, NULL::text",
-            },
-            SealedColumn::AccessToken => Place {
-                table: "accounts",
-                column: "access_token_sealed",
-                context: "id, owner, provider, provider_account_id",
-            },
-            SealedColumn::RefreshToken => Place {
-                table: "accounts",
-                column: "refresh_token_sealed",
-                context: "id, owner, provider, provider_account_id",
-            },
-            SealedColumn::PendingConnection => Place {
-                table: "pending_connections",
-                column: "sealed",
-                context: "id, owner, provider, NULL::text",
-            },
-        }
-    }
-
-    /// An SQL condition: `column` starts with one of `prefixes` (bytea literals in hex, made
-    /// from bytes only, so nothing can be injected).
-    fn starts_with_any(column: &str, prefixes: &[Vec<u8>]) -> String {
-        if prefixes.is_empty() {
-            return "false".into();
-        }
-        let mut sql = String::from("(");
-        for (i, prefix) in prefixes.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(" OR ");
-            }
-            let hex: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
-            let _ = write!(
-                sql,
-                "substring({column} from 1 for {}) = '\\x{hex}'::bytea",
-                prefix.len()
-            );
-        }
-        sql.push(')');
-        sql
-    }
-
-    pub fn count_query(column: SealedColumn, keys: &[Vec<Vec<u8>>]) -> String {
-        let p = place(column);
-        let mut sql = String::from("SELECT count(*)");
-        for prefixes in keys {
-            let _ = write!(
-                sql,
-                ", count(*) FILTER (WHERE {})",
-                starts_with_any(p.column, prefixes)
-            );
-        }
-        let _ = write!(
-            sql,
-            " FROM {} WHERE {c} IS NOT NULL AND length({c}) > 0",
-            p.table,
-            c = p.column
-        );
-        sql
-    }
-
-    pub fn counts_row(column: SealedColumn, r: &Row, keys: usize) -> Result<SealedCounts> {
-        let total: i64 = r.try_get(0)?;
-        let by_key = (0..keys)
-            .map(|i| Ok(r.try_get::<_, i64>(i + 1)? as u64))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(SealedCounts {
-            column,
-            total: total as u64,
-            by_key,
-        })
-    }
-
-    /// `$1`: the position to start after, `$2`: how many.
-    pub fn page_query(column: SealedColumn, prefixes: &[Vec<u8>]) -> String {
-        let p = place(column);
-        format!(
-            "SELECT seq, {context}, {c} FROM {table}
-             WHERE seq > $1 AND {matches}
-             ORDER BY seq LIMIT $2",
-            context = p.context,
-            c = p.column,
-            table = p.table,
-            matches = starts_with_any(p.column, prefixes)
-        )
-    }
-
-    pub fn sealed_row(r: &Row) -> Result<SealedRow> {
-        Ok(SealedRow {
-            rowid: r.try_get(0)?,
-            id: r.try_get(1)?,
-            owner: r.try_get(2)?,
-            provider: provider(r, 3)?,
-            provider_account_id: r.try_get(4)?,
-            sealed: r.try_get(5)?,
-        })
-    }
-
-    pub fn replace_query(column: SealedColumn) -> String {
-        let p = place(column);
-        format!(
-            "UPDATE {table} SET {c} = $3 WHERE id = $1 AND {c} = $2",
-            table = p.table,
-            c = p.column
-        )
-    }
+    /// How PostgreSQL writes what the sealed-column statements leave to the backend.
+    pub const DIALECT: Dialect = Dialect {
+        position: "seq",
+        bytes_literal: |hex| format!("'\\x{hex}'::bytea"),
+        param: |n| format!("${n}"),
+    };
 }
 
 pub(super) mod copy {

@@ -1,14 +1,10 @@
-//! SQL for the master keys a database records and the sealed values each one seals.
-//!
-//! Which key sealed a value is in the value's first bytes (see `crypto::seal`); the store
-//! is given those byte prefixes and never interprets a value itself.
-
-use std::fmt::Write as _;
+//! SQL for the master keys a database records and the sealed values each one seals (the
+//! statements for those are `store::sealed_sql`'s).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::provider_column;
 use crate::error::Result;
+use crate::store::sealed_sql::{self, Dialect};
 use crate::store::{MasterKeyRecord, SealedColumn, SealedCounts, SealedRow};
 
 pub(super) fn list(conn: &Connection) -> Result<Vec<MasterKeyRecord>> {
@@ -60,89 +56,25 @@ pub(super) fn current(conn: &Connection) -> Result<Option<u32>> {
         .flatten())
 }
 
-/// Where a column lives, and the columns that make up its seal's associated data.
-struct Place {
-    table: &'static str,
-    column: &'static str,
-    /// id, owner, provider, provider account id (or NULL).
-    context: &'static str,
-}
-
-fn place(column: SealedColumn) -> Place {
-    match column {
-        SealedColumn::AppClientSecret => Place {
-            table: "oauth_apps",
-            column: "client_secret_sealed",
-            context: "id, owner, provider, NULL",
-        },
-        SealedColumn::AccessToken => Place {
-            table: "accounts",
-            column: "access_token_sealed",
-            context: "id, owner, provider, provider_account_id",
-        },
-        SealedColumn::RefreshToken => Place {
-            table: "accounts",
-            column: "refresh_token_sealed",
-            context: "id, owner, provider, provider_account_id",
-        },
-        SealedColumn::PendingConnection => Place {
-            table: "pending_connections",
-            column: "sealed",
-            context: "id, owner, provider, NULL",
-        },
-    }
-}
-
-/// An SQL condition: `column` starts with one of `prefixes` (hex literals: only bytes).
-fn starts_with_any(column: &str, prefixes: &[Vec<u8>]) -> String {
-    if prefixes.is_empty() {
-        return "0".into();
-    }
-    let mut sql = String::from("(");
-    for (i, prefix) in prefixes.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(" OR ");
-        }
-        let hex: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
-        let _ = write!(sql, "substr({column}, 1, {}) = x'{hex}'", prefix.len());
-    }
-    sql.push(')');
-    sql
-}
+/// How SQLite writes what the sealed-column statements leave to the backend.
+const DIALECT: Dialect = Dialect {
+    position: "rowid",
+    bytes_literal: |hex| format!("x'{hex}'"),
+    param: |n| format!("?{n}"),
+};
 
 /// Per column: how many values it holds, and how many start with each key's prefixes.
 pub(super) fn count(conn: &Connection, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
-    let mut counts = Vec::new();
-    for column in SealedColumn::ALL {
-        let p = place(column);
-        let mut sql = String::from("SELECT count(*)");
-        for prefixes in keys {
-            let _ = write!(
-                sql,
-                ", coalesce(sum({}), 0)",
-                starts_with_any(p.column, prefixes)
-            );
-        }
-        let _ = write!(
-            sql,
-            " FROM {} WHERE {c} IS NOT NULL AND length({c}) > 0",
-            p.table,
-            c = p.column
-        );
-        let row = conn.prepare(&sql)?.query_row([], |r| {
-            let total: i64 = r.get(0)?;
-            let by_key = (0..keys.len())
-                .map(|i| r.get::<_, i64>(i + 1).map(|n| n as u64))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(SealedCounts {
-                column,
-                total: total as u64,
-                by_key,
-            })
-        })?;
-        counts.push(row);
-    }
-    Ok(counts)
+    SealedColumn::ALL
+        .into_iter()
+        .map(|column| {
+            conn.prepare(&sealed_sql::count_query(&DIALECT, column, keys))?
+                .query_row([], |r| {
+                    super::via(r, |r| sealed_sql::counts(column, r, keys.len()))
+                })
+                .map_err(Into::into)
+        })
+        .collect()
 }
 
 /// Up to `limit` values of `column` that start with one of `prefixes`, after the row
@@ -154,27 +86,10 @@ pub(super) fn page(
     prefixes: &[Vec<u8>],
     limit: usize,
 ) -> Result<Vec<SealedRow>> {
-    let p = place(column);
-    let sql = format!(
-        "SELECT rowid, {context}, {c} FROM {table}
-         WHERE rowid > ?1 AND {matches}
-         ORDER BY rowid LIMIT ?2",
-        context = p.context,
-        c = p.column,
-        table = p.table,
-        matches = starts_with_any(p.column, prefixes)
-    );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare(&sealed_sql::page_query(&DIALECT, column, prefixes))?;
     let rows = stmt
         .query_map(params![after_rowid, limit as i64], |r| {
-            Ok(SealedRow {
-                rowid: r.get(0)?,
-                id: r.get(1)?,
-                owner: r.get(2)?,
-                provider: provider_column(r, 3)?,
-                provider_account_id: r.get(4)?,
-                sealed: r.get(5)?,
-            })
+            super::via(r, sealed_sql::sealed_row)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
@@ -188,12 +103,7 @@ pub(super) fn replace(
     old: &[u8],
     new: &[u8],
 ) -> Result<bool> {
-    let p = place(column);
-    let sql = format!(
-        "UPDATE {table} SET {c} = ?3 WHERE id = ?1 AND {c} = ?2",
-        table = p.table,
-        c = p.column
-    );
+    let sql = sealed_sql::replace_query(&DIALECT, column);
     Ok(conn.prepare_cached(&sql)?.execute(params![id, old, new])? == 1)
 }
 
