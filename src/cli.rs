@@ -785,7 +785,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(path) = &cli.database {
         let given = path.to_string_lossy();
-        if given.starts_with("postgres://") || given.starts_with("postgresql://") {
+        if crate::store::postgres::is_url(&given) {
             config.database.url = Some(given.into_owned().into());
         } else {
             config.database.path = path.clone();

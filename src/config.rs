@@ -234,9 +234,7 @@ impl DatabaseConfig {
     /// database (never a password).
     pub fn describe(&self) -> String {
         match self.postgres_url() {
-            Some(url) => crate::store::postgres::parse_url(url)
-                .map(|c| crate::store::postgres::describe_url(&c))
-                .unwrap_or_else(|_| "PostgreSQL (database.url)".into()),
+            Some(url) => crate::store::postgres::describe_text(url, "PostgreSQL (database.url)"),
             None => self.path.display().to_string(),
         }
     }
@@ -647,7 +645,7 @@ impl Config {
     fn validate(&self) -> Result<()> {
         self.bind_address()?;
         if let Some(url) = self.database.postgres_url() {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !crate::store::postgres::is_url(url) {
                 return Err(Error::config(
                     "database.url must be a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE); leave it unset to use the SQLite file at database.path",
                 ));

@@ -20,7 +20,7 @@ pub enum StoreLocation {
 impl StoreLocation {
     /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else a SQLite path.
     pub fn parse(text: &str) -> StoreLocation {
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        if crate::store::postgres::is_url(text) {
             StoreLocation::Postgres(text.to_owned())
         } else {
             StoreLocation::Sqlite(PathBuf::from(text))
@@ -31,9 +31,9 @@ impl StoreLocation {
     pub fn describe(&self) -> String {
         match self {
             StoreLocation::Sqlite(path) => path.display().to_string(),
-            StoreLocation::Postgres(url) => crate::store::postgres::parse_url(url)
-                .map(|c| crate::store::postgres::describe_url(&c))
-                .unwrap_or_else(|_| "PostgreSQL".into()),
+            StoreLocation::Postgres(url) => {
+                crate::store::postgres::describe_text(url, "PostgreSQL")
+            }
         }
     }
 

@@ -72,6 +72,18 @@ pub fn describe_url(config: &tokio_postgres::Config) -> String {
     format!("postgres://{host}:{port}/{db}")
 }
 
+/// True when `text` names a PostgreSQL database rather than a SQLite file.
+pub fn is_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// `describe_url` of a URL given as text; `fallback` when it does not parse.
+pub fn describe_text(url: &str, fallback: &str) -> String {
+    parse_url(url)
+        .map(|c| describe_url(&c))
+        .unwrap_or_else(|_| fallback.to_owned())
+}
+
 /// Parses `database.url`; the error never repeats the URL (it may carry a password).
 pub fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
     url.parse::<tokio_postgres::Config>().map_err(|e| {
