@@ -22,11 +22,15 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rerun-if-env-changed=DRAVO_GIT_COMMIT");
     println!("cargo:rustc-env=DRAVO_GIT_COMMIT={commit}");
-    // Run again when HEAD moves: a commit or a checkout.
-    if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
-        if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={git_dir}/{head_ref}");
+    // Run again when HEAD moves: a commit or a checkout. `--git-path` resolves each file
+    // where git keeps it (a worktree has its own HEAD but shares the refs), and only files
+    // that exist are named: cargo reruns a script whose watched file is missing on every
+    // build. A branch's ref is a loose file under refs/heads or a line of packed-refs.
+    for file in ["HEAD", "refs/heads", "packed-refs"] {
+        if let Some(path) = git(&["rev-parse", "--git-path", file])
+            && std::path::Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
     println!("cargo:rerun-if-changed=src/build.rs");

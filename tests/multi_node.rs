@@ -10,8 +10,6 @@
 mod fake_provider;
 #[path = "support/fake_x_server.rs"]
 mod fake_x_server;
-#[path = "support/pg.rs"]
-mod pg;
 mod support;
 
 use std::collections::HashMap;
@@ -22,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use fake_provider::{FakeProvider, Kind};
 use fake_x_server::{CLIENT_ID, CLIENT_SECRET, serve_command, start};
-use pg::{base_url, fresh_database, psql};
 use serde_json::Value;
+use support::backend::{fresh_schema, postgres_server, psql};
 use support::dravo_cmd;
 use support::process::{SAFETY_TIMEOUT, Server, http, runtime, tempdir};
 
@@ -60,7 +58,7 @@ struct Cluster {
 impl Cluster {
     fn new(rt: &tokio::runtime::Runtime, base: &str) -> Cluster {
         let dir = tempdir();
-        let url = fresh_database(base);
+        let url = fresh_schema(base);
         run_ok(cmd(dir.path(), &url), &["init"]);
         let jwt = run_ok(cmd(dir.path(), &url), &["token", "issue", "--sub", TENANT])
             .trim()
@@ -137,7 +135,9 @@ async fn connect_across(a: &Server, b: &Server, jwt: &str) {
 
 #[test]
 fn a_connect_started_on_one_node_completes_on_another() {
-    let Some(base) = base_url() else { return };
+    let Some(base) = postgres_server() else {
+        return;
+    };
     let rt = runtime();
     let cluster = Cluster::new(&rt, &base);
     let (a, b) = (cluster.node(|_| {}), cluster.node(|_| {}));
@@ -164,7 +164,9 @@ fn a_connect_started_on_one_node_completes_on_another() {
 
 #[test]
 fn a_state_used_on_one_node_is_refused_on_the_other() {
-    let Some(base) = base_url() else { return };
+    let Some(base) = postgres_server() else {
+        return;
+    };
     let rt = runtime();
     let cluster = Cluster::new(&rt, &base);
     let (a, b) = (cluster.node(|_| {}), cluster.node(|_| {}));
@@ -195,7 +197,9 @@ fn expire_soon(cluster: &Cluster, id: &str, seconds: i64) {
 
 #[test]
 fn a_hundred_token_requests_over_two_nodes_refresh_once() {
-    let Some(base) = base_url() else { return };
+    let Some(base) = postgres_server() else {
+        return;
+    };
     let rt = runtime();
     let cluster = Cluster::new(&rt, &base);
     let (a, b) = (cluster.node(|_| {}), cluster.node(|_| {}));
@@ -237,7 +241,9 @@ fn a_hundred_token_requests_over_two_nodes_refresh_once() {
 #[test]
 fn two_background_refreshers_refresh_each_due_account_once() {
     const ACCOUNTS: usize = 6;
-    let Some(base) = base_url() else { return };
+    let Some(base) = postgres_server() else {
+        return;
+    };
     let rt = runtime();
     let cluster = Cluster::new(&rt, &base);
     {
@@ -381,7 +387,9 @@ fn outbox_statuses(cluster: &Cluster) -> HashMap<String, String> {
 #[test]
 fn each_webhook_event_is_delivered_by_exactly_one_node() {
     const CONNECTS: usize = 12;
-    let Some(base) = base_url() else { return };
+    let Some(base) = postgres_server() else {
+        return;
+    };
     let rt = runtime();
     let cluster = Cluster::new(&rt, &base);
     let receiver = Receiver::default();
@@ -418,7 +426,9 @@ fn each_webhook_event_is_delivered_by_exactly_one_node() {
 
 #[test]
 fn a_webhook_event_whose_sender_is_killed_is_delivered_by_another_node() {
-    let Some(base) = base_url() else { return };
+    let Some(base) = postgres_server() else {
+        return;
+    };
     let rt = runtime();
     let cluster = Cluster::new(&rt, &base);
     let receiver = Receiver::default();
@@ -472,7 +482,9 @@ fn a_webhook_event_whose_sender_is_killed_is_delivered_by_another_node() {
 
 #[test]
 fn a_cli_on_a_third_process_sees_and_changes_what_the_nodes_serve() {
-    let Some(base) = base_url() else { return };
+    let Some(base) = postgres_server() else {
+        return;
+    };
     let rt = runtime();
     let cluster = Cluster::new(&rt, &base);
     let (a, b) = (cluster.node(|_| {}), cluster.node(|_| {}));

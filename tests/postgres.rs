@@ -1,13 +1,11 @@
 //! What only PostgreSQL has: `dravo store copy` between the backends, migrations when nodes
 //! start together, and the commands that know which backend they face (doctor, backup,
-//! restore). Needs `DRAVO_TEST_POSTGRES_URL` (see tests/support/pg.rs).
+//! restore). Needs `DRAVO_TEST_POSTGRES_URL` (see tests/support/backend.rs).
 
 #[path = "support/fake_provider.rs"]
 mod fake_provider;
 #[path = "support/fake_x_server.rs"]
 mod fake_x_server;
-#[path = "support/pg.rs"]
-mod pg;
 mod support;
 
 use std::path::Path;
@@ -17,8 +15,8 @@ use dravo::store::copy::{CopyRow, TABLES};
 use dravo::store::{PgStore, SqliteStore, Store};
 use fake_provider::{FakeProvider, Kind};
 use fake_x_server::{CLIENT_ID, CLIENT_SECRET, connect, issue_token, serve_command};
-use pg::{base_url, fresh_database, psql};
 use serde_json::Value;
+use support::backend::{fresh_schema, postgres_server, psql};
 use support::dravo_cmd;
 use support::process::{Server, http, runtime, tempdir};
 
@@ -31,7 +29,7 @@ fn side_by_side() -> Option<String> {
         println!("skipped in the PostgreSQL pass: this test chooses its backends itself");
         return None;
     }
-    base_url()
+    postgres_server()
 }
 
 fn run(mut cmd: Command, args: &[&str]) -> Output {
@@ -132,7 +130,7 @@ fn store_copy_moves_everything_to_postgres_and_back() {
     let dir = tempdir();
     let fake = rt.block_on(FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET));
     let (account, token) = populated_sqlite(dir.path(), &fake);
-    let url = fresh_database(&base);
+    let url = fresh_schema(&base);
     let db = dir.path().join("dravo.db");
 
     let copied = ok(run(
@@ -219,7 +217,7 @@ fn store_copy_refuses_a_target_that_holds_data() {
     let Some(base) = side_by_side() else { return };
     let dir = tempdir();
     support::cmd::dravo_init(dir.path(), &[]);
-    let url = fresh_database(&base);
+    let url = fresh_schema(&base);
     let mut on_pg = dravo_cmd(dir.path());
     on_pg.env("DRAVO_DATABASE_URL", &url);
     ok(run(on_pg, &["init"]));
@@ -262,7 +260,7 @@ fn store_copy_refuses_a_target_that_holds_data() {
 fn nodes_starting_together_apply_each_migration_once_and_agree_on_one_key() {
     let Some(base) = side_by_side() else { return };
     let dir = tempdir();
-    let url = fresh_database(&base);
+    let url = fresh_schema(&base);
     // The key file first (as an operator distributes it), then six processes at once.
     let key = ok(run(dravo_cmd(dir.path()), &["keys", "generate"]));
     let children: Vec<_> = (0..6)
@@ -296,7 +294,7 @@ fn nodes_starting_together_apply_each_migration_once_and_agree_on_one_key() {
 fn doctor_backup_and_restore_know_they_face_postgres() {
     let Some(base) = side_by_side() else { return };
     let dir = tempdir();
-    let url = fresh_database(&base);
+    let url = fresh_schema(&base);
     let on = |url: &str| {
         let mut c = dravo_cmd(dir.path());
         c.env("DRAVO_DATABASE_URL", url);

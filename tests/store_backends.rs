@@ -43,24 +43,8 @@ async fn sqlite() -> Opened {
 
 /// A PostgreSQL store in a schema of its own, or `None` (said) when no server is configured.
 async fn postgres() -> Option<Opened> {
-    let url = match std::env::var("DRAVO_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("DRAVO_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "DRAVO_REQUIRE_POSTGRES=1 but DRAVO_TEST_POSTGRES_URL is not set"
-            );
-            println!("skipped on PostgreSQL: DRAVO_TEST_POSTGRES_URL is not set");
-            return None;
-        }
-    };
-    let schema = format!("s_{}", support::random_suffix());
-    let sql = format!("CREATE SCHEMA {schema}");
-    support::backend::on_postgres(&url, move |client| async move {
-        client.batch_execute(&sql).await
-    })
-    .expect("create a schema");
-    let store = PgStore::connect(&support::backend::url_with_schema(&url, &schema), None)
+    let url = support::backend::fresh_schema(&support::backend::postgres_server()?);
+    let store = PgStore::connect(&url, None)
         .await
         .expect("connect the PostgreSQL store");
     Some(Opened {

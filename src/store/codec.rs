@@ -161,6 +161,35 @@ pub const ACCOUNT_COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_a
     refresh_token_sealed, expires_at, refresh_expires_at, reauth_by, token_issued_at, \
     next_refresh_at, refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks";
 
+/// The columns an account's upsert leaves alone on an existing row: what identifies it, and
+/// when and as what it was first connected.
+const ACCOUNT_KEPT_ON_UPDATE: &[&str] = &[
+    "id",
+    "owner",
+    "provider",
+    "provider_account_id",
+    "created_at",
+    "kind",
+    "parent_id",
+];
+
+/// The account upsert: every column of `ACCOUNT_COLUMNS` as parameters 1, 2, … (written by
+/// `param`), and on an existing id every column but `ACCOUNT_KEPT_ON_UPDATE` replaced.
+pub fn account_upsert(param: fn(usize) -> String) -> String {
+    let columns: Vec<&str> = ACCOUNT_COLUMNS.split(',').map(str::trim).collect();
+    let values: Vec<String> = (1..=columns.len()).map(param).collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| !ACCOUNT_KEPT_ON_UPDATE.contains(c))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+        values.join(", "),
+        updates.join(", ")
+    )
+}
+
 /// An account from the columns of `ACCOUNT_COLUMNS` starting at index `o`.
 pub fn account(row: &dyn RowRead, o: usize) -> Result<AccountRecord> {
     Ok(AccountRecord {
@@ -257,4 +286,30 @@ pub fn master_key(row: &dyn RowRead) -> Result<MasterKeyRecord> {
         retired_at: optional_time(row, 3)?,
         accept_until: optional_time(row, 4)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_upsert_binds_every_column_and_keeps_identity_and_origin() {
+        let sql = account_upsert(|n| format!("?{n}"));
+        let column_count = ACCOUNT_COLUMNS.split(',').count();
+        assert!(sql.contains(&format!("?{column_count})")), "{sql}");
+        assert!(!sql.contains(&format!("?{}", column_count + 1)), "{sql}");
+        let (_, set) = sql.split_once("DO UPDATE SET").expect("an upsert");
+        for kept in ACCOUNT_KEPT_ON_UPDATE {
+            assert!(
+                !set.contains(&format!(" {kept} =")),
+                "{kept} is replaced: {sql}"
+            );
+        }
+        for replaced in ["access_token_sealed", "status", "tasks", "updated_at"] {
+            assert!(
+                set.contains(&format!("{replaced} = excluded.{replaced}")),
+                "{sql}"
+            );
+        }
+    }
 }

@@ -99,6 +99,47 @@ fn create_schema(url: &str, schema: &str) {
     created.insert(schema.to_owned());
 }
 
+/// The PostgreSQL server of `DRAVO_TEST_POSTGRES_URL` (`.ci/postgres start DIR` prints one),
+/// for tests that use PostgreSQL whatever `DRAVO_TEST_BACKEND` says; `None` (said) when it
+/// is not set, which `DRAVO_REQUIRE_POSTGRES=1` (CI) turns into a failure.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("DRAVO_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("DRAVO_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "DRAVO_REQUIRE_POSTGRES=1 but DRAVO_TEST_POSTGRES_URL is not set"
+            );
+            println!("skipped on PostgreSQL: DRAVO_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// A fresh, empty schema on the server `url`, and the URL whose connections use it.
+pub fn fresh_schema(url: &str) -> String {
+    let schema = format!("s_{}", super::random_suffix());
+    let sql = format!("CREATE SCHEMA {schema}");
+    on_postgres(url, move |client| async move {
+        client.batch_execute(&sql).await
+    })
+    .unwrap_or_else(|e| panic!("cannot create a test schema: {e}"));
+    url_with_schema(url, &schema)
+}
+
+/// Runs `sql` on `url`: the rows of a `SELECT`, else the statements in one batch (no rows).
+pub fn psql(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    let owned = sql.to_owned();
+    on_postgres(url, move |client| async move {
+        if owned.trim_start().to_uppercase().starts_with("SELECT") {
+            client.query(&owned, &[]).await
+        } else {
+            client.batch_execute(&owned).await.map(|()| Vec::new())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// Runs `work` with a fresh connection to `url`, on a thread of its own with its own
 /// runtime: callers are often inside a tokio test, where blocking a worker is not allowed.
 pub fn on_postgres<T, F, Fut>(url: &str, work: F) -> Result<T, tokio_postgres::Error>

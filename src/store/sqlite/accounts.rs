@@ -43,30 +43,8 @@ pub(super) fn find(
 }
 
 pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO accounts ({COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24)
-         ON CONFLICT (id) DO UPDATE SET
-             oauth_app_id = excluded.oauth_app_id,
-             username = excluded.username,
-             display_name = excluded.display_name,
-             scopes = excluded.scopes,
-             status = excluded.status,
-             status_reason = excluded.status_reason,
-             access_token_sealed = excluded.access_token_sealed,
-             refresh_token_sealed = excluded.refresh_token_sealed,
-             expires_at = excluded.expires_at,
-             refresh_expires_at = excluded.refresh_expires_at,
-             reauth_by = excluded.reauth_by,
-             token_issued_at = excluded.token_issued_at,
-             next_refresh_at = excluded.next_refresh_at,
-             refresh_failures = excluded.refresh_failures,
-             warned_for = excluded.warned_for,
-             updated_at = excluded.updated_at,
-             tasks = excluded.tasks"
-    ))?
-    .execute(params![
+    static PUT: LazyLock<String> = LazyLock::new(|| codec::account_upsert(|n| format!("?{n}")));
+    conn.prepare_cached(&PUT)?.execute(params![
         row.id,
         row.owner,
         row.provider.as_str(),
