@@ -137,14 +137,11 @@ const PREFLIGHT_ROUTE: &str = "cors_preflight";
 /// without auth, unless `server.metrics_bind` moves it to an address of its own
 /// (`metrics_app`).
 pub fn build_app(dravo: Dravo, limits: RateLimits) -> impl Endpoint<Output = Response> {
-    let service = api_service();
-    let served = spec::Spec::new(&service, Some(dravo.public_url()));
-    let docs = served.swagger_ui(&service);
-    let spec = served.endpoint();
+    let docs = spec::ServedDocs::new(api_service, dravo.public_url());
     let mut route = Route::new()
-        .nest("/", service)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs);
+        .nest("/", api_service())
+        .at("/openapi.json", docs.json_endpoint())
+        .nest("/docs", docs.swagger_ui());
     if dravo.config().server.metrics_bind.is_none() {
         route = route.at(METRICS_PATH, poem::get(metrics::scrape));
     }

@@ -13,8 +13,10 @@
 //! The document is edited as a `serde_yaml::Value` because its mappings keep key order;
 //! `serde_json::Value` (without the crate-wide `preserve_order`) would sort every key.
 
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 use poem::endpoint::make_sync;
-use poem::web::Html;
 use poem::{Endpoint, Response, Route};
 use poem_openapi::types::ParseFromJSON;
 use poem_openapi::{OpenApi, OpenApiService, Tags, Webhook};
@@ -60,30 +62,83 @@ impl Spec {
         serde_yaml::to_string(&self.doc).expect("a JSON document is YAML")
     }
 
-    /// `GET /openapi.json`.
-    pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
-        let body = self.json();
-        make_sync(move |_| {
-            Response::builder()
-                .content_type("application/json")
-                .body(body.clone())
-        })
-    }
-
-    /// Swagger UI over this document. poem-openapi's page embeds its own document verbatim;
-    /// this one takes its place.
-    pub fn swagger_ui<T: OpenApi, W: Webhook>(
-        &self,
+    /// Swagger UI's page over this document (its JSON `json`). poem-openapi's page embeds its
+    /// own document verbatim; this one takes its place.
+    pub fn swagger_page<T: OpenApi, W: Webhook>(
         service: &OpenApiService<T, W>,
-    ) -> impl Endpoint + 'static {
+        json: &str,
+    ) -> String {
         let generated = service.spec();
         let page = service.swagger_ui_html();
         assert!(
             page.contains(&generated),
             "Swagger UI's page no longer embeds the document verbatim"
         );
-        let page = page.replacen(&generated, &self.json(), 1);
-        Route::new().at("/", make_sync(move |_| Html(page.clone())))
+        page.replacen(&generated, json, 1)
+    }
+}
+
+/// What a server serves of its document: `GET /openapi.json` and Swagger UI's page at
+/// `/docs`, both rendered on the first request for either. Together they take a few megabytes
+/// (the page carries Swagger UI's scripts), which a server nobody browses never holds.
+#[derive(Clone)]
+pub struct ServedDocs {
+    render: Arc<dyn Fn() -> Rendered + Send + Sync>,
+    rendered: Arc<OnceLock<Rendered>>,
+}
+
+struct Rendered {
+    json: Bytes,
+    page: Bytes,
+}
+
+impl ServedDocs {
+    /// The docs of the service `make_service` builds, served from `public_url`.
+    pub fn new<T, W>(make_service: fn() -> OpenApiService<T, W>, public_url: &str) -> ServedDocs
+    where
+        T: OpenApi + 'static,
+        W: Webhook + 'static,
+    {
+        let public_url = public_url.to_owned();
+        ServedDocs {
+            render: Arc::new(move || {
+                let service = make_service();
+                let json = Spec::new(&service, Some(&public_url)).json();
+                let page = Spec::swagger_page(&service, &json);
+                Rendered {
+                    json: Bytes::from(json),
+                    page: Bytes::from(page),
+                }
+            }),
+            rendered: Arc::new(OnceLock::new()),
+        }
+    }
+
+    fn rendered(&self) -> &Rendered {
+        self.rendered.get_or_init(|| (self.render)())
+    }
+
+    /// `GET /openapi.json`.
+    pub fn json_endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        let docs = self.clone();
+        make_sync(move |_| {
+            Response::builder()
+                .content_type("application/json")
+                .body(docs.rendered().json.clone())
+        })
+    }
+
+    /// Swagger UI, at the root of where it is nested.
+    pub fn swagger_ui(&self) -> impl Endpoint + 'static {
+        let docs = self.clone();
+        Route::new().at(
+            "/",
+            make_sync(move |_| {
+                Response::builder()
+                    .content_type("text/html; charset=utf-8")
+                    .body(docs.rendered().page.clone())
+            }),
+        )
     }
 }
 
