@@ -13,7 +13,7 @@
 //! The document is edited as a `serde_yaml::Value` because its mappings keep key order;
 //! `serde_json::Value` (without the crate-wide `preserve_order`) would sort every key.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use poem::endpoint::make_sync;
@@ -82,10 +82,9 @@ impl Spec {
 /// `/docs`, both rendered on the first request for either. Together they take a few megabytes
 /// (the page carries Swagger UI's scripts), which a server nobody browses never holds.
 #[derive(Clone)]
-pub struct ServedDocs {
-    render: Arc<dyn Fn() -> Rendered + Send + Sync>,
-    rendered: Arc<OnceLock<Rendered>>,
-}
+pub struct ServedDocs(Arc<LazyLock<Rendered, RenderDocs>>);
+
+type RenderDocs = Box<dyn FnOnce() -> Rendered + Send>;
 
 struct Rendered {
     json: Bytes,
@@ -100,22 +99,20 @@ impl ServedDocs {
         W: Webhook + 'static,
     {
         let public_url = public_url.to_owned();
-        ServedDocs {
-            render: Arc::new(move || {
-                let service = make_service();
-                let json = Spec::new(&service, Some(&public_url)).json();
-                let page = Spec::swagger_page(&service, &json);
-                Rendered {
-                    json: Bytes::from(json),
-                    page: Bytes::from(page),
-                }
-            }),
-            rendered: Arc::new(OnceLock::new()),
-        }
+        let render: RenderDocs = Box::new(move || {
+            let service = make_service();
+            let json = Spec::new(&service, Some(&public_url)).json();
+            let page = Spec::swagger_page(&service, &json);
+            Rendered {
+                json: Bytes::from(json),
+                page: Bytes::from(page),
+            }
+        });
+        ServedDocs(Arc::new(LazyLock::new(render)))
     }
 
     fn rendered(&self) -> &Rendered {
-        self.rendered.get_or_init(|| (self.render)())
+        &self.0
     }
 
     /// `GET /openapi.json`.
