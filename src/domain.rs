@@ -685,6 +685,34 @@ impl AppCheck {
     }
 }
 
+/// A connected account as callers see it: never a token. What a page of accounts lists, read
+/// from the store without the sealed tokens (see `Store::list_accounts_page`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub provider: Provider,
+    pub oauth_app_id: Option<String>,
+    pub provider_account_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub scopes: Vec<String>,
+    pub status: AccountStatus,
+    /// Why it is expiring or needs re-authorization.
+    pub status_reason: Option<String>,
+    /// When the access token expires.
+    pub expires_at: Option<Timestamp>,
+    /// After this only a new consent helps.
+    pub reauth_by: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// `user`, or a `page` / `organization` the user manages (a child).
+    pub kind: AccountKind,
+    /// A child's user account.
+    pub parent_id: Option<String>,
+    /// What the user may do on a Page (Facebook's `tasks`).
+    pub tasks: Option<Vec<String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

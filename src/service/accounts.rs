@@ -17,32 +17,7 @@ use crate::error::{Error, Result};
 use crate::providers::{self, ChildAccount, Identity, TokenSet};
 use crate::store::{AccountFilter, AccountRecord};
 
-/// A connected account as callers see it: never a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub id: String,
-    pub provider: Provider,
-    pub oauth_app_id: Option<String>,
-    pub provider_account_id: String,
-    pub username: Option<String>,
-    pub display_name: Option<String>,
-    pub scopes: Vec<String>,
-    pub status: AccountStatus,
-    /// Why it is expiring or needs re-authorization.
-    pub status_reason: Option<String>,
-    /// When the access token expires.
-    pub expires_at: Option<Timestamp>,
-    /// After this only a new consent helps.
-    pub reauth_by: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    /// `user`, or a `page` / `organization` the user manages (a child).
-    pub kind: AccountKind,
-    /// A child's user account.
-    pub parent_id: Option<String>,
-    /// What the user may do on a Page (Facebook's `tasks`).
-    pub tasks: Option<Vec<String>>,
-}
+pub use crate::domain::Account;
 
 impl From<AccountRecord> for Account {
     fn from(row: AccountRecord) -> Self {
@@ -269,7 +244,7 @@ impl Dravo {
             (owner.as_str().to_owned(), filter, after, limit),
             &page,
             |page| SharedList {
-                items: page.items.iter().cloned().map(Account::from).collect(),
+                items: page.items.clone(),
                 next_cursor: page.next_after.map(encode_cursor),
                 rendered: Default::default(),
             },

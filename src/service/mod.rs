@@ -47,7 +47,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
-use crate::store::{AccountFilter, AccountRecord, AppRecord, Page, PgStore, SqliteStore, Store};
+use crate::store::{AccountFilter, AppRecord, Page, PgStore, SqliteStore, Store};
 
 /// Whether opening may create the database and key file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ struct Inner {
     allowed_return_urls: Vec<Url>,
     /// The callers' views of the store's shared lists (see `shared`).
     app_lists: shared::Derived<(String, Option<Provider>), [AppRecord], SharedList<OAuthApp>>,
-    account_pages: shared::Derived<AccountPageKey, Page<AccountRecord>, SharedList<Account>>,
+    account_pages: shared::Derived<AccountPageKey, Page<Account>, SharedList<Account>>,
     /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
     refresh_locks: lifecycle::RefreshLocks,
     /// The client for webhook calls, built on first use (see `webhooks`).

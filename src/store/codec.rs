@@ -71,7 +71,7 @@ pub fn parse_last_check(text: &str, at: Timestamp) -> Result<AppCheck, String> {
 // ---------------------------------------------------------------------------------------------
 // Rows: both backends read their records through one reader per record, from the same columns.
 
-use crate::domain::Provider;
+use crate::domain::{Account, Provider};
 use crate::error::{Error, Result};
 use crate::store::{
     AccountRecord, AppRecord, EventRecord, MasterKeyRecord, OutboxRecord, PendingRecord,
@@ -119,6 +119,12 @@ pub fn provider(row: &dyn RowRead, i: usize) -> Result<Provider> {
 
 fn list(row: &dyn RowRead, i: usize) -> Result<Vec<String>> {
     parse_string_list(&text(row, i)?).map_err(|e| bad(i, e))
+}
+
+fn optional_list(row: &dyn RowRead, i: usize) -> Result<Option<Vec<String>>> {
+    row.text(i)?
+        .map(|text| parse_string_list(&text).map_err(|e| bad(i, e)))
+        .transpose()
 }
 
 fn time(row: &dyn RowRead, i: usize) -> Result<Timestamp> {
@@ -216,10 +222,36 @@ pub fn account(row: &dyn RowRead, o: usize) -> Result<AccountRecord> {
         updated_at: time(row, o + 20)?,
         kind: named(row, o + 21)?,
         parent_id: row.text(o + 22)?,
-        tasks: match row.text(o + 23)? {
-            None => None,
-            Some(_) => Some(list(row, o + 23)?),
-        },
+        tasks: optional_list(row, o + 23)?,
+    })
+}
+
+/// What a page of accounts lists (an [`Account`]), in the order `listed_account` reads them:
+/// no sealed token nor refresher bookkeeping, so SQLite answers a page from its covering index
+/// `accounts_listed` alone (migration 013).
+pub const LISTED_ACCOUNT_COLUMNS: &str = "id, provider, oauth_app_id, provider_account_id, \
+    username, display_name, scopes, status, status_reason, expires_at, reauth_by, created_at, \
+    updated_at, kind, parent_id, tasks";
+
+/// A listed account from the columns of `LISTED_ACCOUNT_COLUMNS` starting at index `o`.
+pub fn listed_account(row: &dyn RowRead, o: usize) -> Result<Account> {
+    Ok(Account {
+        id: text(row, o)?,
+        provider: provider(row, o + 1)?,
+        oauth_app_id: row.text(o + 2)?,
+        provider_account_id: text(row, o + 3)?,
+        username: row.text(o + 4)?,
+        display_name: row.text(o + 5)?,
+        scopes: list(row, o + 6)?,
+        status: named(row, o + 7)?,
+        status_reason: row.text(o + 8)?,
+        expires_at: optional_time(row, o + 9)?,
+        reauth_by: optional_time(row, o + 10)?,
+        created_at: time(row, o + 11)?,
+        updated_at: time(row, o + 12)?,
+        kind: named(row, o + 13)?,
+        parent_id: row.text(o + 14)?,
+        tasks: optional_list(row, o + 15)?,
     })
 }
 

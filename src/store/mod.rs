@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
+    Account, AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
 };
 use crate::error::{Error, Result};
 
@@ -478,14 +478,15 @@ pub trait Store: Send + Sync + 'static {
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>>;
     /// One page of the owner's accounts matching `filter`, in the order
     /// they were first connected, starting after the position `after` (a value from an
-    /// earlier page's `next_after`). Shared like `list_apps`.
+    /// earlier page's `next_after`). Shared like `list_apps`. Only what a list shows
+    /// (`codec::LISTED_ACCOUNT_COLUMNS`): a page never carries a sealed token.
     async fn list_accounts_page(
         &self,
         owner: &Owner,
         filter: AccountFilter,
         after: Option<i64>,
         limit: usize,
-    ) -> Result<Arc<Page<AccountRecord>>>;
+    ) -> Result<Arc<Page<Account>>>;
     /// One page of an account's events, newest first, starting before the position `before`.
     async fn list_events(
         &self,

@@ -28,7 +28,9 @@ use super::{
     OutboxRecord, Page, PendingRecord, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store,
     WebhookBacklog, WriteTx, WriteWork,
 };
-use crate::domain::{AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp};
+use crate::domain::{
+    Account, AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
+};
 use crate::error::{Error, Result};
 use crate::store::sealed_sql;
 
@@ -459,7 +461,7 @@ impl Store for PgStore {
         filter: AccountFilter,
         after: Option<i64>,
         limit: usize,
-    ) -> Result<Arc<Page<AccountRecord>>> {
+    ) -> Result<Arc<Page<Account>>> {
         let rows = self
             .rows(
                 &sql::accounts::PAGE,
@@ -476,7 +478,12 @@ impl Store for PgStore {
             .await?;
         let items = rows
             .iter()
-            .map(|r| Ok((r.try_get::<_, i64>(0)?, sql::accounts::from_row(r, 1)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0)?,
+                    sql::accounts::listed_from_row(r, 1)?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(
             Page::from_read(items, limit, |(seq, _)| *seq).map(|(_, a)| a),

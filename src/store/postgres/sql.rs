@@ -154,16 +154,16 @@ pub(super) mod accounts {
     use std::sync::LazyLock;
 
     use super::*;
-    use crate::domain::{AccountStatus, Provider};
+    use crate::domain::{Account, AccountStatus, Provider};
     use crate::store::{AccountRecord, EventRecord};
 
-    use crate::store::codec::ACCOUNT_COLUMNS as COLUMNS;
+    use crate::store::codec::{ACCOUNT_COLUMNS as COLUMNS, LISTED_ACCOUNT_COLUMNS};
 
     pub static PUT: LazyLock<String> =
         LazyLock::new(|| crate::store::codec::account_upsert(|n| format!("${n}")));
     pub static PAGE: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT seq, {COLUMNS} FROM accounts
+            "SELECT seq, {LISTED_ACCOUNT_COLUMNS} FROM accounts
              WHERE owner = $1 AND seq > $2
                AND ($3::text IS NULL OR provider = $3) AND ($4::text IS NULL OR status = $4)
                AND ($6::text IS NULL OR kind = $6) AND ($7::text IS NULL OR parent_id = $7)
@@ -213,6 +213,10 @@ pub(super) mod accounts {
     /// An account from the columns of `COLUMNS` starting at index `o`.
     pub fn from_row(row: &Row, o: usize) -> Result<AccountRecord> {
         codec::account(row, o)
+    }
+
+    pub fn listed_from_row(row: &Row, o: usize) -> Result<Account> {
+        codec::listed_account(row, o)
     }
 
     pub fn count_row(row: &Row) -> Result<(Provider, AccountStatus, u64)> {

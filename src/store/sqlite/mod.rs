@@ -46,7 +46,9 @@ use super::{
     OutboxRecord, Page, PendingRecord, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store,
     WebhookBacklog, WriteTx, WriteWork,
 };
-use crate::domain::{AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp};
+use crate::domain::{
+    Account, AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
+};
 use crate::error::{Error, Result};
 
 /// How long a connection waits for another writer before giving up.
@@ -72,6 +74,7 @@ fn migrations_list() -> Vec<M<'static>> {
         )),
         M::up(include_str!("migrations/011_master_keys.sql")),
         M::up(include_str!("migrations/012_webhook_claims.sql")),
+        M::up(include_str!("migrations/013_accounts_listed.sql")),
     ]
 }
 
@@ -147,7 +150,7 @@ struct ReadMemo {
     version: i64,
     app_lists: HashMap<ListKey, Arc<[AppRecord]>>,
     apps: HashMap<(String, String), Option<Arc<AppRecord>>>,
-    account_pages: HashMap<AccountPageKey, Arc<Page<AccountRecord>>>,
+    account_pages: HashMap<AccountPageKey, Arc<Page<Account>>>,
 }
 
 impl ReadMemo {
@@ -399,7 +402,7 @@ impl Store for SqliteStore {
         filter: AccountFilter,
         after: Option<i64>,
         limit: usize,
-    ) -> Result<Arc<Page<AccountRecord>>> {
+    ) -> Result<Arc<Page<Account>>> {
         self.memo_read(
             (owner.as_str().to_owned(), filter.clone(), after, limit),
             |m| &mut m.account_pages,
@@ -822,8 +825,12 @@ mod tests {
             accounts[0].expires_at.unwrap().rfc3339(),
             "2026-01-01T02:00:00Z"
         );
-        assert_eq!(accounts[0].refresh_expires_at, None);
         assert_eq!(accounts[0].updated_at.unix(), 1_767_225_601);
+        let stored = store
+            .read(|c| accounts::by_id(c, "acc_1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.refresh_expires_at, None);
     }
 
     #[test]
@@ -1012,38 +1019,6 @@ mod tests {
         );
     }
 
-    /// Counting and listing an app's accounts, and making them due, use `accounts_by_app`.
-    #[test]
-    fn an_apps_accounts_are_found_by_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-        let plans = store
-            .read(|c| {
-                let plan = |sql: &str| -> Result<String> {
-                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let rows = stmt
-                        .query_map([], |r| r.get::<_, String>(3))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok(rows.join("; "))
-                };
-                Ok(vec![
-                    plan(
-                        "SELECT count(*) FROM accounts
-                         WHERE oauth_app_id = 'oa_1' AND owner = 'a' AND status != 'pending'",
-                    )?,
-                    plan(
-                        "UPDATE accounts SET next_refresh_at = 1
-                         WHERE oauth_app_id = 'oa_1' AND refresh_failures > 0
-                           AND status IN ('active', 'expiring')",
-                    )?,
-                ])
-            })
-            .unwrap();
-        for plan in plans {
-            assert!(plan.contains("accounts_by_app"), "{plan}");
-        }
-    }
-
     /// The queries that grow with the database each use their index, read from the very SQL
     /// the store runs: a dropped or changed index fails here, not in production at a million
     /// rows. (`benches/scale.rs` times them on a big database.)
@@ -1073,7 +1048,31 @@ mod tests {
                     Null,
                     Null,
                 ],
-                "USING INDEX accounts_by_owner (owner=? AND rowid>?)",
+                "USING COVERING INDEX accounts_listed (owner=? AND seq>?)",
+            ),
+            (
+                "a user account by its identity (each connect)",
+                accounts::FIND_SQL,
+                vec![text("alice"), text("x"), text("42")],
+                "USING INDEX accounts_identity (owner=? AND provider=? AND provider_account_id=? AND <expr>=?)",
+            ),
+            (
+                "how many accounts use an app",
+                accounts::COUNT_OF_APP_SQL,
+                vec![text("oa_1"), text("alice")],
+                "USING COVERING INDEX accounts_by_app (oauth_app_id=? AND owner=? AND parent_id=?)",
+            ),
+            (
+                "the accounts that use an app",
+                accounts::IDS_OF_APP_SQL,
+                vec![text("oa_1"), text("alice")],
+                "USING INDEX accounts_by_app (oauth_app_id=? AND owner=? AND parent_id=?)",
+            ),
+            (
+                "an app's accounts made due (its credentials changed)",
+                accounts::MAKE_DUE_FOR_APP_SQL,
+                vec![text("oa_1"), Integer(1)],
+                "USING INDEX accounts_by_app (oauth_app_id=?)",
             ),
             (
                 "one of an owner's accounts",
@@ -1124,6 +1123,95 @@ mod tests {
                 "{what} sorts instead of reading in index order: {plan}"
             );
         }
+    }
+
+    /// Migration 13 rebuilds `accounts` around `seq`: every row keeps its rowid as its `seq`
+    /// (so cursors handed out before still work) and every column, children included.
+    #[test]
+    fn migration_13_keeps_every_account_and_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v12.db");
+        let mut conn = Connection::open(&path).unwrap();
+        let mut upto_12 = migrations_list();
+        upto_12.truncate(12);
+        Migrations::new(upto_12).to_latest(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (rowid, id, owner, provider, oauth_app_id, provider_account_id,
+                 username, display_name, scopes, status, status_reason, access_token_sealed,
+                 refresh_token_sealed, expires_at, refresh_expires_at, reauth_by,
+                 token_issued_at, next_refresh_at, refresh_failures, refresh_lease_until,
+                 refresh_lease_holder, warned_for, created_at, updated_at, kind, parent_id, tasks)
+             VALUES (4, 'acc_4', 'alice', 'facebook', 'oa_1', '42', 'u', 'U', '[\"a\"]',
+                     'expiring', 'soon', x'0102', x'03', 100, 200, 300, 50, 90, 2, 95, 'r1',
+                     300, 10, 11, 'user', NULL, NULL),
+                    (17, 'acc_17', 'alice', 'facebook', NULL, 'page-1', NULL, 'P', '[]',
+                     'active', NULL, x'04', NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL,
+                     NULL, 12, 12, 'page', 'acc_4', '[\"CREATE_CONTENT\"]'),
+                    (30, 'acc_30', 'bob', 'x', NULL, '7', NULL, NULL, '[]', 'active', NULL,
+                     x'05', NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, 13, 13,
+                     'user', NULL, NULL);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        let alice = Owner::parse("owner", "alice").unwrap();
+        let seqs: Vec<(i64, String)> = store
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT seq, id FROM accounts ORDER BY seq")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert_eq!(
+            seqs,
+            [
+                (4, "acc_4".into()),
+                (17, "acc_17".into()),
+                (30, "acc_30".into())
+            ]
+        );
+        // A cursor from before the migration (the rowid 4) still starts after acc_4.
+        let page = store
+            .read(|c| accounts::page(c, &alice, &AccountFilter::default(), Some(4), 10))
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].id, "acc_17");
+        assert_eq!(page.items[0].parent_id.as_deref(), Some("acc_4"));
+        assert_eq!(
+            page.items[0].tasks.as_deref(),
+            Some(&["CREATE_CONTENT".to_owned()][..])
+        );
+        let user = store
+            .read(|c| accounts::by_id(c, "acc_4"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.access_token_sealed, [1, 2]);
+        assert_eq!(user.refresh_token_sealed.as_deref(), Some(&[3][..]));
+        assert_eq!(user.status, AccountStatus::Expiring);
+        assert_eq!(user.status_reason.as_deref(), Some("soon"));
+        assert_eq!(user.scopes, ["a"]);
+        assert_eq!(
+            [user.expires_at, user.refresh_expires_at, user.reauth_by],
+            [100, 200, 300].map(|t| Some(Timestamp::from_unix(t)))
+        );
+        assert_eq!(user.next_refresh_at, Some(Timestamp::from_unix(90)));
+        assert_eq!(user.refresh_failures, 2);
+        assert_eq!(user.warned_for, Some(Timestamp::from_unix(300)));
+        // New accounts come after the highest position, as before.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO accounts (id, owner, provider, provider_account_id, scopes,
+                 access_token_sealed, created_at, updated_at)
+             VALUES ('acc_new', 'alice', 'x', '9', '[]', x'00', 14, 14)",
+            [],
+        )
+        .unwrap();
+        let next: i64 = conn
+            .query_row("SELECT seq FROM accounts WHERE id = 'acc_new'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(next, 31);
     }
 
     #[tokio::test]
