@@ -196,33 +196,33 @@ pub fn account_upsert(param: fn(usize) -> String) -> String {
     )
 }
 
-/// An account from the columns of `ACCOUNT_COLUMNS` starting at index `o`.
-pub fn account(row: &dyn RowRead, o: usize) -> Result<AccountRecord> {
+/// An account from the columns of `ACCOUNT_COLUMNS`.
+pub fn account(row: &dyn RowRead) -> Result<AccountRecord> {
     Ok(AccountRecord {
-        id: text(row, o)?,
-        owner: text(row, o + 1)?,
-        provider: provider(row, o + 2)?,
-        oauth_app_id: row.text(o + 3)?,
-        provider_account_id: text(row, o + 4)?,
-        username: row.text(o + 5)?,
-        display_name: row.text(o + 6)?,
-        scopes: list(row, o + 7)?,
-        status: named(row, o + 8)?,
-        status_reason: row.text(o + 9)?,
-        access_token_sealed: bytes(row, o + 10)?,
-        refresh_token_sealed: row.bytes(o + 11)?,
-        expires_at: optional_time(row, o + 12)?,
-        refresh_expires_at: optional_time(row, o + 13)?,
-        reauth_by: optional_time(row, o + 14)?,
-        token_issued_at: optional_time(row, o + 15)?,
-        next_refresh_at: optional_time(row, o + 16)?,
-        refresh_failures: int(row, o + 17)?,
-        warned_for: optional_time(row, o + 18)?,
-        created_at: time(row, o + 19)?,
-        updated_at: time(row, o + 20)?,
-        kind: named(row, o + 21)?,
-        parent_id: row.text(o + 22)?,
-        tasks: optional_list(row, o + 23)?,
+        id: text(row, 0)?,
+        owner: text(row, 1)?,
+        provider: provider(row, 2)?,
+        oauth_app_id: row.text(3)?,
+        provider_account_id: text(row, 4)?,
+        username: row.text(5)?,
+        display_name: row.text(6)?,
+        scopes: list(row, 7)?,
+        status: named(row, 8)?,
+        status_reason: row.text(9)?,
+        access_token_sealed: bytes(row, 10)?,
+        refresh_token_sealed: row.bytes(11)?,
+        expires_at: optional_time(row, 12)?,
+        refresh_expires_at: optional_time(row, 13)?,
+        reauth_by: optional_time(row, 14)?,
+        token_issued_at: optional_time(row, 15)?,
+        next_refresh_at: optional_time(row, 16)?,
+        refresh_failures: int(row, 17)?,
+        warned_for: optional_time(row, 18)?,
+        created_at: time(row, 19)?,
+        updated_at: time(row, 20)?,
+        kind: named(row, 21)?,
+        parent_id: row.text(22)?,
+        tasks: optional_list(row, 23)?,
     })
 }
 

@@ -451,7 +451,7 @@ impl Store for PgStore {
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {
         self.row(&sql::accounts::GET, &[&owner.as_str(), &id.as_str()])
             .await?
-            .map(|r| sql::accounts::from_row(&r, 0))
+            .map(|r| sql::accounts::from_row(&r))
             .transpose()
     }
 
@@ -518,7 +518,7 @@ impl Store for PgStore {
     async fn account_by_id(&self, id: &str) -> Result<Option<AccountRecord>> {
         self.row(&sql::accounts::BY_ID, &[&id])
             .await?
-            .map(|r| sql::accounts::from_row(&r, 0))
+            .map(|r| sql::accounts::from_row(&r))
             .transpose()
     }
 
@@ -768,14 +768,14 @@ impl WriteTx for PgTx<'_> {
 
     fn account_by_id(&mut self, id: &str) -> Result<Option<AccountRecord>> {
         self.row(&sql::accounts::BY_ID_FOR_UPDATE, &[&id])?
-            .map(|r| sql::accounts::from_row(&r, 0))
+            .map(|r| sql::accounts::from_row(&r))
             .transpose()
     }
 
     fn children_of(&mut self, parent_id: &str) -> Result<Vec<AccountRecord>> {
         self.rows(&sql::accounts::CHILDREN_FOR_UPDATE, &[&parent_id])?
             .iter()
-            .map(|r| sql::accounts::from_row(r, 0))
+            .map(sql::accounts::from_row)
             .collect()
     }
 

@@ -211,8 +211,8 @@ pub(super) mod accounts {
     });
 
     /// An account from the columns of `COLUMNS` starting at index `o`.
-    pub fn from_row(row: &Row, o: usize) -> Result<AccountRecord> {
-        codec::account(row, o)
+    pub fn from_row(row: &Row) -> Result<AccountRecord> {
+        codec::account(row)
     }
 
     pub fn listed_from_row(row: &Row, o: usize) -> Result<Account> {

@@ -17,7 +17,7 @@ use crate::store::codec::{
 };
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AccountRecord> {
-    from_row_offset(row, 0)
+    super::via(row, codec::account)
 }
 
 /// A user account by its identity. It names `accounts_identity`'s whole key (its last column
@@ -120,12 +120,6 @@ pub(super) fn page(
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Page::from_read(rows, limit, |(seq, _)| *seq).map(|(_, a)| a))
-}
-
-/// An account from the columns of `COLUMNS` starting at index `o` (1 when `rowid` comes
-/// first).
-fn from_row_offset(row: &Row<'_>, o: usize) -> rusqlite::Result<AccountRecord> {
-    super::via(row, |r| codec::account(r, o))
 }
 
 /// One of the owner's accounts (by the primary key).
