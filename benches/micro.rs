@@ -26,7 +26,7 @@ use dravo::crypto::state::{self, StateClaims};
 use dravo::crypto::{KeyId, KeyRing, Keys, MasterKey};
 use dravo::domain::{AccountKind, AccountStatus, Provider, Timestamp};
 use dravo::providers::{self, AuthorizeParams, EndpointOverrides};
-use dravo::service::{ACCESS_TOKEN_SEAL, Decision, Policy, decide, token_context};
+use dravo::service::{ACCESS_TOKEN_SEAL, Decision, Policy, Trigger, decide, token_context};
 use dravo::store::AccountRecord;
 
 /// An access token of the size providers hand out (X's are ~90 characters, Meta's long-lived
@@ -147,10 +147,7 @@ fn provider(c: &mut Criterion) {
 fn lifecycle(c: &mut Criterion) {
     let x = providers::get(x());
     let now = Timestamp::now_system();
-    let policy = Policy {
-        skew_seconds: 300,
-        warn_seconds: 7 * 86_400,
-    };
+    let policy = Policy::of(&dravo::config::RefreshConfig::default());
     let row = |expires_in: i64| AccountRecord {
         id: "acc_abcdefghijklmnopqrst".into(),
         owner: "tenant-1".into(),
@@ -176,21 +173,22 @@ fn lifecycle(c: &mut Criterion) {
         kind: AccountKind::User,
         parent_id: None,
         tasks: None,
+        token_version: 0,
     };
     let (fresh, expiring) = (row(3600), row(60));
     assert_eq!(
-        decide(&fresh, x.renewal(), now, policy, false),
+        decide(&fresh, x.renewal(), now, policy, Trigger::Request),
         Decision::UseStored
     );
     assert_eq!(
-        decide(&expiring, x.renewal(), now, policy, false),
+        decide(&expiring, x.renewal(), now, policy, Trigger::Request),
         Decision::Renew
     );
     c.bench_function("lifecycle/decide_fresh", |b| {
-        b.iter(|| decide(black_box(&fresh), x.renewal(), now, policy, false))
+        b.iter(|| decide(black_box(&fresh), x.renewal(), now, policy, Trigger::Request))
     });
     c.bench_function("lifecycle/decide_expiring", |b| {
-        b.iter(|| decide(black_box(&expiring), x.renewal(), now, policy, false))
+        b.iter(|| decide(black_box(&expiring), x.renewal(), now, policy, Trigger::Request))
     });
 }
 

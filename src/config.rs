@@ -325,6 +325,10 @@ pub struct RefreshConfig {
     /// How many accounts it refreshes at once.
     #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
     pub concurrency: u64,
+    /// The background refresher renews an account that nobody used for this long, to prove
+    /// its consent still stands (0: never; deadlines the provider enforces still count).
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub keepalive_hours: u64,
 }
 
 impl Default for RefreshConfig {
@@ -335,6 +339,7 @@ impl Default for RefreshConfig {
             background: true,
             interval_seconds: 30,
             concurrency: 4,
+            keepalive_hours: 24,
         }
     }
 }
@@ -527,6 +532,7 @@ fn accepted_forms(key: &str) -> &'static str {
         | "warn_days"
         | "interval_seconds"
         | "concurrency"
+        | "keepalive_hours"
         | "start_per_second"
         | "callback_per_second"
         | "create_per_second"
@@ -704,6 +710,11 @@ impl Config {
         if !(1..=3600).contains(&self.refresh.interval_seconds) {
             return Err(Error::config(
                 "refresh.interval_seconds must be between 1 and 3600",
+            ));
+        }
+        if self.refresh.keepalive_hours > 24 * 365 {
+            return Err(Error::config(
+                "refresh.keepalive_hours must be between 0 (off) and 8760",
             ));
         }
         if !(1..=64).contains(&self.refresh.concurrency) {

@@ -32,6 +32,14 @@ pub enum Error {
     /// The provider refused or failed a call Dravo made.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// A refresh did not renew the account's tokens (HTTP 502 `provider_error`, or 409
+    /// `needs_reauth` when the grant is gone), with what the provider answered.
+    #[error("{0}")]
+    RefreshFailed(Box<RefreshFailure>),
+    /// A refresh asked for while the account waits out its backoff after failed refreshes:
+    /// none was made (HTTP 503 `refresh_backoff`, with `Retry-After`).
+    #[error("{0}")]
+    RefreshBackoff(Box<RefreshBackoff>),
     /// The configuration cannot be used; names the key.
     #[error("{0}")]
     Config(String),
@@ -137,6 +145,14 @@ impl ProviderError {
         }
     }
 
+    /// `code: description`, or the code alone when there is no description.
+    pub fn summary(&self) -> String {
+        match self.description() {
+            d if d.is_empty() => self.code().to_owned(),
+            d => format!("{}: {d}", self.code()),
+        }
+    }
+
     /// A short description for the redirect and the log.
     pub fn description(&self) -> String {
         match self {
@@ -148,6 +164,95 @@ impl ProviderError {
 
     pub fn malformed(what: impl Into<String>) -> Self {
         ProviderError::Malformed(what.into())
+    }
+}
+
+/// How a refresh failure counts, and who is to blame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Try again later; nobody is to blame (an outage, a rate limit, an unreadable answer).
+    Transient,
+    /// The provider refused the app's client credentials: the account is not to blame.
+    AppCredentials,
+    /// The grant is gone: only a new consent helps.
+    Definitive,
+}
+
+impl FailureClass {
+    /// The name callers see (`failure` in an error body, `blame` in events).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::AppCredentials => "app",
+            FailureClass::Definitive => "account",
+        }
+    }
+}
+
+/// A refresh that was made and failed: what the provider answered, how it counts, and where
+/// it left the account. Times are RFC 3339 and statuses their API names, as callers see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFailure {
+    pub account_id: String,
+    pub error: ProviderError,
+    pub class: FailureClass,
+    /// The account's status after the failure (`active`, `expiring`, `needs_reauth`).
+    pub account_status: &'static str,
+    /// When Dravo tries again by itself; `None` once only a new consent helps.
+    pub next_attempt_at: Option<String>,
+}
+
+impl std::fmt::Display for RefreshFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = &self.account_id;
+        match self.class {
+            FailureClass::Definitive => write!(
+                f,
+                "account {id} needs to be connected again: the provider refused its refresh ({})",
+                self.error.summary()
+            ),
+            FailureClass::AppCredentials => write!(
+                f,
+                "the refresh of account {id} failed: the provider refused the app's client credentials ({}); the account stays {}",
+                self.error.summary(),
+                self.account_status
+            ),
+            FailureClass::Transient => write!(
+                f,
+                "the refresh of account {id} failed: {}; a transient failure, the account stays {}",
+                self.error, self.account_status
+            ),
+        }?;
+        match &self.next_attempt_at {
+            Some(at) if self.class != FailureClass::Definitive => {
+                write!(f, " and the next attempt is at {at}")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A refresh refused because the account waits out its backoff: no provider call was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshBackoff {
+    pub account_id: String,
+    /// Failed refreshes in a row so far.
+    pub failures: i64,
+    /// The account's status (`active` or `expiring`).
+    pub account_status: &'static str,
+    /// The next attempt, RFC 3339.
+    pub next_attempt_at: String,
+    /// Whole seconds until then (at least 1).
+    pub retry_after_seconds: u64,
+}
+
+impl std::fmt::Display for RefreshBackoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "account {} is not refreshed now: its last {} refreshes failed, and the next attempt is at {} (no call was made to the provider)",
+            self.account_id, self.failures, self.next_attempt_at
+        )
     }
 }
 

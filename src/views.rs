@@ -20,7 +20,7 @@ pub fn example_public_url() -> String {
 }
 
 /// 2026-01-01T00:00:00Z, the examples' creation time.
-const EXAMPLE_TIME: Timestamp = Timestamp::from_unix(1_767_225_600);
+pub(crate) const EXAMPLE_TIME: Timestamp = Timestamp::from_unix(1_767_225_600);
 
 fn example_provider() -> Checked<Provider> {
     Checked("x".parse().expect("x is registered"))

@@ -66,6 +66,17 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
                 &format!("/v1/accounts/{id}/access-token"),
             )
         }
+        ErrorCode::RefreshBackoff => {
+            // Three refreshes failed in a row and the next attempt is far off: an explicit
+            // refresh is refused without calling the provider.
+            let id = insert_account_as(app, "e", "active", 4_000_000_000);
+            Db::open(&app.db_path()).execute(
+                "UPDATE accounts SET refresh_failures = 3, next_refresh_at = 4000000000
+                 WHERE id = ?1",
+                &[(&id).into()],
+            );
+            authed(reqwest::Method::POST, &format!("/v1/accounts/{id}/refresh"))
+        }
         ErrorCode::AppInUse => {
             let created = app.create_ok("alice", &app_body("x", "In use")).await;
             let app_id = created["id"].as_str().unwrap();
@@ -111,6 +122,11 @@ fn insert_account(app: &TestApp, status: &str, expires_at: i64) -> String {
         "needs_reauth" => "c",
         _ => "d",
     };
+    insert_account_as(app, suffix, status, expires_at)
+}
+
+/// `insert_account` with the last letter of its id given.
+fn insert_account_as(app: &TestApp, suffix: &str, status: &str, expires_at: i64) -> String {
     let id = format!("acc_{}", "a".repeat(19) + suffix);
     Db::open(&app.db_path()).execute(
         "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,

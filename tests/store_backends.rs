@@ -82,6 +82,7 @@ on_both_backends!(
     account_pages_filters_and_children,
     events_are_trimmed_to_the_newest_kept,
     refresh_lease_is_held_by_one_holder_until_it_runs_out,
+    refresh_lease_is_refused_once_the_tokens_moved_on,
     state_nonce_is_used_once,
     two_claimers_never_get_the_same_webhook_and_a_claim_runs_out,
     due_webhooks_are_claimed_in_the_order_they_were_recorded,
@@ -137,6 +138,7 @@ fn account(owner: &str, provider: Provider, provider_account_id: &str) -> Accoun
         kind: AccountKind::User,
         parent_id: None,
         tasks: None,
+        token_version: 0,
     }
 }
 
@@ -441,7 +443,7 @@ async fn refresh_lease_is_held_by_one_holder_until_it_runs_out(store: Arc<dyn St
         let (store, id) = (store.clone(), a.id.clone());
         async move {
             store
-                .write(move |tx| tx.take_refresh_lease(&id, holder, now, until))
+                .write(move |tx| tx.take_refresh_lease(&id, 0, holder, now, until))
                 .await
                 .unwrap()
         }
@@ -484,6 +486,31 @@ async fn refresh_lease_is_held_by_one_holder_until_it_runs_out(store: Arc<dyn St
         .unwrap();
     assert!(!holds("node-b", until).await);
     assert!(lease("node-a", until, later).await, "released");
+}
+
+/// The lease names the tokens' version it renews from: once another writer moved the tokens
+/// on (even to the very same token bytes), a lease on the old version is refused.
+async fn refresh_lease_is_refused_once_the_tokens_moved_on(store: Arc<dyn Store>) {
+    let mut a = account("alice", X, "p1");
+    put_account(&store, &a).await;
+    let (now, until) = (Timestamp::from_unix(T0), Timestamp::from_unix(T0 + 60));
+    a.token_version += 1;
+    put_account(&store, &a).await;
+    let stored = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!(stored.token_version, 1, "the version is stored");
+    assert_eq!(stored.access_token_sealed, a.access_token_sealed);
+    let id = a.id.clone();
+    let taken = store
+        .write(move |tx| tx.take_refresh_lease(&id, 0, "node-a", now, until))
+        .await
+        .unwrap();
+    assert!(!taken, "version 0 is gone");
+    let id = a.id.clone();
+    let taken = store
+        .write(move |tx| tx.take_refresh_lease(&id, 1, "node-a", now, until))
+        .await
+        .unwrap();
+    assert!(taken);
 }
 
 async fn state_nonce_is_used_once(store: Arc<dyn Store>) {

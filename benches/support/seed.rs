@@ -60,10 +60,7 @@ impl Seeder {
     /// Opens the database of `config` (creating it, and its key file, if missing), as
     /// `dravo serve` would; the key is checked against the database by `Dravo::open`.
     pub async fn open(config: Config) -> Result<Seeder> {
-        let policy = Policy {
-            skew_seconds: config.refresh.skew_seconds as i64,
-            warn_seconds: (config.refresh.warn_days * 86_400) as i64,
-        };
+        let policy = Policy::of(&config.refresh);
         let dravo = Dravo::open(config.clone(), None).await?;
         let path = config.database.path.clone();
         let store: Arc<dyn Store> = match config.database.postgres_url() {
@@ -168,6 +165,7 @@ impl Seeder {
             kind: AccountKind::User,
             parent_id: None,
             tasks: None,
+            token_version: 0,
         };
         let sealer = self.keys.sealer();
         let access = random_text(&mut rng, access_len);

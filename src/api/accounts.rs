@@ -6,7 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::api::error::{ApiError, LimitedError};
+use crate::api::error::{ApiError, RefreshError};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
@@ -144,9 +144,12 @@ impl AccountsApi {
     /// Get an account's access token
     ///
     /// Refreshed first when it expires within `refresh.skew_seconds` (300), or always with
-    /// `force_refresh=true`. Refreshes of one account never overlap: concurrent callers all
-    /// get the one new token. An account whose grant is gone answers 409 `needs_reauth`;
-    /// a provider outage answers 502 `provider_error` only when the stored token has expired.
+    /// `force_refresh=true`. Refreshes of one account never overlap, across processes and
+    /// nodes too: concurrent callers all get the one new token. An account whose grant is
+    /// gone answers 409 `needs_reauth`. A failed refresh answers 502 `provider_error` when
+    /// the stored token has expired or `force_refresh` asked for a new one (otherwise the
+    /// stored token, still valid, is the answer); while the account waits out its backoff
+    /// after failures such a request answers 503 `refresh_backoff` with `Retry-After`.
     #[oai(
         path = "/v1/accounts/:id/access-token",
         method = "get",
@@ -160,7 +163,7 @@ impl AccountsApi {
         id: Path<Checked<AccountId>>,
         /// Refresh even when the stored token is still fresh.
         force_refresh: Query<Option<bool>>,
-    ) -> Result<AccessTokenFound, LimitedError> {
+    ) -> Result<AccessTokenFound, RefreshError> {
         limits.token(&auth.0)?;
         let token = dravo
             .access_token(&auth.0, &id.0.0, force_refresh.0.unwrap_or(false))
@@ -170,8 +173,18 @@ impl AccountsApi {
 
     /// Refresh an account now
     ///
-    /// Renews the account's tokens at the provider and returns the account. Facebook offers
-    /// no refresh: its account comes back unchanged until its `reauth_by`.
+    /// Renews the account's tokens at the provider (a Page's or organization's: its user
+    /// account's), reads its Pages or organizations again, and returns the account. Never a
+    /// 200 for a refresh that failed or was not made:
+    /// - the provider failed or refused the app: 502 `provider_error`;
+    /// - the grant is gone (`invalid_grant`): 409 `needs_reauth`, the account marked so;
+    /// - the account waits out its backoff after failed refreshes: 503 `refresh_backoff`
+    ///   with `Retry-After`, and no call to the provider.
+    ///
+    /// Each of these carries `error.refresh`: the provider's `error` and
+    /// `error_description`, the failure (`transient`, `app`, `account`), the account's status
+    /// and the next attempt. Facebook offers no refresh (nor Instagram within a day of the
+    /// last): its account comes back with its Pages read again, its token unchanged.
     #[oai(
         path = "/v1/accounts/:id/refresh",
         method = "post",
@@ -183,7 +196,7 @@ impl AccountsApi {
         limits: Data<&RateLimits>,
         auth: DashboardAuth,
         id: Path<Checked<AccountId>>,
-    ) -> Result<AccountFound, LimitedError> {
+    ) -> Result<AccountFound, RefreshError> {
         limits.token(&auth.0)?;
         let account = dravo.refresh_account(&auth.0, &id.0.0).await?;
         Ok(AccountFound::Ok(Json(account.into())))

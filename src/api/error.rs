@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Enum, Object};
 
-use crate::error::Error;
+use crate::error::{Error, FailureClass, RefreshBackoff, RefreshFailure};
 use crate::service::NotReady;
 
 /// The `code` of an error body: machine-readable, snake_case. Exactly the codes this server
@@ -30,6 +30,7 @@ pub enum ErrorCode {
     Internal,
     ProviderError,
     NotReady,
+    RefreshBackoff,
 }
 
 impl ErrorCode {
@@ -49,7 +50,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
-            ErrorCode::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotReady | ErrorCode::RefreshBackoff => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -61,6 +62,85 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// One human sentence.
     pub message: String,
+    /// What a refresh that did not renew the account came to: with `provider_error` and
+    /// `needs_reauth` from a refresh, and with `refresh_backoff`.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh: Option<RefreshErrorDetail>,
+}
+
+/// How a failed refresh counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum RefreshFailureKind {
+    /// Try again later; nobody is to blame (an outage, a rate limit, an unreadable answer).
+    Transient,
+    /// The provider refused the app's client credentials: fix the app, not the account.
+    App,
+    /// The grant is gone: only a new consent helps.
+    Account,
+}
+
+impl From<FailureClass> for RefreshFailureKind {
+    fn from(class: FailureClass) -> Self {
+        match class {
+            FailureClass::Transient => RefreshFailureKind::Transient,
+            FailureClass::AppCredentials => RefreshFailureKind::App,
+            FailureClass::Definitive => RefreshFailureKind::Account,
+        }
+    }
+}
+
+/// The facts of a refresh that did not renew the account.
+#[derive(Debug, Clone, Object)]
+pub struct RefreshErrorDetail {
+    pub account_id: String,
+    /// The account's status now: `active`, `expiring` or `needs_reauth`.
+    pub account_status: String,
+    /// The provider's own `error` code (`invalid_grant`, `server_error`, …), or Dravo's
+    /// (`provider_unavailable`, `provider_invalid_response`, `rate_limited`) when the provider
+    /// gave none. Absent when no call was made.
+    #[oai(skip_serializing_if_is_none)]
+    pub provider_error: Option<String>,
+    /// The provider's `error_description`, or what went wrong on the way.
+    #[oai(skip_serializing_if_is_none)]
+    pub provider_error_description: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub failure: Option<RefreshFailureKind>,
+    /// Failed refreshes in a row (with `refresh_backoff`).
+    #[oai(skip_serializing_if_is_none)]
+    pub failures: Option<i64>,
+    /// When Dravo tries again by itself (RFC 3339); absent once only a new consent helps.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_attempt_at: Option<String>,
+}
+
+impl From<&RefreshFailure> for RefreshErrorDetail {
+    fn from(f: &RefreshFailure) -> Self {
+        let description = f.error.description();
+        RefreshErrorDetail {
+            account_id: f.account_id.clone(),
+            account_status: f.account_status.to_owned(),
+            provider_error: Some(f.error.code().to_owned()),
+            provider_error_description: (!description.is_empty()).then_some(description),
+            failure: Some(f.class.into()),
+            failures: None,
+            next_attempt_at: f.next_attempt_at.clone(),
+        }
+    }
+}
+
+impl From<&RefreshBackoff> for RefreshErrorDetail {
+    fn from(b: &RefreshBackoff) -> Self {
+        RefreshErrorDetail {
+            account_id: b.account_id.clone(),
+            account_status: b.account_status.to_owned(),
+            provider_error: None,
+            provider_error_description: None,
+            failure: None,
+            failures: Some(b.failures),
+            next_attempt_at: Some(b.next_attempt_at.clone()),
+        }
+    }
 }
 
 /// Every non-2xx response has this body. Each error response of the spec shows the
@@ -131,6 +211,83 @@ pub enum RateLimited {
     ),
 }
 
+/// The answer to a refresh asked for while the account waits out its backoff.
+#[derive(Debug, ApiResponse)]
+pub enum Backoff {
+    /// `refresh_backoff`: the account's last refreshes failed and Dravo waits before the next
+    /// (1 minute, doubling up to an hour; an hour after the provider refused the app's
+    /// credentials). No call was made to the provider. `error.refresh` says how many failed
+    /// and when the next attempt is.
+    #[oai(status = 503)]
+    ServiceUnavailable(
+        Json<ErrorBody>,
+        /// Whole seconds until the next attempt (at least 1).
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+}
+
+/// The errors of an operation that may refresh an account (its access token, an explicit
+/// refresh): `LimitedError`'s, and `Backoff`'s 503.
+#[derive(Debug)]
+pub enum RefreshError {
+    Limited(LimitedError),
+    Backoff(Backoff),
+}
+
+impl ApiResponse for RefreshError {
+    fn meta() -> MetaResponses {
+        let mut responses = LimitedError::meta().responses;
+        responses.extend(Backoff::meta().responses);
+        responses.sort_by_key(|r| r.status);
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        LimitedError::register(registry);
+        Backoff::register(registry);
+    }
+}
+
+impl IntoResponse for RefreshError {
+    fn into_response(self) -> Response {
+        match self {
+            RefreshError::Limited(e) => e.into_response(),
+            RefreshError::Backoff(e) => e.into_response(),
+        }
+    }
+}
+
+impl From<RefreshError> for poem::Error {
+    fn from(err: RefreshError) -> Self {
+        match err {
+            RefreshError::Limited(e) => e.into(),
+            RefreshError::Backoff(e) => e.into(),
+        }
+    }
+}
+
+impl From<Error> for RefreshError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::RefreshBackoff(b) => {
+                let retry_after = b.retry_after_seconds;
+                RefreshError::Backoff(Backoff::ServiceUnavailable(
+                    Json(classify(&Error::RefreshBackoff(b)).into_body()),
+                    retry_after,
+                ))
+            }
+            other => RefreshError::Limited(other.into()),
+        }
+    }
+}
+
+impl From<RateLimited> for RefreshError {
+    fn from(err: RateLimited) -> Self {
+        RefreshError::Limited(err.into())
+    }
+}
+
 /// The errors of a rate-limited dashboard operation: `ApiError`'s, and `RateLimited`'s 429.
 /// (An `ApiResponse` by hand: the derive cannot nest one response enum in another.)
 #[derive(Debug)]
@@ -199,6 +356,7 @@ impl From<Error> for HealthError {
             error: ErrorDetail {
                 code: ErrorCode::Internal,
                 message: INTERNAL_MESSAGE.to_owned(),
+                refresh: None,
             },
         }))
     }
@@ -221,15 +379,32 @@ impl From<NotReady> for ReadyError {
             error: ErrorDetail {
                 code: ErrorCode::NotReady,
                 message,
+                refresh: None,
             },
         }))
     }
 }
 
-/// What a core error becomes: its code (which fixes the status) and message.
+/// What a core error becomes: its code (which fixes the status), message, and the facts of a
+/// refresh that did not renew the account.
 struct Classified {
     code: ErrorCode,
     message: String,
+    refresh: Option<RefreshErrorDetail>,
+    /// `Retry-After`, in seconds.
+    retry_after: Option<u64>,
+}
+
+impl Classified {
+    fn into_body(self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                refresh: self.refresh,
+            },
+        }
+    }
 }
 
 /// The whole message of every 500: the details go to the log only.
@@ -241,6 +416,8 @@ fn classify(err: &Error) -> Classified {
     let plain = |code, message: &str| Classified {
         code,
         message: message.to_owned(),
+        refresh: None,
+        retry_after: None,
     };
     match err {
         Error::InvalidRequest(m) => plain(ErrorCode::InvalidRequest, m),
@@ -254,6 +431,21 @@ fn classify(err: &Error) -> Classified {
             tracing::warn!(error = %e, "a provider call failed");
             plain(ErrorCode::ProviderError, &e.to_string())
         }
+        Error::RefreshFailed(f) => Classified {
+            code: match f.class {
+                FailureClass::Definitive => ErrorCode::NeedsReauth,
+                FailureClass::Transient | FailureClass::AppCredentials => ErrorCode::ProviderError,
+            },
+            message: f.to_string(),
+            refresh: Some(f.as_ref().into()),
+            retry_after: None,
+        },
+        Error::RefreshBackoff(b) => Classified {
+            code: ErrorCode::RefreshBackoff,
+            message: b.to_string(),
+            refresh: Some(b.as_ref().into()),
+            retry_after: Some(b.retry_after_seconds),
+        },
         Error::Config(_)
         | Error::Key(_)
         | Error::Unseal(_)
@@ -269,13 +461,9 @@ fn classify(err: &Error) -> Classified {
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let c = classify(&err);
-        let body = Json(ErrorBody {
-            error: ErrorDetail {
-                code: c.code,
-                message: c.message,
-            },
-        });
-        match c.code {
+        let code = c.code;
+        let body = Json(c.into_body());
+        match code {
             ErrorCode::InvalidRequest => ApiError::BadRequest(body),
             ErrorCode::Unauthorized => ApiError::Unauthorized(body, BEARER_CHALLENGE.into()),
             ErrorCode::NotFound => ApiError::NotFound(body),
@@ -287,11 +475,13 @@ impl From<Error> for ApiError {
             ErrorCode::PayloadTooLarge => ApiError::PayloadTooLarge(body),
             ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),
             // Not a core error's code: endpoints never see a 405, and a 429 comes from
-            // `api::limits` as `RateLimited`, never from the core.
+            // `api::limits` as `RateLimited`, never from the core. Only the operations that
+            // refresh answer `refresh_backoff`, through `RefreshError`.
             ErrorCode::MethodNotAllowed
             | ErrorCode::RateLimited
             | ErrorCode::Internal
-            | ErrorCode::NotReady => ApiError::Internal(body),
+            | ErrorCode::NotReady
+            | ErrorCode::RefreshBackoff => ApiError::Internal(body),
         }
     }
 }
@@ -352,11 +542,25 @@ fn parameter_message(reason: &str) -> String {
 
 /// The JSON error body with the status its code fixes.
 fn json_response(code: ErrorCode, message: String) -> Response {
-    let mut resp = Json(ErrorBody {
-        error: ErrorDetail { code, message },
+    classified_response(Classified {
+        code,
+        message,
+        refresh: None,
+        retry_after: None,
     })
-    .into_response();
+}
+
+/// A classified error as its response: the body, the status its code fixes, and its headers.
+fn classified_response(c: Classified) -> Response {
+    let (code, retry_after) = (c.code, c.retry_after);
+    let mut resp = Json(c.into_body()).into_response();
     resp.set_status(code.status());
+    if let Some(seconds) = retry_after {
+        resp.headers_mut().insert(
+            poem::http::header::RETRY_AFTER,
+            poem::http::HeaderValue::from(seconds),
+        );
+    }
     if code == ErrorCode::Unauthorized {
         resp.headers_mut().insert(
             poem::http::header::WWW_AUTHENTICATE,
@@ -377,8 +581,7 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         return err.into_response();
     }
     if let Some(CoreError(core)) = err.downcast_ref::<CoreError>() {
-        let c = classify(core);
-        return json_response(c.code, c.message);
+        return classified_response(classify(core));
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
         let message = format!("invalid request body: {}", clean_parse_reason(&e.reason));

@@ -102,6 +102,7 @@ impl<K: Hash + Eq + Clone, C: Clock> Bucket<K, C> {
                     error: ErrorDetail {
                         code: ErrorCode::RateLimited,
                         message: self.limit.message(self.rate, secs),
+                        refresh: None,
                     },
                 }),
                 secs,

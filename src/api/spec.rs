@@ -29,7 +29,8 @@ use crate::api::limits::Limit;
 use crate::api::oauth_apps::EXAMPLE_APP_NAME;
 use crate::config::LimitsConfig;
 use crate::domain::{AccountId, AppId, AppName, Provider};
-use crate::views::{EXAMPLE_ACCOUNT_ID, EXAMPLE_APP_ID, example_public_url};
+use crate::error::RefreshBackoff;
+use crate::views::{EXAMPLE_ACCOUNT_ID, EXAMPLE_APP_ID, EXAMPLE_TIME, example_public_url};
 
 /// A finished OpenAPI document.
 pub struct Spec {
@@ -316,6 +317,7 @@ fn example_message(code: ErrorCode, op: &Operation) -> String {
         ErrorCode::NeedsReauth => format!(
             "account {EXAMPLE_ACCOUNT_ID} needs to be connected again (invalid_grant: Value passed for the token was invalid.)"
         ),
+        ErrorCode::RefreshBackoff => example_backoff().to_string(),
         ErrorCode::AppInUse => crate::service::app_in_use_message(EXAMPLE_APP_ID, 2),
         ErrorCode::ProviderError => {
             "the provider is unavailable: api.x.com did not answer: timed out after 15 s".into()
@@ -327,11 +329,33 @@ fn example_message(code: ErrorCode, op: &Operation) -> String {
     }
 }
 
+/// The `refresh_backoff` of the examples: the third failure in a row, four minutes to wait.
+fn example_backoff() -> RefreshBackoff {
+    RefreshBackoff {
+        account_id: EXAMPLE_ACCOUNT_ID.into(),
+        failures: 3,
+        account_status: "active",
+        next_attempt_at: EXAMPLE_TIME.plus_seconds(240).to_string(),
+        retry_after_seconds: 240,
+    }
+}
+
+/// Whether the operation can answer `code` at all, where its status alone does not tell (two
+/// codes share 503).
+fn sent_by(code: ErrorCode, op: &Operation) -> bool {
+    match code {
+        ErrorCode::NotReady => op.path == "/readyz",
+        ErrorCode::RefreshBackoff => op.path.starts_with("/v1/accounts"),
+        _ => true,
+    }
+}
+
 fn example_body(code: ErrorCode, op: &Operation) -> Value {
     let body = ErrorBody {
         error: ErrorDetail {
             code,
             message: example_message(code, op),
+            refresh: (code == ErrorCode::RefreshBackoff).then(|| (&example_backoff()).into()),
         },
     };
     serde_yaml::to_value(poem_openapi::types::ToJSON::to_json(&body))
@@ -363,7 +387,7 @@ fn add_error_examples(doc: &mut Value) {
                 let sent: Vec<ErrorCode> = codes
                     .iter()
                     .copied()
-                    .filter(|c| Some(c.status().as_u16()) == status)
+                    .filter(|c| Some(c.status().as_u16()) == status && sent_by(*c, &op))
                     .collect();
                 let Some(Value::Mapping(content)) = response.get_mut("content") else {
                     continue;

@@ -100,8 +100,13 @@ pub struct DefaultEndpoints {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renewal {
     /// A refresh token (RFC 6749 §6). With `rotates`, each use returns a new one and the old
-    /// one stops working, so the new one must be stored before anyone else refreshes.
-    RefreshToken { rotates: bool },
+    /// one stops working, so the new one must be stored before anyone else refreshes. With
+    /// `dies_unused_after`, a refresh token unused for that many seconds stops working
+    /// (Google's 6 months), so the background renews it before then.
+    RefreshToken {
+        rotates: bool,
+        dies_unused_after: Option<i64>,
+    },
     /// The access token itself is traded for a fresh one, once it is at least
     /// `min_age_seconds` old and before it expires (Instagram).
     AccessToken { min_age_seconds: i64 },
@@ -215,7 +220,10 @@ pub trait OAuthProvider: Send + Sync + 'static {
 
     /// How access is renewed; most providers use a refresh token that is not rotated.
     fn renewal(&self) -> Renewal {
-        Renewal::RefreshToken { rotates: false }
+        Renewal::RefreshToken {
+            rotates: false,
+            dies_unused_after: None,
+        }
     }
 
     /// The access-token lifetime assumed when an answer has no `expires_in`: the shortest the

@@ -121,7 +121,10 @@ impl OAuthProvider for Tiktok {
 
     /// Each refresh answer carries a new refresh token; the old one stops working.
     fn renewal(&self) -> Renewal {
-        Renewal::RefreshToken { rotates: true }
+        Renewal::RefreshToken {
+            rotates: true,
+            dies_unused_after: None,
+        }
     }
 
     /// TikTok has documented both 24 h and 2 h; the answer's `expires_in` is what counts.

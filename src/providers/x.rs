@@ -94,7 +94,10 @@ impl OAuthProvider for X {
 
     /// Refresh tokens are single-use: each refresh returns the next one.
     fn renewal(&self) -> Renewal {
-        Renewal::RefreshToken { rotates: true }
+        Renewal::RefreshToken {
+            rotates: true,
+            dies_unused_after: None,
+        }
     }
 
     fn assumed_lifetime_seconds(&self) -> i64 {

@@ -179,9 +179,12 @@ impl Dravo {
                     kind: AccountKind::User,
                     parent_id: None,
                     tasks: None,
+                    // `apply_tokens` moves it on from the replaced tokens' version.
+                    token_version: before.as_ref().map_or(0, |b| b.token_version),
                 };
                 let keys = this.sealing_keys(tx)?;
-                this.apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
+                let expiring =
+                    this.apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
                 this.put_family(tx, &record, now)?;
                 let detail = json!({
                     "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
@@ -214,6 +217,9 @@ impl Dravo {
                             )?;
                         }
                     }
+                }
+                if let Some(expiring) = expiring {
+                    this.record_event(tx, &record, expiring, now)?;
                 }
                 if let Some(children) = &c.children {
                     this.sync_children(tx, &record, children, now)?;

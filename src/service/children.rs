@@ -147,6 +147,7 @@ impl Dravo {
                 ),
                 None => Vec::new(),
             };
+            child.token_version += 1;
             if item.kind == AccountKind::Page && item.access_token.is_none() {
                 child.status = AccountStatus::NeedsReauth;
                 child.status_reason = Some(format!(
@@ -293,6 +294,7 @@ fn new_child(parent: &AccountRecord, item: &ChildAccount, now: Timestamp) -> Acc
         kind: item.kind,
         parent_id: Some(parent.id.clone()),
         tasks: None,
+        token_version: 0,
     }
 }
 
@@ -326,6 +328,7 @@ mod tests {
             kind,
             parent_id: parent_id.map(str::to_owned),
             tasks: None,
+            token_version: 0,
         }
     }
 

@@ -25,7 +25,7 @@ use super::events::{AccountEvent, EventDraft};
 use super::{Account, Dravo};
 use crate::crypto::Keys;
 use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Timestamp};
-use crate::error::{Error, ProviderError, Result};
+use crate::error::{Error, FailureClass, ProviderError, RefreshBackoff, RefreshFailure, Result};
 use crate::metrics::RefreshOutcome;
 use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
 use crate::store::AccountRecord;
@@ -38,8 +38,11 @@ const BACKOFF_MAX_SECONDS: i64 = 3600;
 /// After the provider refused the app's credentials, its accounts wait this long.
 const APP_COOLDOWN_SECONDS: i64 = 3600;
 /// Instagram-style renewals happen this long before expiry (well before, as they can only
-/// run on a live token).
+/// run on a live token); so do renewals of a refresh token that dies unused.
 const SELF_RENEW_LEAD_SECONDS: i64 = 10 * 86_400;
+/// Renewals the background schedules are spread over up to this long (at most a tenth of
+/// their period), so that accounts connected or renewed together do not stay in step.
+const KEEPALIVE_JITTER_SECONDS: i64 = 3600;
 
 /// An access token handed out to a caller.
 #[derive(Debug, Clone)]
@@ -77,6 +80,20 @@ impl Trigger {
 pub struct Policy {
     pub skew_seconds: i64,
     pub warn_seconds: i64,
+    /// The background renews an account that had no renewal for this long (0: never).
+    pub keepalive_seconds: i64,
+}
+
+impl Policy {
+    /// The rules' settings from `[refresh]`.
+    pub fn of(r: &crate::config::RefreshConfig) -> Policy {
+        let seconds = |n: u64, unit: u64| i64::try_from(n.saturating_mul(unit)).unwrap_or(i64::MAX);
+        Policy {
+            skew_seconds: seconds(r.skew_seconds, 1),
+            warn_seconds: seconds(r.warn_days, 86_400),
+            keepalive_seconds: seconds(r.keepalive_hours, 3600),
+        }
+    }
 }
 
 /// The moment after which only a new consent helps, if one is known: the token's own expiry
@@ -116,14 +133,50 @@ fn renewable_from(renewal: Renewal, row: &AccountRecord) -> Option<Timestamp> {
         Renewal::Never => None,
         Renewal::RefreshToken { .. } => row.refresh_token_sealed.as_ref().map(|_| row.created_at),
         Renewal::AccessToken { min_age_seconds } => Some(
-            row.token_issued_at
-                .unwrap_or(row.updated_at)
-                .plus_seconds(min_age_seconds),
+            last_renewal(row).plus_seconds(min_age_seconds),
         ),
     }
 }
 
-/// When the background refresher should next look at the account: its renewal time, its
+/// When the account's tokens were last obtained from the provider.
+fn last_renewal(row: &AccountRecord) -> Timestamp {
+    row.token_issued_at.unwrap_or(row.updated_at)
+}
+
+/// When the background renews the account, if ever. Never to keep the access token fresh (a
+/// caller's request renews it within `skew_seconds` of its expiry); only when something else
+/// forces it: a deadline the provider enforces on an unrenewed token (Instagram's 60 days), a
+/// refresh token that dies unused, or the keep-alive, which proves the consent still stands.
+/// `jitter_seconds` (at most a tenth of the time since the last renewal) only ever delays it,
+/// so accounts renewed together drift apart and renewals never come closer than the rules.
+pub fn next_renewal(
+    row: &AccountRecord,
+    renewal: Renewal,
+    policy: Policy,
+    jitter_seconds: i64,
+) -> Option<Timestamp> {
+    let from = renewable_from(renewal, row)?;
+    let last = last_renewal(row);
+    let mut times = Vec::with_capacity(2);
+    if policy.keepalive_seconds > 0 {
+        times.push(last.plus_seconds(policy.keepalive_seconds));
+    }
+    match renewal {
+        Renewal::AccessToken { .. } => {
+            times.extend(row.expires_at.map(|e| e.plus_seconds(-SELF_RENEW_LEAD_SECONDS)));
+        }
+        Renewal::RefreshToken {
+            dies_unused_after: Some(idle),
+            ..
+        } => times.push(last.plus_seconds(idle - SELF_RENEW_LEAD_SECONDS.min(idle / 2))),
+        Renewal::RefreshToken { .. } | Renewal::Never => {}
+    }
+    let base = times.into_iter().min()?;
+    let spread = jitter_seconds.clamp(0, ((base.unix() - last.unix()) / 10).max(0));
+    Some(base.plus_seconds(spread).max(from))
+}
+
+/// When the background refresher should next look at the account: its next renewal, its
 /// warning, its deadline, whichever comes first. `None` once it needs re-authorization.
 pub fn next_look(
     row: &AccountRecord,
@@ -135,13 +188,7 @@ pub fn next_look(
         return None;
     }
     let mut times = Vec::with_capacity(3);
-    if let (Some(from), Some(expires)) = (renewable_from(renewal, row), row.expires_at) {
-        let lead = match renewal {
-            Renewal::AccessToken { .. } => SELF_RENEW_LEAD_SECONDS,
-            _ => 2 * policy.skew_seconds,
-        };
-        times.push(expires.plus_seconds(-lead - jitter_seconds).max(from));
-    }
+    times.extend(next_renewal(row, renewal, policy, jitter_seconds));
     if let Some(by) = row.reauth_by {
         if row.warned_for != Some(by) {
             times.push(by.plus_seconds(-policy.warn_seconds));
@@ -151,7 +198,8 @@ pub fn next_look(
     times.into_iter().min()
 }
 
-/// What to do with an access-token request.
+/// What to do with a request for the account's token, an explicit refresh, or the
+/// background's look at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Hand out the stored token.
@@ -160,27 +208,40 @@ pub enum Decision {
     Renew,
     /// The stored token is dead and cannot be renewed: the account needs a new consent.
     Dead(String),
-    /// Renewal keeps failing; the next try is not before this moment, and the stored token
-    /// has expired.
+    /// Renewal keeps failing and the next try is not before this moment: for a request, the
+    /// stored token has expired; for an explicit refresh, none is made.
     CoolingDown(Timestamp),
 }
 
-/// The rule for an access-token request (and an explicit refresh, with `force`).
+/// The one rule: what `trigger` wants of the account `row` at `now`.
+/// - `Request`: a token good for at least `skew_seconds`, renewed only when it is not.
+/// - `Explicit`: a renewal now (none during the backoff after failures).
+/// - `Background`: a renewal when `next_renewal` says it is due.
 pub fn decide(
     row: &AccountRecord,
     renewal: Renewal,
     now: Timestamp,
     policy: Policy,
-    force: bool,
+    trigger: Trigger,
 ) -> Decision {
+    if !row.status.usable() {
+        return Decision::Dead(
+            row.status_reason
+                .clone()
+                .unwrap_or_else(|| "the account needs a new consent".into()),
+        );
+    }
     if let Some(by) = row.reauth_by.filter(|by| *by <= now) {
         return Decision::Dead(format!("the consent ended at {by}"));
     }
     let expired = row.expires_at.is_some_and(|e| e <= now);
-    let due = force
-        || row
+    let due = match trigger {
+        Trigger::Explicit => true,
+        Trigger::Request => row
             .expires_at
-            .is_some_and(|e| e.unix() - now.unix() <= policy.skew_seconds);
+            .is_some_and(|e| e.unix() - now.unix() <= policy.skew_seconds),
+        Trigger::Background => next_renewal(row, renewal, policy, 0).is_some_and(|t| t <= now),
+    };
     if !due {
         return Decision::UseStored;
     }
@@ -193,7 +254,7 @@ pub fn decide(
         };
     }
     let cooling = row.refresh_failures > 0 && row.next_refresh_at.is_some_and(|t| t > now);
-    match (cooling, expired) {
+    match (cooling, expired || trigger == Trigger::Explicit) {
         (true, true) => Decision::CoolingDown(row.next_refresh_at.unwrap_or(now)),
         (true, false) => Decision::UseStored,
         (false, _) => Decision::Renew,
@@ -210,17 +271,6 @@ pub fn backoff_seconds(attempt: i64, retry_after: Option<u64>) -> i64 {
     }
 }
 
-/// How a refresh failure counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// The grant is gone: only a new consent helps.
-    Definitive,
-    /// The app's credentials were refused: the account is not to blame.
-    AppCredentials,
-    /// Try again later.
-    Transient,
-}
-
 pub fn classify(err: &ProviderError, renewal: Renewal) -> FailureClass {
     match err {
         ProviderError::Rejected { code, .. } => match code.as_str() {
@@ -230,7 +280,7 @@ pub fn classify(err: &ProviderError, renewal: Renewal) -> FailureClass {
             "invalid_grant" | "invalid_scope" => FailureClass::Definitive,
             // X refuses an old refresh token with `invalid_request`; the token refused here
             // is the latest one stored, so the refusal is final.
-            "invalid_request" if matches!(renewal, Renewal::RefreshToken { rotates: true }) => {
+            "invalid_request" if matches!(renewal, Renewal::RefreshToken { rotates: true, .. }) => {
                 FailureClass::Definitive
             }
             _ => FailureClass::Transient,
@@ -298,13 +348,17 @@ enum Outcome {
     Failed(ProviderError, FailureClass),
 }
 
+/// What a refresher found under the account's lock, before any call to the provider.
+enum Turn {
+    /// The lease is taken: renew the row.
+    Leased(AccountRecord),
+    /// No renewal is to be made (someone else renewed, the account is cooling down, …).
+    Decided(AccountRecord, Decision),
+}
+
 impl Dravo {
     pub(super) fn policy(&self) -> Policy {
-        let r = &self.0.config.refresh;
-        Policy {
-            skew_seconds: i64::try_from(r.skew_seconds).unwrap_or(300),
-            warn_seconds: i64::try_from(r.warn_days.saturating_mul(86_400)).unwrap_or(i64::MAX),
-        }
+        Policy::of(&self.0.config.refresh)
     }
 
     /// How long a refresh may hold an account: well past the provider call's own timeout.
@@ -316,9 +370,10 @@ impl Dravo {
     }
 
     /// The account's access token, refreshed first when it expires within
-    /// `refresh.skew_seconds` (or always, with `force`). Never a token known to be dead. A
-    /// Page answers its Page token and an organization its member's, once the parent's grant
-    /// is known to be alive (and refreshed, when it is the parent's token that is used).
+    /// `refresh.skew_seconds` (or always, with `force`: then a refresh that fails or cannot
+    /// run now is an error, never the old token). Never a token known to be dead. A Page
+    /// answers its Page token and an organization its member's, once the parent's grant is
+    /// known to be alive (and refreshed, when it is the parent's token that is used).
     pub async fn access_token(
         &self,
         owner: &Owner,
@@ -332,7 +387,7 @@ impl Dravo {
         };
         let row = self.account_record(owner, id).await?;
         let Some(parent_id) = row.parent_id.as_deref() else {
-            let row = self.fresh_row(row, force, trigger).await?;
+            let row = self.fresh_row(row, trigger).await?;
             return Ok(AccessToken {
                 access_token: self.open_token(&row, ACCESS, &row.access_token_sealed)?,
                 token_type: "bearer",
@@ -346,7 +401,7 @@ impl Dravo {
         let parent = self
             .account_record(owner, &AccountId::parse(parent_id)?)
             .await?;
-        let parent = self.fresh_row(parent, force, trigger).await?;
+        let parent = self.fresh_row(parent, trigger).await?;
         // Read again: the parent's refresh may have changed what the child follows.
         let row = self.account_record(owner, id).await?;
         if !row.status.usable() {
@@ -372,6 +427,8 @@ impl Dravo {
 
     /// Refreshes the account now (where its provider can), reads its Pages or organizations
     /// again, and returns it. Refreshing a Page or an organization refreshes its user account.
+    /// A refresh that fails is an error saying what the provider answered; one refused by the
+    /// backoff after failures is `Error::RefreshBackoff`, and no call is made.
     pub async fn refresh_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
         let row = self.account_record(owner, id).await?;
         let user = match row.parent_id.as_deref() {
@@ -381,23 +438,23 @@ impl Dravo {
                     .await?
             }
         };
-        let user = self.fresh_row(user, true, Trigger::Explicit).await?;
+        let user = self.fresh_row(user, Trigger::Explicit).await?;
         self.relist_children(&user).await?;
         self.get_account(owner, id).await
     }
 
-    /// The row with a token that is usable, renewing it if `decide` says so.
-    async fn fresh_row(
-        &self,
-        row: AccountRecord,
-        force: bool,
-        trigger: Trigger,
-    ) -> Result<AccountRecord> {
-        if !row.status.usable() {
-            return Err(Error::NeedsReauth(needs_reauth_message(&row)));
-        }
+    /// The row with a token that is usable, renewing it if `decide` says so for `trigger`.
+    async fn fresh_row(&self, row: AccountRecord, trigger: Trigger) -> Result<AccountRecord> {
         let renewal = providers::get(row.provider).renewal();
-        match decide(&row, renewal, self.now(), self.policy(), force) {
+        match decide(&row, renewal, self.now(), self.policy(), trigger) {
+            Decision::Renew => self.renew(row, trigger).await,
+            other => self.settle(row, other).await,
+        }
+    }
+
+    /// Acts on a decision that makes no call to the provider.
+    async fn settle(&self, row: AccountRecord, decision: Decision) -> Result<AccountRecord> {
+        match decision {
             Decision::UseStored => Ok(row),
             Decision::Dead(reason) => {
                 let row = self
@@ -406,17 +463,26 @@ impl Dravo {
                 Err(Error::NeedsReauth(needs_reauth_message(&row)))
             }
             Decision::CoolingDown(until) => {
-                Err(Error::Provider(ProviderError::Unavailable(format!(
-                    "refreshing failed {} times in a row; the next attempt is at {until}",
-                    row.refresh_failures
-                ))))
+                let now = self.now();
+                Err(Error::RefreshBackoff(Box::new(RefreshBackoff {
+                    account_id: row.id.clone(),
+                    failures: row.refresh_failures,
+                    account_status: row.status.as_str(),
+                    next_attempt_at: until.to_string(),
+                    retry_after_seconds: u64::try_from(until.unix() - now.unix())
+                        .unwrap_or(0)
+                        .max(1),
+                })))
             }
-            Decision::Renew => self.renew(row, trigger).await,
+            Decision::Renew => Err(Error::Internal(
+                "a renewal was settled without a refresh".into(),
+            )),
         }
     }
 
-    /// Renews the account's tokens under its lease. Returns the stored row afterwards; an
-    /// error when the renewal failed and the stored token cannot be used.
+    /// Renews the account's tokens under its lock and lease, unless deciding again from the
+    /// row found there says otherwise. Returns the stored row afterwards; an error when the
+    /// renewal failed and the caller may not have the stored token (see `write_outcome`).
     pub(super) async fn renew(
         &self,
         seen: AccountRecord,
@@ -425,14 +491,9 @@ impl Dravo {
         let lock = self.0.refresh_locks.get(&seen.id);
         let _turn = lock.lock().await;
         let holder = format!("{}:{}", std::process::id(), jitter(i64::MAX - 1));
-        let Some(row) = self.take_lease(&seen, &holder).await? else {
-            // Someone else renewed it while this call waited.
-            let row = self.row_by_id(&seen.id).await?;
-            return if row.status.usable() {
-                Ok(row)
-            } else {
-                Err(Error::NeedsReauth(needs_reauth_message(&row)))
-            };
+        let row = match self.take_lease(&seen, &holder, trigger).await? {
+            Turn::Leased(row) => row,
+            Turn::Decided(row, decision) => return self.settle(row, decision).await,
         };
         let outcome = self.call_refresh(&row).await;
         let outcome = match outcome {
@@ -454,45 +515,57 @@ impl Dravo {
         self.write_outcome(row, holder, outcome, trigger).await
     }
 
-    /// Takes the account's lease, waiting while another refresh holds it. `None` when the
-    /// stored token changed meanwhile (the other refresh's result is what the caller wants).
+    /// Decides again from the row as stored now, and takes the account's lease if that
+    /// still says renew, waiting while another process's refresh holds it. Once the tokens'
+    /// version differs from the one `seen` had, someone else renewed them after this caller
+    /// looked, so the caller only needs a usable token (`Trigger::Request`'s rule): a waiter
+    /// never renews again what another just renewed, even when the provider answered with
+    /// the very same token.
     async fn take_lease(
         &self,
         seen: &AccountRecord,
         holder: &str,
-    ) -> Result<Option<AccountRecord>> {
+        trigger: Trigger,
+    ) -> Result<Turn> {
         let started = std::time::Instant::now();
         let max_wait = Duration::from_secs(u64::try_from(self.lease_seconds()).unwrap_or(60) + 1);
         let mut pause = Duration::from_millis(20);
+        let renewal = providers::get(seen.provider).renewal();
+        let policy = self.policy();
         loop {
             let now = self.now();
             let until = now.plus_seconds(self.lease_seconds());
-            let (id, holder_owned, seen_token) = (
-                seen.id.clone(),
-                holder.to_owned(),
-                seen.access_token_sealed.clone(),
-            );
-            let this = self.clone();
-            let (taken, row) = self
+            let (id, holder_owned, seen_version) =
+                (seen.id.clone(), holder.to_owned(), seen.token_version);
+            let turn = self
                 .0
                 .store
                 .write(move |tx| {
-                    let row = tx
+                    let current = tx
                         .account_by_id(&id)?
                         .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
-                    if !this.same_token(&row, &row.access_token_sealed, &seen_token)
-                        || !row.status.usable()
-                    {
-                        return Ok((false, Some(row)));
+                    let trigger = if current.token_version == seen_version {
+                        trigger
+                    } else {
+                        Trigger::Request
+                    };
+                    match decide(&current, renewal, now, policy, trigger) {
+                        Decision::Renew => {
+                            let taken = tx.take_refresh_lease(
+                                &id,
+                                current.token_version,
+                                &holder_owned,
+                                now,
+                                until,
+                            )?;
+                            Ok(taken.then_some(Turn::Leased(current)))
+                        }
+                        other => Ok(Some(Turn::Decided(current, other))),
                     }
-                    let taken = tx.take_refresh_lease(&id, &holder_owned, now, until)?;
-                    Ok((taken, taken.then_some(row)))
                 })
                 .await?;
-            match (taken, row) {
-                (true, row) => return Ok(row),
-                (false, Some(_changed)) => return Ok(None),
-                (false, None) => {}
+            if let Some(turn) = turn {
+                return Ok(turn);
             }
             if started.elapsed() > max_wait {
                 return Err(Error::Provider(ProviderError::Unavailable(
@@ -546,8 +619,10 @@ impl Dravo {
         })
     }
 
-    /// Writes a renewal's outcome, with its events, if the stored token is still the one it
-    /// renewed; releases the lease either way.
+    /// Writes a renewal's outcome, with its events, if the stored tokens are still at the
+    /// version it renewed; releases the lease either way. A failure is an error for the
+    /// caller when the grant is gone, when the refresh was asked for explicitly, or when the
+    /// stored token has expired; a request whose token still works gets that token.
     async fn write_outcome(
         &self,
         from: AccountRecord,
@@ -567,8 +642,8 @@ impl Dravo {
                     .account_by_id(&from.id)?
                     .ok_or_else(|| Error::not_found(format!("no account with id {}", from.id)))?;
                 tx.release_refresh_lease(&from.id, &holder)?;
-                if !this.same_token(&current, &current.access_token_sealed, &from.access_token_sealed) {
-                    // Another writer (a reconnect) replaced the token meanwhile: keep theirs.
+                if current.token_version != from.token_version {
+                    // Another writer (a reconnect) replaced the tokens meanwhile: keep theirs.
                     return Ok((current, None));
                 }
                 let mut events = Vec::new();
@@ -576,7 +651,9 @@ impl Dravo {
                 let error = match outcome {
                     Outcome::Renewed(tokens) => {
                         let keys = this.sealing_keys(tx)?;
-                        this.apply_tokens(&keys, &mut row, &tokens, renewal, now, policy);
+                        let expiring =
+                            this.apply_tokens(&keys, &mut row, &tokens, renewal, now, policy);
+                        events.extend(expiring);
                         events.push(EventDraft::new(
                             AccountEvent::Refreshed,
                             json!({
@@ -605,6 +682,7 @@ impl Dravo {
                                     FailureClass::AppCredentials => "app",
                                     _ => "account",
                                 },
+                                "failure": class.as_str(),
                                 "trigger": trigger.as_str(),
                             })
                         };
@@ -645,7 +723,7 @@ impl Dravo {
                                 }
                             }
                         }
-                        Some(err)
+                        Some((err, class))
                     }
                 };
                 row.updated_at = now;
@@ -656,20 +734,33 @@ impl Dravo {
                 Ok((row, error))
             })
             .await?;
-        match error {
-            None => Ok(row),
-            Some(_) if row.status == AccountStatus::NeedsReauth => {
-                Err(Error::NeedsReauth(needs_reauth_message(&row)))
-            }
+        let Some((error, class)) = error else {
+            return Ok(row);
+        };
+        let still_works = row.status.usable() && row.expires_at.is_none_or(|e| e > now);
+        if still_works && trigger == Trigger::Request {
             // A failed renewal of a token that still works: hand out the working one.
-            Some(_) if row.expires_at.is_none_or(|e| e > now) => Ok(row),
-            Some(err) => Err(Error::Provider(err)),
+            return Ok(row);
         }
+        Err(Error::RefreshFailed(Box::new(RefreshFailure {
+            account_id: row.id.clone(),
+            error,
+            class,
+            account_status: row.status.as_str(),
+            next_attempt_at: row
+                .next_refresh_at
+                .filter(|_| class != FailureClass::Definitive)
+                .map(|t| t.to_string()),
+        })))
     }
 
-    /// Sets the row's tokens and timings from a provider's answer (a connect or a refresh):
-    /// a missing refresh token keeps the stored one unless the provider rotates them, a
-    /// missing `expires_in` gets the provider's assumed lifetime.
+    /// Sets the row's tokens and timings from a provider's answer (a connect or a refresh),
+    /// and moves its tokens to a new version: a missing refresh token keeps the stored one
+    /// unless the provider rotates them (and a missing `refresh_token_expires_in` keeps the
+    /// known deadline likewise), a missing `expires_in` gets the provider's assumed lifetime.
+    /// Returns the `expiring` event when the answer leaves the account expiring for a
+    /// deadline not yet announced: the caller records it in the same transaction.
+    #[must_use]
     pub(super) fn apply_tokens(
         &self,
         keys: &Keys,
@@ -678,7 +769,7 @@ impl Dravo {
         renewal: Renewal,
         now: Timestamp,
         policy: Policy,
-    ) {
+    ) -> Option<EventDraft> {
         let provider = providers::get(row.provider);
         let sealer = keys.sealer();
         let context = |kind| {
@@ -698,12 +789,16 @@ impl Dravo {
             Some(t) => {
                 row.refresh_token_sealed =
                     Some(sealer.seal(&context(REFRESH), t.expose_secret().as_bytes()));
-                row.refresh_expires_at = tokens
-                    .refresh_expires_in
-                    .filter(|s| *s > 0)
-                    .map(|s| now.plus_seconds(s));
+                let rotates = matches!(renewal, Renewal::RefreshToken { rotates: true, .. });
+                row.refresh_expires_at = match tokens.refresh_expires_in.filter(|s| *s > 0) {
+                    Some(s) => Some(now.plus_seconds(s)),
+                    // The same refresh token lives on: so does its known deadline. A rotated
+                    // one is a new token whose life the provider did not tell.
+                    None if !rotates => row.refresh_expires_at,
+                    None => None,
+                };
             }
-            None if matches!(renewal, Renewal::RefreshToken { rotates: true }) => {
+            None if matches!(renewal, Renewal::RefreshToken { rotates: true, .. }) => {
                 // The old one was spent by this very refresh: the account lives until this
                 // access token expires (`deadline` below then says so).
                 row.refresh_token_sealed = None;
@@ -727,7 +822,16 @@ impl Dravo {
         row.status = status;
         row.status_reason = reason;
         row.refresh_failures = 0;
-        row.next_refresh_at = next_look(row, renewal, policy, jitter(60));
+        row.token_version += 1;
+        let expiring = match row.reauth_by {
+            Some(by) if status == AccountStatus::Expiring && row.warned_for != Some(by) => {
+                row.warned_for = Some(by);
+                Some(expiring_event(by))
+            }
+            _ => None,
+        };
+        row.next_refresh_at = next_look(row, renewal, policy, jitter(KEEPALIVE_JITTER_SECONDS));
+        expiring
     }
 
     /// Marks the account as needing a new consent (its deadline passed), with its events.
@@ -777,16 +881,6 @@ impl Dravo {
             .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
     }
 
-    /// Whether two sealed access tokens of `row` are the same token: the same bytes, or the
-    /// same token sealed again (a key rotation re-seals values without changing them).
-    fn same_token(&self, row: &AccountRecord, a: &[u8], b: &[u8]) -> bool {
-        a == b
-            || matches!(
-                (self.open_token(row, ACCESS, a), self.open_token(row, ACCESS, b)),
-                (Ok(x), Ok(y)) if x == y
-            )
-    }
-
     /// Opens one of the row's sealed tokens.
     pub(super) fn open_token(
         &self,
@@ -807,8 +901,9 @@ impl Dravo {
         String::from_utf8(plain).map_err(|_| Error::Unseal("a sealed token is not UTF-8".into()))
     }
 
-    /// The background refresher's work on one due account: renew it, warn of its deadline,
-    /// or mark it dead, and schedule the next look.
+    /// The background refresher's work on one due account: renew it when the provider or
+    /// the keep-alive forces it (`decide`'s `Background` rule), warn of its deadline, or mark
+    /// it dead, and schedule the next look.
     pub async fn tend_account(&self, id: &str) -> Result<()> {
         let row = self.row_by_id(id).await?;
         let now = self.now();
@@ -826,21 +921,18 @@ impl Dravo {
             .await?;
             return Ok(());
         }
-        let renew_at = next_look(
-            &AccountRecord {
-                reauth_by: None,
-                ..row.clone()
-            },
-            renewal,
-            policy,
-            0,
-        );
-        if renew_at.is_some_and(|t| t <= now)
-            && renewable_from(renewal, &row).is_some_and(|from| from <= now)
-        {
-            // A failure is recorded on the row; the refresher has no caller to tell.
-            let _ = self.renew(row, Trigger::Background).await;
-            return Ok(());
+        match decide(&row, renewal, now, policy, Trigger::Background) {
+            Decision::Renew => {
+                // A failure is recorded on the row; the refresher has no caller to tell.
+                let _ = self.renew(row, Trigger::Background).await;
+                return Ok(());
+            }
+            Decision::Dead(reason) => {
+                self.mark_needs_reauth(row, "token_expired", &reason)
+                    .await?;
+                return Ok(());
+            }
+            Decision::UseStored | Decision::CoolingDown(_) => {}
         }
         if let Some(by) = row.reauth_by
             && by.unix() - now.unix() <= policy.warn_seconds
@@ -848,7 +940,7 @@ impl Dravo {
         {
             return self.warn_expiring(row, by).await;
         }
-        let next = next_look(&row, renewal, policy, jitter(60));
+        let next = next_look(&row, renewal, policy, jitter(KEEPALIVE_JITTER_SECONDS));
         self.reschedule(row, next).await
     }
 
@@ -876,7 +968,7 @@ impl Dravo {
                 this.record_event(
                     tx,
                     &current,
-                    EventDraft::new(AccountEvent::Expiring, json!({"reauth_by": by.to_string()})),
+                    expiring_event(by),
                     now,
                 )
             })
@@ -888,18 +980,14 @@ impl Dravo {
         if row.next_refresh_at == next {
             return Ok(());
         }
-        let this = self.clone();
         self.0
             .store
             .write(move |tx| {
                 let Some(mut current) = tx.account_by_id(&row.id)? else {
                     return Ok(());
                 };
-                if !this.same_token(
-                    &current,
-                    &current.access_token_sealed,
-                    &row.access_token_sealed,
-                ) {
+                if current.token_version != row.token_version {
+                    // Renewed meanwhile: the renewal scheduled its own next look.
                     return Ok(());
                 }
                 current.next_refresh_at = next;
@@ -965,6 +1053,11 @@ impl Dravo {
     }
 }
 
+/// The `expiring` event for the deadline `by`.
+fn expiring_event(by: Timestamp) -> EventDraft {
+    EventDraft::new(AccountEvent::Expiring, json!({"reauth_by": by.to_string()}))
+}
+
 /// The 409 message for an account that needs a new consent.
 fn needs_reauth_message(row: &AccountRecord) -> String {
     match &row.status_reason {
@@ -980,7 +1073,14 @@ mod tests {
     const POLICY: Policy = Policy {
         skew_seconds: 300,
         warn_seconds: 7 * 86_400,
+        keepalive_seconds: 86_400,
     };
+    /// Without the keep-alive: what the provider's own rules demand.
+    const NO_KEEPALIVE: Policy = Policy {
+        keepalive_seconds: 0,
+        ..POLICY
+    };
+    use Trigger::{Background, Explicit, Request};
 
     fn row(expires_in: i64, refresh: bool) -> AccountRecord {
         AccountRecord {
@@ -1008,24 +1108,28 @@ mod tests {
             kind: crate::domain::AccountKind::User,
             parent_id: None,
             tasks: None,
+            token_version: 0,
         }
     }
 
     const NOW: Timestamp = Timestamp::from_unix(1_000_000);
-    const ROTATING: Renewal = Renewal::RefreshToken { rotates: true };
+    const ROTATING: Renewal = Renewal::RefreshToken {
+        rotates: true,
+        dies_unused_after: None,
+    };
 
     #[test]
     fn a_fresh_token_is_used_and_one_near_expiry_is_renewed() {
         assert_eq!(
-            decide(&row(3600, true), ROTATING, NOW, POLICY, false),
+            decide(&row(3600, true), ROTATING, NOW, POLICY, Request),
             Decision::UseStored
         );
         assert_eq!(
-            decide(&row(3600, true), ROTATING, NOW, POLICY, true),
+            decide(&row(3600, true), ROTATING, NOW, POLICY, Explicit),
             Decision::Renew
         );
         assert_eq!(
-            decide(&row(299, true), ROTATING, NOW, POLICY, false),
+            decide(&row(299, true), ROTATING, NOW, POLICY, Request),
             Decision::Renew
         );
     }
@@ -1033,15 +1137,21 @@ mod tests {
     #[test]
     fn without_a_refresh_token_an_expired_token_is_dead_and_a_live_one_is_used() {
         assert_eq!(
-            decide(&row(100, false), ROTATING, NOW, POLICY, false),
+            decide(&row(100, false), ROTATING, NOW, POLICY, Request),
             Decision::UseStored
         );
         assert!(matches!(
-            decide(&row(0, false), ROTATING, NOW, POLICY, false),
+            decide(&row(0, false), ROTATING, NOW, POLICY, Request),
             Decision::Dead(_)
         ));
         assert!(matches!(
-            decide(&row(-5, false), Renewal::Never, NOW, POLICY, true),
+            decide(&row(-5, false), Renewal::Never, NOW, POLICY, Explicit),
+            Decision::Dead(_)
+        ));
+        let mut gone = row(3600, true);
+        gone.status = AccountStatus::NeedsReauth;
+        assert!(matches!(
+            decide(&gone, ROTATING, NOW, POLICY, Request),
             Decision::Dead(_)
         ));
     }
@@ -1052,16 +1162,84 @@ mod tests {
         r.refresh_failures = 3;
         r.next_refresh_at = Some(NOW.plus_seconds(100));
         assert_eq!(
-            decide(&r, ROTATING, NOW, POLICY, true),
+            decide(&r, ROTATING, NOW, POLICY, Request),
             Decision::CoolingDown(NOW.plus_seconds(100))
         );
         r.expires_at = Some(NOW.plus_seconds(60));
         assert_eq!(
-            decide(&r, ROTATING, NOW, POLICY, false),
+            decide(&r, ROTATING, NOW, POLICY, Request),
             Decision::UseStored
         );
+        // An explicit refresh during the backoff is refused, even while the token works.
+        assert_eq!(
+            decide(&r, ROTATING, NOW, POLICY, Explicit),
+            Decision::CoolingDown(NOW.plus_seconds(100))
+        );
         r.next_refresh_at = Some(NOW);
-        assert_eq!(decide(&r, ROTATING, NOW, POLICY, false), Decision::Renew);
+        assert_eq!(decide(&r, ROTATING, NOW, POLICY, Request), Decision::Renew);
+        assert_eq!(decide(&r, ROTATING, NOW, POLICY, Explicit), Decision::Renew);
+    }
+
+    #[test]
+    fn the_background_leaves_access_tokens_to_requests_and_renews_for_the_keepalive() {
+        // Renewed an hour ago, its 2-hour token expired: nobody asked, nothing to do yet.
+        let mut r = row(-60, true);
+        r.token_issued_at = Some(NOW.plus_seconds(-3600));
+        assert_eq!(
+            decide(&r, ROTATING, NOW, POLICY, Background),
+            Decision::UseStored
+        );
+        assert_eq!(
+            next_renewal(&r, ROTATING, POLICY, 0),
+            Some(NOW.plus_seconds(86_400 - 3600))
+        );
+        // A day after its last renewal the keep-alive is due.
+        r.token_issued_at = Some(NOW.plus_seconds(-86_400));
+        assert_eq!(
+            decide(&r, ROTATING, NOW, POLICY, Background),
+            Decision::Renew
+        );
+        // Without the keep-alive, a plain refresh token never needs the background.
+        assert_eq!(next_renewal(&r, ROTATING, NO_KEEPALIVE, 0), None);
+        assert_eq!(
+            decide(&r, ROTATING, NOW, NO_KEEPALIVE, Background),
+            Decision::UseStored
+        );
+    }
+
+    #[test]
+    fn a_refresh_token_that_dies_unused_is_renewed_before_it_dies() {
+        let idle = 180 * 86_400;
+        let google = Renewal::RefreshToken {
+            rotates: false,
+            dies_unused_after: Some(idle),
+        };
+        let mut r = row(3600, true);
+        r.token_issued_at = Some(NOW);
+        assert_eq!(
+            next_renewal(&r, google, NO_KEEPALIVE, 0),
+            Some(NOW.plus_seconds(idle - SELF_RENEW_LEAD_SECONDS))
+        );
+        assert_eq!(
+            next_renewal(&r, google, POLICY, 0),
+            Some(NOW.plus_seconds(86_400)),
+            "the keep-alive comes first"
+        );
+    }
+
+    #[test]
+    fn jitter_only_delays_a_renewal_and_by_at_most_a_tenth_of_its_period() {
+        let mut r = row(3600, true);
+        r.token_issued_at = Some(NOW);
+        let plain = next_renewal(&r, ROTATING, POLICY, 0).unwrap();
+        assert_eq!(
+            next_renewal(&r, ROTATING, POLICY, 600),
+            Some(plain.plus_seconds(600))
+        );
+        assert_eq!(
+            next_renewal(&r, ROTATING, POLICY, 10 * 86_400),
+            Some(plain.plus_seconds(8640))
+        );
     }
 
     #[test]
@@ -1071,20 +1249,24 @@ mod tests {
         };
         let mut r = row(100, false);
         r.token_issued_at = Some(NOW.plus_seconds(-3600));
-        assert_eq!(decide(&r, ig, NOW, POLICY, true), Decision::UseStored);
+        assert_eq!(decide(&r, ig, NOW, POLICY, Explicit), Decision::UseStored);
         r.token_issued_at = Some(NOW.plus_seconds(-86_400));
-        assert_eq!(decide(&r, ig, NOW, POLICY, true), Decision::Renew);
-        // Scheduled ten days before expiry, never before the token is a day old.
+        assert_eq!(decide(&r, ig, NOW, POLICY, Explicit), Decision::Renew);
+        // Without the keep-alive: ten days before expiry, never before the token is a day old.
         let mut young = row(60 * 86_400, false);
         young.token_issued_at = Some(NOW);
         assert_eq!(
-            next_look(&young, ig, POLICY, 0),
+            next_look(&young, ig, NO_KEEPALIVE, 0),
             Some(NOW.plus_seconds(50 * 86_400))
+        );
+        assert_eq!(
+            next_look(&young, ig, POLICY, 0),
+            Some(NOW.plus_seconds(86_400))
         );
         let mut short = row(3600, false);
         short.token_issued_at = Some(NOW);
         assert_eq!(
-            next_look(&short, ig, POLICY, 0),
+            next_look(&short, ig, NO_KEEPALIVE, 0),
             Some(NOW.plus_seconds(86_400))
         );
     }
@@ -1133,7 +1315,10 @@ mod tests {
             code: code.into(),
             description: None,
         };
-        let plain = Renewal::RefreshToken { rotates: false };
+        let plain = Renewal::RefreshToken {
+            rotates: false,
+            dies_unused_after: None,
+        };
         assert_eq!(
             classify(&rejected("invalid_grant"), plain),
             FailureClass::Definitive

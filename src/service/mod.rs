@@ -23,7 +23,9 @@ pub use accounts::{
 };
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 pub use events::Event;
-pub use lifecycle::{AccessToken, Decision, Policy, deadline, decide, next_look, status_at};
+pub use lifecycle::{
+    AccessToken, Decision, Policy, Trigger, deadline, decide, next_look, next_renewal, status_at,
+};
 pub use monitoring::NotReady;
 pub use pending::{CONFIRM_WITHIN_SECONDS, PendingConnection};
 pub use shared::SharedList;

@@ -165,7 +165,8 @@ pub fn app(row: &dyn RowRead) -> Result<AppRecord> {
 pub const ACCOUNT_COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_account_id, \
     username, display_name, scopes, status, status_reason, access_token_sealed, \
     refresh_token_sealed, expires_at, refresh_expires_at, reauth_by, token_issued_at, \
-    next_refresh_at, refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks";
+    next_refresh_at, refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks, \
+    token_version";
 
 /// The columns an account's upsert leaves alone on an existing row: what identifies it, and
 /// when and as what it was first connected.
@@ -223,6 +224,7 @@ pub fn account(row: &dyn RowRead) -> Result<AccountRecord> {
         kind: named(row, 21)?,
         parent_id: row.text(22)?,
         tasks: optional_list(row, 23)?,
+        token_version: int(row, 24)?,
     })
 }
 

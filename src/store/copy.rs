@@ -109,6 +109,7 @@ pub static TABLES: &[CopyTable] = &[
             ("kind", Text),
             ("parent_id", Text),
             ("tasks", Text),
+            ("token_version", Int),
         ],
         positioned: true,
     },

@@ -83,6 +83,10 @@ pub struct AccountRecord {
     pub parent_id: Option<String>,
     /// What the user may do on a Page (Facebook's `tasks`, e.g. `CREATE_CONTENT`).
     pub tasks: Option<Vec<String>>,
+    /// Incremented by every write of its tokens. Refreshes decide on it, never on token
+    /// bytes: a provider may answer with the token it was given, and equal tokens seal to
+    /// equal bytes.
+    pub token_version: i64,
 }
 
 /// One entry of an account's event log.
@@ -323,10 +327,12 @@ pub trait WriteTx {
     /// Deletes an account and its event log; false when there was none.
     fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool>;
     /// Takes the account's refresh lease for `holder` until `until`, unless another holder's
-    /// lease is still running at `now`. True when taken.
+    /// lease is still running at `now` or its tokens are no longer at `version`. True when
+    /// taken.
     fn take_refresh_lease(
         &mut self,
         id: &str,
+        version: i64,
         holder: &str,
         now: Timestamp,
         until: Timestamp,

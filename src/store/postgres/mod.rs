@@ -35,7 +35,10 @@ use crate::error::{Error, Result};
 use crate::store::sealed_sql;
 
 /// The migrations, in order; each runs once, in its own transaction.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_schema.sql"),
+    include_str!("migrations/002_token_version.sql"),
+];
 
 /// Advisory lock keys (any 64-bit numbers, fixed so every node agrees).
 const MIGRATION_LOCK: i64 = 0x4452_4156_4f5f_4d49; // "DRAVO_MI"
@@ -794,13 +797,14 @@ impl WriteTx for PgTx<'_> {
     fn take_refresh_lease(
         &mut self,
         id: &str,
+        version: i64,
         holder: &str,
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool> {
         Ok(self.execute(
             sql::accounts::TAKE_LEASE,
-            &[&id, &holder, &until.unix(), &now.unix()],
+            &[&id, &holder, &until.unix(), &now.unix(), &version],
         )? > 0)
     }
 

@@ -190,7 +190,7 @@ pub(super) mod accounts {
          WHERE oauth_app_id = $1 AND refresh_failures > 0 AND status IN ('active', 'expiring')";
     pub const TAKE_LEASE: &str =
         "UPDATE accounts SET refresh_lease_until = $3, refresh_lease_holder = $2
-         WHERE id = $1
+         WHERE id = $1 AND token_version = $5
            AND (refresh_lease_until IS NULL OR refresh_lease_until <= $4
                 OR refresh_lease_holder = $2)";
     pub const DUE: &str = "SELECT id FROM accounts
@@ -290,6 +290,7 @@ pub(super) mod accounts {
                 &self.names[2],
                 &a.parent_id,
                 &self.tasks,
+                &a.token_version,
             ]
         }
     }

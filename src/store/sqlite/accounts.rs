@@ -74,6 +74,7 @@ pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
         row.kind.as_str(),
         row.parent_id,
         row.tasks.as_deref().map(string_list_json),
+        row.token_version,
     ])?;
     Ok(())
 }
@@ -208,6 +209,7 @@ pub(super) fn make_due_for_app(conn: &Connection, app_id: &str, now: Timestamp) 
 pub(super) fn take_lease(
     conn: &Connection,
     id: &str,
+    version: i64,
     holder: &str,
     now: Timestamp,
     until: Timestamp,
@@ -215,11 +217,11 @@ pub(super) fn take_lease(
     let n = conn
         .prepare_cached(
             "UPDATE accounts SET refresh_lease_until = ?3, refresh_lease_holder = ?2
-             WHERE id = ?1
+             WHERE id = ?1 AND token_version = ?5
                AND (refresh_lease_until IS NULL OR refresh_lease_until <= ?4
                     OR refresh_lease_holder = ?2)",
         )?
-        .execute(params![id, holder, until.unix(), now.unix()])?;
+        .execute(params![id, holder, until.unix(), now.unix(), version])?;
     Ok(n > 0)
 }
 

@@ -75,6 +75,7 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/011_master_keys.sql")),
         M::up(include_str!("migrations/012_webhook_claims.sql")),
         M::up(include_str!("migrations/013_accounts_listed.sql")),
+        M::up(include_str!("migrations/014_token_version.sql")),
     ]
 }
 
@@ -527,11 +528,12 @@ impl WriteTx for SqliteTx<'_> {
     fn take_refresh_lease(
         &mut self,
         id: &str,
+        version: i64,
         holder: &str,
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool> {
-        accounts::take_lease(self.0, id, holder, now, until)
+        accounts::take_lease(self.0, id, version, holder, now, until)
     }
 
     fn release_refresh_lease(&mut self, id: &str, holder: &str) -> Result<()> {
