@@ -185,10 +185,26 @@ fn lifecycle(c: &mut Criterion) {
         Decision::Renew
     );
     c.bench_function("lifecycle/decide_fresh", |b| {
-        b.iter(|| decide(black_box(&fresh), x.renewal(), now, policy, Trigger::Request))
+        b.iter(|| {
+            decide(
+                black_box(&fresh),
+                x.renewal(),
+                now,
+                policy,
+                Trigger::Request,
+            )
+        })
     });
     c.bench_function("lifecycle/decide_expiring", |b| {
-        b.iter(|| decide(black_box(&expiring), x.renewal(), now, policy, Trigger::Request))
+        b.iter(|| {
+            decide(
+                black_box(&expiring),
+                x.renewal(),
+                now,
+                policy,
+                Trigger::Request,
+            )
+        })
     });
 }
 

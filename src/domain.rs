@@ -502,56 +502,7 @@ impl fmt::Display for AccountStatus {
     }
 }
 
-/// A moment in UTC with second precision. Stored as unix seconds, shown as RFC 3339
-/// (`2026-01-01T00:00:00Z`); one form at rest, one on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(i64);
-
-impl Timestamp {
-    pub const fn from_unix(seconds: i64) -> Self {
-        Timestamp(seconds)
-    }
-
-    /// The system's wall clock; the core asks `crate::clock::Clock` instead.
-    pub fn now_system() -> Self {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
-    }
-
-    pub const fn unix(self) -> i64 {
-        self.0
-    }
-
-    /// This moment moved by `seconds` (negative: earlier), saturating.
-    pub const fn plus_seconds(self, seconds: i64) -> Self {
-        Timestamp(self.0.saturating_add(seconds))
-    }
-
-    /// RFC 3339 in UTC with second precision.
-    pub fn rfc3339(self) -> String {
-        self.to_string()
-    }
-}
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = time::OffsetDateTime::from_unix_timestamp(self.0)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
-    }
-}
+pub use crate::clock::Timestamp;
 
 /// A provider's name: `x`, `linkedin`, … Spelled in lower case everywhere (URLs, config
 /// tables, the database). Only the provider registry (`crate::providers`) makes one from

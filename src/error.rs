@@ -2,6 +2,8 @@
 //! HTTP face maps variants to status codes in `api::error` (the only place), the CLI to exit
 //! codes in `cli`.
 
+use crate::clock::Timestamp;
+
 /// A boxed source error, kept so the cause of a failure is not flattened into a string.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -123,9 +125,18 @@ pub enum ProviderError {
         code: String,
         description: Option<String>,
     },
-    /// The provider could not be reached, timed out, or failed on its side (5xx).
+    /// The provider could not be reached, timed out, or failed on its side (5xx) without
+    /// saying why.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// The provider failed on its side (5xx) and said why in an OAuth error body: its own
+    /// code and description, which never make the failure more than transient.
+    #[error("the provider failed: HTTP {status} {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Failing {
+        status: u16,
+        code: String,
+        description: Option<String>,
+    },
     /// The provider answered with something Dravo cannot read.
     #[error("the provider's answer cannot be read: {0}")]
     Malformed(String),
@@ -138,7 +149,7 @@ impl ProviderError {
     /// The `error` code carried into the dashboard redirect.
     pub fn code(&self) -> &str {
         match self {
-            ProviderError::Rejected { code, .. } => code,
+            ProviderError::Rejected { code, .. } | ProviderError::Failing { code, .. } => code,
             ProviderError::Unavailable(_) => "provider_unavailable",
             ProviderError::Malformed(_) => "provider_invalid_response",
             ProviderError::RateLimited { .. } => "rate_limited",
@@ -156,7 +167,8 @@ impl ProviderError {
     /// A short description for the redirect and the log.
     pub fn description(&self) -> String {
         match self {
-            ProviderError::Rejected { description, .. } => description.clone().unwrap_or_default(),
+            ProviderError::Rejected { description, .. }
+            | ProviderError::Failing { description, .. } => description.clone().unwrap_or_default(),
             ProviderError::Unavailable(d) | ProviderError::Malformed(d) => d.clone(),
             ProviderError::RateLimited { .. } => self.to_string(),
         }
@@ -190,7 +202,7 @@ impl FailureClass {
 }
 
 /// A refresh that was made and failed: what the provider answered, how it counts, and where
-/// it left the account. Times are RFC 3339 and statuses their API names, as callers see them.
+/// it left the account. Statuses are their API names, as callers see them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshFailure {
     pub account_id: String,
@@ -199,7 +211,7 @@ pub struct RefreshFailure {
     /// The account's status after the failure (`active`, `expiring`, `needs_reauth`).
     pub account_status: &'static str,
     /// When Dravo tries again by itself; `None` once only a new consent helps.
-    pub next_attempt_at: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
 }
 
 impl std::fmt::Display for RefreshFailure {
@@ -240,8 +252,8 @@ pub struct RefreshBackoff {
     pub failures: i64,
     /// The account's status (`active` or `expiring`).
     pub account_status: &'static str,
-    /// The next attempt, RFC 3339.
-    pub next_attempt_at: String,
+    /// The next attempt.
+    pub next_attempt_at: Timestamp,
     /// Whole seconds until then (at least 1).
     pub retry_after_seconds: u64,
 }

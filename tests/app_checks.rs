@@ -645,8 +645,19 @@ async fn a_refresh_refused_for_the_apps_credentials_records_a_failed_check() {
             &format!("/v1/accounts/{account}/refresh"),
         )
         .await;
-    // The stored token still works, so the caller gets the account; the app is blamed.
-    assert_eq!(refreshed.status(), 200);
+    // The refresh the caller asked for failed, and the app is blamed: a 502 that says so.
+    assert_eq!(refreshed.status(), 502);
+    let body: Value = refreshed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "provider_error", "{body}");
+    assert_eq!(body["error"]["refresh"]["failure"], "app", "{body}");
+    assert_eq!(
+        body["error"]["refresh"]["account_status"], "active",
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["refresh"]["provider_error"], "unauthorized_client",
+        "{body}"
+    );
     let shown: Value = app
         .get_as(TENANT, &format!("/v1/oauth-apps/{id}"))
         .await

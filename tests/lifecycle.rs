@@ -255,7 +255,13 @@ async fn x_refreshes_near_expiry_stores_the_rotated_token_and_the_old_one_is_dea
 
 #[tokio::test]
 async fn a_hundred_concurrent_requests_near_expiry_make_exactly_one_refresh() {
+    // The provider answers the refresh with the very access token it gave before (as one
+    // issuing deterministic JWTs does within a second): equal tokens seal to equal bytes, so
+    // only the tokens' version tells a waiter that the refresh it waited for happened.
     let c = connected(Kind::X).await;
+    c.fake.repeat_access_tokens(true);
+    c.fake
+        .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(200)));
     c.near_expiry(60).await;
     let before = c.fake.token_requests();
     let requests = (0..100).map(|_| {
@@ -275,8 +281,177 @@ async fn a_hundred_concurrent_requests_near_expiry_make_exactly_one_refresh() {
     });
     let tokens = futures_join_all(requests).await;
     assert_eq!(c.fake.token_requests() - before, 1, "exactly one refresh");
-    let latest = c.fake.issued_access_tokens().last().unwrap().clone();
-    assert!(tokens.iter().all(|t| *t == latest), "all got the new token");
+    let issued = c.fake.issued_access_tokens();
+    assert_eq!(issued.len(), 2);
+    assert_eq!(issued[0], issued[1], "the fake repeated the token");
+    assert!(tokens.iter().all(|t| *t == issued[1]), "all got the token");
+    let account = c.account().await;
+    assert!(unix(&account["expires_at"]) > c.now() + 3600, "{account}");
+    assert_eq!(c.event_types().await, ["refreshed", "connected"]);
+}
+
+#[tokio::test]
+async fn concurrent_forced_refreshes_make_one_refresh_when_the_provider_repeats_the_token() {
+    // Twenty callers ask for a new token at once. The first refresh's result answers them
+    // all: it happened after each of them asked. A waiter comparing token bytes would take
+    // the repeated token for "nothing happened" and refresh again, twenty times in all.
+    let c = connected(Kind::X).await;
+    c.fake.repeat_access_tokens(true);
+    c.fake
+        .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(500)));
+    let forced = c
+        .app
+        .url(&format!("{}?force_refresh=true", c.path("/access-token")));
+    let requests = (0..20).map(|_| {
+        let (http, url, token) = (c.app.http.clone(), forced.clone(), c.app.token(TENANT));
+        async move {
+            let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    });
+    let tokens = futures_join_all(requests).await;
+    assert_eq!(
+        c.refresh_calls(),
+        1,
+        "one refresh for twenty forced requests"
+    );
+    let issued = c.fake.issued_access_tokens();
+    assert_eq!(issued[0], issued[1], "the fake repeated the token");
+    assert!(tokens.iter().all(|t| *t == issued[1]));
+    // Asked again afterwards, a forced refresh is a new refresh.
+    assert_eq!(
+        c.get("/access-token?force_refresh=true").await.status(),
+        200
+    );
+    assert_eq!(c.refresh_calls(), 2);
+}
+
+#[tokio::test]
+async fn an_explicit_refresh_tells_a_provider_failure_the_backoff_and_invalid_grant_apart() {
+    let c = connected(Kind::X).await;
+    let path = c.path("/refresh");
+    let refresh = || c.app.send_as(TENANT, reqwest::Method::POST, &path);
+
+    // Success: 200 and the refreshed account.
+    let ok = refresh().await;
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["id"], c.account_id.as_str());
+    assert_eq!(c.refresh_calls(), 1);
+
+    // The provider fails: 502 provider_error with what it answered, the failure's class,
+    // the account's status, and when Dravo tries again.
+    c.fake.set_fault(Fault::TokenStatus(500));
+    let failed = refresh().await;
+    assert_eq!(failed.status(), 502);
+    let body: Value = failed.json().await.unwrap();
+    let error = &body["error"];
+    assert_eq!(error["code"], "provider_error", "{body}");
+    assert_eq!(error["refresh"]["provider_error"], "server_error", "{body}");
+    assert!(
+        error["refresh"]["provider_error_description"].is_string(),
+        "{body}"
+    );
+    assert_eq!(error["refresh"]["failure"], "transient", "{body}");
+    assert_eq!(error["refresh"]["account_status"], "active", "{body}");
+    let next = unix(&error["refresh"]["next_attempt_at"]);
+    assert!(next >= c.now() + 60, "{body}");
+    assert!(
+        error["message"].as_str().unwrap().contains("server_error"),
+        "{body}"
+    );
+    assert_eq!(c.refresh_calls(), 2);
+    assert_eq!(c.account().await["status"], "active");
+
+    // Asked again during the backoff: 503 refresh_backoff, Retry-After, and no call.
+    c.fake.set_fault(Fault::TokenStatus(400));
+    c.clock.advance(10);
+    let refused = refresh().await;
+    assert_eq!(refused.status(), 503);
+    let retry_after: i64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(retry_after, next - c.now());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "refresh_backoff", "{body}");
+    assert_eq!(unix(&body["error"]["refresh"]["next_attempt_at"]), next);
+    assert_eq!(body["error"]["refresh"]["failures"], 1, "{body}");
+    assert_eq!(c.refresh_calls(), 2, "no call during the backoff");
+    // So is a forced token request.
+    let forced = c.get("/access-token?force_refresh=true").await;
+    assert_eq!(forced.status(), 503);
+    assert_eq!(c.refresh_calls(), 2);
+    // A plain request still gets the working token.
+    assert_eq!(c.get("/access-token").await.status(), 200);
+
+    // After the backoff, the provider refuses the grant: 409 needs_reauth that says so.
+    c.set_clock(next);
+    let gone = refresh().await;
+    assert_eq!(gone.status(), 409);
+    let body: Value = gone.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "needs_reauth", "{body}");
+    assert_eq!(body["error"]["refresh"]["provider_error"], "invalid_grant");
+    assert_eq!(body["error"]["refresh"]["failure"], "account");
+    assert_eq!(body["error"]["refresh"]["account_status"], "needs_reauth");
+    assert!(
+        body["error"]["refresh"].get("next_attempt_at").is_none(),
+        "{body}"
+    );
+    assert_eq!(c.refresh_calls(), 3);
+    assert_eq!(c.account().await["status"], "needs_reauth");
+    // And from then on, without a call.
+    assert_error(refresh().await, 409, "needs_reauth").await;
+    assert_eq!(c.refresh_calls(), 3);
+}
+
+#[tokio::test]
+async fn the_cli_says_why_a_refresh_failed_and_exits_non_zero() {
+    let c = connected(Kind::X).await;
+    let (authorize, token, api) = c.fake.config_urls();
+    // Off the test's async thread: the fake provider answers on it.
+    let cli = |args: &[&str]| {
+        let mut cmd = dravo_cmd(c.app.dir.path());
+        cmd.env("DRAVO_PROVIDERS_X_AUTHORIZE_URL", &authorize)
+            .env("DRAVO_PROVIDERS_X_TOKEN_URL", &token)
+            .env("DRAVO_PROVIDERS_X_API_BASE", &api)
+            .args(args);
+        async move {
+            tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    c.fake.set_fault(Fault::TokenStatus(503));
+    // A forced token that cannot be had prints no token, says why, and exits 1.
+    let out = cli(&[
+        "accounts",
+        "token",
+        "--owner",
+        TENANT,
+        &c.account_id,
+        "--force-refresh",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "printed a token anyway");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server_error"), "{stderr}");
+    assert!(stderr.contains("transient"), "{stderr}");
+    assert!(stderr.contains("next attempt"), "{stderr}");
+    assert_eq!(c.refresh_calls(), 1);
+    // Refreshing again during the backoff: refused without a call, and the next attempt.
+    let out = cli(&["accounts", "refresh", "--owner", TENANT, &c.account_id]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no call was made"), "{stderr}");
+    assert!(stderr.contains("next attempt is at"), "{stderr}");
+    assert_eq!(c.refresh_calls(), 1);
 }
 
 /// `join_all` without a new dependency: spawn each and await in order.
@@ -926,6 +1101,12 @@ async fn tiktoks_refresh_expires_in_sets_the_deadline_each_answer_moves_it_and_i
     assert_eq!(unix(&account["reauth_by"]), by, "{account}");
     assert_eq!(account["status"], "expiring", "within warn_days: {account}");
 
+    // The moved deadline is announced in the refresh's own transaction, once.
+    let events = c.json("/events").await;
+    assert_eq!(events["data"][0]["type"], "expiring", "{events}");
+    assert_eq!(unix(&events["data"][0]["detail"]["reauth_by"]), by);
+    c.tend().await;
+
     // At it: needs_reauth, without asking the provider.
     let calls = c.fake.token_requests();
     c.set_clock(by);
@@ -938,6 +1119,7 @@ async fn tiktoks_refresh_expires_in_sets_the_deadline_each_answer_moves_it_and_i
         c.event_types().await,
         [
             "needs_reauth",
+            "expiring",
             "refreshed",
             "expiring",
             "refreshed",

@@ -260,8 +260,39 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
             "internal",
             "provider_error",
             "not_ready",
+            "refresh_backoff",
         ])
     );
+}
+
+#[test]
+fn exactly_the_operations_that_refresh_declare_503_refresh_backoff_with_retry_after() {
+    let spec = spec();
+    let refreshing = [
+        ("/v1/accounts/{id}/access-token", "get"),
+        ("/v1/accounts/{id}/refresh", "post"),
+    ];
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let declared = &op["responses"]["503"];
+            if !refreshing.contains(&(path.as_str(), method.as_str())) {
+                if path != "/readyz" {
+                    assert!(declared.is_null(), "{method} {path} declares 503");
+                }
+                continue;
+            }
+            assert!(
+                declared["headers"]["RETRY-AFTER"].is_object(),
+                "{method} {path}: {declared}"
+            );
+            let example = &declared["content"]["application/json; charset=utf-8"]["example"];
+            assert_eq!(example["error"]["code"], "refresh_backoff", "{declared}");
+            assert!(
+                example["error"]["refresh"]["next_attempt_at"].is_string(),
+                "{declared}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -865,8 +896,8 @@ fn timestamps_are_date_time() {
         }
     }
     assert_eq!(
-        seen, 8,
-        "OAuthApp's created_at and updated_at, OAuthAppCheck.checked_at, Account's three, AccessToken.expires_at, AccountEvent.created_at"
+        seen, 9,
+        "OAuthApp's created_at and updated_at, OAuthAppCheck.checked_at, Account's three, AccessToken.expires_at, AccountEvent.created_at, RefreshErrorDetail.next_attempt_at"
     );
     let reauth_by = &spec["components"]["schemas"]["Account"]["properties"]["reauth_by"];
     assert_eq!(reauth_by["format"], "date-time", "Account.reauth_by");

@@ -8,6 +8,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Enum, Object};
 
+use crate::api::types::Checked;
+use crate::domain::Timestamp;
 use crate::error::{Error, FailureClass, RefreshBackoff, RefreshFailure};
 use crate::service::NotReady;
 
@@ -62,13 +64,14 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// One human sentence.
     pub message: String,
-    /// What a refresh that did not renew the account came to: with `provider_error` and
-    /// `needs_reauth` from a refresh, and with `refresh_backoff`.
+    // No doc comment: see `code`.
     #[oai(skip_serializing_if_is_none)]
     pub refresh: Option<RefreshErrorDetail>,
 }
 
-/// How a failed refresh counts.
+/// How a failed refresh counts: `transient` (try later; nobody is to blame), `app` (the
+/// provider refused the app's client credentials: fix the app, not the account), `account`
+/// (the grant is gone: only a new consent helps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum RefreshFailureKind {
@@ -90,7 +93,8 @@ impl From<FailureClass> for RefreshFailureKind {
     }
 }
 
-/// The facts of a refresh that did not renew the account.
+/// What a refresh that did not renew the account came to, in an error body with
+/// `provider_error` or `needs_reauth` from a refresh, and with `refresh_backoff`.
 #[derive(Debug, Clone, Object)]
 pub struct RefreshErrorDetail {
     pub account_id: String,
@@ -104,14 +108,15 @@ pub struct RefreshErrorDetail {
     /// The provider's `error_description`, or what went wrong on the way.
     #[oai(skip_serializing_if_is_none)]
     pub provider_error_description: Option<String>,
+    // No doc comment: see `code`. Absent when no call was made.
     #[oai(skip_serializing_if_is_none)]
     pub failure: Option<RefreshFailureKind>,
     /// Failed refreshes in a row (with `refresh_backoff`).
     #[oai(skip_serializing_if_is_none)]
     pub failures: Option<i64>,
-    /// When Dravo tries again by itself (RFC 3339); absent once only a new consent helps.
+    /// When Dravo tries again by itself; absent once only a new consent helps.
     #[oai(skip_serializing_if_is_none)]
-    pub next_attempt_at: Option<String>,
+    pub next_attempt_at: Option<Checked<Timestamp>>,
 }
 
 impl From<&RefreshFailure> for RefreshErrorDetail {
@@ -124,7 +129,7 @@ impl From<&RefreshFailure> for RefreshErrorDetail {
             provider_error_description: (!description.is_empty()).then_some(description),
             failure: Some(f.class.into()),
             failures: None,
-            next_attempt_at: f.next_attempt_at.clone(),
+            next_attempt_at: f.next_attempt_at.map(Checked),
         }
     }
 }
@@ -138,7 +143,7 @@ impl From<&RefreshBackoff> for RefreshErrorDetail {
             provider_error_description: None,
             failure: None,
             failures: Some(b.failures),
-            next_attempt_at: Some(b.next_attempt_at.clone()),
+            next_attempt_at: Some(Checked(b.next_attempt_at)),
         }
     }
 }

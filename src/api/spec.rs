@@ -335,7 +335,7 @@ fn example_backoff() -> RefreshBackoff {
         account_id: EXAMPLE_ACCOUNT_ID.into(),
         failures: 3,
         account_status: "active",
-        next_attempt_at: EXAMPLE_TIME.plus_seconds(240).to_string(),
+        next_attempt_at: EXAMPLE_TIME.plus_seconds(240),
         retry_after_seconds: 240,
     }
 }

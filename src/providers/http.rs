@@ -109,10 +109,14 @@ impl ProviderHttp {
             }
         };
         if status >= 500 {
-            let detail = oauth_error(&body)
-                .map(|(code, _)| format!("HTTP {status} {code}"))
-                .unwrap_or_else(|| format!("HTTP {status}"));
-            return Err(ProviderError::Unavailable(detail));
+            return Err(match oauth_error(&body) {
+                Some((code, description)) => ProviderError::Failing {
+                    status,
+                    code,
+                    description,
+                },
+                None => ProviderError::Unavailable(format!("HTTP {status}")),
+            });
         }
         Ok(ProviderResponse { status, body })
     }

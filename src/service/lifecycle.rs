@@ -132,9 +132,9 @@ fn renewable_from(renewal: Renewal, row: &AccountRecord) -> Option<Timestamp> {
     match renewal {
         Renewal::Never => None,
         Renewal::RefreshToken { .. } => row.refresh_token_sealed.as_ref().map(|_| row.created_at),
-        Renewal::AccessToken { min_age_seconds } => Some(
-            last_renewal(row).plus_seconds(min_age_seconds),
-        ),
+        Renewal::AccessToken { min_age_seconds } => {
+            Some(last_renewal(row).plus_seconds(min_age_seconds))
+        }
     }
 }
 
@@ -163,7 +163,10 @@ pub fn next_renewal(
     }
     match renewal {
         Renewal::AccessToken { .. } => {
-            times.extend(row.expires_at.map(|e| e.plus_seconds(-SELF_RENEW_LEAD_SECONDS)));
+            times.extend(
+                row.expires_at
+                    .map(|e| e.plus_seconds(-SELF_RENEW_LEAD_SECONDS)),
+            );
         }
         Renewal::RefreshToken {
             dies_unused_after: Some(idle),
@@ -286,6 +289,7 @@ pub fn classify(err: &ProviderError, renewal: Renewal) -> FailureClass {
             _ => FailureClass::Transient,
         },
         ProviderError::Unavailable(_)
+        | ProviderError::Failing { .. }
         | ProviderError::Malformed(_)
         | ProviderError::RateLimited { .. } => FailureClass::Transient,
     }
@@ -468,7 +472,7 @@ impl Dravo {
                     account_id: row.id.clone(),
                     failures: row.refresh_failures,
                     account_status: row.status.as_str(),
-                    next_attempt_at: until.to_string(),
+                    next_attempt_at: until,
                     retry_after_seconds: u64::try_from(until.unix() - now.unix())
                         .unwrap_or(0)
                         .max(1),
@@ -653,7 +657,6 @@ impl Dravo {
                         let keys = this.sealing_keys(tx)?;
                         let expiring =
                             this.apply_tokens(&keys, &mut row, &tokens, renewal, now, policy);
-                        events.extend(expiring);
                         events.push(EventDraft::new(
                             AccountEvent::Refreshed,
                             json!({
@@ -668,6 +671,7 @@ impl Dravo {
                                 json!({"via": "refresh", "after_failures": current.refresh_failures}),
                             ));
                         }
+                        events.extend(expiring);
                         None
                     }
                     Outcome::Failed(err, class) => {
@@ -749,8 +753,7 @@ impl Dravo {
             account_status: row.status.as_str(),
             next_attempt_at: row
                 .next_refresh_at
-                .filter(|_| class != FailureClass::Definitive)
-                .map(|t| t.to_string()),
+                .filter(|_| class != FailureClass::Definitive),
         })))
     }
 
@@ -965,12 +968,7 @@ impl Dravo {
                 current.next_refresh_at = next_look(&current, renewal, policy, 0);
                 current.updated_at = now;
                 this.put_family(tx, &current, now)?;
-                this.record_event(
-                    tx,
-                    &current,
-                    expiring_event(by),
-                    now,
-                )
+                this.record_event(tx, &current, expiring_event(by), now)
             })
             .await
     }

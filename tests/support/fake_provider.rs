@@ -279,6 +279,9 @@ struct State {
     issue_refresh_tokens: bool,
     /// The test's clock, if it set one; else refresh-token ages are real elapsed time.
     clock: Option<UnixNow>,
+    /// Answer every grant with the access token issued last at the same stage, as a provider
+    /// whose tokens are deterministic JWTs does within a second (or Meta's self-refresh).
+    repeat_access_tokens: bool,
 }
 
 /// A running fake provider. The server stops when this is dropped.
@@ -328,6 +331,7 @@ impl FakeProvider {
             refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
             issue_refresh_tokens: true,
             clock: None,
+            repeat_access_tokens: false,
         }));
         let shared = state.clone();
         let endpoint = poem::endpoint::make(move |req: Request| {
@@ -531,6 +535,13 @@ impl FakeProvider {
     /// has neither `refresh_token` nor `refresh_token_expires_in`.
     pub fn set_issue_refresh_tokens(&self, issue: bool) {
         self.lock().issue_refresh_tokens = issue;
+    }
+
+    /// Answers every grant from now on with the very access token it issued last (at the
+    /// same stage): the refresh is real (refresh tokens still rotate and a reused one is
+    /// refused), only the access token's string stays the same.
+    pub fn repeat_access_tokens(&self, repeat: bool) {
+        self.lock().repeat_access_tokens = repeat;
     }
 
     /// Counts refresh-token ages on the test's clock (unix seconds) instead of real time, so
@@ -1135,7 +1146,18 @@ impl State {
             Stage::Short => "short",
             Stage::Long => "long",
         };
-        let token = format!("{}-{prefix}-{}", self.kind, random_string(32));
+        let repeated = self
+            .repeat_access_tokens
+            .then(|| {
+                self.issued_access
+                    .iter()
+                    .rev()
+                    .find(|t| self.access.get(*t).is_some_and(|a| a.stage == stage))
+                    .cloned()
+            })
+            .flatten();
+        let token =
+            repeated.unwrap_or_else(|| format!("{}-{prefix}-{}", self.kind, random_string(32)));
         self.access.insert(
             token.clone(),
             AccessToken {
