@@ -161,12 +161,8 @@ async fn run_listeners(
         .refresh
         .background
         .then(|| tokio::spawn(dravo.clone().run_refresher(shutdown.clone())));
-    let webhook_sender = dravo
-        .config()
-        .webhooks
-        .url
-        .is_some()
-        .then(|| tokio::spawn(dravo.clone().run_webhook_sender(shutdown.clone())));
+    // Sends webhooks, or, without `webhooks.url`, gives up those no server sends in time.
+    let webhook_sender = tokio::spawn(dravo.clone().run_webhook_sender(shutdown.clone()));
     // Follows rotations by other processes (`dravo keys rotate`).
     let key_watch = tokio::spawn(dravo.clone().run_key_watch(shutdown.clone()));
     let rate_limits = api::limits::RateLimits::new(&dravo.config().limits);
@@ -191,10 +187,8 @@ async fn run_listeners(
         // A pass in flight finishes its provider calls (each bounded by its timeout).
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
     }
-    if let Some(task) = webhook_sender {
-        // It stops at once; an attempt cut short stays pending and is sent again.
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
-    }
+    // It stops at once; an attempt cut short stays pending and is sent again.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, webhook_sender).await;
     served
 }
 

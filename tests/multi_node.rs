@@ -438,30 +438,57 @@ fn a_webhook_event_whose_sender_is_killed_is_delivered_by_another_node() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let mut a = cluster.node(with_webhooks(&hooks));
     rt.block_on(connect_across(&a, &a, &cluster.jwt));
-    // Node A claimed the event and is posting it: kill it there.
+    // Node A claimed the event and is posting it.
     let deadline = Instant::now() + SAFETY_TIMEOUT;
     while receiver.seen.lock().unwrap().is_empty() {
         assert!(Instant::now() < deadline, "node A never posted");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let claim = || -> (Option<String>, Option<i64>, String) {
+        let rows = psql(
+            &cluster.url,
+            "SELECT claimed_by, claimed_until, status FROM webhook_outbox",
+        );
+        assert_eq!(rows.len(), 1);
+        (rows[0].get(0), rows[0].get(1), rows[0].get(2))
+    };
+    let (holder, first_end, status) = claim();
+    assert!(holder.is_some(), "A holds a claim");
+    assert_eq!(status, "pending");
+    let first_end = first_end.expect("the claim has an end");
+    // A renews its short claim while the receiver keeps it waiting.
+    let deadline = Instant::now() + SAFETY_TIMEOUT;
+    loop {
+        let (now_holder, end, _) = claim();
+        assert_eq!(now_holder, holder, "nobody took A's claim over");
+        if end.is_some_and(|end| end > first_end) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never renewed its claim");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Kill it there.
     a.signal("KILL");
     a.wait_exit();
-    let claimed: Vec<(Option<String>, Option<i64>, String)> = psql(
-        &cluster.url,
-        "SELECT claimed_by, claimed_until, status FROM webhook_outbox",
-    )
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2)))
-    .collect();
-    assert_eq!(claimed.len(), 1);
-    assert!(claimed[0].0.is_some(), "A held a claim: {claimed:?}");
-    assert_eq!(claimed[0].2, "pending");
-    let claim_ends = claimed[0].1.expect("the claim has an end");
+    let died_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (holder_left, claim_ends, status) = claim();
+    assert_eq!(holder_left, holder);
+    assert_eq!(status, "pending");
+    let claim_ends = claim_ends.expect("the claim has an end");
+    // Renewed to at most 5 s after its last renewal, which came before the kill: another
+    // node may take the event over within 5 s of A's death (it used to be 20 s).
+    assert!(
+        claim_ends <= died_at + 5,
+        "A's claim runs out within 5 s of its death ({claim_ends} > {died_at} + 5)"
+    );
     receiver
         .hold
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let _b = cluster.node(with_webhooks(&hooks));
-    // B takes the event over once A's claim runs out (20 s).
+    // B takes the event over once A's claim runs out.
     let deadline = Instant::now() + SAFETY_TIMEOUT;
     loop {
         let statuses = outbox_statuses(&cluster);

@@ -85,7 +85,9 @@ on_both_backends!(
     refresh_lease_is_refused_once_the_tokens_moved_on,
     state_nonce_is_used_once,
     two_claimers_never_get_the_same_webhook_and_a_claim_runs_out,
+    a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder,
     due_webhooks_are_claimed_in_the_order_they_were_recorded,
+    webhooks_no_sender_took_are_given_up_after_their_window_in_bounded_batches,
     pending_connections_expire_and_are_purged,
     master_keys_and_sealed_values,
     a_failed_write_transaction_changes_nothing,
@@ -560,7 +562,7 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
                 .await
                 .unwrap()
             {
-                got.push(event.id);
+                got.push((event.id, holder));
             }
             got
         }));
@@ -569,19 +571,24 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
     for claimer in claimers {
         claimed.extend(claimer.await.unwrap());
     }
-    let unique: HashSet<&String> = claimed.iter().collect();
+    let unique: HashSet<&String> = claimed.iter().map(|(id, _)| id).collect();
     assert_eq!(unique.len(), claimed.len(), "claimed twice: {claimed:?}");
     assert_eq!(claimed.len(), EVENTS as usize, "every event claimed once");
+    let holder_of = |id: &str| -> &'static str { claimed.iter().find(|(c, _)| c == id).unwrap().1 };
 
-    // One delivered, one failed for good: neither comes back.
+    // One delivered, one failed for good, each by its claim's holder: neither comes back.
     let (delivered, failed) = (events[0].id.clone(), events[1].id.clone());
-    store
+    let (delivered_by, failed_by) = (holder_of(&delivered), holder_of(&failed));
+    let recorded = store
         .write(move |tx| {
-            tx.webhook_delivered(&delivered, 1, now)?;
-            tx.webhook_attempt_failed(&failed, 3, None, "gave up")
+            Ok((
+                tx.webhook_delivered(&delivered, delivered_by, 1, now)?,
+                tx.webhook_attempt_failed(&failed, failed_by, 3, None, "gave up")?,
+            ))
         })
         .await
         .unwrap();
+    assert_eq!(recorded, (true, true));
     // The others' claims run out at `until`; then another sender takes them.
     let mut reclaimed = HashSet::new();
     while let Some(event) = store
@@ -610,6 +617,209 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
         store.webhook_backlog().await.unwrap().pending,
         EVENTS as u64 - 1
     );
+}
+
+/// The one event's status and attempts, read in a write transaction.
+async fn webhook_state(store: &Arc<dyn Store>, id: &str) -> (String, i64) {
+    let id = id.to_owned();
+    let row = store
+        .write(move |tx| tx.get_webhook(&id))
+        .await
+        .unwrap()
+        .expect("the event");
+    (row.status, row.attempts)
+}
+
+async fn a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder(
+    store: Arc<dyn Store>,
+) {
+    let (first, second) = (webhook(0), webhook(1));
+    let queued = [first.clone(), second.clone()];
+    store
+        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .await
+        .unwrap();
+    let at = Timestamp::from_unix;
+    let claim = |now: i64, holder: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |tx| tx.claim_due_webhook(at(now), holder, at(now + 5)))
+                .await
+                .unwrap()
+                .map(|e| e.id)
+        }
+    };
+    let extend = |id: &str, holder: &'static str, until: i64| {
+        let (store, id) = (store.clone(), id.to_owned());
+        async move {
+            store
+                .write(move |tx| tx.extend_webhook_claim(&id, holder, at(until)))
+                .await
+                .unwrap()
+        }
+    };
+    let outcomes = |id: &str, holder: &'static str| {
+        let (store, id) = (store.clone(), id.to_owned());
+        async move {
+            store
+                .write(move |tx| {
+                    Ok((
+                        tx.webhook_attempt_failed(&id, holder, 1, Some(at(T0 + 999)), "HTTP 500")?,
+                        tx.webhook_delivered(&id, holder, 1, at(T0 + 999))?,
+                    ))
+                })
+                .await
+                .unwrap()
+        }
+    };
+
+    // A claims the first event for 5 s and renews the claim before it runs out.
+    assert_eq!(claim(T0 + 100, "a").await, Some(first.id.clone()));
+    assert!(extend(&first.id, "a", T0 + 109).await, "A holds it");
+    // An extended claim is not taken over: at the original end B gets the second event, and
+    // nothing more until the renewed claim ends.
+    assert_eq!(claim(T0 + 105, "b").await, Some(second.id.clone()));
+    assert_eq!(claim(T0 + 108, "c").await, None);
+    // Only the holder extends it or records its outcome.
+    assert!(!extend(&first.id, "c", T0 + 200).await);
+    assert_eq!(outcomes(&first.id, "c").await, (false, false));
+    assert_eq!(
+        webhook_state(&store, &first.id).await,
+        ("pending".to_owned(), 0)
+    );
+
+    // A stops renewing (it died, or stalled): the claim runs out at its end and C takes the
+    // event over, within the 5 s of a claim.
+    assert_eq!(claim(T0 + 109, "c").await, Some(first.id.clone()));
+    // A, back, can neither renew nor record over C's claim.
+    assert!(!extend(&first.id, "a", T0 + 120).await, "the claim is C's");
+    assert_eq!(outcomes(&first.id, "a").await, (false, false));
+    assert_eq!(
+        webhook_state(&store, &first.id).await,
+        ("pending".to_owned(), 0)
+    );
+    // An operator's retry while C posts keeps C's claim: nobody else posts it meanwhile.
+    let id = first.id.clone();
+    assert!(
+        store
+            .write(move |tx| tx.requeue_webhook(&id, at(T0 + 109)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(claim(T0 + 109, "d").await, None);
+    // C records its outcome.
+    let id = first.id.clone();
+    assert!(
+        store
+            .write(move |tx| tx.webhook_delivered(&id, "c", 1, at(T0 + 111)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        webhook_state(&store, &first.id).await,
+        ("delivered".to_owned(), 1)
+    );
+
+    // A claim that ran out but that nobody took over is still its holder's to renew.
+    assert!(extend(&second.id, "b", T0 + 205).await);
+    assert_eq!(claim(T0 + 200, "d").await, None);
+    assert_eq!(claim(T0 + 205, "d").await, Some(second.id.clone()));
+}
+
+async fn webhooks_no_sender_took_are_given_up_after_their_window_in_bounded_batches(
+    store: Arc<dyn Store>,
+) {
+    const DAY: i64 = 86_400;
+    let now = Timestamp::from_unix(T0 + DAY + 3600 + 10);
+    let created_before = now.plus_seconds(-DAY);
+    let due_before = now.plus_seconds(-3600);
+    // Claimed by a sender that is posting it right now: left to that sender.
+    let claimed = webhook(0);
+    let queued = claimed.clone();
+    store
+        .write(move |tx| {
+            tx.enqueue_webhook(&queued)?;
+            tx.claim_due_webhook(now, "sender", now.plus_seconds(5))
+        })
+        .await
+        .unwrap()
+        .expect("claimed");
+    // Past their window and never tried: given up.
+    let stale: Vec<OutboxRecord> = (1..=3).map(webhook).collect();
+    // Recorded less than a day ago.
+    let mut young = webhook(4);
+    young.created_at = now.plus_seconds(-DAY + 60);
+    young.next_attempt_at = Some(young.created_at);
+    // Old, but made due again (an operator's retry) less than an hour ago: a sender has the
+    // hour to take it.
+    let mut retried = webhook(5);
+    retried.next_attempt_at = Some(now.plus_seconds(-600));
+    // Delivered long ago: stays delivered.
+    let mut delivered = webhook(6);
+    delivered.status = "delivered".into();
+    delivered.next_attempt_at = None;
+    delivered.delivered_at = Some(delivered.created_at);
+    let queued: Vec<OutboxRecord> = stale
+        .iter()
+        .chain([&young, &retried, &delivered])
+        .cloned()
+        .collect();
+    store
+        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .await
+        .unwrap();
+
+    let give_up = || {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |tx| {
+                    tx.give_up_unsent_webhooks(created_before, due_before, now, "nobody sent it", 2)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(give_up().await, 2, "at most the batch");
+    assert_eq!(give_up().await, 1);
+    assert_eq!(give_up().await, 0);
+    let mut failed: Vec<(String, Option<String>, Option<Timestamp>)> = store
+        .recent_webhooks(Some("failed"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.last_error, e.next_attempt_at))
+        .collect();
+    failed.sort();
+    let mut expected: Vec<_> = stale
+        .iter()
+        .map(|e| (e.id.clone(), Some("nobody sent it".to_owned()), None))
+        .collect();
+    expected.sort();
+    assert_eq!(failed, expected);
+    for (event, status) in [
+        (&claimed, "pending"),
+        (&young, "pending"),
+        (&retried, "pending"),
+        (&delivered, "delivered"),
+    ] {
+        assert_eq!(
+            webhook_state(&store, &event.id).await.0,
+            status,
+            "{event:?}"
+        );
+    }
+    assert_eq!(store.webhook_backlog().await.unwrap().pending, 3);
+    // Given up events can be sent again by an operator.
+    let id = stale[0].id.clone();
+    assert!(
+        store
+            .write(move |tx| tx.requeue_webhook(&id, now))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.webhook_backlog().await.unwrap().pending, 4);
 }
 
 async fn due_webhooks_are_claimed_in_the_order_they_were_recorded(store: Arc<dyn Store>) {

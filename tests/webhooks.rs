@@ -10,7 +10,7 @@ mod fake_provider;
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use poem::{Request, Response, Server};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use support::TestApp;
-use support::cmd::dravo;
+use support::cmd::{dravo, dravo_with};
 use url::Url;
 
 const CLIENT_ID: &str = "fake-client-id-123";
@@ -64,6 +64,8 @@ impl Delivery {
 struct ReceiverState {
     /// The status it answers a valid request with.
     answer: AtomicU16,
+    /// While set, it records requests and never answers them (a sender stuck on one).
+    hold: AtomicBool,
     got: Mutex<Vec<Delivery>>,
     clock: ManualClock,
 }
@@ -114,6 +116,7 @@ impl Receiver {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(ReceiverState {
             answer: AtomicU16::new(200),
+            hold: AtomicBool::new(false),
             got: Mutex::new(Vec::new()),
             clock: clock.clone(),
         });
@@ -136,6 +139,12 @@ impl Receiver {
     /// Answers valid requests with `status` from now on.
     fn answer(&self, status: u16) {
         self.state.answer.store(status, Ordering::SeqCst);
+    }
+
+    /// With `true`, records the requests that arrive from now on (answered 0) and never
+    /// answers them; with `false`, answers again.
+    fn hold(&self, hold: bool) {
+        self.state.hold.store(hold, Ordering::SeqCst);
     }
 
     fn got(&self) -> Vec<Delivery> {
@@ -175,7 +184,10 @@ async fn receive(state: Arc<ReceiverState>, mut req: Request) -> poem::Result<Re
     );
     let body = req.take_body().into_string().await?;
     let (t, valid) = verify(&signature, &body, state.clock.now().unix());
-    let answered = if valid {
+    let held = state.hold.load(Ordering::SeqCst);
+    let answered = if held {
+        0
+    } else if valid {
         state.answer.load(Ordering::SeqCst)
     } else {
         400
@@ -190,6 +202,9 @@ async fn receive(state: Arc<ReceiverState>, mut req: Request) -> poem::Result<Re
         valid,
         answered,
     });
+    if held {
+        std::future::pending::<()>().await;
+    }
     Ok(Response::builder()
         .status(poem::http::StatusCode::from_u16(answered).unwrap())
         .finish())
@@ -1049,4 +1064,268 @@ async fn refused_app_credentials_post_app_credentials_invalid_once_with_the_app_
         .unwrap();
     assert!(shown["credentials_error"].is_string(), "{shown}");
     s.assert_no_secrets();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events recorded by processes that send none
+
+/// How long a sender's claim on an event runs unless it renews it (README, Guarantees).
+const CLAIM_SECONDS: i64 = 5;
+
+#[tokio::test]
+async fn account_recovered_by_a_cli_refresh_without_a_webhook_url_is_sent_signed_by_the_server() {
+    let s = setup_for(Kind::Linkedin, |_| {}).await;
+    // The server's clock runs an hour behind the CLI's (the system's): the cooldown after the
+    // failure below is over for the CLI.
+    s.clock.advance(-3600);
+    let id = connect(&s.app).await;
+    pass(&s.app).await;
+    // A forced refresh on the server fails (the provider answers 503); the stored token is
+    // still good and handed out.
+    s.fake.set_fault(Fault::TokenStatus(503));
+    let forced = s
+        .app
+        .get_as(
+            TENANT,
+            &format!("/v1/accounts/{id}/access-token?force_refresh=true"),
+        )
+        .await;
+    assert_eq!(forced.status(), 200);
+    pass(&s.app).await;
+    assert_eq!(s.types(), ["account.connected", "account.refresh_failed"]);
+
+    // The provider is back, and the account is refreshed by `dravo accounts refresh`: another
+    // process, configured (by its environment) with the provider and no webhook URL or secret.
+    s.fake.set_fault(Fault::None);
+    let (authorize, token, api) = s.fake.config_urls();
+    let dir = s.app.dir.path().to_owned();
+    assert!(!dir.join("dravo.toml").exists(), "no configuration file");
+    let account = id.clone();
+    // Off the test's runtime, which serves the fake provider meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        dravo_with(
+            &dir,
+            &[
+                ("DRAVO_PROVIDERS_LINKEDIN_AUTHORIZE_URL", &authorize),
+                ("DRAVO_PROVIDERS_LINKEDIN_TOKEN_URL", &token),
+                ("DRAVO_PROVIDERS_LINKEDIN_API_BASE", &api),
+                ("DRAVO_PROVIDERS_LINKEDIN_CLIENT_ID", CLIENT_ID),
+                ("DRAVO_PROVIDERS_LINKEDIN_CLIENT_SECRET", CLIENT_SECRET),
+            ],
+            &["accounts", "refresh", "--owner", TENANT, &account, "--json"],
+            "",
+        )
+    })
+    .await
+    .unwrap();
+    out.assert_success().assert_hides(CLIENT_SECRET);
+    assert_eq!(out.json()["status"], "active", "{}", out.stdout);
+
+    // The CLI recorded `account.recovered` in the outbox; the server, which has the URL and
+    // the secret, sends it, signed (once due on its clock).
+    let recorded = outbox(&s.app).await;
+    assert_eq!(recorded[0].kind, "account.recovered", "{recorded:?}");
+    assert_eq!(recorded[0].status, WebhookStatus::Pending);
+    s.clock.advance(2 * 3600);
+    pass(&s.app).await;
+    assert_eq!(
+        s.types(),
+        [
+            "account.connected",
+            "account.refresh_failed",
+            "account.recovered"
+        ]
+    );
+    let d = s.got_of("account.recovered").remove(0);
+    let body = account_event(&d, "account.recovered", &id);
+    assert_eq!(d.event_id.as_deref(), Some(recorded[0].id.as_str()));
+    assert_eq!(body["detail"]["via"], "refresh", "{body}");
+    assert_eq!(body["detail"]["after_failures"], 1, "{body}");
+    assert_eq!(body["account"]["status"], "active");
+    let event = outbox(&s.app).await.remove(0);
+    assert_eq!(
+        (event.status, event.attempts),
+        (WebhookStatus::Delivered, 1)
+    );
+    s.assert_no_secrets();
+}
+
+#[tokio::test]
+async fn without_any_webhook_url_events_are_recorded_then_failed_after_24_hours_and_a_retry_sends_one()
+ {
+    let clock = ManualClock::starting_now();
+    let fake = FakeProvider::start(Kind::Linkedin, CLIENT_ID, CLIENT_SECRET).await;
+    let no_url = |c: &mut Config| {
+        configure(c, &fake, "http://127.0.0.1:9/unused");
+        c.webhooks.url = None;
+        c.webhooks.secret = None;
+        c.refresh.background = false;
+    };
+    let app = support::spawn_app_with_clock(no_url, Arc::new(clock.clone())).await;
+    connect(&app).await;
+
+    // Recorded, though nothing here sends it; and this server reports no backlog of its own.
+    let event = only_event(&app).await;
+    assert_eq!(event.kind, "account.connected");
+    assert_eq!((event.status, event.attempts), (WebhookStatus::Pending, 0));
+    assert_eq!(app.dravo.deliver_due_webhooks().await.unwrap(), 0);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "dravo_webhook_outbox_pending 0",
+        "dravo_webhook_outbox_oldest_pending_age_seconds 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+
+    // Within its 24 hours a server with the URL may still come and send it.
+    clock.advance(DAY - 1);
+    assert_eq!(app.dravo.give_up_unsent_webhooks().await.unwrap(), 0);
+    assert_eq!(only_event(&app).await.status, WebhookStatus::Pending);
+    // Then it is given up, saying why, and not again.
+    clock.advance(1);
+    assert_eq!(app.dravo.give_up_unsent_webhooks().await.unwrap(), 1);
+    let failed = only_event(&app).await;
+    assert_eq!(failed.id, event.id);
+    assert_eq!((failed.status, failed.attempts), (WebhookStatus::Failed, 0));
+    assert_eq!(failed.next_attempt_at, None);
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("not sent: no server with webhooks.url took it within 24 hours")
+    );
+    assert_eq!(app.dravo.give_up_unsent_webhooks().await.unwrap(), 0);
+
+    // The operator sets the URL and retries it: a server with the URL sends it, and the
+    // server without leaves it alone meanwhile (it has an hour).
+    let dir = app.dir.path();
+    let id = dravo::domain::EventId::parse(&event.id).unwrap();
+    assert_eq!(
+        app.dravo.retry_webhook(&id).await.unwrap().status,
+        WebhookStatus::Pending
+    );
+    assert_eq!(app.dravo.give_up_unsent_webhooks().await.unwrap(), 0);
+    let receiver = Receiver::start(&clock).await;
+    let mut config = support::test_config(dir);
+    configure(&mut config, &fake, &receiver.url);
+    config.refresh.background = false;
+    let sender = dravo::Dravo::open_with_clock(config, None, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    assert_eq!(sender.deliver_due_webhooks().await.unwrap(), 1);
+    let got = receiver.got();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].valid, "{:?}", got[0]);
+    assert_eq!(got[0].event_id.as_deref(), Some(event.id.as_str()));
+    assert_eq!(got[0].attempt.as_deref(), Some("1"));
+    assert_eq!(only_event(&app).await.status, WebhookStatus::Delivered);
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims
+
+/// The claim on the one event of the outbox: its holder and when it runs out.
+fn claim_on(dir: &std::path::Path) -> (Option<String>, Option<i64>) {
+    let row = support::Db::open(&dir.join("dravo.db"))
+        .row("SELECT claimed_by, claimed_until FROM webhook_outbox", &[]);
+    (row[0].opt_text(), row[1].opt_int())
+}
+
+/// Waits (a few seconds at most) until the claim on the one event runs out at `until`.
+async fn wait_for_claim_until(dir: &std::path::Path, until: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, claimed_until) = claim_on(dir);
+        if claimed_until == Some(until) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim was not renewed to {until}: {claimed_until:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_renewed_claim_is_not_taken_over_and_a_dead_senders_claim_is_within_five_seconds() {
+    // Sender A is the server's own sender; B is a second process's (a `Dravo` on the same
+    // database and clock, whose passes the test runs).
+    let s = setup_for(Kind::Linkedin, |_| {}).await;
+    let mut config = support::test_config(s.app.dir.path());
+    configure(&mut config, &s.fake, &s.receiver.url);
+    config.refresh.background = false;
+    let b = dravo::Dravo::open_with_clock(config, None, Arc::new(s.clock.clone()))
+        .await
+        .unwrap();
+
+    // A claims the event and posts it to a receiver that does not answer.
+    s.receiver.hold(true);
+    connect(&s.app).await;
+    let held = s.receiver.wait_for(1).await;
+    assert_eq!(held[0].answered, 0);
+    let dir = s.app.dir.path().to_owned();
+    let claimed_at = s.clock.now().unix();
+    let (holder, until) = claim_on(&dir);
+    assert!(holder.is_some(), "A holds a claim");
+    assert_eq!(until, Some(claimed_at + CLAIM_SECONDS), "a short claim");
+
+    // While its POST is in flight A renews the claim (on the core's clock): moved past the
+    // claim's first end, B finds nothing to send.
+    s.clock.advance(CLAIM_SECONDS - 1);
+    wait_for_claim_until(&dir, s.clock.now().unix() + CLAIM_SECONDS).await;
+    s.clock.advance(CLAIM_SECONDS - 1);
+    wait_for_claim_until(&dir, s.clock.now().unix() + CLAIM_SECONDS).await;
+    assert!(s.clock.now().unix() > claimed_at + CLAIM_SECONDS);
+    assert_eq!(
+        b.deliver_due_webhooks().await.unwrap(),
+        0,
+        "A's claim holds"
+    );
+    assert_eq!(s.receiver.got().len(), 1);
+
+    // A dies mid-POST (its sender stops without recording anything). Its claim, as last
+    // renewed, runs out 5 s later; B takes the event over then, and not before. (The clock
+    // stands still from the last renewal on, so a renewal still being written as A stops
+    // writes the same end.)
+    let Setup {
+        app,
+        fake: _fake,
+        receiver,
+        clock,
+    } = s;
+    let died_at = clock.now().unix();
+    let _dir = app.stop().await;
+    let (_, until) = claim_on(&dir);
+    let until = until.expect("A's claim is left behind");
+    assert_eq!(
+        until,
+        died_at + CLAIM_SECONDS,
+        "A's claim runs out {CLAIM_SECONDS} s after its last renewal"
+    );
+    receiver.hold(false);
+    clock.set(dravo::domain::Timestamp::from_unix(until - 1));
+    assert_eq!(b.deliver_due_webhooks().await.unwrap(), 0, "A's claim runs");
+    assert_eq!(receiver.got().len(), 1);
+    clock.set(dravo::domain::Timestamp::from_unix(until));
+    assert_eq!(b.deliver_due_webhooks().await.unwrap(), 1, "taken over");
+    let got = receiver.got();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[1].valid, "{:?}", got[1]);
+    assert_eq!(got[1].answered, 200);
+    assert_eq!(got[1].event_id, got[0].event_id);
+    assert_eq!(got[1].attempt.as_deref(), Some("1"), "A recorded nothing");
+    let event = b.list_webhooks(None, 10).await.unwrap().remove(0);
+    assert_eq!(
+        (event.status, event.attempts),
+        (WebhookStatus::Delivered, 1)
+    );
+    assert_eq!(claim_on(&dir), (None, None));
 }

@@ -1,7 +1,10 @@
 //! Account events and webhooks. An event is written in the transaction of the change it
-//! reports: to the account's log (`GET /v1/accounts/{id}/events`), and, when webhooks are
-//! configured and the event is one dashboards subscribe to, to the webhook outbox with the
-//! same id, so a crash between the change and its delivery loses nothing.
+//! reports: to the account's log (`GET /v1/accounts/{id}/events`), and, when it is one
+//! dashboards subscribe to, to the webhook outbox with the same id, so a crash between the
+//! change and its delivery loses nothing. The outbox is written whatever this process's
+//! configuration says: the process that makes a change (a CLI, a server without
+//! `webhooks.url`) is often not the one that sends webhooks, which is any server that has the
+//! URL (see `webhooks`).
 
 use serde_json::{Value, json};
 
@@ -85,10 +88,6 @@ impl From<EventRecord> for Event {
 }
 
 impl Dravo {
-    fn webhooks_enabled(&self) -> bool {
-        self.0.config.webhooks.url.is_some()
-    }
-
     /// Writes an event about `row` to its log and, if it is a webhook event, to the outbox.
     pub(super) fn record_event(
         &self,
@@ -189,6 +188,9 @@ impl Dravo {
         Ok(())
     }
 
+    /// Adds a webhook event to the outbox, in `tx`. Always, even where `webhooks.url` is not
+    /// set: a server that has it sends the event, and a server that has not gives it up once
+    /// its 24 h are over without a sender (`Dravo::give_up_unsent_webhooks`).
     #[allow(clippy::too_many_arguments)]
     fn enqueue_webhook(
         &self,
@@ -201,9 +203,6 @@ impl Dravo {
         detail: Value,
         now: Timestamp,
     ) -> Result<()> {
-        if !self.webhooks_enabled() {
-            return Ok(());
-        }
         let mut body = json!({
             "id": id,
             "type": kind,

@@ -84,11 +84,18 @@ impl Dravo {
 
     /// The scrape (Prometheus text format): what this process counted, and the accounts and
     /// webhook backlog the database holds now. Scrapes read the database one at a time, so
-    /// scrapers arriving together cannot multiply the cost of counting the accounts.
+    /// scrapers arriving together cannot multiply the cost of counting the accounts. The
+    /// backlog is what senders have to work through, so a server that sends no webhooks (no
+    /// `webhooks.url`) reports none: the events it records wait for a server that has the URL,
+    /// or are given up after 24 h, and are no work of its own.
     pub async fn metrics_text(&self) -> Result<String> {
         let _one_at_a_time = self.0.scrape.lock().await;
         let accounts = self.0.store.count_accounts().await?;
-        let backlog = self.0.store.webhook_backlog().await?;
+        let backlog = if self.sends_webhooks() {
+            self.0.store.webhook_backlog().await?
+        } else {
+            crate::store::WebhookBacklog::default()
+        };
         let now = self.now();
         let figures = StoredFigures {
             accounts,

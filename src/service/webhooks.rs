@@ -1,5 +1,6 @@
-//! Webhook delivery: the sender that posts the outbox's events (written by `events`) to
-//! `webhooks.url`, signed with `webhooks.secret`.
+//! Webhook delivery: the sender that posts the outbox's events (written by `events`, in
+//! every process, whatever its configuration) to `webhooks.url`, signed with
+//! `webhooks.secret`.
 //!
 //! At least once: an event is marked delivered only after a 2xx answer, so a crash between
 //! the answer and the mark sends it again (receivers deduplicate by `id`). Anything else
@@ -8,6 +9,17 @@
 //! event was created; the last try is at that mark, after which the event is `failed` until
 //! an operator retries it (`dravo webhooks retry`). Each pass sends the due events oldest
 //! first; one pass runs at a time in a process.
+//!
+//! Several senders (processes, nodes) share one outbox: a sender claims one event at a time,
+//! for 5 s, and renews the claim every second while its POST is in flight, so no other sender
+//! posts the event meanwhile. A sender that died is taken over once its claim runs out,
+//! within 5 s of its last renewal. A sender that could not renew in time (another took the
+//! event over) drops its attempt and records nothing: only the claim's holder records an
+//! outcome.
+//!
+//! A server without `webhooks.url` sends nothing; instead, once a minute, it gives up (marks
+//! `failed`) the events no sender took within their 24 h, so that without any sender the
+//! outbox does not keep them pending forever.
 
 use std::time::Duration;
 
@@ -26,9 +38,13 @@ use crate::store::OutboxRecord;
 const DUE_BATCH: usize = 100;
 /// How long one attempt may take, answer included.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a sender's claim on an event runs: its attempt, with room to record the outcome.
-/// An event whose sender died is sent by another once this has passed.
-const CLAIM_SECONDS: i64 = 2 * ATTEMPT_TIMEOUT.as_secs() as i64;
+/// How long a sender's claim on an event runs unless renewed. An event whose sender died is
+/// sent by another once this has passed since the last renewal.
+const CLAIM_SECONDS: i64 = 5;
+/// How often a sender renews its claim while its POST is in flight: a renewal may come up to
+/// 3 s late (a busy database, a busy machine) before the claim runs out. Timestamps are whole
+/// seconds, so a claim made at `t` runs at least `CLAIM_SECONDS - 1` seconds.
+const RENEW_CLAIM_EVERY: Duration = Duration::from_secs(1);
 /// Backoff after a failed attempt: 10 s, doubling, at most an hour, plus up to a quarter
 /// more as jitter so that many events failing together do not come back together.
 const BACKOFF_FIRST_SECONDS: i64 = 10;
@@ -37,6 +53,16 @@ const BACKOFF_MAX_SECONDS: i64 = 3600;
 pub const GIVE_UP_AFTER_SECONDS: i64 = 86_400;
 /// How often the sender looks for due events when the last pass found few.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a server without `webhooks.url` looks for events no sender took.
+const UNSENT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+/// A pending event past its 24 h is given up by a server without `webhooks.url` once it has
+/// been due this long without a sender taking it: a sender that has the URL (on another node)
+/// makes its last try at the 24 h mark, and an operator's retry gets its chance.
+const UNSENT_GRACE_SECONDS: i64 = BACKOFF_MAX_SECONDS;
+/// At most this many events are given up per transaction.
+const GIVE_UP_BATCH: usize = 500;
+/// The last error of an event given up because no sender took it.
+const UNSENT_ERROR: &str = "not sent: no server with webhooks.url took it within 24 hours";
 
 /// Where a webhook event stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,6 +204,13 @@ impl Dravo {
         })
     }
 
+    /// Whether this process sends webhooks (`webhooks.url` and `webhooks.secret` are set).
+    /// Every process records events in the outbox regardless.
+    pub fn sends_webhooks(&self) -> bool {
+        let webhooks = &self.0.config.webhooks;
+        webhooks.url.is_some() && webhooks.secret.is_some()
+    }
+
     /// One pass of the sender: posts every due event, oldest first, and records each
     /// outcome. Returns how many events it attempted. The pass ends early at the first event
     /// the receiver did not answer (the rest would most likely wait for the same timeout);
@@ -204,18 +237,30 @@ impl Dravo {
             let Some(row) = claimed else { break };
             attempted += 1;
             let attempt = row.attempts + 1;
-            let outcome = self
-                .post_webhook(url, secret.expose_secret().as_bytes(), &row, attempt)
-                .await;
+            let posted = tokio::select! {
+                outcome = self.post_webhook(url, secret.expose_secret().as_bytes(), &row, attempt) => Some(outcome),
+                kept = self.keep_webhook_claim(&row.id, &holder) => {
+                    kept?;
+                    None
+                }
+            };
+            let Some(outcome) = posted else {
+                tracing::warn!(
+                    event = %row.id, kind = %row.kind, attempt,
+                    "lost the claim on a webhook event while posting it (another sender took it over): this attempt is dropped"
+                );
+                continue;
+            };
             let now = self.now();
             let (id, unreachable) = (row.id.clone(), matches!(outcome, Outcome::Unreachable(_)));
-            match outcome {
+            let claimant = holder.clone();
+            let recorded = match outcome {
                 Outcome::Delivered => {
                     tracing::info!(event = %id, kind = %row.kind, attempt, "webhook delivered");
                     self.0
                         .store
-                        .write(move |tx| tx.webhook_delivered(&id, attempt, now))
-                        .await?;
+                        .write(move |tx| tx.webhook_delivered(&id, &claimant, attempt, now))
+                        .await?
                 }
                 Outcome::Refused(error) | Outcome::Unreachable(error) => {
                     let next = next_attempt(row.created_at, attempt, now, {
@@ -234,15 +279,72 @@ impl Dravo {
                     }
                     self.0
                         .store
-                        .write(move |tx| tx.webhook_attempt_failed(&id, attempt, next, &error))
-                        .await?;
+                        .write(move |tx| {
+                            tx.webhook_attempt_failed(&id, &claimant, attempt, next, &error)
+                        })
+                        .await?
                 }
+            };
+            if !recorded {
+                tracing::warn!(
+                    event = %row.id, kind = %row.kind, attempt,
+                    "the claim on a webhook event ran out before its outcome was recorded (another sender took it over): the outcome is left to that sender"
+                );
             }
             if unreachable {
                 break;
             }
         }
         Ok(attempted)
+    }
+
+    /// Renews `holder`'s claim on the event `id` every `RENEW_CLAIM_EVERY`, for as long as
+    /// the caller polls it. Returns once the claim is lost (another sender took the event
+    /// over), or with the error when it cannot be renewed; the caller then drops its attempt.
+    async fn keep_webhook_claim(&self, id: &str, holder: &str) -> Result<()> {
+        loop {
+            tokio::time::sleep(RENEW_CLAIM_EVERY).await;
+            let until = self.now().plus_seconds(CLAIM_SECONDS);
+            let (id, holder) = (id.to_owned(), holder.to_owned());
+            let kept = self
+                .0
+                .store
+                .write(move |tx| tx.extend_webhook_claim(&id, &holder, until))
+                .await?;
+            if !kept {
+                return Ok(());
+            }
+        }
+    }
+
+    /// What a server without `webhooks.url` does instead of sending: marks `failed` (last
+    /// error `UNSENT_ERROR`) the pending events created over 24 h ago that have been due for
+    /// an hour with no sender taking them, up to `GIVE_UP_BATCH`; returns how many. An
+    /// operator can still send one with `dravo webhooks retry` once a server has the URL.
+    pub async fn give_up_unsent_webhooks(&self) -> Result<usize> {
+        let now = self.now();
+        let created_before = now.plus_seconds(-GIVE_UP_AFTER_SECONDS);
+        let due_before = now.plus_seconds(-UNSENT_GRACE_SECONDS);
+        let given_up = self
+            .0
+            .store
+            .write(move |tx| {
+                tx.give_up_unsent_webhooks(
+                    created_before,
+                    due_before,
+                    now,
+                    UNSENT_ERROR,
+                    GIVE_UP_BATCH,
+                )
+            })
+            .await?;
+        if given_up > 0 {
+            tracing::warn!(
+                events = given_up,
+                "webhook events not sent within 24 hours: given up, as no server with webhooks.url took them (`dravo webhooks list --status failed` lists them)"
+            );
+        }
+        Ok(given_up)
     }
 
     /// Posts one event's stored body, signed, and classifies the answer.
@@ -294,13 +396,22 @@ impl Dravo {
     }
 
     /// Sends due webhook events until `stop` is cancelled: a pass, then a pause of a second
-    /// (or none to speak of while passes come back full).
+    /// (or none to speak of while passes come back full). Without `webhooks.url`, gives up
+    /// the events no sender took within their 24 h instead, once a minute.
     pub async fn run_webhook_sender(self, stop: tokio_util::sync::CancellationToken) {
+        let pass_every = if self.sends_webhooks() {
+            POLL_INTERVAL
+        } else {
+            tracing::info!(
+                "webhooks.url is not set: webhook events are recorded for a server that has it, and those none sends within 24 hours are marked failed"
+            );
+            UNSENT_CHECK_INTERVAL
+        };
         loop {
             let busy = tokio::select! {
                 _ = stop.cancelled() => return,
-                passed = self.deliver_due_webhooks() => match passed {
-                    Ok(n) => n >= DUE_BATCH,
+                passed = self.webhook_pass() => match passed {
+                    Ok(full) => full,
                     Err(e) => {
                         tracing::warn!(error = %e, "a webhook pass failed");
                         false
@@ -310,12 +421,21 @@ impl Dravo {
             let pause = if busy {
                 Duration::from_millis(100)
             } else {
-                POLL_INTERVAL
+                pass_every
             };
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
             }
+        }
+    }
+
+    /// One pass of `run_webhook_sender`; true when it found a full batch (more may wait).
+    async fn webhook_pass(&self) -> Result<bool> {
+        if self.sends_webhooks() {
+            Ok(self.deliver_due_webhooks().await? >= DUE_BATCH)
+        } else {
+            Ok(self.give_up_unsent_webhooks().await? >= GIVE_UP_BATCH)
         }
     }
 

@@ -355,21 +355,50 @@ pub trait WriteTx {
         holder: &str,
         until: Timestamp,
     ) -> Result<Option<OutboxRecord>>;
+    /// Moves `holder`'s claim on a pending webhook event to `until` (its sender is still
+    /// posting it); false when `holder` holds it no more: another sender took the event over
+    /// after the claim ran out, or the outcome was recorded. A claim that ran out but that
+    /// nobody took over is `holder`'s still, and is extended.
+    fn extend_webhook_claim(&mut self, id: &str, holder: &str, until: Timestamp) -> Result<bool>;
     /// One webhook event of the outbox, read inside this transaction.
     fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>>;
-    /// Marks a pending webhook event delivered after `attempts` attempts.
-    fn webhook_delivered(&mut self, id: &str, attempts: i64, at: Timestamp) -> Result<()>;
-    /// Records a failed attempt of a pending webhook event: tried again at `next`, or, with
-    /// `None`, given up (status `failed`). `error` is shown to operators.
+    /// Marks a pending webhook event delivered after `attempts` attempts, and ends the claim,
+    /// if `holder` holds it; false (nothing changed) when it does not (another sender took
+    /// the event over and records its own outcome).
+    fn webhook_delivered(
+        &mut self,
+        id: &str,
+        holder: &str,
+        attempts: i64,
+        at: Timestamp,
+    ) -> Result<bool>;
+    /// Records a failed attempt of a pending webhook event, and ends the claim, if `holder`
+    /// holds it (false, nothing changed, when not): tried again at `next`, or, with `None`,
+    /// given up (status `failed`). `error` is shown to operators.
     fn webhook_attempt_failed(
         &mut self,
         id: &str,
+        holder: &str,
         attempts: i64,
         next: Option<Timestamp>,
         error: &str,
-    ) -> Result<()>;
-    /// Makes a webhook event pending again, due at `now`; false when there is none.
+    ) -> Result<bool>;
+    /// Makes a webhook event pending again, due at `now`; false when there is none. A claim
+    /// still running at `now` is kept (its sender is posting the event), so no second
+    /// sender posts it meanwhile.
     fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool>;
+    /// Marks `failed`, with `error` as the last error, up to `limit` pending webhook events
+    /// created at or before `created_before` and due at or before `due_before` that no sender
+    /// holds a running claim on at `now`; returns how many. For a server that sends no
+    /// webhooks: events no sender took within their window do not wait forever.
+    fn give_up_unsent_webhooks(
+        &mut self,
+        created_before: Timestamp,
+        due_before: Timestamp,
+        now: Timestamp,
+        error: &str,
+        limit: usize,
+    ) -> Result<usize>;
     /// Records (or, with `None`, clears) the provider's refusal of an app's credentials.
     fn set_app_credentials_error(
         &mut self,

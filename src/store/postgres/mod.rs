@@ -880,49 +880,67 @@ impl WriteTx for PgTx<'_> {
             .transpose()
     }
 
+    fn extend_webhook_claim(&mut self, id: &str, holder: &str, until: Timestamp) -> Result<bool> {
+        Ok(self.execute(sql::outbox::EXTEND_CLAIM, &[&id, &holder, &until.unix()])? == 1)
+    }
+
     fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
         self.row(&sql::outbox::GET_FOR_UPDATE, &[&id])?
             .map(|r| sql::outbox::from_row(&r))
             .transpose()
     }
 
-    fn webhook_delivered(&mut self, id: &str, attempts: i64, at: Timestamp) -> Result<()> {
-        self.execute(
-            "UPDATE webhook_outbox
-             SET status = 'delivered', attempts = $2, next_attempt_at = NULL, last_error = NULL,
-                 delivered_at = $3, claimed_by = NULL, claimed_until = NULL
-             WHERE id = $1 AND status = 'pending'",
-            &[&id, &attempts, &at.unix()],
-        )?;
-        Ok(())
+    fn webhook_delivered(
+        &mut self,
+        id: &str,
+        holder: &str,
+        attempts: i64,
+        at: Timestamp,
+    ) -> Result<bool> {
+        Ok(self.execute(
+            sql::outbox::DELIVERED,
+            &[&id, &holder, &attempts, &at.unix()],
+        )? == 1)
     }
 
     fn webhook_attempt_failed(
         &mut self,
         id: &str,
+        holder: &str,
         attempts: i64,
         next: Option<Timestamp>,
         error: &str,
-    ) -> Result<()> {
-        self.execute(
-            "UPDATE webhook_outbox
-             SET status = CASE WHEN $3::bigint IS NULL THEN 'failed' ELSE 'pending' END,
-                 attempts = $2, next_attempt_at = $3, last_error = $4,
-                 claimed_by = NULL, claimed_until = NULL
-             WHERE id = $1 AND status = 'pending'",
-            &[&id, &attempts, &next.map(Timestamp::unix), &error],
-        )?;
-        Ok(())
+    ) -> Result<bool> {
+        Ok(self.execute(
+            sql::outbox::ATTEMPT_FAILED,
+            &[&id, &holder, &attempts, &next.map(Timestamp::unix), &error],
+        )? == 1)
     }
 
     fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
-        Ok(self.execute(
-            "UPDATE webhook_outbox
-             SET status = 'pending', next_attempt_at = $2, delivered_at = NULL,
-                 claimed_by = NULL, claimed_until = NULL
-             WHERE id = $1",
-            &[&id, &now.unix()],
-        )? == 1)
+        Ok(self.execute(sql::outbox::REQUEUE, &[&id, &now.unix()])? == 1)
+    }
+
+    fn give_up_unsent_webhooks(
+        &mut self,
+        created_before: Timestamp,
+        due_before: Timestamp,
+        now: Timestamp,
+        error: &str,
+        limit: usize,
+    ) -> Result<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let changed = self.execute(
+            sql::outbox::GIVE_UP_UNSENT,
+            &[
+                &due_before.unix(),
+                &created_before.unix(),
+                &now.unix(),
+                &limit,
+                &error,
+            ],
+        )?;
+        Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
     fn set_app_credentials_error(

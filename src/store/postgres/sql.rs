@@ -319,6 +319,37 @@ pub(super) mod outbox {
              RETURNING {COLUMNS}"
         )
     });
+    /// Moves a claim's end, if the holder still holds it.
+    pub const EXTEND_CLAIM: &str = "UPDATE webhook_outbox SET claimed_until = $3
+         WHERE id = $1 AND status = 'pending' AND claimed_by = $2";
+    /// An outcome, recorded only by the claim's holder.
+    pub const DELIVERED: &str = "UPDATE webhook_outbox
+         SET status = 'delivered', attempts = $3, next_attempt_at = NULL, last_error = NULL,
+             delivered_at = $4, claimed_by = NULL, claimed_until = NULL
+         WHERE id = $1 AND status = 'pending' AND claimed_by = $2";
+    pub const ATTEMPT_FAILED: &str = "UPDATE webhook_outbox
+         SET status = CASE WHEN $4::bigint IS NULL THEN 'failed' ELSE 'pending' END,
+             attempts = $3, next_attempt_at = $4, last_error = $5,
+             claimed_by = NULL, claimed_until = NULL
+         WHERE id = $1 AND status = 'pending' AND claimed_by = $2";
+    /// Due again now; a claim still running is kept (its sender records the outcome).
+    pub const REQUEUE: &str = "UPDATE webhook_outbox
+         SET status = 'pending', next_attempt_at = $2, delivered_at = NULL,
+             claimed_by = CASE WHEN claimed_until > $2 THEN claimed_by END,
+             claimed_until = CASE WHEN claimed_until > $2 THEN claimed_until END
+         WHERE id = $1";
+    /// Pending events past their window that nobody took (created by $2, due by $1, no claim
+    /// running at $3), at most $4 of them, given up with the error $5; rows another
+    /// transaction holds are left for the next pass.
+    pub const GIVE_UP_UNSENT: &str = "UPDATE webhook_outbox
+         SET status = 'failed', next_attempt_at = NULL, last_error = $5,
+             claimed_by = NULL, claimed_until = NULL
+         WHERE seq IN (
+             SELECT seq FROM webhook_outbox
+             WHERE status = 'pending' AND next_attempt_at <= $1 AND created_at <= $2
+               AND (claimed_until IS NULL OR claimed_until <= $3)
+             LIMIT $4
+             FOR UPDATE SKIP LOCKED)";
     pub static RECENT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {COLUMNS} FROM webhook_outbox

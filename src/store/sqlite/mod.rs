@@ -561,26 +561,48 @@ impl WriteTx for SqliteTx<'_> {
         outbox::claim_due(self.0, now, holder, until)
     }
 
+    fn extend_webhook_claim(&mut self, id: &str, holder: &str, until: Timestamp) -> Result<bool> {
+        outbox::extend_claim(self.0, id, holder, until)
+    }
+
     fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
         outbox::get(self.0, id)
     }
 
-    fn webhook_delivered(&mut self, id: &str, attempts: i64, at: Timestamp) -> Result<()> {
-        outbox::delivered(self.0, id, attempts, at)
+    fn webhook_delivered(
+        &mut self,
+        id: &str,
+        holder: &str,
+        attempts: i64,
+        at: Timestamp,
+    ) -> Result<bool> {
+        outbox::delivered(self.0, id, holder, attempts, at)
     }
 
     fn webhook_attempt_failed(
         &mut self,
         id: &str,
+        holder: &str,
         attempts: i64,
         next: Option<Timestamp>,
         error: &str,
-    ) -> Result<()> {
-        outbox::attempt_failed(self.0, id, attempts, next, error)
+    ) -> Result<bool> {
+        outbox::attempt_failed(self.0, id, holder, attempts, next, error)
     }
 
     fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
         outbox::requeue(self.0, id, now)
+    }
+
+    fn give_up_unsent_webhooks(
+        &mut self,
+        created_before: Timestamp,
+        due_before: Timestamp,
+        now: Timestamp,
+        error: &str,
+        limit: usize,
+    ) -> Result<usize> {
+        outbox::give_up_unsent(self.0, created_before, due_before, now, error, limit)
     }
 
     fn set_app_credentials_error(
@@ -1105,6 +1127,17 @@ mod tests {
                 outbox::BACKLOG_SQL,
                 vec![],
                 "SCAN webhook_outbox USING INDEX webhook_outbox_due",
+            ),
+            (
+                "the events no sender took (a server without a webhook URL)",
+                outbox::UNSENT_SQL,
+                vec![
+                    Integer(1_800_000_000),
+                    Integer(1_800_000_000),
+                    Integer(1_800_000_000),
+                    Integer(500),
+                ],
+                "USING INDEX webhook_outbox_due (next_attempt_at<?)",
             ),
         ];
         for (what, sql, params, index) in queries {

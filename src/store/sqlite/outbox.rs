@@ -55,6 +55,57 @@ pub(super) fn claim_due(
         .optional()?)
 }
 
+/// Moves `holder`'s claim on a pending event to `until`, if `holder` still holds it (no other
+/// sender took the event over, and its outcome is not recorded yet).
+pub(super) fn extend_claim(
+    conn: &Connection,
+    id: &str,
+    holder: &str,
+    until: Timestamp,
+) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhook_outbox SET claimed_until = ?3
+             WHERE id = ?1 AND status = 'pending' AND claimed_by = ?2",
+        )?
+        .execute(params![id, holder, until.unix()])?;
+    Ok(changed == 1)
+}
+
+/// Pending events created at or before `created_before`, due at or before `due_before` and
+/// claimed by no running claim at `now`: what a server without a webhook URL gives up
+/// (`webhook_outbox_due` holds exactly the pending events, by due time).
+pub(super) const UNSENT_SQL: &str = "SELECT seq FROM webhook_outbox
+     WHERE status = 'pending' AND next_attempt_at <= ?1 AND created_at <= ?2
+       AND (claimed_until IS NULL OR claimed_until <= ?3)
+     LIMIT ?4";
+
+/// Marks up to `limit` of the events `UNSENT_SQL` finds `failed`, with `error`; returns how
+/// many.
+pub(super) fn give_up_unsent(
+    conn: &Connection,
+    created_before: Timestamp,
+    due_before: Timestamp,
+    now: Timestamp,
+    error: &str,
+    limit: usize,
+) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "UPDATE webhook_outbox
+             SET status = 'failed', next_attempt_at = NULL, last_error = ?5,
+                 claimed_by = NULL, claimed_until = NULL
+             WHERE seq IN ({UNSENT_SQL})"
+        ))?
+        .execute(params![
+            due_before.unix(),
+            created_before.unix(),
+            now.unix(),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+            error
+        ])?)
+}
+
 /// How many events wait and when the oldest was recorded: a scan of the pending events only
 /// (`webhook_outbox_due` holds exactly those), however many were delivered.
 pub(super) const BACKLOG_SQL: &str =
@@ -95,45 +146,62 @@ pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<OutboxRecord>> {
         .optional()?)
 }
 
-/// Marks a pending event delivered.
-pub(super) fn delivered(conn: &Connection, id: &str, attempts: i64, at: Timestamp) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE webhook_outbox
-         SET status = 'delivered', attempts = ?2, next_attempt_at = NULL, last_error = NULL,
-             delivered_at = ?3, claimed_by = NULL, claimed_until = NULL
-         WHERE id = ?1 AND status = 'pending'",
-    )?
-    .execute(params![id, attempts, at.unix()])?;
-    Ok(())
+/// Marks a pending event delivered, if `holder` holds its claim.
+pub(super) fn delivered(
+    conn: &Connection,
+    id: &str,
+    holder: &str,
+    attempts: i64,
+    at: Timestamp,
+) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhook_outbox
+             SET status = 'delivered', attempts = ?3, next_attempt_at = NULL, last_error = NULL,
+                 delivered_at = ?4, claimed_by = NULL, claimed_until = NULL
+             WHERE id = ?1 AND status = 'pending' AND claimed_by = ?2",
+        )?
+        .execute(params![id, holder, attempts, at.unix()])?;
+    Ok(changed == 1)
 }
 
-/// Records a failed attempt of a pending event: tried again at `next`, or, with `None`,
-/// given up (`failed`).
+/// Records a failed attempt of a pending event, if `holder` holds its claim: tried again at
+/// `next`, or, with `None`, given up (`failed`).
 pub(super) fn attempt_failed(
     conn: &Connection,
     id: &str,
+    holder: &str,
     attempts: i64,
     next: Option<Timestamp>,
     error: &str,
-) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE webhook_outbox
-         SET status = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'pending' END,
-             attempts = ?2, next_attempt_at = ?3, last_error = ?4,
-             claimed_by = NULL, claimed_until = NULL
-         WHERE id = ?1 AND status = 'pending'",
-    )?
-    .execute(params![id, attempts, next.map(Timestamp::unix), error])?;
-    Ok(())
+) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhook_outbox
+             SET status = CASE WHEN ?4 IS NULL THEN 'failed' ELSE 'pending' END,
+                 attempts = ?3, next_attempt_at = ?4, last_error = ?5,
+                 claimed_by = NULL, claimed_until = NULL
+             WHERE id = ?1 AND status = 'pending' AND claimed_by = ?2",
+        )?
+        .execute(params![
+            id,
+            holder,
+            attempts,
+            next.map(Timestamp::unix),
+            error
+        ])?;
+    Ok(changed == 1)
 }
 
-/// Makes an event pending again, due at `now`.
+/// Makes an event pending again, due at `now`. A claim still running at `now` stays: its
+/// sender is posting the event and records the outcome.
 pub(super) fn requeue(conn: &Connection, id: &str, now: Timestamp) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE webhook_outbox
              SET status = 'pending', next_attempt_at = ?2, delivered_at = NULL,
-                 claimed_by = NULL, claimed_until = NULL
+                 claimed_by = CASE WHEN claimed_until > ?2 THEN claimed_by END,
+                 claimed_until = CASE WHEN claimed_until > ?2 THEN claimed_until END
              WHERE id = ?1",
         )?
         .execute(params![id, now.unix()])?;
