@@ -841,11 +841,13 @@ async fn an_outage_posts_account_refresh_failed_per_attempt_then_account_recover
     );
     assert_eq!(body["account"]["status"], "active", "{body}");
     let detail = &body["detail"];
-    assert_eq!(detail["error"], "provider_unavailable", "{body}");
+    // The provider's own error and description, though it failed on its side.
+    assert_eq!(detail["error"], "server_error", "{body}");
     assert_eq!(
-        detail["error_description"], "HTTP 503 server_error",
+        detail["error_description"], "fake: forced failure (temporarily unavailable, retry later)",
         "{body}"
     );
+    assert_eq!(detail["failure"], "transient", "{body}");
     assert_eq!(detail["attempt"], 1);
     assert_eq!(detail["blame"], "account");
     assert_eq!(detail["trigger"], "request");
@@ -1080,8 +1082,7 @@ async fn account_recovered_by_a_cli_refresh_without_a_webhook_url_is_sent_signed
     s.clock.advance(-3600);
     let id = connect(&s.app).await;
     pass(&s.app).await;
-    // A forced refresh on the server fails (the provider answers 503); the stored token is
-    // still good and handed out.
+    // A forced refresh on the server fails (the provider answers 503), and says so.
     s.fake.set_fault(Fault::TokenStatus(503));
     let forced = s
         .app
@@ -1090,7 +1091,7 @@ async fn account_recovered_by_a_cli_refresh_without_a_webhook_url_is_sent_signed
             &format!("/v1/accounts/{id}/access-token?force_refresh=true"),
         )
         .await;
-    assert_eq!(forced.status(), 200);
+    assert_eq!(forced.status(), 502);
     pass(&s.app).await;
     assert_eq!(s.types(), ["account.connected", "account.refresh_failed"]);
 
