@@ -146,29 +146,53 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// The `error` code carried into the dashboard redirect.
+    /// The `error` code carried into the dashboard redirect: the provider's for a refusal,
+    /// Dravo's own for a failure on the provider's side or the way to it.
     pub fn code(&self) -> &str {
         match self {
-            ProviderError::Rejected { code, .. } | ProviderError::Failing { code, .. } => code,
-            ProviderError::Unavailable(_) => "provider_unavailable",
+            ProviderError::Rejected { code, .. } => code,
+            ProviderError::Unavailable(_) | ProviderError::Failing { .. } => "provider_unavailable",
             ProviderError::Malformed(_) => "provider_invalid_response",
             ProviderError::RateLimited { .. } => "rate_limited",
         }
     }
 
-    /// `code: description`, or the code alone when there is no description.
+    /// The provider's own `error` code when it gave one (even with a 5xx), else `code`.
+    pub fn provider_code(&self) -> &str {
+        match self {
+            ProviderError::Rejected { code, .. } | ProviderError::Failing { code, .. } => code,
+            _ => self.code(),
+        }
+    }
+
+    /// The provider's own `error_description` when it gave a code, else `description`.
+    pub fn provider_description(&self) -> String {
+        match self {
+            ProviderError::Failing { description, .. } => description.clone().unwrap_or_default(),
+            _ => self.description(),
+        }
+    }
+
+    /// `provider_code: provider_description`, or the code alone without a description.
     pub fn summary(&self) -> String {
-        match self.description() {
-            d if d.is_empty() => self.code().to_owned(),
-            d => format!("{}: {d}", self.code()),
+        match self.provider_description() {
+            d if d.is_empty() => self.provider_code().to_owned(),
+            d => format!("{}: {d}", self.provider_code()),
         }
     }
 
     /// A short description for the redirect and the log.
     pub fn description(&self) -> String {
         match self {
-            ProviderError::Rejected { description, .. }
-            | ProviderError::Failing { description, .. } => description.clone().unwrap_or_default(),
+            ProviderError::Rejected { description, .. } => description.clone().unwrap_or_default(),
+            ProviderError::Failing {
+                status,
+                code,
+                description,
+            } => match description {
+                Some(d) => format!("HTTP {status} {code} ({d})"),
+                None => format!("HTTP {status} {code}"),
+            },
             ProviderError::Unavailable(d) | ProviderError::Malformed(d) => d.clone(),
             ProviderError::RateLimited { .. } => self.to_string(),
         }

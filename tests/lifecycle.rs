@@ -297,8 +297,9 @@ async fn concurrent_forced_refreshes_make_one_refresh_when_the_provider_repeats_
     // the repeated token for "nothing happened" and refresh again, twenty times in all.
     let c = connected(Kind::X).await;
     c.fake.repeat_access_tokens(true);
+    // Slow enough that every request has read the account before the refresh ends.
     c.fake
-        .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(500)));
+        .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(1500)));
     let forced = c
         .app
         .url(&format!("{}?force_refresh=true", c.path("/access-token")));
@@ -1126,4 +1127,186 @@ async fn tiktoks_refresh_expires_in_sets_the_deadline_each_answer_moves_it_and_i
             "connected"
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The refresh budget: 30 simulated days
+
+/// How many idle accounts per provider the 30-day simulation connects: 20 in the suite (the
+/// rules are per account, so the counts per account do not depend on it); set
+/// `DRAVO_SIM_ACCOUNTS=1000` for the full run.
+fn simulated_accounts() -> usize {
+    std::env::var("DRAVO_SIM_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+/// One provider of the simulation: its fake, app, idle accounts and the one account a
+/// caller asks for once an hour.
+struct Simulated {
+    kind: Kind,
+    fake: FakeProvider,
+    idle: Vec<String>,
+    hourly: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_simulated_days_renew_an_idle_account_at_most_once_a_day() {
+    if support::sqlite_only("the budget's rules do not depend on the store; one backend runs it") {
+        return;
+    }
+    const KINDS: [Kind; 5] = [
+        Kind::X,
+        Kind::Linkedin,
+        Kind::Tiktok,
+        Kind::Instagram,
+        Kind::Facebook,
+    ];
+    const TICK: i64 = 600;
+    const DAYS: i64 = 30;
+    let accounts = simulated_accounts();
+    let clock = ManualClock::starting_now();
+    let mut fakes = Vec::new();
+    for kind in KINDS {
+        fakes.push(FakeProvider::start(kind, CLIENT_ID, CLIENT_SECRET).await);
+    }
+    let app = spawn_app_with_clock(
+        |config| {
+            for fake in &fakes {
+                let (authorize, token, api) = fake.config_urls();
+                config.providers.set(
+                    fake.kind.as_str().parse().unwrap(),
+                    ProviderConfig {
+                        authorize_url: Some(Url::parse(&authorize).unwrap()),
+                        token_url: Some(Url::parse(&token).unwrap()),
+                        api_base: Some(Url::parse(&api).unwrap()),
+                        ..Default::default()
+                    },
+                );
+            }
+            config.dashboard.allowed_return_urls = vec![DASH.into()];
+            config.refresh.background = false;
+            config.limits.start_per_second = 1000;
+            config.limits.callback_per_second = 1000;
+            config.limits.token_per_second = 1000;
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let mut sims = Vec::new();
+    for fake in fakes {
+        let kind = fake.kind;
+        let created = app
+            .create_ok(
+                TENANT,
+                &json!({"provider": kind.as_str(), "name": "App", "client_id": CLIENT_ID,
+                        "client_secret": CLIENT_SECRET}),
+            )
+            .await;
+        let app_id = created["id"].as_str().unwrap().to_owned();
+        let mut ids = Vec::new();
+        for i in 0..=accounts {
+            fake.set_account(&format!("sim-{}-{i}", kind.as_str()), None, None);
+            ids.push(connect(&app, &app_id, kind).await);
+        }
+        let hourly = ids.pop().unwrap();
+        sims.push(Simulated {
+            kind,
+            fake,
+            idle: ids,
+            hourly,
+        });
+    }
+    let calls_at_start: Vec<usize> = sims.iter().map(|s| s.fake.requests().len()).collect();
+
+    // 30 days in steps of 10 minutes: the refresher's passes, and once an hour a caller.
+    let start = clock.now().unix();
+    let mut hourly_tokens: Vec<Vec<String>> = vec![Vec::new(); sims.len()];
+    let skew = 300;
+    for step in 1..=(DAYS * 86_400 / TICK) {
+        clock.set(dravo::domain::Timestamp::from_unix(start + step * TICK));
+        while app.dravo.tend_due_accounts().await.unwrap() >= 200 {}
+        if (step * TICK) % 3600 != 0 {
+            continue;
+        }
+        for (sim, seen) in sims.iter().zip(hourly_tokens.iter_mut()) {
+            let resp = app
+                .get_as(TENANT, &format!("/v1/accounts/{}/access-token", sim.hourly))
+                .await;
+            assert_eq!(
+                resp.status(),
+                200,
+                "{} on day {}",
+                sim.kind.as_str(),
+                step * TICK / 86_400
+            );
+            let token: Value = resp.json().await.unwrap();
+            let left = unix(&token["expires_at"]) - clock.now().unix();
+            assert!(
+                left >= skew,
+                "{}: a token handed out with {left} s left",
+                sim.kind.as_str()
+            );
+            let token = token["access_token"].as_str().unwrap().to_owned();
+            if seen.last() != Some(&token) {
+                seen.push(token);
+            }
+        }
+    }
+
+    let mut report = Vec::new();
+    for ((sim, start_calls), seen) in sims.iter().zip(calls_at_start).zip(&hourly_tokens) {
+        let name = sim.kind.as_str();
+        // Each idle account's renewals, from its own log.
+        let mut per_account = Vec::new();
+        for id in &sim.idle {
+            let events: Value = app
+                .get_as(TENANT, &format!("/v1/accounts/{id}/events?limit=200"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let types: Vec<&str> = events["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["type"].as_str().unwrap())
+                .collect();
+            assert!(
+                !types.iter().any(|t| *t != "refreshed" && *t != "connected"),
+                "{name} {id}: {types:?}"
+            );
+            per_account.push(types.iter().filter(|t| **t == "refreshed").count());
+        }
+        let idle_calls: usize = per_account.iter().sum();
+        let hourly_calls = seen.len() - 1;
+        let all_calls = sim.fake.requests().len() - start_calls;
+        let (min, max) = (
+            per_account.iter().min().copied().unwrap_or(0),
+            per_account.iter().max().copied().unwrap_or(0),
+        );
+        report.push(format!(
+            "{name}: idle accounts {min}-{max} calls each in {DAYS} days ({idle_calls} for {}), the hourly caller's account {hourly_calls}",
+            sim.idle.len()
+        ));
+        // Every call the provider saw is one of these renewals: no hidden ones.
+        assert_eq!(all_calls, idle_calls + hourly_calls, "{name}: {report:?}");
+        // At most one call per idle account per day; for those that can be renewed, the
+        // keep-alive does make one about every day.
+        assert!(max <= DAYS as usize, "{name}: {report:?}");
+        match sim.kind {
+            Kind::Facebook => assert_eq!(max, 0, "nothing renews Facebook: {report:?}"),
+            _ => assert!(min >= DAYS as usize - 2, "{name} keep-alive: {report:?}"),
+        }
+        // The hourly caller's account: X's two-hour tokens are renewed as it asks (about
+        // twelve a day, the provider's own rule); the others by the keep-alive, once a day.
+        match sim.kind {
+            Kind::X => assert!(hourly_calls > 10 * DAYS as usize, "{report:?}"),
+            Kind::Facebook => assert_eq!(hourly_calls, 0, "{report:?}"),
+            _ => assert!(hourly_calls <= DAYS as usize, "{name}: {report:?}"),
+        }
+    }
+    println!("refresh budget over {DAYS} days:\n{}", report.join("\n"));
+    app.stop().await;
 }

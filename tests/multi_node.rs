@@ -205,36 +205,60 @@ fn a_hundred_token_requests_over_two_nodes_refresh_once() {
     let (a, b) = (cluster.node(|_| {}), cluster.node(|_| {}));
     rt.block_on(connect_across(&a, &b, &cluster.jwt));
     let id = cluster.account_ids().remove(0);
+    // The provider answers each refresh with the very access token it gave before (equal
+    // tokens seal to equal bytes: only the tokens' version tells that a refresh happened),
+    // slowly, so that every request arrives while the first refresh is at the provider.
+    cluster.fake.repeat_access_tokens(true);
+    cluster
+        .fake
+        .set_fault(fake_provider::Fault::TokenDelay(Duration::from_millis(
+            1500,
+        )));
+    let path = format!("/v1/accounts/{id}/access-token");
+    let burst = |path: String| {
+        let tokens: Vec<String> = rt.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..100 {
+                let url = if i % 2 == 0 {
+                    a.url(&path)
+                } else {
+                    b.url(&path)
+                };
+                let jwt = cluster.jwt.clone();
+                tasks.spawn(async move {
+                    let resp = http().get(url).bearer_auth(jwt).send().await.unwrap();
+                    assert_eq!(resp.status(), 200);
+                    let body: Value = resp.json().await.unwrap();
+                    body["access_token"].as_str().unwrap().to_owned()
+                });
+            }
+            tasks.join_all().await
+        });
+        let issued = cluster.fake.issued_access_tokens();
+        assert!(
+            tokens.iter().all(|t| t == issued.last().unwrap()),
+            "every request got the one token"
+        );
+        assert_eq!(issued[0], *issued.last().unwrap(), "the fake repeated it");
+    };
+
+    // Due: 100 reads over two nodes, one refresh.
     expire_soon(&cluster, &id, 30);
     let before = cluster.fake.token_requests();
-    let path = format!("/v1/accounts/{id}/access-token");
-    let tokens: Vec<String> = rt.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..100 {
-            let url = if i % 2 == 0 {
-                a.url(&path)
-            } else {
-                b.url(&path)
-            };
-            let jwt = cluster.jwt.clone();
-            tasks.spawn(async move {
-                let resp = http().get(url).bearer_auth(jwt).send().await.unwrap();
-                assert_eq!(resp.status(), 200);
-                let body: Value = resp.json().await.unwrap();
-                body["access_token"].as_str().unwrap().to_owned()
-            });
-        }
-        tasks.join_all().await
-    });
+    burst(path.clone());
     assert_eq!(
         cluster.fake.token_requests() - before,
         1,
         "one refresh at the provider for 100 requests on two nodes"
     );
-    let fresh = cluster.fake.issued_access_tokens().last().unwrap().clone();
-    assert!(
-        tokens.iter().all(|t| *t == fresh),
-        "every request got the refreshed token"
+    // Forced: 100 callers asking for a new token at once over two nodes, one refresh (the
+    // one that happened after each of them asked).
+    let before = cluster.fake.token_requests();
+    burst(format!("{path}?force_refresh=true"));
+    assert_eq!(
+        cluster.fake.token_requests() - before,
+        1,
+        "one refresh at the provider for 100 forced requests on two nodes"
     );
 }
 
@@ -260,7 +284,12 @@ fn two_background_refreshers_refresh_each_due_account_once() {
     for id in &ids {
         expire_soon(&cluster, id, 60);
     }
-    psql(&cluster.url, "UPDATE accounts SET next_refresh_at = 0");
+    // Last renewed two days ago: the keep-alive is due (the background leaves a token that
+    // merely expires to the next request).
+    psql(
+        &cluster.url,
+        "UPDATE accounts SET next_refresh_at = 0, token_issued_at = token_issued_at - 172800",
+    );
     let before = cluster.fake.token_requests();
     let refreshers = |c: &mut Command| {
         c.env("DRAVO_REFRESH_BACKGROUND", "true")

@@ -121,11 +121,11 @@ pub struct RefreshErrorDetail {
 
 impl From<&RefreshFailure> for RefreshErrorDetail {
     fn from(f: &RefreshFailure) -> Self {
-        let description = f.error.description();
+        let description = f.error.provider_description();
         RefreshErrorDetail {
             account_id: f.account_id.clone(),
             account_status: f.account_status.to_owned(),
-            provider_error: Some(f.error.code().to_owned()),
+            provider_error: Some(f.error.provider_code().to_owned()),
             provider_error_description: (!description.is_empty()).then_some(description),
             failure: Some(f.class.into()),
             failures: None,

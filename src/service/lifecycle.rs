@@ -678,8 +678,8 @@ impl Dravo {
                         let attempt = current.refresh_failures + 1;
                         let detail = |next: Option<Timestamp>| {
                             json!({
-                                "error": err.code(),
-                                "error_description": err.description(),
+                                "error": err.provider_code(),
+                                "error_description": err.provider_description(),
                                 "attempt": attempt,
                                 "next_attempt_at": next.map(|t| t.to_string()),
                                 "blame": match class {
