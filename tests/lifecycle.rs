@@ -256,8 +256,8 @@ async fn x_refreshes_near_expiry_stores_the_rotated_token_and_the_old_one_is_dea
 #[tokio::test]
 async fn a_hundred_concurrent_requests_near_expiry_make_exactly_one_refresh() {
     // The provider answers the refresh with the very access token it gave before (as one
-    // issuing deterministic JWTs does within a second): equal tokens seal to equal bytes, so
-    // only the tokens' version tells a waiter that the refresh it waited for happened.
+    // issuing deterministic JWTs does within a second): the token is the same, so only the
+    // tokens' version tells a waiter that the refresh it waited for happened.
     let c = connected(Kind::X).await;
     c.fake.repeat_access_tokens(true);
     c.fake
@@ -293,7 +293,7 @@ async fn a_hundred_concurrent_requests_near_expiry_make_exactly_one_refresh() {
 #[tokio::test]
 async fn concurrent_forced_refreshes_make_one_refresh_when_the_provider_repeats_the_token() {
     // Twenty callers ask for a new token at once. The first refresh's result answers them
-    // all: it happened after each of them asked. A waiter comparing token bytes would take
+    // all: it happened after each of them asked. A waiter comparing tokens would take
     // the repeated token for "nothing happened" and refresh again, twenty times in all.
     let c = connected(Kind::X).await;
     c.fake.repeat_access_tokens(true);

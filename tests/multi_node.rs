@@ -205,8 +205,8 @@ fn a_hundred_token_requests_over_two_nodes_refresh_once() {
     let (a, b) = (cluster.node(|_| {}), cluster.node(|_| {}));
     rt.block_on(connect_across(&a, &b, &cluster.jwt));
     let id = cluster.account_ids().remove(0);
-    // The provider answers each refresh with the very access token it gave before (equal
-    // tokens seal to equal bytes: only the tokens' version tells that a refresh happened),
+    // The provider answers each refresh with the very access token it gave before (only the
+    // tokens' version tells that a refresh happened, not the token),
     // slowly, so that every request arrives while the first refresh is at the provider.
     cluster.fake.repeat_access_tokens(true);
     cluster

@@ -491,7 +491,7 @@ async fn refresh_lease_is_held_by_one_holder_until_it_runs_out(store: Arc<dyn St
 }
 
 /// The lease names the tokens' version it renews from: once another writer moved the tokens
-/// on (even to the very same token bytes), a lease on the old version is refused.
+/// on (even to the very same sealed bytes), a lease on the old version is refused.
 async fn refresh_lease_is_refused_once_the_tokens_moved_on(store: Arc<dyn Store>) {
     let mut a = account("alice", X, "p1");
     put_account(&store, &a).await;

@@ -83,9 +83,8 @@ pub struct AccountRecord {
     pub parent_id: Option<String>,
     /// What the user may do on a Page (Facebook's `tasks`, e.g. `CREATE_CONTENT`).
     pub tasks: Option<Vec<String>>,
-    /// Incremented by every write of its tokens. Refreshes decide on it, never on token
-    /// bytes: a provider may answer with the token it was given, and equal tokens seal to
-    /// equal bytes.
+    /// Incremented by every write of its tokens. Refreshes decide on it, never on the tokens
+    /// themselves: a provider may answer a refresh with the very token it was given.
     pub token_version: i64,
 }
 
