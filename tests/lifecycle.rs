@@ -974,6 +974,38 @@ async fn linkedin_without_a_refresh_token_lives_until_its_access_token_expires_a
 }
 
 #[tokio::test]
+async fn a_refresh_answer_without_the_refresh_tokens_lifetime_keeps_the_known_deadline() {
+    // LinkedIn does not rotate: an answer naming the same refresh token without
+    // `refresh_token_expires_in` says nothing new of its end, which stays the deadline.
+    const LIFETIME: i64 = 200 * DAY + 12_345;
+    let c = connected_prepared(
+        Kind::Linkedin,
+        |fake, _| {
+            fake.set_refresh_lifetime(LIFETIME as u64);
+            fake.set_refresh_lifetime_on_refresh(false);
+        },
+        |_| {},
+    )
+    .await;
+    let end = c.now() + LIFETIME;
+    assert_eq!(unix(&c.account().await["reauth_by"]), end);
+    c.near_expiry(60).await;
+    c.access_token().await;
+    assert_eq!(c.refresh_calls(), 1);
+    let account = c.account().await;
+    assert_eq!(
+        unix(&account["expires_at"]),
+        c.now() + 60 * DAY,
+        "{account}"
+    );
+    assert_eq!(
+        unix(&account["reauth_by"]),
+        end,
+        "the deadline is kept: {account}"
+    );
+}
+
+#[tokio::test]
 async fn linkedins_refresh_token_end_is_the_deadline_and_refreshing_does_not_extend_it() {
     // An unusual lifetime, so that a hard-coded 365 days cannot pass for it.
     const LIFETIME: i64 = 200 * DAY + 12_345;

@@ -5,11 +5,17 @@
 //! The rules are pure functions of an account row and the time (`deadline`, `status_at`,
 //! `next_look`, `decide`); `Dravo::renew` runs a refresh under the account's lease.
 //!
-//! Single flight: refreshes of one account never overlap. Inside a process, callers queue on
-//! the account's async mutex; across processes (the CLI, another server), a refresh first
-//! takes the account's lease in the database with a conditional update, and its result is
-//! written only if the stored token is still the one it refreshed from. Whoever waited
-//! re-reads the row and takes the token the winner stored.
+//! Single flight, decided on versions: every write of an account's tokens moves its
+//! `token_version` on (a provider may answer a refresh with the very token it was given, so
+//! the token itself proves nothing). Inside a process, callers queue on the account's async
+//! mutex; across processes (the CLI, another server, another node), a refresh first takes
+//! the account's lease in the database with a conditional update on the version it read, and
+//! its result is written only if the tokens are still at that version. Whoever waited decides
+//! again from the row it then reads (`take_lease`): a newer version is the refresh it waited
+//! for; a token still due is renewed.
+//!
+//! The budget: the background renews only what the provider or the keep-alive forces
+//! (`next_renewal`); access tokens are renewed when a caller asks for one about to expire.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};

@@ -279,6 +279,8 @@ struct State {
     issue_refresh_tokens: bool,
     /// The test's clock, if it set one; else refresh-token ages are real elapsed time.
     clock: Option<UnixNow>,
+    /// linkedin: whether a refresh answer repeats `refresh_token_expires_in` (default yes).
+    refresh_lifetime_on_refresh: bool,
     /// Answer every grant with the access token issued last at the same stage, as a provider
     /// whose tokens are deterministic JWTs does within a second (or Meta's self-refresh).
     repeat_access_tokens: bool,
@@ -332,6 +334,7 @@ impl FakeProvider {
             issue_refresh_tokens: true,
             clock: None,
             repeat_access_tokens: false,
+            refresh_lifetime_on_refresh: true,
         }));
         let shared = state.clone();
         let endpoint = poem::endpoint::make(move |req: Request| {
@@ -542,6 +545,12 @@ impl FakeProvider {
     /// refused), only the access token's string stays the same.
     pub fn repeat_access_tokens(&self, repeat: bool) {
         self.lock().repeat_access_tokens = repeat;
+    }
+
+    /// linkedin: whether a refresh answer repeats `refresh_token_expires_in` (default yes);
+    /// without it the answer names the same refresh token and says nothing of its life.
+    pub fn set_refresh_lifetime_on_refresh(&self, repeat: bool) {
+        self.lock().refresh_lifetime_on_refresh = repeat;
     }
 
     /// Counts refresh-token ages on the test's clock (unix seconds) instead of real time, so
@@ -1429,14 +1438,20 @@ fn linkedin_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
             })?;
             let access = st.new_access(Stage::Normal, r.scopes.clone());
             let left = st.refresh_left(&r);
-            Ok(json!({
+            let mut body = json!({
                 "access_token": access,
                 "expires_in": 5_184_000,
                 "refresh_token": token,
                 "refresh_token_expires_in": left,
                 "scope": r.scopes.join(","),
                 "token_type": "Bearer",
-            }))
+            });
+            if !st.refresh_lifetime_on_refresh {
+                body.as_object_mut()
+                    .unwrap()
+                    .remove("refresh_token_expires_in");
+            }
+            Ok(body)
         }
         Some(other) => Err(terr(
             400,
