@@ -66,7 +66,7 @@ pub struct ErrorDetail {
     pub message: String,
     // No doc comment: see `code`.
     #[oai(skip_serializing_if_is_none)]
-    pub refresh: Option<RefreshErrorDetail>,
+    pub refresh: Option<Box<RefreshErrorDetail>>,
 }
 
 /// How a failed refresh counts: `transient` (try later; nobody is to blame), `app` (the
@@ -395,7 +395,7 @@ impl From<NotReady> for ReadyError {
 struct Classified {
     code: ErrorCode,
     message: String,
-    refresh: Option<RefreshErrorDetail>,
+    refresh: Option<Box<RefreshErrorDetail>>,
     /// `Retry-After`, in seconds.
     retry_after: Option<u64>,
 }
@@ -442,13 +442,13 @@ fn classify(err: &Error) -> Classified {
                 FailureClass::Transient | FailureClass::AppCredentials => ErrorCode::ProviderError,
             },
             message: f.to_string(),
-            refresh: Some(f.as_ref().into()),
+            refresh: Some(Box::new(f.as_ref().into())),
             retry_after: None,
         },
         Error::RefreshBackoff(b) => Classified {
             code: ErrorCode::RefreshBackoff,
             message: b.to_string(),
-            refresh: Some(b.as_ref().into()),
+            refresh: Some(Box::new(b.as_ref().into())),
             retry_after: Some(b.retry_after_seconds),
         },
         Error::Config(_)

@@ -355,7 +355,8 @@ fn example_body(code: ErrorCode, op: &Operation) -> Value {
         error: ErrorDetail {
             code,
             message: example_message(code, op),
-            refresh: (code == ErrorCode::RefreshBackoff).then(|| (&example_backoff()).into()),
+            refresh: (code == ErrorCode::RefreshBackoff)
+                .then(|| Box::new((&example_backoff()).into())),
         },
     };
     serde_yaml::to_value(poem_openapi::types::ToJSON::to_json(&body))
