@@ -181,6 +181,24 @@ impl Connected {
         self.clock.set(dravo::domain::Timestamp::from_unix(unix));
     }
 
+    /// `n` concurrent requests of the account's `tail` (an access-token read), each answered
+    /// 200; the tokens they got.
+    async fn concurrent_tokens(&self, tail: &str, n: usize) -> Vec<String> {
+        let url = self.app.url(&self.path(tail));
+        let requests = (0..n).map(|_| {
+            let (http, url, token) = (self.app.http.clone(), url.clone(), self.app.token(TENANT));
+            async move {
+                let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.json::<Value>().await.unwrap()["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        });
+        futures_join_all(requests).await
+    }
+
     /// The refresh calls the fake has seen (not the code exchange).
     fn refresh_calls(&self) -> usize {
         self.fake
@@ -264,22 +282,7 @@ async fn a_hundred_concurrent_requests_near_expiry_make_exactly_one_refresh() {
         .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(200)));
     c.near_expiry(60).await;
     let before = c.fake.token_requests();
-    let requests = (0..100).map(|_| {
-        let (http, url, token) = (
-            c.app.http.clone(),
-            c.app.url(&c.path("/access-token")),
-            c.app.token(TENANT),
-        );
-        async move {
-            let resp = http.get(url).bearer_auth(token).send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.json::<Value>().await.unwrap()["access_token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    });
-    let tokens = futures_join_all(requests).await;
+    let tokens = c.concurrent_tokens("/access-token", 100).await;
     assert_eq!(c.fake.token_requests() - before, 1, "exactly one refresh");
     let issued = c.fake.issued_access_tokens();
     assert_eq!(issued.len(), 2);
@@ -300,21 +303,9 @@ async fn concurrent_forced_refreshes_make_one_refresh_when_the_provider_repeats_
     // Slow enough that every request has read the account before the refresh ends.
     c.fake
         .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(1500)));
-    let forced = c
-        .app
-        .url(&format!("{}?force_refresh=true", c.path("/access-token")));
-    let requests = (0..20).map(|_| {
-        let (http, url, token) = (c.app.http.clone(), forced.clone(), c.app.token(TENANT));
-        async move {
-            let resp = http.get(url).bearer_auth(token).send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.json::<Value>().await.unwrap()["access_token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    });
-    let tokens = futures_join_all(requests).await;
+    let tokens = c
+        .concurrent_tokens("/access-token?force_refresh=true", 20)
+        .await;
     assert_eq!(
         c.refresh_calls(),
         1,
