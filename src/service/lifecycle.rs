@@ -466,6 +466,10 @@ impl Dravo {
     async fn settle(&self, row: AccountRecord, decision: Decision) -> Result<AccountRecord> {
         match decision {
             Decision::UseStored => Ok(row),
+            // Marked already: nothing to write.
+            Decision::Dead(_) if !row.status.usable() => {
+                Err(Error::NeedsReauth(needs_reauth_message(&row)))
+            }
             Decision::Dead(reason) => {
                 let row = self
                     .mark_needs_reauth(row, "token_expired", &reason)
