@@ -737,32 +737,52 @@ async fn facebook_warns_before_its_deadline_and_needs_reauth_at_it() {
 }
 
 #[tokio::test]
-async fn instagram_refreshes_only_a_token_a_day_old() {
+async fn instagram_refreshes_only_a_token_a_day_old_and_says_so_when_asked_sooner() {
     let c = connected(Kind::Instagram).await;
     let calls = c.fake.requests_to("/refresh_access_token").len();
-    let resp = c
+    // Asked within the first day: no call, and an answer that says why (never a 200).
+    let forced = format!("{}?force_refresh=true", c.path("/access-token"));
+    let message = assert_error(c.app.get_as(TENANT, &forced).await, 409, "conflict").await;
+    assert!(message.contains("can be renewed from"), "{message}");
+    let refresh = c
         .app
-        .get_as(
-            TENANT,
-            &format!("{}?force_refresh=true", c.path("/access-token")),
-        )
+        .send_as(TENANT, reqwest::Method::POST, &c.path("/refresh"))
         .await;
-    assert_eq!(resp.status(), 200);
+    let message = assert_error(refresh, 409, "conflict").await;
+    assert!(message.contains("valid until"), "{message}");
     assert_eq!(
         c.fake.requests_to("/refresh_access_token").len(),
         calls,
         "a token younger than 24 h is not refreshed"
     );
+    // A plain read still gets the stored token.
+    c.access_token().await;
     c.clock.advance(86_400);
-    let resp = c
-        .app
-        .get_as(
-            TENANT,
-            &format!("{}?force_refresh=true", c.path("/access-token")),
-        )
-        .await;
+    let resp = c.app.get_as(TENANT, &forced).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(c.fake.requests_to("/refresh_access_token").len(), calls + 1);
+}
+
+#[tokio::test]
+async fn an_explicit_refresh_of_facebook_reads_its_pages_again_and_a_forced_token_says_why_not() {
+    let c = connected(Kind::Facebook).await;
+    let page_lists = || {
+        c.fake
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/me/accounts"))
+            .count()
+    };
+    let pages = page_lists();
+    let refresh = c
+        .app
+        .send_as(TENANT, reqwest::Method::POST, &c.path("/refresh"))
+        .await;
+    assert_eq!(refresh.status(), 200, "the Pages were read again");
+    assert_eq!(page_lists(), pages + 1);
+    let forced = format!("{}?force_refresh=true", c.path("/access-token"));
+    let message = assert_error(c.app.get_as(TENANT, &forced).await, 409, "conflict").await;
+    assert!(message.contains("facebook offers no refresh"), "{message}");
 }
 
 #[tokio::test]

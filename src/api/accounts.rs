@@ -183,8 +183,9 @@ impl AccountsApi {
     ///
     /// Each of these carries `error.refresh`: the provider's `error` and
     /// `error_description`, the failure (`transient`, `app`, `account`), the account's status
-    /// and the next attempt. Facebook offers no refresh (nor Instagram within a day of the
-    /// last): its account comes back with its Pages read again, its token unchanged.
+    /// and the next attempt. Where the provider cannot renew the token now (Facebook never,
+    /// Instagram not within a day of the last renewal), the Pages or organizations are read
+    /// again where the provider lists them (200); otherwise 409 `conflict` says why.
     #[oai(
         path = "/v1/accounts/:id/refresh",
         method = "post",

@@ -177,7 +177,8 @@ pub enum ApiError {
     /// `not_found`: no such object for this tenant (another tenant's objects look missing).
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
-    /// `conflict`: an app with this name already exists for the provider; or
+    /// `conflict`: an app with this name already exists for the provider, or an explicit
+    /// refresh the provider cannot make now (the message says why); or
     /// `no_default_app`: no `oauth_app_id` given and no default app configured; or
     /// `needs_reauth`: the account's grant is gone and only a new consent helps (the message
     /// says why); or `app_in_use`: the OAuth app still has connected accounts (delete them

@@ -240,7 +240,8 @@ impl Dravo {
     }
 
     /// Reads the provider's list of the user's Pages or organizations again and stores it.
-    pub(super) async fn relist_children(&self, parent: &AccountRecord) -> Result<()> {
+    /// False when the provider lists none for this account (no such list, or not the scopes).
+    pub(super) async fn relist_children(&self, parent: &AccountRecord) -> Result<bool> {
         let token = self.open_token(parent, ACCESS, &parent.access_token_sealed)?;
         let listed = providers::get(parent.provider)
             .list_children(
@@ -251,7 +252,7 @@ impl Dravo {
             )
             .await?;
         let Some(listed) = listed else {
-            return Ok(());
+            return Ok(false);
         };
         let (now, this, id) = (self.now(), self.clone(), parent.id.clone());
         self.0
@@ -262,7 +263,8 @@ impl Dravo {
                     .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
                 this.sync_children(tx, &parent, &listed, now)
             })
-            .await
+            .await?;
+        Ok(true)
     }
 }
 

@@ -220,6 +220,35 @@ pub enum Decision {
     /// Renewal keeps failing and the next try is not before this moment: for a request, the
     /// stored token has expired; for an explicit refresh, none is made.
     CoolingDown(Timestamp),
+    /// An explicit refresh the provider cannot make now (it offers none, or not yet); the
+    /// stored token still works. Says why.
+    Unrenewable(String),
+}
+
+/// Why the provider cannot renew the account's token now, and until when it works.
+fn unrenewable_reason(
+    row: &AccountRecord,
+    renewal: Renewal,
+    renewable_at: Option<Timestamp>,
+) -> String {
+    let valid = row
+        .expires_at
+        .map(|e| format!("; its token is valid until {e}"))
+        .unwrap_or_default();
+    match (renewal, renewable_at) {
+        (Renewal::AccessToken { .. }, Some(at)) => format!(
+            "{} renews a token only once it is old enough: account {}'s can be renewed from {at}{valid}",
+            row.provider, row.id
+        ),
+        (Renewal::RefreshToken { .. }, _) => format!(
+            "account {} has no refresh token (the provider issued none), so it cannot be refreshed{valid}, and a new consent is needed by then",
+            row.id
+        ),
+        _ => format!(
+            "{} offers no refresh: account {}'s token cannot be renewed{valid}, and a new consent is needed by then",
+            row.provider, row.id
+        ),
+    }
 }
 
 /// The one rule: what `trigger` wants of the account `row` at `now`.
@@ -254,10 +283,12 @@ pub fn decide(
     if !due {
         return Decision::UseStored;
     }
-    let renewable = renewable_from(renewal, row).is_some_and(|from| from <= now);
-    if !renewable {
+    let renewable_at = renewable_from(renewal, row);
+    if !renewable_at.is_some_and(|from| from <= now) {
         return if expired {
             Decision::Dead("the access token expired and the provider offers no refresh".into())
+        } else if trigger == Trigger::Explicit {
+            Decision::Unrenewable(unrenewable_reason(row, renewal, renewable_at))
         } else {
             Decision::UseStored
         };
@@ -448,7 +479,20 @@ impl Dravo {
                     .await?
             }
         };
-        let user = self.fresh_row(user, Trigger::Explicit).await?;
+        let renewal = providers::get(user.provider).renewal();
+        let decision = decide(&user, renewal, self.now(), self.policy(), Trigger::Explicit);
+        let user = match decision {
+            // The token cannot be renewed now, but its Pages or organizations (and their
+            // tokens) can be read again: that is the refresh, where the provider lists any.
+            Decision::Unrenewable(why) => {
+                if !self.relist_children(&user).await? {
+                    return Err(Error::Conflict(why));
+                }
+                return self.get_account(owner, id).await;
+            }
+            Decision::Renew => self.renew(user, Trigger::Explicit).await?,
+            other => self.settle(user, other).await?,
+        };
         self.relist_children(&user).await?;
         self.get_account(owner, id).await
     }
@@ -488,6 +532,7 @@ impl Dravo {
                         .max(1),
                 })))
             }
+            Decision::Unrenewable(why) => Err(Error::Conflict(why)),
             Decision::Renew => Err(Error::Internal(
                 "a renewal was settled without a refresh".into(),
             )),
@@ -945,7 +990,7 @@ impl Dravo {
                     .await?;
                 return Ok(());
             }
-            Decision::UseStored | Decision::CoolingDown(_) => {}
+            Decision::UseStored | Decision::CoolingDown(_) | Decision::Unrenewable(_) => {}
         }
         if let Some(by) = row.reauth_by
             && by.unix() - now.unix() <= policy.warn_seconds
