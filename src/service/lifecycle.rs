@@ -284,7 +284,7 @@ pub fn decide(
         return Decision::UseStored;
     }
     let renewable_at = renewable_from(renewal, row);
-    if !renewable_at.is_some_and(|from| from <= now) {
+    if renewable_at.is_none_or(|from| from > now) {
         return if expired {
             Decision::Dead("the access token expired and the provider offers no refresh".into())
         } else if trigger == Trigger::Explicit {
