@@ -1302,7 +1302,11 @@ mod tests {
         };
         let mut r = row(100, false);
         r.token_issued_at = Some(NOW.plus_seconds(-3600));
-        assert_eq!(decide(&r, ig, NOW, POLICY, Explicit), Decision::UseStored);
+        assert_eq!(decide(&r, ig, NOW, POLICY, Request), Decision::UseStored);
+        assert!(
+            matches!(decide(&r, ig, NOW, POLICY, Explicit), Decision::Unrenewable(why) if why.contains("can be renewed from")),
+            "an explicit refresh says why not"
+        );
         r.token_issued_at = Some(NOW.plus_seconds(-86_400));
         assert_eq!(decide(&r, ig, NOW, POLICY, Explicit), Decision::Renew);
         // Without the keep-alive: ten days before expiry, never before the token is a day old.
