@@ -242,3 +242,179 @@ fn a_lost_database_comes_back_from_its_backup_and_key() {
     assert_eq!(out.code, 0, "{}", out.describe());
     assert_eq!(app_names(dir.path()), ["precious"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn backup_refuses_a_dangling_symlink_at_the_target_and_writes_nothing_through_it() {
+    if support::sqlite_only("dravo backup writes a SQLite file") {
+        return;
+    }
+    let dir = tempdir();
+    dravo_init(dir.path(), &[]);
+    create(dir.path(), "kept");
+    let planted = dir.path().join("elsewhere.db");
+    let link = dir.path().join("backup.db");
+    std::os::unix::fs::symlink(&planted, &link).unwrap();
+
+    let out = dravo(dir.path(), &["backup", link.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.describe());
+    assert!(
+        out.stderr.contains("is a symbolic link") && out.stderr.contains(link.to_str().unwrap()),
+        "{}",
+        out.stderr
+    );
+    support::cmd::assert_one_error_line(&out.stderr);
+    assert!(!planted.exists(), "nothing was written through the link");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link is left as it was"
+    );
+
+    // A new file is created private, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.path().join("fresh.db");
+    let out = dravo(dir.path(), &["backup", file.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup holds sealed secrets");
+}
+
+/// A checked backup of a fresh database with one app, in `dir`.
+fn one_app_backup(dir: &Path) -> std::path::PathBuf {
+    dravo_init(dir, &[]);
+    create(dir, "ours");
+    let file = dir.join("backup-to-tamper.db");
+    let out = dravo(dir, &["backup", file.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    file
+}
+
+fn tamper(file: &Path, sql: &str) {
+    rusqlite::Connection::open(file)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+#[test]
+fn restore_refuses_a_backup_with_an_added_trigger_and_names_it() {
+    if support::sqlite_only("dravo restore replaces a SQLite file") {
+        return;
+    }
+    let dir = tempdir();
+    let file = one_app_backup(dir.path());
+    tamper(
+        &file,
+        "CREATE TRIGGER steal_accounts AFTER INSERT ON accounts BEGIN
+             UPDATE accounts SET owner = 'attacker' WHERE id = new.id;
+         END;",
+    );
+    create(dir.path(), "after-backup");
+    let out = dravo(dir.path(), &["restore", file.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "a bad FILE value: {}", out.describe());
+    assert!(
+        out.stderr.contains("trigger `steal_accounts`"),
+        "{}",
+        out.stderr
+    );
+    support::cmd::assert_one_error_line(&out.stderr);
+    assert_eq!(app_names(dir.path()).len(), 2, "nothing changed");
+}
+
+#[test]
+fn restore_refuses_a_backup_with_an_added_view_and_names_it() {
+    if support::sqlite_only("dravo restore replaces a SQLite file") {
+        return;
+    }
+    let dir = tempdir();
+    let file = one_app_backup(dir.path());
+    tamper(
+        &file,
+        "CREATE VIEW every_secret AS SELECT * FROM oauth_apps;",
+    );
+    let out = dravo(dir.path(), &["restore", file.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "a bad FILE value: {}", out.describe());
+    assert!(out.stderr.contains("view `every_secret`"), "{}", out.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn restore_refuses_a_fifo_without_opening_it() {
+    if support::sqlite_only("dravo restore replaces a SQLite file") {
+        return;
+    }
+    let dir = tempdir();
+    dravo_init(dir.path(), &[]);
+    create(dir.path(), "ours");
+    let fifo = dir.path().join("backup.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Opening a FIFO for reading waits for a writer forever: a refusal at all proves it was
+    // not opened (the harness kills a command that does not exit).
+    let out = dravo(dir.path(), &["restore", fifo.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "a bad FILE value: {}", out.describe());
+    assert!(
+        out.stderr.contains("not a regular file") && out.stderr.contains("FIFO"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(app_names(dir.path()), ["ours"], "nothing changed");
+}
+
+#[test]
+fn restore_refuses_sealed_values_whose_key_the_backup_does_not_record() {
+    if support::sqlite_only("dravo restore replaces a SQLite file") {
+        return;
+    }
+    let ours = tempdir();
+    dravo_init(ours.path(), &[]);
+    create(ours.path(), "ours");
+    // Another install's backup, with an account sealed by its key, and its key and app
+    // tables emptied so that nothing names or samples that key.
+    let theirs = tempdir();
+    let file = one_app_backup(theirs.path());
+    tamper(
+        &file,
+        "INSERT INTO accounts (id, owner, provider, provider_account_id, scopes,
+                               access_token_sealed, created_at, updated_at)
+             SELECT 'acc_1', owner, provider, 'pa-1', '[]', client_secret_sealed, 0, 0
+             FROM oauth_apps;
+         DELETE FROM oauth_apps;
+         DELETE FROM master_keys;",
+    );
+    let out = dravo(ours.path(), &["restore", file.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.describe());
+    assert!(
+        out.stderr.contains("account access token") && out.stderr.contains("master_keys"),
+        "{}",
+        out.stderr
+    );
+    support::cmd::assert_one_error_line(&out.stderr);
+    assert_eq!(app_names(ours.path()), ["ours"], "nothing changed");
+}
+
+#[test]
+fn restore_of_a_backup_from_before_a_rotation_names_the_key_it_needs() {
+    if support::sqlite_only("dravo restore replaces a SQLite file") {
+        return;
+    }
+    let dir = tempdir();
+    let file = one_app_backup(dir.path());
+    let out = dravo(dir.path(), &["keys", "rotate"]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    let out = dravo(dir.path(), &["restore", file.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.describe());
+    assert!(
+        out.stderr.contains("master key 1") && out.stderr.contains("key file saved with"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("another master key"), "{}", out.stderr);
+    support::cmd::assert_one_error_line(&out.stderr);
+}

@@ -44,7 +44,19 @@ pub fn check_backup(
     keys: &BTreeMap<KeyId, Arc<Keys>>,
     source: &str,
 ) -> Result<BackupReport> {
-    check_facts(backup::inspect(path)?, path, keys, source)
+    check_facts(
+        backup::inspect_backup(path, &key_prefixes)?,
+        path,
+        keys,
+        source,
+    )
+}
+
+/// The byte prefixes of the values key `id` seals (none for an id no key can have).
+fn key_prefixes(id: u32) -> Vec<Vec<u8>> {
+    KeyId::new(id)
+        .map(crate::crypto::seal::prefixes_of)
+        .unwrap_or_default()
 }
 
 /// The checks of `check_backup` on what a database holds (`path` names it in messages).
@@ -80,37 +92,86 @@ fn check_facts(
             .and_then(|id| keys.get(&id))
             .is_some_and(|k| k.check_value() == check)
     };
+    // The keys the backup still needs: those that seal a value, and the current ones.
+    let seals_values = |i: usize| {
+        facts
+            .sealed
+            .iter()
+            .flatten()
+            .any(|s| s.counts.by_key.get(i).is_some_and(|&n| n > 0))
+    };
+    let needed: Vec<_> = facts
+        .keys
+        .iter()
+        .enumerate()
+        .filter(|&(i, r)| r.retired_at.is_none() || seals_values(i))
+        .map(|(_, r)| r)
+        .collect();
+    // A key id the key ring lacks first: a backup from before a rotation needs the key file
+    // saved with it, which is a fix, not a foreign database.
+    if let Some(missing) = needed
+        .iter()
+        .find(|r| KeyId::new(r.id).and_then(|id| keys.get(&id)).is_none())
+    {
+        return Err(Error::Key(format!(
+            "the backup {} needs master key {}, which {source} does not hold (a rotation retired it after the backup was made): put back the key file saved with the backup, restore, then run `dravo keys rotate` again",
+            path.display(),
+            missing.id
+        )));
+    }
     if !facts.keys.is_empty() && !facts.keys.iter().any(|r| ours(r.id, &r.check_value)) {
         return Err(another_key());
     }
-    for record in facts.keys.iter().filter(|r| r.retired_at.is_none()) {
-        if ours(record.id, &record.check_value) {
-            continue;
-        }
-        let held = KeyId::new(record.id).and_then(|id| keys.get(&id));
-        return Err(match held {
-            Some(_) => another_key(),
-            None => Error::Key(format!(
-                "the backup {} holds values sealed with master key {}, which {source} does not hold (a rotation retired it after the backup was made): use the key file saved with the backup",
-                path.display(),
-                record.id
-            )),
-        });
+    if needed.iter().any(|r| !ours(r.id, &r.check_value)) {
+        return Err(another_key());
     }
-    if let Some(app) = &facts.sample_app {
-        let opened = crate::crypto::seal::key_id_of(&app.client_secret_sealed)
-            .and_then(|id| keys.get(&id))
-            .map(|k| {
-                k.sealer().open(
-                    &secret_context(&app.id, &app.owner, app.provider),
-                    &app.client_secret_sealed,
-                )
-            });
-        if !matches!(opened, Some(Ok(_))) {
-            return Err(Error::Key(format!(
-                "a secret in the backup {} does not open with {source}",
-                path.display()
-            )));
+    match &facts.sealed {
+        Some(sealed) => {
+            for sample in sealed {
+                let counts = &sample.counts;
+                let named: u64 = counts.by_key.iter().sum();
+                if counts.total > named {
+                    return Err(Error::Key(format!(
+                        "the backup {} holds {} {} value(s) sealed with a master key that its master_keys table does not record, so they cannot be proven to be sealed with {source}",
+                        path.display(),
+                        counts.total - named,
+                        counts.column.describe()
+                    )));
+                }
+                let Some(row) = &sample.first else { continue };
+                let opened = crate::crypto::seal::key_id_of(&row.sealed)
+                    .and_then(|id| keys.get(&id))
+                    .map(|k| {
+                        k.sealer()
+                            .open(&super::keys::row_context(counts.column, row), &row.sealed)
+                    });
+                if !matches!(opened, Some(Ok(_))) {
+                    return Err(Error::Key(format!(
+                        "an {} in the backup {} does not open with {source}",
+                        counts.column.describe(),
+                        path.display()
+                    )));
+                }
+            }
+        }
+        // Not read (PostgreSQL, or an older schema): one app's secret must open.
+        None => {
+            if let Some(app) = &facts.sample_app {
+                let opened = crate::crypto::seal::key_id_of(&app.client_secret_sealed)
+                    .and_then(|id| keys.get(&id))
+                    .map(|k| {
+                        k.sealer().open(
+                            &secret_context(&app.id, &app.owner, app.provider),
+                            &app.client_secret_sealed,
+                        )
+                    });
+                if !matches!(opened, Some(Ok(_))) {
+                    return Err(Error::Key(format!(
+                        "a secret in the backup {} does not open with {source}",
+                        path.display()
+                    )));
+                }
+            }
         }
     }
     Ok(BackupReport {
@@ -134,7 +195,8 @@ pub fn restore(config: &Config, source: &Path) -> Result<BackupReport> {
             source.display()
         )));
     }
-    let report = check_with_configured_keys(config, source)?;
+    let facts = backup::inspect_backup(source, &key_prefixes)?;
+    let report = check_facts_with_configured_keys(config, facts, source)?;
     backup::replace_database(&config.database.path, source)?;
     Ok(report)
 }
@@ -142,7 +204,7 @@ pub fn restore(config: &Config, source: &Path) -> Result<BackupReport> {
 /// Checks the database file `source` (a backup, or the live one) as `check_backup` does,
 /// with the master keys the configuration names (its key file or `security.master_key`).
 pub fn check_with_configured_keys(config: &Config, source: &Path) -> Result<BackupReport> {
-    check_facts_with_configured_keys(config, backup::inspect(source)?, source)
+    check_facts_with_configured_keys(config, backup::inspect(source, &key_prefixes)?, source)
 }
 
 /// The PostgreSQL database `database.url` names, checked as `check_with_configured_keys`

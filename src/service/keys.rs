@@ -93,7 +93,7 @@ pub(super) fn first_records(file: &RingFile, now: Timestamp) -> Vec<MasterKeyRec
 }
 
 /// The associated data of a sealed value, from the row it belongs to.
-fn row_context(column: SealedColumn, row: &SealedRow) -> Vec<&[u8]> {
+pub(super) fn row_context(column: SealedColumn, row: &SealedRow) -> Vec<&[u8]> {
     let pai = row.provider_account_id.as_deref().unwrap_or("");
     match column {
         SealedColumn::AppClientSecret => secret_context(&row.id, &row.owner, row.provider).to_vec(),

@@ -123,9 +123,21 @@ pub struct DatabaseFacts {
     pub keys: Vec<MasterKeyRecord>,
     /// One app, to prove the key opens its secret.
     pub sample_app: Option<AppRecord>,
+    /// Per sealed column: how many values it holds, how many each of `keys` seals, and the
+    /// first of them, to prove the key opens it (`None` when not read: PostgreSQL, or a
+    /// SQLite schema older than this build's).
+    pub sealed: Option<Vec<SealedSample>>,
     pub apps: i64,
     pub accounts: i64,
     pub bytes: u64,
+}
+
+/// What one sealed column of a database holds, for proving the key (see `DatabaseFacts`).
+#[derive(Debug, Clone)]
+pub struct SealedSample {
+    pub counts: SealedCounts,
+    /// The first value sealed with one of the recorded keys.
+    pub first: Option<SealedRow>,
 }
 
 /// The webhook events waiting for delivery.

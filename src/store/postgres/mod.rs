@@ -214,6 +214,7 @@ impl PgStore {
             latest_version: MIGRATIONS.len() as i64,
             keys: Vec::new(),
             sample_app: None,
+            sealed: None,
             apps: 0,
             accounts: 0,
             bytes: 0,

@@ -15,31 +15,226 @@ use crate::store::MasterKeyRecord;
 
 pub use crate::store::DatabaseFacts as BackupFacts;
 
-/// Writes a consistent copy of the database behind `conn` to `target`, a new file created
-/// with mode 0600 (the copy holds every sealed secret).
+/// Writes a consistent copy of the database behind `conn` to `target`, a new file of mode
+/// 0600 (the copy holds every sealed secret). Nothing is ever written through a link: the
+/// copy is made in a private directory (mode 0700) created beside `target`, then linked to
+/// `target`, which fails if anything, a dangling symbolic link included, is there already.
 pub(super) fn copy_into(conn: &Connection, target: &Path) -> Result<()> {
-    if target.exists() {
-        return Err(Error::invalid(format!(
-            "{} already exists: back up to a new file",
-            target.display()
-        )));
-    }
-    create_private(target)?;
-    let name = target
-        .to_str()
-        .ok_or_else(|| Error::invalid(format!("{} is not a UTF-8 path", target.display())))?;
-    if let Err(e) = conn.execute("VACUUM INTO ?1", [name]) {
-        let _ = std::fs::remove_file(target);
-        return Err(Error::store_caused(
-            format!("cannot write the backup {}", target.display()),
-            e,
-        ));
-    }
-    Ok(())
+    refuse_existing(target)?;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let staging = private_dir_in(&dir)?;
+    let copy = staging.join("backup.db");
+    let made = (|| {
+        create_new_private(&copy)
+            .map_err(|e| Error::store_caused(format!("cannot create {}", copy.display()), e))?;
+        let name = copy
+            .to_str()
+            .ok_or_else(|| Error::invalid(format!("{} is not a UTF-8 path", target.display())))?;
+        conn.execute("VACUUM INTO ?1", [name]).map_err(|e| {
+            Error::store_caused(format!("cannot write the backup {}", target.display()), e)
+        })?;
+        File::open(&copy)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::store_caused(format!("cannot sync {}", copy.display()), e))?;
+        // link(2) never follows or replaces what is at `target`.
+        std::fs::hard_link(&copy, target).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                refuse_existing(target).err().unwrap_or_else(|| {
+                    Error::Conflict(format!(
+                        "{} appeared while the backup was written: back up to a new file",
+                        target.display()
+                    ))
+                })
+            } else {
+                Error::store_caused(format!("cannot create the backup {}", target.display()), e)
+            }
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    made
 }
 
-/// Reads what a backup holds. A file that is not a Dravo database is an error that says so.
-pub fn inspect(path: &Path) -> Result<BackupFacts> {
+/// Refuses a backup target that exists, or is a symbolic link (dangling or not).
+fn refuse_existing(target: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Conflict(format!(
+            "{} is a symbolic link, and a backup is never written through one: back up to a new file",
+            target.display()
+        ))),
+        Ok(_) => Err(Error::invalid(format!(
+            "{} already exists: back up to a new file",
+            target.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::store_caused(
+            format!("cannot look at {}", target.display()),
+            e,
+        )),
+    }
+}
+
+/// Creates `path` with `O_CREAT | O_EXCL | O_NOFOLLOW` and mode 0600.
+fn create_new_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// A new directory of mode 0700 in `dir`, for writing a file no one else can reach.
+fn private_dir_in(dir: &Path) -> Result<PathBuf> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let mut last = None;
+    for _ in 0..8 {
+        let path = dir.join(format!(".dravo-backup-{:016x}", rand::random::<u64>()));
+        match builder.create(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => {
+                return Err(Error::store_caused(
+                    format!("cannot create a directory in {}", dir.display()),
+                    e,
+                ));
+            }
+        }
+    }
+    Err(Error::store_caused(
+        format!("cannot create a directory in {}", dir.display()),
+        last.expect("the loop ran"),
+    ))
+}
+
+/// Reads what a backup file holds, trusting nothing in it: it must be a regular file (looked
+/// at without opening it, so a FIFO cannot block), at this build's schema version, and its
+/// schema must be exactly what this build's migrations create (no trigger, view, table or
+/// index more or less, none changed). `prefixes` gives the byte prefixes of a key id's values.
+pub fn inspect_backup(path: &Path, prefixes: &dyn Fn(u32) -> Vec<Vec<u8>>) -> Result<BackupFacts> {
+    let not_a_backup =
+        |why: String| Error::invalid(format!("{} is not a Dravo backup: {why}", path.display()));
+    let meta = std::fs::symlink_metadata(path).map_err(|e| not_a_backup(e.to_string()))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(not_a_backup(format!(
+            "it is not a regular file but {}",
+            describe_file_type(&kind)
+        )));
+    }
+    let facts = inspect(path, prefixes)?;
+    if facts.integrity != "ok" || facts.schema_version > facts.latest_version {
+        // The caller says why (damaged, or from a newer Dravo).
+        return Ok(facts);
+    }
+    if facts.schema_version < facts.latest_version {
+        return Err(not_a_backup(format!(
+            "it is at schema {} and this Dravo's is {}, so restore it with the Dravo version that made it, then upgrade",
+            facts.schema_version, facts.latest_version
+        )));
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| not_a_backup(e.to_string()))?;
+    let found = schema_of(&conn).map_err(|e| not_a_backup(e.to_string()))?;
+    let expected = reference_schema()?;
+    if let Some(why) = schema_difference(&found, &expected) {
+        return Err(not_a_backup(why));
+    }
+    Ok(facts)
+}
+
+fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+    }
+    if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
+}
+
+/// One entry of `sqlite_schema`: type, name, table, and its SQL with whitespace normalised.
+type SchemaEntry = (String, String, String, String);
+
+fn schema_of(conn: &Connection) -> rusqlite::Result<std::collections::BTreeSet<SchemaEntry>> {
+    let mut stmt =
+        conn.prepare("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema")?;
+    let rows = stmt.query_map([], |r| {
+        let sql: String = r.get(3)?;
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            sql.split_whitespace().collect::<Vec<_>>().join(" "),
+        ))
+    })?;
+    rows.filter(|r| {
+        // ANALYZE's statistics steer the query planner only.
+        !matches!(r, Ok((_, name, _, _)) if name.starts_with("sqlite_stat"))
+    })
+    .collect()
+}
+
+/// The schema this build's migrations create, on an empty in-memory database.
+fn reference_schema() -> Result<std::collections::BTreeSet<SchemaEntry>> {
+    let mut conn = Connection::open_in_memory()?;
+    super::migrations()
+        .to_latest(&mut conn)
+        .map_err(|e| Error::store_caused("cannot build the reference schema", e))?;
+    Ok(schema_of(&conn)?)
+}
+
+/// The first way `found` differs from `expected`, in words.
+fn schema_difference(
+    found: &std::collections::BTreeSet<SchemaEntry>,
+    expected: &std::collections::BTreeSet<SchemaEntry>,
+) -> Option<String> {
+    let named = |set: &std::collections::BTreeSet<SchemaEntry>, entry: &SchemaEntry| {
+        set.iter().any(|e| e.0 == entry.0 && e.1 == entry.1)
+    };
+    if let Some(extra) = found.difference(expected).next() {
+        return Some(if named(expected, extra) {
+            format!(
+                "its {} `{}` differs from the one Dravo's migrations create",
+                extra.0, extra.1
+            )
+        } else {
+            format!(
+                "it holds a {} `{}` that Dravo's migrations do not create",
+                extra.0, extra.1
+            )
+        });
+    }
+    expected.difference(found).next().map(|missing| {
+        format!(
+            "it lacks the {} `{}` that Dravo's migrations create",
+            missing.0, missing.1
+        )
+    })
+}
+
+/// Reads what a database holds. A file that is not a Dravo database is an error that says so.
+/// `prefixes` gives the byte prefixes of a key id's values.
+pub fn inspect(path: &Path, prefixes: &dyn Fn(u32) -> Vec<Vec<u8>>) -> Result<BackupFacts> {
     let not_a_backup =
         |why: String| Error::invalid(format!("{} is not a Dravo backup: {why}", path.display()));
     let bytes = std::fs::metadata(path)
@@ -81,10 +276,33 @@ pub fn inspect(path: &Path) -> Result<BackupFacts> {
             .into_iter()
             .collect()
     };
+    let latest_version = migrations_list().len() as i64;
+    // The sealed columns are where this build's schema has them.
+    let sealed = if integrity == "ok" && schema_version == latest_version {
+        let by_key: Vec<Vec<Vec<u8>>> = keys.iter().map(|k| prefixes(k.id)).collect();
+        let any_key = by_key.concat();
+        let counts = super::keys::count(&conn, &by_key).map_err(|e| not_a_backup(e.to_string()))?;
+        let mut samples = Vec::new();
+        for counts in counts {
+            let first = if counts.total > 0 && !any_key.is_empty() {
+                super::keys::page(&conn, counts.column, i64::MIN, &any_key, 1)
+                    .map_err(|e| not_a_backup(e.to_string()))?
+                    .into_iter()
+                    .next()
+            } else {
+                None
+            };
+            samples.push(crate::store::SealedSample { counts, first });
+        }
+        Some(samples)
+    } else {
+        None
+    };
     Ok(BackupFacts {
         integrity,
+        sealed,
         schema_version,
-        latest_version: migrations_list().len() as i64,
+        latest_version,
         keys,
         sample_app: apps::first(&conn)?,
         apps,
