@@ -351,7 +351,7 @@ enum TokenCommand {
         /// The tenant the token names (its `sub`)
         #[arg(long, value_name = "TENANT")]
         sub: String,
-        /// Lifetime in seconds, 1 to 31536000
+        /// Lifetime in seconds, 1 to auth.max_token_lifetime (604800, 7 days, by default)
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
         ttl: u64,
     },
