@@ -22,6 +22,8 @@ pub struct Authenticator {
     signing: Signing,
     validation: Validation,
     tenant_claim: String,
+    /// `auth.max_token_lifetime`: the longest span from `iat` (or now) to `exp`.
+    max_lifetime: u64,
     issuer: Option<String>,
     audience: Option<String>,
     /// Tokens already verified, per thread: token → (tenant, last second it is valid, keys'
@@ -164,6 +166,7 @@ impl Authenticator {
             signing,
             validation,
             tenant_claim: auth.tenant_claim.clone(),
+            max_lifetime: auth.max_token_lifetime,
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
             verified: ThreadLocal::new(),
@@ -270,22 +273,46 @@ impl Authenticator {
                 self.signature_hint,
             )));
         }
-        match claims.get("nbf") {
-            None => {}
-            Some(v) => {
-                let nbf = v
-                    .as_u64()
-                    .or_else(|| v.as_f64().map(|f| f.max(0.0) as u64))
-                    .ok_or_else(|| {
-                        Error::unauthorized("the bearer token's `nbf` claim is malformed")
-                    })?;
-                if now.saturating_add(leeway) < nbf {
-                    return Err(Error::unauthorized(describe_jwt_error(
-                        &ErrorKind::ImmatureSignature,
-                        self.signature_hint,
-                    )));
-                }
-            }
+        let time_claim = |name: &str| -> Result<Option<u64>> {
+            claims
+                .get(name)
+                .map(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_f64().map(|f| f.max(0.0) as u64))
+                        .ok_or_else(|| {
+                            Error::unauthorized(format!(
+                                "the bearer token's `{name}` claim is malformed"
+                            ))
+                        })
+                })
+                .transpose()
+        };
+        if let Some(nbf) = time_claim("nbf")?
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(Error::unauthorized(describe_jwt_error(
+                &ErrorKind::ImmatureSignature,
+                self.signature_hint,
+            )));
+        }
+        let iat = time_claim("iat")?;
+        if let Some(iat) = iat
+            && now.saturating_add(leeway) < iat
+        {
+            return Err(Error::unauthorized(
+                "the bearer token's `iat` (issued at) is in the future: check the clock of the system that signed it",
+            ));
+        }
+        // Measured from `iat`, or from now without one: a token may not outlive the maximum
+        // whenever it was made.
+        let from = iat.unwrap_or(now);
+        if exp.saturating_sub(from) > self.max_lifetime.saturating_add(leeway) {
+            return Err(Error::unauthorized(format!(
+                "the bearer token is valid for {} seconds{}, longer than auth.max_token_lifetime allows ({} seconds): issue a shorter-lived token",
+                exp.saturating_sub(from),
+                if iat.is_some() { "" } else { " from now" },
+                self.max_lifetime
+            )));
         }
         let claim = &self.tenant_claim;
         let owner = match claims.get(claim) {
@@ -322,6 +349,12 @@ impl Authenticator {
             }
         };
         let owner = Owner::parse("--sub", subject)?;
+        if ttl_seconds > self.max_lifetime {
+            return Err(Error::invalid(format!(
+                "--ttl {ttl_seconds} is longer than auth.max_token_lifetime allows: at most {} seconds",
+                self.max_lifetime
+            )));
+        }
         let now = u64::try_from(self.clock.now().unix()).unwrap_or(0);
         let mut claims = Map::new();
         claims.insert("sub".into(), owner.as_str().into());

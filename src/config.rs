@@ -254,6 +254,7 @@ pub struct SecurityConfig {
     pub allow_insecure_key_file: bool,
 }
 
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
@@ -262,7 +263,14 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub tenant_claim: String,
+    /// The longest a dashboard token may be valid, in seconds: from its `iat` (or from now,
+    /// without one) to its `exp`. `dravo token issue --ttl` may not ask for more.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub max_token_lifetime: u64,
 }
+
+/// `auth.max_token_lifetime` by default: 7 days, a dashboard session's order of magnitude.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: u64 = 7 * 86_400;
 
 impl Default for AuthConfig {
     fn default() -> Self {
@@ -272,6 +280,7 @@ impl Default for AuthConfig {
             issuer: None,
             audience: None,
             tenant_claim: "sub".into(),
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
         }
     }
 }
@@ -528,6 +537,7 @@ impl From<SplitList> for Vec<String> {
 fn accepted_forms(key: &str) -> &'static str {
     match key.rsplit('.').next().unwrap_or(key) {
         "timeout_seconds"
+        | "max_token_lifetime"
         | "skew_seconds"
         | "warn_days"
         | "interval_seconds"
@@ -687,6 +697,11 @@ impl Config {
         let claim = &self.auth.tenant_claim;
         if claim.is_empty() || claim.chars().any(char::is_control) {
             return Err(Error::config("auth.tenant_claim must name a JWT claim"));
+        }
+        if !(60..=31_536_000).contains(&self.auth.max_token_lifetime) {
+            return Err(Error::config(
+                "auth.max_token_lifetime must be between 60 and 31536000 seconds (one year)",
+            ));
         }
         if let Some(url) = &self.dashboard.return_url {
             check_base_url("dashboard.return_url", url)?;

@@ -67,6 +67,30 @@ pub fn is_hidden(c: char) -> bool {
     c.is_control() || is_bidi_control(c) || is_invisible(c)
 }
 
+/// Whether `c` can forge or reorder a log line or a query value shown to someone: a control
+/// character (C0, DEL, C1 such as U+0085 NEL), the line and paragraph separators U+2028 and
+/// U+2029, or a bidirectional formatting character.
+pub fn breaks_log_lines(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_bidi_control(c)
+}
+
+/// `text` (a request path, a provider's words) safe for either log format: every character
+/// of [`breaks_log_lines`] written as a `\u{…}` escape, the rest untouched.
+pub fn escape_untrusted(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(breaks_log_lines) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if breaks_log_lines(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Rejects control and bidirectional formatting characters anywhere, and text with nothing
 /// visible in it (only whitespace and zero-width characters).
 fn check_visible(field: &str, value: &str) -> Result<(), Error> {
@@ -709,6 +733,20 @@ mod tests {
         );
         assert!(Owner::parse("sub", "team\u{200c}a").is_ok());
         assert!(Owner::parse("sub", "שלום عالم").is_ok());
+    }
+
+    #[test]
+    fn escape_untrusted_escapes_controls_c1_line_separators_and_bidi_controls() {
+        assert!(matches!(
+            escape_untrusted("/v1/oauth-apps/oa_1"),
+            std::borrow::Cow::Borrowed("/v1/oauth-apps/oa_1")
+        ));
+        assert_eq!(
+            escape_untrusted("/a\nb\u{85}c\u{2028}d\u{2029}e\u{202E}f\u{2066}g\u{1b}[31mh\u{7f}"),
+            "/a\\u{a}b\\u{85}c\\u{2028}d\\u{2029}e\\u{202e}f\\u{2066}g\\u{1b}[31mh\\u{7f}"
+        );
+        // Ordinary non-ASCII text stays as it is.
+        assert_eq!(escape_untrusted("café ünïcode"), "café ünïcode");
     }
 
     #[test]

@@ -212,6 +212,75 @@ async fn expired_token_is_401() {
 }
 
 #[tokio::test]
+async fn token_issued_in_the_future_is_401() {
+    let app = app_with_secret().await;
+    // Two minutes ahead: past the 30 s leeway.
+    let claims = json!({"sub": "alice", "iat": now() + 120, "exp": now() + 600});
+    let message = assert_unauthorized(list_with_token(&app, &sign(&claims)).await).await;
+    assert_eq!(
+        message,
+        "the bearer token's `iat` (issued at) is in the future: check the clock of the system that signed it"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn token_issued_a_few_seconds_ahead_is_accepted_within_the_leeway() {
+    let app = app_with_secret().await;
+    let claims = json!({"sub": "alice", "iat": now() + 5, "exp": now() + 600});
+    assert_eq!(list_with_token(&app, &sign(&claims)).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn token_valid_longer_than_the_default_max_token_lifetime_is_401() {
+    let app = app_with_secret().await;
+    let iat = now();
+    // Eight days; the default maximum is seven.
+    let claims = json!({"sub": "alice", "iat": iat, "exp": iat + 8 * 86_400});
+    let message = assert_unauthorized(list_with_token(&app, &sign(&claims)).await).await;
+    assert_eq!(
+        message,
+        "the bearer token is valid for 691200 seconds, longer than auth.max_token_lifetime allows (604800 seconds): issue a shorter-lived token"
+    );
+    // Exactly seven days is allowed.
+    let claims = json!({"sub": "alice", "iat": iat, "exp": iat + 7 * 86_400});
+    assert_eq!(list_with_token(&app, &sign(&claims)).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn token_without_iat_and_an_exp_near_the_end_of_time_is_401() {
+    let app = app_with_secret().await;
+    for exp in [u64::MAX, now() + 30 * 86_400] {
+        let claims = json!({"sub": "alice", "exp": exp});
+        let message = assert_unauthorized(list_with_token(&app, &sign(&claims)).await).await;
+        assert!(
+            message
+                .contains("from now, longer than auth.max_token_lifetime allows (604800 seconds)"),
+            "{message}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn max_token_lifetime_is_configurable() {
+    let app = spawn_app_with(|c| {
+        c.auth.jwt_secret = Some(SecretString::from(SECRET));
+        c.auth.max_token_lifetime = 3600;
+    })
+    .await;
+    let iat = now();
+    let long = json!({"sub": "alice", "iat": iat, "exp": iat + 7200});
+    let message = assert_unauthorized(list_with_token(&app, &sign(&long)).await).await;
+    assert!(message.contains("(3600 seconds)"), "{message}");
+    let short = json!({"sub": "alice", "iat": iat, "exp": iat + 3600});
+    assert_eq!(list_with_token(&app, &sign(&short)).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn wrongly_signed_token_is_401() {
     let app = app_with_secret().await;
     let token = sign_with(OTHER_SECRET, &good_claims("alice"));

@@ -171,6 +171,47 @@ fn token_issue_usage_errors_exit_2() {
 }
 
 #[test]
+fn token_issue_ttl_above_max_token_lifetime_is_a_usage_error_naming_the_maximum() {
+    let dir = tempdir();
+    // The default maximum: 7 days.
+    let out = dravo(
+        dir.path(),
+        &["token", "issue", "--sub", "a", "--ttl", "604801"],
+    );
+    out.assert_usage_error();
+    assert_eq!(
+        out.stderr.trim_end(),
+        "error: --ttl 604801 is longer than auth.max_token_lifetime allows: at most 604800 seconds"
+    );
+    dravo(
+        dir.path(),
+        &["token", "issue", "--sub", "a", "--ttl", "604800"],
+    )
+    .assert_success();
+    // A configured maximum.
+    let env = [("DRAVO_AUTH_MAX_TOKEN_LIFETIME", "86400")];
+    let out = dravo_with(
+        dir.path(),
+        &env,
+        &["token", "issue", "--sub", "a", "--ttl", "86401"],
+        "",
+    );
+    out.assert_usage_error();
+    assert!(
+        out.stderr.contains("at most 86400 seconds"),
+        "{}",
+        out.stderr
+    );
+    dravo_with(
+        dir.path(),
+        &env,
+        &["token", "issue", "--sub", "a", "--ttl", "86400"],
+        "",
+    )
+    .assert_success();
+}
+
+#[test]
 fn token_issue_is_stable_across_runs_in_the_same_directory() {
     // Two runs sign with the same key (the key file created by the first), so their
     // signatures over identical claims would match; here we only check both succeed and the

@@ -423,6 +423,34 @@ async fn readyz_is_503_naming_the_key_when_the_database_belongs_to_another_key()
     app.stop().await;
 }
 
+/// Anyone may ask `/readyz`: a failed database check names the check, never where the
+/// database lives (a PostgreSQL host, port and name, or a SQLite file) nor the driver's error.
+#[tokio::test]
+async fn readyz_names_the_failed_database_check_without_saying_where_the_database_lives() {
+    let app = spawn_app().await;
+    // The key check reads this table: without it the database check fails there.
+    Db::open(&app.db_path()).batch("DROP TABLE master_keys");
+
+    let message = assert_error(readyz(&app).await, 503, "not_ready").await;
+    assert_eq!(
+        message,
+        "not ready: database: the database did not answer the readiness check (the server log says why)"
+    );
+    let path = app.db_path();
+    let dir = path.parent().unwrap().to_string_lossy().into_owned();
+    for leak in [
+        dir.as_str(),
+        "master_keys",
+        "127.0.0.1",
+        "localhost",
+        "postgres",
+        "dravo.db",
+    ] {
+        assert!(!message.contains(leak), "{leak} in {message}");
+    }
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // X-Request-Id
 

@@ -252,7 +252,7 @@ async fn edge<E: Endpoint>(
     tracing::info!(
         target: "dravo::http",
         %method,
-        path = %path,
+        path = %crate::domain::escape_untrusted(&path),
         client_ip = %client,
         status,
         latency_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),

@@ -202,10 +202,18 @@ fn snake_case(code: &str) -> String {
     safe_code(&out)
 }
 
-/// Keeps a provider-supplied description printable and short.
+/// Keeps a provider-supplied description printable and short: control characters (C0, C1),
+/// the line and paragraph separators and bidirectional controls become spaces, so the text
+/// can neither break a log line nor reorder what a dashboard shows of the redirect.
 pub fn safe_description(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if crate::domain::breaks_log_lines(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .take(300)
         .collect::<String>()
         .trim()
@@ -273,6 +281,16 @@ pub fn int_field(body: &Value, key: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safe_description_blanks_c1_line_separators_and_bidi_controls() {
+        assert_eq!(
+            safe_description(
+                "denied\u{85}INFO forged\u{2028}line\u{2029}x\u{202E}txt.exe\u{2066}y"
+            ),
+            "denied INFO forged line x txt.exe y"
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -556,7 +556,7 @@ impl Dravo {
         destination: Option<&str>,
     ) -> CallbackOutcome {
         if failure.kind == FailureKind::BadState {
-            tracing::warn!(%provider, reason = %failure.description, "oauth callback refused");
+            tracing::warn!(%provider, reason = %crate::domain::escape_untrusted(&failure.description), "oauth callback refused");
             return CallbackOutcome::Failed {
                 kind: failure.kind,
                 code: failure.code,
@@ -566,7 +566,7 @@ impl Dravo {
         }
         let code = safe_code(&failure.code);
         let description = safe_description(&failure.description);
-        tracing::warn!(%provider, error = %code, description = %description, "oauth connect failed");
+        tracing::warn!(%provider, error = %code, description = %crate::domain::escape_untrusted(&description), "oauth connect failed");
         let redirect = destination.and_then(|d| {
             let mut params = vec![
                 ("status", "error"),

@@ -7,7 +7,9 @@ use crate::error::Result;
 use crate::metrics::StoredFigures;
 
 /// Why the server is not ready: one `"<check>: <what failed>"` per failed check, in the
-/// order they ran (`database`, `migrations`, `key`).
+/// order they ran (`database`, `migrations`, `key`). Anyone may ask `/readyz`, so a failure
+/// never says where the database lives (host, port, name, file path) nor what the driver
+/// said: that goes to the server log only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotReady(pub Vec<String>);
 
@@ -15,6 +17,16 @@ impl std::fmt::Display for NotReady {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "not ready: {}", self.0.join("; "))
     }
+}
+
+/// What `/readyz` says when the database check failed: which check, not where the database
+/// is. The driver's error (which names the host, port and database, or the file) is logged.
+pub(crate) const DATABASE_NOT_READY: &str =
+    "database: the database did not answer the readiness check (the server log says why)";
+
+fn database_failed(e: &crate::error::Error) -> String {
+    tracing::warn!(error = %e, "readiness: the database check failed");
+    DATABASE_NOT_READY.into()
 }
 
 impl Dravo {
@@ -26,7 +38,7 @@ impl Dravo {
         let store = &self.0.store;
         let mut failed = Vec::new();
         match store.schema_version().await {
-            Err(e) => failed.push(format!("database: {e}")),
+            Err(e) => failed.push(database_failed(&e)),
             Ok(v) if v.found > v.latest => failed.push(format!(
                 "migrations: the database schema is at version {}, newer than this build's {} (a newer Dravo migrated it)",
                 v.found, v.latest
@@ -38,7 +50,7 @@ impl Dravo {
             Ok(_) => {}
         }
         // Only when the database answered: otherwise this would repeat its failure.
-        if failed.iter().all(|f| !f.starts_with("database:"))
+        if failed.iter().all(|f| f != DATABASE_NOT_READY)
             && let Err(why) = self.holds_sealing_key().await
         {
             failed.push(why);
@@ -59,7 +71,7 @@ impl Dravo {
             .store
             .master_keys()
             .await
-            .map_err(|e| format!("database: {e}"))?;
+            .map_err(|e| database_failed(&e))?;
         let Some(current) = records
             .iter()
             .filter(|r| r.retired_at.is_none())
