@@ -133,16 +133,14 @@ pub fn inspect_backup(path: &Path, prefixes: &dyn Fn(u32) -> Vec<Vec<u8>>) -> Re
         // The caller says why (damaged, or from a newer Dravo).
         return Ok(facts);
     }
-    if facts.schema_version < facts.latest_version {
-        return Err(not_a_backup(format!(
-            "it is at schema {} and this Dravo's is {}, so restore it with the Dravo version that made it, then upgrade",
-            facts.schema_version, facts.latest_version
-        )));
-    }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| not_a_backup(e.to_string()))?;
     let found = schema_of(&conn).map_err(|e| not_a_backup(e.to_string()))?;
-    let expected = reference_schema()?;
+    // An older backup is held to the schema its own version had; the server migrates it on
+    // its next start, as it would the database it was taken from.
+    let version = usize::try_from(facts.schema_version)
+        .map_err(|_| not_a_backup(format!("schema version {}", facts.schema_version)))?;
+    let expected = reference_schema(version)?;
     if let Some(why) = schema_difference(&found, &expected) {
         return Err(not_a_backup(why));
     }
@@ -195,9 +193,12 @@ fn schema_of(conn: &Connection) -> rusqlite::Result<std::collections::BTreeSet<S
 }
 
 /// The schema this build's migrations create, on an empty in-memory database.
-fn reference_schema() -> Result<std::collections::BTreeSet<SchemaEntry>> {
+/// The schema Dravo's first `version` migrations create.
+fn reference_schema(version: usize) -> Result<std::collections::BTreeSet<SchemaEntry>> {
     let mut conn = Connection::open_in_memory()?;
-    super::migrations()
+    let mut list = migrations_list();
+    list.truncate(version);
+    rusqlite_migration::Migrations::new(list)
         .to_latest(&mut conn)
         .map_err(|e| Error::store_caused("cannot build the reference schema", e))?;
     Ok(schema_of(&conn)?)
@@ -388,4 +389,33 @@ pub fn replace_database(db: &Path, source: &Path) -> Result<()> {
     })?;
     drop(lock);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backup from an older Dravo (schema 12, before the covering index and the tokens'
+    /// version) is held to schema 12's shape, and accepted: the server migrates it.
+    #[test]
+    fn an_older_backup_is_checked_against_its_own_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v12.db");
+        let mut conn = Connection::open(&path).unwrap();
+        let mut upto_12 = migrations_list();
+        upto_12.truncate(12);
+        rusqlite_migration::Migrations::new(upto_12)
+            .to_latest(&mut conn)
+            .unwrap();
+        drop(conn);
+        let facts = inspect_backup(&path, &|_| Vec::new()).unwrap();
+        assert_eq!(facts.schema_version, 12);
+
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE VIEW spy AS SELECT * FROM accounts")
+            .unwrap();
+        drop(conn);
+        let refused = inspect_backup(&path, &|_| Vec::new()).unwrap_err();
+        assert!(refused.to_string().contains("`spy`"), "{refused}");
+    }
 }
