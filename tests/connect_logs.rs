@@ -29,11 +29,15 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &std::path::Path, fake: &FakeProvider) -> Server {
+    start_server_logging(dir, fake, "trace")
+}
+
+fn start_server_logging(dir: &std::path::Path, fake: &FakeProvider, level: &str) -> Server {
     let (authorize, token, api) = fake.config_urls();
     let mut child = dravo_cmd(dir)
         .arg("serve")
         .env("DRAVO_SERVER_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "trace")
+        .env("RUST_LOG", level)
         .env(
             "DRAVO_DASHBOARD_ALLOWED_RETURN_URLS",
             "https://dash.example.com",
@@ -141,22 +145,7 @@ async fn a_facebook_connect_at_trace_level_logs_no_secret_code_state_or_token() 
     let location = done.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.contains("status=connected"), "{location}");
 
-    // Stop gracefully so every log line is flushed.
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !server
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("stopped"))
-    {
-        assert!(Instant::now() < deadline, "server did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let log = server.log.lock().unwrap().join("\n");
+    let log = stop_and_read_log(&server);
 
     assert!(
         log.contains("account connected"),
@@ -180,4 +169,61 @@ async fn a_facebook_connect_at_trace_level_logs_no_secret_code_state_or_token() 
     for (what, value) in forbidden {
         assert!(!log.contains(&value), "the log contains the {what}");
     }
+}
+
+/// Stops the server gracefully, so every log line is flushed, and returns its log.
+fn stop_and_read_log(server: &Server) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("stopped"))
+    {
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.log.lock().unwrap().join("\n")
+}
+
+#[tokio::test]
+async fn a_request_path_with_line_breaks_c1_and_bidi_controls_is_logged_escaped() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeProvider::start(Kind::Facebook, "fb-client-123", "fb-secret-1234").await;
+    let server = start_server_logging(dir.path(), &fake, "info");
+    // Raw bytes, as an attacker sends them (a client library would percent-encode them):
+    // NEL (C1), LINE SEPARATOR, RIGHT-TO-LEFT OVERRIDE.
+    let addr = server.base_url.trim_start_matches("http://").to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .write_all(
+                b"GET /v1/forged\xC2\x85INFO\xE2\x80\xA8fake\xE2\x80\xAEline HTTP/1.1\r\n\
+                  Host: x\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    let log = stop_and_read_log(&server);
+    let line = log
+        .lines()
+        .find(|l| l.contains("/v1/forged"))
+        .unwrap_or_else(|| panic!("the request is not in the log: {log}"));
+    for raw in ['\u{85}', '\u{2028}', '\u{202E}'] {
+        assert!(!log.contains(raw), "{raw:?} reached the log raw: {line}");
+    }
+    assert!(
+        line.contains("\\u{85}") && line.contains("\\u{2028}") && line.contains("\\u{202e}"),
+        "{line}"
+    );
 }
