@@ -120,7 +120,7 @@ fi
 export DRAVO_SERVER_BIND="127.0.0.1:$DRAVO_PORT"
 # The rate limits at their highest (100 000 requests/s per tenant or client, as good as off):
 # one tenant and one client address make all the load, and the run is about Dravo's work.
-for limit in START CALLBACK CREATE TOKEN; do
+for limit in START CALLBACK CREATE TOKEN CHANGE; do
     export "DRAVO_LIMITS_${limit}_PER_SECOND=100000"
 done
 # The default log level, as users run it: one info line per request. LOG_LEVEL=warn measures

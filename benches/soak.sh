@@ -149,7 +149,7 @@ export DRAVO_DATABASE_PATH="$TMP/dravo.db"
 export DRAVO_SERVER_BIND="127.0.0.1:$DRAVO_PORT"
 # The rate limits at their highest (100 000 requests/s per tenant or client, as good as off):
 # one tenant and one client address make all the load, and the run is about Dravo's work.
-for limit in START CALLBACK CREATE TOKEN; do
+for limit in START CALLBACK CREATE TOKEN CHANGE; do
     export "DRAVO_LIMITS_${limit}_PER_SECOND=100000"
 done
 export DRAVO_PROVIDERS_X_AUTHORIZE_URL="$FAKE_URL/authorize"

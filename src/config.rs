@@ -390,6 +390,10 @@ pub struct LimitsConfig {
     /// `/v1/accounts/{id}/access-token` and `/v1/accounts/{id}/refresh` together, per tenant.
     #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
     pub token_per_second: u32,
+    /// Changes by id: `PATCH` and `DELETE /v1/oauth-apps/{id}`, `DELETE /v1/accounts/{id}`
+    /// and `POST /v1/accounts/{id}/confirm` together, per tenant.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub change_per_second: u32,
 }
 
 impl LimitsConfig {
@@ -399,12 +403,13 @@ impl LimitsConfig {
     pub const BURST_SECONDS: u32 = 5;
 
     /// Every rate with its key, for checks and messages.
-    pub fn rates(&self) -> [(&'static str, u32); 4] {
+    pub fn rates(&self) -> [(&'static str, u32); 5] {
         [
             ("limits.start_per_second", self.start_per_second),
             ("limits.callback_per_second", self.callback_per_second),
             ("limits.create_per_second", self.create_per_second),
             ("limits.token_per_second", self.token_per_second),
+            ("limits.change_per_second", self.change_per_second),
         ]
     }
 }
@@ -416,6 +421,7 @@ impl Default for LimitsConfig {
             callback_per_second: 10,
             create_per_second: 5,
             token_per_second: 50,
+            change_per_second: 10,
         }
     }
 }
@@ -546,7 +552,8 @@ fn accepted_forms(key: &str) -> &'static str {
         | "start_per_second"
         | "callback_per_second"
         | "create_per_second"
-        | "token_per_second" => "a whole number",
+        | "token_per_second"
+        | "change_per_second" => "a whole number",
         "allow_insecure_key_file" | "background" => "true or false",
         "allowed_return_urls" | "scopes" | "cors_origins" => {
             "a list of strings or a space- or comma-separated string"
@@ -1512,9 +1519,10 @@ mod tests {
                 d.start_per_second,
                 d.callback_per_second,
                 d.create_per_second,
-                d.token_per_second
+                d.token_per_second,
+                d.change_per_second
             ),
-            (10, 10, 5, 50)
+            (10, 10, 5, 50, 10)
         );
         let c = load_toml(
             "[limits]\nstart_per_second = 1\ntoken_per_second = 100000\n",

@@ -299,7 +299,7 @@ fn exactly_the_operations_that_refresh_declare_503_refresh_backoff_with_retry_af
 fn exactly_the_rate_limited_operations_declare_429_with_retry_after() {
     // CONTRACT §8: start and app creation per tenant, the callback per client IP, and the
     // token reads (access-token and refresh) per tenant; app checks share the creation bucket
-    // (they call the provider). No other operation can answer 429.
+    // (they call the provider); changes by id per tenant. No other operation can answer 429.
     let limited = [
         ("/v1/oauth/{provider}/start", "get"),
         (CALLBACK_PATH, "get"),
@@ -307,6 +307,10 @@ fn exactly_the_rate_limited_operations_declare_429_with_retry_after() {
         ("/v1/oauth-apps/{id}/check", "post"),
         ("/v1/accounts/{id}/access-token", "get"),
         ("/v1/accounts/{id}/refresh", "post"),
+        ("/v1/oauth-apps/{id}", "patch"),
+        ("/v1/oauth-apps/{id}", "delete"),
+        ("/v1/accounts/{id}", "delete"),
+        ("/v1/accounts/{id}/confirm", "post"),
     ];
     let spec = spec();
     for (path, method, op) in all_operations(&spec) {

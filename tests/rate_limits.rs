@@ -31,6 +31,7 @@ fn slow(config: &mut Config) {
     config.limits.callback_per_second = 1;
     config.limits.create_per_second = 1;
     config.limits.token_per_second = 1;
+    config.limits.change_per_second = 1;
 }
 
 /// An X default app, so `start` answers 200 without a BYOK app.
@@ -167,6 +168,46 @@ async fn app_checks_share_the_creation_bucket() {
         )
         .await;
     assert_eq!(resp.status(), 200);
+    app.stop().await;
+}
+
+/// Guessing at confirmation codes, renaming an app and deleting by id share one bucket per
+/// tenant: 300 wrong codes in half a second are no longer possible.
+#[tokio::test]
+async fn confirmations_and_changes_by_id_share_one_bucket_per_tenant() {
+    let app = spawn_app_with(slow).await;
+    let a = &app;
+    let (before, message) = until_limited(move |_| async move {
+        a.http
+            .post(a.url("/v1/accounts/acc_aaaaaaaaaaaaaaaaaaaa/confirm"))
+            .bearer_auth(a.token("erin"))
+            .json(&json!({"code": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}))
+            .send()
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_burst(&before, 404);
+    assert!(message.contains("connection confirmations"), "{message}");
+    // The same bucket: a rename is refused too, and changed nothing.
+    let created = app.create_ok("erin", &app_body("x", "Named")).await;
+    let path = format!("/v1/oauth-apps/{}", created["id"].as_str().unwrap());
+    let rename = app
+        .http
+        .patch(app.url(&path))
+        .bearer_auth(app.token("erin"))
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(rename, 429, "rate_limited").await;
+    let shown: Value = app.get_as("erin", &path).await.json().await.unwrap();
+    assert_eq!(shown["name"], "Named");
+    // Another tenant is not slowed.
+    let deleted = app
+        .delete_as("frank", "/v1/accounts/acc_aaaaaaaaaaaaaaaaaaaa")
+        .await;
+    assert_error(deleted, 404, "not_found").await;
     app.stop().await;
 }
 

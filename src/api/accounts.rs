@@ -6,7 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::api::error::{ApiError, RefreshError};
+use crate::api::error::{ApiError, LimitedError, RefreshError};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
@@ -216,9 +216,11 @@ impl AccountsApi {
     async fn delete(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
         auth: DashboardAuth,
         id: Path<Checked<AccountId>>,
-    ) -> Result<AccountDeleted, ApiError> {
+    ) -> Result<AccountDeleted, LimitedError> {
+        limits.change(&auth.0)?;
         let deleted = dravo.delete_account(&auth.0, &id.0.0).await?;
         Ok(AccountDeleted::Ok(Json(deleted.into())))
     }
@@ -239,10 +241,12 @@ impl AccountsApi {
     async fn confirm(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
         auth: DashboardAuth,
         id: Path<Checked<AccountId>>,
         body: Json<ConfirmConnection>,
-    ) -> Result<AccountConfirmed, ApiError> {
+    ) -> Result<AccountConfirmed, LimitedError> {
+        limits.change(&auth.0)?;
         let account = dravo
             .confirm_connection(&auth.0, &id.0.0, &body.0.code)
             .await?;

@@ -1,6 +1,6 @@
 //! Rate limits (CONTRACT §8): one keyed token bucket per limited operation, built from
-//! `[limits]` when the server starts. Connect starts, app creations and token reads are
-//! counted per tenant, callbacks (which carry no token) per client IP address. A request over
+//! `[limits]` when the server starts. Connect starts, app creations, token reads and changes
+//! by id are counted per tenant, callbacks (which carry no token) per client IP address. A request over
 //! its limit gets 429 `rate_limited` with `Retry-After`. Only the HTTP face is limited: the
 //! CLI is the operator's own.
 //!
@@ -40,6 +40,9 @@ pub enum Limit {
     Create,
     /// `/v1/accounts/{id}/access-token` and `/refresh`, one bucket per tenant for both.
     Token,
+    /// Changes by id (`PATCH`/`DELETE` of an app, `DELETE` of an account, confirming a
+    /// connection), one bucket per tenant: guessing at them costs.
+    Change,
 }
 
 impl Limit {
@@ -50,6 +53,7 @@ impl Limit {
             Limit::Callback => config.callback_per_second,
             Limit::Create => config.create_per_second,
             Limit::Token => config.token_per_second,
+            Limit::Change => config.change_per_second,
         }
     }
 
@@ -60,6 +64,10 @@ impl Limit {
             Limit::Callback => ("OAuth callbacks", "from this client IP address"),
             Limit::Create => ("OAuth app creations and checks", "for this tenant"),
             Limit::Token => ("access-token reads and refreshes", "for this tenant"),
+            Limit::Change => (
+                "app and account changes and connection confirmations",
+                "for this tenant",
+            ),
         };
         format!(
             "too many {what} {whose} (limit: {rate} per second); retry after {retry_after_secs} s"
@@ -144,6 +152,7 @@ struct Buckets {
     callback: Bucket<IpAddr>,
     create: Bucket<Owner>,
     token: Bucket<Owner>,
+    change: Bucket<Owner>,
 }
 
 /// Every rate limiter of the server; cheap to clone (handlers reach it in the request's data).
@@ -157,7 +166,8 @@ impl RateLimits {
             start: Bucket::new(Limit::Start, config, clock.clone()),
             callback: Bucket::new(Limit::Callback, config, clock.clone()),
             create: Bucket::new(Limit::Create, config, clock.clone()),
-            token: Bucket::new(Limit::Token, config, clock),
+            token: Bucket::new(Limit::Token, config, clock.clone()),
+            change: Bucket::new(Limit::Change, config, clock),
         }))
     }
 
@@ -181,6 +191,12 @@ impl RateLimits {
         self.0.token.check(owner)
     }
 
+    /// Counts a change by id (an app's update or deletion, an account's deletion, a
+    /// connection's confirmation) by `owner`.
+    pub fn change(&self, owner: &Owner) -> Result<(), RateLimited> {
+        self.0.change.check(owner)
+    }
+
     /// Drops the state of every key whose bucket has refilled: it is the same as no state.
     pub fn prune(&self) {
         let b = &self.0;
@@ -188,12 +204,13 @@ impl RateLimits {
         b.callback.prune();
         b.create.prune();
         b.token.prune();
+        b.change.prune();
     }
 
     /// How many keys have state, over every bucket.
     pub fn keys(&self) -> usize {
         let b = &self.0;
-        b.start.len() + b.callback.len() + b.create.len() + b.token.len()
+        b.start.len() + b.callback.len() + b.create.len() + b.token.len() + b.change.len()
     }
 
     /// Prunes every `PRUNE_EVERY` until `shutdown` is cancelled.
@@ -224,6 +241,7 @@ mod tests {
             callback_per_second: rate,
             create_per_second: rate,
             token_per_second: rate,
+            change_per_second: rate,
         }
     }
 

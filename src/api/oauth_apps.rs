@@ -210,10 +210,12 @@ impl OAuthAppsApi {
     async fn update(
         &self,
         dravo: Data<&Dravo>,
+        limits: Data<&RateLimits>,
         auth: DashboardAuth,
         id: Path<Checked<AppId>>,
         body: Json<UpdateOAuthApp>,
-    ) -> Result<AppUpdated, ApiError> {
+    ) -> Result<AppUpdated, LimitedError> {
+        limits.change(&auth.0)?;
         let body = body.0;
         let changes = AppChanges {
             name: body.name.0.map(|n| n.0),
@@ -270,7 +272,9 @@ impl OAuthAppsApi {
         id: Path<Checked<AppId>>,
         /// `true` also deletes (and revokes) the accounts connected with the app.
         cascade: Query<Option<bool>>,
-    ) -> Result<Deleted, ApiError> {
+        limits: Data<&RateLimits>,
+    ) -> Result<Deleted, LimitedError> {
+        limits.change(&auth.0)?;
         dravo
             .delete_app(&auth.0, &id.0.0, cascade.0.unwrap_or(false))
             .await?;

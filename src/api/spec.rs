@@ -306,10 +306,12 @@ fn example_message(code: ErrorCode, op: &Operation) -> String {
                 Limit::Start
             } else if op.path.ends_with("/callback") {
                 Limit::Callback
-            } else if accounts {
+            } else if op.path.ends_with("/access-token") || op.path.ends_with("/refresh") {
                 Limit::Token
-            } else {
+            } else if op.path.ends_with("/check") || op.path == "/v1/oauth-apps" {
                 Limit::Create
+            } else {
+                Limit::Change
             };
             limit.message(limit.rate(&LimitsConfig::default()), 1)
         }
