@@ -364,12 +364,28 @@ pub struct ConnectConfig {
     pub require_confirmation: bool,
 }
 
-/// `[webhooks]`: where events are posted and the key that signs them.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[webhooks]`: where events are posted, the key that signs them, and how long sent and
+/// given-up events are kept.
+#[serde_as]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
     pub url: Option<Url>,
     pub secret: Option<SecretString>,
+    /// Delivered and failed events are deleted this many days after they were recorded (they
+    /// name tenants and accounts, deleted ones too).
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub retention_days: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            url: None,
+            secret: None,
+            retention_days: 7,
+        }
+    }
 }
 
 /// `[limits]`: token buckets, in requests per second, each allowing a burst of 5 × its rate.
@@ -549,6 +565,7 @@ fn accepted_forms(key: &str) -> &'static str {
         | "interval_seconds"
         | "concurrency"
         | "keepalive_hours"
+        | "retention_days"
         | "start_per_second"
         | "callback_per_second"
         | "create_per_second"
@@ -742,6 +759,11 @@ impl Config {
         if !(1..=64).contains(&self.refresh.concurrency) {
             return Err(Error::config(
                 "refresh.concurrency must be between 1 and 64",
+            ));
+        }
+        if !(1..=3650).contains(&self.webhooks.retention_days) {
+            return Err(Error::config(
+                "webhooks.retention_days must be between 1 and 3650",
             ));
         }
         match (&self.webhooks.url, &self.webhooks.secret) {

@@ -83,6 +83,7 @@ on_both_backends!(
     events_are_trimmed_to_the_newest_kept,
     refresh_lease_is_held_by_one_holder_until_it_runs_out,
     refresh_lease_is_refused_once_the_tokens_moved_on,
+    old_delivered_and_failed_webhooks_are_pruned_and_pending_ones_kept,
     state_nonce_is_used_once,
     two_claimers_never_get_the_same_webhook_and_a_claim_runs_out,
     a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder,
@@ -538,6 +539,66 @@ async fn state_nonce_is_used_once(store: Arc<dyn Store>) {
     assert!(consume("n3", T0 + 700, T0 + 20).await);
     assert!(consume("n1", T0 + 800, T0 + 20).await);
     assert!(!consume("n2", T0 + 600, T0 + 20).await);
+}
+
+/// Retention: delivered and failed events recorded before the cut are deleted, oldest first,
+/// a batch at a time; pending ones (and newer ones) stay.
+async fn old_delivered_and_failed_webhooks_are_pruned_and_pending_ones_kept(store: Arc<dyn Store>) {
+    let events: Vec<OutboxRecord> = (0..5).map(webhook).collect();
+    let queued = events.clone();
+    store
+        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .await
+        .unwrap();
+    let now = Timestamp::from_unix(T0 + 100);
+    let until = now.plus_seconds(60);
+    // 0 and 1 delivered, 2 failed, 3 pending (old), 4 delivered but recorded after the cut.
+    let claimed = store
+        .write(move |tx| {
+            let mut ids = Vec::new();
+            while let Some(e) = tx.claim_due_webhook(now, "sender", until)? {
+                ids.push(e.id);
+            }
+            Ok(ids)
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 5);
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let marked = ids.clone();
+    store
+        .write(move |tx| {
+            for i in [0, 1, 4] {
+                assert!(tx.webhook_delivered(&marked[i], "sender", 1, now)?);
+            }
+            assert!(tx.webhook_attempt_failed(&marked[2], "sender", 9, None, "gave up")?);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let cut = Timestamp::from_unix(T0 + 4);
+    let first = store
+        .write(move |tx| tx.prune_webhooks(cut, 2))
+        .await
+        .unwrap();
+    assert_eq!(first, 2, "a batch of 2");
+    let second = store
+        .write(move |tx| tx.prune_webhooks(cut, 2))
+        .await
+        .unwrap();
+    assert_eq!(second, 1);
+    let left: HashSet<String> = store
+        .recent_webhooks(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        left,
+        HashSet::from([ids[3].clone(), ids[4].clone()]),
+        "the pending one and the newer one stay"
+    );
 }
 
 async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc<dyn Store>) {

@@ -1330,3 +1330,20 @@ async fn a_renewed_claim_is_not_taken_over_and_a_dead_senders_claim_is_within_fi
     );
     assert_eq!(claim_on(&dir), (None, None));
 }
+
+#[tokio::test]
+async fn delivered_events_are_deleted_after_the_retention_and_not_before() {
+    let s = setup_for(Kind::Linkedin, |c| c.webhooks.retention_days = 7).await;
+    connect(&s.app).await;
+    pass(&s.app).await;
+    assert_eq!(s.types(), ["account.connected"]);
+    assert_eq!(outbox(&s.app).await[0].status, WebhookStatus::Delivered);
+    // A second short of 7 days after it was recorded: kept.
+    s.clock.advance(7 * DAY - 1);
+    assert_eq!(s.app.dravo.prune_webhooks().await.unwrap(), 0);
+    assert_eq!(outbox(&s.app).await.len(), 1);
+    // Past them: deleted.
+    s.clock.advance(2);
+    assert_eq!(s.app.dravo.prune_webhooks().await.unwrap(), 1);
+    assert!(outbox(&s.app).await.is_empty());
+}

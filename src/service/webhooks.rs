@@ -17,6 +17,9 @@
 //! event over) drops its attempt and records nothing: only the claim's holder records an
 //! outcome.
 //!
+//! Every server deletes, once a minute, the delivered and failed events recorded more than
+//! `webhooks.retention_days` ago: they name tenants and accounts, deleted ones too.
+//!
 //! A server without `webhooks.url` sends nothing; instead, once a minute, it gives up (marks
 //! `failed`) the events no sender took within their 24 h, so that without any sender the
 //! outbox does not keep them pending forever.
@@ -59,6 +62,8 @@ const UNSENT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// been due this long without a sender taking it: a sender that has the URL (on another node)
 /// makes its last try at the 24 h mark, and an operator's retry gets its chance.
 const UNSENT_GRACE_SECONDS: i64 = BACKOFF_MAX_SECONDS;
+/// At most this many old events are deleted per transaction.
+const PRUNE_BATCH: usize = 1000;
 /// At most this many events are given up per transaction.
 const GIVE_UP_BATCH: usize = 500;
 /// The last error of an event given up because no sender took it.
@@ -399,6 +404,7 @@ impl Dravo {
     /// (or none to speak of while passes come back full). Without `webhooks.url`, gives up
     /// the events no sender took within their 24 h instead, once a minute.
     pub async fn run_webhook_sender(self, stop: tokio_util::sync::CancellationToken) {
+        let mut pruned_at: Option<std::time::Instant> = None;
         let pass_every = if self.sends_webhooks() {
             POLL_INTERVAL
         } else {
@@ -408,6 +414,12 @@ impl Dravo {
             UNSENT_CHECK_INTERVAL
         };
         loop {
+            if pruned_at.is_none_or(|at| at.elapsed() >= UNSENT_CHECK_INTERVAL) {
+                pruned_at = Some(std::time::Instant::now());
+                if let Err(e) = self.prune_webhooks().await {
+                    tracing::warn!(error = %e, "could not delete old webhook events");
+                }
+            }
             let busy = tokio::select! {
                 _ = stop.cancelled() => return,
                 passed = self.webhook_pass() => match passed {
@@ -426,6 +438,25 @@ impl Dravo {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Deletes the delivered and failed events recorded more than `webhooks.retention_days`
+    /// ago, a batch at a time; returns how many. Every server does it, once a minute.
+    pub async fn prune_webhooks(&self) -> Result<usize> {
+        let days = i64::try_from(self.0.config.webhooks.retention_days).unwrap_or(i64::MAX);
+        let before = self.now().plus_seconds(-days.saturating_mul(86_400));
+        let mut pruned = 0;
+        loop {
+            let n = self
+                .0
+                .store
+                .write(move |tx| tx.prune_webhooks(before, PRUNE_BATCH))
+                .await?;
+            pruned += n;
+            if n < PRUNE_BATCH {
+                return Ok(pruned);
             }
         }
     }

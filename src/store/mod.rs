@@ -410,6 +410,9 @@ pub trait WriteTx {
         error: &str,
         limit: usize,
     ) -> Result<usize>;
+    /// Deletes up to `limit` delivered or failed webhook events recorded before
+    /// `created_before`, oldest first; returns how many. Pending events are never touched.
+    fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize>;
     /// Records (or, with `None`, clears) the provider's refusal of an app's credentials.
     fn set_app_credentials_error(
         &mut self,

@@ -922,6 +922,12 @@ impl WriteTx for PgTx<'_> {
         Ok(self.execute(sql::outbox::REQUEUE, &[&id, &now.unix()])? == 1)
     }
 
+    fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let deleted = self.execute(sql::outbox::PRUNE, &[&created_before.unix(), &limit])?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
     fn give_up_unsent_webhooks(
         &mut self,
         created_before: Timestamp,

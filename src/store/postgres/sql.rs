@@ -350,6 +350,11 @@ pub(super) mod outbox {
                AND (claimed_until IS NULL OR claimed_until <= $3)
              LIMIT $4
              FOR UPDATE SKIP LOCKED)";
+    pub const PRUNE: &str = "DELETE FROM webhook_outbox WHERE seq IN (
+             SELECT seq FROM webhook_outbox
+             WHERE status IN ('delivered', 'failed') AND created_at < $1
+             ORDER BY seq LIMIT $2
+             FOR UPDATE SKIP LOCKED)";
     pub static RECENT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {COLUMNS} FROM webhook_outbox

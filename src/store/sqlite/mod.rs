@@ -605,6 +605,10 @@ impl WriteTx for SqliteTx<'_> {
         outbox::give_up_unsent(self.0, created_before, due_before, now, error, limit)
     }
 
+    fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
+        outbox::prune(self.0, created_before, limit)
+    }
+
     fn set_app_credentials_error(
         &mut self,
         app_id: &str,

@@ -106,6 +106,22 @@ pub(super) fn give_up_unsent(
         ])?)
 }
 
+/// Deletes up to `limit` delivered or failed events recorded before `created_before`,
+/// oldest first. Events are recorded in `seq` order, so the old ones come first in a scan.
+pub(super) fn prune(conn: &Connection, created_before: Timestamp, limit: usize) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM webhook_outbox WHERE seq IN (
+                 SELECT seq FROM webhook_outbox
+                 WHERE status IN ('delivered', 'failed') AND created_at < ?1
+                 ORDER BY seq LIMIT ?2)",
+        )?
+        .execute(params![
+            created_before.unix(),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])?)
+}
+
 /// How many events wait and when the oldest was recorded: a scan of the pending events only
 /// (`webhook_outbox_due` holds exactly those), however many were delivered.
 pub(super) const BACKLOG_SQL: &str =
