@@ -249,7 +249,12 @@ fn accounts(provider: &str, status: &str) -> String {
 #[tokio::test]
 async fn connects_refreshes_and_stored_accounts_show_by_provider_and_outcome() {
     let fake = FakeProvider::start(Kind::X, CLIENT_ID, CLIENT_SECRET).await;
-    let app = spawn_app_with(|config| point_at_fake(config, &fake)).await;
+    let clock = ManualClock::starting_now();
+    let app = support::spawn_app_with_clock(
+        |config| point_at_fake(config, &fake),
+        Arc::new(clock.clone()),
+    )
+    .await;
     let body = json!({
         "provider": "x", "name": "Metrics X",
         "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
@@ -274,6 +279,16 @@ async fn connects_refreshes_and_stored_accounts_show_by_provider_and_outcome() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 400);
+    // Within 5 s of the last count, the stored figures are that count's (a flood of scrapes
+    // costs one count per 5 s); this process's own counters are live.
+    let cached = scrape(&app).await;
+    assert_eq!(cached.value(&connects("x", "connected")), 1.0);
+    assert_eq!(
+        cached.value(&accounts("x", "active")),
+        0.0,
+        "counted 0 s ago"
+    );
+    clock.advance(5);
     let after_connect = scrape(&app).await;
     assert_eq!(after_connect.value(&connects("x", "connected")), 1.0);
     assert_eq!(after_connect.value(&connects("x", "bad_state")), 1.0);
@@ -293,6 +308,7 @@ async fn connects_refreshes_and_stored_accounts_show_by_provider_and_outcome() {
     // The provider forgets every refresh token: the next refresh is refused for good.
     fake.invalidate_refresh_tokens();
     assert_error(refresh(&app).await, 409, "needs_reauth").await;
+    clock.advance(5);
     let after_refusal = scrape(&app).await;
     assert_eq!(after_refusal.value(&refreshes("x", "refreshed")), 1.0);
     assert_eq!(after_refusal.value(&refreshes("x", "needs_reauth")), 1.0);

@@ -148,8 +148,9 @@ struct Inner {
     webhook_pass: tokio::sync::Mutex<()>,
     /// What this process counts for `GET /metrics`.
     metrics: Metrics,
-    /// Held by the scrape in progress: scrapes read the database one at a time.
-    scrape: tokio::sync::Mutex<()>,
+    /// The database's figures the last scrape read, and when (`monitoring::metrics_text`):
+    /// held by the scrape in progress, so scrapes read the database one at a time.
+    scrape: tokio::sync::Mutex<Option<monitoring::CountedFigures>>,
 }
 
 /// (owner, filter, position after, page size): one page of an owner's accounts.
@@ -349,7 +350,7 @@ impl Dravo {
             webhook_http: std::sync::OnceLock::new(),
             webhook_pass: tokio::sync::Mutex::new(()),
             metrics,
-            scrape: tokio::sync::Mutex::new(()),
+            scrape: tokio::sync::Mutex::new(None),
         })))
     }
 

@@ -29,6 +29,17 @@ fn database_failed(e: &crate::error::Error) -> String {
     DATABASE_NOT_READY.into()
 }
 
+/// How long the database's figures of a scrape are reused: a scrape at least this often
+/// never waits on a count, and a flood of scrapes costs one count per period.
+const COUNTED_FIGURES_SECONDS: i64 = 5;
+
+/// The database's figures a scrape read, and when.
+pub(super) struct CountedFigures {
+    at: crate::domain::Timestamp,
+    accounts: Vec<(crate::domain::Provider, crate::domain::AccountStatus, u64)>,
+    backlog: crate::store::WebhookBacklog,
+}
+
 impl Dravo {
     /// Ready when the database answers, its schema is the one this build migrates to, and
     /// it still belongs to the master key loaded at start. Each is read from the database
@@ -95,20 +106,37 @@ impl Dravo {
     }
 
     /// The scrape (Prometheus text format): what this process counted, and the accounts and
-    /// webhook backlog the database holds now. Scrapes read the database one at a time, so
-    /// scrapers arriving together cannot multiply the cost of counting the accounts. The
-    /// backlog is what senders have to work through, so a server that sends no webhooks (no
-    /// `webhooks.url`) reports none: the events it records wait for a server that has the URL,
-    /// or are given up after 24 h, and are no work of its own.
+    /// webhook backlog the database holds. Counting a million accounts takes a while, so the
+    /// database's figures are read at most once per `COUNTED_FIGURES_SECONDS` and shared by
+    /// every scrape meanwhile (scrapers arriving together wait for one count, then all use
+    /// it); this process's own counters are always live. The backlog is what senders have to
+    /// work through, so a server that sends no webhooks (no `webhooks.url`) reports none: the
+    /// events it records wait for a server that has the URL, or are given up after 24 h, and
+    /// are no work of its own.
     pub async fn metrics_text(&self) -> Result<String> {
-        let _one_at_a_time = self.0.scrape.lock().await;
-        let accounts = self.0.store.count_accounts().await?;
-        let backlog = if self.sends_webhooks() {
-            self.0.store.webhook_backlog().await?
-        } else {
-            crate::store::WebhookBacklog::default()
-        };
         let now = self.now();
+        let mut counted = self.0.scrape.lock().await;
+        let fresh = counted
+            .as_ref()
+            .filter(|c| (0..COUNTED_FIGURES_SECONDS).contains(&(now.unix() - c.at.unix())));
+        let (accounts, backlog) = match fresh {
+            Some(c) => (c.accounts.clone(), c.backlog),
+            None => {
+                let accounts = self.0.store.count_accounts().await?;
+                let backlog = if self.sends_webhooks() {
+                    self.0.store.webhook_backlog().await?
+                } else {
+                    crate::store::WebhookBacklog::default()
+                };
+                *counted = Some(CountedFigures {
+                    at: now,
+                    accounts: accounts.clone(),
+                    backlog,
+                });
+                (accounts, backlog)
+            }
+        };
+        drop(counted);
         let figures = StoredFigures {
             accounts,
             outbox_pending: backlog.pending,
