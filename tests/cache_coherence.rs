@@ -153,10 +153,11 @@ async fn status_on(client: &reqwest::Client, url: &str, token: &str) -> u16 {
 /// creates, and deletes made through the server itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_read_on_every_worker_sees_every_commit() {
-    // 4 starts a round for 200 rounds, as fast as the CLI runs: above the start limit, which
-    // this test is not about.
+    // 4 starts and deletions a round for 200 rounds, as fast as the CLI runs: above the start
+    // and change limits, which this test is not about.
     let app = spawn_app_with(|c| {
         c.limits.start_per_second = dravo::config::LimitsConfig::MAX_PER_SECOND;
+        c.limits.change_per_second = dravo::config::LimitsConfig::MAX_PER_SECOND;
     })
     .await;
     let token = app.token("alice");

@@ -888,6 +888,26 @@ async fn account_lists_and_events_are_paginated() {
         "invalid_request",
     )
     .await;
+    // A cursor is sealed to its tenant and list: it tells no position (positions are
+    // global, and their gaps would count other tenants' rows) and opens nowhere else.
+    use base64::Engine as _;
+    let opened = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&opened).starts_with('p'),
+        "a readable position: {cursor}"
+    );
+    let other_tenant = c
+        .app
+        .get_as("tenant-mallory", &format!("/v1/accounts?cursor={cursor}"))
+        .await;
+    assert_error(other_tenant, 400, "invalid_request").await;
+    let other_list = c
+        .app
+        .get_as(TENANT, &format!("/v1/accounts?cursor={cursor}"))
+        .await;
+    assert_error(other_list, 400, "invalid_request").await;
     // Out of the documented range (1–500, a cursor of 1–64 characters): refused with a
     // sentence naming the parameter.
     for (query, name) in [

@@ -59,23 +59,6 @@ pub struct ListPage<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Cursors are opaque to callers: a position, in a form that does not invite arithmetic.
-pub fn encode_cursor(position: i64) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("p{position}"))
-}
-
-pub fn decode_cursor(cursor: &str) -> Result<i64> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix('p').and_then(|n| n.parse::<i64>().ok()))
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| Error::invalid("cursor is not one this server returned"))
-}
-
 /// The page size a caller may ask for: 1 to 500, 100 by default.
 pub fn page_limit(limit: Option<u32>) -> Result<usize> {
     match limit {
@@ -239,7 +222,10 @@ impl Dravo {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Arc<SharedList<Account>>> {
-        let after = cursor.map(decode_cursor).transpose()?;
+        let list = Cursors::Accounts;
+        let after = cursor
+            .map(|c| self.open_cursor(list, owner, c))
+            .transpose()?;
         let limit = page_limit(limit)?;
         let page = self
             .0
@@ -251,7 +237,9 @@ impl Dravo {
             &page,
             |page| SharedList {
                 items: page.items.clone(),
-                next_cursor: page.next_after.map(encode_cursor),
+                next_cursor: page
+                    .next_after
+                    .map(|after| self.seal_cursor(list, owner, after)),
                 rendered: Default::default(),
             },
         ))
@@ -286,7 +274,10 @@ impl Dravo {
         limit: Option<u32>,
     ) -> Result<ListPage<Event>> {
         self.account_record(owner, id).await?;
-        let before = cursor.map(decode_cursor).transpose()?;
+        let list = Cursors::Events(id);
+        let before = cursor
+            .map(|c| self.open_cursor(list, owner, c))
+            .transpose()?;
         let page = self
             .0
             .store
@@ -294,7 +285,9 @@ impl Dravo {
             .await?;
         Ok(ListPage {
             items: page.items.into_iter().map(Event::from).collect(),
-            next_cursor: page.next_after.map(encode_cursor),
+            next_cursor: page
+                .next_after
+                .map(|before| self.seal_cursor(list, owner, before)),
         })
     }
 
@@ -394,5 +387,54 @@ impl Dravo {
     pub async fn account_access_token(&self, owner: &Owner, id: &AccountId) -> Result<String> {
         let row = self.account_record(owner, id).await?;
         self.open_token(&row, ACCESS, &row.access_token_sealed)
+    }
+}
+
+/// The list a cursor continues: it opens only there.
+#[derive(Clone, Copy)]
+enum Cursors<'a> {
+    Accounts,
+    Events(&'a AccountId),
+}
+
+impl Dravo {
+    /// A cursor for `list`: the position to continue from, sealed to the tenant and the
+    /// list. Positions are global, so in the clear their gaps would count other tenants'
+    /// rows; sealed, a cursor tells nothing and works only where it was given.
+    fn seal_cursor(&self, list: Cursors, owner: &Owner, position: i64) -> String {
+        use base64::Engine as _;
+        let sealed = self
+            .keys()
+            .current()
+            .sealer()
+            .seal(&cursor_context(list, owner), &position.to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+    }
+
+    /// The position a cursor of `list` continues from; one this server did not give for
+    /// this tenant and list is a 400.
+    fn open_cursor(&self, list: Cursors, owner: &Owner, cursor: &str) -> Result<i64> {
+        use base64::Engine as _;
+        let refused = || Error::invalid("cursor is not one this server returned for this list");
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| refused())?;
+        let plain = self
+            .open_sealed(&cursor_context(list, owner), &sealed)
+            .map_err(|_| refused())?;
+        let position = <[u8; 8]>::try_from(plain.as_slice()).map_err(|_| refused())?;
+        Ok(i64::from_be_bytes(position)).and_then(|p| if p >= 0 { Ok(p) } else { Err(refused()) })
+    }
+}
+
+fn cursor_context<'a>(list: Cursors<'a>, owner: &'a Owner) -> Vec<&'a [u8]> {
+    match list {
+        Cursors::Accounts => vec![b"cursor", b"accounts", owner.as_str().as_bytes()],
+        Cursors::Events(id) => vec![
+            b"cursor",
+            b"events",
+            owner.as_str().as_bytes(),
+            id.as_str().as_bytes(),
+        ],
     }
 }
