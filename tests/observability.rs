@@ -15,7 +15,7 @@ use dravo::config::ProviderConfig;
 use fake_provider::{FakeProvider, Kind};
 use serde_json::{Value, json};
 use support::process::{Server, http, runtime, tempdir};
-use support::{Db, TestApp, app_body, assert_error, dravo_cmd, spawn_app, spawn_app_with};
+use support::{Db, TestApp, app_body, assert_error, dravo_cmd, spawn_app};
 use url::Url;
 
 const CLIENT_ID: &str = "fake-client-id-123";
