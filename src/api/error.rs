@@ -275,15 +275,12 @@ impl From<RefreshError> for poem::Error {
 
 impl From<Error> for RefreshError {
     fn from(err: Error) -> Self {
-        match err {
-            Error::RefreshBackoff(b) => {
-                let retry_after = b.retry_after_seconds;
-                RefreshError::Backoff(Backoff::ServiceUnavailable(
-                    Json(classify(&Error::RefreshBackoff(b)).into_body()),
-                    retry_after,
-                ))
-            }
-            other => RefreshError::Limited(other.into()),
+        match &err {
+            Error::RefreshBackoff(b) => RefreshError::Backoff(Backoff::ServiceUnavailable(
+                Json(classify(&err).into_body()),
+                b.retry_after_seconds,
+            )),
+            _ => RefreshError::Limited(err.into()),
         }
     }
 }

@@ -422,8 +422,11 @@ impl Dravo {
         let plain = self
             .open_sealed(&cursor_context(list, owner), &sealed)
             .map_err(|_| refused())?;
-        let position = <[u8; 8]>::try_from(plain.as_slice()).map_err(|_| refused())?;
-        Ok(i64::from_be_bytes(position)).and_then(|p| if p >= 0 { Ok(p) } else { Err(refused()) })
+        <[u8; 8]>::try_from(plain.as_slice())
+            .ok()
+            .map(i64::from_be_bytes)
+            .filter(|p| *p >= 0)
+            .ok_or_else(refused)
     }
 }
 
