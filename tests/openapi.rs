@@ -254,6 +254,7 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
             "no_default_app",
             "needs_reauth",
             "app_in_use",
+            "request_timeout",
             "payload_too_large",
             "unsupported_media_type",
             "rate_limited",
