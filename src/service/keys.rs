@@ -258,6 +258,21 @@ impl Dravo {
         ring.live(id).cloned().ok_or_else(|| self.unknown_key(id))
     }
 
+    /// Whether the key file differs from the one the ring was built from: only then can a
+    /// reload find a key this process lacks. A value naming an unknown key (a forged state or
+    /// cursor, say) thus costs one `stat`, not a reload.
+    fn key_file_changed(&self) -> bool {
+        let now = file_stamp(&self.key_source());
+        now.is_some()
+            && *self
+                .0
+                .keys
+                .file_stamp
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                != now
+    }
+
     fn unknown_key(&self, id: KeyId) -> Error {
         Error::UnknownKey(format!(
             "a sealed value names master key {id}, which {} does not hold: it was sealed with a key since removed from it; put back the key file that holds key {id} (`dravo keys status` counts the values each key seals)",
@@ -271,6 +286,9 @@ impl Dravo {
         match self.keys().open(context, sealed) {
             Ok(plain) => Ok(plain),
             Err(OpenFailure::Unseal(e)) => Err(e),
+            Err(OpenFailure::UnknownKey(id)) if !self.key_file_changed() => {
+                Err(self.unknown_key(id))
+            }
             Err(OpenFailure::UnknownKey(_)) => {
                 let ring = self.reload_keys(None)?;
                 ring.open(context, sealed).map_err(|failure| match failure {
@@ -290,7 +308,7 @@ impl Dravo {
             return Some(keys);
         }
         // A key newer than any this process holds: another process may have rotated.
-        if ring.live_ids().all(|held| held < id) {
+        if ring.live_ids().all(|held| held < id) && self.key_file_changed() {
             return self.reload_keys(None).ok()?.state_keys(id, now);
         }
         None
