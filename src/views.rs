@@ -6,8 +6,8 @@ use poem_openapi::types::Example;
 
 use crate::api::types::Checked;
 use crate::config::Config;
+use crate::domain::{AccessToken, Account, Deleted, Event, OAuthApp, WebhookEvent};
 use crate::domain::{AccountKind, AppCheck, CheckResult, Provider, Timestamp};
-use crate::service::{AccessToken, Account, Deleted, Event, OAuthApp, WebhookEvent};
 
 /// The ids and the base URL the examples use: ids of the form the server generates, and the
 /// public URL a fresh `dravo serve` has (the served spec swaps in the configured one).

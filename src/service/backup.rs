@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Dravo, secret_context};
+use super::Dravo;
+use super::seal_contexts::secret_context;
 use crate::config::Config;
 use crate::crypto::{KeyId, KeySource, Keys, RingFile};
 use crate::error::{Error, Result};

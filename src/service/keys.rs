@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Dravo, accounts, pending, secret_context};
+use super::Dravo;
+use super::seal_contexts::{ACCESS, REFRESH, pending_context, secret_context, token_context};
 use crate::crypto::ring::GraceLine;
 use crate::crypto::seal::prefixes_of;
 use crate::crypto::{
@@ -98,15 +99,13 @@ pub(super) fn row_context(column: SealedColumn, row: &SealedRow) -> Vec<&[u8]> {
     match column {
         SealedColumn::AppClientSecret => secret_context(&row.id, &row.owner, row.provider).to_vec(),
         SealedColumn::AccessToken => {
-            accounts::token_context(accounts::ACCESS, &row.id, &row.owner, row.provider, pai)
-                .to_vec()
+            token_context(ACCESS, &row.id, &row.owner, row.provider, pai).to_vec()
         }
         SealedColumn::RefreshToken => {
-            accounts::token_context(accounts::REFRESH, &row.id, &row.owner, row.provider, pai)
-                .to_vec()
+            token_context(REFRESH, &row.id, &row.owner, row.provider, pai).to_vec()
         }
         SealedColumn::PendingConnection => {
-            pending::context(&row.id, &row.owner, row.provider).to_vec()
+            pending_context(&row.id, &row.owner, row.provider).to_vec()
         }
     }
 }
