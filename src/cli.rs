@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::service::keys::{KeysStatus, RotateOptions, RotateProgress, RotateReport};
 use crate::service::{Account, AppChanges, Dravo, NewApp, OAuthApp, WebhookStatus};
 use crate::store::AccountFilter;
-use crate::views::{
+use crate::wire::views::{
     AccountPageView, AccountView, AppCheckView, EventView, OAuthAppView, WebhookEventView,
 };
 

@@ -17,7 +17,7 @@ mod net;
 pub mod providers;
 pub mod service;
 pub mod store;
-pub mod views;
+pub mod wire;
 
 use std::future::Future;
 use std::time::Duration;

@@ -85,7 +85,7 @@ async fn served_spec_equals_the_generated_spec() {
     let mut unnamed = served.clone();
     unnamed["servers"] = json!([]);
     let named = unnamed.to_string();
-    let named = named.replace(&app.base_url, &dravo::views::example_public_url());
+    let named = named.replace(&app.base_url, &dravo::wire::views::example_public_url());
     assert_eq!(serde_json::from_str::<Value>(&named).unwrap(), spec());
     app.stop().await;
 }

@@ -8,10 +8,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Enum, Object};
 
-use crate::api::types::Checked;
 use crate::domain::Timestamp;
 use crate::error::{Error, FailureClass, RefreshBackoff, RefreshFailure};
 use crate::service::NotReady;
+use crate::wire::values::Checked;
 
 /// The `code` of an error body: machine-readable, snake_case. Exactly the codes this server
 /// can answer with; README's "Error codes" table says when each one happens.

@@ -15,7 +15,6 @@ pub mod oauth_apps;
 pub mod payload;
 pub mod request_id;
 pub mod spec;
-pub mod types;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

@@ -30,7 +30,7 @@ use crate::api::oauth_apps::EXAMPLE_APP_NAME;
 use crate::config::LimitsConfig;
 use crate::domain::{AccountId, AppId, AppName, Provider};
 use crate::error::RefreshBackoff;
-use crate::views::{EXAMPLE_ACCOUNT_ID, EXAMPLE_APP_ID, EXAMPLE_TIME, example_public_url};
+use crate::wire::views::{EXAMPLE_ACCOUNT_ID, EXAMPLE_APP_ID, EXAMPLE_TIME, example_public_url};
 
 /// A finished OpenAPI document.
 pub struct Spec {

@@ -12,7 +12,7 @@ use super::{Account, Dravo};
 use crate::domain::{AppId, Event, EventId, Owner, Timestamp};
 use crate::error::{ProviderError, Result};
 use crate::store::{AccountRecord, EventRecord, OutboxRecord, WriteTx};
-use crate::views::{AccountView, OAuthAppView};
+use crate::wire::views::{AccountView, OAuthAppView};
 
 /// What can happen to an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
