@@ -16,11 +16,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Dravo;
+use super::key_file::{self, KeySource};
 use super::seal_contexts::{ACCESS, REFRESH, pending_context, secret_context, token_context};
 use crate::crypto::ring::GraceLine;
 use crate::crypto::seal::prefixes_of;
 use crate::crypto::{
-    KeyId, KeyRing, KeySource, Keys, KnownKey, MasterKey, OpenFailure, RingFile, StateKeys, state,
+    KeyId, KeyRing, Keys, KnownKey, MasterKey, OpenFailure, RingFile, StateKeys, state,
 };
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
@@ -222,7 +223,7 @@ impl Dravo {
         };
         let source = self.key_source();
         let stamp = file_stamp(&source);
-        let file = RingFile::load(&self.0.config, false)?;
+        let file = key_file::load(&self.0.config, false)?;
         let (ring, warnings) = KeyRing::build(
             &file,
             &known_keys(&records),
@@ -519,7 +520,7 @@ impl Dravo {
     /// it the key that seals new values. A key file that already holds a key the database
     /// never recorded (a rotation stopped between the two steps) has its key adopted.
     async fn add_new_key(&self, path: &Path, records: &[MasterKeyRecord]) -> Result<()> {
-        let mut file = RingFile::load(&self.0.config, false)?;
+        let mut file = key_file::load(&self.0.config, false)?;
         let recorded_max = records.iter().map(|r| r.id).max().unwrap_or(0);
         let adopted = file
             .keys
@@ -544,7 +545,7 @@ impl Dravo {
                 let check_value = key.check_value();
                 file.keys
                     .push(crate::crypto::ring::RingKey { id: Some(id), key });
-                file.write(path)?;
+                key_file::write(&file, path)?;
                 (id, check_value)
             }
         };
@@ -627,7 +628,7 @@ impl Dravo {
     async fn tidy_key_file(&self, path: &Path) -> Result<()> {
         let records = self.0.store.master_keys().await?;
         let now = self.now();
-        let mut file = RingFile::load(&self.0.config, false)?;
+        let mut file = key_file::load(&self.0.config, false)?;
         let retired = |id: KeyId| {
             records
                 .iter()
@@ -657,7 +658,7 @@ impl Dravo {
         file.graces.retain(|g| g.until > now);
         changed |= file.graces.len() != before;
         if changed {
-            file.write(path)?;
+            key_file::write(&file, path)?;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod children;
 mod connect;
 pub mod doctor;
 mod events;
+pub mod key_file;
 pub mod keys;
 mod lifecycle;
 mod monitoring;
@@ -43,7 +44,7 @@ use url::Url;
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::crypto::{KeyRing, KeySource, RingFile};
+use crate::crypto::KeyRing;
 use crate::domain::{
     AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
 };
@@ -51,6 +52,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
 use crate::store::{AccountFilter, AppRecord, Page, PgStore, SqliteStore, Store};
+use key_file::KeySource;
 use seal_contexts::secret_context;
 
 /// Whether opening may create the database and key file.
@@ -249,7 +251,7 @@ impl Dravo {
         // Only a database that has never been sealed may get a fresh key file: creating one
         // for a used database would only hide that the real key is missing.
         let may_create_key = records.is_empty() && mode == OpenMode::CreateIfMissing;
-        let file = RingFile::load(&config, may_create_key)?;
+        let file = key_file::load(&config, may_create_key)?;
         let records = if records.is_empty() {
             let first = keys::first_records(&file, clock.now());
             store
