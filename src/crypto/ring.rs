@@ -1,8 +1,9 @@
 //! The key ring: the master keys a database's values may be sealed with.
 //!
-//! Keys live in the key file (`security.master_key_file`, `dravo.key` beside the database;
-//! `service::key_file` reads and writes it, this module only its text). A fresh file holds one bare base64 key, key 1. After a rotation (`dravo keys rotate`) it
-//! holds one line per key, `key <id> <base64>`, and, for a retired key, a line
+//! Keys live in the key file (`security.master_key_file`, `dravo.key` beside the database),
+//! which `service::key_file` reads and writes; this module knows only its text. A fresh file
+//! holds one bare base64 key, key 1. After a rotation (`dravo keys rotate`) it holds one line
+//! per key, `key <id> <base64>`, and, for a retired key, a line
 //! `grace <id> <unix time> <base64>` with only what verifies its OAuth states and dashboard
 //! tokens until then. The database records each key's id and fingerprint and which key seals
 //! new values (`service::keys`); `KeyRing::build` matches the two.
