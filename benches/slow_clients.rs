@@ -179,31 +179,12 @@ fn seconds(name: &str, default: u64) -> Result<u64, String> {
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit, so the attack can hold thousands of
 /// sockets; the server, started afterwards, inherits it. Returns (soft before, soft now, hard).
-fn raise_nofile_limit() -> io::Result<(libc::rlim_t, libc::rlim_t, libc::rlim_t)> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let before = limit.rlim_cur;
+fn raise_nofile_limit() -> io::Result<(u64, u64, u64)> {
+    let (before, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
     // An unlimited hard limit is not a valid soft one for descriptors (Linux caps it at
     // fs.nr_open): a million is more than any run here needs.
-    let target = if limit.rlim_max == libc::RLIM_INFINITY {
-        1 << 20
-    } else {
-        limit.rlim_max
-    };
-    if target > limit.rlim_cur {
-        limit.rlim_cur = target;
-        // SAFETY: setrlimit only reads the struct it is given.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok((before, limit.rlim_cur, limit.rlim_max))
+    let now = rlimit::increase_nofile_limit(hard.min(1 << 20))?;
+    Ok((before, now, hard))
 }
 
 /// The server's open sockets, from /proc (Linux): accepted connections, the listener and a
@@ -845,7 +826,7 @@ fn main() -> ExitCode {
     };
     eprintln!("RLIMIT_NOFILE: soft {soft} (was {before}), hard {hard}; dravo serve inherits it");
     // The attacker's sockets plus the server's cap of 1024 and some slack, in each process.
-    let needed = settings.connections as libc::rlim_t + 256;
+    let needed = settings.connections as u64 + 256;
     if soft < needed.max(1024 + 256) {
         eprintln!(
             "warning: {soft} descriptors are fewer than this run needs (about {}): the figures \
@@ -861,7 +842,7 @@ fn main() -> ExitCode {
     runtime.block_on(run(settings, binary, soft))
 }
 
-async fn run(settings: Settings, binary: PathBuf, nofile: libc::rlim_t) -> ExitCode {
+async fn run(settings: Settings, binary: PathBuf, nofile: u64) -> ExitCode {
     let version = Command::new(&binary)
         .arg("--version")
         .output()
@@ -1006,7 +987,7 @@ async fn run(settings: Settings, binary: PathBuf, nofile: libc::rlim_t) -> ExitC
 struct Report<'a> {
     version: &'a str,
     addr: SocketAddr,
-    nofile: libc::rlim_t,
+    nofile: u64,
     passed: &'a [(OsString, OsString)],
     stats: &'a [(Kind, Arc<KindStats>)],
     open_warmup: &'a [u64],
