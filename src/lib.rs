@@ -38,14 +38,12 @@ pub async fn serve(config: Config) -> Result<()> {
     // means a graceful stop rather than the default kill.
     let shutdown = shutdown_signal()
         .map_err(|e| Error::Internal(format!("cannot listen for shutdown signals: {e}")))?;
-    let listener = tokio::net::TcpListener::bind(config.server.bind.trim())
-        .await
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot listen on server.bind {}: {e}",
-                config.server.bind
-            ))
-        })?;
+    let listener = net::listen(config.server.bind.trim()).await.map_err(|e| {
+        Error::config(format!(
+            "cannot listen on server.bind {}: {e}",
+            config.server.bind
+        ))
+    })?;
     let bound = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("cannot read the bound address: {e}")))?;
@@ -120,13 +118,11 @@ async fn bind_metrics(config: &Config) -> Result<Option<tokio::net::TcpListener>
     let Some(address) = &config.server.metrics_bind else {
         return Ok(None);
     };
-    let listener = tokio::net::TcpListener::bind(address.trim())
-        .await
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot listen on server.metrics_bind {address}: {e}"
-            ))
-        })?;
+    let listener = net::listen(address.trim()).await.map_err(|e| {
+        Error::config(format!(
+            "cannot listen on server.metrics_bind {address}: {e}"
+        ))
+    })?;
     let bound = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("cannot read the bound address: {e}")))?;

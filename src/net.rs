@@ -160,6 +160,40 @@ impl std::fmt::Display for BodyTimedOut {
 
 impl std::error::Error for BodyTimedOut {}
 
+/// How many completed connections the kernel queues for `accept` (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default). tokio's `TcpListener::bind` asks for 1024; a burst
+/// of new connections beyond the queue is dropped, and a client whose attempt was dropped
+/// retries only after about a second.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `address` (a host or IP address and a port) with a deep accept queue: the
+/// first of its addresses that binds.
+pub(crate) async fn listen(address: &str) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As `TcpListener::bind` does: a restarted server can bind while old connections
+        // linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
+}
+
 /// Serves `endpoint` on `listener` within `limits` until `shutdown` completes, then lets open
 /// connections finish for up to `grace` and drops the rest.
 pub(crate) async fn serve<E>(
@@ -891,6 +925,42 @@ mod tests {
             exempt: TrustedProxies::default(),
             refusal: Bytes::from_static(b"HTTP/1.1 429 Too Many Requests\r\n\r\n"),
         }
+    }
+
+    /// A burst of connections the server has not accepted yet waits in the kernel's queue
+    /// instead of being dropped (a dropped attempt is retried only after about a second).
+    /// tokio's own `bind` queues 1,024; this burst is twice that.
+    #[tokio::test]
+    async fn a_burst_of_2000_connections_waits_in_the_accept_queue() {
+        const BURST: usize = 2000;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if somaxconn < BURST {
+            eprintln!("skipped: net.core.somaxconn is {somaxconn}, below {BURST}");
+            return;
+        }
+        rlimit::increase_nofile_limit(2 * BURST as u64 + 100).unwrap();
+        let listener = listen("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut connected = Vec::with_capacity(BURST);
+        for _ in 0..BURST {
+            // A handshake on loopback completes in microseconds when queued; a dropped one
+            // waits a second for its retry.
+            let attempt = tokio::time::timeout(ms(500), tokio::net::TcpStream::connect(addr));
+            connected.push(attempt.await.expect("the connection was dropped").unwrap());
+        }
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn listen_takes_a_host_name_and_reports_what_cannot_bind() {
+        let listener = listen("localhost:0").await.unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+        let taken = listener.local_addr().unwrap().to_string();
+        assert!(listen(&taken).await.is_err());
+        assert!(listen("no-such-host.invalid:80").await.is_err());
     }
 
     #[tokio::test]
