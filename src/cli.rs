@@ -10,15 +10,15 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use poem_openapi::types::ToJSON;
 
 use crate::config::{Config, LogFormat};
-use crate::crypto::MasterKey;
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, AppCheck, AppId, AppName, CheckStatus, ClientId,
     ClientSecret, EventId, Owner, Provider, Scopes, Timestamp, is_hidden,
 };
 use crate::error::{Error, Result};
 use crate::service::keys::{KeysStatus, RotateOptions, RotateProgress, RotateReport};
-use crate::service::{Account, AppChanges, Dravo, NewApp, OAuthApp, WebhookStatus};
-use crate::store::AccountFilter;
+use crate::service::{
+    Account, AccountFilter, AppChanges, DatabaseLocation, Dravo, NewApp, OAuthApp, WebhookStatus,
+};
 use crate::views::{
     AccountPageView, AccountView, AppCheckView, EventView, OAuthAppView, WebhookEventView,
 };
@@ -604,7 +604,9 @@ fn init_logging(serving: bool, format: LogFormat) -> tracing_appender::non_block
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Keys(KeysCommand::Generate) => print_line(&MasterKey::generate().to_base64()),
+        Command::Keys(KeysCommand::Generate) => {
+            print_line(&crate::service::keys::generate_master_key())
+        }
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let mut out = Vec::new();
@@ -632,12 +634,14 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Command::Healthcheck { ref url } => block_on(async {
             let config = load_config(&cli)?;
-            healthcheck(&config, url.as_deref()).await
+            let ready = crate::service::healthcheck::probe(&config, url.as_deref()).await?;
+            print_line(&format!("{}: {}", ready.url, ready.status))
         }),
         Command::Serve => serve(load_config(&cli)?),
         Command::Init => {
             let config = load_config(&cli)?;
-            block_on(init(config))
+            let report = block_on(crate::service::init::init(config))?;
+            print_line(&init_line(&report))
         }
         Command::Backup { ref file } => block_on(async {
             let dravo = open(&cli).await?;
@@ -651,8 +655,8 @@ fn run(cli: Cli) -> Result<()> {
             ref to,
             batch_size,
         }) => block_on(async {
-            use crate::service::store_copy::{StoreLocation, copy_store};
-            let (from, to) = (StoreLocation::parse(from), StoreLocation::parse(to));
+            use crate::service::store_copy::copy_store;
+            let (from, to) = (DatabaseLocation::parse(from), DatabaseLocation::parse(to));
             let spinner =
                 Spinner::start(&format!("copying {} to {}", from.describe(), to.describe()));
             let report = copy_store(&from, &to, batch_size as usize, |_, _| {}).await;
@@ -790,60 +794,16 @@ fn doctor_report(findings: &[crate::service::doctor::Finding]) -> Result<()> {
     }
 }
 
-/// The endpoint `dravo healthcheck` asks by default.
-const READINESS_PATH: &str = "/readyz";
-
-/// `dravo healthcheck`: one GET, a few seconds at most; 200 is healthy.
-async fn healthcheck(config: &Config, url: Option<&str>) -> Result<()> {
-    let url = match url {
-        Some(url) => url.to_owned(),
-        None => {
-            let bind = config.bind_address()?;
-            let host = match (bind.unspecified, bind.url_host.starts_with('[')) {
-                (true, true) => "[::1]".to_owned(),
-                (true, false) => "127.0.0.1".to_owned(),
-                (false, _) => bind.url_host,
-            };
-            format!("http://{host}:{}{READINESS_PATH}", bind.port)
-        }
-    };
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot build an HTTP client: {e}")))?;
-    let resp = client.get(&url).send().await.map_err(|e| {
-        // The innermost cause says it plainly ("Connection refused").
-        let mut cause: &dyn std::error::Error = &e;
-        while let Some(inner) = cause.source() {
-            cause = inner;
-        }
-        Error::Config(format!("GET {url} failed: {cause}"))
-    })?;
-    let status = resp.status();
-    if status.is_success() {
-        return print_line(&format!("{url}: {}", status.as_u16()));
-    }
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    let why = body["error"]["message"]
-        .as_str()
-        .unwrap_or("no reason given");
-    Err(Error::Config(format!(
-        "GET {url} answered {}: {why}",
-        status.as_u16()
-    )))
-}
-
 /// The configuration, with `--database` applied over the file and the environment.
 fn load_config(cli: &Cli) -> Result<Config> {
     let mut config = Config::load(cli.config.as_deref())?;
-    if let Some(path) = &cli.database {
-        let given = path.to_string_lossy();
-        if crate::store::postgres::is_url(&given) {
-            config.database.url = Some(given.into_owned().into());
-        } else {
-            config.database.path = path.clone();
-            config.origin.database_path = crate::config::Chosen::Flag("--database");
+    if let Some(given) = &cli.database {
+        match DatabaseLocation::from_path(given) {
+            DatabaseLocation::Postgres(url) => config.database.url = Some(url.into()),
+            DatabaseLocation::Sqlite(path) => {
+                config.database.path = path;
+                config.origin.database_path = crate::config::Chosen::Flag("--database");
+            }
         }
     }
     Ok(config)
@@ -854,40 +814,24 @@ async fn open(cli: &Cli) -> Result<Dravo> {
     Dravo::open_existing(load_config(cli)?).await
 }
 
-/// `dravo init`: creates the database and key file where the configuration puts them, or
-/// checks the existing ones open together.
-async fn init(config: Config) -> Result<()> {
-    let shown = config.database.describe();
-    // A PostgreSQL database exists before `init`; what it sets up there is the schema and
-    // the key record.
-    let existed = config.database.postgres_url().is_none() && config.database.path.exists();
-    let key_file = config
-        .security
-        .master_key
-        .is_none()
-        .then(|| config.master_key_file());
-    let key_existed = key_file.as_ref().is_some_and(|k| k.exists());
-    // Opened as `serve` opens it, so `init`s racing each other (or a starting server) agree on
-    // one key.
-    let config_is_postgres = config.database.postgres_url().is_some();
-    let dravo = Dravo::open(config, None).await?;
-    let key = match (&key_file, key_existed) {
-        (None, _) => "the master key from security.master_key".to_owned(),
-        (Some(k), true) => format!("the key file {}", k.display()),
-        (Some(k), false) => format!(
+/// What `dravo init` did, in one line.
+fn init_line(report: &crate::service::init::InitReport) -> String {
+    use crate::service::init::{DatabaseSetup, KeySetup};
+    let key = match &report.key {
+        KeySetup::FromConfig => "the master key from security.master_key".to_owned(),
+        KeySetup::KeyFile(k) => format!("the key file {}", k.display()),
+        KeySetup::NewKeyFile(k) => format!(
             "a new key file {} (back it up: without it the database cannot be read)",
             k.display()
         ),
     };
-    drop(dravo);
-    if existed {
-        print_line(&format!(
-            "{shown} already exists and opens with {key}: nothing to do"
-        ))
-    } else if config_is_postgres {
-        print_line(&format!("{shown} is ready, with {key}"))
-    } else {
-        print_line(&format!("created {shown} with {key}"))
+    let database = &report.database;
+    match report.setup {
+        DatabaseSetup::Existed => {
+            format!("{database} already exists and opens with {key}: nothing to do")
+        }
+        DatabaseSetup::PostgresReady => format!("{database} is ready, with {key}"),
+        DatabaseSetup::Created => format!("created {database} with {key}"),
     }
 }
 

@@ -12,8 +12,8 @@ use crate::api::payload::JsonBody;
 use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::{AccountId, AccountKind, AccountStatus, Provider};
+use crate::service::AccountFilter;
 use crate::service::Dravo;
-use crate::store::AccountFilter;
 use crate::views::{
     AccessTokenView, AccountPageView, AccountView, DeletedAccountView, EventPageView, EventView,
 };

@@ -10,12 +10,13 @@ use serde_json::json;
 use super::events::{AccountEvent, Event, EventDraft};
 use super::lifecycle::fingerprint;
 use super::{Dravo, SharedList};
+use crate::domain::AccountFilter;
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, Owner, Provider, Timestamp, clean_provider_text,
 };
 use crate::error::{Error, Result};
 use crate::providers::{self, ChildAccount, Identity, TokenSet};
-use crate::store::{AccountFilter, AccountRecord};
+use crate::store::AccountRecord;
 
 pub use crate::domain::Account;
 

@@ -9,6 +9,8 @@ mod children;
 mod connect;
 pub mod doctor;
 mod events;
+pub mod healthcheck;
+pub mod init;
 pub mod keys;
 mod lifecycle;
 mod monitoring;
@@ -17,6 +19,8 @@ mod shared;
 pub mod store_copy;
 mod webhooks;
 
+pub use crate::domain::AccountFilter;
+pub use crate::store::DatabaseLocation;
 pub use accounts::{
     ACCESS as ACCESS_TOKEN_SEAL, Account, Deleted, ListPage, REFRESH as REFRESH_TOKEN_SEAL,
     token_context,
@@ -49,7 +53,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
-use crate::store::{AccountFilter, AppRecord, Page, PgStore, SqliteStore, Store};
+use crate::store::{AppRecord, Page, PgStore, SqliteStore, Store};
 
 /// Whether opening may create the database and key file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
