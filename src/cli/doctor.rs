@@ -19,13 +19,14 @@ fn line(f: &Finding) -> String {
     format!("{:<4}  {}: {}", f.level.as_str(), f.subject, f.message)
 }
 
-/// An error counting the failures, when there are any.
+/// An error counting the failures, when there are any. A runtime error (exit 1) however many
+/// there are: the install is wrong, not the command line.
 fn verdict(findings: &[Finding]) -> Result<()> {
     match findings.iter().filter(|f| f.level == Level::Fail).count() {
         0 => Ok(()),
-        1 => Err(Error::Config("doctor found 1 problem (FAIL above)".into())),
-        n => Err(Error::invalid(format!(
-            "doctor found {n} problems (FAIL above)"
+        n => Err(Error::config(format!(
+            "doctor found {n} problem{} (FAIL above)",
+            if n == 1 { "" } else { "s" }
         ))),
     }
 }
@@ -40,6 +41,33 @@ mod tests {
             subject: "database".into(),
             message: "what to do".into(),
         }
+    }
+
+    #[test]
+    fn any_number_of_failures_is_a_runtime_error_never_a_usage_error() {
+        assert!(
+            verdict(&[
+                finding(Level::Ok),
+                finding(Level::Warn),
+                finding(Level::Info)
+            ])
+            .is_ok()
+        );
+        for n in 1..=3 {
+            let findings: Vec<Finding> = (0..n).map(|_| finding(Level::Fail)).collect();
+            let error = verdict(&findings).unwrap_err();
+            assert!(matches!(error, Error::Config(_)), "{n} failures: {error:?}");
+        }
+        assert_eq!(
+            verdict(&[finding(Level::Fail)]).unwrap_err().to_string(),
+            "doctor found 1 problem (FAIL above)"
+        );
+        assert_eq!(
+            verdict(&[finding(Level::Fail), finding(Level::Fail)])
+                .unwrap_err()
+                .to_string(),
+            "doctor found 2 problems (FAIL above)"
+        );
     }
 
     #[test]
