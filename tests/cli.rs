@@ -1040,6 +1040,92 @@ fn a_generated_key_works_as_the_master_key() {
     );
 }
 
+// ---------------------------------------------------------------- a closed stdout
+
+/// `dravo ARGS` in `dir` with stdout a pipe whose reader is gone before the command starts:
+/// its exit code and stderr.
+fn into_a_closed_pipe(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut cmd = dravo_cmd(dir);
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let out = cmd.output().expect("run dravo");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `dravo openapi | head -1`: the reader takes one line and leaves; the rest of the spec
+/// (far more than a pipe holds) meets a closed pipe. That is a normal end: exit 0, nothing
+/// on stderr.
+#[test]
+fn openapi_into_a_pipe_closed_after_one_line_exits_0_silently() {
+    use std::io::BufRead;
+    let dir = empty_dir();
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.arg("openapi")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn dravo");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "{\n");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(0), "")
+    );
+}
+
+#[test]
+fn every_printing_command_ends_quietly_when_stdout_is_closed() {
+    let dir = tempdir();
+    create_json(dir.path(), "alice", "x", "Piped");
+    for args in [
+        &["openapi"][..],
+        &["openapi", "--yaml"],
+        &["completions", "bash"],
+        &["man"],
+        &["--help"],
+        &["keys", "generate"],
+        &["keys", "status"],
+        &["token", "issue", "--sub", "alice"],
+        &["oauth-apps", "list", "--owner", "alice"],
+        &["oauth-apps", "list", "--owner", "alice", "--json"],
+        &["accounts", "list", "--owner", "alice"],
+        &["doctor"],
+    ] {
+        assert_eq!(
+            into_a_closed_pipe(dir.path(), args),
+            (Some(0), String::new()),
+            "{args:?}"
+        );
+    }
+    // An error is still an error, and still said on stderr.
+    let (code, stderr) = into_a_closed_pipe(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "show",
+            "--owner",
+            "alice",
+            "oa_aaaaaaaaaaaaaaaaaaaa",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: no OAuth app"), "{stderr}");
+}
+
 #[test]
 fn help_exits_0() {
     let dir = empty_dir();

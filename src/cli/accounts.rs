@@ -209,8 +209,7 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
             let token = dravo
                 .access_token(&owner, &AccountId::parse(account_id)?, *force_refresh)
                 .await?;
-            println!("{}", token.access_token);
-            Ok(())
+            print_line(&token.access_token)
         }
     }
 }

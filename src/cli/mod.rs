@@ -144,6 +144,8 @@ pub fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read stdout has all they wanted (`dravo openapi | head -1`): a normal end.
+        Err(_) if output::stdout_closed() => ExitCode::SUCCESS,
         Err(e) => exit_with(e),
     }
 }

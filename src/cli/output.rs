@@ -1,28 +1,50 @@
 //! What the commands print: `key: value` fields, aligned tables, the API's JSON, progress on
 //! stderr, and the escaping that keeps stored text (a provider's words, a name) from driving
-//! the terminal. Every write to stdout goes through here.
+//! the terminal. Every write to stdout goes through here, so a closed stdout (`dravo openapi
+//! | head -1`) is noticed in one place and ends the program quietly (see `stdout_closed`).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use poem_openapi::types::ToJSON;
 
 use crate::domain::{Timestamp, is_hidden};
 use crate::error::{Error, Result};
 
+/// Set when a write to stdout found its reader gone.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether stdout's reader went away (a broken pipe) while a command printed: the command
+/// stopped there, and that is a normal end, not an error (as `head` closing the pipe is).
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::SeqCst)
+}
+
+/// A failed write to stdout, as the error that stops the command; a broken pipe is
+/// remembered for `stdout_closed`.
+fn stdout_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        STDOUT_CLOSED.store(true, Ordering::SeqCst);
+    }
+    Error::Internal(format!("cannot write to stdout: {e}"))
+}
+
 /// Writes `bytes` to stdout as they are.
 pub fn write_stdout(bytes: &[u8]) -> Result<()> {
-    std::io::stdout()
-        .lock()
-        .write_all(bytes)
-        .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
 }
 
 /// Writes `text` and a newline to stdout.
 pub fn print_line(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
 }
 
 /// `-` for nothing.
