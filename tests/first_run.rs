@@ -45,6 +45,9 @@ fn commands_refuse_a_missing_database_and_create_nothing() {
             "no database at ",
             "(database.path `dravo.db`, from the default)",
             "dravo init",
+            "--database PATH or set DRAVO_DATABASE_PATH",
+            // No config was read either: the server's may name its database.
+            "--config PATH or DRAVO_CONFIG (no config file was read)",
         ]);
         assert_eq!(
             files_in(dir.path()),
@@ -79,8 +82,10 @@ fn the_missing_database_message_says_how_the_path_was_chosen() {
         "[database]\npath = \"data/dravo.db\"\n",
     )
     .unwrap();
-    bare_dravo(dir.path(), &[], &list)
-        .assert_config_error(&["(database.path `data/dravo.db`, from the setting in dravo.toml)"]);
+    let out = bare_dravo(dir.path(), &[], &list);
+    out.assert_config_error(&["(database.path `data/dravo.db`, from the setting in dravo.toml)"]);
+    // A config file was read: no hint to name one.
+    assert!(!out.stderr.contains("--config"), "{}", out.describe());
     // No folder was made for any of them.
     assert_eq!(files_in(dir.path()), vec!["dravo.toml"]);
 }

@@ -44,7 +44,8 @@ const VERSION: &str = concat!(
     version = VERSION,
     about = "Self-hosted OAuth connections for social accounts",
     after_help = "Every command but `serve` and `init` needs an existing database: run them where \
-                  `dravo serve` runs, or name the database with --database or DRAVO_DATABASE_PATH."
+                  `dravo serve` runs, or name the database with --database or DRAVO_DATABASE_PATH, \
+                  or the server's config file with --config or DRAVO_CONFIG."
 )]
 pub struct Cli {
     /// Configuration file [default: $DRAVO_CONFIG, else ./dravo.toml when present]

@@ -112,7 +112,13 @@ fn check_database_path(config: &Config, mode: OpenMode) -> Result<()> {
             match mode {
                 OpenMode::CreateIfMissing => Ok(()),
                 OpenMode::Existing => Err(Error::config(format!(
-                    "no database at {shown}: `dravo init` or `dravo serve` creates one; to use another, pass --database PATH or set DRAVO_DATABASE_PATH"
+                    "no database at {shown}: `dravo init` or `dravo serve` creates one; to use another, pass --database PATH or set DRAVO_DATABASE_PATH{}",
+                    match config.origin.file {
+                        // Its settings may name the database: the server's file was not read.
+                        None =>
+                            ", or name the server's config file with --config PATH or DRAVO_CONFIG (no config file was read)",
+                        Some(_) => "",
+                    }
                 ))),
             }
         }
