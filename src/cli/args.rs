@@ -24,8 +24,7 @@ impl OwnerArg {
 /// `--provider` as a filter.
 #[derive(Debug, Args)]
 pub struct ProviderFilter {
-    /// Only this provider's: x, linkedin, facebook, instagram or tiktok (any case)
-    #[arg(long, value_name = "PROVIDER", value_parser = parse_provider)]
+    #[arg(long, value_name = "PROVIDER", value_parser = parse_provider, help = provider_help("Only this provider's"))]
     pub provider: Option<Provider>,
 }
 
@@ -37,11 +36,17 @@ pub struct StatusFilter {
     pub status: Option<AccountStatus>,
 }
 
-/// A provider name in any case (`X`, `LinkedIn`).
+/// The help of a `--provider` flag: `lead`, then every registered name in the registry's
+/// order.
+pub fn provider_help(lead: &str) -> String {
+    format!("{lead}: {}", crate::providers::expected())
+}
+
+/// A provider name exactly as the registry spells it; anything else is refused with the
+/// name most likely meant (`X`: did you mean `x`?).
 pub fn parse_provider(s: &str) -> std::result::Result<Provider, String> {
-    s.to_ascii_lowercase()
-        .parse()
-        .map_err(|_| crate::providers::UnknownProvider(s.chars().take(40).collect()).to_string())
+    s.parse()
+        .map_err(|e: crate::providers::UnknownProvider| e.to_string())
 }
 
 pub fn parse_status(value: &str) -> std::result::Result<AccountStatus, String> {
@@ -54,4 +59,24 @@ pub fn parse_kind(value: &str) -> std::result::Result<AccountKind, String> {
 
 pub fn parse_account_id(value: &str) -> std::result::Result<AccountId, String> {
     AccountId::parse(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_names_are_taken_as_the_registry_spells_them_only() {
+        for p in crate::providers::ids() {
+            assert_eq!(parse_provider(p.as_str()), Ok(p));
+        }
+        assert_eq!(
+            parse_provider("X").unwrap_err(),
+            "unknown provider `X`: did you mean `x`?"
+        );
+        assert_eq!(
+            parse_provider("twitter").unwrap_err(),
+            "unknown provider `twitter`: did you mean `x`?"
+        );
+    }
 }

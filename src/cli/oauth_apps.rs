@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use clap::{Args, Subcommand};
 
 use super::accounts::deleted_account_line;
-use super::args::{OwnerArg, ProviderFilter, parse_provider};
+use super::args::{OwnerArg, ProviderFilter, parse_provider, provider_help};
 use super::context::Context;
 use super::output::{or_dash, print_fields, print_json, print_line, print_list, print_table};
 use crate::domain::{
@@ -72,8 +72,7 @@ pub enum Command {
 pub struct CreateArgs {
     #[command(flatten)]
     owner: OwnerArg,
-    /// The provider: x, linkedin, facebook, instagram or tiktok (any case)
-    #[arg(long, value_name = "PROVIDER", value_parser = parse_provider)]
+    #[arg(long, value_name = "PROVIDER", value_parser = parse_provider, help = provider_help("The provider"))]
     provider: Provider,
     /// A name for the app, 1 to 120 characters, unique per owner and provider
     #[arg(long)]
