@@ -1333,6 +1333,71 @@ fn accounts_list_and_show_escape_hostile_provider_text() {
     }
 }
 
+/// A Facebook user account and one of its Pages, as a connect stores them.
+fn insert_user_and_page(dir: &Path, user: &str, page: &str, tasks: &str) {
+    let db = support::Db::open(&dir.join("dravo.db"));
+    for (id, kind, parent, tasks) in [
+        (user, "user", None, None),
+        (page, "page", Some(user), Some(tasks)),
+    ] {
+        db.execute(
+            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id, username,
+                                   display_name, scopes, status, access_token_sealed,
+                                   refresh_token_sealed, expires_at, refresh_expires_at,
+                                   created_at, updated_at, kind, parent_id, tasks)
+             VALUES (?1, 'alice', 'facebook', NULL, ?1, NULL, 'Bakery',
+                     '[\"pages_show_list\"]', 'active', ?2, NULL, NULL, NULL, 1704067200,
+                     1704067200, ?3, ?4, ?5)",
+            &[
+                id.into(),
+                vec![0u8].into(),
+                kind.into(),
+                parent.map_or(support::Val::Null, support::Val::from),
+                tasks.map_or(support::Val::Null, support::Val::from),
+            ],
+        );
+    }
+}
+
+/// README tells users to check a Page's `tasks` for `CREATE_CONTENT` before posting:
+/// `accounts show` shows them, as `--json` does; a user account has no tasks line.
+#[test]
+fn accounts_show_lists_a_pages_tasks() {
+    let dir = tempdir();
+    let (user, page) = ("acc_aaaaaaaaaaaaaaaaaaaa", "acc_bbbbbbbbbbbbbbbbbbbb");
+    insert_user_and_page(dir.path(), user, page, r#"["CREATE_CONTENT","MODERATE"]"#);
+    let show = dravo(dir.path(), &["accounts", "show", "--owner", "alice", page]);
+    show.assert_success();
+    let fields = key_values(&show.stdout);
+    assert_eq!(
+        fields["tasks"], "CREATE_CONTENT MODERATE",
+        "{}",
+        show.stdout
+    );
+    assert_eq!(
+        show.stdout.lines().last(),
+        Some("tasks:               CREATE_CONTENT MODERATE")
+    );
+    let json = dravo(
+        dir.path(),
+        &["accounts", "show", "--owner", "alice", page, "--json"],
+    );
+    json.assert_success();
+    assert_eq!(
+        json.json()["tasks"],
+        serde_json::json!(["CREATE_CONTENT", "MODERATE"])
+    );
+
+    let user_show = dravo(dir.path(), &["accounts", "show", "--owner", "alice", user]);
+    user_show.assert_success();
+    assert!(
+        !key_values(&user_show.stdout).contains_key("tasks"),
+        "{}",
+        user_show.stdout
+    );
+    assert_eq!(user_show.stdout.lines().count(), 13);
+}
+
 // ---------------------------------------------------------------- update / delete --cascade
 
 #[test]

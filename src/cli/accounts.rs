@@ -253,12 +253,13 @@ pub(super) fn deleted_account_line(deleted: &Deleted) -> String {
     }
 }
 
-/// An account, as `key: value` lines or as the API's JSON.
+/// An account, as `key: value` lines or as the API's JSON. A Page's `tasks` (what its user
+/// may do there) close the lines; accounts without tasks have no such line.
 fn print_account(account: Account, json: bool) -> Result<()> {
     if json {
         return print_json(&AccountView::from(account));
     }
-    print_fields(&[
+    let mut fields = vec![
         ("id", account.id.clone()),
         ("provider", account.provider.to_string()),
         ("oauth_app_id", or_dash(&account.oauth_app_id)),
@@ -272,7 +273,18 @@ fn print_account(account: Account, json: bool) -> Result<()> {
         ("reauth_by", time_or_dash(account.reauth_by)),
         ("created_at", account.created_at.rfc3339()),
         ("updated_at", account.updated_at.rfc3339()),
-    ])
+    ];
+    if let Some(tasks) = &account.tasks {
+        fields.push((
+            "tasks",
+            if tasks.is_empty() {
+                "-".to_owned()
+            } else {
+                tasks.join(" ")
+            },
+        ));
+    }
+    print_fields(&fields)
 }
 
 #[cfg(test)]
