@@ -123,6 +123,9 @@ export DRAVO_SERVER_BIND="127.0.0.1:$DRAVO_PORT"
 for limit in START CALLBACK CREATE TOKEN CHANGE; do
     export "DRAVO_LIMITS_${limit}_PER_SECOND=100000"
 done
+# All the load comes from 127.0.0.1: let it use every connection (CONNECTIONS may exceed the
+# per-client default of 128).
+export DRAVO_SERVER_MAX_CONNECTIONS_PER_IP=1024
 # The default log level, as users run it: one info line per request. LOG_LEVEL=warn measures
 # without the request log.
 if [[ -n ${LOG_LEVEL:-} ]]; then export RUST_LOG=$LOG_LEVEL; else unset RUST_LOG; fi

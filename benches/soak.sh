@@ -152,6 +152,9 @@ export DRAVO_SERVER_BIND="127.0.0.1:$DRAVO_PORT"
 for limit in START CALLBACK CREATE TOKEN CHANGE; do
     export "DRAVO_LIMITS_${limit}_PER_SECOND=100000"
 done
+# All the load comes from 127.0.0.1: let it use every connection (CONNECTIONS may exceed the
+# per-client default of 128).
+export DRAVO_SERVER_MAX_CONNECTIONS_PER_IP=1024
 export DRAVO_PROVIDERS_X_AUTHORIZE_URL="$FAKE_URL/authorize"
 export DRAVO_PROVIDERS_X_TOKEN_URL="$FAKE_URL/token"
 export DRAVO_PROVIDERS_X_API_BASE="$FAKE_URL"

@@ -102,6 +102,7 @@ impl std::fmt::Display for Chosen {
     }
 }
 
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -109,10 +110,29 @@ pub struct ServerConfig {
     pub bind: String,
     /// External base URL; defaults to `http://<bind>`.
     pub public_url: Option<Url>,
-    /// Peers whose `X-Forwarded-For` is believed when finding the client's IP address.
+    /// Peers whose `X-Forwarded-For` is believed when finding the client's IP address; they
+    /// are also exempt from `max_connections_per_ip`.
     pub trusted_proxies: TrustedProxies,
     /// Serve `/metrics` on this address (host and port) instead of on `bind`.
     pub metrics_bind: Option<String>,
+    /// Connections served at once; more wait for one to close.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub max_connections: usize,
+    /// Connections one client IP address (IPv6: one /64) may hold; more are refused.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request head.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request body, from the end of its head.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub body_timeout_seconds: u64,
+    /// Seconds a client has to take a response, from when it is ready.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub write_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    pub idle_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +142,20 @@ impl Default for ServerConfig {
             public_url: None,
             trusted_proxies: TrustedProxies::default(),
             metrics_bind: None,
+            // Leaves descriptors for the database and provider calls only if `ulimit -n` is
+            // above this; below it, accept errors are still handled by the back-off.
+            max_connections: 1024,
+            // An eighth of the cap: a dashboard's connection pool fits many times over, and
+            // one address cannot fill the server.
+            max_connections_per_ip: 128,
+            // A request head is a few hundred bytes and a body at most 64 KiB: 10 s is
+            // plenty on any real link.
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 10,
+            // The largest response, the API docs page, is about 1.7 MB.
+            write_timeout_seconds: 30,
+            // Long enough for a browser or SDK to reuse the connection between calls.
+            idle_timeout_seconds: 60,
         }
     }
 }
@@ -566,6 +600,12 @@ fn accepted_forms(key: &str) -> &'static str {
         | "concurrency"
         | "keepalive_hours"
         | "retention_days"
+        | "max_connections"
+        | "max_connections_per_ip"
+        | "header_timeout_seconds"
+        | "body_timeout_seconds"
+        | "write_timeout_seconds"
+        | "idle_timeout_seconds"
         | "start_per_second"
         | "callback_per_second"
         | "create_per_second"
@@ -695,6 +735,7 @@ impl Config {
         if let Some(bind) = &self.server.metrics_bind {
             parse_bind("server.metrics_bind", bind)?;
         }
+        self.check_connection_limits()?;
         for origin in &self.dashboard.cors_origins {
             check_cors_origin(origin)?;
         }
@@ -851,6 +892,35 @@ impl Config {
                     key("api_version"),
                     versioned.join(", ")
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_connection_limits(&self) -> Result<()> {
+        let server = &self.server;
+        if !(1..=1_000_000).contains(&server.max_connections) {
+            return Err(Error::config(
+                "server.max_connections must be between 1 and 1000000",
+            ));
+        }
+        if !(1..=server.max_connections).contains(&server.max_connections_per_ip) {
+            return Err(Error::config(format!(
+                "server.max_connections_per_ip must be between 1 and server.max_connections ({})",
+                server.max_connections
+            )));
+        }
+        for (key, seconds) in [
+            (
+                "server.header_timeout_seconds",
+                server.header_timeout_seconds,
+            ),
+            ("server.body_timeout_seconds", server.body_timeout_seconds),
+            ("server.write_timeout_seconds", server.write_timeout_seconds),
+            ("server.idle_timeout_seconds", server.idle_timeout_seconds),
+        ] {
+            if !(1..=3600).contains(&seconds) {
+                return Err(Error::config(format!("{key} must be between 1 and 3600")));
             }
         }
         Ok(())

@@ -8,6 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
 
+mod outputs;
+pub use outputs::{AccessToken, Deleted, Event, OAuthApp, WebhookEvent, WebhookStatus};
+
 /// Rejects control characters, which have no business in names, ids or secrets and make
 /// logs and terminals lie.
 fn check_no_control(field: &str, value: &str) -> Result<(), Error> {

@@ -17,7 +17,7 @@ mod net;
 pub mod providers;
 pub mod service;
 pub mod store;
-pub mod views;
+pub mod wire;
 
 use std::future::Future;
 use std::time::Duration;
@@ -79,21 +79,16 @@ pub async fn serve(config: Config) -> Result<()> {
         shutdown.await;
         trigger.cancel();
     });
-    run_listeners(
-        listener,
-        metrics_listener,
-        dravo,
-        stop,
-        ConnectionLimits::default(),
-    )
-    .await
-    .map_err(|e| Error::Internal(format!("the server failed: {e}")))?;
+    let limits = ConnectionLimits::of(&dravo.config().server);
+    run_listeners(listener, metrics_listener, dravo, stop, limits)
+        .await
+        .map_err(|e| Error::Internal(format!("the server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish (up to 30 seconds). Connections are limited by [`ConnectionLimits::default`].
+/// finish (up to 30 seconds). Connections are limited as `server.*` says ([`ConnectionLimits::of`]).
 /// Background tasks (the refresher, the webhook sender, the rate limiters' pruner) get the
 /// same token and stop with the server.
 pub async fn run(
@@ -101,7 +96,8 @@ pub async fn run(
     dravo: Dravo,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    run_with(listener, dravo, shutdown, ConnectionLimits::default()).await
+    let limits = ConnectionLimits::of(&dravo.config().server);
+    run_with(listener, dravo, shutdown, limits).await
 }
 
 /// [`run`] with explicit connection limits (timeouts for slow and idle clients, and how many
@@ -147,6 +143,10 @@ async fn run_listeners(
     shutdown: CancellationToken,
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
+    let admission = net::Admission {
+        exempt: dravo.config().server.trusted_proxies.clone(),
+        refusal: api::error::connection_refusal(limits.max_connections_per_client),
+    };
     let metrics_server = metrics_listener.map(|metrics_listener| {
         tokio::spawn(net::serve(
             metrics_listener,
@@ -154,6 +154,7 @@ async fn run_listeners(
             shutdown.clone().cancelled_owned(),
             SHUTDOWN_GRACE,
             limits,
+            admission.clone(),
         ))
     });
     let refresher = dravo
@@ -173,6 +174,7 @@ async fn run_listeners(
         shutdown.clone().cancelled_owned(),
         SHUTDOWN_GRACE,
         limits,
+        admission,
     )
     .await;
     shutdown.cancel();

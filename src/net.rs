@@ -1,26 +1,37 @@
-//! Serving HTTP connections so that slow or idle clients cannot hold the server.
+//! Serving HTTP connections so that slow, idle or greedy clients cannot hold the server.
 //!
 //! `poem::Server` accepts as fast as the kernel hands out connections (and on an accept error
 //! such as `EMFILE` retries at once, spinning a core), keeps every connection for as long as the
 //! client likes, and builds hyper without a timer, so hyper's header-read timeout is off. Its
 //! `idle_timeout` is reset by any read, so a client dripping one header line every few seconds
 //! keeps it alive. This module serves poem endpoints through hyper directly instead, because
-//! only there can one see when a request head has been parsed (the service is called) and when
-//! its response has gone out (hyper drops the body), which the timeouts need:
+//! only there can one see when a request head has been parsed (the service is called), when
+//! its body is read, and when its response has gone out, which the limits need:
 //!
 //! - **Header-read timeout** ([`ConnectionLimits::header_read_timeout`]): a request head must
 //!   be complete this long after the accept (first request) or after the first byte that
 //!   follows the previous response (every later request on a kept-alive connection). Sending
-//!   more bytes does not extend it. Once the head is parsed the request is in flight and no
-//!   timer runs, so a handler may wait on a provider as long as it needs. (hyper's own
-//!   header timer is not used: it starts as soon as hyper waits for the next request, so it
-//!   would also cut idle kept-alive connections after the header timeout.)
+//!   more bytes does not extend it. (hyper's own header timer is not used: it starts as soon
+//!   as hyper waits for the next request, so it would also cut idle kept-alive connections.)
+//! - **Body timeout** ([`ConnectionLimits::body_timeout`]): a request body must be complete
+//!   this long after its head. Reading it later fails with [`BodyTimedOut`], which the API
+//!   answers with 408 and a close. A body nobody reads (a route that takes none, a request
+//!   refused before its body) is never waited for: hyper closes the connection instead.
+//! - **Write timeout** ([`ConnectionLimits::write_timeout`]): a response must be handed to the
+//!   socket within this long of the handler returning it, however slowly the client reads.
+//! - Between those, a request is in flight and no timer runs, so a handler may wait on a
+//!   provider as long as it needs.
 //! - **Idle timeout** ([`ConnectionLimits::idle_timeout`]): a kept-alive connection with
 //!   nothing in flight is closed this long after its last response, unless a new request
 //!   starts (and then the header timeout applies).
-//! - **Connection cap** ([`ConnectionLimits::max_connections`]): at the cap the loop stops
-//!   accepting, so new clients wait in the kernel's backlog until a connection closes, rather
-//!   than being accepted and dropped.
+//! - **Per-client cap** ([`ConnectionLimits::max_connections_per_client`]): one IP address
+//!   (IPv6: one /64, what one host is usually given) holds at most this many connections; a
+//!   connection over it is answered 429 at once and closed, before it takes a slot. Trusted
+//!   proxies are exempt: many clients share their address, and the proxy must limit them.
+//! - **Connection cap** ([`ConnectionLimits::max_connections`]): at the cap a new connection
+//!   waits for a slot, and the kept-alive connection idle the longest is closed to free one.
+//!   With none idle, new clients wait in the kernel's backlog until a connection closes,
+//!   rather than being accepted and dropped.
 //! - **Accept back-off**: after an accept error (`EMFILE`, `ENFILE`, `ENOBUFS`, ...) one warning
 //!   is logged and the loop pauses, 10 ms at first, doubling up to 1 s, back to 10 ms after the
 //!   next success.
@@ -29,14 +40,16 @@
 //! close, and drops whatever is still open after the grace period. The timeouts keep running
 //! meanwhile, so a slow client cannot hold the stop up.
 //!
-//! Not limited here: how long a request body takes once its head is in (its size is capped by
-//! `api`), and protocol upgrades, which are not offered.
+//! Not limited here: a request body's size (the API caps it) and protocol upgrades, which are
+//! not offered.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -51,9 +64,11 @@ use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinError, JoinSet};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
+
+use crate::config::{ServerConfig, TrustedProxies};
 
 /// HTTP/2 settings `poem::Server` used, kept so that h2c clients see no change.
 const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
@@ -65,26 +80,85 @@ pub struct ConnectionLimits {
     /// Time to send a complete request head, counted from the accept for the first request
     /// and from the first byte after the previous response for later ones.
     pub header_read_timeout: Duration,
+    /// Time to send a complete request body, counted from the end of its head.
+    pub body_timeout: Duration,
+    /// Time to take a complete response, counted from when the handler returned it.
+    pub write_timeout: Duration,
     /// Time a kept-alive connection may wait, after its last response, before starting the
     /// next request.
     pub idle_timeout: Duration,
     /// Connections served at once; beyond it new ones wait in the kernel's backlog. At least 1.
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 /64) may hold; more are refused. At least 1.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
+        Self::of(&ServerConfig::default())
+    }
+}
+
+impl ConnectionLimits {
+    /// The limits `server.*` sets.
+    pub fn of(server: &ServerConfig) -> Self {
         Self {
-            // A request head is a few hundred bytes: 10 s is plenty on any real link.
-            header_read_timeout: Duration::from_secs(10),
-            // Long enough for a browser or SDK to reuse the connection between calls.
-            idle_timeout: Duration::from_secs(60),
-            // Leaves descriptors for the database and provider calls only if `ulimit -n` is
-            // above this; below it, accept errors are still handled by the back-off.
-            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(server.header_timeout_seconds),
+            body_timeout: Duration::from_secs(server.body_timeout_seconds),
+            write_timeout: Duration::from_secs(server.write_timeout_seconds),
+            idle_timeout: Duration::from_secs(server.idle_timeout_seconds),
+            max_connections: server.max_connections,
+            max_connections_per_client: server.max_connections_per_ip,
+        }
+    }
+
+    /// How often a connection looks at its deadlines: a quarter of the shortest timeout,
+    /// between 10 ms and 1 s.
+    fn tick(&self) -> Duration {
+        (self
+            .header_read_timeout
+            .min(self.idle_timeout)
+            .min(self.write_timeout)
+            / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+/// Who is let in beyond the connection cap: the per-client cap, its exemptions, and what a
+/// refused connection is told.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// Addresses exempt from the per-client cap (`server.trusted_proxies`).
+    pub exempt: TrustedProxies,
+    /// A complete HTTP/1.1 response written, best effort, to a connection over the cap
+    /// before it is closed.
+    pub refusal: Bytes,
+}
+
+/// The error a request body's read fails with once the body timeout has passed (inside an
+/// `io::Error` of kind `TimedOut`).
+#[derive(Debug)]
+pub struct BodyTimedOut(pub Duration);
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_secs() {
+            1 if self.0.subsec_nanos() == 0 => {
+                f.write_str("the request body did not arrive within 1 second")
+            }
+            n if self.0.subsec_nanos() == 0 => {
+                write!(f, "the request body did not arrive within {n} seconds")
+            }
+            _ => write!(
+                f,
+                "the request body did not arrive within {} ms",
+                self.0.as_millis()
+            ),
         }
     }
 }
+
+impl std::error::Error for BodyTimedOut {}
 
 /// Serves `endpoint` on `listener` within `limits` until `shutdown` completes, then lets open
 /// connections finish for up to `grace` and drops the rest.
@@ -94,6 +168,7 @@ pub(crate) async fn serve<E>(
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
     limits: ConnectionLimits,
+    admission: Admission,
 ) -> io::Result<()>
 where
     E: Endpoint + 'static,
@@ -101,6 +176,11 @@ where
     let local = listener.local_addr()?;
     let endpoint = Arc::new(endpoint);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let clients = Arc::new(Clients::new(
+        limits.max_connections_per_client.max(1),
+        admission.exempt,
+    ));
+    let live = Arc::new(Live::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut backoff = Backoff::default();
@@ -110,25 +190,44 @@ where
         while let Some(done) = connections.try_join_next() {
             report(done);
         }
-        // Take a slot before accepting: at the cap, new clients stay in the backlog.
-        let slot = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-        };
         let (stream, remote) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = accept_with_backoff(|| listener.accept(), &mut backoff) => accepted,
         };
+        // Over its own cap, a client is refused before it can take a slot or push anyone out.
+        let Some(client) = clients.admit(remote.ip()) else {
+            refuse(&stream, &admission.refusal);
+            continue;
+        };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Full: free the slot of the connection idle the longest, if any is idle;
+                // otherwise this client waits, and the next ones in the backlog.
+                live.close_idlest();
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                }
+            }
+        };
+        let clock = Arc::new(Clock::new(limits));
+        let registration = live.register(clock.clone());
         connections.spawn(serve_connection(Connection {
             stream,
             local,
             remote,
             limits,
+            clock,
             endpoint: endpoint.clone(),
             stop: stop_rx.clone(),
-            _slot: slot,
+            _held: Held {
+                _slot: slot,
+                _client: client,
+                _registration: registration,
+            },
         }));
     }
 
@@ -158,16 +257,177 @@ fn report(done: Result<(), JoinError>) {
     }
 }
 
+/// Writes the refusal if the socket takes it at once (it never waits on the client), then
+/// closes the connection.
+fn refuse(stream: &TcpStream, refusal: &[u8]) {
+    let _ = stream.try_write(refusal);
+}
+
+/// How many connections each client address holds.
+struct Clients {
+    limit: usize,
+    exempt: TrustedProxies,
+    open: Mutex<HashMap<ClientKey, usize>>,
+    /// Refusals since the last warning, and when that was: one warning a minute at most.
+    refused: AtomicU64,
+    warned: Mutex<Option<Instant>>,
+}
+
+/// What the per-client cap counts by: an IPv4 address, or the /64 of an IPv6 one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ClientKey {
+    V4(std::net::Ipv4Addr),
+    V6Prefix(u64),
+}
+
+impl ClientKey {
+    fn of(ip: IpAddr) -> ClientKey {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => ClientKey::V4(v4),
+            IpAddr::V6(v6) => ClientKey::V6Prefix((u128::from(v6) >> 64) as u64),
+        }
+    }
+}
+
+impl Clients {
+    const WARN_EVERY: Duration = Duration::from_secs(60);
+
+    fn new(limit: usize, exempt: TrustedProxies) -> Clients {
+        Clients {
+            limit,
+            exempt,
+            open: Mutex::default(),
+            refused: AtomicU64::new(0),
+            warned: Mutex::new(None),
+        }
+    }
+
+    /// Counts one more connection from `ip`, or None when it already holds `limit`.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientPermit> {
+        if self.exempt.contains(ip) {
+            return Some(ClientPermit {
+                clients: self.clone(),
+                key: None,
+            });
+        }
+        let key = ClientKey::of(ip);
+        {
+            let mut open = lock(&self.open);
+            let count = open.entry(key).or_insert(0);
+            if *count < self.limit {
+                *count += 1;
+                return Some(ClientPermit {
+                    clients: self.clone(),
+                    key: Some(key),
+                });
+            }
+        }
+        self.note_refusal(ip);
+        None
+    }
+
+    fn release(&self, key: ClientKey) {
+        let mut open = lock(&self.open);
+        if let Some(count) = open.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&key);
+            }
+        }
+    }
+
+    fn note_refusal(&self, ip: IpAddr) {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut warned = lock(&self.warned);
+        let now = Instant::now();
+        if warned.is_none_or(|at| now >= at + Self::WARN_EVERY) {
+            *warned = Some(now);
+            self.refused.store(0, Ordering::Relaxed);
+            tracing::warn!(
+                client_ip = %ip,
+                limit = self.limit,
+                refused,
+                "refusing connections over server.max_connections_per_ip (the count is since the last such warning)"
+            );
+        }
+    }
+}
+
+/// One connection counted against its client's cap while alive.
+struct ClientPermit {
+    clients: Arc<Clients>,
+    /// None for an exempt address.
+    key: Option<ClientKey>,
+}
+
+impl Drop for ClientPermit {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.clients.release(key);
+        }
+    }
+}
+
+/// The clocks of the open connections, to find the one idle the longest.
+#[derive(Default)]
+struct Live {
+    next: AtomicU64,
+    clocks: Mutex<HashMap<u64, Arc<Clock>>>,
+}
+
+impl Live {
+    fn register(self: &Arc<Self>, clock: Arc<Clock>) -> Registration {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.clocks).insert(id, clock);
+        Registration {
+            live: self.clone(),
+            id,
+        }
+    }
+
+    /// Asks the kept-alive connection idle the longest to close; false when none is idle.
+    fn close_idlest(&self) -> bool {
+        let clocks = lock(&self.clocks);
+        let mut idle: Vec<(Instant, &Arc<Clock>)> = clocks
+            .values()
+            .filter_map(|clock| Some((clock.idle_since()?, clock)))
+            .collect();
+        idle.sort_by_key(|(since, _)| *since);
+        // One that started a request meanwhile says no; the next idlest is asked.
+        idle.into_iter().any(|(_, clock)| clock.close_if_idle())
+    }
+}
+
+/// Keeps a connection's clock in `Live` while alive.
+struct Registration {
+    live: Arc<Live>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.live.clocks).remove(&self.id);
+    }
+}
+
+/// What a connection holds until it closes: its slot, its count against its client's cap,
+/// its place among the live connections.
+struct Held {
+    _slot: OwnedSemaphorePermit,
+    _client: ClientPermit,
+    _registration: Registration,
+}
+
 /// One accepted connection and what serving it needs.
 struct Connection<E> {
     stream: TcpStream,
     local: SocketAddr,
     remote: SocketAddr,
     limits: ConnectionLimits,
+    clock: Arc<Clock>,
     endpoint: Arc<E>,
     stop: watch::Receiver<bool>,
-    /// Held until the connection is closed; frees a slot for the accept loop.
-    _slot: OwnedSemaphorePermit,
+    _held: Held,
 }
 
 async fn serve_connection<E: Endpoint + 'static>(conn: Connection<E>) {
@@ -176,11 +436,11 @@ async fn serve_connection<E: Endpoint + 'static>(conn: Connection<E>) {
         local,
         remote,
         limits,
+        clock,
         endpoint,
         mut stop,
-        _slot,
+        _held,
     } = conn;
-    let clock = Arc::new(Clock::new(limits));
     let io = TokioIo::new(Watched {
         stream,
         clock: clock.clone(),
@@ -190,17 +450,28 @@ async fn serve_connection<E: Endpoint + 'static>(conn: Connection<E>) {
         move |req: hyper::Request<Incoming>| {
             // hyper calls the service once the head is parsed: from here the request is in
             // flight until its response body is dropped.
-            let in_flight = clock.request_started();
+            let mut in_flight = clock.request_started();
+            let body_deadline = Instant::now() + limits.body_timeout;
             let endpoint = endpoint.clone();
             async move {
-                let req = poem::Request::from((
+                let has_body = !req.body().is_end_stream();
+                let mut req = poem::Request::from((
                     req,
                     LocalAddr(local.into()),
                     RemoteAddr(remote.into()),
                     Scheme::HTTP,
                 ));
+                if has_body {
+                    let body = BoxBody::from(req.take_body());
+                    req.set_body(poem::Body::from(BoxBody::new(Deadline {
+                        body,
+                        deadline: Box::pin(tokio::time::sleep_until(body_deadline)),
+                        timeout: limits.body_timeout,
+                    })));
+                }
                 let resp: hyper::Response<BoxBody<Bytes, io::Error>> =
                     endpoint.get_response(req).await.into();
+                in_flight.responding();
                 Ok::<_, Infallible>(resp.map(|body| Tracked {
                     body,
                     _in_flight: in_flight,
@@ -231,18 +502,13 @@ async fn serve_connection<E: Endpoint + 'static>(conn: Connection<E>) {
             }
             why = &mut expired => {
                 // Dropping the connection closes the socket.
-                match why {
-                    Expiry::HeaderRead => tracing::debug!(
-                        remote = %remote,
-                        "closing the connection: no complete request head within {:?}",
-                        limits.header_read_timeout
-                    ),
-                    Expiry::Idle => tracing::debug!(
-                        remote = %remote,
-                        "closing the connection: idle for {:?}",
-                        limits.idle_timeout
-                    ),
-                }
+                let reason = match why {
+                    Expiry::HeaderRead => "no complete request head in time",
+                    Expiry::Write => "the response was not taken in time",
+                    Expiry::Idle => "idle too long",
+                    Expiry::Evicted => "the server is full and this connection was the idlest",
+                };
+                tracing::debug!(remote = %remote, "closing the connection: {reason}");
                 return;
             }
             _ = stop.wait_for(|stop| *stop), if !stopping => {
@@ -257,20 +523,30 @@ async fn serve_connection<E: Endpoint + 'static>(conn: Connection<E>) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expiry {
     HeaderRead,
+    Write,
     Idle,
+    /// Closed to free a slot for a new connection.
+    Evicted,
 }
 
-/// One connection's deadline, moved by its reads and its requests.
+/// One connection's deadlines, moved by its reads, writes and requests.
 struct Clock {
     limits: ConnectionLimits,
     state: Mutex<ClockState>,
+    /// Wakes `expired` at once when the connection is evicted.
+    evicted: Notify,
 }
 
 struct ClockState {
     /// Requests whose head is parsed and whose response body is not yet dropped.
     in_flight: usize,
-    /// None while a request is in flight.
+    /// The header or idle deadline; None while a request is in flight.
     deadline: Option<(Instant, Expiry)>,
+    /// Responses returned by the handler whose bodies hyper still holds.
+    responding: usize,
+    /// Since when some response has not been handed to the socket completely.
+    unwritten_since: Option<Instant>,
+    evicted: bool,
 }
 
 impl Clock {
@@ -283,12 +559,16 @@ impl Clock {
                     Instant::now() + limits.header_read_timeout,
                     Expiry::HeaderRead,
                 )),
+                responding: 0,
+                unwritten_since: None,
+                evicted: false,
             }),
+            evicted: Notify::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, ClockState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Bytes arrived. On an idle connection they start the next request head, which now has
@@ -303,58 +583,128 @@ impl Clock {
         }
     }
 
-    /// A request head was parsed: no deadline until the returned guard is dropped.
+    /// hyper's write buffer is empty: every response whose body is done has reached the
+    /// socket.
+    fn flushed(&self) {
+        let mut state = self.lock();
+        if state.responding == 0 {
+            state.unwritten_since = None;
+        }
+    }
+
+    /// A request head was parsed: no header or idle deadline until the returned guard is
+    /// dropped.
     fn request_started(self: &Arc<Self>) -> InFlight {
         let mut state = self.lock();
         state.in_flight += 1;
         state.deadline = None;
-        InFlight(self.clone())
-    }
-
-    fn request_finished(&self) {
-        let mut state = self.lock();
-        state.in_flight -= 1;
-        if state.in_flight == 0 {
-            state.deadline = Some((Instant::now() + self.limits.idle_timeout, Expiry::Idle));
+        InFlight {
+            clock: self.clone(),
+            responding: false,
         }
     }
 
-    /// How often `expired` looks at the deadline: a quarter of the shorter timeout, between
-    /// 10 ms and 1 s.
-    fn tick(&self) -> Duration {
-        (self
-            .limits
-            .header_read_timeout
-            .min(self.limits.idle_timeout)
-            / 4)
-        .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    /// Since when the connection has been idle (kept alive, nothing in flight, nothing left
+    /// to write); None otherwise.
+    fn idle_since(&self) -> Option<Instant> {
+        self.idle_since_in(&self.lock())
     }
 
-    /// Completes when the current deadline passes. The deadline is looked at every tick
-    /// instead of waking this future on every change: a request then costs no extra wake-up
-    /// or timer, and a timeout is enforced at most one tick late.
+    fn idle_since_in(&self, state: &ClockState) -> Option<Instant> {
+        match state.deadline {
+            Some((at, Expiry::Idle)) if state.unwritten_since.is_none() && !state.evicted => {
+                Some(at - self.limits.idle_timeout)
+            }
+            _ => None,
+        }
+    }
+
+    /// Closes the connection if it is still idle; says whether it did.
+    fn close_if_idle(&self) -> bool {
+        {
+            let mut state = self.lock();
+            if self.idle_since_in(&state).is_none() {
+                return false;
+            }
+            state.evicted = true;
+        }
+        self.evicted.notify_one();
+        true
+    }
+
+    /// The deadline that passed, if one did.
+    fn passed(&self, now: Instant) -> Option<Expiry> {
+        let state = self.lock();
+        if state.evicted {
+            return Some(Expiry::Evicted);
+        }
+        if let Some(since) = state.unwritten_since
+            && since + self.limits.write_timeout <= now
+        {
+            return Some(Expiry::Write);
+        }
+        match state.deadline {
+            Some((at, why)) if at <= now => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Completes when a deadline passes or the connection is evicted. Deadlines are looked
+    /// at every tick instead of waking this future on every change: a request then costs no
+    /// extra wake-up or timer, and a timeout is enforced at most one tick late.
     async fn expired(&self) -> Expiry {
+        let tick = self.limits.tick();
         loop {
-            if let Some((at, why)) = self.lock().deadline
-                && at <= Instant::now()
-            {
+            if let Some(why) = self.passed(Instant::now()) {
                 return why;
             }
-            tokio::time::sleep(self.tick()).await;
+            tokio::select! {
+                () = tokio::time::sleep(tick) => {}
+                () = self.evicted.notified() => {}
+            }
         }
     }
 }
 
-/// Marks one request in flight while alive.
-struct InFlight(Arc<Clock>);
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Marks one request in flight while alive, and its response being written once the handler
+/// returned it.
+struct InFlight {
+    clock: Arc<Clock>,
+    responding: bool,
+}
+
+impl InFlight {
+    /// The handler returned the response: it must now reach the socket within the write
+    /// timeout.
+    fn responding(&mut self) {
+        let mut state = self.clock.lock();
+        state.responding += 1;
+        state.unwritten_since.get_or_insert_with(Instant::now);
+        self.responding = true;
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.request_finished();
+        let mut state = self.clock.lock();
+        if self.responding {
+            state.responding -= 1;
+        }
+        state.in_flight -= 1;
+        if state.in_flight == 0 {
+            state.deadline = Some((
+                Instant::now() + self.clock.limits.idle_timeout,
+                Expiry::Idle,
+            ));
+        }
     }
 }
 
-/// The socket, reporting reads to the connection's clock.
+/// The socket, reporting reads and completed flushes to the connection's clock.
 struct Watched {
     stream: TcpStream,
     clock: Arc<Clock>,
@@ -396,12 +746,54 @@ impl AsyncWrite for Watched {
         self.stream.is_write_vectored()
     }
 
+    /// hyper flushes the socket only once its own write buffer is empty.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = polled {
+            self.clock.flushed();
+        }
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A request body that fails with [`BodyTimedOut`] once its deadline has passed. The timer
+/// only matters while someone reads: a body nobody reads is never waited for.
+struct Deadline {
+    body: BoxBody<Bytes, io::Error>,
+    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+}
+
+impl Body for Deadline {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                BodyTimedOut(self.timeout),
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -488,10 +880,101 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::Notify;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    fn admit_all() -> Admission {
+        Admission {
+            exempt: TrustedProxies::default(),
+            refusal: Bytes::from_static(b"HTTP/1.1 429 Too Many Requests\r\n\r\n"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_take_its_response_is_cut_after_the_write_timeout() {
+        // More than the socket buffers on both sides can hold, so the server must wait on
+        // the client to write it all.
+        const SIZE: usize = 32 * 1024 * 1024;
+        let limits = ConnectionLimits {
+            write_timeout: ms(500),
+            idle_timeout: Duration::from_secs(60),
+            ..ConnectionLimits::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let big = poem::endpoint::make_sync(|_| vec![b'x'; SIZE]);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(serve(
+            listener,
+            big,
+            stop.clone().cancelled_owned(),
+            ms(100),
+            limits,
+            admit_all(),
+        ));
+
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut client = socket.connect(addr).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        // Read nothing for well past the write timeout, then everything there is.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut received = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        let ended = tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                match client.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => received += n,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the server closed the connection");
+        assert!(
+            received < SIZE,
+            "the response was cut short: {received} of {SIZE} bytes"
+        );
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_ipv4_ones_by_address() {
+        let key = |s: &str| ClientKey::of(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        // How a dual-stack socket reports an IPv4 peer.
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+    }
+
+    #[test]
+    fn a_client_is_admitted_up_to_its_cap_and_again_once_a_connection_closes() {
+        let clients = Arc::new(Clients::new(2, TrustedProxies::default()));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let first = clients.admit(ip).expect("first");
+        let _second = clients.admit(ip).expect("second");
+        assert!(clients.admit(ip).is_none(), "the third is over the cap");
+        assert!(clients.admit("192.0.2.2".parse().unwrap()).is_some());
+        drop(first);
+        assert!(clients.admit(ip).is_some(), "a closed one frees its place");
+    }
+
+    #[test]
+    fn trusted_proxies_are_admitted_beyond_the_cap() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8"]).unwrap();
+        let clients = Arc::new(Clients::new(1, proxies));
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let held: Vec<_> = (0..5).map(|_| clients.admit(proxy).unwrap()).collect();
+        assert_eq!(held.len(), 5);
+        assert!(lock(&clients.open).is_empty(), "proxies are not counted");
     }
 
     #[test]

@@ -688,9 +688,10 @@ async fn the_specs_check_example_is_what_checking_a_default_x_app_answers() {
     let id = create(&app, "x", CLIENT_SECRET, None).await;
     let (raw, _) = check(&app, &id).await;
     // The example names the default public URL; this server has its own.
-    let mut answered: Value =
-        serde_json::from_str(&raw.replace(&app.base_url, &dravo::views::example_public_url()))
-            .unwrap();
+    let mut answered: Value = serde_json::from_str(
+        &raw.replace(&app.base_url, &dravo::wire::views::example_public_url()),
+    )
+    .unwrap();
     answered["checked_at"] = example["checked_at"].clone();
     assert_eq!(answered, example);
 }

@@ -1,5 +1,5 @@
 //! The OAuth connect flow end to end, against a fake provider on 127.0.0.1 for each of x,
-//! linkedin, facebook, instagram and tiktok (CONTRACT.md §5–§6, PROVIDERS.md):
+//! linkedin, facebook, instagram and tiktok (README "Connecting an account, end to end"):
 //!
 //! `GET /v1/oauth/{p}/start` → the fake's `/authorize` (the browser step, which checks the URL
 //! the way the real provider would) → Dravo's callback → the dashboard's return URL →
@@ -432,7 +432,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What each provider expects and answers (PROVIDERS.md; the fake's default accounts)
+// What each provider expects and answers (the fake's default accounts)
 
 struct Expect {
     /// Authorize parameters, exactly (`state`, `redirect_uri` and `code_challenge` are checked

@@ -47,6 +47,9 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
         ErrorCode::PayloadTooLarge => authed(reqwest::Method::POST, "/v1/oauth-apps")
             .header("content-type", "application/json")
             .body(vec![b' '; dravo::api::MAX_BODY_BYTES + 1]),
+        ErrorCode::RequestTimeout => authed(reqwest::Method::POST, "/v1/oauth-apps")
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap(StalledBody::default())),
         ErrorCode::UnsupportedMediaType => authed(reqwest::Method::POST, "/v1/oauth-apps")
             .header("content-type", "text/plain")
             .body(app_body("x", "As text").to_string()),
@@ -114,6 +117,32 @@ async fn provoke(app: &TestApp, code: ErrorCode) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
+/// A request body that sends its first byte and then nothing: the server's body timeout
+/// (1 s here) passes.
+#[derive(Default)]
+struct StalledBody {
+    started: bool,
+}
+
+impl hyper::body::Body for StalledBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.started {
+            // Never woken: the client waits on the server's answer instead.
+            return std::task::Poll::Pending;
+        }
+        self.started = true;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(
+            bytes::Bytes::from_static(b"{"),
+        ))))
+    }
+}
+
 /// An X account row of alice's, written straight to the database (its sealed tokens are
 /// placeholders: these requests fail before any token is opened).
 fn insert_account(app: &TestApp, status: &str, expires_at: i64) -> String {
@@ -149,7 +178,11 @@ async fn every_code_in_the_spec_is_sent_by_the_server_with_its_status() {
     assert!(!codes.is_empty());
     // `internal` breaks the database, so it goes last.
     codes.sort_by_key(|(_, code)| *code == ErrorCode::Internal);
-    let app = spawn_app_with(|c| c.limits.callback_per_second = 1).await;
+    let app = spawn_app_with(|c| {
+        c.limits.callback_per_second = 1;
+        c.server.body_timeout_seconds = 1;
+    })
+    .await;
     for (name, code) in codes {
         let resp = provoke(&app, code).await;
         assert_error(resp, code.status().as_u16(), &name).await;

@@ -105,7 +105,7 @@ fn path_with(venv: &Path) -> std::ffi::OsString {
 fn insert_account(db: &Path, id: &str, provider_account_id: &str, full: bool) {
     let (app, username, display_name, expires_at) = if full {
         (
-            Some(dravo::views::EXAMPLE_APP_ID),
+            Some(dravo::wire::views::EXAMPLE_APP_ID),
             Some("generated"),
             Some("Generated Client"),
             Some(1_767_232_800_i64), // 2026-01-01T02:00:00Z

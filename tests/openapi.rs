@@ -85,7 +85,7 @@ async fn served_spec_equals_the_generated_spec() {
     let mut unnamed = served.clone();
     unnamed["servers"] = json!([]);
     let named = unnamed.to_string();
-    let named = named.replace(&app.base_url, &dravo::views::example_public_url());
+    let named = named.replace(&app.base_url, &dravo::wire::views::example_public_url());
     assert_eq!(serde_json::from_str::<Value>(&named).unwrap(), spec());
     app.stop().await;
 }
@@ -254,6 +254,7 @@ fn error_schema_is_the_error_envelope_with_every_contract_code() {
             "no_default_app",
             "needs_reauth",
             "app_in_use",
+            "request_timeout",
             "payload_too_large",
             "unsupported_media_type",
             "rate_limited",

@@ -154,7 +154,7 @@ fn serves_the_openapi_spec_the_cli_prints() {
     unnamed["servers"] = serde_json::json!([]);
     let unnamed = unnamed
         .to_string()
-        .replace(&base, &dravo::views::example_public_url());
+        .replace(&base, &dravo::wire::views::example_public_url());
     assert_eq!(serde_json::from_str::<Value>(&unnamed).unwrap(), printed);
     server.stop();
 }

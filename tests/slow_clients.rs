@@ -16,7 +16,7 @@ use std::time::Duration;
 use dravo::ConnectionLimits;
 use dravo::config::ProviderConfig;
 use fake_provider::{FakeProvider, Fault, Kind};
-use support::{TestApp, spawn_app_limited};
+use support::{TestApp, spawn_app, spawn_app_limited, spawn_app_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
@@ -33,6 +33,7 @@ fn limits(header_read_ms: u64, idle_ms: u64, max_connections: usize) -> Connecti
         header_read_timeout: Duration::from_millis(header_read_ms),
         idle_timeout: Duration::from_millis(idle_ms),
         max_connections,
+        ..ConnectionLimits::default()
     }
 }
 
@@ -184,17 +185,55 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
-async fn at_the_connection_cap_a_new_client_waits_until_a_connection_closes() {
-    // Long timeouts: here only a client closing can free a slot.
+async fn at_the_cap_the_connection_idle_the_longest_is_closed_for_a_new_client() {
+    // Long timeouts: here only the cap can close a connection.
     let app = spawn_app_limited(limits(60_000, 60_000, 4), |_| {}).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut stream = connect(&app).await;
         healthz_on(&mut stream).await;
         held.push(stream);
+        // Distinct idle times: the first is the idlest.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The second one is in use again: busy connections are never closed for another.
+    healthz_on(&mut held[1]).await;
 
-    // The kernel completes the handshake (backlog), but the server does not accept it yet.
+    let mut newcomer = connect(&app).await;
+    healthz_on(&mut newcomer).await;
+
+    assert!(
+        closed_within(&mut held[0], SAFETY).await,
+        "the idlest connection was closed to make room"
+    );
+    for stream in &mut held[1..] {
+        assert!(
+            !closed_within(stream, Duration::from_millis(200)).await,
+            "the others are kept"
+        );
+    }
+    // And they still work, the newcomer having taken the freed slot.
+    healthz_on(&mut held[3]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_with_none_idle_a_new_client_waits_until_a_connection_closes() {
+    // Long timeouts: here only a client closing can free a slot.
+    let app = spawn_app_limited(limits(60_000, 60_000, 4), |_| {}).await;
+    // Each has started a request head and not finished it: busy, not idle.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: dravo.test\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // Give the server time to accept all four.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     let mut waiting = connect(&app).await;
     waiting.write_all(GET_HEALTHZ).await.unwrap();
     let mut byte = [0u8; 1];
@@ -208,8 +247,10 @@ async fn at_the_connection_cap_a_new_client_waits_until_a_connection_closes() {
     let response = read_response(&mut waiting).await;
     assert_eq!(status(&response), 200, "{response}");
 
-    // The connections still held were not disturbed.
-    healthz_on(&mut held[0]).await;
+    // The connections still held were not disturbed: each can finish its request.
+    held[0].write_all(b"\r\n").await.unwrap();
+    let response = read_response(&mut held[0]).await;
+    assert_eq!(status(&response), 200, "{response}");
     app.stop().await;
 }
 
@@ -325,5 +366,297 @@ async fn a_request_whose_handler_outlasts_the_timeouts_still_completes() {
         took >= provider_delay,
         "the answer waited for the provider: {took:?}"
     );
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies: a deadline for those that are read, no wait for those that are not
+
+/// A `POST /v1/oauth-apps` head announcing a body of `content_length` bytes.
+fn post_apps_head(token: Option<&str>, content_length: usize) -> String {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    format!(
+        "POST /v1/oauth-apps HTTP/1.1\r\nHost: dravo.test\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
+    )
+}
+
+/// Reads one response and checks that the server closes the connection after it.
+async fn response_then_close(stream: &mut TcpStream) -> String {
+    let response = read_response(stream).await;
+    assert!(
+        closed_within(stream, SAFETY).await,
+        "the connection is closed after: {response}"
+    );
+    response
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_answered_408_and_the_connection_closed() {
+    let app = spawn_app_with(|config| config.server.body_timeout_seconds = 1).await;
+    let token = app.token("tenant-alice");
+    let mut stream = connect(&app).await;
+    let sent = Instant::now();
+    stream
+        .write_all(post_apps_head(Some(&token), 100).as_bytes())
+        .await
+        .unwrap();
+    stream.write_all(b"{\"provider\"").await.unwrap();
+
+    let response = response_then_close(&mut stream).await;
+    let took = sent.elapsed();
+    assert_eq!(status(&response), 408, "{response}");
+    assert!(
+        response.contains(r#""code":"request_timeout""#),
+        "{response}"
+    );
+    assert!(
+        response.contains("did not arrive within 1 second"),
+        "{response}"
+    );
+    assert!(response.contains("connection: close"), "{response}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "not before the timeout: {took:?}"
+    );
+
+    // Nothing was created, and other clients are served.
+    let list = app
+        .http
+        .get(app.url("/v1/oauth-apps"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = list.json().await.unwrap();
+    assert_eq!(body, serde_json::json!([]), "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_arrives_slowly_but_in_time_is_accepted() {
+    let app = spawn_app_with(|config| config.server.body_timeout_seconds = 3).await;
+    let token = app.token("tenant-alice");
+    let body = br#"{"provider":"x","name":"slow","client_id":"cid","client_secret":"secret"}"#;
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(post_apps_head(Some(&token), body.len()).as_bytes())
+        .await
+        .unwrap();
+    for part in body.chunks(body.len() / 4 + 1) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream.write_all(part).await.unwrap();
+    }
+    let response = read_response(&mut stream).await;
+    assert_eq!(status(&response), 201, "{response}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn routes_that_take_no_body_answer_without_waiting_for_one() {
+    // The default body timeout (10 s): an answer well before it was not waiting.
+    let app = spawn_app().await;
+    let token = app.token("tenant-alice");
+    let requests = [
+        ("GET /healthz", String::new(), 200),
+        (
+            "POST /v1/accounts/acc_aaaaaaaaaaaaaaaaaaaa/refresh",
+            format!("Authorization: Bearer {token}\r\n"),
+            404,
+        ),
+    ];
+    for (request, auth, expected) in requests {
+        let mut stream = connect(&app).await;
+        let sent = Instant::now();
+        let head = format!(
+            "{request} HTTP/1.1\r\nHost: dravo.test\r\n{auth}Content-Length: 60000\r\n\r\nx"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The rest of the announced body is never taken for a next request.
+        let response = response_then_close(&mut stream).await;
+        assert_eq!(status(&response), expected, "{request}: {response}");
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "{request} answered without waiting for the body: {:?}",
+            sent.elapsed()
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_without_valid_auth_is_refused_before_its_body_arrives() {
+    let app = spawn_app().await;
+    for token in [None, Some("not.a.jwt")] {
+        let mut stream = connect(&app).await;
+        let sent = Instant::now();
+        stream
+            .write_all(post_apps_head(token, 60_000).as_bytes())
+            .await
+            .unwrap();
+        stream.write_all(b"{").await.unwrap();
+        let response = response_then_close(&mut stream).await;
+        assert_eq!(status(&response), 401, "{token:?}: {response}");
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "refused without waiting for the body: {:?}",
+            sent.elapsed()
+        );
+    }
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One client address cannot take every connection
+
+/// A connection to the server from `source` (any 127.0.0.0/8 address reaches loopback).
+async fn connect_from(app: &TestApp, source: [u8; 4]) -> std::io::Result<TcpStream> {
+    let addr: std::net::SocketAddr = app
+        .base_url
+        .strip_prefix("http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((std::net::Ipv4Addr::from(source), 0).into())?;
+    socket.connect(addr).await
+}
+
+/// Everything the server sends until it closes the connection.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let _ = timeout(SAFETY, stream.read_to_end(&mut all))
+        .await
+        .expect("the server closes the connection");
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_over_its_connection_cap_is_refused_while_other_addresses_are_served() {
+    let app = spawn_app_with(|config| config.server.max_connections_per_ip = 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from(&app, [127, 0, 0, 1]).await.unwrap();
+        healthz_on(&mut stream).await;
+        held.push(stream);
+    }
+
+    let mut over = connect_from(&app, [127, 0, 0, 1]).await.unwrap();
+    let refusal = read_until_closed(&mut over).await;
+    assert_eq!(status(&refusal), 429, "{refusal}");
+    assert!(refusal.contains(r#""code":"rate_limited""#), "{refusal}");
+    assert!(refusal.contains("at most 3 at once"), "{refusal}");
+    assert!(refusal.contains("retry-after: 1"), "{refusal}");
+
+    // Another address is served, and the held connections still are.
+    let mut other = connect_from(&app, [127, 0, 0, 2]).await.unwrap();
+    healthz_on(&mut other).await;
+    healthz_on(&mut held[0]).await;
+
+    // A closed connection gives its place back.
+    drop(held.pop());
+    let deadline = Instant::now() + SAFETY;
+    loop {
+        let mut again = connect_from(&app, [127, 0, 0, 1]).await.unwrap();
+        again.write_all(GET_HEALTHZ).await.unwrap();
+        let response = read_response(&mut again).await;
+        if status(&response) == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the place is given back: {response}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn trusted_proxies_are_not_held_to_the_per_client_cap() {
+    let app = spawn_app_with(|config| {
+        config.server.max_connections_per_ip = 2;
+        config.server.trusted_proxies =
+            dravo::config::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut stream = connect_from(&app, [127, 0, 0, 1]).await.unwrap();
+        healthz_on(&mut stream).await;
+        held.push(stream);
+    }
+    app.stop().await;
+}
+
+/// The review's attack: one address opens 1,100 connections, a third kept alive and silent
+/// after one request, a third stuck in a request head, a third stuck in a request body that
+/// passed auth. Before the per-client cap they took every slot, and nothing freed one before
+/// the 10 s header timeout; a client elsewhere then waited at least that long, for as long as
+/// the attacker reconnected. Now a client on another address is served at once. (The bound
+/// here is half the header timeout, far above the few milliseconds it takes: this test proves
+/// the server is not held, `benches/slow_clients.rs` measures the latency.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_is_served_while_one_address_holds_1100_connections() {
+    const ATTACK: usize = 1100;
+    // The attacker's sockets and the server's, in this one process.
+    rlimit::increase_nofile_limit(3 * ATTACK as u64).unwrap();
+    let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    assert!(
+        soft >= 3 * ATTACK as u64,
+        "this test needs {} open files (ulimit -n); the hard limit allows {soft}",
+        3 * ATTACK
+    );
+    // Every limit at its default.
+    let app = spawn_app().await;
+    let token = app.token("tenant-mallory");
+    let mut attack = Vec::with_capacity(ATTACK);
+    for i in 0..ATTACK {
+        let Ok(mut stream) = connect_from(&app, [127, 0, 0, 1]).await else {
+            continue;
+        };
+        // A connection the server refused may fail to take the bytes: that is fine.
+        let _ = match i % 3 {
+            0 => stream.write_all(GET_HEALTHZ).await,
+            1 => {
+                stream
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: dravo.test\r\n")
+                    .await
+            }
+            _ => {
+                let head = post_apps_head(Some(&token), 60_000) + "{";
+                stream.write_all(head.as_bytes()).await
+            }
+        };
+        attack.push(stream);
+    }
+
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    for path in ["/healthz", "/v1/oauth-apps"] {
+        let started = Instant::now();
+        let resp = timeout(
+            Duration::from_secs(5),
+            client
+                .get(app.url(path))
+                .bearer_auth(app.token("tenant-alice"))
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{path} answered within 5 s while under attack"))
+        .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        eprintln!("{path} answered in {:?} under attack", started.elapsed());
+    }
+
+    // The last of the attacker's connections was over its cap.
+    let refusal = read_until_closed(attack.last_mut().unwrap()).await;
+    assert!(
+        refusal.is_empty() || status(&refusal) == 429,
+        "refused: {refusal}"
+    );
+    drop(attack);
     app.stop().await;
 }

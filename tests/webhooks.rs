@@ -1,4 +1,4 @@
-//! Webhook delivery end to end (CONTRACT.md §7): an account connected through a fake provider
+//! Webhook delivery end to end (README "Webhooks"): an account connected through a fake provider
 //! on 127.0.0.1 produces `account.connected`, which the server's sender posts to a receiver
 //! on 127.0.0.1 that checks the signature the way the README tells receivers to. Time moves
 //! on a `ManualClock`; passes are driven with `Dravo::deliver_due_webhooks` where the test

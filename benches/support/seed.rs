@@ -13,11 +13,12 @@
 use std::sync::Arc;
 
 use dravo::config::Config;
-use dravo::crypto::{KeyId, Keys, RingFile};
+use dravo::crypto::{KeyId, Keys};
 use dravo::domain::{
     AccountId, AccountKind, AppName, ClientId, ClientSecret, EventId, Owner, Provider, Timestamp,
 };
 use dravo::providers::{self, Renewal};
+use dravo::service::key_file;
 use dravo::service::{
     ACCESS_TOKEN_SEAL, NewApp, OAuthApp, Policy, REFRESH_TOKEN_SEAL, deadline, next_look,
     status_at, token_context,
@@ -72,7 +73,7 @@ impl Seeder {
             ),
         };
         // The key file's newest key: the one a fresh database seals with.
-        let file = RingFile::load(&config, false)?;
+        let file = key_file::load(&config, false)?;
         let newest = file
             .keys
             .iter()

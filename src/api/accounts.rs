@@ -9,12 +9,12 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::error::{ApiError, LimitedError, RefreshError};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
-use crate::api::types::Checked;
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::{AccountId, AccountKind, AccountStatus, Provider};
 use crate::service::AccountFilter;
 use crate::service::Dravo;
-use crate::views::{
+use crate::wire::values::Checked;
+use crate::wire::views::{
     AccessTokenView, AccountPageView, AccountView, DeletedAccountView, EventPageView, EventView,
 };
 

@@ -8,10 +8,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Enum, Object};
 
-use crate::api::types::Checked;
 use crate::domain::Timestamp;
 use crate::error::{Error, FailureClass, RefreshBackoff, RefreshFailure};
 use crate::service::NotReady;
+use crate::wire::values::Checked;
 
 /// The `code` of an error body: machine-readable, snake_case. Exactly the codes this server
 /// can answer with; README's "Error codes" table says when each one happens.
@@ -26,6 +26,7 @@ pub enum ErrorCode {
     NoDefaultApp,
     NeedsReauth,
     AppInUse,
+    RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -47,6 +48,7 @@ impl ErrorCode {
             | ErrorCode::NoDefaultApp
             | ErrorCode::NeedsReauth
             | ErrorCode::AppInUse => StatusCode::CONFLICT,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -185,6 +187,10 @@ pub enum ApiError {
     /// first, or delete the app with `?cascade=true`).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// `request_timeout`: the request body did not arrive within the server's body timeout
+    /// (`server.body_timeout_seconds`); the connection is closed.
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
     /// `payload_too_large`: the request body is larger than 64 KiB.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -476,6 +482,7 @@ impl From<Error> for ApiError {
             | ErrorCode::AppInUse => ApiError::Conflict(body),
             ErrorCode::ProviderError => ApiError::BadGateway(body),
             ErrorCode::PayloadTooLarge => ApiError::PayloadTooLarge(body),
+            ErrorCode::RequestTimeout => ApiError::RequestTimeout(body),
             ErrorCode::UnsupportedMediaType => ApiError::UnsupportedMediaType(body),
             // Not a core error's code: endpoints never see a 405, and a 429 comes from
             // `api::limits` as `RateLimited`, never from the core. Only the operations that
@@ -501,6 +508,28 @@ impl poem::error::ResponseError for CoreError {
     }
 }
 
+/// What a connection over `server.max_connections_per_ip` is told before it is closed: a
+/// complete HTTP/1.1 response, written before its request is read.
+pub fn connection_refusal(limit: usize) -> bytes::Bytes {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "too many connections from this address: at most {limit} at once; close some, or reuse them, and retry"
+            ),
+            refresh: None,
+        },
+    };
+    let json = poem_openapi::types::ToJSON::to_json(&body)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\nretry-after: 1\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
+        json.len()
+    );
+    bytes::Bytes::from(head + &json)
+}
+
 /// The request body exceeded the limit.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body is larger than {0} bytes")]
@@ -509,6 +538,21 @@ pub struct PayloadTooLarge(pub usize);
 impl poem::error::ResponseError for PayloadTooLarge {
     fn status(&self) -> StatusCode {
         StatusCode::PAYLOAD_TOO_LARGE
+    }
+}
+
+/// The `T` an I/O error carries, however deeply: reading a body wraps the body's own error in
+/// another `io::Error` or two on the way.
+fn find_cause<T: std::error::Error + 'static>(err: &std::io::Error) -> Option<&T> {
+    let mut cause: &(dyn std::error::Error + 'static) = err;
+    loop {
+        if let Some(found) = cause.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref()?,
+            None => cause.source()?,
+        };
     }
 }
 
@@ -575,6 +619,7 @@ fn classified_response(c: Classified) -> Response {
 
 /// Renders any error that escaped the typed endpoints as the JSON error body.
 pub fn render_poem_error(err: poem::Error) -> Response {
+    use poem::error::ReadBodyError;
     use poem_openapi::error::{
         AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
         ParseRequestPayloadError,
@@ -597,6 +642,14 @@ pub fn render_poem_error(err: poem::Error) -> Response {
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
         let message = parameter_message(&format!("parameter `{}`: {}", e.name, e.reason));
         return json_response(ErrorCode::InvalidRequest, message);
+    }
+    if let Some(ReadBodyError::Io(e)) = err.downcast_ref::<ReadBodyError>() {
+        if let Some(timed_out) = find_cause::<crate::net::BodyTimedOut>(e) {
+            return json_response(ErrorCode::RequestTimeout, timed_out.to_string());
+        }
+        if let Some(too_large) = find_cause::<PayloadTooLarge>(e) {
+            return json_response(ErrorCode::PayloadTooLarge, too_large.to_string());
+        }
     }
     if err.is::<ContentTypeError>() {
         return json_response(ErrorCode::UnsupportedMediaType, NOT_JSON.into());

@@ -15,7 +15,6 @@ pub mod oauth_apps;
 pub mod payload;
 pub mod request_id;
 pub mod spec;
-pub mod types;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -180,6 +179,7 @@ async fn edge<E: Endpoint>(
 ) -> poem::Result<Response> {
     let start = Instant::now();
     let method = req.method().clone();
+    let version = req.version();
     let path = req.uri().path().to_owned();
     let request_id = request_id::for_request(req.headers());
     let cors_origin = cors.as_ref().and_then(|c| c.allowed_origin(req.headers()));
@@ -201,7 +201,7 @@ async fn edge<E: Endpoint>(
             req.extensions_mut().insert(ClientIp(client));
             req.extensions_mut().insert(limits);
             req.extensions_mut().insert(dravo);
-            let (mut resp, route) = match limit_body(&mut req).await {
+            let (mut resp, route) = match limit_body(&mut req) {
                 // A browser pointed at the server lands on the API docs. (Here rather than
                 // as a route: the API service is nested at `/` and owns that path.)
                 Ok(()) if path == "/" && method == Method::GET => {
@@ -234,6 +234,11 @@ async fn edge<E: Endpoint>(
         && let Some(methods) = allow::allowed_methods(&path)
     {
         resp.headers_mut().insert(header::ALLOW, methods);
+    }
+    if resp.status() == StatusCode::REQUEST_TIMEOUT && version < poem::http::Version::HTTP_2 {
+        // What is left of a late body must not be read as the next request.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
@@ -320,8 +325,11 @@ fn is_callback(path: &str) -> bool {
         .is_some_and(|(provider, tail)| !provider.is_empty() && tail == "callback")
 }
 
-/// Refuses bodies over `MAX_BODY_BYTES` with 413, whether or not they declare their length.
-async fn limit_body(req: &mut Request) -> poem::Result<()> {
+/// Refuses a body declared larger than `MAX_BODY_BYTES` with 413 at once, and makes a body
+/// that turns out larger fail with [`PayloadTooLarge`] when it is read. Nothing is read
+/// here: a handler reads its body after its auth, and a handler that takes none never waits
+/// for one (the connection is closed after the answer instead).
+fn limit_body(req: &mut Request) -> poem::Result<()> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -330,17 +338,27 @@ async fn limit_body(req: &mut Request) -> poem::Result<()> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(PayloadTooLarge(MAX_BODY_BYTES).into());
     }
-    let body = req
-        .take_body()
-        .into_bytes_limit(MAX_BODY_BYTES)
-        .await
-        .map_err(|e| match e {
-            poem::error::ReadBodyError::PayloadTooLarge => {
-                poem::Error::from(PayloadTooLarge(MAX_BODY_BYTES))
+    let body = req.take_body();
+    if body.is_empty() {
+        req.set_body(body);
+    } else {
+        let body = http_body_util::combinators::BoxBody::from(body);
+        let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+        let body = http_body_util::BodyExt::map_err(limited, |e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                std::io::Error::other(PayloadTooLarge(MAX_BODY_BYTES))
+            } else {
+                // The body's own `io::Error` (a timeout, a reset), boxed by `Limited`.
+                match e.downcast::<std::io::Error>() {
+                    Ok(io) => *io,
+                    Err(other) => std::io::Error::other(other),
+                }
             }
-            other => other.into(),
-        })?;
-    req.set_body(body);
+        });
+        req.set_body(poem::Body::from(http_body_util::combinators::BoxBody::new(
+            body,
+        )));
+    }
     Ok(())
 }
 

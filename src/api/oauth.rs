@@ -10,11 +10,11 @@ use crate::api::client_ip::ClientIp;
 use crate::api::error::{LimitedError, RateLimited};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
-use crate::api::types::{CallbackProvider, CallbackState, Checked};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::AppId;
 use crate::domain::Provider;
 use crate::service::{CallbackOutcome, CallbackParams, Dravo, FailureKind};
+use crate::wire::values::{CallbackProvider, CallbackState, Checked};
 
 /// Where to send the user.
 #[derive(Debug, Object, serde::Serialize)]

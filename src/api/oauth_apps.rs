@@ -9,12 +9,12 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::error::{ApiError, LimitedError};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
-use crate::api::types::{Checked, Omittable, ScopeList};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::Provider;
 use crate::domain::{AppId, AppName, ClientId, ClientSecret};
 use crate::service::{AppChanges, Dravo, NewApp};
-use crate::views::{AppCheckView, OAuthAppView};
+use crate::wire::values::{Checked, Omittable, ScopeList};
+use crate::wire::views::{AppCheckView, OAuthAppView};
 
 /// The body of `POST /v1/oauth-apps`.
 #[derive(Debug, Object)]

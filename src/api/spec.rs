@@ -30,7 +30,7 @@ use crate::api::oauth_apps::EXAMPLE_APP_NAME;
 use crate::config::LimitsConfig;
 use crate::domain::{AccountId, AppId, AppName, Provider};
 use crate::error::RefreshBackoff;
-use crate::views::{EXAMPLE_ACCOUNT_ID, EXAMPLE_APP_ID, EXAMPLE_TIME, example_public_url};
+use crate::wire::views::{EXAMPLE_ACCOUNT_ID, EXAMPLE_APP_ID, EXAMPLE_TIME, example_public_url};
 
 /// A finished OpenAPI document.
 pub struct Spec {
@@ -296,6 +296,10 @@ fn example_message(code: ErrorCode, op: &Operation) -> String {
         ErrorCode::NoDefaultApp => "no default app is configured for x: set providers.x.client_id \
              and client_secret, or pass oauth_app_id"
             .into(),
+        ErrorCode::RequestTimeout => crate::net::BodyTimedOut(std::time::Duration::from_secs(
+            crate::config::ServerConfig::default().body_timeout_seconds,
+        ))
+        .to_string(),
         ErrorCode::PayloadTooLarge => {
             crate::api::error::PayloadTooLarge(crate::api::MAX_BODY_BYTES).to_string()
         }
@@ -348,6 +352,8 @@ fn sent_by(code: ErrorCode, op: &Operation) -> bool {
     match code {
         ErrorCode::NotReady => op.path == "/readyz",
         ErrorCode::RefreshBackoff => op.path.starts_with("/v1/accounts"),
+        // Only a body that is read can be late.
+        ErrorCode::RequestTimeout => op.has_body,
         _ => true,
     }
 }
@@ -385,6 +391,11 @@ fn add_error_examples(doc: &mut Value) {
             let Some(Value::Mapping(responses)) = operation.get_mut("responses") else {
                 continue;
             };
+            // Every operation shares `ApiError`, but a bodiless one never reads a body to time
+            // out on.
+            if !op.has_body {
+                responses.remove("408");
+            }
             for (status, response) in responses.iter_mut() {
                 let status = status.as_str().and_then(|s| s.parse::<u16>().ok());
                 let sent: Vec<ErrorCode> = codes

@@ -10,7 +10,7 @@ use super::output::{
 use crate::domain::{AccountId, AccountKind};
 use crate::error::Result;
 use crate::service::{Account, AccountFilter, Deleted, Dravo};
-use crate::views::{AccountPageView, AccountView, EventView};
+use crate::wire::views::{AccountPageView, AccountView, EventView};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -13,7 +13,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::service::{AppChanges, Dravo, NewApp, OAuthApp};
-use crate::views::{AppCheckView, OAuthAppView};
+use crate::wire::views::{AppCheckView, OAuthAppView};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

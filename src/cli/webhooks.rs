@@ -7,7 +7,7 @@ use super::output::{or_dash, print_line, print_list, time_or_dash};
 use crate::domain::EventId;
 use crate::error::Result;
 use crate::service::{Dravo, WebhookStatus};
-use crate::views::WebhookEventView;
+use crate::wire::views::WebhookEventView;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -2,7 +2,6 @@
 //! one secret serves sealing, state signing and JWTs without any two uses sharing a key.
 //! Where keys come from, and how several live side by side, is `crypto::ring`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -132,37 +131,6 @@ impl GraceMaterial {
             SecretBox::new(Box::new(jwt)),
         )
     }
-}
-
-/// Refuses a key file that users other than its owner may access (any group or other
-/// permission bit, as ssh does for private keys), unless `security.allow_insecure_key_file`.
-/// Only regular files are checked: reading anything else fails with its own error.
-#[cfg(unix)]
-pub(crate) fn check_key_file_mode(
-    file: &std::fs::File,
-    path: &Path,
-    allow_insecure: bool,
-) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = file.metadata().map_err(|e| {
-        Error::Key(format!(
-            "cannot read the key file {} (security.master_key_file): {e}",
-            path.display()
-        ))
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if allow_insecure || !meta.is_file() || mode & 0o077 == 0 {
-        return Ok(());
-    }
-    Err(Error::Key(format!(
-        "the key file {path} (security.master_key_file) has mode {mode:04o}, so users other than its owner may read it: run `chmod 600 {path}`, or set security.allow_insecure_key_file = true to accept it",
-        path = path.display()
-    )))
-}
-
-#[cfg(not(unix))]
-pub(crate) fn check_key_file_mode(_: &std::fs::File, _: &Path, _: bool) -> Result<()> {
-    Ok(())
 }
 
 /// The keys that seal and open OAuth state, and derive PKCE verifiers from a state's nonce.

@@ -8,5 +8,5 @@ pub mod seal;
 pub mod state;
 
 pub use keys::{Keys, MasterKey, StateKeys};
-pub use ring::{KeyRing, KeySource, KnownKey, OpenFailure, RingFile};
+pub use ring::{KeyRing, KnownKey, OpenFailure, RingFile};
 pub use seal::{KeyId, Sealer};

@@ -1,8 +1,9 @@
 //! The key ring: the master keys a database's values may be sealed with.
 //!
-//! Keys live in the key file (`security.master_key_file`, `dravo.key` beside the database).
-//! A fresh file holds one bare base64 key, key 1. After a rotation (`dravo keys rotate`) it
-//! holds one line per key, `key <id> <base64>`, and, for a retired key, a line
+//! Keys live in the key file (`security.master_key_file`, `dravo.key` beside the database),
+//! which `service::key_file` reads and writes; this module knows only its text. A fresh file
+//! holds one bare base64 key, key 1. After a rotation (`dravo keys rotate`) it holds one line
+//! per key, `key <id> <base64>`, and, for a retired key, a line
 //! `grace <id> <unix time> <base64>` with only what verifies its OAuth states and dashboard
 //! tokens until then. The database records each key's id and fingerprint and which key seals
 //! new values (`service::keys`); `KeyRing::build` matches the two.
@@ -11,48 +12,14 @@
 //! fingerprint; it cannot hold two keys, so it cannot be rotated in place.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretBox};
 
-use crate::config::Config;
-use crate::crypto::keys::{GraceMaterial, Keys, MasterKey, StateKeys, check_key_file_mode};
+use crate::crypto::keys::{GraceMaterial, Keys, MasterKey, StateKeys};
 use crate::crypto::seal::{KeyId, key_id_of};
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
-
-/// Where the master keys come from.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    /// `security.master_key`: one key, no file.
-    Inline,
-    /// The key file (and whether a mode open to others is accepted).
-    File { path: PathBuf, allow_insecure: bool },
-}
-
-impl KeySource {
-    pub fn of(config: &Config) -> KeySource {
-        match config.security.master_key {
-            Some(_) => KeySource::Inline,
-            None => KeySource::File {
-                path: config.master_key_file(),
-                allow_insecure: config.security.allow_insecure_key_file,
-            },
-        }
-    }
-
-    /// Where the keys come from, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            KeySource::Inline => "security.master_key".into(),
-            KeySource::File { path, .. } => {
-                format!("the key file {} (security.master_key_file)", path.display())
-            }
-        }
-    }
-}
 
 /// One master key of a ring file.
 pub struct RingKey {
@@ -83,71 +50,6 @@ const HEADER: &str = "\
 ";
 
 impl RingFile {
-    /// Loads the keys `config` names. Without `security.master_key`, reads the key file,
-    /// creating it (one new key, mode 0600) when `may_create` is true and it does not exist.
-    /// On Unix a key file that others may access is refused (see `check_key_file_mode`).
-    pub fn load(config: &Config, may_create: bool) -> Result<RingFile> {
-        if let Some(text) = &config.security.master_key {
-            let key = MasterKey::from_base64(text.expose_secret(), "security.master_key")?;
-            return Ok(RingFile {
-                keys: vec![RingKey { id: None, key }],
-                graces: Vec::new(),
-            });
-        }
-        let path = config.master_key_file();
-        let source = KeySource::of(config).describe();
-        match std::fs::File::open(&path) {
-            Ok(file) => {
-                check_key_file_mode(&file, &path, config.security.allow_insecure_key_file)?;
-                let text = std::io::read_to_string(file)
-                    .map_err(|e| Error::Key(format!("cannot read {source}: {e}")))?;
-                Self::parse(&text, &source)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
-                Self::create_file(&path)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Key(format!(
-                "the key file {} (security.master_key_file) is missing, but the database was sealed with a master key: restore that file or set security.master_key",
-                path.display()
-            ))),
-            Err(e) => Err(Error::Key(format!("cannot read {source}: {e}"))),
-        }
-    }
-
-    /// A new key file with one fresh key (key 1), as bare base64; another process that
-    /// created it first wins, and its key is used.
-    fn create_file(path: &Path) -> Result<RingFile> {
-        let key = MasterKey::generate();
-        match private_file(path) {
-            Ok(mut file) => {
-                writeln!(file, "{}", key.to_base64())
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| {
-                        Error::Key(format!("cannot write the key file {}: {e}", path.display()))
-                    })?;
-                tracing::info!(path = %path.display(), "created a new master key file");
-                Ok(RingFile {
-                    keys: vec![RingKey {
-                        id: Some(KeyId::FIRST),
-                        key,
-                    }],
-                    graces: Vec::new(),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Key(format!("cannot read the key file {}: {e}", path.display()))
-                })?;
-                Self::parse(&text, &format!("the key file {}", path.display()))
-            }
-            Err(e) => Err(Error::Key(format!(
-                "cannot create the key file {} (security.master_key_file): {e}",
-                path.display()
-            ))),
-        }
-    }
-
     /// Reads a key file's text: one bare base64 key (key 1), or `key`/`grace` lines.
     /// `source` names the file for error sentences, which never quote its content.
     pub fn parse(text: &str, source: &str) -> Result<RingFile> {
@@ -229,50 +131,10 @@ impl RingFile {
         text
     }
 
-    /// Replaces the key file at `path` with this ring, atomically: a new private file beside
-    /// it, synced, renamed over it, and the directory synced. A crash leaves the old file or
-    /// the new one, never a mix.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        let mut staging = path.as_os_str().to_owned();
-        staging.push(".new");
-        let staging = PathBuf::from(staging);
-        let fail = |e: std::io::Error| {
-            Error::Key(format!("cannot write the key file {}: {e}", path.display()))
-        };
-        match std::fs::remove_file(&staging) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
-            _ => {}
-        }
-        let mut file = private_file(&staging).map_err(fail)?;
-        file.write_all(self.render().as_bytes())
-            .and_then(|_| file.sync_all())
-            .map_err(fail)?;
-        drop(file);
-        std::fs::rename(&staging, path).map_err(fail)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(fail)?;
-        }
-        Ok(())
-    }
-
     /// The master key with this id.
     pub fn key(&self, id: KeyId) -> Option<&MasterKey> {
         self.keys.iter().find(|k| k.id == Some(id)).map(|k| &k.key)
     }
-}
-
-/// Creates `path` for writing with mode 0600; fails if it exists.
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
 }
 
 /// What the database records about one of its keys.
@@ -668,52 +530,5 @@ mod tests {
         assert_eq!(build(&inline(&two), &db).unwrap().current().id(), id(2));
         let err = build(&inline(&MasterKey::generate()), &db).err().unwrap();
         assert!(err.to_string().contains("does not match"), "{err}");
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_key_file_open_to_others_is_refused_unless_allowed() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.database.path = dir.path().join("dravo.db");
-        let path = config.master_key_file();
-        std::fs::write(&path, MasterKey::generate().to_base64()).unwrap();
-        for mode in [0o640, 0o604, 0o620] {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            let err = RingFile::load(&config, false).err().unwrap().to_string();
-            assert!(err.contains(&format!("mode {mode:04o}")), "{err}");
-            assert!(
-                err.contains(&format!("chmod 600 {}", path.display())),
-                "{err}"
-            );
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        RingFile::load(&config, false).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        config.security.allow_insecure_key_file = true;
-        RingFile::load(&config, false).unwrap();
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn writing_a_ring_replaces_the_file_with_a_private_one() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dravo.key");
-        std::fs::write(&path, "old").unwrap();
-        let ring = RingFile {
-            keys: vec![RingKey {
-                id: Some(id(4)),
-                key: MasterKey::generate(),
-            }],
-            graces: Vec::new(),
-        };
-        ring.write(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, ring.render());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

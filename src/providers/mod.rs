@@ -194,7 +194,8 @@ pub trait OAuthProvider: Send + Sync + 'static {
         &[]
     }
 
-    /// The scopes requested when an app does not name its own (PROVIDERS.md).
+    /// The scopes requested when an app does not name its own (README's provider table lists
+    /// them).
     fn default_scopes(&self) -> &'static [&'static str];
 
     /// The API version used when `providers.<name>.api_version` is unset; `None` when the
@@ -725,7 +726,6 @@ fn parse_token_response(body: &Value) -> Result<TokenSet, ProviderError> {
     })
 }
 
-/// Requires `field` to be a non-empty id in an identity answer.
 /// How many pages of a provider's list Dravo follows (100 items each): a bound on a provider
 /// that keeps answering `next`.
 pub(crate) const MAX_LIST_PAGES: usize = 50;
@@ -740,6 +740,7 @@ fn string_list(value: &Value) -> Option<Vec<String>> {
     })
 }
 
+/// Requires `field` to be a non-empty id in an identity answer.
 fn required_id(body: &Value, field: &str) -> Result<String, ProviderError> {
     http::string_field(body, field)
         .ok_or_else(|| ProviderError::malformed(format!("the identity response has no `{field}`")))

@@ -7,12 +7,14 @@ use secrecy::ExposeSecret;
 
 use serde_json::json;
 
-use super::events::{AccountEvent, Event, EventDraft};
+use super::events::{AccountEvent, EventDraft};
 use super::lifecycle::fingerprint;
+use super::seal_contexts::{ACCESS, Cursors, cursor_context};
 use super::{Dravo, SharedList};
 use crate::domain::AccountFilter;
 use crate::domain::{
-    AccountId, AccountKind, AccountStatus, Owner, Provider, Timestamp, clean_provider_text,
+    AccountId, AccountKind, AccountStatus, Deleted, Event, Owner, Provider, Timestamp,
+    clean_provider_text,
 };
 use crate::error::{Error, Result};
 use crate::providers::{self, ChildAccount, Identity, TokenSet};
@@ -43,16 +45,6 @@ impl From<AccountRecord> for Account {
     }
 }
 
-/// What deleting an account did at the provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deleted {
-    pub account: Account,
-    /// True when the provider confirmed the revocation.
-    pub revoked: bool,
-    /// Why it was not revoked: the provider's error, or that it has no revoke endpoint.
-    pub revoke_error: Option<String>,
-}
-
 /// One page of a list and the cursor of the next.
 #[derive(Debug, Clone)]
 pub struct ListPage<T> {
@@ -70,27 +62,6 @@ pub fn page_limit(limit: Option<u32>) -> Result<usize> {
         ))),
     }
 }
-
-/// Associated data for an account's sealed token: the kind of token and the row it belongs to.
-/// Public for tools that write account rows through the store (the benches' seeders).
-pub fn token_context<'a>(
-    kind: &'static str,
-    id: &'a str,
-    owner: &'a str,
-    provider: Provider,
-    provider_account_id: &'a str,
-) -> [&'a [u8]; 5] {
-    [
-        kind.as_bytes(),
-        id.as_bytes(),
-        owner.as_bytes(),
-        provider.as_str().as_bytes(),
-        provider_account_id.as_bytes(),
-    ]
-}
-
-pub const ACCESS: &str = "account.access_token";
-pub const REFRESH: &str = "account.refresh_token";
 
 /// What a successful connect stores.
 pub(super) struct Connected {
@@ -391,13 +362,6 @@ impl Dravo {
     }
 }
 
-/// The list a cursor continues: it opens only there.
-#[derive(Clone, Copy)]
-enum Cursors<'a> {
-    Accounts,
-    Events(&'a AccountId),
-}
-
 impl Dravo {
     /// A cursor for `list`: the position to continue from, sealed to the tenant and the
     /// list. Positions are global, so in the clear their gaps would count other tenants'
@@ -428,17 +392,5 @@ impl Dravo {
             .map(i64::from_be_bytes)
             .filter(|p| *p >= 0)
             .ok_or_else(refused)
-    }
-}
-
-fn cursor_context<'a>(list: Cursors<'a>, owner: &'a Owner) -> Vec<&'a [u8]> {
-    match list {
-        Cursors::Accounts => vec![b"cursor", b"accounts", owner.as_str().as_bytes()],
-        Cursors::Events(id) => vec![
-            b"cursor",
-            b"events",
-            owner.as_str().as_bytes(),
-            id.as_str().as_bytes(),
-        ],
     }
 }

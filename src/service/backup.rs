@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Dravo, secret_context};
+use super::Dravo;
+use super::key_file::{self, KeySource};
+use super::seal_contexts::secret_context;
 use crate::config::Config;
-use crate::crypto::{KeyId, KeySource, Keys, RingFile};
+use crate::crypto::{KeyId, Keys};
 use crate::error::{Error, Result};
 use crate::store::sqlite::backup::{self, BackupFacts};
 
@@ -223,7 +225,7 @@ fn check_facts_with_configured_keys(
     facts: BackupFacts,
     source: &Path,
 ) -> Result<BackupReport> {
-    let file = RingFile::load(config, false)?;
+    let file = key_file::load(config, false)?;
     // The key file names its keys' ids; `security.master_key` is found by its fingerprint.
     let keys: BTreeMap<KeyId, Arc<Keys>> = file
         .keys

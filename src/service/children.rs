@@ -10,8 +10,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::Dravo;
-use super::accounts::{ACCESS, token_context};
 use super::events::{AccountEvent, EventDraft};
+use super::seal_contexts::{ACCESS, token_context};
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, Provider, Timestamp, clean_provider_text,
 };

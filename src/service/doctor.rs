@@ -5,8 +5,8 @@
 
 use super::Dravo;
 use super::backup::{check_postgres_with_configured_keys, check_with_configured_keys};
+use super::key_file;
 use crate::config::Config;
-use crate::crypto::RingFile;
 use crate::domain::{CheckResult, CheckStatus};
 use crate::error::Result;
 
@@ -102,7 +102,7 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
         ));
         return found;
     }
-    match RingFile::load(&config, false) {
+    match key_file::load(&config, false) {
         Ok(_) => {
             found.push(finding(
                 Level::Ok,

@@ -9,10 +9,10 @@
 use serde_json::{Value, json};
 
 use super::{Account, Dravo};
-use crate::domain::{AppId, EventId, Owner, Timestamp};
+use crate::domain::{AppId, Event, EventId, Owner, Timestamp};
 use crate::error::{ProviderError, Result};
 use crate::store::{AccountRecord, EventRecord, OutboxRecord, WriteTx};
-use crate::views::{AccountView, OAuthAppView};
+use crate::wire::views::{AccountView, OAuthAppView};
 
 /// What can happen to an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,16 +63,6 @@ impl EventDraft {
     pub fn new(kind: AccountEvent, detail: Value) -> Self {
         EventDraft { kind, detail }
     }
-}
-
-/// An entry of an account's event log, as callers see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub id: String,
-    pub account_id: String,
-    pub kind: String,
-    pub created_at: Timestamp,
-    pub detail: Value,
 }
 
 impl From<EventRecord> for Event {

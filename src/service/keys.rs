@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Dravo, accounts, pending, secret_context};
+use super::Dravo;
+use super::key_file::{self, KeySource};
+use super::seal_contexts::{ACCESS, REFRESH, pending_context, secret_context, token_context};
 use crate::crypto::ring::GraceLine;
 use crate::crypto::seal::prefixes_of;
 use crate::crypto::{
-    KeyId, KeyRing, KeySource, Keys, KnownKey, MasterKey, OpenFailure, RingFile, StateKeys, state,
+    KeyId, KeyRing, Keys, KnownKey, MasterKey, OpenFailure, RingFile, StateKeys, state,
 };
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
@@ -98,15 +100,13 @@ pub(super) fn row_context(column: SealedColumn, row: &SealedRow) -> Vec<&[u8]> {
     match column {
         SealedColumn::AppClientSecret => secret_context(&row.id, &row.owner, row.provider).to_vec(),
         SealedColumn::AccessToken => {
-            accounts::token_context(accounts::ACCESS, &row.id, &row.owner, row.provider, pai)
-                .to_vec()
+            token_context(ACCESS, &row.id, &row.owner, row.provider, pai).to_vec()
         }
         SealedColumn::RefreshToken => {
-            accounts::token_context(accounts::REFRESH, &row.id, &row.owner, row.provider, pai)
-                .to_vec()
+            token_context(REFRESH, &row.id, &row.owner, row.provider, pai).to_vec()
         }
         SealedColumn::PendingConnection => {
-            pending::context(&row.id, &row.owner, row.provider).to_vec()
+            pending_context(&row.id, &row.owner, row.provider).to_vec()
         }
     }
 }
@@ -228,7 +228,7 @@ impl Dravo {
         };
         let source = self.key_source();
         let stamp = file_stamp(&source);
-        let file = RingFile::load(&self.0.config, false)?;
+        let file = key_file::load(&self.0.config, false)?;
         let (ring, warnings) = KeyRing::build(
             &file,
             &known_keys(&records),
@@ -263,6 +263,21 @@ impl Dravo {
         ring.live(id).cloned().ok_or_else(|| self.unknown_key(id))
     }
 
+    /// Whether the key file differs from the one the ring was built from: only then can a
+    /// reload find a key this process lacks. A value naming an unknown key (a forged state or
+    /// cursor, say) thus costs one `stat`, not a reload.
+    fn key_file_changed(&self) -> bool {
+        let now = file_stamp(&self.key_source());
+        now.is_some()
+            && *self
+                .0
+                .keys
+                .file_stamp
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                != now
+    }
+
     fn unknown_key(&self, id: KeyId) -> Error {
         Error::UnknownKey(format!(
             "a sealed value names master key {id}, which {} does not hold: it was sealed with a key since removed from it; put back the key file that holds key {id} (`dravo keys status` counts the values each key seals)",
@@ -276,6 +291,9 @@ impl Dravo {
         match self.keys().open(context, sealed) {
             Ok(plain) => Ok(plain),
             Err(OpenFailure::Unseal(e)) => Err(e),
+            Err(OpenFailure::UnknownKey(id)) if !self.key_file_changed() => {
+                Err(self.unknown_key(id))
+            }
             Err(OpenFailure::UnknownKey(_)) => {
                 let ring = self.reload_keys(None)?;
                 ring.open(context, sealed).map_err(|failure| match failure {
@@ -295,7 +313,7 @@ impl Dravo {
             return Some(keys);
         }
         // A key newer than any this process holds: another process may have rotated.
-        if ring.live_ids().all(|held| held < id) {
+        if ring.live_ids().all(|held| held < id) && self.key_file_changed() {
             return self.reload_keys(None).ok()?.state_keys(id, now);
         }
         None
@@ -507,7 +525,7 @@ impl Dravo {
     /// it the key that seals new values. A key file that already holds a key the database
     /// never recorded (a rotation stopped between the two steps) has its key adopted.
     async fn add_new_key(&self, path: &Path, records: &[MasterKeyRecord]) -> Result<()> {
-        let mut file = RingFile::load(&self.0.config, false)?;
+        let mut file = key_file::load(&self.0.config, false)?;
         let recorded_max = records.iter().map(|r| r.id).max().unwrap_or(0);
         let adopted = file
             .keys
@@ -532,7 +550,7 @@ impl Dravo {
                 let check_value = key.check_value();
                 file.keys
                     .push(crate::crypto::ring::RingKey { id: Some(id), key });
-                file.write(path)?;
+                key_file::write(&file, path)?;
                 (id, check_value)
             }
         };
@@ -615,7 +633,7 @@ impl Dravo {
     async fn tidy_key_file(&self, path: &Path) -> Result<()> {
         let records = self.0.store.master_keys().await?;
         let now = self.now();
-        let mut file = RingFile::load(&self.0.config, false)?;
+        let mut file = key_file::load(&self.0.config, false)?;
         let retired = |id: KeyId| {
             records
                 .iter()
@@ -645,7 +663,7 @@ impl Dravo {
         file.graces.retain(|g| g.until > now);
         changed |= file.graces.len() != before;
         if changed {
-            file.write(path)?;
+            key_file::write(&file, path)?;
         }
         Ok(())
     }

@@ -26,11 +26,11 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::accounts::{ACCESS, REFRESH, token_context};
 use super::events::{AccountEvent, EventDraft};
+use super::seal_contexts::{ACCESS, REFRESH, token_context};
 use super::{Account, Dravo};
 use crate::crypto::Keys;
-use crate::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Timestamp};
+use crate::domain::{AccessToken, AccountId, AccountKind, AccountStatus, AppId, Owner, Timestamp};
 use crate::error::{Error, FailureClass, ProviderError, RefreshBackoff, RefreshFailure, Result};
 use crate::metrics::RefreshOutcome;
 use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
@@ -49,15 +49,6 @@ const SELF_RENEW_LEAD_SECONDS: i64 = 10 * 86_400;
 /// Renewals the background schedules are spread over up to this long (at most a tenth of
 /// their period), so that accounts connected or renewed together do not stay in step.
 const KEEPALIVE_JITTER_SECONDS: i64 = 3600;
-
-/// An access token handed out to a caller.
-#[derive(Debug, Clone)]
-pub struct AccessToken {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_at: Option<Timestamp>,
-    pub scopes: Vec<String>,
-}
 
 /// What started a refresh (recorded with its events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

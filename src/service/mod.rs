@@ -11,29 +11,32 @@ pub mod doctor;
 mod events;
 pub mod healthcheck;
 pub mod init;
+pub mod key_file;
 pub mod keys;
 mod lifecycle;
 mod monitoring;
 mod pending;
+mod seal_contexts;
 mod shared;
 pub mod store_copy;
 mod webhooks;
 
-pub use crate::domain::AccountFilter;
-pub use crate::store::DatabaseLocation;
-pub use accounts::{
-    ACCESS as ACCESS_TOKEN_SEAL, Account, Deleted, ListPage, REFRESH as REFRESH_TOKEN_SEAL,
-    token_context,
+pub use crate::domain::{
+    AccessToken, AccountFilter, Deleted, Event, OAuthApp, WebhookEvent, WebhookStatus,
 };
+pub use crate::store::DatabaseLocation;
+pub use accounts::{Account, ListPage};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
-pub use events::Event;
 pub use lifecycle::{
-    AccessToken, Decision, Policy, Trigger, deadline, decide, next_look, next_renewal, status_at,
+    Decision, Policy, Trigger, deadline, decide, next_look, next_renewal, status_at,
 };
 pub use monitoring::NotReady;
 pub use pending::{CONFIRM_WITHIN_SECONDS, PendingConnection};
+pub use seal_contexts::{
+    ACCESS as ACCESS_TOKEN_SEAL, REFRESH as REFRESH_TOKEN_SEAL, token_context,
+};
 pub use shared::SharedList;
-pub use webhooks::{WebhookEvent, WebhookStatus, signature as webhook_signature};
+pub use webhooks::signature as webhook_signature;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,14 +49,16 @@ use url::Url;
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::crypto::{KeyRing, KeySource, RingFile};
+use crate::crypto::KeyRing;
 use crate::domain::{
-    AccountId, AppCheck, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
+    AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
 use crate::store::{AppRecord, Page, PgStore, SqliteStore, Store};
+use key_file::KeySource;
+use seal_contexts::secret_context;
 
 /// Whether opening may create the database and key file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,42 +218,12 @@ pub fn app_in_use_message(id: &str, accounts: u64) -> String {
     )
 }
 
-/// An OAuth app as callers see it: never the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthApp {
-    pub id: String,
-    pub provider: Provider,
-    pub name: String,
-    pub client_id: String,
-    /// The callback URL to register at the provider.
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-    pub created_at: Timestamp,
-    /// Why the provider last refused the app's credentials; `None` when it has not (or the
-    /// secret changed since).
-    pub credentials_error: Option<String>,
-    /// When its name, scopes or secret last changed (its creation until then).
-    pub updated_at: Timestamp,
-    /// The last check of its configuration (`check_app`, or a refresh the provider refused
-    /// its credentials in); `None` when never checked since its scopes or secret changed.
-    pub last_check: Option<AppCheck>,
-}
-
 /// An app's credentials, opened for a call to its provider.
 pub struct AppCredentials {
     pub provider: Provider,
     pub client_id: String,
     pub client_secret: ClientSecret,
     pub scopes: Vec<String>,
-}
-
-fn secret_context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [u8]; 4] {
-    [
-        b"oauth_app.client_secret",
-        id.as_bytes(),
-        owner.as_bytes(),
-        provider.as_str().as_bytes(),
-    ]
 }
 
 impl Dravo {
@@ -287,7 +262,7 @@ impl Dravo {
         // Only a database that has never been sealed may get a fresh key file: creating one
         // for a used database would only hide that the real key is missing.
         let may_create_key = records.is_empty() && mode == OpenMode::CreateIfMissing;
-        let file = RingFile::load(&config, may_create_key)?;
+        let file = key_file::load(&config, may_create_key)?;
         let records = if records.is_empty() {
             let first = keys::first_records(&file, clock.now());
             store

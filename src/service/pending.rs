@@ -12,16 +12,15 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::accounts::Connected;
+use super::seal_contexts::pending_context;
 use super::{Account, Dravo};
-use crate::domain::{AccountId, Owner, Provider, Timestamp};
+use crate::domain::{AccountId, Owner, Timestamp};
 use crate::error::{Error, Result};
 use crate::providers::{ChildAccount, Identity, TokenSet};
 use crate::store::PendingRecord;
 
 /// How long a pending connection waits for its confirmation.
 pub const CONFIRM_WITHIN_SECONDS: i64 = 600;
-
-const SEALED_KIND: &str = "pending.connection";
 
 /// What the callback hands the dashboard instead of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,15 +90,6 @@ impl HeldChild {
     }
 }
 
-pub(super) fn context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [u8]; 4] {
-    [
-        SEALED_KIND.as_bytes(),
-        id.as_bytes(),
-        owner.as_bytes(),
-        provider.as_str().as_bytes(),
-    ]
-}
-
 fn code_hash(code: &str) -> Vec<u8> {
     Sha256::digest(code.as_bytes()).to_vec()
 }
@@ -157,7 +147,7 @@ impl Dravo {
                 let sealed = this
                     .sealing_keys(tx)?
                     .sealer()
-                    .seal(&context(&id, c.owner.as_str(), c.provider), &plain);
+                    .seal(&pending_context(&id, c.owner.as_str(), c.provider), &plain);
                 tx.insert_pending(&PendingRecord {
                     id: id.clone(),
                     owner: c.owner.as_str().to_owned(),
@@ -205,7 +195,7 @@ impl Dravo {
             })
             .await?;
         let plain = self.open_sealed(
-            &context(&pending.id, &pending.owner, pending.provider),
+            &pending_context(&pending.id, &pending.owner, pending.provider),
             &pending.sealed,
         )?;
         let held: Held = serde_json::from_slice(&plain)

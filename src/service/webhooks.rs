@@ -33,7 +33,7 @@ use sha2::Sha256;
 use url::Url;
 
 use super::Dravo;
-use crate::domain::{EventId, Timestamp};
+use crate::domain::{EventId, Timestamp, WebhookEvent, WebhookStatus};
 use crate::error::{Error, Result};
 use crate::store::OutboxRecord;
 
@@ -68,66 +68,6 @@ const PRUNE_BATCH: usize = 1000;
 const GIVE_UP_BATCH: usize = 500;
 /// The last error of an event given up because no sender took it.
 const UNSENT_ERROR: &str = "not sent: no server with webhooks.url took it within 24 hours";
-
-/// Where a webhook event stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WebhookStatus {
-    /// Waiting for its next attempt.
-    Pending,
-    /// The receiver answered 2xx.
-    Delivered,
-    /// Given up after 24 h of failed attempts.
-    Failed,
-}
-
-impl WebhookStatus {
-    pub const ALL: [WebhookStatus; 3] = [
-        WebhookStatus::Pending,
-        WebhookStatus::Delivered,
-        WebhookStatus::Failed,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            WebhookStatus::Pending => "pending",
-            WebhookStatus::Delivered => "delivered",
-            WebhookStatus::Failed => "failed",
-        }
-    }
-
-    /// Parses a status name; `field` names the input in the error.
-    pub fn parse(field: &str, value: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == value)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "{field} must be pending, delivered or failed, not `{}`",
-                    value.chars().take(40).collect::<String>()
-                ))
-            })
-    }
-}
-
-impl std::fmt::Display for WebhookStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A webhook event as operators see it: never its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookEvent {
-    pub id: String,
-    pub kind: String,
-    pub owner: String,
-    pub status: WebhookStatus,
-    pub attempts: i64,
-    pub next_attempt_at: Option<Timestamp>,
-    pub last_error: Option<String>,
-    pub created_at: Timestamp,
-    pub delivered_at: Option<Timestamp>,
-}
 
 impl TryFrom<OutboxRecord> for WebhookEvent {
     type Error = Error;

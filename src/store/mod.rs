@@ -5,9 +5,9 @@
 //! closure with a `WriteTx` and commits everything it did, or nothing. The closure is plain
 //! synchronous code (sealing, building rows), so a backend runs it where blocking is allowed.
 //!
-//! Today's backend is SQLite (`sqlite`); a PostgreSQL backend is one more module implementing
-//! `Store` and `WriteTx`. Every operation takes the tenant (`Owner`), so one tenant can never
-//! read or change another's rows by id.
+//! Two backends implement `Store` and `WriteTx`: SQLite (`sqlite`, one file) and PostgreSQL
+//! (`postgres`, one database several nodes share). Every operation takes the tenant
+//! (`Owner`), so one tenant can never read or change another's rows by id.
 
 pub mod codec;
 pub mod copy;

@@ -1,6 +1,7 @@
 //! A fake OAuth provider for tests: a real HTTP server on 127.0.0.1 (port 0) that behaves like
 //! one of x, linkedin, facebook, instagram or tiktok, and checks what the real provider checks
-//! (see `/work/shared/PROVIDERS.md`).
+//! (client authentication, the PKCE verifier, the redirect URI, code reuse, refresh-token
+//! rotation).
 //!
 //! Include it from a test file with
 //! `#[path = "support/fake_provider.rs"] mod fake_provider;`

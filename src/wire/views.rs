@@ -4,19 +4,21 @@
 use poem_openapi::Object;
 use poem_openapi::types::Example;
 
-use crate::api::types::Checked;
-use crate::config::Config;
+use crate::domain::{AccessToken, Account, Deleted, Event, OAuthApp, WebhookEvent};
 use crate::domain::{AccountKind, AppCheck, CheckResult, Provider, Timestamp};
-use crate::service::{AccessToken, Account, Deleted, Event, OAuthApp, WebhookEvent};
+use crate::wire::values::Checked;
 
 /// The ids and the base URL the examples use: ids of the form the server generates, and the
 /// public URL a fresh `dravo serve` has (the served spec swaps in the configured one).
 pub const EXAMPLE_APP_ID: &str = "oa_2k7q4m5n6p7r2s3t4v5w";
 pub const EXAMPLE_ACCOUNT_ID: &str = "acc_7d2kq4m5n6p7r2s3t4v5";
 
-/// The default public URL, which the examples' URLs start with.
+/// The default public URL (`server.bind`'s default), which the examples' URLs start with.
+pub const EXAMPLE_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+/// `EXAMPLE_PUBLIC_URL` as a `String`.
 pub fn example_public_url() -> String {
-    Config::default().public_url(None)
+    EXAMPLE_PUBLIC_URL.to_owned()
 }
 
 /// 2026-01-01T00:00:00Z, the examples' creation time.
@@ -420,6 +422,14 @@ pub struct EventPageView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_examples_public_url_is_a_fresh_servers() {
+        assert_eq!(
+            EXAMPLE_PUBLIC_URL,
+            crate::config::Config::default().public_url(None)
+        );
+    }
     use poem_openapi::types::ToJSON;
 
     /// `api::payload::JsonBody` renders views with serde; it must give exactly what
