@@ -663,6 +663,16 @@ impl AppCheck {
     }
 }
 
+/// Which of an owner's accounts to list: every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct AccountFilter {
+    pub provider: Option<Provider>,
+    pub status: Option<AccountStatus>,
+    pub kind: Option<AccountKind>,
+    /// Only the children of this account.
+    pub parent_id: Option<String>,
+}
+
 /// A connected account as callers see it: never a token. What a page of accounts lists, read
 /// from the store without the sealed tokens (see `Store::list_accounts_page`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1040,6 +1040,92 @@ fn a_generated_key_works_as_the_master_key() {
     );
 }
 
+// ---------------------------------------------------------------- a closed stdout
+
+/// `dravo ARGS` in `dir` with stdout a pipe whose reader is gone before the command starts:
+/// its exit code and stderr.
+fn into_a_closed_pipe(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut cmd = dravo_cmd(dir);
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let out = cmd.output().expect("run dravo");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `dravo openapi | head -1`: the reader takes one line and leaves; the rest of the spec
+/// (far more than a pipe holds) meets a closed pipe. That is a normal end: exit 0, nothing
+/// on stderr.
+#[test]
+fn openapi_into_a_pipe_closed_after_one_line_exits_0_silently() {
+    use std::io::BufRead;
+    let dir = empty_dir();
+    let mut cmd = dravo_cmd(dir.path());
+    cmd.arg("openapi")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn dravo");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "{\n");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(0), "")
+    );
+}
+
+#[test]
+fn every_printing_command_ends_quietly_when_stdout_is_closed() {
+    let dir = tempdir();
+    create_json(dir.path(), "alice", "x", "Piped");
+    for args in [
+        &["openapi"][..],
+        &["openapi", "--yaml"],
+        &["completions", "bash"],
+        &["man"],
+        &["--help"],
+        &["keys", "generate"],
+        &["keys", "status"],
+        &["token", "issue", "--sub", "alice"],
+        &["oauth-apps", "list", "--owner", "alice"],
+        &["oauth-apps", "list", "--owner", "alice", "--json"],
+        &["accounts", "list", "--owner", "alice"],
+        &["doctor"],
+    ] {
+        assert_eq!(
+            into_a_closed_pipe(dir.path(), args),
+            (Some(0), String::new()),
+            "{args:?}"
+        );
+    }
+    // An error is still an error, and still said on stderr.
+    let (code, stderr) = into_a_closed_pipe(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "show",
+            "--owner",
+            "alice",
+            "oa_aaaaaaaaaaaaaaaaaaaa",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: no OAuth app"), "{stderr}");
+}
+
 #[test]
 fn help_exits_0() {
     let dir = empty_dir();
@@ -1245,6 +1331,71 @@ fn accounts_list_and_show_escape_hostile_provider_text() {
         assert_eq!(account["username"], username);
         assert_eq!(account["display_name"], display_name);
     }
+}
+
+/// A Facebook user account and one of its Pages, as a connect stores them.
+fn insert_user_and_page(dir: &Path, user: &str, page: &str, tasks: &str) {
+    let db = support::Db::open(&dir.join("dravo.db"));
+    for (id, kind, parent, tasks) in [
+        (user, "user", None, None),
+        (page, "page", Some(user), Some(tasks)),
+    ] {
+        db.execute(
+            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id, username,
+                                   display_name, scopes, status, access_token_sealed,
+                                   refresh_token_sealed, expires_at, refresh_expires_at,
+                                   created_at, updated_at, kind, parent_id, tasks)
+             VALUES (?1, 'alice', 'facebook', NULL, ?1, NULL, 'Bakery',
+                     '[\"pages_show_list\"]', 'active', ?2, NULL, NULL, NULL, 1704067200,
+                     1704067200, ?3, ?4, ?5)",
+            &[
+                id.into(),
+                vec![0u8].into(),
+                kind.into(),
+                parent.map_or(support::Val::Null, support::Val::from),
+                tasks.map_or(support::Val::Null, support::Val::from),
+            ],
+        );
+    }
+}
+
+/// README tells users to check a Page's `tasks` for `CREATE_CONTENT` before posting:
+/// `accounts show` shows them, as `--json` does; a user account has no tasks line.
+#[test]
+fn accounts_show_lists_a_pages_tasks() {
+    let dir = tempdir();
+    let (user, page) = ("acc_aaaaaaaaaaaaaaaaaaaa", "acc_bbbbbbbbbbbbbbbbbbbb");
+    insert_user_and_page(dir.path(), user, page, r#"["CREATE_CONTENT","MODERATE"]"#);
+    let show = dravo(dir.path(), &["accounts", "show", "--owner", "alice", page]);
+    show.assert_success();
+    let fields = key_values(&show.stdout);
+    assert_eq!(
+        fields["tasks"], "CREATE_CONTENT MODERATE",
+        "{}",
+        show.stdout
+    );
+    assert_eq!(
+        show.stdout.lines().last(),
+        Some("tasks:               CREATE_CONTENT MODERATE")
+    );
+    let json = dravo(
+        dir.path(),
+        &["accounts", "show", "--owner", "alice", page, "--json"],
+    );
+    json.assert_success();
+    assert_eq!(
+        json.json()["tasks"],
+        serde_json::json!(["CREATE_CONTENT", "MODERATE"])
+    );
+
+    let user_show = dravo(dir.path(), &["accounts", "show", "--owner", "alice", user]);
+    user_show.assert_success();
+    assert!(
+        !key_values(&user_show.stdout).contains_key("tasks"),
+        "{}",
+        user_show.stdout
+    );
+    assert_eq!(user_show.stdout.lines().count(), 13);
 }
 
 // ---------------------------------------------------------------- update / delete --cascade

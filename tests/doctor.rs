@@ -155,6 +155,30 @@ fn listening_on_every_interface_without_a_public_url_fails() {
     assert!(l.contains("0.0.0.0"), "{l}");
 }
 
+/// Two problems at once are still a runtime error (exit 1, as `--help` promises), never a
+/// usage error: listening on every interface without a public URL fails `server.public_url`,
+/// and the platform app's redirect URI (which names 0.0.0.0) fails too.
+#[test]
+fn two_failures_exit_1_and_count_both() {
+    let dir = tempdir();
+    dravo_init(dir.path(), &[]);
+    let out = dravo_with(
+        dir.path(),
+        &[
+            ("DRAVO_SERVER_BIND", "0.0.0.0:8080"),
+            ("DRAVO_PROVIDERS_X_CLIENT_ID", "x-client"),
+            ("DRAVO_PROVIDERS_X_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+        &["doctor"],
+        "",
+    );
+    assert_failed(&out, 2);
+    out.assert_hides(CLIENT_SECRET);
+    assert_level(&out, "server.public_url", "FAIL");
+    let l = assert_level(&out, "providers.x redirect_uri", "FAIL");
+    assert!(l.contains("0.0.0.0"), "{l}");
+}
+
 /// The platform apps of `[providers.*]` are checked as `oauth-apps check` checks a BYOK app:
 /// TikTok proves its key with a client-credentials grant (here against the fake TikTok), X
 /// cannot, and neither secret appears in the output.

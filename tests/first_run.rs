@@ -1,5 +1,5 @@
 //! A new user's first commands: which database a command uses and what it says when there is
-//! none, `dravo init`, the secret prompt at a terminal, provider names in any case, and the
+//! none, `dravo init`, the secret prompt at a terminal, how provider names are spelt, and the
 //! warnings about an unreachable redirect URI.
 
 mod support;
@@ -45,6 +45,9 @@ fn commands_refuse_a_missing_database_and_create_nothing() {
             "no database at ",
             "(database.path `dravo.db`, from the default)",
             "dravo init",
+            "--database PATH or set DRAVO_DATABASE_PATH",
+            // No config was read either: the server's may name its database.
+            "--config PATH or DRAVO_CONFIG (no config file was read)",
         ]);
         assert_eq!(
             files_in(dir.path()),
@@ -79,8 +82,10 @@ fn the_missing_database_message_says_how_the_path_was_chosen() {
         "[database]\npath = \"data/dravo.db\"\n",
     )
     .unwrap();
-    bare_dravo(dir.path(), &[], &list)
-        .assert_config_error(&["(database.path `data/dravo.db`, from the setting in dravo.toml)"]);
+    let out = bare_dravo(dir.path(), &[], &list);
+    out.assert_config_error(&["(database.path `data/dravo.db`, from the setting in dravo.toml)"]);
+    // A config file was read: no hint to name one.
+    assert!(!out.stderr.contains("--config"), "{}", out.describe());
     // No folder was made for any of them.
     assert_eq!(files_in(dir.path()), vec!["dravo.toml"]);
 }
@@ -163,11 +168,13 @@ fn init_refuses_a_database_whose_key_file_is_missing() {
     );
 }
 
+/// Provider names are spelled as the registry spells them, as the HTTP API takes them: a
+/// name in another case, or a former name, is a usage error that says the right spelling.
 #[test]
-fn provider_names_are_accepted_in_any_case() {
+fn provider_names_in_another_case_are_refused_with_the_right_spelling() {
     let dir = tempfile::tempdir().unwrap();
     dravo(dir.path(), &["init"]).assert_success();
-    for (given, stored) in [("X", "x"), ("LinkedIn", "linkedin"), ("TIKTOK", "tiktok")] {
+    let create = |provider: &str| {
         let mut cmd = dravo_cmd(dir.path());
         cmd.env("APP_SECRET", "s3cret-value").args([
             "oauth-apps",
@@ -175,44 +182,85 @@ fn provider_names_are_accepted_in_any_case() {
             "--owner",
             "alice",
             "--provider",
-            given,
+            provider,
             "--name",
-            &format!("App {given}"),
+            &format!("App {provider}"),
             "--client-id",
             "cid",
             "--client-secret-env",
             "APP_SECRET",
             "--json",
         ]);
-        let out = run_cmd(cmd, "");
-        out.assert_success();
-        assert_eq!(out.json()["provider"], stored, "{given}");
+        run_cmd(cmd, "")
+    };
+    for (given, meant) in [
+        ("X", "x"),
+        ("LinkedIn", "linkedin"),
+        ("TIKTOK", "tiktok"),
+        ("twitter", "x"),
+        ("Twitter", "x"),
+    ] {
+        let out = create(given);
+        out.assert_usage_error();
+        assert!(
+            out.stderr.contains(&format!(
+                "unknown provider `{given}`: did you mean `{meant}`?"
+            )),
+            "{}",
+            out.describe()
+        );
     }
-    let out = dravo(
-        dir.path(),
-        &[
-            "oauth-apps",
-            "list",
-            "--owner",
-            "alice",
-            "--provider",
-            "Tiktok",
-        ],
-    );
+    for name in dravo::providers::ids().map(|p| p.as_str()) {
+        let out = create(name);
+        out.assert_success();
+        assert_eq!(out.json()["provider"], name);
+    }
+    let list = |provider: &str| {
+        dravo(
+            dir.path(),
+            &[
+                "oauth-apps",
+                "list",
+                "--owner",
+                "alice",
+                "--provider",
+                provider,
+            ],
+        )
+    };
+    let out = list("tiktok");
     out.assert_success();
-    assert!(out.stdout.contains("App TIKTOK"), "{}", out.describe());
-    dravo(
-        dir.path(),
-        &[
-            "oauth-apps",
-            "list",
-            "--owner",
-            "alice",
-            "--provider",
-            "MySpace",
-        ],
-    )
-    .assert_usage_error();
+    assert!(out.stdout.contains("App tiktok"), "{}", out.describe());
+    list("Tiktok").assert_usage_error();
+    // Nothing close: every registered name, in the registry's order.
+    let out = list("MySpace");
+    out.assert_usage_error();
+    assert!(
+        out.stderr
+            .contains(&format!("expected one of {}", dravo::providers::expected())),
+        "{}",
+        out.describe()
+    );
+}
+
+/// `--provider`'s help names the registered providers, in the registry's order.
+#[test]
+fn provider_help_names_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = dravo::providers::expected();
+    for (args, lead) in [
+        (&["oauth-apps", "create", "--help"][..], "The provider"),
+        (&["oauth-apps", "list", "--help"], "Only this provider's"),
+        (&["accounts", "list", "--help"], "Only this provider's"),
+    ] {
+        let out = dravo(dir.path(), args);
+        out.assert_success();
+        assert!(
+            out.stdout.contains(&format!("{lead}: {names}\n")),
+            "{args:?}\n{}",
+            out.stdout
+        );
+    }
 }
 
 /// At a terminal, `--client-secret-stdin` prompts and reads one line without echoing it; the

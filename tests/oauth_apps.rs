@@ -599,12 +599,30 @@ async fn create_rejects_name_of_wrong_type() {
 
 #[tokio::test]
 async fn create_rejects_unknown_provider() {
-    assert_create_rejected(app_body("twitter", "My App"), "provider").await;
+    assert_create_rejected(
+        app_body("myspace", "My App"),
+        &format!(
+            "unknown provider `myspace`: expected one of {}",
+            dravo::providers::expected()
+        ),
+    )
+    .await;
 }
 
+/// A former name, or the right name in another case, is refused with the spelling to use
+/// (the CLI's rule too).
 #[tokio::test]
-async fn create_rejects_provider_in_wrong_case() {
-    assert_create_rejected(app_body("X", "My App"), "provider").await;
+async fn create_rejects_provider_in_wrong_case_or_a_former_name_suggesting_the_name() {
+    assert_create_rejected(
+        app_body("X", "My App"),
+        "unknown provider `X`: did you mean `x`?",
+    )
+    .await;
+    assert_create_rejected(
+        app_body("twitter", "My App"),
+        "unknown provider `twitter`: did you mean `x`?",
+    )
+    .await;
 }
 
 #[tokio::test]

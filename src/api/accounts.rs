@@ -11,8 +11,8 @@ use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::{AccountId, AccountKind, AccountStatus, Provider};
+use crate::service::AccountFilter;
 use crate::service::Dravo;
-use crate::store::AccountFilter;
 use crate::wire::values::Checked;
 use crate::wire::views::{
     AccessTokenView, AccountPageView, AccountView, DeletedAccountView, EventPageView, EventView,

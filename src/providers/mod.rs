@@ -63,10 +63,67 @@ pub fn expected() -> String {
     }
 }
 
-/// The error for a provider name Dravo does not know.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider `{0}`: expected one of {expected}", expected = expected())]
+/// The registered provider someone most likely meant by a name that is not one: the same
+/// name in another case (`X`, `LinkedIn`), a name the provider was known by (`twitter`), or
+/// a near miss (`tiktk`, `linkdin`). `None` when nothing is close.
+pub fn suggest(given: &str) -> Option<Provider> {
+    let wanted = given.trim().to_lowercase();
+    if let Some(p) = all()
+        .find(|p| p.id().as_str() == wanted || p.other_names().iter().any(|name| *name == wanted))
+    {
+        return Some(p.id());
+    }
+    // A near miss: at most two edits, and few for the name's length, so that `y` is no
+    // misspelt `x`; only when one provider is nearest.
+    let mut near: Vec<(usize, Provider)> = ids()
+        .map(|p| (edit_distance(&wanted, p.as_str()), p))
+        .filter(|(d, p)| *d <= 2 && d * 3 <= p.as_str().chars().count())
+        .collect();
+    near.sort_by_key(|(d, _)| *d);
+    match near.as_slice() {
+        [(d, p), rest @ ..] if rest.first().is_none_or(|(next, _)| next > d) => Some(*p),
+        _ => None,
+    }
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The error for a provider name Dravo does not know: the registered name it most likely
+/// meant (`did you mean `x`?`), else every registered name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownProvider(pub String);
+
+impl std::fmt::Display for UnknownProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match suggest(&self.0) {
+            Some(p) => write!(f, "unknown provider `{}`: did you mean `{p}`?", self.0),
+            None => write!(
+                f,
+                "unknown provider `{}`: expected one of {}",
+                self.0,
+                expected()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UnknownProvider {}
 
 impl FromStr for Provider {
     type Err = UnknownProvider;
@@ -130,6 +187,12 @@ pub enum CredentialCheck {
 pub trait OAuthProvider: Send + Sync + 'static {
     /// Its name: in URLs, config tables (`[providers.<name>]`) and the database.
     fn id(&self) -> Provider;
+
+    /// Other names people know it by, in lower case (`twitter` for X): never accepted, only
+    /// suggested back as `id` when someone uses one.
+    fn other_names(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// The scopes requested when an app does not name its own (README's provider table lists
     /// them).
@@ -742,6 +805,56 @@ mod tests {
         assert!("X".parse::<Provider>().is_err());
         assert!("twitter".parse::<Provider>().is_err());
         assert_eq!(expected(), "instagram, facebook, x, linkedin or tiktok");
+    }
+
+    #[test]
+    fn an_unknown_name_suggests_the_registered_spelling() {
+        let error = |name: &str| name.parse::<Provider>().unwrap_err().to_string();
+        assert_eq!(error("X"), "unknown provider `X`: did you mean `x`?");
+        assert_eq!(
+            error("twitter"),
+            "unknown provider `twitter`: did you mean `x`?"
+        );
+        assert_eq!(
+            error("Twitter"),
+            "unknown provider `Twitter`: did you mean `x`?"
+        );
+        assert_eq!(
+            error("LinkedIn"),
+            "unknown provider `LinkedIn`: did you mean `linkedin`?"
+        );
+        assert_eq!(
+            error("instagram "),
+            "unknown provider `instagram `: did you mean `instagram`?"
+        );
+        assert_eq!(
+            error("tiktk"),
+            "unknown provider `tiktk`: did you mean `tiktok`?"
+        );
+        assert_eq!(
+            error("linkdin"),
+            "unknown provider `linkdin`: did you mean `linkedin`?"
+        );
+        // Nothing close: every name, in the registry's order.
+        for far in ["myspace", "y", "xy", "", "face", "tik"] {
+            assert_eq!(
+                error(far),
+                format!("unknown provider `{far}`: expected one of {}", expected()),
+                "{far:?}"
+            );
+        }
+        for p in ids() {
+            assert_eq!(suggest(&p.as_str().to_uppercase()), Some(p));
+        }
+    }
+
+    #[test]
+    fn edit_distance_counts_characters() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("x", ""), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("tiktok", "tiktk"), 1);
+        assert_eq!(edit_distance("ü", "u"), 1);
     }
 
     #[test]

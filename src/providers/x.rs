@@ -18,6 +18,10 @@ impl OAuthProvider for X {
         Provider::named("x")
     }
 
+    fn other_names(&self) -> &'static [&'static str] {
+        &["twitter"]
+    }
+
     fn default_scopes(&self) -> &'static [&'static str] {
         &[
             "tweet.read",

@@ -11,13 +11,14 @@ use super::events::{AccountEvent, EventDraft};
 use super::lifecycle::fingerprint;
 use super::seal_contexts::{ACCESS, Cursors, cursor_context};
 use super::{Dravo, SharedList};
+use crate::domain::AccountFilter;
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, Deleted, Event, Owner, Provider, Timestamp,
     clean_provider_text,
 };
 use crate::error::{Error, Result};
 use crate::providers::{self, ChildAccount, Identity, TokenSet};
-use crate::store::{AccountFilter, AccountRecord};
+use crate::store::AccountRecord;
 
 pub use crate::domain::Account;
 

@@ -198,6 +198,11 @@ pub struct RotateReport {
     pub key_file: PathBuf,
 }
 
+/// A fresh master key (64 random bytes) in base64, for `security.master_key` or a key file.
+pub fn generate_master_key() -> String {
+    MasterKey::generate().to_base64()
+}
+
 impl Dravo {
     /// The keys as this process holds them now.
     pub(super) fn keys(&self) -> Arc<KeyRing> {

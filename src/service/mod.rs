@@ -9,6 +9,8 @@ mod children;
 mod connect;
 pub mod doctor;
 mod events;
+pub mod healthcheck;
+pub mod init;
 pub mod key_file;
 pub mod keys;
 mod lifecycle;
@@ -19,7 +21,10 @@ mod shared;
 pub mod store_copy;
 mod webhooks;
 
-pub use crate::domain::{AccessToken, Deleted, Event, OAuthApp, WebhookEvent, WebhookStatus};
+pub use crate::domain::{
+    AccessToken, AccountFilter, Deleted, Event, OAuthApp, WebhookEvent, WebhookStatus,
+};
+pub use crate::store::DatabaseLocation;
 pub use accounts::{Account, ListPage};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
 pub use lifecycle::{
@@ -51,7 +56,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
-use crate::store::{AccountFilter, AppRecord, Page, PgStore, SqliteStore, Store};
+use crate::store::{AppRecord, Page, PgStore, SqliteStore, Store};
 use key_file::KeySource;
 use seal_contexts::secret_context;
 
@@ -112,7 +117,13 @@ fn check_database_path(config: &Config, mode: OpenMode) -> Result<()> {
             match mode {
                 OpenMode::CreateIfMissing => Ok(()),
                 OpenMode::Existing => Err(Error::config(format!(
-                    "no database at {shown}: `dravo init` or `dravo serve` creates one; to use another, pass --database PATH or set DRAVO_DATABASE_PATH"
+                    "no database at {shown}: `dravo init` or `dravo serve` creates one; to use another, pass --database PATH or set DRAVO_DATABASE_PATH{}",
+                    match config.origin.file {
+                        // Its settings may name the database: the server's file was not read.
+                        None =>
+                            ", or name the server's config file with --config PATH or DRAVO_CONFIG (no config file was read)",
+                        Some(_) => "",
+                    }
                 ))),
             }
         }

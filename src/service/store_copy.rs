@@ -2,63 +2,33 @@
 //! PostgreSQL, or back), sealed values as they are, then checks that every table holds as
 //! many rows on both sides.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::store::copy::TABLES;
-use crate::store::{PgStore, SqliteStore, Store};
+use crate::store::{DatabaseLocation, PgStore, SqliteStore, Store};
 
-/// A database named on the command line: a SQLite file or a PostgreSQL URL.
-#[derive(Debug, Clone)]
-pub enum StoreLocation {
-    Sqlite(PathBuf),
-    /// The URL (it may carry a password: never printed; `describe` is).
-    Postgres(String),
-}
-
-impl StoreLocation {
-    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else a SQLite path.
-    pub fn parse(text: &str) -> StoreLocation {
-        if crate::store::postgres::is_url(text) {
-            StoreLocation::Postgres(text.to_owned())
-        } else {
-            StoreLocation::Sqlite(PathBuf::from(text))
+/// Opens a location, migrating its schema to this build's. A source must exist; a SQLite
+/// target is created when missing.
+async fn open(location: &DatabaseLocation, must_exist: bool) -> Result<Arc<dyn Store>> {
+    match location {
+        DatabaseLocation::Sqlite(path) => {
+            if must_exist && !path.is_file() {
+                return Err(Error::config(format!(
+                    "no SQLite database at {}",
+                    path.display()
+                )));
+            }
+            let path = path.clone();
+            Ok(Arc::new(
+                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| Error::Internal(format!("opening failed: {e}")))??,
+            ))
         }
-    }
-
-    /// Where it is, for people (no password).
-    pub fn describe(&self) -> String {
-        match self {
-            StoreLocation::Sqlite(path) => path.display().to_string(),
-            StoreLocation::Postgres(url) => {
-                crate::store::postgres::describe_text(url, "PostgreSQL")
-            }
-        }
-    }
-
-    /// Opens it, migrating its schema to this build's. A source must exist; a SQLite target
-    /// is created when missing.
-    async fn open(&self, must_exist: bool) -> Result<Arc<dyn Store>> {
-        match self {
-            StoreLocation::Sqlite(path) => {
-                if must_exist && !path.is_file() {
-                    return Err(Error::config(format!(
-                        "no SQLite database at {}",
-                        path.display()
-                    )));
-                }
-                let path = path.clone();
-                Ok(Arc::new(
-                    tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-                        .await
-                        .map_err(|e| Error::Internal(format!("opening failed: {e}")))??,
-                ))
-            }
-            StoreLocation::Postgres(url) => {
-                crate::store::postgres::parse_url(url)?;
-                Ok(Arc::new(PgStore::connect(url, None).await?))
-            }
+        DatabaseLocation::Postgres(url) => {
+            crate::store::postgres::parse_url(url)?;
+            Ok(Arc::new(PgStore::connect(url, None).await?))
         }
     }
 }
@@ -73,14 +43,14 @@ pub struct CopyReport {
 /// transaction; `progress` hears each table's name and rows copied so far. Nothing may write
 /// to `from` meanwhile (stop its servers): the closing count check fails if something did.
 pub async fn copy_store(
-    from: &StoreLocation,
-    to: &StoreLocation,
+    from: &DatabaseLocation,
+    to: &DatabaseLocation,
     batch: usize,
     mut progress: impl FnMut(&str, u64),
 ) -> Result<CopyReport> {
     let batch = batch.clamp(1, 10_000);
-    let source = from.open(true).await?;
-    let target = to.open(false).await?;
+    let source = open(from, true).await?;
+    let target = open(to, false).await?;
     for table in TABLES {
         if target.count_rows(table).await? > 0 {
             return Err(Error::Conflict(format!(

@@ -11,6 +11,7 @@
 
 pub mod codec;
 pub mod copy;
+mod location;
 pub mod postgres;
 pub mod sealed_sql;
 pub mod sqlite;
@@ -24,6 +25,8 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 
+pub use crate::domain::AccountFilter;
+pub use location::DatabaseLocation;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -250,16 +253,6 @@ pub struct SealedCounts {
     pub total: u64,
     /// For each key asked about, in the order asked.
     pub by_key: Vec<u64>,
-}
-
-/// Which of an owner's accounts to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct AccountFilter {
-    pub provider: Option<Provider>,
-    pub status: Option<AccountStatus>,
-    pub kind: Option<AccountKind>,
-    /// Only the children of this account.
-    pub parent_id: Option<String>,
 }
 
 /// One page of a list, and where the next one starts.
