@@ -78,7 +78,7 @@ impl TryFrom<OutboxRecord> for WebhookEvent {
         Ok(WebhookEvent {
             id: r.id,
             kind: r.kind,
-            owner: r.owner,
+            owner: r.owner.into(),
             status,
             attempts: r.attempts,
             next_attempt_at: r.next_attempt_at,
