@@ -155,15 +155,12 @@ struct Inner {
     account_pages: shared::Derived<AccountPageKey, Page<Account>, SharedList<Account>>,
     /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
     refresh_locks: lifecycle::RefreshLocks,
-    /// The client for webhook calls, built on first use (see `webhooks`).
-    webhook_http: std::sync::OnceLock<reqwest::Client>,
-    /// Held by the webhook pass in progress: passes in one process never overlap.
-    webhook_pass: tokio::sync::Mutex<()>,
+    /// Posts the outbox's events (see `webhooks`).
+    webhooks: webhooks::WebhookSender,
     /// What this process counts for `GET /metrics`.
     metrics: Metrics,
-    /// The database's figures the last scrape read, and when (`monitoring::metrics_text`):
-    /// held by the scrape in progress, so scrapes read the database one at a time.
-    scrape: tokio::sync::Mutex<Option<monitoring::CountedFigures>>,
+    /// The database's figures for scrapes (`monitoring`).
+    figures: monitoring::FigureCounter,
 }
 
 /// (owner, filter, position after, page size): one page of an owner's accounts.
@@ -316,6 +313,9 @@ impl Dravo {
                     .map_err(|e| Error::config(format!("dashboard.allowed_return_urls: {e}")))
             })
             .collect::<Result<_>>()?;
+        let webhooks =
+            webhooks::WebhookSender::new(store.clone(), clock.clone(), config.webhooks.clone());
+        let figures = monitoring::FigureCounter::new(store.clone(), clock.clone());
         Ok(Dravo(Arc::new(Inner {
             config,
             store,
@@ -330,10 +330,9 @@ impl Dravo {
             app_lists: Default::default(),
             account_pages: Default::default(),
             refresh_locks: Default::default(),
-            webhook_http: std::sync::OnceLock::new(),
-            webhook_pass: tokio::sync::Mutex::new(()),
+            webhooks,
             metrics,
-            scrape: tokio::sync::Mutex::new(None),
+            figures,
         })))
     }
 
