@@ -25,8 +25,8 @@ impl Dravo {
     /// Checks one of the owner's apps, stores the result as its `last_check`, and returns it.
     /// Only the credentials and the reachability checks leave this machine.
     pub async fn check_app(&self, owner: &Owner, id: &AppId) -> Result<AppCheck> {
-        let row = self.app_record(owner, id).await?;
-        let secret = self.open_client_secret(&row)?;
+        let row = self.0.apps.record(owner, id).await?;
+        let secret = self.0.apps.open_client_secret(&row)?;
         let (mut checks, reachable) = tokio::join!(
             self.app_config_checks(row.provider, &row.client_id, &secret, &row.scopes),
             self.public_url_check(),

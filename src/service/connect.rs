@@ -230,7 +230,7 @@ impl Dravo {
     ) -> Result<FlowApp> {
         match app_id {
             Some(id) => {
-                let row = self.app_record(owner, id).await?;
+                let row = self.0.apps.record(owner, id).await?;
                 if row.provider != provider {
                     return Err(Error::invalid(format!(
                         "OAuth app {id} is for {}, not {provider}",
@@ -264,7 +264,7 @@ impl Dravo {
     pub(super) fn flow_secret(&self, app: &FlowApp) -> Result<ClientSecret> {
         match &app.secret {
             FlowSecret::Config(secret) => Ok(secret.clone()),
-            FlowSecret::Sealed(row) => self.open_client_secret(row),
+            FlowSecret::Sealed(row) => self.0.apps.open_client_secret(row),
         }
     }
 

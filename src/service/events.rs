@@ -160,7 +160,7 @@ impl Dravo {
             app.credentials_error = Some(message);
             app.credentials_error_at = Some(now);
             app.last_check = Some(check);
-            let view = OAuthAppView::from(self.view(&app));
+            let view = OAuthAppView::from(self.0.apps.view(&app));
             self.enqueue_webhook(
                 tx,
                 &EventId::generate().to_string(),

@@ -1,0 +1,343 @@
+//! OAuth apps (BYOK): creating, listing, changing and deleting a tenant's apps, and opening
+//! an app's client secret for a call to its provider. The `Apps` part owns the callers' views
+//! of the app lists; it is handed the store, the vault (which seals the secrets) and the
+//! clock. Deleting an app together with its accounts is `Dravo::delete_app`'s, since the
+//! accounts are another part's.
+
+use std::sync::Arc;
+
+use super::Dravo;
+use super::keys::Vault;
+use super::seal_contexts::secret_context;
+use super::shared::{self, SharedList};
+use crate::clock::Clock;
+use crate::domain::{
+    AppId, AppName, ClientId, ClientSecret, Deleted, OAuthApp, Owner, Provider, Scopes,
+};
+use crate::error::{Error, Result};
+use crate::providers;
+use crate::store::{AppRecord, Store};
+
+/// What a caller gives to create an OAuth app.
+#[derive(Debug)]
+pub struct NewApp {
+    pub provider: Provider,
+    pub name: AppName,
+    pub client_id: ClientId,
+    pub client_secret: ClientSecret,
+    /// `None` uses the provider's default scopes.
+    pub scopes: Option<Scopes>,
+}
+
+/// What a caller changes on an OAuth app (`PATCH`): each field given replaces the stored one.
+#[derive(Debug, Default)]
+pub struct AppChanges {
+    pub name: Option<AppName>,
+    /// Affects connects started from now on; connected accounts keep their grants.
+    pub scopes: Option<Scopes>,
+    /// Re-sealed; clears the provider's last refusal of the credentials.
+    pub client_secret: Option<ClientSecret>,
+}
+
+impl AppChanges {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.scopes.is_none() && self.client_secret.is_none()
+    }
+}
+
+/// The sentence of `app_in_use`: how many accounts use the app, and what deletes it anyway.
+pub fn app_in_use_message(id: &str, accounts: u64) -> String {
+    let (noun, them) = if accounts == 1 {
+        ("account uses", "it")
+    } else {
+        ("accounts use", "them")
+    };
+    format!(
+        "{accounts} connected {noun} OAuth app {id}: delete {them} first, or delete the app with \
+         `?cascade=true` (CLI: --cascade), which revokes and deletes {them} too"
+    )
+}
+
+/// An app's credentials, opened for a call to its provider.
+pub struct AppCredentials {
+    pub provider: Provider,
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+    pub scopes: Vec<String>,
+}
+
+/// The callback URL for `provider` under `public_url`, which users register at the provider.
+pub(super) fn redirect_uri(public_url: &str, provider: Provider) -> String {
+    format!("{public_url}/v1/oauth/{provider}/callback")
+}
+
+/// A tenant's OAuth apps.
+pub(super) struct Apps {
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    clock: Arc<dyn Clock>,
+    /// Where callbacks arrive (each app's view names its redirect URI).
+    public_url: String,
+    /// The callers' views of the store's shared lists (see `shared`).
+    lists: shared::Derived<(String, Option<Provider>), [AppRecord], SharedList<OAuthApp>>,
+}
+
+impl Apps {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+    ) -> Self {
+        Apps {
+            store,
+            vault,
+            clock,
+            public_url,
+            lists: Default::default(),
+        }
+    }
+
+    pub(super) fn view(&self, row: &AppRecord) -> OAuthApp {
+        OAuthApp {
+            redirect_uri: redirect_uri(&self.public_url, row.provider),
+            id: row.id.to_string(),
+            provider: row.provider,
+            name: row.name.clone(),
+            client_id: row.client_id.clone(),
+            scopes: row.scopes.clone(),
+            created_at: row.created_at,
+            credentials_error: row.credentials_error.clone(),
+            updated_at: row.updated_at,
+            last_check: row.last_check.clone(),
+        }
+    }
+
+    pub(super) async fn create(&self, owner: &Owner, new: NewApp) -> Result<OAuthApp> {
+        let id = AppId::generate();
+        let mut record = AppRecord {
+            id,
+            owner: owner.clone(),
+            provider: new.provider,
+            name: new.name.as_str().to_owned(),
+            client_id: new.client_id.as_str().to_owned(),
+            client_secret_sealed: Vec::new(),
+            scopes: new
+                .scopes
+                .unwrap_or_else(|| providers::get(new.provider).default_scope_list())
+                .into_vec(),
+            created_at: self.clock.now(),
+            credentials_error: None,
+            credentials_error_at: None,
+            updated_at: self.clock.now(),
+            last_check: None,
+        };
+        let (vault, secret) = (self.vault.clone(), new.client_secret);
+        let record = self
+            .store
+            .write(move |tx| {
+                // Sealed inside the transaction, with the key the database names now.
+                record.client_secret_sealed = vault.sealing_keys(tx)?.sealer().seal(
+                    &secret_context(record.id.as_str(), record.owner.as_str(), record.provider),
+                    secret.expose().as_bytes(),
+                );
+                tx.insert_app(&record).map(|_| record)
+            })
+            .await?;
+        tracing::info!(app_id = %record.id, provider = %record.provider, "oauth app created");
+        Ok(self.view(&record))
+    }
+
+    /// The owner's apps, oldest first, as a shared list (the API's hot read).
+    pub(super) async fn list_shared(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Arc<SharedList<OAuthApp>>> {
+        let rows = self.store.list_apps(owner, provider).await?;
+        Ok(self
+            .lists
+            .get_or_make((owner.as_str().to_owned(), provider), &rows, |rows| {
+                SharedList {
+                    items: rows.iter().map(|r| self.view(r)).collect(),
+                    next_cursor: None,
+                    rendered: Default::default(),
+                }
+            }))
+    }
+
+    /// One of the owner's apps as stored.
+    pub(super) async fn record(&self, owner: &Owner, id: &AppId) -> Result<Arc<AppRecord>> {
+        self.store
+            .get_app(owner, id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no OAuth app with id {id}")))
+    }
+
+    pub(super) async fn get(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {
+        Ok(self.view(&*self.record(owner, id).await?))
+    }
+
+    /// Changes an app's name, scopes and/or secret. A new secret is sealed as `create_app`
+    /// seals it, clears the provider's last refusal, and makes the app's accounts that wait on
+    /// a cooldown after failed refreshes due now, all in one transaction.
+    pub(super) async fn update(
+        &self,
+        owner: &Owner,
+        id: &AppId,
+        changes: AppChanges,
+    ) -> Result<OAuthApp> {
+        if changes.is_empty() {
+            return Err(Error::invalid(
+                "nothing to change: give at least one of name, scopes and client_secret",
+            ));
+        }
+        let now = self.clock.now();
+        let vault = self.vault.clone();
+        let (o, i) = (owner.clone(), id.clone());
+        let (record, due) = self
+            .store
+            .write(move |tx| {
+                let mut row = tx
+                    .get_app(&o, &i)?
+                    .ok_or_else(|| Error::not_found(format!("no OAuth app with id {i}")))?;
+                if let Some(name) = changes.name {
+                    row.name = name.as_str().to_owned();
+                }
+                if let Some(scopes) = changes.scopes {
+                    row.scopes = scopes.into_vec();
+                    // The check described scopes the app no longer asks for.
+                    row.last_check = None;
+                }
+                let mut due = 0;
+                if let Some(secret) = changes.client_secret {
+                    row.client_secret_sealed = vault.sealing_keys(tx)?.sealer().seal(
+                        &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
+                        secret.expose().as_bytes(),
+                    );
+                    row.credentials_error = None;
+                    row.credentials_error_at = None;
+                    row.last_check = None;
+                    due = tx.make_app_accounts_due(&row.id, now)?;
+                }
+                row.updated_at = now;
+                if !tx.update_app(&row)? {
+                    return Err(Error::not_found(format!("no OAuth app with id {i}")));
+                }
+                Ok((row, due))
+            })
+            .await?;
+        tracing::info!(app_id = %record.id, accounts_due = due, "oauth app updated");
+        Ok(self.view(&record))
+    }
+
+    /// Deletes one of the owner's apps when no connected account uses it (counted in the
+    /// deleting transaction: an account connected meanwhile keeps the app); `AppInUse`
+    /// otherwise.
+    pub(super) async fn delete_unused(&self, owner: &Owner, id: &AppId) -> Result<()> {
+        let (o, i) = (owner.clone(), id.clone());
+        let gone = self
+            .store
+            .write(move |tx| match tx.count_app_accounts(&o, &i)? {
+                0 => tx.delete_app(&o, &i),
+                n => Err(Error::AppInUse(app_in_use_message(i.as_str(), n))),
+            })
+            .await?;
+        if !gone {
+            return Err(Error::not_found(format!("no OAuth app with id {id}")));
+        }
+        Ok(())
+    }
+
+    /// Opens an app's client secret, for a call to its provider.
+    pub(super) async fn credentials(&self, owner: &Owner, id: &AppId) -> Result<AppCredentials> {
+        let row = self.record(owner, id).await?;
+        Ok(AppCredentials {
+            provider: row.provider,
+            client_id: row.client_id.clone(),
+            client_secret: self.open_client_secret(&row)?,
+            scopes: row.scopes.clone(),
+        })
+    }
+
+    pub(super) fn open_client_secret(&self, row: &AppRecord) -> Result<ClientSecret> {
+        let plain = self.vault.open_sealed(
+            &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
+            &row.client_secret_sealed,
+        )?;
+        let secret = String::from_utf8(plain)
+            .map_err(|_| Error::Unseal("a sealed client secret is not UTF-8".into()))?;
+        ClientSecret::parse(&secret)
+    }
+}
+
+/// The apps' operations, as callers reach them.
+impl Dravo {
+    pub async fn create_app(&self, owner: &Owner, new: NewApp) -> Result<OAuthApp> {
+        self.0.apps.create(owner, new).await
+    }
+
+    /// The owner's apps, oldest first.
+    pub async fn list_apps(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Vec<OAuthApp>> {
+        Ok(self.list_apps_shared(owner, provider).await?.items.clone())
+    }
+
+    /// The owner's apps, oldest first, as a shared list (the API's hot read).
+    pub async fn list_apps_shared(
+        &self,
+        owner: &Owner,
+        provider: Option<Provider>,
+    ) -> Result<Arc<SharedList<OAuthApp>>> {
+        self.0.apps.list_shared(owner, provider).await
+    }
+
+    pub async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {
+        self.0.apps.get(owner, id).await
+    }
+
+    /// Changes an app's name, scopes and/or secret (`Apps::update`).
+    pub async fn update_app(
+        &self,
+        owner: &Owner,
+        id: &AppId,
+        changes: AppChanges,
+    ) -> Result<OAuthApp> {
+        self.0.apps.update(owner, id, changes).await
+    }
+
+    /// Deletes one of the owner's apps. While connected accounts use it, that is `AppInUse`,
+    /// unless `cascade`: then each account is first deleted as `delete_account` deletes it
+    /// (revoked at the provider where it can be, `account.deleted` recorded). Returns what
+    /// deleting the accounts did.
+    pub async fn delete_app(
+        &self,
+        owner: &Owner,
+        id: &AppId,
+        cascade: bool,
+    ) -> Result<Vec<Deleted>> {
+        self.0.apps.record(owner, id).await?;
+        let mut deleted = Vec::new();
+        if cascade {
+            for account in self.0.store.app_account_ids(owner, id).await? {
+                match self.delete_account(owner, &account).await {
+                    Ok(d) => deleted.push(d),
+                    // Deleted meanwhile by another caller: gone either way.
+                    Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.0.apps.delete_unused(owner, id).await?;
+        tracing::info!(app_id = %id, accounts_deleted = deleted.len(), "oauth app deleted");
+        Ok(deleted)
+    }
+
+    /// Opens an app's client secret, for a call to its provider.
+    pub async fn app_credentials(&self, owner: &Owner, id: &AppId) -> Result<AppCredentials> {
+        self.0.apps.credentials(owner, id).await
+    }
+}
