@@ -24,7 +24,7 @@ use dravo::clock::SystemClock;
 use dravo::config::Config;
 use dravo::crypto::state::{self, StateClaims};
 use dravo::crypto::{KeyId, KeyRing, Keys, MasterKey};
-use dravo::domain::{AccountKind, AccountStatus, Provider, Timestamp};
+use dravo::domain::{AccountId, AccountKind, AccountStatus, AppId, Owner, Provider, Timestamp};
 use dravo::providers::{self, AuthorizeParams, EndpointOverrides};
 use dravo::service::{ACCESS_TOKEN_SEAL, Decision, Policy, Trigger, decide, token_context};
 use dravo::store::AccountRecord;
@@ -149,10 +149,10 @@ fn lifecycle(c: &mut Criterion) {
     let now = Timestamp::now_system();
     let policy = Policy::of(&dravo::config::RefreshConfig::default());
     let row = |expires_in: i64| AccountRecord {
-        id: "acc_abcdefghijklmnopqrst".into(),
-        owner: "tenant-1".into(),
+        id: AccountId::parse("acc_abcdefghijklmnopqrst").unwrap(),
+        owner: Owner::parse("owner", "tenant-1").unwrap(),
         provider: x.id(),
-        oauth_app_id: Some("oa_abcdefghijklmnopqrst".into()),
+        oauth_app_id: Some(AppId::parse("oa_abcdefghijklmnopqrst").unwrap()),
         provider_account_id: "1234567890".into(),
         username: Some("fakeuser".into()),
         display_name: Some("Fake User".into()),

@@ -57,7 +57,7 @@ async fn main() -> dravo::Result<()> {
     let rows: Vec<_> = (0..args.count)
         .map(|n| seeder.account(owner.as_str(), &app, n, args.expires_in, now))
         .collect();
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
     seeder.write_accounts(rows).await?;
     for id in ids {
         println!("{id}");

@@ -171,6 +171,37 @@ impl Owner {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An owner the store wrote: parsed when it entered, not again.
+    pub(crate) fn from_stored(value: String) -> Self {
+        Owner(value)
+    }
+}
+
+impl From<Owner> for String {
+    fn from(owner: Owner) -> String {
+        owner.0
+    }
+}
+
+/// Test fixtures name owners literally.
+#[cfg(test)]
+impl From<&str> for Owner {
+    fn from(value: &str) -> Self {
+        Owner(value.to_owned())
+    }
+}
+
+impl serde::Serialize for Owner {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// An OAuth app's display name: 1–120 characters after trimming, unique per owner and provider,
@@ -384,11 +415,36 @@ macro_rules! prefixed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// An id the store wrote: parsed or generated when it entered, not again.
+            pub(crate) fn from_stored(value: String) -> Self {
+                $name(value)
+            }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        /// Test fixtures name ids literally.
+        #[cfg(test)]
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                $name(value.to_owned())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
             }
         }
     };
@@ -670,7 +726,7 @@ pub struct AccountFilter {
     pub status: Option<AccountStatus>,
     pub kind: Option<AccountKind>,
     /// Only the children of this account.
-    pub parent_id: Option<String>,
+    pub parent_id: Option<AccountId>,
 }
 
 /// A connected account as callers see it: never a token. What a page of accounts lists, read

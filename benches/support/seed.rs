@@ -15,7 +15,8 @@ use std::sync::Arc;
 use dravo::config::Config;
 use dravo::crypto::{KeyId, Keys};
 use dravo::domain::{
-    AccountId, AccountKind, AppName, ClientId, ClientSecret, EventId, Owner, Provider, Timestamp,
+    AccountId, AccountKind, AppId, AppName, ClientId, ClientSecret, EventId, Owner, Provider,
+    Timestamp,
 };
 use dravo::providers::{self, Renewal};
 use dravo::service::key_file;
@@ -142,10 +143,10 @@ impl Seeder {
         let issued_at = expires_at.plus_seconds(-lifetime);
         let (access_len, refresh_len) = token_lengths(app.provider);
         let mut row = AccountRecord {
-            id: AccountId::generate().to_string(),
-            owner: owner.to_owned(),
+            id: AccountId::generate(),
+            owner: Owner::parse("owner", owner).expect("a valid owner"),
             provider: app.provider,
-            oauth_app_id: Some(app.id.clone()),
+            oauth_app_id: Some(AppId::parse(&app.id).expect("an app's own id")),
             provider_account_id: format!("{:019}", 1_000_000_000_000_000_000u64 + n),
             username: Some(format!("user_{n}")),
             display_name: Some(format!("Bench User {n}")),
@@ -173,7 +174,7 @@ impl Seeder {
         row.access_token_sealed = sealer.seal(
             &token_context(
                 ACCESS_TOKEN_SEAL,
-                &row.id,
+                row.id.as_str(),
                 owner,
                 row.provider,
                 &row.provider_account_id,
@@ -185,7 +186,7 @@ impl Seeder {
             row.refresh_token_sealed = Some(sealer.seal(
                 &token_context(
                     REFRESH_TOKEN_SEAL,
-                    &row.id,
+                    row.id.as_str(),
                     owner,
                     row.provider,
                     &row.provider_account_id,
@@ -225,7 +226,7 @@ fn connected_event(row: &AccountRecord) -> EventRecord {
     let digest = Sha256::digest(&row.access_token_sealed);
     let fingerprint: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
     EventRecord {
-        id: EventId::generate().to_string(),
+        id: EventId::generate(),
         account_id: row.id.clone(),
         owner: row.owner.clone(),
         kind: "connected".into(),

@@ -114,7 +114,7 @@ impl AccountsApi {
             provider: provider.0.map(|p| p.0),
             status: status.0.map(|s| s.0),
             kind: kind.0.map(|k| k.0),
-            parent_id: parent_id.0.map(|p| p.0.to_string()),
+            parent_id: parent_id.0.map(|p| p.0),
         };
         let page = dravo
             .list_accounts_page(&auth.0, filter, cursor.0.as_deref(), limit.0)

@@ -33,6 +33,7 @@ use crate::api::error::{CoreError, PayloadTooLarge, render_poem_error};
 use crate::api::limits::RateLimits;
 use crate::domain::Owner;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
+use crate::providers;
 use crate::service::Dravo;
 
 /// Request bodies above this are refused with 413.
@@ -101,10 +102,11 @@ fn api_service() -> OpenApiService<Apis, ()> {
         "Dravo",
         env!("CARGO_PKG_VERSION"),
     )
-    .description(
-        "Self-hosted OAuth connections for X, LinkedIn, Facebook, Instagram and TikTok. \
-         OAuth apps hold your BYOK credentials per provider.",
-    )
+    .description(format!(
+        "Self-hosted OAuth connections for {}. OAuth apps hold your BYOK credentials per \
+         provider.",
+        providers::display_names()
+    ))
 }
 
 /// The OpenAPI document as pretty JSON, without `servers`: what `openapi/dravo.json` holds

@@ -105,7 +105,7 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
                 provider: provider.provider,
                 status: status.status,
                 kind: *kind,
-                parent_id: parent.as_ref().map(|p| p.to_string()),
+                parent_id: parent.clone(),
             };
             let accounts = dravo.list_accounts(&owner, filter).await?;
             if *json {

@@ -20,6 +20,10 @@ impl OAuthProvider for Facebook {
         Provider::named("facebook")
     }
 
+    fn display_name(&self) -> &'static str {
+        "Facebook"
+    }
+
     fn default_scopes(&self) -> &'static [&'static str] {
         &[
             "pages_show_list",

@@ -45,6 +45,10 @@ impl OAuthProvider for Instagram {
         Provider::named("instagram")
     }
 
+    fn display_name(&self) -> &'static str {
+        "Instagram"
+    }
+
     fn default_scopes(&self) -> &'static [&'static str] {
         &[
             "instagram_business_basic",

@@ -41,6 +41,10 @@ impl OAuthProvider for Linkedin {
         Provider::named("linkedin")
     }
 
+    fn display_name(&self) -> &'static str {
+        "LinkedIn"
+    }
+
     fn default_scopes(&self) -> &'static [&'static str] {
         &["openid", "profile", "w_member_social"]
     }

@@ -55,10 +55,21 @@ pub fn get(provider: Provider) -> &'static dyn OAuthProvider {
 
 /// The names accepted, for error messages: "instagram, facebook, x, linkedin or tiktok".
 pub fn expected() -> String {
-    let names: Vec<&str> = ids().map(Provider::as_str).collect();
-    match names.split_last() {
+    listed(ids().map(Provider::as_str), "or")
+}
+
+/// The providers as people write them, for prose: "Instagram, Facebook, X, LinkedIn and
+/// TikTok".
+pub fn display_names() -> String {
+    listed(all().map(|p| p.display_name()), "and")
+}
+
+/// "a, b and c".
+fn listed<'a>(items: impl Iterator<Item = &'a str>, last_joiner: &str) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.split_last() {
         Some((last, [])) => (*last).to_owned(),
-        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        Some((last, rest)) => format!("{} {last_joiner} {last}", rest.join(", ")),
         None => String::new(),
     }
 }
@@ -187,6 +198,9 @@ pub enum CredentialCheck {
 pub trait OAuthProvider: Send + Sync + 'static {
     /// Its name: in URLs, config tables (`[providers.<name>]`) and the database.
     fn id(&self) -> Provider;
+
+    /// Its name as the provider writes it, for people ("LinkedIn").
+    fn display_name(&self) -> &'static str;
 
     /// Other names people know it by, in lower case (`twitter` for X): never accepted, only
     /// suggested back as `id` when someone uses one.
@@ -749,6 +763,60 @@ fn required_id(body: &Value, field: &str) -> Result<String, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rows of the README table whose header starts with `header`: their first cells.
+    fn readme_table_providers(readme: &str, header: &str) -> Vec<String> {
+        let rows = readme
+            .lines()
+            .skip_while(|line| !line.starts_with(header))
+            .skip(2) // the header and its `|---|` line
+            .take_while(|line| line.starts_with('|'));
+        let mut names: Vec<String> = rows
+            .map(|row| row.split('|').nth(1).unwrap_or_default().trim().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Adding a provider is a file and a registry line; the places that name every provider
+    /// for people (the example config, README's tables) must follow, and this says which.
+    #[test]
+    fn the_example_config_and_readme_name_every_registered_provider() {
+        let example = include_str!("../../dravo.toml.example");
+        let listed: Vec<&str> = ids().map(Provider::as_str).collect();
+        let line = format!("# One table per provider: {}.", listed.join(", "));
+        assert!(example.contains(&line), "dravo.toml.example lacks `{line}`");
+        for name in &listed {
+            let table = format!("# [providers.{name}]");
+            assert!(
+                example.contains(&table),
+                "dravo.toml.example lacks `{table}`"
+            );
+        }
+
+        let readme = include_str!("../../README.md");
+        let mut registered: Vec<String> = listed.iter().map(|name| name.to_string()).collect();
+        registered.sort();
+        for header in [
+            "| provider | access token |",
+            "| provider | register this redirect URI |",
+            "| provider | `client_credentials` |",
+        ] {
+            assert_eq!(
+                readme_table_providers(readme, header),
+                registered,
+                "README's table `{header}` must have one row per registered provider"
+            );
+        }
+    }
+
+    #[test]
+    fn display_names_are_listed_in_prose() {
+        assert_eq!(
+            display_names(),
+            "Instagram, Facebook, X, LinkedIn and TikTok"
+        );
+    }
 
     #[test]
     fn query_is_appended_to_the_base_url() {

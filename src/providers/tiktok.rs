@@ -20,6 +20,10 @@ impl OAuthProvider for Tiktok {
         Provider::named("tiktok")
     }
 
+    fn display_name(&self) -> &'static str {
+        "TikTok"
+    }
+
     fn default_scopes(&self) -> &'static [&'static str] {
         &["user.info.basic", "video.publish", "video.upload"]
     }

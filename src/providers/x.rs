@@ -18,6 +18,10 @@ impl OAuthProvider for X {
         Provider::named("x")
     }
 
+    fn display_name(&self) -> &'static str {
+        "X"
+    }
+
     fn other_names(&self) -> &'static [&'static str] {
         &["twitter"]
     }

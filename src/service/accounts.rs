@@ -13,7 +13,7 @@ use super::seal_contexts::{ACCESS, Cursors, cursor_context};
 use super::{Dravo, SharedList};
 use crate::domain::AccountFilter;
 use crate::domain::{
-    AccountId, AccountKind, AccountStatus, Deleted, Event, Owner, Provider, Timestamp,
+    AccountId, AccountKind, AccountStatus, AppId, Deleted, Event, Owner, Provider, Timestamp,
     clean_provider_text,
 };
 use crate::error::{Error, Result};
@@ -25,9 +25,9 @@ pub use crate::domain::Account;
 impl From<AccountRecord> for Account {
     fn from(row: AccountRecord) -> Self {
         Account {
-            id: row.id,
+            id: row.id.into(),
             provider: row.provider,
-            oauth_app_id: row.oauth_app_id,
+            oauth_app_id: row.oauth_app_id.map(String::from),
             provider_account_id: row.provider_account_id,
             username: row.username,
             display_name: row.display_name,
@@ -39,7 +39,7 @@ impl From<AccountRecord> for Account {
             created_at: row.created_at,
             updated_at: row.updated_at,
             kind: row.kind,
-            parent_id: row.parent_id,
+            parent_id: row.parent_id.map(String::from),
             tasks: row.tasks,
         }
     }
@@ -67,7 +67,7 @@ pub fn page_limit(limit: Option<u32>) -> Result<usize> {
 pub(super) struct Connected {
     pub owner: Owner,
     pub provider: Provider,
-    pub oauth_app_id: Option<String>,
+    pub oauth_app_id: Option<AppId>,
     pub identity: Identity,
     pub tokens: TokenSet,
     /// Used when the provider does not say which scopes were granted.
@@ -75,7 +75,7 @@ pub(super) struct Connected {
     /// When the provider issued the tokens (a confirmed connection's were issued earlier).
     pub issued_at: Timestamp,
     /// The id a new account gets (a confirmed connection's); a fresh one when `None`.
-    pub preferred_id: Option<String>,
+    pub preferred_id: Option<AccountId>,
     /// The Pages or organizations the user manages, as the provider listed them; `None`:
     /// not listed (the provider has none, or listing failed), so stored ones stay as they are.
     pub children: Option<Vec<ChildAccount>>,
@@ -103,14 +103,13 @@ impl Dravo {
                 let (id, created_at) = match existing {
                     Some(e) => (e.id, e.created_at),
                     None => (
-                        c.preferred_id
-                            .unwrap_or_else(|| AccountId::generate().to_string()),
+                        c.preferred_id.unwrap_or_else(AccountId::generate),
                         now,
                     ),
                 };
                 let mut record = AccountRecord {
                     id,
-                    owner: c.owner.as_str().to_owned(),
+                    owner: c.owner.clone(),
                     provider: c.provider,
                     oauth_app_id: c.oauth_app_id,
                     provider_account_id: c.identity.provider_account_id.clone(),
@@ -297,9 +296,8 @@ impl Dravo {
             .0
             .store
             .write(move |tx| {
-                for child in tx.children_of(id_owned.as_str())? {
-                    let child_id = AccountId::parse(&child.id)?;
-                    if tx.delete_account(&owner, &child_id)? {
+                for child in tx.children_of(&id_owned)? {
+                    if tx.delete_account(&owner, &child.id)? {
                         this.record_deleted(
                             tx,
                             &child,

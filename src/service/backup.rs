@@ -163,7 +163,7 @@ fn check_facts(
                     .and_then(|id| keys.get(&id))
                     .map(|k| {
                         k.sealer().open(
-                            &secret_context(&app.id, &app.owner, app.provider),
+                            &secret_context(app.id.as_str(), app.owner.as_str(), app.provider),
                             &app.client_secret_sealed,
                         )
                     });

@@ -138,8 +138,8 @@ impl Dravo {
                 Some(token) => self.sealing_keys(tx)?.sealer().seal(
                     &token_context(
                         ACCESS,
-                        &child.id,
-                        &child.owner,
+                        child.id.as_str(),
+                        child.owner.as_str(),
                         child.provider,
                         &child.provider_account_id,
                     ),
@@ -271,7 +271,7 @@ impl Dravo {
 /// A child row as first stored, under `parent`.
 fn new_child(parent: &AccountRecord, item: &ChildAccount, now: Timestamp) -> AccountRecord {
     AccountRecord {
-        id: AccountId::generate().to_string(),
+        id: AccountId::generate(),
         owner: parent.owner.clone(),
         provider: parent.provider,
         oauth_app_id: parent.oauth_app_id.clone(),
@@ -328,7 +328,7 @@ mod tests {
             created_at: Timestamp::from_unix(0),
             updated_at: Timestamp::from_unix(0),
             kind,
-            parent_id: parent_id.map(str::to_owned),
+            parent_id: parent_id.map(AccountId::from),
             tasks: None,
             token_version: 0,
         }

@@ -83,7 +83,7 @@ enum Completed {
 
 /// The app a flow runs with: a BYOK app or the provider's default app from the config.
 pub(super) struct FlowApp {
-    pub app_id: Option<String>,
+    pub app_id: Option<AppId>,
     pub client_id: String,
     pub scopes: Vec<String>,
     secret: FlowSecret,
@@ -238,7 +238,7 @@ impl Dravo {
                     )));
                 }
                 Ok(FlowApp {
-                    app_id: Some(id.to_string()),
+                    app_id: Some(id.clone()),
                     client_id: row.client_id.clone(),
                     scopes: row.scopes.clone(),
                     secret: FlowSecret::Sealed(row),
@@ -289,7 +289,7 @@ impl Dravo {
         let claims = StateClaims::new(
             provider,
             owner.as_str(),
-            app.app_id.as_deref(),
+            app.app_id.as_ref().map(AppId::as_str),
             return_url.as_deref(),
             self.now(),
         );

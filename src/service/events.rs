@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 use super::{Account, Dravo};
-use crate::domain::{AppId, Event, EventId, Owner, Timestamp};
+use crate::domain::{Event, EventId, Owner, Timestamp};
 use crate::error::{ProviderError, Result};
 use crate::store::{AccountRecord, EventRecord, OutboxRecord, WriteTx};
 use crate::wire::views::{AccountView, OAuthAppView};
@@ -68,8 +68,8 @@ impl EventDraft {
 impl From<EventRecord> for Event {
     fn from(e: EventRecord) -> Self {
         Event {
-            id: e.id,
-            account_id: e.account_id,
+            id: e.id.into(),
+            account_id: e.account_id.into(),
             kind: e.kind,
             created_at: e.created_at,
             detail: e.detail,
@@ -86,7 +86,7 @@ impl Dravo {
         draft: EventDraft,
         now: Timestamp,
     ) -> Result<()> {
-        let id = EventId::generate().to_string();
+        let id = EventId::generate();
         tx.insert_event(&EventRecord {
             id: id.clone(),
             account_id: row.id.clone(),
@@ -100,7 +100,7 @@ impl Dravo {
             let account = AccountView::from(Account::from(row.clone()));
             self.enqueue_webhook(
                 tx,
-                &id,
+                id.as_str(),
                 kind,
                 &row.owner,
                 "account",
@@ -144,14 +144,11 @@ impl Dravo {
         err: &ProviderError,
         now: Timestamp,
     ) -> Result<()> {
-        let Some(app_id) = row.oauth_app_id.as_deref() else {
+        let Some(app_id) = &row.oauth_app_id else {
             tracing::warn!(provider = %row.provider, error = %err, "the provider refused the default app's credentials: check providers.{}.client_secret", row.provider);
             return Ok(());
         };
-        let (Ok(owner), Ok(id)) = (Owner::parse("owner", &row.owner), AppId::parse(app_id)) else {
-            return Ok(());
-        };
-        let Some(mut app) = tx.get_app(&owner, &id)? else {
+        let Some(mut app) = tx.get_app(&row.owner, app_id)? else {
             return Ok(());
         };
         let first = app.credentials_error.is_none();
@@ -187,7 +184,7 @@ impl Dravo {
         tx: &mut dyn WriteTx,
         id: &str,
         kind: &str,
-        owner: &str,
+        owner: &Owner,
         object_name: &str,
         object: Value,
         detail: Value,
@@ -204,7 +201,7 @@ impl Dravo {
         tx.enqueue_webhook(&OutboxRecord {
             id: id.to_owned(),
             kind: kind.to_owned(),
-            owner: owner.to_owned(),
+            owner: owner.clone(),
             body: body.to_string(),
             created_at: now,
             status: "pending".into(),

@@ -98,15 +98,27 @@ pub(super) fn first_records(file: &RingFile, now: Timestamp) -> Vec<MasterKeyRec
 pub(super) fn row_context(column: SealedColumn, row: &SealedRow) -> Vec<&[u8]> {
     let pai = row.provider_account_id.as_deref().unwrap_or("");
     match column {
-        SealedColumn::AppClientSecret => secret_context(&row.id, &row.owner, row.provider).to_vec(),
-        SealedColumn::AccessToken => {
-            token_context(ACCESS, &row.id, &row.owner, row.provider, pai).to_vec()
+        SealedColumn::AppClientSecret => {
+            secret_context(row.id.as_str(), row.owner.as_str(), row.provider).to_vec()
         }
-        SealedColumn::RefreshToken => {
-            token_context(REFRESH, &row.id, &row.owner, row.provider, pai).to_vec()
-        }
+        SealedColumn::AccessToken => token_context(
+            ACCESS,
+            row.id.as_str(),
+            row.owner.as_str(),
+            row.provider,
+            pai,
+        )
+        .to_vec(),
+        SealedColumn::RefreshToken => token_context(
+            REFRESH,
+            row.id.as_str(),
+            row.owner.as_str(),
+            row.provider,
+            pai,
+        )
+        .to_vec(),
         SealedColumn::PendingConnection => {
-            pending_context(&row.id, &row.owner, row.provider).to_vec()
+            pending_context(row.id.as_str(), row.owner.as_str(), row.provider).to_vec()
         }
     }
 }

@@ -30,7 +30,7 @@ use super::events::{AccountEvent, EventDraft};
 use super::seal_contexts::{ACCESS, REFRESH, token_context};
 use super::{Account, Dravo};
 use crate::crypto::Keys;
-use crate::domain::{AccessToken, AccountId, AccountKind, AccountStatus, AppId, Owner, Timestamp};
+use crate::domain::{AccessToken, AccountId, AccountKind, AccountStatus, Owner, Timestamp};
 use crate::error::{Error, FailureClass, ProviderError, RefreshBackoff, RefreshFailure, Result};
 use crate::metrics::RefreshOutcome;
 use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
@@ -359,17 +359,17 @@ impl AccountCredentials {
 
 /// One async mutex per account being refreshed in this process.
 #[derive(Default)]
-pub(super) struct RefreshLocks(Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
+pub(super) struct RefreshLocks(Mutex<HashMap<AccountId, Weak<tokio::sync::Mutex<()>>>>);
 
 impl RefreshLocks {
-    fn get(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn get(&self, id: &AccountId) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(lock) = map.get(id).and_then(Weak::upgrade) {
             return lock;
         }
         map.retain(|_, w| w.strong_count() > 0);
         let lock = Arc::new(tokio::sync::Mutex::new(()));
-        map.insert(id.to_owned(), Arc::downgrade(&lock));
+        map.insert(id.clone(), Arc::downgrade(&lock));
         lock
     }
 }
@@ -418,7 +418,7 @@ impl Dravo {
             Trigger::Request
         };
         let row = self.account_record(owner, id).await?;
-        let Some(parent_id) = row.parent_id.as_deref() else {
+        let Some(parent_id) = &row.parent_id else {
             let row = self.fresh_row(row, trigger).await?;
             return Ok(AccessToken {
                 access_token: self.open_token(&row, ACCESS, &row.access_token_sealed)?,
@@ -430,9 +430,7 @@ impl Dravo {
         if !row.status.usable() {
             return Err(Error::NeedsReauth(needs_reauth_message(&row)));
         }
-        let parent = self
-            .account_record(owner, &AccountId::parse(parent_id)?)
-            .await?;
+        let parent = self.account_record(owner, parent_id).await?;
         let parent = self.fresh_row(parent, trigger).await?;
         // Read again: the parent's refresh may have changed what the child follows.
         let row = self.account_record(owner, id).await?;
@@ -463,12 +461,9 @@ impl Dravo {
     /// backoff after failures is `Error::RefreshBackoff`, and no call is made.
     pub async fn refresh_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
         let row = self.account_record(owner, id).await?;
-        let user = match row.parent_id.as_deref() {
+        let user = match &row.parent_id {
             None => row,
-            Some(parent_id) => {
-                self.account_record(owner, &AccountId::parse(parent_id)?)
-                    .await?
-            }
+            Some(parent_id) => self.account_record(owner, parent_id).await?,
         };
         let renewal = providers::get(user.provider).renewal();
         let decision = decide(&user, renewal, self.now(), self.policy(), Trigger::Explicit);
@@ -514,7 +509,7 @@ impl Dravo {
             Decision::CoolingDown(until) => {
                 let now = self.now();
                 Err(Error::RefreshBackoff(Box::new(RefreshBackoff {
-                    account_id: row.id.clone(),
+                    account_id: row.id.to_string(),
                     failures: row.refresh_failures,
                     account_status: row.status.as_str(),
                     next_attempt_at: until,
@@ -651,9 +646,9 @@ impl Dravo {
         &self,
         row: &AccountRecord,
     ) -> Result<AccountCredentials> {
-        let owner = Owner::parse("owner", &row.owner)?;
-        let app_id = row.oauth_app_id.as_deref().map(AppId::parse).transpose()?;
-        let app = self.flow_app(&owner, row.provider, app_id.as_ref()).await?;
+        let app = self
+            .flow_app(&row.owner, row.provider, row.oauth_app_id.as_ref())
+            .await?;
         let client_secret = self.flow_secret(&app)?;
         let access_token = self.open_token(row, ACCESS, &row.access_token_sealed)?;
         let refresh_token = row
@@ -793,7 +788,7 @@ impl Dravo {
             return Ok(row);
         }
         Err(Error::RefreshFailed(Box::new(RefreshFailure {
-            account_id: row.id.clone(),
+            account_id: row.id.to_string(),
             error,
             class,
             account_status: row.status.as_str(),
@@ -824,8 +819,8 @@ impl Dravo {
         let context = |kind| {
             token_context(
                 kind,
-                &row.id,
-                &row.owner,
+                row.id.as_str(),
+                row.owner.as_str(),
                 row.provider,
                 &row.provider_account_id,
             )
@@ -922,7 +917,7 @@ impl Dravo {
     }
 
     /// Any account by id (the refresher's reads, and re-reads after waiting).
-    async fn row_by_id(&self, id: &str) -> Result<AccountRecord> {
+    async fn row_by_id(&self, id: &AccountId) -> Result<AccountRecord> {
         self.0
             .store
             .account_by_id(id)
@@ -940,8 +935,8 @@ impl Dravo {
         let plain = self.open_sealed(
             &token_context(
                 kind,
-                &row.id,
-                &row.owner,
+                row.id.as_str(),
+                row.owner.as_str(),
                 row.provider,
                 &row.provider_account_id,
             ),
@@ -953,7 +948,7 @@ impl Dravo {
     /// The background refresher's work on one due account: renew it when the provider or
     /// the keep-alive forces it (`decide`'s `Background` rule), warn of its deadline, or mark
     /// it dead, and schedule the next look.
-    pub async fn tend_account(&self, id: &str) -> Result<()> {
+    pub async fn tend_account(&self, id: &AccountId) -> Result<()> {
         let row = self.row_by_id(id).await?;
         let now = self.now();
         let policy = self.policy();

@@ -50,9 +50,7 @@ use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::KeyRing;
-use crate::domain::{
-    AccountId, AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp,
-};
+use crate::domain::{AppId, AppName, ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
@@ -157,15 +155,12 @@ struct Inner {
     account_pages: shared::Derived<AccountPageKey, Page<Account>, SharedList<Account>>,
     /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
     refresh_locks: lifecycle::RefreshLocks,
-    /// The client for webhook calls, built on first use (see `webhooks`).
-    webhook_http: std::sync::OnceLock<reqwest::Client>,
-    /// Held by the webhook pass in progress: passes in one process never overlap.
-    webhook_pass: tokio::sync::Mutex<()>,
+    /// Posts the outbox's events (see `webhooks`).
+    webhooks: webhooks::WebhookSender,
     /// What this process counts for `GET /metrics`.
     metrics: Metrics,
-    /// The database's figures the last scrape read, and when (`monitoring::metrics_text`):
-    /// held by the scrape in progress, so scrapes read the database one at a time.
-    scrape: tokio::sync::Mutex<Option<monitoring::CountedFigures>>,
+    /// The database's figures for scrapes (`monitoring`).
+    figures: monitoring::FigureCounter,
 }
 
 /// (owner, filter, position after, page size): one page of an owner's accounts.
@@ -318,6 +313,9 @@ impl Dravo {
                     .map_err(|e| Error::config(format!("dashboard.allowed_return_urls: {e}")))
             })
             .collect::<Result<_>>()?;
+        let webhooks =
+            webhooks::WebhookSender::new(store.clone(), clock.clone(), config.webhooks.clone());
+        let figures = monitoring::FigureCounter::new(store.clone(), clock.clone());
         Ok(Dravo(Arc::new(Inner {
             config,
             store,
@@ -332,10 +330,9 @@ impl Dravo {
             app_lists: Default::default(),
             account_pages: Default::default(),
             refresh_locks: Default::default(),
-            webhook_http: std::sync::OnceLock::new(),
-            webhook_pass: tokio::sync::Mutex::new(()),
+            webhooks,
             metrics,
-            scrape: tokio::sync::Mutex::new(None),
+            figures,
         })))
     }
 
@@ -391,7 +388,7 @@ impl Dravo {
     fn view(&self, row: &AppRecord) -> OAuthApp {
         OAuthApp {
             redirect_uri: self.redirect_uri(row.provider),
-            id: row.id.clone(),
+            id: row.id.to_string(),
             provider: row.provider,
             name: row.name.clone(),
             client_id: row.client_id.clone(),
@@ -406,8 +403,8 @@ impl Dravo {
     pub async fn create_app(&self, owner: &Owner, new: NewApp) -> Result<OAuthApp> {
         let id = AppId::generate();
         let mut record = AppRecord {
-            id: id.to_string(),
-            owner: owner.as_str().to_owned(),
+            id,
+            owner: owner.clone(),
             provider: new.provider,
             name: new.name.as_str().to_owned(),
             client_id: new.client_id.as_str().to_owned(),
@@ -429,7 +426,7 @@ impl Dravo {
             .write(move |tx| {
                 // Sealed inside the transaction, with the key the database names now.
                 record.client_secret_sealed = this.sealing_keys(tx)?.sealer().seal(
-                    &secret_context(&record.id, &record.owner, record.provider),
+                    &secret_context(record.id.as_str(), record.owner.as_str(), record.provider),
                     secret.expose().as_bytes(),
                 );
                 tx.insert_app(&record).map(|_| record)
@@ -515,7 +512,7 @@ impl Dravo {
                 let mut due = 0;
                 if let Some(secret) = changes.client_secret {
                     row.client_secret_sealed = this.sealing_keys(tx)?.sealer().seal(
-                        &secret_context(&row.id, &row.owner, row.provider),
+                        &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
                         secret.expose().as_bytes(),
                     );
                     row.credentials_error = None;
@@ -548,10 +545,7 @@ impl Dravo {
         let mut deleted = Vec::new();
         if cascade {
             for account in self.0.store.app_account_ids(owner, id).await? {
-                match self
-                    .delete_account(owner, &AccountId::parse(&account)?)
-                    .await
-                {
+                match self.delete_account(owner, &account).await {
                     Ok(d) => deleted.push(d),
                     // Deleted meanwhile by another caller: gone either way.
                     Err(Error::NotFound(_)) => {}
@@ -590,7 +584,7 @@ impl Dravo {
 
     fn open_client_secret(&self, row: &AppRecord) -> Result<ClientSecret> {
         let plain = self.open_sealed(
-            &secret_context(&row.id, &row.owner, row.provider),
+            &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
             &row.client_secret_sealed,
         )?;
         let secret = String::from_utf8(plain)

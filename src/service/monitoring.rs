@@ -1,10 +1,14 @@
 //! What operators ask the running core: is it ready to serve (`GET /readyz`), and what are
 //! its figures (`GET /metrics`).
 
+use std::sync::Arc;
+
 use super::Dravo;
+use crate::clock::Clock;
 use crate::crypto::KeyId;
 use crate::error::Result;
 use crate::metrics::StoredFigures;
+use crate::store::Store;
 
 /// Why the server is not ready: one `"<check>: <what failed>"` per failed check, in the
 /// order they ran (`database`, `migrations`, `key`). Anyone may ask `/readyz`, so a failure
@@ -34,7 +38,7 @@ fn database_failed(e: &crate::error::Error) -> String {
 const COUNTED_FIGURES_SECONDS: i64 = 5;
 
 /// The database's figures a scrape read, and when.
-pub(super) struct CountedFigures {
+struct CountedFigures {
     at: crate::domain::Timestamp,
     accounts: Vec<(crate::domain::Provider, crate::domain::AccountStatus, u64)>,
     backlog: crate::store::WebhookBacklog,
@@ -114,17 +118,45 @@ impl Dravo {
     /// events it records wait for a server that has the URL, or are given up after 24 h, and
     /// are no work of its own.
     pub async fn metrics_text(&self) -> Result<String> {
-        let now = self.now();
-        let mut counted = self.0.scrape.lock().await;
+        let figures = self.0.figures.figures(self.sends_webhooks()).await?;
+        Ok(self.0.metrics.render(&figures))
+    }
+}
+
+/// The database's figures for `/metrics`, counted at most once per `COUNTED_FIGURES_SECONDS`
+/// and shared by the scrapes meanwhile. It owns the last count; it is handed the store and
+/// the clock.
+pub(super) struct FigureCounter {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Held by the scrape in progress, so scrapes read the database one at a time.
+    last: tokio::sync::Mutex<Option<CountedFigures>>,
+}
+
+impl FigureCounter {
+    pub(super) fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        FigureCounter {
+            store,
+            clock,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The accounts and webhook backlog the database holds (the backlog only when this
+    /// process sends webhooks), read anew when the last count is `COUNTED_FIGURES_SECONDS`
+    /// old.
+    async fn figures(&self, sends_webhooks: bool) -> Result<StoredFigures> {
+        let now = self.clock.now();
+        let mut counted = self.last.lock().await;
         let fresh = counted
             .as_ref()
             .filter(|c| (0..COUNTED_FIGURES_SECONDS).contains(&(now.unix() - c.at.unix())));
         let (accounts, backlog) = match fresh {
             Some(c) => (c.accounts.clone(), c.backlog),
             None => {
-                let accounts = self.0.store.count_accounts().await?;
-                let backlog = if self.sends_webhooks() {
-                    self.0.store.webhook_backlog().await?
+                let accounts = self.store.count_accounts().await?;
+                let backlog = if sends_webhooks {
+                    self.store.webhook_backlog().await?
                 } else {
                     crate::store::WebhookBacklog::default()
                 };
@@ -136,14 +168,12 @@ impl Dravo {
                 (accounts, backlog)
             }
         };
-        drop(counted);
-        let figures = StoredFigures {
+        Ok(StoredFigures {
             accounts,
             outbox_pending: backlog.pending,
             outbox_oldest_pending_seconds: backlog
                 .oldest_created_at
                 .map_or(0, |oldest| now.unix() - oldest.unix()),
-        };
-        Ok(self.0.metrics.render(&figures))
+        })
     }
 }

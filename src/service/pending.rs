@@ -142,15 +142,15 @@ impl Dravo {
                 // it already knows.
                 let id = match tx.find_account(&c.owner, c.provider, &held.provider_account_id)? {
                     Some(existing) => existing.id,
-                    None => AccountId::generate().to_string(),
+                    None => AccountId::generate(),
                 };
-                let sealed = this
-                    .sealing_keys(tx)?
-                    .sealer()
-                    .seal(&pending_context(&id, c.owner.as_str(), c.provider), &plain);
+                let sealed = this.sealing_keys(tx)?.sealer().seal(
+                    &pending_context(id.as_str(), c.owner.as_str(), c.provider),
+                    &plain,
+                );
                 tx.insert_pending(&PendingRecord {
                     id: id.clone(),
-                    owner: c.owner.as_str().to_owned(),
+                    owner: c.owner.clone(),
                     provider: c.provider,
                     oauth_app_id: c.oauth_app_id,
                     confirm_hash: hash,
@@ -161,7 +161,10 @@ impl Dravo {
                 Ok(id)
             })
             .await?;
-        Ok(PendingConnection { id, code })
+        Ok(PendingConnection {
+            id: id.into(),
+            code,
+        })
     }
 
     /// Turns the owner's pending connection into an account, when `code` is the one the
@@ -195,7 +198,11 @@ impl Dravo {
             })
             .await?;
         let plain = self.open_sealed(
-            &pending_context(&pending.id, &pending.owner, pending.provider),
+            &pending_context(
+                pending.id.as_str(),
+                pending.owner.as_str(),
+                pending.provider,
+            ),
             &pending.sealed,
         )?;
         let held: Held = serde_json::from_slice(&plain)

@@ -24,6 +24,7 @@
 //! `failed`) the events no sender took within their 24 h, so that without any sender the
 //! outbox does not keep them pending forever.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -33,9 +34,11 @@ use sha2::Sha256;
 use url::Url;
 
 use super::Dravo;
+use crate::clock::Clock;
+use crate::config::WebhooksConfig;
 use crate::domain::{EventId, Timestamp, WebhookEvent, WebhookStatus};
 use crate::error::{Error, Result};
-use crate::store::OutboxRecord;
+use crate::store::{OutboxRecord, Store};
 
 /// At most this many events per pass.
 const DUE_BATCH: usize = 100;
@@ -78,7 +81,7 @@ impl TryFrom<OutboxRecord> for WebhookEvent {
         Ok(WebhookEvent {
             id: r.id,
             kind: r.kind,
-            owner: r.owner,
+            owner: r.owner.into(),
             status,
             attempts: r.attempts,
             next_attempt_at: r.next_attempt_at,
@@ -135,10 +138,42 @@ enum Outcome {
     Unreachable(String),
 }
 
-impl Dravo {
+/// The webhook sender: the one part that posts the outbox. It owns what sending needs (the
+/// webhook settings, its HTTP client, the lock that keeps passes from overlapping) and is
+/// handed the store and the clock; events are written into the outbox by `events`, inside
+/// the transactions that cause them.
+pub(super) struct WebhookSender {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: WebhooksConfig,
+    /// Built on first use.
+    http: OnceLock<reqwest::Client>,
+    /// Held by the pass in progress: passes in one process never overlap.
+    pass: tokio::sync::Mutex<()>,
+}
+
+impl WebhookSender {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: WebhooksConfig,
+    ) -> Self {
+        WebhookSender {
+            store,
+            clock,
+            config,
+            http: OnceLock::new(),
+            pass: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// The client for webhook calls: no redirects, 10 s per attempt.
-    fn webhook_http(&self) -> &reqwest::Client {
-        self.0.webhook_http.get_or_init(|| {
+    fn client(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(5))
@@ -151,8 +186,8 @@ impl Dravo {
 
     /// Whether this process sends webhooks (`webhooks.url` and `webhooks.secret` are set).
     /// Every process records events in the outbox regardless.
-    pub fn sends_webhooks(&self) -> bool {
-        let webhooks = &self.0.config.webhooks;
+    pub(super) fn sends(&self) -> bool {
+        let webhooks = &self.config;
         webhooks.url.is_some() && webhooks.secret.is_some()
     }
 
@@ -160,12 +195,12 @@ impl Dravo {
     /// outcome. Returns how many events it attempted. The pass ends early at the first event
     /// the receiver did not answer (the rest would most likely wait for the same timeout);
     /// they are due still and go in the next pass. Nothing to do without `webhooks.url`.
-    pub async fn deliver_due_webhooks(&self) -> Result<usize> {
-        let webhooks = &self.0.config.webhooks;
+    pub(super) async fn deliver_due(&self) -> Result<usize> {
+        let webhooks = &self.config;
         let (Some(url), Some(secret)) = (&webhooks.url, &webhooks.secret) else {
             return Ok(0);
         };
-        let _one_pass = self.0.webhook_pass.lock().await;
+        let _one_pass = self.pass.lock().await;
         let holder = format!("{}:{}", std::process::id(), rand::rng().random::<u64>());
         let mut attempted = 0;
         while attempted < DUE_BATCH {
@@ -175,7 +210,6 @@ impl Dravo {
             let (now, claimant) = (self.now(), holder.clone());
             let until = now.plus_seconds(CLAIM_SECONDS);
             let claimed = self
-                .0
                 .store
                 .write(move |tx| tx.claim_due_webhook(now, &claimant, until))
                 .await?;
@@ -183,8 +217,8 @@ impl Dravo {
             attempted += 1;
             let attempt = row.attempts + 1;
             let posted = tokio::select! {
-                outcome = self.post_webhook(url, secret.expose_secret().as_bytes(), &row, attempt) => Some(outcome),
-                kept = self.keep_webhook_claim(&row.id, &holder) => {
+                outcome = self.post(url, secret.expose_secret().as_bytes(), &row, attempt) => Some(outcome),
+                kept = self.keep_claim(&row.id, &holder) => {
                     kept?;
                     None
                 }
@@ -202,8 +236,7 @@ impl Dravo {
             let recorded = match outcome {
                 Outcome::Delivered => {
                     tracing::info!(event = %id, kind = %row.kind, attempt, "webhook delivered");
-                    self.0
-                        .store
+                    self.store
                         .write(move |tx| tx.webhook_delivered(&id, &claimant, attempt, now))
                         .await?
                 }
@@ -222,8 +255,7 @@ impl Dravo {
                             "webhook not delivered for 24 hours: given up (`dravo webhooks retry {id}` sends it again)"
                         ),
                     }
-                    self.0
-                        .store
+                    self.store
                         .write(move |tx| {
                             tx.webhook_attempt_failed(&id, &claimant, attempt, next, &error)
                         })
@@ -246,13 +278,12 @@ impl Dravo {
     /// Renews `holder`'s claim on the event `id` every `RENEW_CLAIM_EVERY`, for as long as
     /// the caller polls it. Returns once the claim is lost (another sender took the event
     /// over), or with the error when it cannot be renewed; the caller then drops its attempt.
-    async fn keep_webhook_claim(&self, id: &str, holder: &str) -> Result<()> {
+    async fn keep_claim(&self, id: &str, holder: &str) -> Result<()> {
         loop {
             tokio::time::sleep(RENEW_CLAIM_EVERY).await;
             let until = self.now().plus_seconds(CLAIM_SECONDS);
             let (id, holder) = (id.to_owned(), holder.to_owned());
             let kept = self
-                .0
                 .store
                 .write(move |tx| tx.extend_webhook_claim(&id, &holder, until))
                 .await?;
@@ -266,12 +297,11 @@ impl Dravo {
     /// error `UNSENT_ERROR`) the pending events created over 24 h ago that have been due for
     /// an hour with no sender taking them, up to `GIVE_UP_BATCH`; returns how many. An
     /// operator can still send one with `dravo webhooks retry` once a server has the URL.
-    pub async fn give_up_unsent_webhooks(&self) -> Result<usize> {
+    pub(super) async fn give_up_unsent(&self) -> Result<usize> {
         let now = self.now();
         let created_before = now.plus_seconds(-GIVE_UP_AFTER_SECONDS);
         let due_before = now.plus_seconds(-UNSENT_GRACE_SECONDS);
         let given_up = self
-            .0
             .store
             .write(move |tx| {
                 tx.give_up_unsent_webhooks(
@@ -293,16 +323,10 @@ impl Dravo {
     }
 
     /// Posts one event's stored body, signed, and classifies the answer.
-    async fn post_webhook(
-        &self,
-        url: &Url,
-        secret: &[u8],
-        row: &OutboxRecord,
-        attempt: i64,
-    ) -> Outcome {
+    async fn post(&self, url: &Url, secret: &[u8], row: &OutboxRecord, attempt: i64) -> Outcome {
         let t = self.now().unix();
         let sent = self
-            .webhook_http()
+            .client()
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Dravo-Signature", signature(secret, t, &row.body))
@@ -343,9 +367,9 @@ impl Dravo {
     /// Sends due webhook events until `stop` is cancelled: a pass, then a pause of a second
     /// (or none to speak of while passes come back full). Without `webhooks.url`, gives up
     /// the events no sender took within their 24 h instead, once a minute.
-    pub async fn run_webhook_sender(self, stop: tokio_util::sync::CancellationToken) {
+    pub(super) async fn run(&self, stop: tokio_util::sync::CancellationToken) {
         let mut pruned_at: Option<std::time::Instant> = None;
-        let pass_every = if self.sends_webhooks() {
+        let pass_every = if self.sends() {
             POLL_INTERVAL
         } else {
             tracing::info!(
@@ -356,13 +380,13 @@ impl Dravo {
         loop {
             if pruned_at.is_none_or(|at| at.elapsed() >= UNSENT_CHECK_INTERVAL) {
                 pruned_at = Some(std::time::Instant::now());
-                if let Err(e) = self.prune_webhooks().await {
+                if let Err(e) = self.prune().await {
                     tracing::warn!(error = %e, "could not delete old webhook events");
                 }
             }
             let busy = tokio::select! {
                 _ = stop.cancelled() => return,
-                passed = self.webhook_pass() => match passed {
+                passed = self.one_pass() => match passed {
                     Ok(full) => full,
                     Err(e) => {
                         tracing::warn!(error = %e, "a webhook pass failed");
@@ -384,13 +408,12 @@ impl Dravo {
 
     /// Deletes the delivered and failed events recorded more than `webhooks.retention_days`
     /// ago, a batch at a time; returns how many. Every server does it, once a minute.
-    pub async fn prune_webhooks(&self) -> Result<usize> {
-        let days = i64::try_from(self.0.config.webhooks.retention_days).unwrap_or(i64::MAX);
+    pub(super) async fn prune(&self) -> Result<usize> {
+        let days = i64::try_from(self.config.retention_days).unwrap_or(i64::MAX);
         let before = self.now().plus_seconds(-days.saturating_mul(86_400));
         let mut pruned = 0;
         loop {
             let n = self
-                .0
                 .store
                 .write(move |tx| tx.prune_webhooks(before, PRUNE_BATCH))
                 .await?;
@@ -402,22 +425,21 @@ impl Dravo {
     }
 
     /// One pass of `run_webhook_sender`; true when it found a full batch (more may wait).
-    async fn webhook_pass(&self) -> Result<bool> {
-        if self.sends_webhooks() {
-            Ok(self.deliver_due_webhooks().await? >= DUE_BATCH)
+    async fn one_pass(&self) -> Result<bool> {
+        if self.sends() {
+            Ok(self.deliver_due().await? >= DUE_BATCH)
         } else {
-            Ok(self.give_up_unsent_webhooks().await? >= GIVE_UP_BATCH)
+            Ok(self.give_up_unsent().await? >= GIVE_UP_BATCH)
         }
     }
 
     /// The newest webhook events of every tenant, newest first, optionally with one status.
-    pub async fn list_webhooks(
+    pub(super) async fn list(
         &self,
         status: Option<WebhookStatus>,
         limit: usize,
     ) -> Result<Vec<WebhookEvent>> {
-        self.0
-            .store
+        self.store
             .recent_webhooks(status.map(WebhookStatus::as_str), limit)
             .await?
             .into_iter()
@@ -427,11 +449,10 @@ impl Dravo {
 
     /// Makes a pending or failed event due now, for the running server's sender. A
     /// delivered event is a conflict; an unknown one not found.
-    pub async fn retry_webhook(&self, id: &EventId) -> Result<WebhookEvent> {
+    pub(super) async fn retry(&self, id: &EventId) -> Result<WebhookEvent> {
         let id = id.to_string();
         let now = self.now();
         let row = self
-            .0
             .store
             .write(move |tx| {
                 let Some(row) = tx.get_webhook(&id)? else {
@@ -447,6 +468,50 @@ impl Dravo {
             })
             .await?;
         WebhookEvent::try_from(row)
+    }
+}
+
+/// The sender's operations, as callers reach them.
+impl Dravo {
+    /// Whether this process sends webhooks (`webhooks.url` and `webhooks.secret` are set).
+    /// Every process records events in the outbox regardless.
+    pub fn sends_webhooks(&self) -> bool {
+        self.0.webhooks.sends()
+    }
+
+    /// One pass of the sender (`WebhookSender::deliver_due`): how many events it attempted.
+    pub async fn deliver_due_webhooks(&self) -> Result<usize> {
+        self.0.webhooks.deliver_due().await
+    }
+
+    /// Without `webhooks.url`: gives up the events no sender took within their 24 h
+    /// (`WebhookSender::give_up_unsent`); returns how many.
+    pub async fn give_up_unsent_webhooks(&self) -> Result<usize> {
+        self.0.webhooks.give_up_unsent().await
+    }
+
+    /// Sends due webhook events until `stop` is cancelled (`WebhookSender::run`).
+    pub async fn run_webhook_sender(self, stop: tokio_util::sync::CancellationToken) {
+        self.0.webhooks.run(stop).await
+    }
+
+    /// Deletes the delivered and failed events past `webhooks.retention_days`; returns how many.
+    pub async fn prune_webhooks(&self) -> Result<usize> {
+        self.0.webhooks.prune().await
+    }
+
+    /// The newest webhook events of every tenant, newest first, optionally with one status.
+    pub async fn list_webhooks(
+        &self,
+        status: Option<WebhookStatus>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>> {
+        self.0.webhooks.list(status, limit).await
+    }
+
+    /// Makes a pending or failed event due now; a delivered one is a conflict.
+    pub async fn retry_webhook(&self, id: &EventId) -> Result<WebhookEvent> {
+        self.0.webhooks.retry(id).await
     }
 }
 

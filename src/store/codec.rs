@@ -71,7 +71,7 @@ pub fn parse_last_check(text: &str, at: Timestamp) -> Result<AppCheck, String> {
 // ---------------------------------------------------------------------------------------------
 // Rows: both backends read their records through one reader per record, from the same columns.
 
-use crate::domain::{Account, Provider};
+use crate::domain::{Account, AccountId, AppId, EventId, Owner, Provider};
 use crate::error::{Error, Result};
 use crate::store::{
     AccountRecord, AppRecord, EventRecord, MasterKeyRecord, OutboxRecord, PendingRecord,
@@ -127,6 +127,26 @@ fn optional_list(row: &dyn RowRead, i: usize) -> Result<Option<Vec<String>>> {
         .transpose()
 }
 
+fn owner(row: &dyn RowRead, i: usize) -> Result<Owner> {
+    text(row, i).map(Owner::from_stored)
+}
+
+fn app_id(row: &dyn RowRead, i: usize) -> Result<AppId> {
+    text(row, i).map(AppId::from_stored)
+}
+
+fn optional_app_id(row: &dyn RowRead, i: usize) -> Result<Option<AppId>> {
+    Ok(row.text(i)?.map(AppId::from_stored))
+}
+
+fn account_id(row: &dyn RowRead, i: usize) -> Result<AccountId> {
+    text(row, i).map(AccountId::from_stored)
+}
+
+fn optional_account_id(row: &dyn RowRead, i: usize) -> Result<Option<AccountId>> {
+    Ok(row.text(i)?.map(AccountId::from_stored))
+}
+
 fn time(row: &dyn RowRead, i: usize) -> Result<Timestamp> {
     int(row, i).map(Timestamp::from_unix)
 }
@@ -146,8 +166,8 @@ pub fn app(row: &dyn RowRead) -> Result<AppRecord> {
         _ => None,
     };
     Ok(AppRecord {
-        id: text(row, 0)?,
-        owner: text(row, 1)?,
+        id: app_id(row, 0)?,
+        owner: owner(row, 1)?,
         provider: provider(row, 2)?,
         name: text(row, 3)?,
         client_id: text(row, 4)?,
@@ -200,10 +220,10 @@ pub fn account_upsert(param: fn(usize) -> String) -> String {
 /// An account from the columns of `ACCOUNT_COLUMNS`.
 pub fn account(row: &dyn RowRead) -> Result<AccountRecord> {
     Ok(AccountRecord {
-        id: text(row, 0)?,
-        owner: text(row, 1)?,
+        id: account_id(row, 0)?,
+        owner: owner(row, 1)?,
         provider: provider(row, 2)?,
-        oauth_app_id: row.text(3)?,
+        oauth_app_id: optional_app_id(row, 3)?,
         provider_account_id: text(row, 4)?,
         username: row.text(5)?,
         display_name: row.text(6)?,
@@ -222,7 +242,7 @@ pub fn account(row: &dyn RowRead) -> Result<AccountRecord> {
         created_at: time(row, 19)?,
         updated_at: time(row, 20)?,
         kind: named(row, 21)?,
-        parent_id: row.text(22)?,
+        parent_id: optional_account_id(row, 22)?,
         tasks: optional_list(row, 23)?,
         token_version: int(row, 24)?,
     })
@@ -263,9 +283,9 @@ pub const EVENT_COLUMNS: &str = "seq, id, account_id, owner, type, created_at, d
 pub fn event(row: &dyn RowRead) -> Result<EventRecord> {
     Ok(EventRecord {
         seq: int(row, 0)?,
-        id: text(row, 1)?,
-        account_id: text(row, 2)?,
-        owner: text(row, 3)?,
+        id: text(row, 1).map(EventId::from_stored)?,
+        account_id: account_id(row, 2)?,
+        owner: owner(row, 3)?,
         kind: text(row, 4)?,
         created_at: time(row, 5)?,
         detail: serde_json::from_str(&text(row, 6)?).map_err(|e| bad(6, e))?,
@@ -281,7 +301,7 @@ pub fn outbox(row: &dyn RowRead) -> Result<OutboxRecord> {
         seq: int(row, 0)?,
         id: text(row, 1)?,
         kind: text(row, 2)?,
-        owner: text(row, 3)?,
+        owner: owner(row, 3)?,
         body: text(row, 4)?,
         created_at: time(row, 5)?,
         status: text(row, 6)?,
@@ -298,10 +318,10 @@ pub const PENDING_COLUMNS: &str =
 
 pub fn pending(row: &dyn RowRead) -> Result<PendingRecord> {
     Ok(PendingRecord {
-        id: text(row, 0)?,
-        owner: text(row, 1)?,
+        id: account_id(row, 0)?,
+        owner: owner(row, 1)?,
         provider: provider(row, 2)?,
-        oauth_app_id: row.text(3)?,
+        oauth_app_id: optional_app_id(row, 3)?,
         confirm_hash: bytes(row, 4)?,
         sealed: bytes(row, 5)?,
         issued_at: time(row, 6)?,

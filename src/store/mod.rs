@@ -21,7 +21,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Account, AccountId, AccountKind, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
+    Account, AccountId, AccountKind, AccountStatus, AppCheck, AppId, EventId, Owner, Provider,
+    Timestamp,
 };
 use crate::error::{Error, Result};
 
@@ -33,8 +34,8 @@ pub use sqlite::SqliteStore;
 /// An OAuth app as stored, with its secret still sealed.
 #[derive(Debug, Clone)]
 pub struct AppRecord {
-    pub id: String,
-    pub owner: String,
+    pub id: AppId,
+    pub owner: Owner,
     pub provider: Provider,
     pub name: String,
     pub client_id: String,
@@ -53,10 +54,10 @@ pub struct AppRecord {
 /// A connected account as stored, tokens still sealed.
 #[derive(Debug, Clone)]
 pub struct AccountRecord {
-    pub id: String,
-    pub owner: String,
+    pub id: AccountId,
+    pub owner: Owner,
     pub provider: Provider,
-    pub oauth_app_id: Option<String>,
+    pub oauth_app_id: Option<AppId>,
     pub provider_account_id: String,
     pub username: Option<String>,
     pub display_name: Option<String>,
@@ -83,7 +84,7 @@ pub struct AccountRecord {
     /// A connected user, or a Page or organization it manages (a child).
     pub kind: AccountKind,
     /// A child's user account.
-    pub parent_id: Option<String>,
+    pub parent_id: Option<AccountId>,
     /// What the user may do on a Page (Facebook's `tasks`, e.g. `CREATE_CONTENT`).
     pub tasks: Option<Vec<String>>,
     /// Incremented by every write of its tokens. Refreshes decide on it, never on the tokens
@@ -94,9 +95,9 @@ pub struct AccountRecord {
 /// One entry of an account's event log.
 #[derive(Debug, Clone)]
 pub struct EventRecord {
-    pub id: String,
-    pub account_id: String,
-    pub owner: String,
+    pub id: EventId,
+    pub account_id: AccountId,
+    pub owner: Owner,
     pub kind: String,
     pub created_at: Timestamp,
     /// A JSON object; never a token.
@@ -156,7 +157,7 @@ pub struct WebhookBacklog {
 pub struct OutboxRecord {
     pub id: String,
     pub kind: String,
-    pub owner: String,
+    pub owner: Owner,
     /// The JSON body, exactly as it is sent.
     pub body: String,
     pub created_at: Timestamp,
@@ -175,10 +176,10 @@ pub struct OutboxRecord {
 #[derive(Debug, Clone)]
 pub struct PendingRecord {
     /// The id the account gets once confirmed.
-    pub id: String,
-    pub owner: String,
+    pub id: AccountId,
+    pub owner: Owner,
     pub provider: Provider,
-    pub oauth_app_id: Option<String>,
+    pub oauth_app_id: Option<AppId>,
     /// SHA-256 of the one-time confirmation code.
     pub confirm_hash: Vec<u8>,
     /// The identity and tokens, sealed and bound to this row.
@@ -292,7 +293,7 @@ pub const EVENTS_KEPT_PER_ACCOUNT: i64 = 200;
 /// its id, so the id must be known first).
 #[derive(Debug, Clone)]
 pub struct ExistingAccount {
-    pub id: String,
+    pub id: AccountId,
     pub created_at: Timestamp,
 }
 
@@ -313,7 +314,7 @@ pub trait WriteTx {
     fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64>;
     /// Makes the app's accounts that wait on a cooldown after failed refreshes (active or
     /// expiring, with failures) due at `now`; returns how many.
-    fn make_app_accounts_due(&mut self, app_id: &str, now: Timestamp) -> Result<usize>;
+    fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize>;
     /// The owner's user account for this provider account, if connected before.
     fn find_account(
         &mut self,
@@ -325,9 +326,9 @@ pub trait WriteTx {
     fn put_account(&mut self, account: &AccountRecord) -> Result<()>;
     /// One account, read inside this transaction (by id alone: the refresher works across
     /// tenants; callers check the owner).
-    fn account_by_id(&mut self, id: &str) -> Result<Option<AccountRecord>>;
+    fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>>;
     /// The children (Pages, organizations) of a user account, in insertion order.
-    fn children_of(&mut self, parent_id: &str) -> Result<Vec<AccountRecord>>;
+    fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>>;
     /// Deletes an account and its event log; false when there was none.
     fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool>;
     /// Takes the account's refresh lease for `holder` until `until`, unless another holder's
@@ -335,16 +336,17 @@ pub trait WriteTx {
     /// taken.
     fn take_refresh_lease(
         &mut self,
-        id: &str,
+        id: &AccountId,
         version: i64,
         holder: &str,
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool>;
     /// Gives the lease back, if `holder` still holds it.
-    fn release_refresh_lease(&mut self, id: &str, holder: &str) -> Result<()>;
+    fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()>;
     /// Whether `holder` holds the account's lease at `now`.
-    fn holds_refresh_lease(&mut self, id: &str, holder: &str, now: Timestamp) -> Result<bool>;
+    fn holds_refresh_lease(&mut self, id: &AccountId, holder: &str, now: Timestamp)
+    -> Result<bool>;
     /// Appends an event to its account's log and drops the oldest beyond
     /// `EVENTS_KEPT_PER_ACCOUNT`.
     fn insert_event(&mut self, event: &EventRecord) -> Result<()>;
@@ -409,12 +411,12 @@ pub trait WriteTx {
     /// Records (or, with `None`, clears) the provider's refusal of an app's credentials.
     fn set_app_credentials_error(
         &mut self,
-        app_id: &str,
+        app_id: &AppId,
         error: Option<&str>,
         at: Timestamp,
     ) -> Result<()>;
     /// Records the last check of an app's configuration, replacing the one before.
-    fn set_app_last_check(&mut self, app_id: &str, check: &AppCheck) -> Result<()>;
+    fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()>;
     /// Records a state's nonce as used; false when it was used before. Forgets nonces whose
     /// states expired before `now` (they can no longer be presented).
     fn consume_state_nonce(
@@ -433,7 +435,7 @@ pub trait WriteTx {
         now: Timestamp,
     ) -> Result<Option<PendingRecord>>;
     /// Deletes a pending connection; false when there was none.
-    fn delete_pending(&mut self, id: &str) -> Result<bool>;
+    fn delete_pending(&mut self, id: &AccountId) -> Result<bool>;
     /// Forgets pending connections that expired by `now`; returns how many.
     fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize>;
 
@@ -538,12 +540,12 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<EventRecord>>;
     /// Any account by id (the core's own bookkeeping across tenants; callers check the owner).
-    async fn account_by_id(&self, id: &str) -> Result<Option<AccountRecord>>;
+    async fn account_by_id(&self, id: &AccountId) -> Result<Option<AccountRecord>>;
     /// Ids of accounts whose `next_refresh_at` is at or before `now`, soonest first.
-    async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
+    async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<AccountId>>;
     /// Ids of the owner's connected accounts that use the app, in
     /// the order they were first connected.
-    async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<String>>;
+    async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<AccountId>>;
 
     /// The newest webhook events of every tenant, newest first, optionally with one status
     /// (`pending`, `delivered` or `failed`).

@@ -6,7 +6,7 @@ use crate::support;
 use serde_json::{Value, json};
 use support::{app_body, spawn_app};
 
-const REGENERATE: &str = "cargo run -q -- openapi > openapi/dravo.json";
+const REGENERATE: &str = "cargo run -- openapi > openapi/dravo.json";
 
 fn spec() -> Value {
     serde_json::from_str(&dravo::api::spec_json()).expect("spec_json is JSON")

@@ -98,10 +98,10 @@ fn owner(name: &str) -> Owner {
     Owner::parse("owner", name).unwrap()
 }
 
-fn app(owner: &str, name: &str, sealed: &[u8]) -> AppRecord {
+fn app(owner_name: &str, name: &str, sealed: &[u8]) -> AppRecord {
     AppRecord {
-        id: AppId::generate().as_str().to_owned(),
-        owner: owner.into(),
+        id: AppId::generate(),
+        owner: owner(owner_name),
         provider: X,
         name: name.into(),
         client_id: "client-id".into(),
@@ -115,10 +115,10 @@ fn app(owner: &str, name: &str, sealed: &[u8]) -> AppRecord {
     }
 }
 
-fn account(owner: &str, provider: Provider, provider_account_id: &str) -> AccountRecord {
+fn account(owner_name: &str, provider: Provider, provider_account_id: &str) -> AccountRecord {
     AccountRecord {
-        id: AccountId::generate().as_str().to_owned(),
-        owner: owner.into(),
+        id: AccountId::generate(),
+        owner: owner(owner_name),
         provider,
         oauth_app_id: None,
         provider_account_id: provider_account_id.into(),
@@ -147,9 +147,9 @@ fn account(owner: &str, provider: Provider, provider_account_id: &str) -> Accoun
 
 fn webhook(n: i64) -> OutboxRecord {
     OutboxRecord {
-        id: EventId::generate().as_str().to_owned(),
+        id: EventId::generate().to_string(),
         kind: "account.connected".into(),
-        owner: "alice".into(),
+        owner: owner("alice"),
         body: format!("{{\"n\":{n}}}"),
         created_at: Timestamp::from_unix(T0 + n),
         status: "pending".into(),
@@ -220,7 +220,7 @@ async fn apps_insert_conflict_update_delete(store: Arc<dyn Store>) {
     });
     let update = renamed.clone();
     assert!(store.write(move |tx| tx.update_app(&update)).await.unwrap());
-    let id = AppId::parse(&first.id).unwrap();
+    let id = first.id.clone();
     let stored = store.get_app(&alice, &id).await.unwrap().unwrap();
     assert_eq!(stored.name, "Renamed");
     assert_eq!(stored.scopes, ["users.read"]);
@@ -238,7 +238,7 @@ async fn apps_insert_conflict_update_delete(store: Arc<dyn Store>) {
         Err(Error::Conflict(_))
     ));
     let mut missing = app("alice", "Missing", &[0xA1]);
-    missing.id = AppId::generate().as_str().to_owned();
+    missing.id = AppId::generate();
     assert!(
         !store
             .write(move |tx| tx.update_app(&missing))
@@ -308,8 +308,8 @@ async fn account_pages_filters_and_children(store: Arc<dyn Store>) {
             None => break,
         }
     }
-    let mut expected: Vec<String> = users.iter().map(|a| a.id.clone()).collect();
-    expected.push(page.id.clone());
+    let mut expected: Vec<String> = users.iter().map(|a| a.id.to_string()).collect();
+    expected.push(page.id.to_string());
     assert_eq!(seen, expected, "every account once, in order");
 
     let ids = |filter: AccountFilter| {
@@ -331,7 +331,7 @@ async fn account_pages_filters_and_children(store: Arc<dyn Store>) {
             ..Default::default()
         })
         .await,
-        [users[1].id.clone(), users[3].id.clone()]
+        [users[1].id.to_string(), users[3].id.to_string()]
     );
     assert_eq!(
         ids(AccountFilter {
@@ -339,7 +339,7 @@ async fn account_pages_filters_and_children(store: Arc<dyn Store>) {
             ..Default::default()
         })
         .await,
-        [users[3].id.clone()]
+        [users[3].id.to_string()]
     );
     assert_eq!(
         ids(AccountFilter {
@@ -348,7 +348,7 @@ async fn account_pages_filters_and_children(store: Arc<dyn Store>) {
             ..Default::default()
         })
         .await,
-        [page.id.clone()]
+        [page.id.to_string()]
     );
 
     let parent = users[0].id.clone();
@@ -364,7 +364,7 @@ async fn account_pages_filters_and_children(store: Arc<dyn Store>) {
     changed.username = Some("renamed".into());
     changed.refresh_failures = 2;
     put_account(&store, &changed).await;
-    let id = AccountId::parse(&changed.id).unwrap();
+    let id = changed.id.clone();
     let stored = store.get_account(&alice, &id).await.unwrap().unwrap();
     assert_eq!(stored.username.as_deref(), Some("renamed"));
     assert_eq!(stored.refresh_failures, 2);
@@ -401,9 +401,9 @@ async fn events_are_trimmed_to_the_newest_kept(store: Arc<dyn Store>) {
         .write(move |tx| {
             for n in 0..total {
                 tx.insert_event(&EventRecord {
-                    id: EventId::generate().as_str().to_owned(),
+                    id: EventId::generate(),
                     account_id: account_id.clone(),
-                    owner: "alice".into(),
+                    owner: owner("alice"),
                     kind: "refreshed".into(),
                     created_at: Timestamp::from_unix(T0 + n),
                     detail: serde_json::json!({ "n": n }),
@@ -414,7 +414,7 @@ async fn events_are_trimmed_to_the_newest_kept(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    let (alice, id) = (owner("alice"), AccountId::parse(&a.id).unwrap());
+    let (alice, id) = (owner("alice"), a.id.clone());
     let mut kept = Vec::new();
     let mut before = None;
     loop {
@@ -915,8 +915,8 @@ async fn due_webhooks_are_claimed_in_the_order_they_were_recorded(store: Arc<dyn
 async fn pending_connections_expire_and_are_purged(store: Arc<dyn Store>) {
     let id = AccountId::generate();
     let pending = PendingRecord {
-        id: id.as_str().to_owned(),
-        owner: "alice".into(),
+        id: id.clone(),
+        owner: owner("alice"),
         provider: X,
         oauth_app_id: None,
         confirm_hash: vec![7; 32],
@@ -948,7 +948,7 @@ async fn pending_connections_expire_and_are_purged(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(purged, 1);
-    let gone = id.as_str().to_owned();
+    let gone = id.clone();
     assert!(
         !store
             .write(move |tx| tx.delete_pending(&gone))
@@ -1038,7 +1038,7 @@ async fn master_keys_and_sealed_values(store: Arc<dyn Store>) {
         (apps[0].id.as_str(), "alice")
     );
     let second = page(first[0].rowid).await;
-    assert_eq!(second[0].id, apps[2].id);
+    assert_eq!(second[0].id, apps[2].id.as_str());
     assert_eq!(second[0].sealed, [0xAA, 3]);
     assert!(page(second[0].rowid).await.is_empty());
 
@@ -1047,7 +1047,7 @@ async fn master_keys_and_sealed_values(store: Arc<dyn Store>) {
         async move {
             store
                 .write(move |tx| {
-                    tx.replace_sealed(SealedColumn::AppClientSecret, &id, &old, &[0xBB, 1])
+                    tx.replace_sealed(SealedColumn::AppClientSecret, id.as_str(), &old, &[0xBB, 1])
                 })
                 .await
                 .unwrap()
@@ -1059,7 +1059,7 @@ async fn master_keys_and_sealed_values(store: Arc<dyn Store>) {
         "it no longer holds the old value"
     );
     let stored = store
-        .get_app(&owner("alice"), &AppId::parse(&apps[0].id).unwrap())
+        .get_app(&owner("alice"), &apps[0].id)
         .await
         .unwrap()
         .unwrap();

@@ -12,6 +12,7 @@
 //! - Migrations run at start under an advisory lock, so nodes starting together apply each
 //!   one once.
 
+mod ids;
 mod sql;
 
 use std::sync::Arc;
@@ -476,7 +477,7 @@ impl Store for PgStore {
                     &filter.status.map(|s| s.as_str()),
                     &(limit as i64 + 1),
                     &filter.kind.map(|k| k.as_str()),
-                    &filter.parent_id.as_deref(),
+                    &filter.parent_id.as_ref(),
                 ],
             )
             .await?;
@@ -519,14 +520,14 @@ impl Store for PgStore {
         Ok(Page::from_read(items, limit, |e| e.seq))
     }
 
-    async fn account_by_id(&self, id: &str) -> Result<Option<AccountRecord>> {
+    async fn account_by_id(&self, id: &AccountId) -> Result<Option<AccountRecord>> {
         self.row(&sql::accounts::BY_ID, &[&id])
             .await?
             .map(|r| sql::accounts::from_row(&r))
             .transpose()
     }
 
-    async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+    async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<AccountId>> {
         Ok(self
             .rows(sql::accounts::DUE, &[&now.unix(), &(limit as i64)])
             .await?
@@ -535,7 +536,7 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<String>> {
+    async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<AccountId>> {
         Ok(self
             .rows(sql::accounts::IDS_OF_APP, &[&id.as_str(), &owner.as_str()])
             .await?
@@ -735,7 +736,7 @@ impl WriteTx for PgTx<'_> {
         Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
     }
 
-    fn make_app_accounts_due(&mut self, app_id: &str, now: Timestamp) -> Result<usize> {
+    fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
         Ok(self.execute(sql::accounts::MAKE_DUE_FOR_APP, &[&app_id, &now.unix()])? as usize)
     }
 
@@ -770,13 +771,13 @@ impl WriteTx for PgTx<'_> {
         Ok(())
     }
 
-    fn account_by_id(&mut self, id: &str) -> Result<Option<AccountRecord>> {
+    fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
         self.row(&sql::accounts::BY_ID_FOR_UPDATE, &[&id])?
             .map(|r| sql::accounts::from_row(&r))
             .transpose()
     }
 
-    fn children_of(&mut self, parent_id: &str) -> Result<Vec<AccountRecord>> {
+    fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
         self.rows(&sql::accounts::CHILDREN_FOR_UPDATE, &[&parent_id])?
             .iter()
             .map(sql::accounts::from_row)
@@ -797,7 +798,7 @@ impl WriteTx for PgTx<'_> {
 
     fn take_refresh_lease(
         &mut self,
-        id: &str,
+        id: &AccountId,
         version: i64,
         holder: &str,
         now: Timestamp,
@@ -809,7 +810,7 @@ impl WriteTx for PgTx<'_> {
         )? > 0)
     }
 
-    fn release_refresh_lease(&mut self, id: &str, holder: &str) -> Result<()> {
+    fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
         self.execute(
             "UPDATE accounts SET refresh_lease_until = NULL, refresh_lease_holder = NULL
              WHERE id = $1 AND refresh_lease_holder = $2",
@@ -818,7 +819,12 @@ impl WriteTx for PgTx<'_> {
         Ok(())
     }
 
-    fn holds_refresh_lease(&mut self, id: &str, holder: &str, now: Timestamp) -> Result<bool> {
+    fn holds_refresh_lease(
+        &mut self,
+        id: &AccountId,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
         Ok(self
             .row(
                 "SELECT 1 FROM accounts
@@ -952,7 +958,7 @@ impl WriteTx for PgTx<'_> {
 
     fn set_app_credentials_error(
         &mut self,
-        app_id: &str,
+        app_id: &AppId,
         error: Option<&str>,
         at: Timestamp,
     ) -> Result<()> {
@@ -963,7 +969,7 @@ impl WriteTx for PgTx<'_> {
         Ok(())
     }
 
-    fn set_app_last_check(&mut self, app_id: &str, check: &AppCheck) -> Result<()> {
+    fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
         let json = super::codec::last_check_json(check);
         self.execute(
             "UPDATE oauth_apps SET last_check = $2, last_check_at = $3 WHERE id = $1",
@@ -1031,7 +1037,7 @@ impl WriteTx for PgTx<'_> {
         .transpose()
     }
 
-    fn delete_pending(&mut self, id: &str) -> Result<bool> {
+    fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
         Ok(self.execute("DELETE FROM pending_connections WHERE id = $1", &[&id])? == 1)
     }
 

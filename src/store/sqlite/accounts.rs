@@ -110,7 +110,7 @@ pub(super) fn page(
                 filter.status.map(|s| s.as_str()),
                 limit as i64 + 1,
                 filter.kind.map(|k| k.as_str()),
-                filter.parent_id.as_deref(),
+                filter.parent_id.as_ref(),
             ],
             |r| {
                 Ok((
@@ -140,7 +140,7 @@ pub(super) fn get(
 }
 
 /// Any account by id (for the core's own bookkeeping).
-pub(super) fn by_id(conn: &Connection, id: &str) -> Result<Option<AccountRecord>> {
+pub(super) fn by_id(conn: &Connection, id: &AccountId) -> Result<Option<AccountRecord>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"))?
         .query_row([id], from_row)
@@ -152,7 +152,7 @@ pub(super) static CHILDREN_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE parent_id = ?1 ORDER BY seq"));
 
 /// The children (Pages, organizations) of a user account, in insertion order.
-pub(super) fn children(conn: &Connection, parent_id: &str) -> Result<Vec<AccountRecord>> {
+pub(super) fn children(conn: &Connection, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
     let mut stmt = conn.prepare_cached(&CHILDREN_SQL)?;
     let rows = stmt
         .query_map([parent_id], from_row)?
@@ -188,11 +188,11 @@ pub(super) const IDS_OF_APP_SQL: &str = "SELECT id FROM accounts INDEXED BY acco
      ORDER BY seq";
 
 /// Ids of the owner's user accounts that use the app, in insertion order.
-pub(super) fn ids_of_app(conn: &Connection, owner: &Owner, app: &AppId) -> Result<Vec<String>> {
+pub(super) fn ids_of_app(conn: &Connection, owner: &Owner, app: &AppId) -> Result<Vec<AccountId>> {
     let mut stmt = conn.prepare_cached(IDS_OF_APP_SQL)?;
     let ids = stmt
         .query_map(params![app.as_str(), owner.as_str()], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+        .collect::<rusqlite::Result<Vec<AccountId>>>()?;
     Ok(ids)
 }
 
@@ -200,7 +200,7 @@ pub(super) const MAKE_DUE_FOR_APP_SQL: &str = "UPDATE accounts SET next_refresh_
      WHERE oauth_app_id = ?1 AND refresh_failures > 0 AND status IN ('active', 'expiring')";
 
 /// Makes the app's accounts that wait on a cooldown after failed refreshes due at `now`.
-pub(super) fn make_due_for_app(conn: &Connection, app_id: &str, now: Timestamp) -> Result<usize> {
+pub(super) fn make_due_for_app(conn: &Connection, app_id: &AppId, now: Timestamp) -> Result<usize> {
     Ok(conn
         .prepare_cached(MAKE_DUE_FOR_APP_SQL)?
         .execute(params![app_id, now.unix()])?)
@@ -208,7 +208,7 @@ pub(super) fn make_due_for_app(conn: &Connection, app_id: &str, now: Timestamp) 
 
 pub(super) fn take_lease(
     conn: &Connection,
-    id: &str,
+    id: &AccountId,
     version: i64,
     holder: &str,
     now: Timestamp,
@@ -225,7 +225,7 @@ pub(super) fn take_lease(
     Ok(n > 0)
 }
 
-pub(super) fn release_lease(conn: &Connection, id: &str, holder: &str) -> Result<()> {
+pub(super) fn release_lease(conn: &Connection, id: &AccountId, holder: &str) -> Result<()> {
     conn.prepare_cached(
         "UPDATE accounts SET refresh_lease_until = NULL, refresh_lease_holder = NULL
          WHERE id = ?1 AND refresh_lease_holder = ?2",
@@ -236,7 +236,7 @@ pub(super) fn release_lease(conn: &Connection, id: &str, holder: &str) -> Result
 
 pub(super) fn holds_lease(
     conn: &Connection,
-    id: &str,
+    id: &AccountId,
     holder: &str,
     now: Timestamp,
 ) -> Result<bool> {
@@ -256,11 +256,11 @@ pub(super) const DUE_SQL: &str = "SELECT id FROM accounts
      ORDER BY next_refresh_at LIMIT ?2";
 
 /// Ids of accounts the refresher should look at by `now`, soonest first.
-pub(super) fn due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+pub(super) fn due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec<AccountId>> {
     let mut stmt = conn.prepare_cached(DUE_SQL)?;
     let ids = stmt
         .query_map(params![now.unix(), limit as i64], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+        .collect::<rusqlite::Result<Vec<AccountId>>>()?;
     Ok(ids)
 }
 

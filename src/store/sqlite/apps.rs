@@ -81,7 +81,7 @@ pub(super) fn delete(conn: &Connection, owner: &Owner, id: &AppId) -> Result<boo
 /// Records or clears the provider's refusal of an app's credentials.
 pub(super) fn set_credentials_error(
     conn: &Connection,
-    id: &str,
+    id: &AppId,
     error: Option<&str>,
     at: Timestamp,
 ) -> Result<()> {
@@ -93,7 +93,7 @@ pub(super) fn set_credentials_error(
 }
 
 /// Records the last check of an app's configuration.
-pub(super) fn set_last_check(conn: &Connection, id: &str, check: &AppCheck) -> Result<()> {
+pub(super) fn set_last_check(conn: &Connection, id: &AppId, check: &AppCheck) -> Result<()> {
     conn.prepare_cached("UPDATE oauth_apps SET last_check = ?2, last_check_at = ?3 WHERE id = ?1")?
         .execute(params![id, last_check_json(check), check.checked_at.unix()])?;
     Ok(())

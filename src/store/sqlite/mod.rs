@@ -23,6 +23,7 @@ mod accounts;
 mod apps;
 pub mod backup;
 mod copy;
+mod ids;
 mod keys;
 mod outbox;
 mod pending;
@@ -421,11 +422,11 @@ impl Store for SqliteStore {
         self.read(|c| accounts::events(c, owner, account, before, limit))
     }
 
-    async fn account_by_id(&self, id: &str) -> Result<Option<AccountRecord>> {
+    async fn account_by_id(&self, id: &AccountId) -> Result<Option<AccountRecord>> {
         self.read(|c| accounts::by_id(c, id))
     }
 
-    async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+    async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<AccountId>> {
         self.read(|c| accounts::due(c, now, limit))
     }
 
@@ -437,7 +438,7 @@ impl Store for SqliteStore {
         self.read(|c| outbox::recent(c, status, limit))
     }
 
-    async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<String>> {
+    async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<AccountId>> {
         self.read(|c| accounts::ids_of_app(c, owner, id))
     }
 
@@ -496,7 +497,7 @@ impl WriteTx for SqliteTx<'_> {
         accounts::count_of_app(self.0, owner, id)
     }
 
-    fn make_app_accounts_due(&mut self, app_id: &str, now: Timestamp) -> Result<usize> {
+    fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
         accounts::make_due_for_app(self.0, app_id, now)
     }
 
@@ -513,11 +514,11 @@ impl WriteTx for SqliteTx<'_> {
         accounts::put(self.0, account)
     }
 
-    fn account_by_id(&mut self, id: &str) -> Result<Option<AccountRecord>> {
+    fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
         accounts::by_id(self.0, id)
     }
 
-    fn children_of(&mut self, parent_id: &str) -> Result<Vec<AccountRecord>> {
+    fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
         accounts::children(self.0, parent_id)
     }
 
@@ -527,7 +528,7 @@ impl WriteTx for SqliteTx<'_> {
 
     fn take_refresh_lease(
         &mut self,
-        id: &str,
+        id: &AccountId,
         version: i64,
         holder: &str,
         now: Timestamp,
@@ -536,11 +537,16 @@ impl WriteTx for SqliteTx<'_> {
         accounts::take_lease(self.0, id, version, holder, now, until)
     }
 
-    fn release_refresh_lease(&mut self, id: &str, holder: &str) -> Result<()> {
+    fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
         accounts::release_lease(self.0, id, holder)
     }
 
-    fn holds_refresh_lease(&mut self, id: &str, holder: &str, now: Timestamp) -> Result<bool> {
+    fn holds_refresh_lease(
+        &mut self,
+        id: &AccountId,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
         accounts::holds_lease(self.0, id, holder, now)
     }
 
@@ -611,14 +617,14 @@ impl WriteTx for SqliteTx<'_> {
 
     fn set_app_credentials_error(
         &mut self,
-        app_id: &str,
+        app_id: &AppId,
         error: Option<&str>,
         at: Timestamp,
     ) -> Result<()> {
         apps::set_credentials_error(self.0, app_id, error, at)
     }
 
-    fn set_app_last_check(&mut self, app_id: &str, check: &AppCheck) -> Result<()> {
+    fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
         apps::set_last_check(self.0, app_id, check)
     }
 
@@ -644,7 +650,7 @@ impl WriteTx for SqliteTx<'_> {
         pending::get(self.0, owner, id.as_str(), now)
     }
 
-    fn delete_pending(&mut self, id: &str) -> Result<bool> {
+    fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
         pending::delete(self.0, id)
     }
 
@@ -855,7 +861,7 @@ mod tests {
         );
         assert_eq!(accounts[0].updated_at.unix(), 1_767_225_601);
         let stored = store
-            .read(|c| accounts::by_id(c, "acc_1"))
+            .read(|c| accounts::by_id(c, &"acc_1".into()))
             .unwrap()
             .unwrap();
         assert_eq!(stored.refresh_expires_at, None);
@@ -997,7 +1003,7 @@ mod tests {
         let alice = Owner::parse("owner", "alice").unwrap();
         let id = AppId::generate();
         let record = AppRecord {
-            id: id.to_string(),
+            id: id.clone(),
             owner: "alice".into(),
             provider: "x".parse().unwrap(),
             name: "App".into(),
@@ -1221,7 +1227,7 @@ mod tests {
             Some(&["CREATE_CONTENT".to_owned()][..])
         );
         let user = store
-            .read(|c| accounts::by_id(c, "acc_4"))
+            .read(|c| accounts::by_id(c, &"acc_4".into()))
             .unwrap()
             .unwrap();
         assert_eq!(user.access_token_sealed, [1, 2]);

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::{Owner, Timestamp};
+use crate::domain::{AccountId, Owner, Timestamp};
 use crate::error::Result;
 use crate::store::PendingRecord;
 
@@ -50,7 +50,7 @@ pub(super) fn get(
         .optional()?)
 }
 
-pub(super) fn delete(conn: &Connection, id: &str) -> Result<bool> {
+pub(super) fn delete(conn: &Connection, id: &AccountId) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM pending_connections WHERE id = ?1")?
         .execute([id])?
