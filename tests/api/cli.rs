@@ -1047,8 +1047,12 @@ fn a_generated_key_works_as_the_master_key() {
 fn into_a_closed_pipe(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     let (reader, writer) = std::io::pipe().expect("a pipe");
     drop(reader);
+    // A port of this test's own: `doctor` asks the bound address whether Dravo answers, and
+    // the default one (127.0.0.1:8080) may be the user's own server.
+    let (_reserved, port) = support::unanswered_port();
     let mut cmd = dravo_cmd(dir);
-    cmd.args(args)
+    cmd.env("DRAVO_SERVER_BIND", format!("127.0.0.1:{port}"))
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(writer)
         .stderr(std::process::Stdio::piped());

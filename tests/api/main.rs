@@ -33,6 +33,7 @@ mod health;
 mod http_errors;
 mod key_rotation;
 mod lifecycle;
+mod machine_independence;
 mod multi_node;
 mod oauth_apps;
 mod observability;

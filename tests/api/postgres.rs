@@ -293,9 +293,14 @@ fn doctor_backup_and_restore_know_they_face_postgres() {
     let Some(base) = side_by_side() else { return };
     let dir = tempdir();
     let url = fresh_schema(&base);
+    // Doctor asks the bound address whether Dravo answers: a port of this test's own, not the
+    // default 127.0.0.1:8080, where the user's own server may run.
+    let (_reserved, port) = support::unanswered_port();
+    let bind = format!("127.0.0.1:{port}");
     let on = |url: &str| {
         let mut c = dravo_cmd(dir.path());
-        c.env("DRAVO_DATABASE_URL", url);
+        c.env("DRAVO_DATABASE_URL", url)
+            .env("DRAVO_SERVER_BIND", &bind);
         c
     };
     ok(run(on(&url), &["init"]));
