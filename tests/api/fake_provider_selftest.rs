@@ -66,6 +66,42 @@ fn default_scope(kind: Kind) -> &'static str {
     }
 }
 
+/// Every provider `dravo::providers` registers has a fake in the fakes' registry (and a
+/// `Kind`), and every fake fakes a registered provider: a provider added to Dravo without a
+/// fake fails here, not in some connect test that happens to name it.
+#[test]
+fn every_registered_provider_has_a_fake_and_every_fake_a_provider() {
+    let registered: Vec<String> = dravo::providers::ids()
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    let faked = fake_provider::faked_ids();
+    for id in &registered {
+        assert!(
+            faked.contains(&id.as_str()),
+            "`{id}` is registered in dravo::providers but has no fake: add \
+             tests/api/support/fake_provider/{id}.rs to the REGISTRY there"
+        );
+        assert!(
+            Kind::from_name(id).is_some(),
+            "no fake_provider::Kind for `{id}`"
+        );
+    }
+    for id in &faked {
+        assert!(
+            registered.iter().any(|r| r == id),
+            "the fake `{id}` fakes no provider dravo::providers registers"
+        );
+    }
+    let mut kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    let mut faked = faked.clone();
+    kinds.sort_unstable();
+    faked.sort_unstable();
+    assert_eq!(
+        kinds, faked,
+        "Kind::ALL and the fakes' REGISTRY list the same providers"
+    );
+}
+
 /// The browser step: GET /authorize, answer the 302's Location.
 async fn browse(fake: &FakeProvider, params: &[(String, String)]) -> reqwest::Response {
     let url = Url::parse_with_params(&fake.authorize_url(), params).unwrap();

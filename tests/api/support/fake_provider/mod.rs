@@ -3,6 +3,12 @@
 //! (client authentication, the PKCE verifier, the redirect URI, code reuse, refresh-token
 //! rotation).
 //!
+//! As in `src/providers/`, each provider's behaviour lives in a file of its own (`x.rs`,
+//! `linkedin.rs`, `facebook.rs`, `instagram.rs`, `tiktok.rs`) behind the [`ProviderFake`]
+//! trait, and [`REGISTRY`] names them by provider id. This file holds what they share: the
+//! server, its state, the browser step, codes and tokens, and the dispatch. Adding a provider
+//! to Dravo means adding its fake here too (`fake_provider_selftest` fails until then).
+//!
 //! Paths, relative to `base_url` (Dravo's config gets `authorize_url = {base}/authorize`,
 //! `token_url = {base}/token`, `api_base = {base}`):
 //!
@@ -27,6 +33,13 @@
 //! For facebook and tiktok, `/token` also grants `client_credentials` (an app token, after the
 //! same client id and secret checks as every other grant): the call that checks an app's
 //! credentials.
+
+mod facebook;
+mod graph;
+mod instagram;
+mod linkedin;
+mod tiktok;
+mod x;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -105,33 +118,28 @@ impl Kind {
 
     /// The name of the client id parameter: `client_key` for tiktok, `client_id` otherwise.
     pub fn client_id_param(self) -> &'static str {
-        match self {
-            Kind::Tiktok => "client_key",
-            _ => "client_id",
-        }
+        self.fake().client_id_param()
     }
 
     /// How the provider joins scopes: space for x and linkedin, comma for the others.
     pub fn scope_separator(self) -> char {
-        match self {
-            Kind::X | Kind::Linkedin => ' ',
-            _ => ',',
-        }
+        self.fake().scope_separator()
     }
 
     /// Whether the authorize step requires PKCE (S256).
     pub fn uses_pkce(self) -> bool {
-        self == Kind::X
+        self.fake().uses_pkce()
+    }
+
+    /// This provider's fake, from [`REGISTRY`].
+    fn fake(self) -> &'static dyn ProviderFake {
+        fake_for(self.as_str()).unwrap_or_else(|| {
+            panic!("no fake for `{self}` in the REGISTRY of tests/api/support/fake_provider/")
+        })
     }
 
     fn default_account(self) -> Account {
-        let (id, username) = match self {
-            Kind::X => ("1234567890", Some("fakeuser")),
-            Kind::Linkedin => ("fAkEsUb123", None),
-            Kind::Facebook => ("1029384756473829", None),
-            Kind::Instagram => (DEFAULT_INSTAGRAM_USER_ID, Some("fakeuser")),
-            Kind::Tiktok => ("-000fAkE0pEnId-1234567890abcdef", Some("fakeuser")),
-        };
+        let (id, username) = self.fake().default_account();
         Account {
             id: id.into(),
             username: username.map(Into::into),
@@ -661,7 +669,7 @@ async fn handle(state: Arc<Mutex<State>>, mut req: Request) -> Response {
     let (kind, fault, is_token) = {
         let mut st = lock(&state);
         st.requests.push(recorded);
-        let is_token = is_token_path(st.kind, &path);
+        let is_token = st.kind.fake().is_token_path(&path);
         if is_token {
             st.token_requests += 1;
         }
@@ -693,56 +701,147 @@ async fn handle(state: Arc<Mutex<State>>, mut req: Request) -> Response {
     route(&mut st, &ctx)
 }
 
-fn is_token_path(kind: Kind, path: &str) -> bool {
-    path == "/token"
-        || (kind == Kind::Instagram && (path == "/access_token" || path == "/refresh_access_token"))
-}
-
-/// `/v25.0/me` → `Some("/me")`.
-fn strip_graph_version(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/v")?;
-    let slash = rest.find('/')?;
-    let (version, tail) = rest.split_at(slash);
-    let (major, minor) = version.split_once('.')?;
-    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (numeric(major) && numeric(minor)).then_some(tail)
-}
-
 fn route(st: &mut State, c: &Ctx) -> Response {
     let kind = st.kind;
-    let graph_tail = if kind == Kind::Facebook {
-        strip_graph_version(&c.path)
-    } else {
-        None
+    let answer = match c.path.as_str() {
+        "/authorize" => Some(authorize(st, c)),
+        "/token" => Some(token(st, c)),
+        _ => kind.fake().route(st, c),
     };
-    match (kind, c.path.as_str(), graph_tail) {
-        (_, "/authorize", _) => authorize(st, c),
-        (_, "/token", _) => token(st, c),
-        (Kind::Instagram, "/access_token", _) => {
-            render_token(Shape::Graph, false, instagram_exchange(st, c))
-        }
-        (Kind::Instagram, "/refresh_access_token", _) => {
-            render_token(Shape::Graph, false, instagram_refresh(st, c))
-        }
-        (Kind::X, "/2/users/me", _)
-        | (Kind::Linkedin, "/v2/userinfo", _)
-        | (Kind::Facebook, _, Some("/me"))
-        | (Kind::Instagram, "/me", _)
-        | (Kind::Tiktok, "/v2/user/info/", _) => identity(st, c),
-        (Kind::X, "/2/oauth2/revoke", _)
-        | (Kind::Linkedin, "/revoke", _)
-        | (Kind::Tiktok, "/v2/oauth/revoke/", _)
-        | (Kind::Facebook, _, Some("/me/permissions")) => revoke(st, c),
-        (Kind::Facebook, _, Some("/me/accounts")) => facebook_pages(st, c),
-        (Kind::Linkedin, "/rest/organizationAcls", _) => linkedin_organization_acls(st, c),
-        (Kind::Linkedin, path, _) if path.starts_with("/rest/organizations/") => {
-            linkedin_organization(st, c, &path["/rest/organizations/".len()..])
-        }
-        _ => json_response(
+    answer.unwrap_or_else(|| {
+        json_response(
             404,
             &json!({"error": "not_found", "error_description":
                 format!("fake {kind} provider has no route {} {}", c.method, c.path)}),
-        ),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// One fake per provider
+
+/// Every provider's fake, keyed by the provider's id: the one list of them.
+static REGISTRY: &[&dyn ProviderFake] = &[
+    &x::X,
+    &linkedin::Linkedin,
+    &facebook::Facebook,
+    &instagram::Instagram,
+    &tiktok::Tiktok,
+];
+
+/// The fake of the provider Dravo calls `id`, if there is one.
+fn fake_for(id: &str) -> Option<&'static dyn ProviderFake> {
+    REGISTRY.iter().copied().find(|f| f.id() == id)
+}
+
+/// The ids of the providers that have a fake, in [`REGISTRY`]'s order.
+pub fn faked_ids() -> Vec<&'static str> {
+    REGISTRY.iter().map(|f| f.id()).collect()
+}
+
+/// What one provider's fake does differently from the others. The defaults are plain OAuth 2:
+/// `client_id`, comma-separated scopes, no PKCE, `/token` alone, `{"error",
+/// "error_description"}` errors, a bearer token for the API, and a revoke that takes the
+/// client id and secret in its form body.
+trait ProviderFake: Sync {
+    /// The provider's name as Dravo spells it (`dravo::providers`' id).
+    fn id(&self) -> &'static str;
+
+    /// The id and username of the user a fresh fake signs in.
+    fn default_account(&self) -> (&'static str, Option<&'static str>);
+
+    /// The name of the client id parameter.
+    fn client_id_param(&self) -> &'static str {
+        "client_id"
+    }
+
+    /// How the provider joins scopes.
+    fn scope_separator(&self) -> char {
+        ','
+    }
+
+    /// Whether the authorize step requires PKCE (S256).
+    fn uses_pkce(&self) -> bool {
+        false
+    }
+
+    /// The redirect `/authorize` sends when the user refuses, as the provider words it.
+    fn denial(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("error", "access_denied"),
+            ("error_description", "The user denied the request."),
+        ]
+    }
+
+    /// Puts the code (`code_value`: the code, with `#_` when the fault asks) and the state on
+    /// the redirect of a consent.
+    fn code_redirect(
+        &self,
+        redirect: &mut Url,
+        code_value: &str,
+        state: &str,
+        _hash_in_query: bool,
+    ) {
+        let mut pairs = redirect.query_pairs_mut();
+        pairs.append_pair("code", code_value);
+        pairs.append_pair("state", state);
+    }
+
+    /// Whether `path` is a token endpoint (faults apply and calls are counted).
+    fn is_token_path(&self, path: &str) -> bool {
+        path == "/token"
+    }
+
+    /// How the token endpoint at `path` shapes its errors.
+    fn token_shape(&self, _path: &str) -> Shape {
+        Shape::OAuth
+    }
+
+    /// The `error` of a failed client authentication at the token endpoint.
+    fn invalid_client(&self) -> &'static str {
+        "invalid_client"
+    }
+
+    /// `/token`: every grant the provider knows, its checks included.
+    fn token(&self, st: &mut State, c: &Ctx) -> Result<Value, TokErr>;
+
+    /// Any path but `/authorize` and `/token`; `None` for a path the provider does not have.
+    fn route(&self, st: &mut State, c: &Ctx) -> Option<Response>;
+
+    /// The user's access token on an API call.
+    fn user_token(&self, c: &Ctx) -> Option<String> {
+        c.bearer()
+    }
+
+    /// The body of an API error (identity, lists), as the provider shapes it.
+    fn api_error(&self, status: u16, message: &str) -> Value;
+
+    /// The identity endpoint's answer for a valid token `record`.
+    fn me(&self, st: &State, c: &Ctx, record: &AccessToken) -> Response;
+
+    /// Whether a revoke call authenticated the client.
+    fn revoke_authenticated(&self, st: &State, c: &Ctx) -> bool {
+        let id = c.form.get(self.client_id_param()).unwrap_or("");
+        st.secret_matches(id, c.form.get("client_secret").unwrap_or(""))
+    }
+
+    /// The token a revoke call names, after its checks; else the error to answer.
+    fn revoked_token(&self, st: &State, c: &Ctx) -> Result<String, Box<Response>> {
+        let shape = self.token_shape(&c.path);
+        require_post_form(c).map_err(|e| Box::new(render_token(shape, false, Err(e))))?;
+        if !self.revoke_authenticated(st, c) {
+            let e = terr(401, "invalid_client", "Client authentication failed");
+            return Err(Box::new(render_token(shape, false, Err(e))));
+        }
+        match c.form.non_empty("token") {
+            Some(token) => Ok(token.to_owned()),
+            None => Err(Box::new(render_token(shape, false, Err(missing("token"))))),
+        }
+    }
+
+    /// The body of a successful revoke.
+    fn revoked_body(&self) -> Value {
+        json!({})
     }
 }
 
@@ -768,21 +867,6 @@ fn log_id() -> String {
     random_string(32).to_uppercase()
 }
 
-/// The instagram user id as a JSON number when it fits in a u64, else a string.
-fn instagram_user_id(id: &str) -> Value {
-    id.parse::<u64>()
-        .map(Value::from)
-        .unwrap_or_else(|_| Value::String(id.into()))
-}
-
-/// An app-scoped id distinct from (but stable for) the user id, as Graph's `id` field.
-fn app_scoped_id(id: &str) -> String {
-    let digest = Sha256::digest(id.as_bytes());
-    let mut eight = [0u8; 8];
-    eight.copy_from_slice(&digest[..8]);
-    (u64::from_be_bytes(eight) % 9_000_000_000_000_000 + 1_000_000_000_000_000).to_string()
-}
-
 /// How a provider's token endpoint shapes its errors.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
@@ -794,16 +878,6 @@ enum Shape {
     Graph,
     /// api.instagram.com: `{"error_type","code","error_message"}`.
     InstagramApi,
-}
-
-fn token_shape(kind: Kind, path: &str) -> Shape {
-    match kind {
-        Kind::X | Kind::Linkedin => Shape::OAuth,
-        Kind::Tiktok => Shape::Tiktok,
-        Kind::Facebook => Shape::Graph,
-        Kind::Instagram if path == "/token" => Shape::InstagramApi,
-        Kind::Instagram => Shape::Graph,
-    }
 }
 
 #[derive(Debug)]
@@ -870,11 +944,7 @@ fn forced_token_error(kind: Kind, path: &str, status: u16, force_200: bool) -> R
         .graph(190),
         401 => terr(
             401,
-            if kind == Kind::X {
-                "unauthorized_client"
-            } else {
-                "invalid_client"
-            },
+            kind.fake().invalid_client(),
             "fake: forced failure (client authentication failed)",
         )
         .graph(1),
@@ -892,49 +962,12 @@ fn forced_token_error(kind: Kind, path: &str, status: u16, force_200: bool) -> R
         .graph(2),
         s => terr(s, "invalid_request", "fake: forced failure").graph(1),
     };
-    render_token(token_shape(kind, path), force_200, Err(e))
+    render_token(kind.fake().token_shape(path), force_200, Err(e))
 }
 
-/// The identity endpoint's error shape.
+/// An API error (identity, lists) as `kind` shapes it.
 fn identity_error(kind: Kind, status: u16, message: &str) -> Response {
-    let body = match kind {
-        Kind::X => {
-            let title = match status {
-                401 => "Unauthorized",
-                403 => "Forbidden",
-                429 => "Too Many Requests",
-                s if s >= 500 => "Service Unavailable",
-                _ => "Invalid Request",
-            };
-            json!({"title": title, "type": "about:blank", "status": status, "detail": message})
-        }
-        Kind::Linkedin => json!({
-            "serviceErrorCode": if status == 401 { 65600 } else { 100 },
-            "message": message,
-            "status": status,
-        }),
-        Kind::Facebook | Kind::Instagram => json!({"error": {
-            "message": message,
-            "type": "OAuthException",
-            "code": match status { 429 => 4, s if s >= 500 => 2, 400 | 401 | 403 => 190, _ => 1 },
-            "fbtrace_id": random_string(11),
-        }}),
-        Kind::Tiktok => json!({
-            "data": {},
-            "error": {
-                "code": match status {
-                    401 => "access_token_invalid",
-                    403 => "scope_not_authorized",
-                    429 => "rate_limit_exceeded",
-                    s if s >= 500 => "internal_error",
-                    _ => "invalid_params",
-                },
-                "message": message,
-                "log_id": log_id(),
-            },
-        }),
-    };
-    json_response(status, &body)
+    json_response(status, &kind.fake().api_error(status, message))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -960,20 +993,8 @@ fn authorize(st: &mut State, c: &Ctx) -> Response {
     if st.fault == Fault::DenyConsent {
         {
             let mut pairs = redirect.query_pairs_mut();
-            match kind {
-                Kind::X | Kind::Tiktok => {
-                    pairs.append_pair("error", "access_denied");
-                    pairs.append_pair("error_description", "The user denied the request.");
-                }
-                Kind::Linkedin => {
-                    pairs.append_pair("error", "user_cancelled_authorize");
-                    pairs.append_pair("error_description", "The user cancelled the authorization");
-                }
-                Kind::Facebook | Kind::Instagram => {
-                    pairs.append_pair("error", "access_denied");
-                    pairs.append_pair("error_reason", "user_denied");
-                    pairs.append_pair("error_description", "Permissions error.");
-                }
+            for (name, value) in kind.fake().denial() {
+                pairs.append_pair(name, value);
             }
             pairs.append_pair("state", &state);
         }
@@ -983,23 +1004,13 @@ fn authorize(st: &mut State, c: &Ctx) -> Response {
     st.issued_codes.push(code.clone());
     st.codes.insert(code.clone(), grant);
     let hash_in_query = st.fault == Fault::CodeWithHashSuffixInQuery;
-    {
-        let mut pairs = redirect.query_pairs_mut();
-        if kind == Kind::Instagram {
-            pairs.append_pair("state", &state);
-        }
-        if hash_in_query {
-            pairs.append_pair("code", &format!("{code}#_"));
-        } else {
-            pairs.append_pair("code", &code);
-        }
-        if kind != Kind::Instagram {
-            pairs.append_pair("state", &state);
-        }
-    }
-    if kind == Kind::Instagram && !hash_in_query {
-        redirect.set_fragment(Some("_"));
-    }
+    let code_value = if hash_in_query {
+        format!("{code}#_")
+    } else {
+        code
+    };
+    kind.fake()
+        .code_redirect(&mut redirect, &code_value, &state, hash_in_query);
     redirect_to(redirect.as_str())
 }
 
@@ -1022,8 +1033,10 @@ fn check_authorize(st: &State, q: &Params) -> Result<(Url, String, CodeGrant), S
     let id_param = kind.client_id_param();
     let client_id = match q.non_empty(id_param) {
         Some(id) => id,
-        None if kind == Kind::Tiktok && q.has("client_id") => {
-            return Err("tiktok expects the app id as `client_key`, not `client_id`".into());
+        None if id_param != "client_id" && q.has("client_id") => {
+            return Err(format!(
+                "{kind} expects the app id as `{id_param}`, not `client_id`"
+            ));
         }
         None => return Err(format!("missing `{id_param}`")),
     };
@@ -1043,7 +1056,7 @@ fn check_authorize(st: &State, q: &Params) -> Result<(Url, String, CodeGrant), S
     let code_challenge = if kind.uses_pkce() {
         let challenge = q
             .non_empty("code_challenge")
-            .ok_or("missing `code_challenge` (x requires PKCE)")?;
+            .ok_or_else(|| format!("missing `code_challenge` ({kind} requires PKCE)"))?;
         if q.get("code_challenge_method") != Some("S256") {
             return Err(format!(
                 "code_challenge_method must be `S256`, got {:?}",
@@ -1229,528 +1242,15 @@ fn missing(name: &str) -> TokErr {
 }
 
 fn token(st: &mut State, c: &Ctx) -> Response {
-    let kind = st.kind;
-    let result = match kind {
-        Kind::X => x_token(st, c),
-        Kind::Linkedin => linkedin_token(st, c),
-        Kind::Facebook => facebook_token(st, c),
-        Kind::Instagram => instagram_token(st, c),
-        Kind::Tiktok => tiktok_token(st, c),
-    };
-    render_token(token_shape(kind, &c.path), false, result)
-}
-
-fn x_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_post_form(c)?;
-    let f = &c.form;
-    let unauthorized = || {
-        terr(
-            401,
-            "unauthorized_client",
-            "Missing valid authorization header",
-        )
-    };
-    let (id, secret) = c.basic().ok_or_else(unauthorized)?;
-    let decoded = |s: &str| {
-        url::form_urlencoded::parse(format!("v={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    if !st.secret_matches(&id, &secret) && !st.secret_matches(&decoded(&id), &decoded(&secret)) {
-        return Err(unauthorized());
-    }
-    if f.get("client_id")
-        .is_some_and(|body_id| body_id != st.client_id)
-    {
-        return Err(terr(
-            401,
-            "unauthorized_client",
-            "client_id in the body does not match the authorization header",
-        ));
-    }
-    let client_id = st.client_id.clone();
-    match f.get("grant_type") {
-        Some("authorization_code") => {
-            let code = f.non_empty("code").ok_or_else(|| missing("code"))?;
-            let redirect_uri = f
-                .non_empty("redirect_uri")
-                .ok_or_else(|| missing("redirect_uri"))?;
-            let verifier = f
-                .non_empty("code_verifier")
-                .ok_or_else(|| missing("code_verifier"))?;
-            let invalid = || {
-                terr(
-                    400,
-                    "invalid_request",
-                    "Value passed for the authorization code was invalid.",
-                )
-            };
-            let grant = st
-                .take_code(code, &client_id, redirect_uri)
-                .map_err(|_| invalid())?;
-            let verifier_ok = (43..=128).contains(&verifier.len())
-                && verifier
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-            if !verifier_ok || grant.code_challenge.as_deref() != Some(challenge.as_str()) {
-                return Err(invalid());
-            }
-            Ok(x_tokens(st, grant.scopes))
-        }
-        Some("refresh_token") => {
-            let old = f
-                .non_empty("refresh_token")
-                .ok_or_else(|| missing("refresh_token"))?;
-            let r = st.use_refresh(old, true).ok_or_else(|| {
-                terr(
-                    400,
-                    "invalid_grant",
-                    "Value passed for the token was invalid.",
-                )
-            })?;
-            Ok(x_tokens(st, r.scopes))
-        }
-        Some(other) => Err(terr(
-            400,
-            "unsupported_grant_type",
-            format!("grant_type `{other}` is not supported"),
-        )),
-        None => Err(missing("grant_type")),
-    }
-}
-
-fn x_tokens(st: &mut State, scopes: Vec<String>) -> Value {
-    let access = st.new_access(Stage::Normal, scopes.clone());
-    let mut body = json!({
-        "token_type": "bearer",
-        "expires_in": 7200,
-        "access_token": access,
-        "scope": scopes.join(" "),
-    });
-    if scopes.iter().any(|s| s == "offline.access") {
-        body["refresh_token"] = Value::String(st.new_refresh(scopes));
-    }
-    body
-}
-
-fn linkedin_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_post_form(c)?;
-    let f = &c.form;
-    let (id, secret) = match (f.non_empty("client_id"), f.non_empty("client_secret")) {
-        (Some(id), Some(secret)) => (id, secret),
-        _ if c.has_basic() => {
-            return Err(terr(
-                401,
-                "invalid_client",
-                "Client authentication failed: client_id and client_secret must be in the \
-                 request body (HTTP Basic is not accepted)",
-            ));
-        }
-        (None, _) => {
-            return Err(terr(
-                400,
-                "invalid_request",
-                "A required parameter \"client_id\" is missing",
-            ));
-        }
-        (_, None) => {
-            return Err(terr(
-                400,
-                "invalid_request",
-                "A required parameter \"client_secret\" is missing",
-            ));
-        }
-    };
-    if !st.secret_matches(id, secret) {
-        return Err(terr(401, "invalid_client", "Client authentication failed"));
-    }
-    let client_id = id.to_owned();
-    match f.get("grant_type") {
-        Some("authorization_code") => {
-            let code = f.non_empty("code").ok_or_else(|| missing("code"))?;
-            let redirect_uri = f
-                .non_empty("redirect_uri")
-                .ok_or_else(|| missing("redirect_uri"))?;
-            let grant = st.take_code(code, &client_id, redirect_uri).map_err(|_| {
-                terr(
-                    400,
-                    "invalid_grant",
-                    "Unable to retrieve access token: appid/redirect uri/code verifier does \
-                         not match authorization code. Or authorization code expired.",
-                )
-            })?;
-            let access = st.new_access(Stage::Normal, grant.scopes.clone());
-            let mut body = json!({
-                "access_token": access,
-                "expires_in": 5_184_000,
-                "scope": grant.scopes.join(","),
-                "token_type": "Bearer",
-            });
-            if st.issue_refresh_tokens {
-                body["refresh_token"] = Value::String(st.new_refresh(grant.scopes.clone()));
-                body["refresh_token_expires_in"] = Value::from(st.refresh_lifetime);
-            }
-            if grant.scopes.iter().any(|s| s == "openid") {
-                body["id_token"] = Value::String(linkedin_id_token(st));
-            }
-            Ok(body)
-        }
-        Some("refresh_token") => {
-            let token = f
-                .non_empty("refresh_token")
-                .ok_or_else(|| missing("refresh_token"))?;
-            let r = st.use_refresh(token, false).ok_or_else(|| {
-                terr(
-                    400,
-                    "invalid_grant",
-                    "The provided authorization grant or refresh token is invalid, expired or \
-                     revoked.",
-                )
-            })?;
-            let access = st.new_access(Stage::Normal, r.scopes.clone());
-            let left = st.refresh_left(&r);
-            let mut body = json!({
-                "access_token": access,
-                "expires_in": 5_184_000,
-                "refresh_token": token,
-                "refresh_token_expires_in": left,
-                "scope": r.scopes.join(","),
-                "token_type": "Bearer",
-            });
-            if !st.refresh_lifetime_on_refresh {
-                body.as_object_mut()
-                    .unwrap()
-                    .remove("refresh_token_expires_in");
-            }
-            Ok(body)
-        }
-        Some(other) => Err(terr(
-            400,
-            "unsupported_grant_type",
-            format!("grant_type `{other}` is not supported"),
-        )),
-        None => Err(missing("grant_type")),
-    }
-}
-
-/// An unsigned-looking OpenID id_token (the signature is not real; Dravo should not need it).
-fn linkedin_id_token(st: &State) -> String {
-    let header = json!({"alg": "RS256", "kid": "fake", "typ": "JWT"});
-    let claims = json!({
-        "iss": "https://www.linkedin.com/oauth",
-        "aud": st.client_id,
-        "sub": st.account.id,
-        "name": st.account.display_name,
-        "iat": 1_700_000_000u64,
-        "exp": 4_100_000_000u64,
-    });
-    format!(
-        "{}.{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string()),
-        URL_SAFE_NO_PAD.encode("fake-signature"),
-    )
-}
-
-fn facebook_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    if c.method != Method::GET {
-        return Err(terr(
-            405,
-            "invalid_request",
-            "fake: the facebook token endpoint is called with GET and query parameters",
-        ));
-    }
-    let q = &c.query;
-    let id = q
-        .non_empty("client_id")
-        .ok_or_else(|| terr(400, "invalid_request", "Missing client_id parameter.").graph(101))?;
-    if id != st.client_id {
-        return Err(terr(
-            400,
-            "invalid_client",
-            "Error validating application. Invalid application ID.",
-        )
-        .graph(101));
-    }
-    let secret = q
-        .non_empty("client_secret")
-        .ok_or_else(|| terr(400, "invalid_client", "Missing client_secret parameter.").graph(1))?;
-    if secret != st.client_secret {
-        return Err(terr(400, "invalid_client", "Error validating client secret.").graph(1));
-    }
-    match q.get("grant_type") {
-        // Meta's app access token: `{app id}|{random}` for a good id and secret (checked above).
-        Some("client_credentials") => Ok(json!({
-            "access_token": format!("{}|{}", st.client_id, random_string(27)),
-            "token_type": "bearer",
-        })),
-        Some("fb_exchange_token") => {
-            let old = q.non_empty("fb_exchange_token").ok_or_else(|| {
-                terr(
-                    400,
-                    "invalid_request",
-                    "Missing fb_exchange_token parameter.",
-                )
-                .graph(100)
-            })?;
-            let scopes = exchangeable(st, old, &[Stage::Short, Stage::Long])?;
-            let access = st.new_access(Stage::Long, scopes);
-            Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
-        }
-        Some(other) => Err(terr(
-            400,
-            "unsupported_grant_type",
-            format!("Unsupported grant_type `{other}`."),
-        )),
-        None => {
-            let code = q
-                .non_empty("code")
-                .ok_or_else(|| terr(400, "invalid_request", "Missing code parameter."))?;
-            let redirect_uri = q
-                .non_empty("redirect_uri")
-                .ok_or_else(|| terr(400, "invalid_request", "Missing redirect_uri parameter."))?;
-            let client_id = st.client_id.clone();
-            let grant = st
-                .take_code(code, &client_id, redirect_uri)
-                .map_err(|p| terr(400, "invalid_grant", graph_code_message(p)))?;
-            let access = st.new_access(Stage::Short, grant.scopes);
-            Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5183}))
-        }
-    }
-}
-
-fn graph_code_message(problem: CodeProblem) -> &'static str {
-    match problem {
-        CodeProblem::Unknown => "Invalid verification code format.",
-        CodeProblem::Used => "This authorization code has been used.",
-        CodeProblem::WrongClient => "Error validating verification code. App id mismatch.",
-        CodeProblem::WrongRedirect => {
-            "Error validating verification code. Please make sure your redirect_uri is \
-             identical to the one you used in the OAuth dialog request"
-        }
-    }
-}
-
-/// Checks a token handed to an exchange/refresh call: it must be valid and of one of
-/// `stages`. A short-lived token is single use.
-fn exchangeable(st: &mut State, token: &str, stages: &[Stage]) -> Result<Vec<String>, TokErr> {
-    let invalid = || {
-        terr(
-            400,
-            "invalid_grant",
-            "Error validating access token: The session is invalid or has expired.",
-        )
-        .graph(190)
-    };
-    let record = st
-        .access
-        .get_mut(token)
-        .filter(|a| a.valid && stages.contains(&a.stage))
-        .ok_or_else(invalid)?;
-    if record.stage == Stage::Short {
-        record.valid = false;
-    }
-    Ok(record.scopes.clone())
-}
-
-fn instagram_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_post_form(c)?;
-    let f = &c.form;
-    let bad = |m: &str| terr(400, "invalid_request", m);
-    match f.non_empty("client_id") {
-        Some(id) if id == st.client_id => {}
-        Some(_) => return Err(bad("Invalid platform app")),
-        None => return Err(bad("Missing required parameter client_id")),
-    }
-    match f.non_empty("client_secret") {
-        Some(secret) if secret == st.client_secret => {}
-        Some(_) => return Err(bad("Error validating client secret.")),
-        None => return Err(bad("Missing required parameter client_secret")),
-    }
-    match f.get("grant_type") {
-        Some("authorization_code") => {}
-        Some(_) => return Err(bad("Invalid grant_type: expected authorization_code")),
-        None => return Err(bad("Missing required parameter grant_type")),
-    }
-    let redirect_uri = f
-        .non_empty("redirect_uri")
-        .ok_or_else(|| bad("Missing required parameter redirect_uri"))?;
-    let code = f
-        .non_empty("code")
-        .ok_or_else(|| bad("Missing required parameter code"))?;
-    if code.contains('#') {
-        return Err(bad("Invalid authorization code"));
-    }
-    let client_id = st.client_id.clone();
-    let grant = st
-        .take_code(code, &client_id, redirect_uri)
-        .map_err(|p| match p {
-            CodeProblem::Unknown => bad("Invalid authorization code"),
-            CodeProblem::Used => bad("This authorization code has been used"),
-            other => bad(graph_code_message(other)),
-        })?;
-    let access = st.new_access(Stage::Short, grant.scopes.clone());
-    let body = json!({
-        "access_token": access,
-        "user_id": instagram_user_id(&st.account.id),
-        "permissions": grant.scopes.join(","),
-    });
-    if st.fault == Fault::InstagramDataWrapper {
-        Ok(json!({"data": [body]}))
-    } else {
-        Ok(body)
-    }
-}
-
-fn require_get(c: &Ctx) -> Result<(), TokErr> {
-    if c.method == Method::GET {
-        Ok(())
-    } else {
-        Err(terr(
-            405,
-            "invalid_request",
-            format!("Unsupported {} request.", c.method),
-        ))
-    }
-}
-
-fn instagram_exchange(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_get(c)?;
-    let q = &c.query;
-    if q.get("grant_type") != Some("ig_exchange_token") {
-        return Err(terr(
-            400,
-            "invalid_request",
-            "grant_type must be ig_exchange_token",
-        ));
-    }
-    match q.non_empty("client_secret") {
-        Some(secret) if secret == st.client_secret => {}
-        Some(_) => {
-            return Err(terr(400, "invalid_client", "Error validating client secret.").graph(1));
-        }
-        None => {
-            return Err(terr(400, "invalid_client", "Missing client_secret parameter.").graph(1));
-        }
-    }
-    let short = q
-        .non_empty("access_token")
-        .ok_or_else(|| terr(400, "invalid_request", "Missing access_token parameter."))?;
-    let scopes = exchangeable(st, short, &[Stage::Short])?;
-    let access = st.new_access(Stage::Long, scopes);
-    Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
-}
-
-fn instagram_refresh(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_get(c)?;
-    let q = &c.query;
-    if q.get("grant_type") != Some("ig_refresh_token") {
-        return Err(terr(
-            400,
-            "invalid_request",
-            "grant_type must be ig_refresh_token",
-        ));
-    }
-    let long = q
-        .non_empty("access_token")
-        .ok_or_else(|| terr(400, "invalid_request", "Missing access_token parameter."))?;
-    let scopes = exchangeable(st, long, &[Stage::Long])?;
-    let access = st.new_access(Stage::Long, scopes);
-    Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
-}
-
-fn tiktok_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_post_form(c)?;
-    let f = &c.form;
-    let key = match f.non_empty("client_key") {
-        Some(key) => key,
-        None if f.has("client_id") => {
-            return Err(terr(
-                400,
-                "invalid_request",
-                "client_key is required (tiktok does not read `client_id`)",
-            ));
-        }
-        None => return Err(terr(400, "invalid_request", "client_key is required")),
-    };
-    let secret = f
-        .non_empty("client_secret")
-        .ok_or_else(|| terr(400, "invalid_request", "client_secret is required"))?;
-    if !st.secret_matches(key, secret) {
-        return Err(terr(
-            401,
-            "invalid_client",
-            "Client key or secret is incorrect.",
-        ));
-    }
-    let client_id = key.to_owned();
-    if f.get("grant_type") == Some("client_credentials") {
-        // A client access token for the key and secret checked above; no user, no refresh.
-        return Ok(json!({
-            "access_token": format!("clt.{}", random_string(40)),
-            "expires_in": 7200,
-            "token_type": "Bearer",
-        }));
-    }
-    let scopes = match f.get("grant_type") {
-        Some("authorization_code") => {
-            let code = f
-                .non_empty("code")
-                .ok_or_else(|| terr(400, "invalid_request", "code is required"))?;
-            let redirect_uri = f
-                .non_empty("redirect_uri")
-                .ok_or_else(|| terr(400, "invalid_request", "redirect_uri is required"))?;
-            let grant = st.take_code(code, &client_id, redirect_uri).map_err(|p| {
-                let m = match p {
-                    CodeProblem::Used => "Authorization code has been used.",
-                    CodeProblem::WrongRedirect => "redirect_uri does not match.",
-                    _ => "Authorization code is expired or invalid.",
-                };
-                terr(400, "invalid_grant", m)
-            })?;
-            // The user unticked video.upload on the consent screen.
-            grant
-                .scopes
-                .into_iter()
-                .filter(|s| s != "video.upload")
-                .collect()
-        }
-        Some("refresh_token") => {
-            let old = f
-                .non_empty("refresh_token")
-                .ok_or_else(|| terr(400, "invalid_request", "refresh_token is required"))?;
-            st.use_refresh(old, true)
-                .ok_or_else(|| terr(400, "invalid_grant", "Refresh token is invalid or expired."))?
-                .scopes
-        }
-        Some(other) => {
-            return Err(terr(
-                400,
-                "invalid_request",
-                format!("grant_type `{other}` is not supported"),
-            ));
-        }
-        None => return Err(terr(400, "invalid_request", "grant_type is required")),
-    };
-    let scopes: Vec<String> = scopes;
-    let access = st.new_access(Stage::Normal, scopes.clone());
-    let refresh = st.new_refresh(scopes.clone());
-    Ok(json!({
-        "open_id": st.account.id,
-        "scope": scopes.join(","),
-        "access_token": access,
-        "expires_in": 86_400,
-        "refresh_token": refresh,
-        "refresh_expires_in": st.refresh_lifetime,
-        "token_type": "Bearer",
-    }))
+    let fake = st.kind.fake();
+    let result = fake.token(st, c);
+    render_token(fake.token_shape(&c.path), false, result)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Identity
+// Identity and API calls
 
+/// The identity endpoint: the checks every provider makes, then the provider's answer.
 fn identity(st: &mut State, c: &Ctx) -> Response {
     let kind = st.kind;
     if let Fault::MeStatus(status) = st.fault {
@@ -1759,112 +1259,21 @@ fn identity(st: &mut State, c: &Ctx) -> Response {
     if c.method != Method::GET {
         return identity_error(kind, 405, "the identity endpoint is a GET");
     }
-    let token = match kind {
-        Kind::Facebook | Kind::Instagram => c.bearer_or_query(),
-        _ => c.bearer(),
-    };
+    let st: &State = st;
+    let token = kind.fake().user_token(c);
     let Some(record) = token.as_deref().and_then(|t| st.access.get(t)) else {
         return identity_error(kind, 401, "Invalid or missing access token");
     };
     if !record.valid {
         return identity_error(kind, 401, "The access token is invalid, expired or revoked");
     }
-    let has = |scope: &str| record.scopes.iter().any(|s| s == scope);
-    let account = &st.account;
-    match kind {
-        Kind::X => {
-            if !(has("users.read") && has("tweet.read")) {
-                return identity_error(
-                    kind,
-                    403,
-                    "GET /2/users/me needs users.read and tweet.read",
-                );
-            }
-            let mut user = Map::new();
-            user.insert("id".into(), json!(account.id));
-            if let Some(name) = &account.display_name {
-                user.insert("name".into(), json!(name));
-            }
-            if let Some(username) = &account.username {
-                user.insert("username".into(), json!(username));
-            }
-            json_response(200, &json!({"data": user}))
-        }
-        Kind::Linkedin => {
-            if !has("openid") {
-                return identity_error(
-                    kind,
-                    403,
-                    "Not enough permissions to access: userinfo.GET.NO_VERSION",
-                );
-            }
-            let mut body = Map::new();
-            body.insert("sub".into(), json!(account.id));
-            if has("profile") {
-                if let Some(name) = &account.display_name {
-                    body.insert("name".into(), json!(name));
-                }
-                body.insert(
-                    "picture".into(),
-                    json!(format!("{}/static/{}.jpg", st.base_url, account.id)),
-                );
-            }
-            json_response(200, &Value::Object(body))
-        }
-        Kind::Facebook | Kind::Instagram => graph_me(st, c, record.stage),
-        Kind::Tiktok => {
-            if !has("user.info.basic") {
-                return identity_error(kind, 403, "user.info.basic was not granted");
-            }
-            let Some(fields) = c.query.non_empty("fields") else {
-                return identity_error(kind, 400, "fields is required");
-            };
-            let mut user = Map::new();
-            for field in fields.split(',') {
-                let value = match field {
-                    "open_id" => json!(account.id),
-                    "union_id" => json!(format!("union-{}", account.id)),
-                    "avatar_url" | "avatar_url_100" | "avatar_large_url" => {
-                        json!(format!("{}/static/{}.jpg", st.base_url, account.id))
-                    }
-                    "display_name" => match &account.display_name {
-                        Some(name) => json!(name),
-                        None => continue,
-                    },
-                    "username" => match &account.username {
-                        Some(name) => json!(name),
-                        None => continue,
-                    },
-                    "bio_description" | "profile_deep_link" | "is_verified" | "follower_count"
-                    | "following_count" | "likes_count" | "video_count" => {
-                        continue;
-                    }
-                    other => {
-                        return identity_error(kind, 400, &format!("invalid field `{other}`"));
-                    }
-                };
-                user.insert(field.into(), value);
-            }
-            json_response(
-                200,
-                &json!({
-                    "data": {"user": user},
-                    "error": {"code": "ok", "message": "", "log_id": log_id()},
-                }),
-            )
-        }
-    }
+    kind.fake().me(st, c, record)
 }
 
-/// facebook `/v{N}/me` and instagram `/me`: only the long-lived token is accepted; only the
-/// requested fields (plus `id`) come back, as Graph does.
 /// The user's token, checked as the identity endpoint checks it, with `scope` granted.
 fn api_token<'a>(st: &'a State, c: &Ctx, scope: &[&str]) -> Result<&'a AccessToken, Box<Response>> {
     let kind = st.kind;
-    let token = match kind {
-        Kind::Facebook | Kind::Instagram => c.bearer_or_query(),
-        _ => c.bearer(),
-    };
+    let token = kind.fake().user_token(c);
     let Some(record) = token.as_deref().and_then(|t| st.access.get(t)) else {
         return Err(Box::new(identity_error(
             kind,
@@ -1889,273 +1298,20 @@ fn api_token<'a>(st: &'a State, c: &Ctx, scope: &[&str]) -> Result<&'a AccessTok
     Ok(record)
 }
 
-/// `GET /me/accounts?fields=id,name,access_token,tasks[&after=]`: the Pages the user manages,
-/// a page at a time, with Meta's `paging.cursors.after` and a `next` URL while more follow.
-fn facebook_pages(st: &State, c: &Ctx) -> Response {
-    let record = match api_token(st, c, &["pages_show_list"]) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
-    if record.stage != Stage::Long {
-        return identity_error(st.kind, 400, "fake: exchange for a long-lived token first");
-    }
-    let fields: Vec<&str> = c
-        .query
-        .non_empty("fields")
-        .unwrap_or("id,name")
-        .split(',')
-        .collect();
-    let start = match c.query.non_empty("after") {
-        None => 0,
-        Some(cursor) => match URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse::<usize>().ok())
-        {
-            Some(n) => n,
-            None => return identity_error(st.kind, 400, "Invalid cursor"),
-        },
-    };
-    let limit = c
-        .query
-        .non_empty("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(25)
-        .clamp(1, LIST_PAGE_SIZE);
-    let slice: Vec<&FakePage> = st.pages.iter().skip(start).take(limit).collect();
-    let data: Vec<Value> = slice
-        .iter()
-        .map(|p| {
-            let mut page = Map::new();
-            page.insert("id".into(), json!(p.id));
-            if fields.contains(&"name") {
-                page.insert("name".into(), json!(p.name));
-            }
-            if fields.contains(&"access_token") {
-                page.insert("access_token".into(), json!(p.token));
-            }
-            if fields.contains(&"tasks") {
-                page.insert("tasks".into(), json!(p.tasks));
-            }
-            Value::Object(page)
-        })
-        .collect();
-    let end = start + slice.len();
-    let cursor = |n: usize| URL_SAFE_NO_PAD.encode(n.to_string());
-    let mut paging = json!({"cursors": {"before": cursor(start), "after": cursor(end)}});
-    if end < st.pages.len() {
-        paging["next"] = json!(format!(
-            "{}{}?after={}&access_token=SECRET-DO-NOT-FOLLOW",
-            st.base_url,
-            c.path,
-            cursor(end)
-        ));
-    }
-    json_response(200, &json!({"data": data, "paging": paging}))
-}
-
-/// LinkedIn's versioned REST API refuses calls without its version headers.
-fn linkedin_rest_headers(c: &Ctx) -> Result<(), Box<Response>> {
-    let header = |name: &str| c.headers.get(name).and_then(|v| v.to_str().ok());
-    let version_ok = header("LinkedIn-Version")
-        .is_some_and(|v| v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()));
-    if !version_ok {
-        return Err(Box::new(json_response(
-            426,
-            &json!({"status": 426, "code": "NONEXISTENT_VERSION", "message": "Requested version is not active"}),
-        )));
-    }
-    if header("X-Restli-Protocol-Version") != Some("2.0.0") {
-        return Err(Box::new(json_response(
-            400,
-            &json!({"status": 400, "message": "X-Restli-Protocol-Version 2.0.0 is required"}),
-        )));
-    }
-    Ok(())
-}
-
-const ORGANIZATION_SCOPES: [&str; 3] = [
-    "r_organization_admin",
-    "rw_organization_admin",
-    "w_organization_social",
-];
-
-/// `GET /rest/organizationAcls?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED&start&count`.
-fn linkedin_organization_acls(st: &State, c: &Ctx) -> Response {
-    if let Err(resp) = linkedin_rest_headers(c) {
-        return *resp;
-    }
-    if let Err(resp) = api_token(st, c, &ORGANIZATION_SCOPES) {
-        return *resp;
-    }
-    for (name, want) in [
-        ("q", "roleAssignee"),
-        ("role", "ADMINISTRATOR"),
-        ("state", "APPROVED"),
-    ] {
-        if c.query.get(name) != Some(want) {
-            return json_response(
-                400,
-                &json!({"status": 400, "message": format!("fake: expected {name}={want}")}),
-            );
-        }
-    }
-    let start: usize = c
-        .query
-        .get("start")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let count: usize = c
-        .query
-        .get("count")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10)
-        .clamp(1, LIST_PAGE_SIZE);
-    let elements: Vec<Value> = st
-        .organizations
-        .iter()
-        .skip(start)
-        .take(count)
-        .map(|o| {
-            json!({
-                "organization": format!("urn:li:organization:{}", o.id),
-                "role": "ADMINISTRATOR",
-                "state": "APPROVED",
-                "roleAssignee": format!("urn:li:person:{}", st.account.id),
-            })
-        })
-        .collect();
-    json_response(
-        200,
-        &json!({"elements": elements, "paging": {"start": start, "count": count, "total": st.organizations.len()}}),
-    )
-}
-
-/// `GET /rest/organizations/{id}`.
-fn linkedin_organization(st: &State, c: &Ctx, id: &str) -> Response {
-    if let Err(resp) = linkedin_rest_headers(c) {
-        return *resp;
-    }
-    if let Err(resp) = api_token(st, c, &ORGANIZATION_SCOPES) {
-        return *resp;
-    }
-    match st.organizations.iter().find(|o| o.id.to_string() == id) {
-        Some(o) => json_response(
-            200,
-            &json!({"id": o.id, "localizedName": o.name, "vanityName": o.vanity_name}),
-        ),
-        None => json_response(404, &json!({"status": 404, "message": "Not Found"})),
-    }
-}
-
-fn graph_me(st: &State, c: &Ctx, stage: Stage) -> Response {
-    let kind = st.kind;
-    if stage != Stage::Long {
-        return identity_error(
-            kind,
-            400,
-            "fake: this is the short-lived token; exchange it for a long-lived one first \
-             (Error validating access token)",
-        );
-    }
-    let account = &st.account;
-    let default_fields = if kind == Kind::Facebook {
-        "id,name"
-    } else {
-        "id"
-    };
-    let fields = c.query.non_empty("fields").unwrap_or(default_fields);
-    let mut body = Map::new();
-    let id = if kind == Kind::Facebook {
-        account.id.clone()
-    } else {
-        app_scoped_id(&account.id)
-    };
-    body.insert("id".into(), json!(id));
-    for field in fields.split(',').map(str::trim) {
-        let value = match (kind, field) {
-            (_, "id") => continue,
-            (_, "name") => match &account.display_name {
-                Some(name) => json!(name),
-                None => continue,
-            },
-            (Kind::Facebook, "first_name" | "last_name" | "email" | "picture") => continue,
-            (Kind::Instagram, "user_id") => instagram_user_id(&account.id),
-            (Kind::Instagram, "username") => match &account.username {
-                Some(name) => json!(name),
-                None => continue,
-            },
-            (Kind::Instagram, "account_type") => json!("BUSINESS"),
-            (
-                Kind::Instagram,
-                "profile_picture_url" | "followers_count" | "follows_count" | "media_count",
-            ) => continue,
-            (_, other) => {
-                return json_response(
-                    400,
-                    &json!({"error": {
-                        "message": format!("(#100) Tried accessing nonexisting field ({other})"),
-                        "type": "OAuthException",
-                        "code": 100,
-                        "fbtrace_id": random_string(11),
-                    }}),
-                );
-            }
-        };
-        body.insert(field.into(), value);
-    }
-    json_response(200, &Value::Object(body))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Revoke (paths are this fake's guess at where Dravo derives them; see the module docs)
 
 fn revoke(st: &mut State, c: &Ctx) -> Response {
-    let kind = st.kind;
     if let Fault::RevokeStatus(status) = st.fault {
         return json_response(
             status,
             &json!({"error": "server_error", "error_description": "fake: revoke is down"}),
         );
     }
-    let token = match kind {
-        Kind::Facebook => {
-            if c.method != Method::DELETE {
-                return identity_error(kind, 405, "use DELETE /me/permissions");
-            }
-            let Some(token) = c.bearer_or_query() else {
-                return identity_error(kind, 401, "An active access token must be used");
-            };
-            if st.access_token(&token).is_none() {
-                return identity_error(kind, 401, "Invalid OAuth access token");
-            }
-            token
-        }
-        _ => {
-            let shape = token_shape(kind, &c.path);
-            if let Err(e) = require_post_form(c) {
-                return render_token(shape, false, Err(e));
-            }
-            let f = &c.form;
-            let authenticated = match kind {
-                Kind::X => c
-                    .basic()
-                    .is_some_and(|(id, secret)| st.secret_matches(&id, &secret)),
-                _ => {
-                    let id = f.get(kind.client_id_param()).unwrap_or("");
-                    st.secret_matches(id, f.get("client_secret").unwrap_or(""))
-                }
-            };
-            if !authenticated {
-                let e = terr(401, "invalid_client", "Client authentication failed");
-                return render_token(shape, false, Err(e));
-            }
-            match f.non_empty("token") {
-                Some(token) => token.to_owned(),
-                None => return render_token(shape, false, Err(missing("token"))),
-            }
-        }
+    let fake = st.kind.fake();
+    let token = match fake.revoked_token(st, c) {
+        Ok(token) => token,
+        Err(response) => return *response,
     };
     if let Some(a) = st.access.get_mut(&token) {
         a.valid = false;
@@ -2164,9 +1320,5 @@ fn revoke(st: &mut State, c: &Ctx) -> Response {
         r.valid = false;
     }
     st.revoked.push(token);
-    match kind {
-        Kind::X => json_response(200, &json!({"revoked": true})),
-        Kind::Facebook => json_response(200, &json!({"success": true})),
-        _ => json_response(200, &json!({})),
-    }
+    json_response(200, &fake.revoked_body())
 }
