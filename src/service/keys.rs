@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::Dravo;
 use super::key_file::{self, KeySource};
 use super::seal_contexts::{ACCESS, REFRESH, pending_context, secret_context, token_context};
+use crate::auth::Authenticator;
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::crypto::ring::GraceLine;
 use crate::crypto::seal::prefixes_of;
 use crate::crypto::{
@@ -25,7 +28,7 @@ use crate::crypto::{
 };
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
-use crate::store::{MasterKeyRecord, SealedColumn, SealedRow, WriteTx};
+use crate::store::{MasterKeyRecord, SealedColumn, SealedRow, Store, WriteTx};
 
 /// The meta value that says a rotation is under way, and where it is: `<column>:<rowid>`,
 /// the next sealed column to work on (its index in `SealedColumn::ALL`) and the last row done.
@@ -215,11 +218,46 @@ pub fn generate_master_key() -> String {
     MasterKey::generate().to_base64()
 }
 
-impl Dravo {
+/// The vault: the master keys this process holds (reloaded when another process rotates),
+/// sealing and opening with them, key status and rotation. It owns the key ring and the
+/// dashboard-token authenticator (which verifies with keys from the ring); it is handed the
+/// store (the database's key records), the clock and the configuration (where the key file
+/// is).
+pub(super) struct Vault {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
+    holder: KeyHolder,
+    auth: Authenticator,
+}
+
+impl Vault {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: Arc<Config>,
+        holder: KeyHolder,
+        auth: Authenticator,
+    ) -> Self {
+        Vault {
+            store,
+            clock,
+            config,
+            holder,
+            auth,
+        }
+    }
+
+    /// Verifies and issues dashboard tokens.
+    pub(super) fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+}
+
+impl Vault {
     /// The keys as this process holds them now.
-    pub(super) fn keys(&self) -> Arc<KeyRing> {
-        self.0
-            .keys
+    pub(super) fn ring(&self) -> Arc<KeyRing> {
+        self.holder
             .ring
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -227,31 +265,31 @@ impl Dravo {
     }
 
     pub(super) fn key_source(&self) -> KeySource {
-        KeySource::of(&self.0.config)
+        KeySource::of(&self.config)
     }
 
     /// Reads the key file again and matches it with `records` (the database's key records;
     /// `None`: read them now). Keeps the old ring when that fails.
     fn reload_keys(&self, records: Option<Vec<MasterKeyRecord>>) -> Result<Arc<KeyRing>> {
-        let holder = &self.0.keys;
+        let holder = &self.holder;
         let records = match records {
             Some(r) => r,
-            None => self.0.store.master_keys_now()?,
+            None => self.store.master_keys_now()?,
         };
         let source = self.key_source();
         let stamp = file_stamp(&source);
-        let file = key_file::load(&self.0.config, false)?;
+        let file = key_file::load(&self.config, false)?;
         let (ring, warnings) = KeyRing::build(
             &file,
             &known_keys(&records),
-            self.now(),
+            self.clock.now(),
             &source.describe(),
-            &self.0.config.database.describe(),
+            &self.config.database.describe(),
         )?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }
-        self.0.auth.use_ring(&ring)?;
+        self.auth.use_ring(&ring)?;
         let ring = Arc::new(ring);
         *holder.ring.write().unwrap_or_else(|e| e.into_inner()) = ring.clone();
         *holder.known.lock().unwrap_or_else(|e| e.into_inner()) = records;
@@ -267,7 +305,7 @@ impl Dravo {
             .current_key_id()?
             .and_then(KeyId::new)
             .ok_or_else(|| Error::Key("the database records no master key in use".into()))?;
-        if let Some(keys) = self.keys().live(id) {
+        if let Some(keys) = self.ring().live(id) {
             return Ok(keys.clone());
         }
         // Another process rotated: its new key is in the key file.
@@ -282,8 +320,7 @@ impl Dravo {
         let now = file_stamp(&self.key_source());
         now.is_some()
             && *self
-                .0
-                .keys
+                .holder
                 .file_stamp
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -300,7 +337,7 @@ impl Dravo {
     /// Opens a sealed value with the key it names; a key this process does not hold yet is
     /// looked for in the key file once (another process may have just rotated).
     pub(super) fn open_sealed(&self, context: &[&[u8]], sealed: &[u8]) -> Result<Vec<u8>> {
-        match self.keys().open(context, sealed) {
+        match self.ring().open(context, sealed) {
             Ok(plain) => Ok(plain),
             Err(OpenFailure::Unseal(e)) => Err(e),
             Err(OpenFailure::UnknownKey(id)) if !self.key_file_changed() => {
@@ -320,7 +357,7 @@ impl Dravo {
     /// in use, or a retired key during its grace period.
     pub(super) fn state_keys_for(&self, raw: &str, now: Timestamp) -> Option<Arc<StateKeys>> {
         let id = state::key_id(raw)?;
-        let ring = self.keys();
+        let ring = self.ring();
         if let Some(keys) = ring.state_keys(id, now) {
             return Some(keys);
         }
@@ -333,7 +370,7 @@ impl Dravo {
 
     /// Reloads the keys when the database's key records or the key file changed (a rotation
     /// by another process), every `KEY_WATCH_INTERVAL`, until `shutdown`.
-    pub async fn run_key_watch(self, shutdown: CancellationToken) {
+    pub(super) async fn run_watch(&self, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -346,11 +383,11 @@ impl Dravo {
     }
 
     /// One look of `run_key_watch`; true when the keys were reloaded.
-    pub async fn reload_keys_if_changed(&self) -> Result<bool> {
-        let records = self.0.store.master_keys().await?;
+    pub(super) async fn reload_keys_if_changed(&self) -> Result<bool> {
+        let records = self.store.master_keys().await?;
         let stamp = file_stamp(&self.key_source());
         let unchanged = {
-            let holder = &self.0.keys;
+            let holder = &self.holder;
             *holder.known.lock().unwrap_or_else(|e| e.into_inner()) == records
                 && *holder.file_stamp.lock().unwrap_or_else(|e| e.into_inner()) == stamp
         };
@@ -368,20 +405,20 @@ impl Dravo {
     }
 
     /// The keys the database records, what each is, and how many values each seals.
-    pub async fn keys_status(&self) -> Result<KeysStatus> {
-        let records = self.0.store.master_keys().await?;
+    pub(super) async fn status(&self) -> Result<KeysStatus> {
+        let records = self.store.master_keys().await?;
         let prefixes: Vec<Vec<Vec<u8>>> = records
             .iter()
             .map(|r| KeyId::new(r.id).map(prefixes_of).unwrap_or_default())
             .collect();
-        let counts = self.0.store.count_sealed(prefixes).await?;
-        let cursor = self.0.store.meta_get(ROTATION_CURSOR).await?;
+        let counts = self.store.count_sealed(prefixes).await?;
+        let cursor = self.store.meta_get(ROTATION_CURSOR).await?;
         let current = records
             .iter()
             .filter(|r| r.retired_at.is_none())
             .map(|r| r.id)
             .max();
-        let ring = self.keys();
+        let ring = self.ring();
         let total: u64 = counts.iter().map(|c| c.total).sum();
         let mut keys = Vec::new();
         for (i, r) in records.iter().enumerate() {
@@ -415,33 +452,32 @@ impl Dravo {
     /// re-sealed with it, `batch_size` per transaction; then the old keys are retired (their
     /// states and dashboard tokens count for `grace_seconds` more). Interrupted, it resumes
     /// where it stopped when run again.
-    pub async fn rotate_keys(
-        &self,
+    pub(super) async fn rotate(
+        self: &Arc<Self>,
         options: RotateOptions,
         progress: &mut (dyn FnMut(RotateProgress) + Send),
     ) -> Result<RotateReport> {
         let KeySource::File { path, .. } = self.key_source() else {
             return Err(Error::Key(format!(
                 "the master key comes from security.master_key (the config file or DRAVO_SECURITY_MASTER_KEY), which holds one key, so a rotation cannot keep the old key beside the new one: write that key to a key file (`umask 077; echo \"$DRAVO_SECURITY_MASTER_KEY\" > {}`), unset security.master_key, then run `dravo keys rotate`",
-                self.0.config.master_key_file().display()
+                self.config.master_key_file().display()
             )));
         };
         let _one_at_a_time = lock_rotation(&path)?;
         self.tidy_key_file(&path).await?;
 
-        let records = self.0.store.master_keys().await?;
+        let records = self.store.master_keys().await?;
         let live: Vec<u32> = live_ids(&records);
-        let cursor = self.0.store.meta_get(ROTATION_CURSOR).await?;
+        let cursor = self.store.meta_get(ROTATION_CURSOR).await?;
         let resumed = cursor.is_some() || live.len() > 1;
         if !resumed {
             self.add_new_key(&path, &records).await?;
         } else if cursor.is_none() {
-            self.0
-                .store
+            self.store
                 .write(|tx| tx.meta_set(ROTATION_CURSOR, "0:0"))
                 .await?;
         }
-        let records = self.0.store.master_keys().await?;
+        let records = self.store.master_keys().await?;
         let ring = self.reload_keys(Some(records.clone()))?;
         let target = ring.current().id();
         let old: Vec<KeyId> = live_ids(&records)
@@ -451,7 +487,6 @@ impl Dravo {
             .collect();
         let old_prefixes: Vec<Vec<u8>> = old.iter().flat_map(|id| prefixes_of(*id)).collect();
         let total: u64 = self
-            .0
             .store
             .count_sealed(vec![old_prefixes.clone()])
             .await?
@@ -467,7 +502,7 @@ impl Dravo {
 
         let mut done = 0;
         let grace = i64::try_from(options.grace_seconds).unwrap_or(i64::MAX);
-        let mut accept_until = self.now();
+        let mut accept_until = self.clock.now();
         let mut retired = false;
         for _ in 0..MAX_PASSES {
             loop {
@@ -488,10 +523,9 @@ impl Dravo {
                     tokio::time::sleep(options.pause).await;
                 }
             }
-            let (now, prefixes, ids) = (self.now(), old_prefixes.clone(), old.clone());
+            let (now, prefixes, ids) = (self.clock.now(), old_prefixes.clone(), old.clone());
             accept_until = now.plus_seconds(grace);
             retired = self
-                .0
                 .store
                 .write(move |tx| {
                     let left: u64 = tx
@@ -537,7 +571,7 @@ impl Dravo {
     /// it the key that seals new values. A key file that already holds a key the database
     /// never recorded (a rotation stopped between the two steps) has its key adopted.
     async fn add_new_key(&self, path: &Path, records: &[MasterKeyRecord]) -> Result<()> {
-        let mut file = key_file::load(&self.0.config, false)?;
+        let mut file = key_file::load(&self.config, false)?;
         let recorded_max = records.iter().map(|r| r.id).max().unwrap_or(0);
         let adopted = file
             .keys
@@ -569,12 +603,11 @@ impl Dravo {
         let record = MasterKeyRecord {
             id: id.get(),
             check_value,
-            added_at: self.now(),
+            added_at: self.clock.now(),
             retired_at: None,
             accept_until: None,
         };
-        self.0
-            .store
+        self.store
             .write(move |tx| {
                 tx.add_master_key(&record)?;
                 tx.meta_set(ROTATION_CURSOR, "0:0")
@@ -588,15 +621,14 @@ impl Dravo {
     /// moves the cursor past them. Returns how many it re-sealed and whether every column
     /// is done.
     async fn reseal_batch(
-        &self,
+        self: &Arc<Self>,
         target: KeyId,
         old_prefixes: &[Vec<u8>],
         batch: usize,
     ) -> Result<(u64, bool)> {
         let this = self.clone();
         let prefixes = old_prefixes.to_vec();
-        self.0
-            .store
+        self.store
             .write(move |tx| {
                 let Some(cursor) = tx.meta_get(ROTATION_CURSOR)? else {
                     return Ok((0, true));
@@ -643,9 +675,9 @@ impl Dravo {
     /// lasts, and is gone after; nothing else changes. Idempotent, so a rotation stopped
     /// between retiring a key and rewriting the file is finished by the next run.
     async fn tidy_key_file(&self, path: &Path) -> Result<()> {
-        let records = self.0.store.master_keys().await?;
-        let now = self.now();
-        let mut file = key_file::load(&self.0.config, false)?;
+        let records = self.store.master_keys().await?;
+        let now = self.clock.now();
+        let mut file = key_file::load(&self.config, false)?;
         let retired = |id: KeyId| {
             records
                 .iter()
@@ -678,6 +710,58 @@ impl Dravo {
             key_file::write(&file, path)?;
         }
         Ok(())
+    }
+}
+
+/// The vault's operations, as the rest of the core and its callers reach them.
+impl Dravo {
+    /// The keys as this process holds them now.
+    pub(super) fn keys(&self) -> Arc<KeyRing> {
+        self.0.vault.ring()
+    }
+
+    pub(super) fn key_source(&self) -> KeySource {
+        self.0.vault.key_source()
+    }
+
+    /// The keys that seal new values in this write transaction (`Vault::sealing_keys`).
+    pub(super) fn sealing_keys(&self, tx: &mut dyn WriteTx) -> Result<Arc<Keys>> {
+        self.0.vault.sealing_keys(tx)
+    }
+
+    /// Opens a sealed value with the key it names (`Vault::open_sealed`).
+    pub(super) fn open_sealed(&self, context: &[&[u8]], sealed: &[u8]) -> Result<Vec<u8>> {
+        self.0.vault.open_sealed(context, sealed)
+    }
+
+    /// The keys that open the OAuth state `raw` at `now` (`Vault::state_keys_for`).
+    pub(super) fn state_keys_for(&self, raw: &str, now: Timestamp) -> Option<Arc<StateKeys>> {
+        self.0.vault.state_keys_for(raw, now)
+    }
+
+    /// Reloads the keys when the database's key records or the key file changed (a rotation
+    /// by another process), every `KEY_WATCH_INTERVAL`, until `shutdown`.
+    pub async fn run_key_watch(self, shutdown: CancellationToken) {
+        self.0.vault.run_watch(shutdown).await
+    }
+
+    /// One look of `run_key_watch`; true when the keys were reloaded.
+    pub async fn reload_keys_if_changed(&self) -> Result<bool> {
+        self.0.vault.reload_keys_if_changed().await
+    }
+
+    /// The keys the database records, what each is, and how many values each seals.
+    pub async fn keys_status(&self) -> Result<KeysStatus> {
+        self.0.vault.status().await
+    }
+
+    /// Rotates the master key while the server keeps serving (`Vault::rotate`).
+    pub async fn rotate_keys(
+        &self,
+        options: RotateOptions,
+        progress: &mut (dyn FnMut(RotateProgress) + Send),
+    ) -> Result<RotateReport> {
+        self.0.vault.rotate(options, progress).await
     }
 }
 

@@ -136,10 +136,10 @@ fn check_database_path(config: &Config, mode: OpenMode) -> Result<()> {
 pub struct Dravo(Arc<Inner>);
 
 struct Inner {
-    config: Config,
+    config: Arc<Config>,
     store: Arc<dyn Store>,
-    keys: keys::KeyHolder,
-    auth: Authenticator,
+    /// The master keys, sealing and dashboard tokens (see `keys`).
+    vault: Arc<keys::Vault>,
     clock: Arc<dyn Clock>,
     public_url: String,
     /// Built on first use: its TLS set-up (root certificates) would cost every CLI call
@@ -316,11 +316,18 @@ impl Dravo {
         let webhooks =
             webhooks::WebhookSender::new(store.clone(), clock.clone(), config.webhooks.clone());
         let figures = monitoring::FigureCounter::new(store.clone(), clock.clone());
+        let config = Arc::new(config);
+        let vault = Arc::new(keys::Vault::new(
+            store.clone(),
+            clock.clone(),
+            config.clone(),
+            keys,
+            auth,
+        ));
         Ok(Dravo(Arc::new(Inner {
             config,
             store,
-            keys,
-            auth,
+            vault,
             clock,
             public_url,
             http: std::sync::OnceLock::new(),
@@ -372,12 +379,12 @@ impl Dravo {
 
     /// Checks a dashboard bearer token; returns the tenant.
     pub fn authenticate(&self, token: &str) -> Result<Owner> {
-        self.0.auth.verify(token)
+        self.0.vault.auth().verify(token)
     }
 
     /// Issues a dashboard token (HS256 mode only).
     pub fn issue_token(&self, subject: &str, ttl_seconds: u64) -> Result<String> {
-        self.0.auth.issue(subject, ttl_seconds)
+        self.0.vault.auth().issue(subject, ttl_seconds)
     }
 
     /// Answers once the database answers.
