@@ -81,7 +81,8 @@ pub struct FakeOrganization {
 /// through an f64 changes it.
 pub const DEFAULT_INSTAGRAM_USER_ID: &str = "17841400000000001234";
 
-/// Which provider the fake behaves like.
+/// Which provider the fake behaves like: the tests' name for one of [`REGISTRY`]'s fakes, whose
+/// behaviour lives in that provider's file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     X,
