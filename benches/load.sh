@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproducible load run for Dravo, on loopback only. See benches/README.md.
 #
-# Measures, in one run against a release build, with wrk -t2 -c64 --latency:
+# Measures, in one run against a build of $PROFILE (default dist: what is deployed), with wrk -t2 -c64 --latency:
 #   - a bare poem handler returning fixed JSON (examples/bare_json.rs): the baseline
 #   - authenticated GET /v1/oauth-apps for a tenant with 5 apps
 #   - authenticated GET /v1/oauth/x/start with a BYOK app
@@ -18,6 +18,8 @@
 # DATABASE_URL=postgres://… (run against that PostgreSQL database, which must hold no Dravo
 # data yet, instead of a SQLite file in the temp dir; the key file stays in the temp dir).
 set -euo pipefail
+# The build profile measured: `dist` (what is deployed: fat LTO) unless PROFILE says otherwise.
+PROFILE=${PROFILE:-dist}
 BENCH_DATABASE_URL=${DATABASE_URL:-}
 
 DURATION=${DURATION:-10s}
@@ -50,15 +52,15 @@ if ((${#missing[@]})); then
 fi
 
 # --- build ----------------------------------------------------------------------------------
-log "cargo build --release --bin dravo --example bare_json --example seed_accounts"
-cargo build --release --bin dravo --example bare_json --example seed_accounts
+log "cargo build --profile $PROFILE --bin dravo --example bare_json --example seed_accounts"
+cargo build --profile "$PROFILE" --bin dravo --example bare_json --example seed_accounts
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 TARGET_DIR=${TARGET_DIR:-$ROOT/target}
-DRAVO="$TARGET_DIR/release/dravo"
-BARE="$TARGET_DIR/release/examples/bare_json"
-SEED="$TARGET_DIR/release/examples/seed_accounts"
-[[ -x $DRAVO && -x $BARE && -x $SEED ]] || die "release binaries not found under $TARGET_DIR/release"
+DRAVO="$TARGET_DIR/$PROFILE/dravo"
+BARE="$TARGET_DIR/$PROFILE/examples/bare_json"
+SEED="$TARGET_DIR/$PROFILE/examples/seed_accounts"
+[[ -x $DRAVO && -x $BARE && -x $SEED ]] || die "$PROFILE binaries not found under $TARGET_DIR/$PROFILE"
 
 # --- processes and cleanup ------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/dravo-bench.XXXXXX")
@@ -256,7 +258,7 @@ CLI_OK=$(awk -v ms="$CLI_MEAN_MS" 'BEGIN {print (ms < 20) ? 1 : 0}')
 [[ $IDLE_OK == 1 && $LOADED_OK == 1 && $CLI_OK == 1 ]] || MISSED=1
 
 echo
-echo "Dravo load run: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency on 127.0.0.1, $(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), release build, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "Dravo load run: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency on 127.0.0.1, $(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $PROFILE build, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "  log level: ${RUST_LOG:-default (info: one line per request)}"
 echo "  bodies: bare $BARE_BYTES B; apps $DRAVO_BYTES B (5 apps); accounts $ACCOUNTS_BYTES B (20 accounts); access token $ACCESS_BYTES B"
 echo "  targets: ratio = dravo req/s / bare req/s >= 0.5; p99 <= 2 x bare p99 ($BARE_P99 ms)"

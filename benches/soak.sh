@@ -18,6 +18,8 @@
 # long run does not write gigabytes of request log), STRICT=1 (exit 1 when not flat or on
 # errors), KEEP_TMP=1 (keep the temp dir: database, logs, samples).
 set -euo pipefail
+# The build profile measured: `dist` (what is deployed: fat LTO) unless PROFILE says otherwise.
+PROFILE=${PROFILE:-dist}
 
 DURATION=${DURATION:-10m}
 SAMPLE_EVERY=${SAMPLE_EVERY:-10}
@@ -63,14 +65,14 @@ if ((${#missing[@]})); then
 fi
 
 # --- build ----------------------------------------------------------------------------------
-log "cargo build --release --bin dravo --example fake_provider"
-cargo build --release --bin dravo --example fake_provider
+log "cargo build --profile $PROFILE --bin dravo --example fake_provider"
+cargo build --profile "$PROFILE" --bin dravo --example fake_provider
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 TARGET_DIR=${TARGET_DIR:-$ROOT/target}
-DRAVO="$TARGET_DIR/release/dravo"
-FAKE="$TARGET_DIR/release/examples/fake_provider"
-[[ -x $DRAVO && -x $FAKE ]] || die "release binaries not found under $TARGET_DIR/release"
+DRAVO="$TARGET_DIR/$PROFILE/dravo"
+FAKE="$TARGET_DIR/$PROFILE/examples/fake_provider"
+[[ -x $DRAVO && -x $FAKE ]] || die "$PROFILE binaries not found under $TARGET_DIR/$PROFILE"
 
 # --- processes and cleanup ------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/dravo-soak.XXXXXX")
