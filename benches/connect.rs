@@ -16,7 +16,9 @@
 //! Any connect that does not end in `status=connected` counts as a failure; the run reports
 //! how many (with the first reasons) and exits 1 when there was any.
 
-#[path = "../tests/support/fake_provider.rs"]
+// The tests' fake, of which this uses a part.
+#[allow(dead_code)]
+#[path = "../tests/api/support/fake_provider/mod.rs"]
 mod fake_provider;
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The test suite's fake X (`tests/support/fake_provider.rs`) as a process of its own, for
+//! The test suite's fake X (`tests/api/support/fake_provider/`) as a process of its own, for
 //! runs against a real `dravo serve` (`benches/soak.sh`). It prints `FAKE_URL=<base url>`,
 //! then reads commands from stdin, one a line, answering each on stdout:
 //!
@@ -17,7 +17,9 @@
 //! `DRAVO_PROVIDERS_X_TOKEN_URL=<base>/token` and `DRAVO_PROVIDERS_X_API_BASE=<base>`, and the
 //! app is created with the same client id and secret.
 
-#[path = "../tests/support/fake_provider.rs"]
+// The tests' fake, of which this uses a part.
+#[allow(dead_code)]
+#[path = "../tests/api/support/fake_provider/mod.rs"]
 mod fake_provider;
 
 use std::io::{BufRead, Write};

@@ -1,6 +1,6 @@
 """Drives a live Dravo through a Python client generated from openapi/dravo.json.
 
-Run by tests/generated_client.rs as: python generated_client.py BASE_URL TOKEN SPARSE_ID FULL_ID
+Run by tests/api/generated_client.rs as: python generated_client.py BASE_URL TOKEN SPARSE_ID FULL_ID
 (SPARSE_ID: an account whose nullable fields are all null; FULL_ID: one with every field set).
 Each step asserts on the parsed models, so a spec that says something the server does not do
 (a missing `nullable`, a wrong format or pattern, an undeclared status) fails here.

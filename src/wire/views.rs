@@ -156,7 +156,7 @@ impl From<AppCheck> for AppCheckView {
 
 impl Example for AppCheckView {
     /// What checking an X app with the default scopes answers on a fresh `dravo serve`
-    /// (`tests/app_checks.rs` compares the two).
+    /// (`tests/api/app_checks.rs` compares the two).
     fn example() -> Self {
         let result = |name: &str, status: &str, message: String| CheckResultView {
             name: name.into(),
