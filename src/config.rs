@@ -264,6 +264,14 @@ impl DatabaseConfig {
         self.url.as_ref().map(|u| u.expose_secret())
     }
 
+    /// Where the database is: `database.url` when set, else the SQLite file at `database.path`.
+    pub fn location(&self) -> crate::store::DatabaseLocation {
+        match self.postgres_url() {
+            Some(url) => crate::store::DatabaseLocation::Postgres(url.to_owned()),
+            None => crate::store::DatabaseLocation::Sqlite(self.path.clone()),
+        }
+    }
+
     /// Where the database is, for messages: the SQLite path, or the PostgreSQL host and
     /// database (never a password).
     pub fn describe(&self) -> String {

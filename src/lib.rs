@@ -54,12 +54,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let config_file = config.origin.file.clone();
     let dravo = Dravo::open(config, Some(bound)).await?;
     // Held while serving: `dravo restore` refuses to replace a database in use.
-    let _serving = match dravo.config().database.postgres_url() {
-        Some(_) => None,
-        None => Some(store::sqlite::backup::hold_for_serving(
-            &dravo.config().database.path,
-        )?),
-    };
+    let _serving = dravo.config().database.location().hold_for_serving()?;
     let public_url = dravo.public_url().to_owned();
     tracing::info!(
         address = %bound,

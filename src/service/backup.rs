@@ -190,16 +190,17 @@ fn check_facts(
 /// the database, or when the configured keys cannot open the backup; the current database is
 /// untouched then.
 pub fn restore(config: &Config, source: &Path) -> Result<BackupReport> {
-    if config.database.postgres_url().is_some() {
+    let location = config.database.location();
+    let Some(db) = location.local_file() else {
         return Err(Error::config(format!(
             "`dravo restore` replaces a SQLite file, and database.url names PostgreSQL ({}): to load a SQLite backup into it, use `dravo store copy --from {} --to <database.url>`",
             config.database.describe(),
             source.display()
         )));
-    }
+    };
     let facts = backup::inspect_backup(source, &key_prefixes)?;
     let report = check_facts_with_configured_keys(config, facts, source)?;
-    backup::replace_database(&config.database.path, source)?;
+    backup::replace_database(db, source)?;
     Ok(report)
 }
 

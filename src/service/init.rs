@@ -1,7 +1,7 @@
 //! `dravo init`: creates the database and key file where the configuration puts them, as
 //! `serve` would, without serving; or checks that the existing ones open together.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Dravo;
 use crate::config::Config;
@@ -42,8 +42,9 @@ pub struct InitReport {
 /// missing, so `init`s racing each other (or a starting server) agree on one key.
 pub async fn init(config: Config) -> Result<InitReport> {
     let database = config.database.describe();
-    let postgres = config.database.postgres_url().is_some();
-    let existed = !postgres && config.database.path.exists();
+    let location = config.database.location();
+    let file = location.local_file().map(Path::to_path_buf);
+    let existed = file.as_deref().is_some_and(Path::exists);
     let key_file = config
         .security
         .master_key
@@ -58,7 +59,7 @@ pub async fn init(config: Config) -> Result<InitReport> {
     };
     let setup = if existed {
         DatabaseSetup::Existed
-    } else if postgres {
+    } else if file.is_none() {
         DatabaseSetup::PostgresReady
     } else {
         DatabaseSetup::Created

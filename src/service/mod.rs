@@ -56,7 +56,7 @@ use crate::domain::{ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
-use crate::store::{Page, PgStore, SqliteStore, Store};
+use crate::store::{Page, Store};
 use key_file::KeySource;
 
 /// Whether opening may create the database and key file.
@@ -73,16 +73,11 @@ async fn open_store(
     mode: OpenMode,
     pool_wait: prometheus_client::metrics::histogram::Histogram,
 ) -> Result<Arc<dyn Store>> {
-    if let Some(url) = config.database.postgres_url() {
-        return Ok(Arc::new(PgStore::connect(url, Some(pool_wait)).await?));
+    let location = config.database.location();
+    if location.local_file().is_some() {
+        check_database_path(config, mode)?;
     }
-    check_database_path(config, mode)?;
-    let path = config.database.path.clone();
-    Ok(Arc::new(
-        tokio::task::spawn_blocking(move || SqliteStore::open_observed(&path, Some(pool_wait)))
-            .await
-            .map_err(|e| Error::Internal(format!("opening the database failed: {e}")))??,
-    ))
+    location.open(Some(pool_wait)).await
 }
 
 /// Refuses, in one line that says where the path came from, a database path that cannot be

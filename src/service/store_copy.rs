@@ -6,31 +6,21 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::store::copy::TABLES;
-use crate::store::{DatabaseLocation, PgStore, SqliteStore, Store};
+use crate::store::{DatabaseLocation, Store};
 
 /// Opens a location, migrating its schema to this build's. A source must exist; a SQLite
 /// target is created when missing.
 async fn open(location: &DatabaseLocation, must_exist: bool) -> Result<Arc<dyn Store>> {
-    match location {
-        DatabaseLocation::Sqlite(path) => {
-            if must_exist && !path.is_file() {
-                return Err(Error::config(format!(
-                    "no SQLite database at {}",
-                    path.display()
-                )));
-            }
-            let path = path.clone();
-            Ok(Arc::new(
-                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-                    .await
-                    .map_err(|e| Error::Internal(format!("opening failed: {e}")))??,
-            ))
-        }
-        DatabaseLocation::Postgres(url) => {
-            crate::store::postgres::parse_url(url)?;
-            Ok(Arc::new(PgStore::connect(url, None).await?))
-        }
+    if must_exist
+        && let Some(path) = location.local_file()
+        && !path.is_file()
+    {
+        return Err(Error::config(format!(
+            "no SQLite database at {}",
+            path.display()
+        )));
     }
+    location.open(None).await
 }
 
 /// How many rows each table held, copied and checked.

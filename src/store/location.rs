@@ -3,6 +3,12 @@
 //! the text themselves.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::{PgStore, SqliteStore, Store};
+use crate::error::{Error, Result};
 
 /// A database named on the command line: a SQLite file or a PostgreSQL URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,44 @@ impl DatabaseLocation {
         } else {
             DatabaseLocation::Sqlite(path.to_path_buf())
         }
+    }
+
+    /// The file the database lives in, when it is one (SQLite): what may be created, backed
+    /// up, restored and locked while served.
+    pub fn local_file(&self) -> Option<&Path> {
+        match self {
+            DatabaseLocation::Sqlite(path) => Some(path),
+            DatabaseLocation::Postgres(_) => None,
+        }
+    }
+
+    /// Opens the database, migrating its schema to this build's (a missing SQLite file is
+    /// created). `pool_wait` observes how long callers wait for a connection.
+    pub async fn open(&self, pool_wait: Option<Histogram>) -> Result<Arc<dyn Store>> {
+        match self {
+            DatabaseLocation::Sqlite(path) => {
+                let path = path.clone();
+                Ok(Arc::new(
+                    tokio::task::spawn_blocking(move || {
+                        SqliteStore::open_observed(&path, pool_wait)
+                    })
+                    .await
+                    .map_err(|e| Error::Internal(format!("opening the database failed: {e}")))??,
+                ))
+            }
+            DatabaseLocation::Postgres(url) => {
+                Ok(Arc::new(PgStore::connect(url, pool_wait).await?))
+            }
+        }
+    }
+
+    /// What a server holds while it serves this database, so that `dravo restore` refuses
+    /// to replace it: a shared lock beside a SQLite file; nothing for PostgreSQL, which
+    /// `restore` never replaces.
+    pub fn hold_for_serving(&self) -> Result<Option<std::fs::File>> {
+        self.local_file()
+            .map(super::sqlite::backup::hold_for_serving)
+            .transpose()
     }
 
     /// Where it is, for people (no password).
