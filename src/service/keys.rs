@@ -104,22 +104,14 @@ pub(super) fn row_context(column: SealedColumn, row: &SealedRow) -> Vec<&[u8]> {
         SealedColumn::AppClientSecret => {
             secret_context(row.id.as_str(), row.owner.as_str(), row.provider).to_vec()
         }
-        SealedColumn::AccessToken => token_context(
-            ACCESS,
-            row.id.as_str(),
-            row.owner.as_str(),
-            row.provider,
-            pai,
-        )
-        .to_vec(),
-        SealedColumn::RefreshToken => token_context(
-            REFRESH,
-            row.id.as_str(),
-            row.owner.as_str(),
-            row.provider,
-            pai,
-        )
-        .to_vec(),
+        SealedColumn::AccessToken | SealedColumn::RefreshToken => {
+            let kind = if column == SealedColumn::AccessToken {
+                ACCESS
+            } else {
+                REFRESH
+            };
+            token_context(kind, row.id.as_str(), row.owner.as_str(), row.provider, pai).to_vec()
+        }
         SealedColumn::PendingConnection => {
             pending_context(row.id.as_str(), row.owner.as_str(), row.provider).to_vec()
         }
