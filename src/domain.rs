@@ -154,6 +154,45 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Err
     Ok(())
 }
 
+/// What every text value the store keeps as it entered (an owner, an id) has: it is read
+/// back without parsing again, prints and serialises as its text, and gives that text up.
+macro_rules! stored_text {
+    ($name:ident) => {
+        impl $name {
+            /// A value the store wrote: parsed or generated when it entered, not again.
+            pub(crate) fn from_stored(value: String) -> Self {
+                $name(value)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        /// Test fixtures name values literally.
+        #[cfg(test)]
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                $name(value.to_owned())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
 /// The tenant: whoever the dashboard JWT names. Every store call takes one. Like an app name,
 /// it has something visible in it and no control or bidirectional formatting character.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -171,38 +210,9 @@ impl Owner {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// An owner the store wrote: parsed when it entered, not again.
-    pub(crate) fn from_stored(value: String) -> Self {
-        Owner(value)
-    }
 }
 
-impl From<Owner> for String {
-    fn from(owner: Owner) -> String {
-        owner.0
-    }
-}
-
-/// Test fixtures name owners literally.
-#[cfg(test)]
-impl From<&str> for Owner {
-    fn from(value: &str) -> Self {
-        Owner(value.to_owned())
-    }
-}
-
-impl serde::Serialize for Owner {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl fmt::Display for Owner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+stored_text!(Owner);
 
 /// An OAuth app's display name: 1–120 characters after trimming, unique per owner and provider,
 /// with something visible in it and no control or bidirectional formatting character.
@@ -415,38 +425,9 @@ macro_rules! prefixed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
-
-            /// An id the store wrote: parsed or generated when it entered, not again.
-            pub(crate) fn from_stored(value: String) -> Self {
-                $name(value)
-            }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        /// Test fixtures name ids literally.
-        #[cfg(test)]
-        impl From<&str> for $name {
-            fn from(value: &str) -> Self {
-                $name(value.to_owned())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
-            }
-        }
+        stored_text!($name);
     };
 }
 

@@ -43,8 +43,7 @@ pub struct InitReport {
 pub async fn init(config: Config) -> Result<InitReport> {
     let database = config.database.describe();
     let location = config.database.location();
-    let file = location.local_file().map(Path::to_path_buf);
-    let existed = file.as_deref().is_some_and(Path::exists);
+    let existed = location.local_file().is_some_and(Path::exists);
     let key_file = config
         .security
         .master_key
@@ -59,7 +58,7 @@ pub async fn init(config: Config) -> Result<InitReport> {
     };
     let setup = if existed {
         DatabaseSetup::Existed
-    } else if file.is_none() {
+    } else if location.local_file().is_none() {
         DatabaseSetup::PostgresReady
     } else {
         DatabaseSetup::Created

@@ -1,6 +1,7 @@
-//! Where a database named by a person lives: a SQLite file or a PostgreSQL URL. The store
-//! tells the two apart, so the faces (`--database`, `store copy --from/--to`) never look at
-//! the text themselves.
+//! Where a database lives: a SQLite file or a PostgreSQL URL, as the configuration or a
+//! person names it. The store alone tells the two apart and acts on the difference (opening,
+//! the serving lock, what is a local file), so the core and the faces (`--database`, `store
+//! copy --from/--to`) never look at the text themselves.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use super::{PgStore, SqliteStore, Store};
 use crate::error::{Error, Result};
 
-/// A database named on the command line: a SQLite file or a PostgreSQL URL.
+/// A database: a SQLite file or a PostgreSQL URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
     Sqlite(PathBuf),
