@@ -243,7 +243,12 @@ async fn round(t: &Target, samples: &mut [Vec<Duration>; 5]) -> Result<()> {
     let now = Timestamp::now_system();
     let nonce = format!("{:032x}", rand::rng().random::<u128>());
     t.store
-        .write(move |tx| tx.consume_state_nonce(&nonce, now.plus_seconds(600), now))
+        .write(move |tx| {
+            Box::pin(async move {
+                tx.consume_state_nonce(&nonce, now.plus_seconds(600), now)
+                    .await
+            })
+        })
         .await?;
     let (owner, later, account) = t.tenants.choose(&mut rand::rng()).expect("tenants");
 

@@ -211,11 +211,13 @@ impl Seeder {
     pub async fn write_accounts(&self, rows: Vec<AccountRecord>) -> Result<()> {
         self.store
             .write(move |tx| {
-                for row in &rows {
-                    tx.put_account(row)?;
-                    tx.insert_event(&connected_event(row))?;
-                }
-                Ok(())
+                Box::pin(async move {
+                    for row in &rows {
+                        tx.put_account(row).await?;
+                        tx.insert_event(&connected_event(row)).await?;
+                    }
+                    Ok(())
+                })
             })
             .await
     }

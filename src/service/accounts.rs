@@ -93,11 +93,11 @@ impl Dravo {
         let record = self
             .0
             .store
-            .write(move |tx| {
+            .write(move |tx| Box::pin(async move {
                 let existing =
-                    tx.find_account(&c.owner, c.provider, &c.identity.provider_account_id)?;
+                    tx.find_account(&c.owner, c.provider, &c.identity.provider_account_id).await?;
                 let before = match &existing {
-                    Some(e) => tx.account_by_id(&e.id)?,
+                    Some(e) => tx.account_by_id(&e.id).await?,
                     None => None,
                 };
                 let (id, created_at) = match existing {
@@ -136,10 +136,10 @@ impl Dravo {
                     // `apply_tokens` moves it on from the replaced tokens' version.
                     token_version: before.as_ref().map_or(0, |b| b.token_version),
                 };
-                let keys = this.sealing_keys(tx)?;
+                let keys = this.sealing_keys(tx).await?;
                 let expiring =
                     this.apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
-                this.put_family(tx, &record, now)?;
+                this.put_family(tx, &record, now).await?;
                 let detail = json!({
                     "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
                     "expires_at": record.expires_at.map(|t| t.to_string()),
@@ -151,14 +151,14 @@ impl Dravo {
                         &record,
                         EventDraft::new(AccountEvent::Connected, detail),
                         now,
-                    )?,
+                    ).await?,
                     Some(old) => {
                         this.record_event(
                             tx,
                             &record,
                             EventDraft::new(AccountEvent::Reconnected, detail),
                             now,
-                        )?;
+                        ).await?;
                         if old.status == AccountStatus::NeedsReauth || old.refresh_failures > 0 {
                             this.record_event(
                                 tx,
@@ -168,18 +168,18 @@ impl Dravo {
                                     json!({"via": "reconnect", "previous_status": old.status.as_str()}),
                                 ),
                                 now,
-                            )?;
+                            ).await?;
                         }
                     }
                 }
                 if let Some(expiring) = expiring {
-                    this.record_event(tx, &record, expiring, now)?;
+                    this.record_event(tx, &record, expiring, now).await?;
                 }
                 if let Some(children) = &c.children {
-                    this.sync_children(tx, &record, children, now)?;
+                    this.sync_children(tx, &record, children, now).await?;
                 }
                 Ok(record)
-            })
+            }))
             .await?;
         Ok(record.into())
     }
@@ -194,9 +194,10 @@ impl Dravo {
         limit: Option<u32>,
     ) -> Result<Arc<SharedList<Account>>> {
         let list = Cursors::Accounts;
-        let after = cursor
-            .map(|c| self.open_cursor(list, owner, c))
-            .transpose()?;
+        let after = match cursor {
+            Some(c) => Some(self.open_cursor(list, owner, c).await?),
+            None => None,
+        };
         let limit = page_limit(limit)?;
         let page = self
             .0
@@ -246,9 +247,10 @@ impl Dravo {
     ) -> Result<ListPage<Event>> {
         self.account_record(owner, id).await?;
         let list = Cursors::Events(id);
-        let before = cursor
-            .map(|c| self.open_cursor(list, owner, c))
-            .transpose()?;
+        let before = match cursor {
+            Some(c) => Some(self.open_cursor(list, owner, c).await?),
+            None => None,
+        };
         let page = self
             .0
             .store
@@ -295,23 +297,23 @@ impl Dravo {
         let deleted = self
             .0
             .store
-            .write(move |tx| {
-                for child in tx.children_of(&id_owned)? {
-                    if tx.delete_account(&owner, &child.id)? {
+            .write(move |tx| Box::pin(async move {
+                for child in tx.children_of(&id_owned).await? {
+                    if tx.delete_account(&owner, &child.id).await? {
                         this.record_deleted(
                             tx,
                             &child,
                             json!({"revoked": revoked, "revoke_error": null, "with_parent": row_copy.id}),
                             now,
-                        )?;
+                        ).await?;
                     }
                 }
-                let gone = tx.delete_account(&owner, &id_owned)?;
+                let gone = tx.delete_account(&owner, &id_owned).await?;
                 if gone {
-                    this.record_deleted(tx, &row_copy, detail, now)?;
+                    this.record_deleted(tx, &row_copy, detail, now).await?;
                 }
                 Ok(gone)
-            })
+            }))
             .await?;
         if !deleted {
             return Err(Error::not_found(format!("no account with id {id}")));
@@ -357,6 +359,7 @@ impl Dravo {
     pub async fn account_access_token(&self, owner: &Owner, id: &AccountId) -> Result<String> {
         let row = self.account_record(owner, id).await?;
         self.open_token(&row, ACCESS, &row.access_token_sealed)
+            .await
     }
 }
 
@@ -376,7 +379,7 @@ impl Dravo {
 
     /// The position a cursor of `list` continues from; one this server did not give for
     /// this tenant and list is a 400.
-    fn open_cursor(&self, list: Cursors, owner: &Owner, cursor: &str) -> Result<i64> {
+    async fn open_cursor(&self, list: Cursors<'_>, owner: &Owner, cursor: &str) -> Result<i64> {
         use base64::Engine as _;
         let refused = || Error::invalid("cursor is not one this server returned for this list");
         let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -384,6 +387,7 @@ impl Dravo {
             .map_err(|_| refused())?;
         let plain = self
             .open_sealed(&cursor_context(list, owner), &sealed)
+            .await
             .map_err(|_| refused())?;
         <[u8; 8]>::try_from(plain.as_slice())
             .ok()

@@ -26,7 +26,7 @@ impl Dravo {
     /// Only the credentials and the reachability checks leave this machine.
     pub async fn check_app(&self, owner: &Owner, id: &AppId) -> Result<AppCheck> {
         let row = self.0.apps.record(owner, id).await?;
-        let secret = self.0.apps.open_client_secret(&row)?;
+        let secret = self.0.apps.open_client_secret(&row).await?;
         let (mut checks, reachable) = tokio::join!(
             self.app_config_checks(row.provider, &row.client_id, &secret, &row.scopes),
             self.public_url_check(),
@@ -41,18 +41,21 @@ impl Dravo {
         self.0
             .store
             .write(move |tx| {
-                let now = tx
-                    .get_app(&o, &i)?
-                    .ok_or_else(|| Error::not_found(format!("no OAuth app with id {i}")))?;
-                // A result about a secret or scopes the app no longer has would mislead.
-                if now.client_secret_sealed != checked.client_secret_sealed
-                    || now.scopes != checked.scopes
-                {
-                    return Err(Error::Conflict(format!(
-                        "OAuth app {i} changed while it was being checked: check it again"
-                    )));
-                }
-                tx.set_app_last_check(&now.id, &stored)
+                Box::pin(async move {
+                    let now = tx
+                        .get_app(&o, &i)
+                        .await?
+                        .ok_or_else(|| Error::not_found(format!("no OAuth app with id {i}")))?;
+                    // A result about a secret or scopes the app no longer has would mislead.
+                    if now.client_secret_sealed != checked.client_secret_sealed
+                        || now.scopes != checked.scopes
+                    {
+                        return Err(Error::Conflict(format!(
+                            "OAuth app {i} changed while it was being checked: check it again"
+                        )));
+                    }
+                    tx.set_app_last_check(&now.id, &stored).await
+                })
             })
             .await?;
         tracing::info!(app_id = %id, outcome = %check.outcome(), "oauth app checked");

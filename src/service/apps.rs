@@ -136,12 +136,14 @@ impl Apps {
         let record = self
             .store
             .write(move |tx| {
-                // Sealed inside the transaction, with the key the database names now.
-                record.client_secret_sealed = vault.sealing_keys(tx)?.sealer().seal(
-                    &secret_context(record.id.as_str(), record.owner.as_str(), record.provider),
-                    secret.expose().as_bytes(),
-                );
-                tx.insert_app(&record).map(|_| record)
+                Box::pin(async move {
+                    // Sealed inside the transaction, with the key the database names now.
+                    record.client_secret_sealed = vault.sealing_keys(tx).await?.sealer().seal(
+                        &secret_context(record.id.as_str(), record.owner.as_str(), record.provider),
+                        secret.expose().as_bytes(),
+                    );
+                    tx.insert_app(&record).await.map(|_| record)
+                })
             })
             .await?;
         tracing::info!(app_id = %record.id, provider = %record.provider, "oauth app created");
@@ -198,33 +200,36 @@ impl Apps {
         let (record, due) = self
             .store
             .write(move |tx| {
-                let mut row = tx
-                    .get_app(&o, &i)?
-                    .ok_or_else(|| Error::not_found(format!("no OAuth app with id {i}")))?;
-                if let Some(name) = changes.name {
-                    row.name = name.as_str().to_owned();
-                }
-                if let Some(scopes) = changes.scopes {
-                    row.scopes = scopes.into_vec();
-                    // The check described scopes the app no longer asks for.
-                    row.last_check = None;
-                }
-                let mut due = 0;
-                if let Some(secret) = changes.client_secret {
-                    row.client_secret_sealed = vault.sealing_keys(tx)?.sealer().seal(
-                        &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
-                        secret.expose().as_bytes(),
-                    );
-                    row.credentials_error = None;
-                    row.credentials_error_at = None;
-                    row.last_check = None;
-                    due = tx.make_app_accounts_due(&row.id, now)?;
-                }
-                row.updated_at = now;
-                if !tx.update_app(&row)? {
-                    return Err(Error::not_found(format!("no OAuth app with id {i}")));
-                }
-                Ok((row, due))
+                Box::pin(async move {
+                    let mut row = tx
+                        .get_app(&o, &i)
+                        .await?
+                        .ok_or_else(|| Error::not_found(format!("no OAuth app with id {i}")))?;
+                    if let Some(name) = changes.name {
+                        row.name = name.as_str().to_owned();
+                    }
+                    if let Some(scopes) = changes.scopes {
+                        row.scopes = scopes.into_vec();
+                        // The check described scopes the app no longer asks for.
+                        row.last_check = None;
+                    }
+                    let mut due = 0;
+                    if let Some(secret) = changes.client_secret {
+                        row.client_secret_sealed = vault.sealing_keys(tx).await?.sealer().seal(
+                            &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
+                            secret.expose().as_bytes(),
+                        );
+                        row.credentials_error = None;
+                        row.credentials_error_at = None;
+                        row.last_check = None;
+                        due = tx.make_app_accounts_due(&row.id, now).await?;
+                    }
+                    row.updated_at = now;
+                    if !tx.update_app(&row).await? {
+                        return Err(Error::not_found(format!("no OAuth app with id {i}")));
+                    }
+                    Ok((row, due))
+                })
             })
             .await?;
         tracing::info!(app_id = %record.id, accounts_due = due, "oauth app updated");
@@ -238,9 +243,13 @@ impl Apps {
         let (o, i) = (owner.clone(), id.clone());
         let gone = self
             .store
-            .write(move |tx| match tx.count_app_accounts(&o, &i)? {
-                0 => tx.delete_app(&o, &i),
-                n => Err(Error::AppInUse(app_in_use_message(i.as_str(), n))),
+            .write(move |tx| {
+                Box::pin(async move {
+                    match tx.count_app_accounts(&o, &i).await? {
+                        0 => tx.delete_app(&o, &i).await,
+                        n => Err(Error::AppInUse(app_in_use_message(i.as_str(), n))),
+                    }
+                })
             })
             .await?;
         if !gone {
@@ -255,16 +264,19 @@ impl Apps {
         Ok(AppCredentials {
             provider: row.provider,
             client_id: row.client_id.clone(),
-            client_secret: self.open_client_secret(&row)?,
+            client_secret: self.open_client_secret(&row).await?,
             scopes: row.scopes.clone(),
         })
     }
 
-    pub(super) fn open_client_secret(&self, row: &AppRecord) -> Result<ClientSecret> {
-        let plain = self.vault.open_sealed(
-            &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
-            &row.client_secret_sealed,
-        )?;
+    pub(super) async fn open_client_secret(&self, row: &AppRecord) -> Result<ClientSecret> {
+        let plain = self
+            .vault
+            .open_sealed(
+                &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
+                &row.client_secret_sealed,
+            )
+            .await?;
         let secret = String::from_utf8(plain)
             .map_err(|_| Error::Unseal("a sealed client secret is not UTF-8".into()))?;
         ClientSecret::parse(&secret)

@@ -86,22 +86,22 @@ fn lifecycle_of(
 impl Dravo {
     /// Writes an account's row and, for a user account, brings its children in line with it
     /// in the same transaction.
-    pub(super) fn put_family(
+    pub(super) async fn put_family(
         &self,
         tx: &mut dyn WriteTx,
         row: &AccountRecord,
         now: Timestamp,
     ) -> Result<()> {
-        tx.put_account(row)?;
+        tx.put_account(row).await?;
         if row.kind != AccountKind::User {
             return Ok(());
         }
-        for mut child in tx.children_of(&row.id)? {
+        for mut child in tx.children_of(&row.id).await? {
             let before = lifecycle_of(&child);
             follow_parent(row, &mut child);
             if lifecycle_of(&child) != before {
                 child.updated_at = now;
-                tx.put_account(&child)?;
+                tx.put_account(&child).await?;
             }
         }
         Ok(())
@@ -110,14 +110,14 @@ impl Dravo {
     /// Brings the stored children of `parent` in line with the provider's `listed` ones: new
     /// ones are added (`connected`), listed ones get fresh names, tasks and tokens (and
     /// `recovered` when they had been removed), unlisted ones become `needs_reauth`.
-    pub(super) fn sync_children(
+    pub(super) async fn sync_children(
         &self,
         tx: &mut dyn WriteTx,
         parent: &AccountRecord,
         listed: &[ChildAccount],
         now: Timestamp,
     ) -> Result<()> {
-        let mut stored = tx.children_of(&parent.id)?;
+        let mut stored = tx.children_of(&parent.id).await?;
         for item in listed {
             let was = stored
                 .iter()
@@ -135,7 +135,7 @@ impl Dravo {
             child.status = AccountStatus::Active;
             child.status_reason = None;
             child.access_token_sealed = match &item.access_token {
-                Some(token) => self.sealing_keys(tx)?.sealer().seal(
+                Some(token) => self.sealing_keys(tx).await?.sealer().seal(
                     &token_context(
                         ACCESS,
                         child.id.as_str(),
@@ -156,21 +156,24 @@ impl Dravo {
             }
             follow_parent(parent, &mut child);
             child.updated_at = now;
-            tx.put_account(&child)?;
+            tx.put_account(&child).await?;
             let detail = json!({
                 "parent_id": parent.id,
                 "kind": child.kind.as_str(),
                 "tasks": child.tasks,
             });
             match &was {
-                None => self.record_event(
-                    tx,
-                    &child,
-                    EventDraft::new(AccountEvent::Connected, detail),
-                    now,
-                )?,
-                Some(old) if has_own_trouble(old) && !has_own_trouble(&child) => self
-                    .record_event(
+                None => {
+                    self.record_event(
+                        tx,
+                        &child,
+                        EventDraft::new(AccountEvent::Connected, detail),
+                        now,
+                    )
+                    .await?
+                }
+                Some(old) if has_own_trouble(old) && !has_own_trouble(&child) => {
+                    self.record_event(
                         tx,
                         &child,
                         EventDraft::new(
@@ -178,7 +181,9 @@ impl Dravo {
                             json!({"via": "listed_again", "previous_reason": old.status_reason}),
                         ),
                         now,
-                    )?,
+                    )
+                    .await?
+                }
                 Some(_) => {}
             }
         }
@@ -199,7 +204,7 @@ impl Dravo {
             gone.status = AccountStatus::NeedsReauth;
             gone.status_reason = Some(format!("{code}: {what}"));
             gone.updated_at = now;
-            tx.put_account(&gone)?;
+            tx.put_account(&gone).await?;
             self.record_event(
                 tx,
                 &gone,
@@ -208,7 +213,8 @@ impl Dravo {
                     json!({"reason": gone.status_reason, "parent_id": parent.id}),
                 ),
                 now,
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }
@@ -242,7 +248,9 @@ impl Dravo {
     /// Reads the provider's list of the user's Pages or organizations again and stores it.
     /// False when the provider lists none for this account (no such list, or not the scopes).
     pub(super) async fn relist_children(&self, parent: &AccountRecord) -> Result<bool> {
-        let token = self.open_token(parent, ACCESS, &parent.access_token_sealed)?;
+        let token = self
+            .open_token(parent, ACCESS, &parent.access_token_sealed)
+            .await?;
         let listed = providers::get(parent.provider)
             .list_children(
                 self.http(),
@@ -258,10 +266,13 @@ impl Dravo {
         self.0
             .store
             .write(move |tx| {
-                let parent = tx
-                    .account_by_id(&id)?
-                    .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
-                this.sync_children(tx, &parent, &listed, now)
+                Box::pin(async move {
+                    let parent = tx
+                        .account_by_id(&id)
+                        .await?
+                        .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
+                    this.sync_children(tx, &parent, &listed, now).await
+                })
             })
             .await?;
         Ok(true)

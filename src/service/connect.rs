@@ -261,10 +261,10 @@ impl Dravo {
     }
 
     /// The app's client secret, opened for a call to its provider.
-    pub(super) fn flow_secret(&self, app: &FlowApp) -> Result<ClientSecret> {
+    pub(super) async fn flow_secret(&self, app: &FlowApp) -> Result<ClientSecret> {
         match &app.secret {
             FlowSecret::Config(secret) => Ok(secret.clone()),
-            FlowSecret::Sealed(row) => self.0.apps.open_client_secret(row),
+            FlowSecret::Sealed(row) => self.0.apps.open_client_secret(row).await,
         }
     }
 
@@ -384,6 +384,7 @@ impl Dravo {
         let now = self.now();
         let keys = self
             .state_keys_for(raw, now)
+            .await
             .ok_or_else(|| Failure::bad_state(&state::keyless_error(raw).to_string()))?;
         let claims = state::open(keys.sealer(), raw, now).map_err(|e| match e {
             StateError::Expired => Failure::bad_state("it has expired"),
@@ -396,7 +397,9 @@ impl Dravo {
         let fresh = self
             .0
             .store
-            .write(move |tx| tx.consume_state_nonce(&nonce, expires, now))
+            .write(move |tx| {
+                Box::pin(async move { tx.consume_state_nonce(&nonce, expires, now).await })
+            })
             .await
             .map_err(|e| Failure::internal("cannot record the oauth state", &e))?;
         if !fresh {
@@ -522,6 +525,7 @@ impl Dravo {
     ) -> Result<(TokenSet, Identity), Failure> {
         let client_secret = self
             .flow_secret(app)
+            .await
             .map_err(|e| Failure::internal("cannot open an app's client secret", &e))?;
         let implementation = providers::get(provider);
         let verifier = implementation

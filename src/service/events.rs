@@ -79,7 +79,7 @@ impl From<EventRecord> for Event {
 
 impl Dravo {
     /// Writes an event about `row` to its log and, if it is a webhook event, to the outbox.
-    pub(super) fn record_event(
+    pub(super) async fn record_event(
         &self,
         tx: &mut dyn WriteTx,
         row: &AccountRecord,
@@ -95,7 +95,8 @@ impl Dravo {
             created_at: now,
             detail: draft.detail.clone(),
             seq: 0,
-        })?;
+        })
+        .await?;
         if let Some(kind) = draft.kind.webhook() {
             let account = AccountView::from(Account::from(row.clone()));
             self.enqueue_webhook(
@@ -107,13 +108,14 @@ impl Dravo {
                 serde_json::to_value(account).expect("views serialize"),
                 draft.detail,
                 now,
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// `account.deleted`: sent for an account whose log goes with it.
-    pub(super) fn record_deleted(
+    pub(super) async fn record_deleted(
         &self,
         tx: &mut dyn WriteTx,
         row: &AccountRecord,
@@ -131,13 +133,14 @@ impl Dravo {
             detail,
             now,
         )
+        .await
     }
 
     /// Notes that the provider refused an account's app credentials: on the app (as
     /// `credentials_error`, shown until its secret changes, and as a failed `last_check`)
     /// and, the first time, as an `app.credentials_invalid` webhook. The platform's default
     /// app lives in the config, so only the log tells.
-    pub(super) fn app_credentials_refused(
+    pub(super) async fn app_credentials_refused(
         &self,
         tx: &mut dyn WriteTx,
         row: &AccountRecord,
@@ -148,14 +151,15 @@ impl Dravo {
             tracing::warn!(provider = %row.provider, error = %err, "the provider refused the default app's credentials: check providers.{}.client_secret", row.provider);
             return Ok(());
         };
-        let Some(mut app) = tx.get_app(&row.owner, app_id)? else {
+        let Some(mut app) = tx.get_app(&row.owner, app_id).await? else {
             return Ok(());
         };
         let first = app.credentials_error.is_none();
         let message = format!("{}: {}", err.code(), err.description());
-        tx.set_app_credentials_error(app_id, Some(&message), now)?;
+        tx.set_app_credentials_error(app_id, Some(&message), now)
+            .await?;
         let check = super::app_checks::refused_during_refresh(row.provider, &message, now);
-        tx.set_app_last_check(app_id, &check)?;
+        tx.set_app_last_check(app_id, &check).await?;
         if first {
             app.credentials_error = Some(message);
             app.credentials_error_at = Some(now);
@@ -170,7 +174,7 @@ impl Dravo {
                 serde_json::to_value(view).expect("views serialize"),
                 json!({"error": err.code(), "error_description": err.description(), "account_id": row.id}),
                 now,
-            )?;
+            ).await?;
         }
         Ok(())
     }
@@ -179,7 +183,7 @@ impl Dravo {
     /// set: a server that has it sends the event, and a server that has not gives it up once
     /// its 24 h are over without a sender (`Dravo::give_up_unsent_webhooks`).
     #[allow(clippy::too_many_arguments)]
-    fn enqueue_webhook(
+    async fn enqueue_webhook(
         &self,
         tx: &mut dyn WriteTx,
         id: &str,
@@ -211,5 +215,6 @@ impl Dravo {
             delivered_at: None,
             seq: 0,
         })
+        .await
     }
 }

@@ -262,11 +262,11 @@ impl Vault {
 
     /// Reads the key file again and matches it with `records` (the database's key records;
     /// `None`: read them now). Keeps the old ring when that fails.
-    fn reload_keys(&self, records: Option<Vec<MasterKeyRecord>>) -> Result<Arc<KeyRing>> {
+    async fn reload_keys(&self, records: Option<Vec<MasterKeyRecord>>) -> Result<Arc<KeyRing>> {
         let holder = &self.holder;
         let records = match records {
             Some(r) => r,
-            None => self.store.master_keys_now()?,
+            None => self.store.master_keys().await?,
         };
         let source = self.key_source();
         let stamp = file_stamp(&source);
@@ -292,16 +292,17 @@ impl Vault {
 
     /// The keys that seal new values in this write transaction: the key the database names,
     /// read in the transaction, so no value is committed under a key a rotation retired.
-    pub(super) fn sealing_keys(&self, tx: &mut dyn WriteTx) -> Result<Arc<Keys>> {
+    pub(super) async fn sealing_keys(&self, tx: &mut dyn WriteTx) -> Result<Arc<Keys>> {
         let id = tx
-            .current_key_id()?
+            .current_key_id()
+            .await?
             .and_then(KeyId::new)
             .ok_or_else(|| Error::Key("the database records no master key in use".into()))?;
         if let Some(keys) = self.ring().live(id) {
             return Ok(keys.clone());
         }
         // Another process rotated: its new key is in the key file.
-        let ring = self.reload_keys(Some(tx.master_keys()?))?;
+        let ring = self.reload_keys(Some(tx.master_keys().await?)).await?;
         ring.live(id).cloned().ok_or_else(|| self.unknown_key(id))
     }
 
@@ -328,7 +329,7 @@ impl Vault {
 
     /// Opens a sealed value with the key it names; a key this process does not hold yet is
     /// looked for in the key file once (another process may have just rotated).
-    pub(super) fn open_sealed(&self, context: &[&[u8]], sealed: &[u8]) -> Result<Vec<u8>> {
+    pub(super) async fn open_sealed(&self, context: &[&[u8]], sealed: &[u8]) -> Result<Vec<u8>> {
         match self.ring().open(context, sealed) {
             Ok(plain) => Ok(plain),
             Err(OpenFailure::Unseal(e)) => Err(e),
@@ -336,7 +337,7 @@ impl Vault {
                 Err(self.unknown_key(id))
             }
             Err(OpenFailure::UnknownKey(_)) => {
-                let ring = self.reload_keys(None)?;
+                let ring = self.reload_keys(None).await?;
                 ring.open(context, sealed).map_err(|failure| match failure {
                     OpenFailure::Unseal(e) => e,
                     OpenFailure::UnknownKey(id) => self.unknown_key(id),
@@ -347,7 +348,7 @@ impl Vault {
 
     /// The keys that open the OAuth state `raw` at `now`, by the key id it names: any key
     /// in use, or a retired key during its grace period.
-    pub(super) fn state_keys_for(&self, raw: &str, now: Timestamp) -> Option<Arc<StateKeys>> {
+    pub(super) async fn state_keys_for(&self, raw: &str, now: Timestamp) -> Option<Arc<StateKeys>> {
         let id = state::key_id(raw)?;
         let ring = self.ring();
         if let Some(keys) = ring.state_keys(id, now) {
@@ -355,7 +356,7 @@ impl Vault {
         }
         // A key newer than any this process holds: another process may have rotated.
         if ring.live_ids().all(|held| held < id) && self.key_file_changed() {
-            return self.reload_keys(None).ok()?.state_keys(id, now);
+            return self.reload_keys(None).await.ok()?.state_keys(id, now);
         }
         None
     }
@@ -386,7 +387,7 @@ impl Vault {
         if unchanged {
             return Ok(false);
         }
-        let ring = self.reload_keys(Some(records))?;
+        let ring = self.reload_keys(Some(records)).await?;
         let live: Vec<KeyId> = ring.live_ids().collect();
         tracing::info!(
             current_key = %ring.current().id(),
@@ -466,11 +467,11 @@ impl Vault {
             self.add_new_key(&path, &records).await?;
         } else if cursor.is_none() {
             self.store
-                .write(|tx| tx.meta_set(ROTATION_CURSOR, "0:0"))
+                .write(|tx| Box::pin(async move { tx.meta_set(ROTATION_CURSOR, "0:0").await }))
                 .await?;
         }
         let records = self.store.master_keys().await?;
-        let ring = self.reload_keys(Some(records.clone()))?;
+        let ring = self.reload_keys(Some(records.clone())).await?;
         let target = ring.current().id();
         let old: Vec<KeyId> = live_ids(&records)
             .into_iter()
@@ -520,21 +521,24 @@ impl Vault {
             retired = self
                 .store
                 .write(move |tx| {
-                    let left: u64 = tx
-                        .count_sealed(&[prefixes])?
-                        .iter()
-                        .map(|c| c.by_key[0])
-                        .sum();
-                    if left > 0 {
-                        // Written behind the cursor with an old key meanwhile: go over it all again.
-                        tx.meta_set(ROTATION_CURSOR, "0:0")?;
-                        return Ok(false);
-                    }
-                    for id in &ids {
-                        tx.retire_master_key(id.get(), now, accept_until)?;
-                    }
-                    tx.meta_delete(ROTATION_CURSOR)?;
-                    Ok(true)
+                    Box::pin(async move {
+                        let left: u64 = tx
+                            .count_sealed(&[prefixes])
+                            .await?
+                            .iter()
+                            .map(|c| c.by_key[0])
+                            .sum();
+                        if left > 0 {
+                            // Written behind the cursor with an old key meanwhile: go over it all again.
+                            tx.meta_set(ROTATION_CURSOR, "0:0").await?;
+                            return Ok(false);
+                        }
+                        for id in &ids {
+                            tx.retire_master_key(id.get(), now, accept_until).await?;
+                        }
+                        tx.meta_delete(ROTATION_CURSOR).await?;
+                        Ok(true)
+                    })
                 })
                 .await?;
             if retired {
@@ -601,8 +605,10 @@ impl Vault {
         };
         self.store
             .write(move |tx| {
-                tx.add_master_key(&record)?;
-                tx.meta_set(ROTATION_CURSOR, "0:0")
+                Box::pin(async move {
+                    tx.add_master_key(&record).await?;
+                    tx.meta_set(ROTATION_CURSOR, "0:0").await
+                })
             })
             .await?;
         tracing::info!(key = %id, "new master key added: it seals new values from now on");
@@ -621,26 +627,26 @@ impl Vault {
         let this = self.clone();
         let prefixes = old_prefixes.to_vec();
         self.store
-            .write(move |tx| {
-                let Some(cursor) = tx.meta_get(ROTATION_CURSOR)? else {
+            .write(move |tx| Box::pin(async move {
+                let Some(cursor) = tx.meta_get(ROTATION_CURSOR).await? else {
                     return Ok((0, true));
                 };
                 let (column_index, after) = parse_cursor(&cursor);
                 let Some(&column) = SealedColumn::ALL.get(column_index) else {
                     return Ok((0, true));
                 };
-                let keys = this.sealing_keys(tx)?;
+                let keys = this.sealing_keys(tx).await?;
                 if keys.id() != target {
                     return Err(Error::Conflict(format!(
                         "master key {} now seals new values, not {target}: another rotation ran meanwhile; run `dravo keys rotate` again",
                         keys.id()
                     )));
                 }
-                let rows = tx.sealed_rows(column, after, &prefixes, batch)?;
+                let rows = tx.sealed_rows(column, after, &prefixes, batch).await?;
                 let mut resealed = 0;
                 for row in &rows {
                     let context = row_context(column, row);
-                    let plain = this.open_sealed(&context, &row.sealed).map_err(|e| {
+                    let plain = this.open_sealed(&context, &row.sealed).await.map_err(|e| {
                         Error::Key(format!(
                             "the {} of {} does not open ({e}): delete it (or restore it from a backup), then run `dravo keys rotate` again",
                             column.describe(),
@@ -648,7 +654,7 @@ impl Vault {
                         ))
                     })?;
                     let new = keys.sealer().seal(&context, &plain);
-                    if tx.replace_sealed(column, &row.id, &row.sealed, &new)? {
+                    if tx.replace_sealed(column, &row.id, &row.sealed, &new).await? {
                         resealed += 1;
                     }
                 }
@@ -656,9 +662,9 @@ impl Vault {
                     Some(last) if rows.len() == batch => format!("{column_index}:{}", last.rowid),
                     _ => format!("{}:0", column_index + 1),
                 };
-                tx.meta_set(ROTATION_CURSOR, &next)?;
+                tx.meta_set(ROTATION_CURSOR, &next).await?;
                 Ok((resealed, column_index + 1 >= SealedColumn::ALL.len() && rows.len() < batch))
-            })
+            }))
             .await
     }
 
@@ -717,18 +723,18 @@ impl Dravo {
     }
 
     /// The keys that seal new values in this write transaction (`Vault::sealing_keys`).
-    pub(super) fn sealing_keys(&self, tx: &mut dyn WriteTx) -> Result<Arc<Keys>> {
-        self.0.vault.sealing_keys(tx)
+    pub(super) async fn sealing_keys(&self, tx: &mut dyn WriteTx) -> Result<Arc<Keys>> {
+        self.0.vault.sealing_keys(tx).await
     }
 
     /// Opens a sealed value with the key it names (`Vault::open_sealed`).
-    pub(super) fn open_sealed(&self, context: &[&[u8]], sealed: &[u8]) -> Result<Vec<u8>> {
-        self.0.vault.open_sealed(context, sealed)
+    pub(super) async fn open_sealed(&self, context: &[&[u8]], sealed: &[u8]) -> Result<Vec<u8>> {
+        self.0.vault.open_sealed(context, sealed).await
     }
 
     /// The keys that open the OAuth state `raw` at `now` (`Vault::state_keys_for`).
-    pub(super) fn state_keys_for(&self, raw: &str, now: Timestamp) -> Option<Arc<StateKeys>> {
-        self.0.vault.state_keys_for(raw, now)
+    pub(super) async fn state_keys_for(&self, raw: &str, now: Timestamp) -> Option<Arc<StateKeys>> {
+        self.0.vault.state_keys_for(raw, now).await
     }
 
     /// Reloads the keys when the database's key records or the key file changed (a rotation

@@ -421,7 +421,9 @@ impl Dravo {
         let Some(parent_id) = &row.parent_id else {
             let row = self.fresh_row(row, trigger).await?;
             return Ok(AccessToken {
-                access_token: self.open_token(&row, ACCESS, &row.access_token_sealed)?,
+                access_token: self
+                    .open_token(&row, ACCESS, &row.access_token_sealed)
+                    .await?,
                 token_type: "bearer",
                 expires_at: row.expires_at,
                 scopes: row.scopes.clone(),
@@ -439,11 +441,13 @@ impl Dravo {
         }
         let (access_token, expires_at) = match row.kind {
             AccountKind::Organization => (
-                self.open_token(&parent, ACCESS, &parent.access_token_sealed)?,
+                self.open_token(&parent, ACCESS, &parent.access_token_sealed)
+                    .await?,
                 parent.expires_at,
             ),
             _ => (
-                self.open_token(&row, ACCESS, &row.access_token_sealed)?,
+                self.open_token(&row, ACCESS, &row.access_token_sealed)
+                    .await?,
                 row.expires_at,
             ),
         };
@@ -582,33 +586,37 @@ impl Dravo {
             let until = now.plus_seconds(self.lease_seconds());
             let (id, holder_owned, seen_version) =
                 (seen.id.clone(), holder.to_owned(), seen.token_version);
-            let turn = self
-                .0
-                .store
-                .write(move |tx| {
-                    let current = tx
-                        .account_by_id(&id)?
-                        .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
-                    let trigger = if current.token_version == seen_version {
-                        trigger
-                    } else {
-                        Trigger::Request
-                    };
-                    match decide(&current, renewal, now, policy, trigger) {
-                        Decision::Renew => {
-                            let taken = tx.take_refresh_lease(
-                                &id,
-                                current.token_version,
-                                &holder_owned,
-                                now,
-                                until,
-                            )?;
-                            Ok(taken.then_some(Turn::Leased(current)))
-                        }
-                        other => Ok(Some(Turn::Decided(current, other))),
-                    }
-                })
-                .await?;
+            let turn =
+                self.0
+                    .store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            let current = tx.account_by_id(&id).await?.ok_or_else(|| {
+                                Error::not_found(format!("no account with id {id}"))
+                            })?;
+                            let trigger = if current.token_version == seen_version {
+                                trigger
+                            } else {
+                                Trigger::Request
+                            };
+                            match decide(&current, renewal, now, policy, trigger) {
+                                Decision::Renew => {
+                                    let taken = tx
+                                        .take_refresh_lease(
+                                            &id,
+                                            current.token_version,
+                                            &holder_owned,
+                                            now,
+                                            until,
+                                        )
+                                        .await?;
+                                    Ok(taken.then_some(Turn::Leased(current)))
+                                }
+                                other => Ok(Some(Turn::Decided(current, other))),
+                            }
+                        })
+                    })
+                    .await?;
             if let Some(turn) = turn {
                 return Ok(turn);
             }
@@ -649,13 +657,14 @@ impl Dravo {
         let app = self
             .flow_app(&row.owner, row.provider, row.oauth_app_id.as_ref())
             .await?;
-        let client_secret = self.flow_secret(&app)?;
-        let access_token = self.open_token(row, ACCESS, &row.access_token_sealed)?;
-        let refresh_token = row
-            .refresh_token_sealed
-            .as_ref()
-            .map(|sealed| self.open_token(row, REFRESH, sealed))
-            .transpose()?;
+        let client_secret = self.flow_secret(&app).await?;
+        let access_token = self
+            .open_token(row, ACCESS, &row.access_token_sealed)
+            .await?;
+        let refresh_token = match &row.refresh_token_sealed {
+            Some(sealed) => Some(self.open_token(row, REFRESH, sealed).await?),
+            None => None,
+        };
         Ok(AccountCredentials {
             client_id: app.client_id,
             client_secret,
@@ -682,11 +691,11 @@ impl Dravo {
         let (row, error) = self
             .0
             .store
-            .write(move |tx| {
+            .write(move |tx| Box::pin(async move {
                 let current = tx
-                    .account_by_id(&from.id)?
+                    .account_by_id(&from.id).await?
                     .ok_or_else(|| Error::not_found(format!("no account with id {}", from.id)))?;
-                tx.release_refresh_lease(&from.id, &holder)?;
+                tx.release_refresh_lease(&from.id, &holder).await?;
                 if current.token_version != from.token_version {
                     // Another writer (a reconnect) replaced the tokens meanwhile: keep theirs.
                     return Ok((current, None));
@@ -695,7 +704,7 @@ impl Dravo {
                 let mut row = current.clone();
                 let error = match outcome {
                     Outcome::Renewed(tokens) => {
-                        let keys = this.sealing_keys(tx)?;
+                        let keys = this.sealing_keys(tx).await?;
                         let expiring =
                             this.apply_tokens(&keys, &mut row, &tokens, renewal, now, policy);
                         events.push(EventDraft::new(
@@ -764,7 +773,7 @@ impl Dravo {
                                     detail(Some(next)),
                                 ));
                                 if class == FailureClass::AppCredentials {
-                                    this.app_credentials_refused(tx, &row, &err, now)?;
+                                    this.app_credentials_refused(tx, &row, &err, now).await?;
                                 }
                             }
                         }
@@ -772,12 +781,12 @@ impl Dravo {
                     }
                 };
                 row.updated_at = now;
-                this.put_family(tx, &row, now)?;
+                this.put_family(tx, &row, now).await?;
                 for event in events {
-                    this.record_event(tx, &row, event, now)?;
+                    this.record_event(tx, &row, event, now).await?;
                 }
                 Ok((row, error))
-            })
+            }))
             .await?;
         let Some((error, class)) = error else {
             return Ok(row);
@@ -891,27 +900,30 @@ impl Dravo {
         self.0
             .store
             .write(move |tx| {
-                let Some(mut current) = tx.account_by_id(&row.id)? else {
-                    return Err(Error::not_found(format!("no account with id {}", row.id)));
-                };
-                if current.status == AccountStatus::NeedsReauth {
-                    return Ok(current);
-                }
-                current.status = AccountStatus::NeedsReauth;
-                current.status_reason = Some(format!("{code}: {why}"));
-                current.next_refresh_at = None;
-                current.updated_at = now;
-                this.put_family(tx, &current, now)?;
-                this.record_event(
-                    tx,
-                    &current,
-                    EventDraft::new(
-                        AccountEvent::NeedsReauth,
-                        json!({"reason": current.status_reason}),
-                    ),
-                    now,
-                )?;
-                Ok(current)
+                Box::pin(async move {
+                    let Some(mut current) = tx.account_by_id(&row.id).await? else {
+                        return Err(Error::not_found(format!("no account with id {}", row.id)));
+                    };
+                    if current.status == AccountStatus::NeedsReauth {
+                        return Ok(current);
+                    }
+                    current.status = AccountStatus::NeedsReauth;
+                    current.status_reason = Some(format!("{code}: {why}"));
+                    current.next_refresh_at = None;
+                    current.updated_at = now;
+                    this.put_family(tx, &current, now).await?;
+                    this.record_event(
+                        tx,
+                        &current,
+                        EventDraft::new(
+                            AccountEvent::NeedsReauth,
+                            json!({"reason": current.status_reason}),
+                        ),
+                        now,
+                    )
+                    .await?;
+                    Ok(current)
+                })
             })
             .await
     }
@@ -926,22 +938,24 @@ impl Dravo {
     }
 
     /// Opens one of the row's sealed tokens.
-    pub(super) fn open_token(
+    pub(super) async fn open_token(
         &self,
         row: &AccountRecord,
         kind: &'static str,
         sealed: &[u8],
     ) -> Result<String> {
-        let plain = self.open_sealed(
-            &token_context(
-                kind,
-                row.id.as_str(),
-                row.owner.as_str(),
-                row.provider,
-                &row.provider_account_id,
-            ),
-            sealed,
-        )?;
+        let plain = self
+            .open_sealed(
+                &token_context(
+                    kind,
+                    row.id.as_str(),
+                    row.owner.as_str(),
+                    row.provider,
+                    &row.provider_account_id,
+                ),
+                sealed,
+            )
+            .await?;
         String::from_utf8(plain).map_err(|_| Error::Unseal("a sealed token is not UTF-8".into()))
     }
 
@@ -997,19 +1011,22 @@ impl Dravo {
         self.0
             .store
             .write(move |tx| {
-                let Some(mut current) = tx.account_by_id(&row.id)? else {
-                    return Ok(());
-                };
-                if current.warned_for == Some(by) || !current.status.usable() {
-                    return Ok(());
-                }
-                current.status = AccountStatus::Expiring;
-                current.status_reason = Some(format!("a new consent is needed by {by}"));
-                current.warned_for = Some(by);
-                current.next_refresh_at = next_look(&current, renewal, policy, 0);
-                current.updated_at = now;
-                this.put_family(tx, &current, now)?;
-                this.record_event(tx, &current, expiring_event(by), now)
+                Box::pin(async move {
+                    let Some(mut current) = tx.account_by_id(&row.id).await? else {
+                        return Ok(());
+                    };
+                    if current.warned_for == Some(by) || !current.status.usable() {
+                        return Ok(());
+                    }
+                    current.status = AccountStatus::Expiring;
+                    current.status_reason = Some(format!("a new consent is needed by {by}"));
+                    current.warned_for = Some(by);
+                    current.next_refresh_at = next_look(&current, renewal, policy, 0);
+                    current.updated_at = now;
+                    this.put_family(tx, &current, now).await?;
+                    this.record_event(tx, &current, expiring_event(by), now)
+                        .await
+                })
             })
             .await
     }
@@ -1022,15 +1039,17 @@ impl Dravo {
         self.0
             .store
             .write(move |tx| {
-                let Some(mut current) = tx.account_by_id(&row.id)? else {
-                    return Ok(());
-                };
-                if current.token_version != row.token_version {
-                    // Renewed meanwhile: the renewal scheduled its own next look.
-                    return Ok(());
-                }
-                current.next_refresh_at = next;
-                tx.put_account(&current)
+                Box::pin(async move {
+                    let Some(mut current) = tx.account_by_id(&row.id).await? else {
+                        return Ok(());
+                    };
+                    if current.token_version != row.token_version {
+                        // Renewed meanwhile: the renewal scheduled its own next look.
+                        return Ok(());
+                    }
+                    current.next_refresh_at = next;
+                    tx.put_account(&current).await
+                })
             })
             .await
     }

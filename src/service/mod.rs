@@ -211,13 +211,15 @@ impl Dravo {
             let first = keys::first_records(&file, clock.now());
             store
                 .write(move |tx| {
-                    // Another process may have recorded them first: theirs stand.
-                    if tx.master_keys()?.is_empty() {
-                        for record in &first {
-                            tx.add_master_key(record)?;
+                    Box::pin(async move {
+                        // Another process may have recorded them first: theirs stand.
+                        if tx.master_keys().await?.is_empty() {
+                            for record in &first {
+                                tx.add_master_key(record).await?;
+                            }
                         }
-                    }
-                    tx.master_keys()
+                        tx.master_keys().await
+                    })
                 })
                 .await?
         } else {

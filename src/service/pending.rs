@@ -137,28 +137,34 @@ impl Dravo {
             .0
             .store
             .write(move |tx| {
-                tx.purge_expired_pending(now)?;
-                // A reconnect keeps the account's id, so the dashboard confirms the account
-                // it already knows.
-                let id = match tx.find_account(&c.owner, c.provider, &held.provider_account_id)? {
-                    Some(existing) => existing.id,
-                    None => AccountId::generate(),
-                };
-                let sealed = this.sealing_keys(tx)?.sealer().seal(
-                    &pending_context(id.as_str(), c.owner.as_str(), c.provider),
-                    &plain,
-                );
-                tx.insert_pending(&PendingRecord {
-                    id: id.clone(),
-                    owner: c.owner.clone(),
-                    provider: c.provider,
-                    oauth_app_id: c.oauth_app_id,
-                    confirm_hash: hash,
-                    sealed,
-                    issued_at: c.issued_at,
-                    expires_at: now.plus_seconds(CONFIRM_WITHIN_SECONDS),
-                })?;
-                Ok(id)
+                Box::pin(async move {
+                    tx.purge_expired_pending(now).await?;
+                    // A reconnect keeps the account's id, so the dashboard confirms the account
+                    // it already knows.
+                    let id = match tx
+                        .find_account(&c.owner, c.provider, &held.provider_account_id)
+                        .await?
+                    {
+                        Some(existing) => existing.id,
+                        None => AccountId::generate(),
+                    };
+                    let sealed = this.sealing_keys(tx).await?.sealer().seal(
+                        &pending_context(id.as_str(), c.owner.as_str(), c.provider),
+                        &plain,
+                    );
+                    tx.insert_pending(&PendingRecord {
+                        id: id.clone(),
+                        owner: c.owner.clone(),
+                        provider: c.provider,
+                        oauth_app_id: c.oauth_app_id,
+                        confirm_hash: hash,
+                        sealed,
+                        issued_at: c.issued_at,
+                        expires_at: now.plus_seconds(CONFIRM_WITHIN_SECONDS),
+                    })
+                    .await?;
+                    Ok(id)
+                })
             })
             .await?;
         Ok(PendingConnection {
@@ -181,8 +187,8 @@ impl Dravo {
         let pending = self
             .0
             .store
-            .write(move |tx| {
-                let Some(pending) = tx.pending_connection(&owner_c, &id_c, now)? else {
+            .write(move |tx| Box::pin(async move {
+                let Some(pending) = tx.pending_connection(&owner_c, &id_c, now).await? else {
                     return Err(Error::not_found(format!(
                         "no connection {id_c} waits for confirmation: it was confirmed already, never existed, or was not confirmed within {} minutes",
                         CONFIRM_WITHIN_SECONDS / 60
@@ -193,18 +199,20 @@ impl Dravo {
                         "code is not the confirmation code of this connection",
                     ));
                 }
-                tx.delete_pending(&pending.id)?;
+                tx.delete_pending(&pending.id).await?;
                 Ok(pending)
-            })
+            }))
             .await?;
-        let plain = self.open_sealed(
-            &pending_context(
-                pending.id.as_str(),
-                pending.owner.as_str(),
-                pending.provider,
-            ),
-            &pending.sealed,
-        )?;
+        let plain = self
+            .open_sealed(
+                &pending_context(
+                    pending.id.as_str(),
+                    pending.owner.as_str(),
+                    pending.provider,
+                ),
+                &pending.sealed,
+            )
+            .await?;
         let held: Held = serde_json::from_slice(&plain)
             .map_err(|e| Error::Internal(format!("a pending connection does not decode: {e}")))?;
         self.save_connected(Connected {
@@ -240,7 +248,7 @@ impl Dravo {
     pub async fn forget_unconfirmed(&self, now: Timestamp) -> Result<usize> {
         self.0
             .store
-            .write(move |tx| tx.purge_expired_pending(now))
+            .write(move |tx| Box::pin(async move { tx.purge_expired_pending(now).await }))
             .await
     }
 }

@@ -61,7 +61,7 @@ pub async fn copy_store(
             after = last.position.unwrap_or(after);
             let n = rows.len() as u64;
             target
-                .write(move |tx| tx.import_rows(table, &rows))
+                .write(move |tx| Box::pin(async move { tx.import_rows(table, &rows).await }))
                 .await
                 .map_err(|e| {
                     Error::store(format!(

@@ -211,7 +211,9 @@ impl WebhookSender {
             let until = now.plus_seconds(CLAIM_SECONDS);
             let claimed = self
                 .store
-                .write(move |tx| tx.claim_due_webhook(now, &claimant, until))
+                .write(move |tx| {
+                    Box::pin(async move { tx.claim_due_webhook(now, &claimant, until).await })
+                })
                 .await?;
             let Some(row) = claimed else { break };
             attempted += 1;
@@ -237,7 +239,11 @@ impl WebhookSender {
                 Outcome::Delivered => {
                     tracing::info!(event = %id, kind = %row.kind, attempt, "webhook delivered");
                     self.store
-                        .write(move |tx| tx.webhook_delivered(&id, &claimant, attempt, now))
+                        .write(move |tx| {
+                            Box::pin(async move {
+                                tx.webhook_delivered(&id, &claimant, attempt, now).await
+                            })
+                        })
                         .await?
                 }
                 Outcome::Refused(error) | Outcome::Unreachable(error) => {
@@ -257,7 +263,10 @@ impl WebhookSender {
                     }
                     self.store
                         .write(move |tx| {
-                            tx.webhook_attempt_failed(&id, &claimant, attempt, next, &error)
+                            Box::pin(async move {
+                                tx.webhook_attempt_failed(&id, &claimant, attempt, next, &error)
+                                    .await
+                            })
                         })
                         .await?
                 }
@@ -285,7 +294,9 @@ impl WebhookSender {
             let (id, holder) = (id.to_owned(), holder.to_owned());
             let kept = self
                 .store
-                .write(move |tx| tx.extend_webhook_claim(&id, &holder, until))
+                .write(move |tx| {
+                    Box::pin(async move { tx.extend_webhook_claim(&id, &holder, until).await })
+                })
                 .await?;
             if !kept {
                 return Ok(());
@@ -304,13 +315,16 @@ impl WebhookSender {
         let given_up = self
             .store
             .write(move |tx| {
-                tx.give_up_unsent_webhooks(
-                    created_before,
-                    due_before,
-                    now,
-                    UNSENT_ERROR,
-                    GIVE_UP_BATCH,
-                )
+                Box::pin(async move {
+                    tx.give_up_unsent_webhooks(
+                        created_before,
+                        due_before,
+                        now,
+                        UNSENT_ERROR,
+                        GIVE_UP_BATCH,
+                    )
+                    .await
+                })
             })
             .await?;
         if given_up > 0 {
@@ -415,7 +429,9 @@ impl WebhookSender {
         loop {
             let n = self
                 .store
-                .write(move |tx| tx.prune_webhooks(before, PRUNE_BATCH))
+                .write(move |tx| {
+                    Box::pin(async move { tx.prune_webhooks(before, PRUNE_BATCH).await })
+                })
                 .await?;
             pruned += n;
             if n < PRUNE_BATCH {
@@ -455,16 +471,18 @@ impl WebhookSender {
         let row = self
             .store
             .write(move |tx| {
-                let Some(row) = tx.get_webhook(&id)? else {
-                    return Err(Error::not_found(format!("no webhook event {id}")));
-                };
-                if row.status == WebhookStatus::Delivered.as_str() {
-                    return Err(Error::Conflict(format!(
-                        "webhook event {id} was delivered already"
-                    )));
-                }
-                tx.requeue_webhook(&id, now)?;
-                Ok(tx.get_webhook(&id)?.unwrap_or(row))
+                Box::pin(async move {
+                    let Some(row) = tx.get_webhook(&id).await? else {
+                        return Err(Error::not_found(format!("no webhook event {id}")));
+                    };
+                    if row.status == WebhookStatus::Delivered.as_str() {
+                        return Err(Error::Conflict(format!(
+                            "webhook event {id} was delivered already"
+                        )));
+                    }
+                    tx.requeue_webhook(&id, now).await?;
+                    Ok(tx.get_webhook(&id).await?.unwrap_or(row))
+                })
             })
             .await?;
         WebhookEvent::try_from(row)

@@ -2,8 +2,10 @@
 //!
 //! The core asks for domain operations (`list_apps`, `get_account`, …) and, when several
 //! changes must commit together, for a write transaction: `store.write(|tx| …)` runs the
-//! closure with a `WriteTx` and commits everything it did, or nothing. The closure is plain
-//! synchronous code (sealing, building rows), so a backend runs it where blocking is allowed.
+//! closure's future with a `WriteTx` and commits everything it did, or nothing. `WriteTx` is
+//! one trait per aggregate (`AppTx`, `AccountTx`, …) summed into one. Between its calls the
+//! work is plain computation (sealing, building rows): SQLite drives it on the blocking pool,
+//! where its calls are synchronous; PostgreSQL awaits each statement on the async runtime.
 //!
 //! Two backends implement `Store` and `WriteTx`: SQLite (`sqlite`, one file) and PostgreSQL
 //! (`postgres`, one database several nodes share). Every operation takes the tenant
@@ -297,44 +299,64 @@ pub struct ExistingAccount {
     pub created_at: Timestamp,
 }
 
-/// The changes a write transaction can make. Every call is part of the one transaction the
-/// store opened for `write`.
-pub trait WriteTx {
+/// The changes a write transaction can make, one trait per aggregate. Every call is part of
+/// the one transaction the store opened for `write`.
+pub trait WriteTx: AppTx + AccountTx + EventTx + PendingTx + KeyTx + MetaTx + Send {}
+
+impl<T: AppTx + AccountTx + EventTx + PendingTx + KeyTx + MetaTx + Send> WriteTx for T {}
+
+/// Write-transaction calls on one aggregate: the OAuth apps (`oauth_apps`).
+#[async_trait]
+pub trait AppTx: Send {
     /// Inserts a new app; a duplicate (owner, provider, name) is `Error::Conflict`.
-    fn insert_app(&mut self, app: &AppRecord) -> Result<()>;
+    async fn insert_app(&mut self, app: &AppRecord) -> Result<()>;
     /// Deletes one of the owner's apps; false when there was none.
-    fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool>;
+    async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool>;
     /// One of the owner's apps, read inside this transaction.
-    fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
+    async fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
     /// Writes an app's name, scopes, sealed secret, credentials error, last check and
     /// `updated_at` (the row named by its owner and id); false when there is none. A name another of the
     /// owner's apps of the provider has is `Error::Conflict`.
-    fn update_app(&mut self, app: &AppRecord) -> Result<bool>;
+    async fn update_app(&mut self, app: &AppRecord) -> Result<bool>;
     /// How many of the owner's connected accounts use the app.
-    fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64>;
+    async fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64>;
     /// Makes the app's accounts that wait on a cooldown after failed refreshes (active or
     /// expiring, with failures) due at `now`; returns how many.
-    fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize>;
+    async fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize>;
+    /// Records (or, with `None`, clears) the provider's refusal of an app's credentials.
+    async fn set_app_credentials_error(
+        &mut self,
+        app_id: &AppId,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Records the last check of an app's configuration, replacing the one before.
+    async fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()>;
+}
+
+/// Write-transaction calls on one aggregate: the connected accounts (`accounts`) and their refresh leases.
+#[async_trait]
+pub trait AccountTx: Send {
     /// The owner's user account for this provider account, if connected before.
-    fn find_account(
+    async fn find_account(
         &mut self,
         owner: &Owner,
         provider: Provider,
         provider_account_id: &str,
     ) -> Result<Option<ExistingAccount>>;
     /// Inserts the account, or replaces the mutable fields of the row with its id.
-    fn put_account(&mut self, account: &AccountRecord) -> Result<()>;
+    async fn put_account(&mut self, account: &AccountRecord) -> Result<()>;
     /// One account, read inside this transaction (by id alone: the refresher works across
     /// tenants; callers check the owner).
-    fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>>;
+    async fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>>;
     /// The children (Pages, organizations) of a user account, in insertion order.
-    fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>>;
+    async fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>>;
     /// Deletes an account and its event log; false when there was none.
-    fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool>;
+    async fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool>;
     /// Takes the account's refresh lease for `holder` until `until`, unless another holder's
     /// lease is still running at `now` or its tokens are no longer at `version`. True when
     /// taken.
-    fn take_refresh_lease(
+    async fn take_refresh_lease(
         &mut self,
         id: &AccountId,
         version: i64,
@@ -343,19 +365,28 @@ pub trait WriteTx {
         until: Timestamp,
     ) -> Result<bool>;
     /// Gives the lease back, if `holder` still holds it.
-    fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()>;
+    async fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()>;
     /// Whether `holder` holds the account's lease at `now`.
-    fn holds_refresh_lease(&mut self, id: &AccountId, holder: &str, now: Timestamp)
-    -> Result<bool>;
+    async fn holds_refresh_lease(
+        &mut self,
+        id: &AccountId,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+}
+
+/// Write-transaction calls on one aggregate: the account event log (`account_events`) and the webhook outbox (`webhook_outbox`).
+#[async_trait]
+pub trait EventTx: Send {
     /// Appends an event to its account's log and drops the oldest beyond
     /// `EVENTS_KEPT_PER_ACCOUNT`.
-    fn insert_event(&mut self, event: &EventRecord) -> Result<()>;
+    async fn insert_event(&mut self, event: &EventRecord) -> Result<()>;
     /// Adds a webhook event to the outbox.
-    fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()>;
+    async fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()>;
     /// Claims for `holder`, until `until`, the oldest pending webhook event due at `now` that
     /// no other sender holds a running claim on, and returns it. Two senders never get the
     /// same event while a claim runs; a claim whose sender died runs out at `until`.
-    fn claim_due_webhook(
+    async fn claim_due_webhook(
         &mut self,
         now: Timestamp,
         holder: &str,
@@ -365,13 +396,18 @@ pub trait WriteTx {
     /// posting it); false when `holder` holds it no more: another sender took the event over
     /// after the claim ran out, or the outcome was recorded. A claim that ran out but that
     /// nobody took over is `holder`'s still, and is extended.
-    fn extend_webhook_claim(&mut self, id: &str, holder: &str, until: Timestamp) -> Result<bool>;
+    async fn extend_webhook_claim(
+        &mut self,
+        id: &str,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<bool>;
     /// One webhook event of the outbox, read inside this transaction.
-    fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>>;
+    async fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>>;
     /// Marks a pending webhook event delivered after `attempts` attempts, and ends the claim,
     /// if `holder` holds it; false (nothing changed) when it does not (another sender took
     /// the event over and records its own outcome).
-    fn webhook_delivered(
+    async fn webhook_delivered(
         &mut self,
         id: &str,
         holder: &str,
@@ -381,7 +417,7 @@ pub trait WriteTx {
     /// Records a failed attempt of a pending webhook event, and ends the claim, if `holder`
     /// holds it (false, nothing changed, when not): tried again at `next`, or, with `None`,
     /// given up (status `failed`). `error` is shown to operators.
-    fn webhook_attempt_failed(
+    async fn webhook_attempt_failed(
         &mut self,
         id: &str,
         holder: &str,
@@ -392,12 +428,12 @@ pub trait WriteTx {
     /// Makes a webhook event pending again, due at `now`; false when there is none. A claim
     /// still running at `now` is kept (its sender is posting the event), so no second
     /// sender posts it meanwhile.
-    fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool>;
+    async fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool>;
     /// Marks `failed`, with `error` as the last error, up to `limit` pending webhook events
     /// created at or before `created_before` and due at or before `due_before` that no sender
     /// holds a running claim on at `now`; returns how many. For a server that sends no
     /// webhooks: events no sender took within their window do not wait forever.
-    fn give_up_unsent_webhooks(
+    async fn give_up_unsent_webhooks(
         &mut self,
         created_before: Timestamp,
         due_before: Timestamp,
@@ -407,52 +443,57 @@ pub trait WriteTx {
     ) -> Result<usize>;
     /// Deletes up to `limit` delivered or failed webhook events recorded before
     /// `created_before`, oldest first; returns how many. Pending events are never touched.
-    fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize>;
-    /// Records (or, with `None`, clears) the provider's refusal of an app's credentials.
-    fn set_app_credentials_error(
-        &mut self,
-        app_id: &AppId,
-        error: Option<&str>,
-        at: Timestamp,
-    ) -> Result<()>;
-    /// Records the last check of an app's configuration, replacing the one before.
-    fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()>;
+    async fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize>;
+}
+
+/// Write-transaction calls on one aggregate: connects in flight: used state nonces (`oauth_states`) and connects that wait for confirmation (`pending_connections`).
+#[async_trait]
+pub trait PendingTx: Send {
     /// Records a state's nonce as used; false when it was used before. Forgets nonces whose
     /// states expired before `now` (they can no longer be presented).
-    fn consume_state_nonce(
+    async fn consume_state_nonce(
         &mut self,
         nonce: &str,
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool>;
     /// Stores a connect that waits for confirmation.
-    fn insert_pending(&mut self, pending: &PendingRecord) -> Result<()>;
+    async fn insert_pending(&mut self, pending: &PendingRecord) -> Result<()>;
     /// The owner's pending connection `id`, unless it expired by `now`.
-    fn pending_connection(
+    async fn pending_connection(
         &mut self,
         owner: &Owner,
         id: &AccountId,
         now: Timestamp,
     ) -> Result<Option<PendingRecord>>;
     /// Deletes a pending connection; false when there was none.
-    fn delete_pending(&mut self, id: &AccountId) -> Result<bool>;
+    async fn delete_pending(&mut self, id: &AccountId) -> Result<bool>;
     /// Forgets pending connections that expired by `now`; returns how many.
-    fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize>;
+    async fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize>;
+}
 
+/// Write-transaction calls on one aggregate: the master keys (`master_keys`) and the sealed values they seal (rotation).
+#[async_trait]
+pub trait KeyTx: Send {
     /// The master keys the database records, by id.
-    fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>>;
+    async fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>>;
     /// The id of the key that seals new values: the newest one not retired.
-    fn current_key_id(&mut self) -> Result<Option<u32>>;
+    async fn current_key_id(&mut self) -> Result<Option<u32>>;
     /// Records a new master key.
-    fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()>;
+    async fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()>;
     /// Marks a key retired at `at`; its states and tokens count until `accept_until`.
-    fn retire_master_key(&mut self, id: u32, at: Timestamp, accept_until: Timestamp) -> Result<()>;
+    async fn retire_master_key(
+        &mut self,
+        id: u32,
+        at: Timestamp,
+        accept_until: Timestamp,
+    ) -> Result<()>;
     /// Counts the sealed values of every column, and those that start with each key's
     /// prefixes (`keys[i]` is one key's prefixes; see `crypto::seal::prefixes_of`).
-    fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>>;
+    async fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>>;
     /// Up to `limit` values of `column` that start with one of `prefixes`, after the row at
     /// `after_rowid`, in row order.
-    fn sealed_rows(
+    async fn sealed_rows(
         &mut self,
         column: SealedColumn,
         after_rowid: i64,
@@ -460,25 +501,34 @@ pub trait WriteTx {
         limit: usize,
     ) -> Result<Vec<SealedRow>>;
     /// Writes `new` over the value of row `id` only if it still holds `old`; false when not.
-    fn replace_sealed(
+    async fn replace_sealed(
         &mut self,
         column: SealedColumn,
         id: &str,
         old: &[u8],
         new: &[u8],
     ) -> Result<bool>;
-    /// A value of the `meta` table, read inside this transaction.
-    fn meta_get(&mut self, key: &str) -> Result<Option<String>>;
-    /// Sets a value of the `meta` table.
-    fn meta_set(&mut self, key: &str, value: &str) -> Result<()>;
-    /// Removes a value of the `meta` table.
-    fn meta_delete(&mut self, key: &str) -> Result<()>;
-    /// Inserts rows exported from another database, positions and all (`store copy`).
-    fn import_rows(&mut self, table: &copy::CopyTable, rows: &[copy::CopyRow]) -> Result<()>;
 }
 
+/// Write-transaction calls on one aggregate: the `meta` table, and whole rows copied from another database (`store copy`).
+#[async_trait]
+pub trait MetaTx: Send {
+    /// A value of the `meta` table, read inside this transaction.
+    async fn meta_get(&mut self, key: &str) -> Result<Option<String>>;
+    /// Sets a value of the `meta` table.
+    async fn meta_set(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Removes a value of the `meta` table.
+    async fn meta_delete(&mut self, key: &str) -> Result<()>;
+    /// Inserts rows exported from another database, positions and all (`store copy`).
+    async fn import_rows(&mut self, table: &copy::CopyTable, rows: &[copy::CopyRow]) -> Result<()>;
+}
+
+/// What a write transaction's work returns: a future that borrows the transaction.
+pub type TxFuture<'t, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 't>>;
+
 /// Work to run inside one write transaction.
-pub type WriteWork = Box<dyn FnOnce(&mut dyn WriteTx) -> Result<()> + Send>;
+pub type WriteWork = Box<dyn for<'t> FnOnce(&'t mut dyn WriteTx) -> TxFuture<'t, ()> + Send>;
 
 /// What the core needs from a database.
 #[async_trait]
@@ -501,9 +551,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// The master keys the database records, by id.
     async fn master_keys(&self) -> Result<Vec<MasterKeyRecord>>;
-    /// `master_keys` from synchronous code (a value names a key this process does not hold
-    /// yet): one short read of a small table, so it may run on the calling thread.
-    fn master_keys_now(&self) -> Result<Vec<MasterKeyRecord>>;
     /// `WriteTx::count_sealed` outside a write: a scan of every sealed column.
     async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>>;
 
@@ -580,17 +627,19 @@ impl dyn Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn WriteTx) -> Result<T> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut dyn WriteTx) -> TxFuture<'t, T> + Send + 'static,
     {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.write_work(Box::new(move |w| {
-            let value = f(w)?;
-            // The receiver lives until `write_work` returns; it cannot be gone.
-            let _ = tx.send(value);
-            Ok(())
+        let result = Arc::new(std::sync::Mutex::new(None));
+        let slot = result.clone();
+        self.write_work(Box::new(move |tx| {
+            Box::pin(async move {
+                let value = f(tx).await?;
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                Ok(())
+            })
         }))
         .await?;
-        rx.try_recv()
-            .map_err(|_| Error::Internal("a write transaction returned no result".into()))
+        let value = result.lock().unwrap_or_else(|e| e.into_inner()).take();
+        value.ok_or_else(|| Error::Internal("a write transaction returned no result".into()))
     }
 }

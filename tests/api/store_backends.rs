@@ -163,13 +163,15 @@ fn webhook(n: i64) -> OutboxRecord {
 
 async fn insert_app(store: &Arc<dyn Store>, record: &AppRecord) -> Result<(), Error> {
     let record = record.clone();
-    store.write(move |tx| tx.insert_app(&record)).await
+    store
+        .write(move |tx| Box::pin(async move { tx.insert_app(&record).await }))
+        .await
 }
 
 async fn put_account(store: &Arc<dyn Store>, record: &AccountRecord) {
     let record = record.clone();
     store
-        .write(move |tx| tx.put_account(&record))
+        .write(move |tx| Box::pin(async move { tx.put_account(&record).await }))
         .await
         .unwrap();
 }
@@ -219,7 +221,12 @@ async fn apps_insert_conflict_update_delete(store: Arc<dyn Store>) {
         }],
     });
     let update = renamed.clone();
-    assert!(store.write(move |tx| tx.update_app(&update)).await.unwrap());
+    assert!(
+        store
+            .write(move |tx| Box::pin(async move { tx.update_app(&update).await }))
+            .await
+            .unwrap()
+    );
     let id = first.id.clone();
     let stored = store.get_app(&alice, &id).await.unwrap().unwrap();
     assert_eq!(stored.name, "Renamed");
@@ -234,14 +241,16 @@ async fn apps_insert_conflict_update_delete(store: Arc<dyn Store>) {
     let mut clash = second.clone();
     clash.name = "Renamed".into();
     assert!(matches!(
-        store.write(move |tx| tx.update_app(&clash)).await,
+        store
+            .write(move |tx| Box::pin(async move { tx.update_app(&clash).await }))
+            .await,
         Err(Error::Conflict(_))
     ));
     let mut missing = app("alice", "Missing", &[0xA1]);
     missing.id = AppId::generate();
     assert!(
         !store
-            .write(move |tx| tx.update_app(&missing))
+            .write(move |tx| Box::pin(async move { tx.update_app(&missing).await }))
             .await
             .unwrap()
     );
@@ -249,7 +258,7 @@ async fn apps_insert_conflict_update_delete(store: Arc<dyn Store>) {
     let (bob, gone) = (owner("bob"), id.clone());
     assert!(
         !store
-            .write(move |tx| tx.delete_app(&bob, &gone))
+            .write(move |tx| Box::pin(async move { tx.delete_app(&bob, &gone).await }))
             .await
             .unwrap(),
         "another tenant cannot delete it"
@@ -257,14 +266,14 @@ async fn apps_insert_conflict_update_delete(store: Arc<dyn Store>) {
     let (a, gone) = (alice.clone(), id.clone());
     assert!(
         store
-            .write(move |tx| tx.delete_app(&a, &gone))
+            .write(move |tx| Box::pin(async move { tx.delete_app(&a, &gone).await }))
             .await
             .unwrap()
     );
     let (a, gone) = (alice.clone(), id.clone());
     assert!(
         !store
-            .write(move |tx| tx.delete_app(&a, &gone))
+            .write(move |tx| Box::pin(async move { tx.delete_app(&a, &gone).await }))
             .await
             .unwrap()
     );
@@ -353,7 +362,7 @@ async fn account_pages_filters_and_children(store: Arc<dyn Store>) {
 
     let parent = users[0].id.clone();
     let children = store
-        .write(move |tx| tx.children_of(&parent))
+        .write(move |tx| Box::pin(async move { tx.children_of(&parent).await }))
         .await
         .unwrap();
     assert_eq!(children.len(), 1);
@@ -372,7 +381,7 @@ async fn account_pages_filters_and_children(store: Arc<dyn Store>) {
 
     let (a, provider_account) = (alice.clone(), users[2].provider_account_id.clone());
     let found = store
-        .write(move |tx| tx.find_account(&a, X, &provider_account))
+        .write(move |tx| Box::pin(async move { tx.find_account(&a, X, &provider_account).await }))
         .await
         .unwrap()
         .expect("found by identity");
@@ -381,7 +390,7 @@ async fn account_pages_filters_and_children(store: Arc<dyn Store>) {
     let (a, gone) = (alice.clone(), id.clone());
     assert!(
         store
-            .write(move |tx| tx.delete_account(&a, &gone))
+            .write(move |tx| Box::pin(async move { tx.delete_account(&a, &gone).await }))
             .await
             .unwrap()
     );
@@ -399,18 +408,21 @@ async fn events_are_trimmed_to_the_newest_kept(store: Arc<dyn Store>) {
     let account_id = a.id.clone();
     store
         .write(move |tx| {
-            for n in 0..total {
-                tx.insert_event(&EventRecord {
-                    id: EventId::generate(),
-                    account_id: account_id.clone(),
-                    owner: owner("alice"),
-                    kind: "refreshed".into(),
-                    created_at: Timestamp::from_unix(T0 + n),
-                    detail: serde_json::json!({ "n": n }),
-                    seq: 0,
-                })?;
-            }
-            Ok(())
+            Box::pin(async move {
+                for n in 0..total {
+                    tx.insert_event(&EventRecord {
+                        id: EventId::generate(),
+                        account_id: account_id.clone(),
+                        owner: owner("alice"),
+                        kind: "refreshed".into(),
+                        created_at: Timestamp::from_unix(T0 + n),
+                        detail: serde_json::json!({ "n": n }),
+                        seq: 0,
+                    })
+                    .await?;
+                }
+                Ok(())
+            })
         })
         .await
         .unwrap();
@@ -446,7 +458,9 @@ async fn refresh_lease_is_held_by_one_holder_until_it_runs_out(store: Arc<dyn St
         let (store, id) = (store.clone(), a.id.clone());
         async move {
             store
-                .write(move |tx| tx.take_refresh_lease(&id, 0, holder, now, until))
+                .write(move |tx| {
+                    Box::pin(async move { tx.take_refresh_lease(&id, 0, holder, now, until).await })
+                })
                 .await
                 .unwrap()
         }
@@ -455,7 +469,9 @@ async fn refresh_lease_is_held_by_one_holder_until_it_runs_out(store: Arc<dyn St
         let (store, id) = (store.clone(), a.id.clone());
         async move {
             store
-                .write(move |tx| tx.holds_refresh_lease(&id, holder, now))
+                .write(move |tx| {
+                    Box::pin(async move { tx.holds_refresh_lease(&id, holder, now).await })
+                })
                 .await
                 .unwrap()
         }
@@ -473,7 +489,7 @@ async fn refresh_lease_is_held_by_one_holder_until_it_runs_out(store: Arc<dyn St
     // Only the holder gives it back.
     let id = a.id.clone();
     store
-        .write(move |tx| tx.release_refresh_lease(&id, "node-b"))
+        .write(move |tx| Box::pin(async move { tx.release_refresh_lease(&id, "node-b").await }))
         .await
         .unwrap();
     assert!(holds("node-a", now).await);
@@ -484,7 +500,7 @@ async fn refresh_lease_is_held_by_one_holder_until_it_runs_out(store: Arc<dyn St
     );
     let id = a.id.clone();
     store
-        .write(move |tx| tx.release_refresh_lease(&id, "node-b"))
+        .write(move |tx| Box::pin(async move { tx.release_refresh_lease(&id, "node-b").await }))
         .await
         .unwrap();
     assert!(!holds("node-b", until).await);
@@ -504,13 +520,17 @@ async fn refresh_lease_is_refused_once_the_tokens_moved_on(store: Arc<dyn Store>
     assert_eq!(stored.access_token_sealed, a.access_token_sealed);
     let id = a.id.clone();
     let taken = store
-        .write(move |tx| tx.take_refresh_lease(&id, 0, "node-a", now, until))
+        .write(move |tx| {
+            Box::pin(async move { tx.take_refresh_lease(&id, 0, "node-a", now, until).await })
+        })
         .await
         .unwrap();
     assert!(!taken, "version 0 is gone");
     let id = a.id.clone();
     let taken = store
-        .write(move |tx| tx.take_refresh_lease(&id, 1, "node-a", now, until))
+        .write(move |tx| {
+            Box::pin(async move { tx.take_refresh_lease(&id, 1, "node-a", now, until).await })
+        })
         .await
         .unwrap();
     assert!(taken);
@@ -522,11 +542,14 @@ async fn state_nonce_is_used_once(store: Arc<dyn Store>) {
         async move {
             store
                 .write(move |tx| {
-                    tx.consume_state_nonce(
-                        nonce,
-                        Timestamp::from_unix(expires),
-                        Timestamp::from_unix(now),
-                    )
+                    Box::pin(async move {
+                        tx.consume_state_nonce(
+                            nonce,
+                            Timestamp::from_unix(expires),
+                            Timestamp::from_unix(now),
+                        )
+                        .await
+                    })
                 })
                 .await
                 .unwrap()
@@ -547,7 +570,14 @@ async fn old_delivered_and_failed_webhooks_are_pruned_and_pending_ones_kept(stor
     let events: Vec<OutboxRecord> = (0..5).map(webhook).collect();
     let queued = events.clone();
     store
-        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .write(move |tx| {
+            Box::pin(async move {
+                for e in &queued {
+                    tx.enqueue_webhook(e).await?;
+                }
+                Ok(())
+            })
+        })
         .await
         .unwrap();
     let now = Timestamp::from_unix(T0 + 100);
@@ -555,11 +585,13 @@ async fn old_delivered_and_failed_webhooks_are_pruned_and_pending_ones_kept(stor
     // 0 and 1 delivered, 2 failed, 3 pending (old), 4 delivered but recorded after the cut.
     let claimed = store
         .write(move |tx| {
-            let mut ids = Vec::new();
-            while let Some(e) = tx.claim_due_webhook(now, "sender", until)? {
-                ids.push(e.id);
-            }
-            Ok(ids)
+            Box::pin(async move {
+                let mut ids = Vec::new();
+                while let Some(e) = tx.claim_due_webhook(now, "sender", until).await? {
+                    ids.push(e.id);
+                }
+                Ok(ids)
+            })
         })
         .await
         .unwrap();
@@ -568,22 +600,27 @@ async fn old_delivered_and_failed_webhooks_are_pruned_and_pending_ones_kept(stor
     let marked = ids.clone();
     store
         .write(move |tx| {
-            for i in [0, 1, 4] {
-                assert!(tx.webhook_delivered(&marked[i], "sender", 1, now)?);
-            }
-            assert!(tx.webhook_attempt_failed(&marked[2], "sender", 9, None, "gave up")?);
-            Ok(())
+            Box::pin(async move {
+                for i in [0, 1, 4] {
+                    assert!(tx.webhook_delivered(&marked[i], "sender", 1, now).await?);
+                }
+                assert!(
+                    tx.webhook_attempt_failed(&marked[2], "sender", 9, None, "gave up")
+                        .await?
+                );
+                Ok(())
+            })
         })
         .await
         .unwrap();
     let cut = Timestamp::from_unix(T0 + 4);
     let first = store
-        .write(move |tx| tx.prune_webhooks(cut, 2))
+        .write(move |tx| Box::pin(async move { tx.prune_webhooks(cut, 2).await }))
         .await
         .unwrap();
     assert_eq!(first, 2, "a batch of 2");
     let second = store
-        .write(move |tx| tx.prune_webhooks(cut, 2))
+        .write(move |tx| Box::pin(async move { tx.prune_webhooks(cut, 2).await }))
         .await
         .unwrap();
     assert_eq!(second, 1);
@@ -606,7 +643,14 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
     let events: Vec<OutboxRecord> = (0..EVENTS).map(webhook).collect();
     let queued = events.clone();
     store
-        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .write(move |tx| {
+            Box::pin(async move {
+                for e in &queued {
+                    tx.enqueue_webhook(e).await?;
+                }
+                Ok(())
+            })
+        })
         .await
         .unwrap();
     let now = Timestamp::from_unix(T0 + 100);
@@ -619,7 +663,9 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
         claimers.push(tokio::spawn(async move {
             let mut got = Vec::new();
             while let Some(event) = store
-                .write(move |tx| tx.claim_due_webhook(now, holder, until))
+                .write(move |tx| {
+                    Box::pin(async move { tx.claim_due_webhook(now, holder, until).await })
+                })
                 .await
                 .unwrap()
             {
@@ -642,10 +688,14 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
     let (delivered_by, failed_by) = (holder_of(&delivered), holder_of(&failed));
     let recorded = store
         .write(move |tx| {
-            Ok((
-                tx.webhook_delivered(&delivered, delivered_by, 1, now)?,
-                tx.webhook_attempt_failed(&failed, failed_by, 3, None, "gave up")?,
-            ))
+            Box::pin(async move {
+                Ok((
+                    tx.webhook_delivered(&delivered, delivered_by, 1, now)
+                        .await?,
+                    tx.webhook_attempt_failed(&failed, failed_by, 3, None, "gave up")
+                        .await?,
+                ))
+            })
         })
         .await
         .unwrap();
@@ -653,7 +703,12 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
     // The others' claims run out at `until`; then another sender takes them.
     let mut reclaimed = HashSet::new();
     while let Some(event) = store
-        .write(move |tx| tx.claim_due_webhook(until, "sender-d", until.plus_seconds(60)))
+        .write(move |tx| {
+            Box::pin(async move {
+                tx.claim_due_webhook(until, "sender-d", until.plus_seconds(60))
+                    .await
+            })
+        })
         .await
         .unwrap()
     {
@@ -670,7 +725,7 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
     let id = events[1].id.clone();
     assert!(
         store
-            .write(move |tx| tx.requeue_webhook(&id, now))
+            .write(move |tx| Box::pin(async move { tx.requeue_webhook(&id, now).await }))
             .await
             .unwrap()
     );
@@ -684,7 +739,7 @@ async fn two_claimers_never_get_the_same_webhook_and_a_claim_runs_out(store: Arc
 async fn webhook_state(store: &Arc<dyn Store>, id: &str) -> (String, i64) {
     let id = id.to_owned();
     let row = store
-        .write(move |tx| tx.get_webhook(&id))
+        .write(move |tx| Box::pin(async move { tx.get_webhook(&id).await }))
         .await
         .unwrap()
         .expect("the event");
@@ -697,7 +752,14 @@ async fn a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder(
     let (first, second) = (webhook(0), webhook(1));
     let queued = [first.clone(), second.clone()];
     store
-        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .write(move |tx| {
+            Box::pin(async move {
+                for e in &queued {
+                    tx.enqueue_webhook(e).await?;
+                }
+                Ok(())
+            })
+        })
         .await
         .unwrap();
     let at = Timestamp::from_unix;
@@ -705,7 +767,11 @@ async fn a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder(
         let store = store.clone();
         async move {
             store
-                .write(move |tx| tx.claim_due_webhook(at(now), holder, at(now + 5)))
+                .write(move |tx| {
+                    Box::pin(
+                        async move { tx.claim_due_webhook(at(now), holder, at(now + 5)).await },
+                    )
+                })
                 .await
                 .unwrap()
                 .map(|e| e.id)
@@ -715,7 +781,9 @@ async fn a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder(
         let (store, id) = (store.clone(), id.to_owned());
         async move {
             store
-                .write(move |tx| tx.extend_webhook_claim(&id, holder, at(until)))
+                .write(move |tx| {
+                    Box::pin(async move { tx.extend_webhook_claim(&id, holder, at(until)).await })
+                })
                 .await
                 .unwrap()
         }
@@ -725,10 +793,19 @@ async fn a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder(
         async move {
             store
                 .write(move |tx| {
-                    Ok((
-                        tx.webhook_attempt_failed(&id, holder, 1, Some(at(T0 + 999)), "HTTP 500")?,
-                        tx.webhook_delivered(&id, holder, 1, at(T0 + 999))?,
-                    ))
+                    Box::pin(async move {
+                        Ok((
+                            tx.webhook_attempt_failed(
+                                &id,
+                                holder,
+                                1,
+                                Some(at(T0 + 999)),
+                                "HTTP 500",
+                            )
+                            .await?,
+                            tx.webhook_delivered(&id, holder, 1, at(T0 + 999)).await?,
+                        ))
+                    })
                 })
                 .await
                 .unwrap()
@@ -764,7 +841,7 @@ async fn a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder(
     let id = first.id.clone();
     assert!(
         store
-            .write(move |tx| tx.requeue_webhook(&id, at(T0 + 109)))
+            .write(move |tx| Box::pin(async move { tx.requeue_webhook(&id, at(T0 + 109)).await }))
             .await
             .unwrap()
     );
@@ -773,7 +850,9 @@ async fn a_webhook_claim_is_extended_and_outcomes_recorded_only_by_its_holder(
     let id = first.id.clone();
     assert!(
         store
-            .write(move |tx| tx.webhook_delivered(&id, "c", 1, at(T0 + 111)))
+            .write(move |tx| Box::pin(async move {
+                tx.webhook_delivered(&id, "c", 1, at(T0 + 111)).await
+            }))
             .await
             .unwrap()
     );
@@ -800,8 +879,11 @@ async fn webhooks_no_sender_took_are_given_up_after_their_window_in_bounded_batc
     let queued = claimed.clone();
     store
         .write(move |tx| {
-            tx.enqueue_webhook(&queued)?;
-            tx.claim_due_webhook(now, "sender", now.plus_seconds(5))
+            Box::pin(async move {
+                tx.enqueue_webhook(&queued).await?;
+                tx.claim_due_webhook(now, "sender", now.plus_seconds(5))
+                    .await
+            })
         })
         .await
         .unwrap()
@@ -827,7 +909,14 @@ async fn webhooks_no_sender_took_are_given_up_after_their_window_in_bounded_batc
         .cloned()
         .collect();
     store
-        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .write(move |tx| {
+            Box::pin(async move {
+                for e in &queued {
+                    tx.enqueue_webhook(e).await?;
+                }
+                Ok(())
+            })
+        })
         .await
         .unwrap();
 
@@ -836,7 +925,16 @@ async fn webhooks_no_sender_took_are_given_up_after_their_window_in_bounded_batc
         async move {
             store
                 .write(move |tx| {
-                    tx.give_up_unsent_webhooks(created_before, due_before, now, "nobody sent it", 2)
+                    Box::pin(async move {
+                        tx.give_up_unsent_webhooks(
+                            created_before,
+                            due_before,
+                            now,
+                            "nobody sent it",
+                            2,
+                        )
+                        .await
+                    })
                 })
                 .await
                 .unwrap()
@@ -876,7 +974,7 @@ async fn webhooks_no_sender_took_are_given_up_after_their_window_in_bounded_batc
     let id = stale[0].id.clone();
     assert!(
         store
-            .write(move |tx| tx.requeue_webhook(&id, now))
+            .write(move |tx| Box::pin(async move { tx.requeue_webhook(&id, now).await }))
             .await
             .unwrap()
     );
@@ -893,7 +991,14 @@ async fn due_webhooks_are_claimed_in_the_order_they_were_recorded(store: Arc<dyn
     newer.next_attempt_at = Some(Timestamp::from_unix(T0 + 10));
     let queued = [older.clone(), newer.clone()];
     store
-        .write(move |tx| queued.iter().try_for_each(|e| tx.enqueue_webhook(e)))
+        .write(move |tx| {
+            Box::pin(async move {
+                for e in &queued {
+                    tx.enqueue_webhook(e).await?;
+                }
+                Ok(())
+            })
+        })
         .await
         .unwrap();
     let claim = |now: i64, holder: &'static str| {
@@ -901,7 +1006,12 @@ async fn due_webhooks_are_claimed_in_the_order_they_were_recorded(store: Arc<dyn
         async move {
             let now = Timestamp::from_unix(now);
             store
-                .write(move |tx| tx.claim_due_webhook(now, holder, now.plus_seconds(60)))
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tx.claim_due_webhook(now, holder, now.plus_seconds(60))
+                            .await
+                    })
+                })
                 .await
                 .unwrap()
                 .map(|e| e.id)
@@ -926,14 +1036,19 @@ async fn pending_connections_expire_and_are_purged(store: Arc<dyn Store>) {
     };
     let record = pending.clone();
     store
-        .write(move |tx| tx.insert_pending(&record))
+        .write(move |tx| Box::pin(async move { tx.insert_pending(&record).await }))
         .await
         .unwrap();
     let look = |who: &'static str, now: i64| {
         let (store, id) = (store.clone(), id.clone());
         async move {
             store
-                .write(move |tx| tx.pending_connection(&owner(who), &id, Timestamp::from_unix(now)))
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tx.pending_connection(&owner(who), &id, Timestamp::from_unix(now))
+                            .await
+                    })
+                })
                 .await
                 .unwrap()
         }
@@ -944,14 +1059,19 @@ async fn pending_connections_expire_and_are_purged(store: Arc<dyn Store>) {
     assert!(look("bob", T0 + 1).await.is_none(), "another tenant's");
     assert!(look("alice", T0 + 600).await.is_none(), "expired");
     let purged = store
-        .write(|tx| tx.purge_expired_pending(Timestamp::from_unix(T0 + 600)))
+        .write(|tx| {
+            Box::pin(async move {
+                tx.purge_expired_pending(Timestamp::from_unix(T0 + 600))
+                    .await
+            })
+        })
         .await
         .unwrap();
     assert_eq!(purged, 1);
     let gone = id.clone();
     assert!(
         !store
-            .write(move |tx| tx.delete_pending(&gone))
+            .write(move |tx| Box::pin(async move { tx.delete_pending(&gone).await }))
             .await
             .unwrap()
     );
@@ -966,36 +1086,49 @@ async fn master_keys_and_sealed_values(store: Arc<dyn Store>) {
         accept_until: None,
     };
     store
-        .write(move |tx| tx.add_master_key(&key(1)))
+        .write(move |tx| Box::pin(async move { tx.add_master_key(&key(1)).await }))
         .await
         .unwrap();
     store
-        .write(move |tx| tx.add_master_key(&key(2)))
+        .write(move |tx| Box::pin(async move { tx.add_master_key(&key(2)).await }))
         .await
         .unwrap();
     assert_eq!(
-        store.write(|tx| tx.current_key_id()).await.unwrap(),
+        store
+            .write(|tx| Box::pin(async move { tx.current_key_id().await }))
+            .await
+            .unwrap(),
         Some(2)
     );
     store
         .write(|tx| {
-            tx.retire_master_key(
-                2,
-                Timestamp::from_unix(T0 + 10),
-                Timestamp::from_unix(T0 + 20),
-            )
+            Box::pin(async move {
+                tx.retire_master_key(
+                    2,
+                    Timestamp::from_unix(T0 + 10),
+                    Timestamp::from_unix(T0 + 20),
+                )
+                .await
+            })
         })
         .await
         .unwrap();
     assert_eq!(
-        store.write(|tx| tx.current_key_id()).await.unwrap(),
+        store
+            .write(|tx| Box::pin(async move { tx.current_key_id().await }))
+            .await
+            .unwrap(),
         Some(1)
     );
     let keys = store.master_keys().await.unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[1].retired_at, Some(Timestamp::from_unix(T0 + 10)));
     assert_eq!(keys[1].accept_until, Some(Timestamp::from_unix(T0 + 20)));
-    assert_eq!(store.master_keys_now().unwrap(), keys);
+    let in_tx = store
+        .write(|tx| Box::pin(async move { tx.master_keys().await }))
+        .await
+        .unwrap();
+    assert_eq!(in_tx, keys);
 
     // Three app secrets: two sealed by "key A" (prefix AA), one by "key B" (prefix BB).
     let apps = [
@@ -1014,7 +1147,7 @@ async fn master_keys_and_sealed_values(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!((secrets.total, secrets.by_key.clone()), (3, vec![2, 1]));
     let in_tx = store
-        .write(move |tx| tx.count_sealed(&prefixes))
+        .write(move |tx| Box::pin(async move { tx.count_sealed(&prefixes).await }))
         .await
         .unwrap();
     assert_eq!(in_tx[0].by_key, secrets.by_key);
@@ -1025,7 +1158,10 @@ async fn master_keys_and_sealed_values(store: Arc<dyn Store>) {
         async move {
             store
                 .write(move |tx| {
-                    tx.sealed_rows(SealedColumn::AppClientSecret, after, &[vec![0xAA]], 1)
+                    Box::pin(async move {
+                        tx.sealed_rows(SealedColumn::AppClientSecret, after, &[vec![0xAA]], 1)
+                            .await
+                    })
                 })
                 .await
                 .unwrap()
@@ -1047,7 +1183,15 @@ async fn master_keys_and_sealed_values(store: Arc<dyn Store>) {
         async move {
             store
                 .write(move |tx| {
-                    tx.replace_sealed(SealedColumn::AppClientSecret, id.as_str(), &old, &[0xBB, 1])
+                    Box::pin(async move {
+                        tx.replace_sealed(
+                            SealedColumn::AppClientSecret,
+                            id.as_str(),
+                            &old,
+                            &[0xBB, 1],
+                        )
+                        .await
+                    })
                 })
                 .await
                 .unwrap()
@@ -1071,10 +1215,12 @@ async fn a_failed_write_transaction_changes_nothing(store: Arc<dyn Store>) {
     let acc = account("alice", X, "p1");
     let result: Result<(), Error> = store
         .write(move |tx| {
-            tx.insert_app(&a)?;
-            tx.put_account(&acc)?;
-            tx.meta_set("doomed", "yes")?;
-            Err(Error::Conflict("the work failed after writing".into()))
+            Box::pin(async move {
+                tx.insert_app(&a).await?;
+                tx.put_account(&acc).await?;
+                tx.meta_set("doomed", "yes").await?;
+                Err(Error::Conflict("the work failed after writing".into()))
+            })
         })
         .await;
     assert!(matches!(result, Err(Error::Conflict(_))));
@@ -1097,8 +1243,10 @@ async fn a_failed_write_transaction_changes_nothing(store: Arc<dyn Store>) {
     );
     let result = store
         .write(move |tx| {
-            tx.insert_app(&fresh)?;
-            tx.insert_app(&dup)
+            Box::pin(async move {
+                tx.insert_app(&fresh).await?;
+                tx.insert_app(&dup).await
+            })
         })
         .await;
     assert!(matches!(result, Err(Error::Conflict(_))));

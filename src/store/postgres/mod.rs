@@ -4,8 +4,8 @@
 //!   rustls when the URL's `sslmode` asks for it (`prefer`, the default, tries it).
 //! - Reads run on a pooled connection; nothing is memoised, since other nodes write without
 //!   telling this one.
-//! - A write transaction's work is synchronous code (see `store`), so it runs on the blocking
-//!   pool and drives each statement to completion there. SQLite lets one writer in at a time;
+//! - A write transaction runs on the async runtime, one pooled connection awaiting each
+//!   statement: no thread, runtime or connection of its own. SQLite lets one writer in at a time;
 //!   here transactions run side by side at READ COMMITTED, so every read-modify-write the
 //!   core does through `WriteTx` locks what it read: rows by `FOR UPDATE`, an account identity
 //!   not yet stored and the current sealing key by transaction-scoped advisory locks.
@@ -25,9 +25,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
 use super::{
-    AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, MasterKeyRecord,
-    OutboxRecord, Page, PendingRecord, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store,
-    WebhookBacklog, WriteTx, WriteWork,
+    AccountFilter, AccountRecord, AccountTx, AppRecord, AppTx, EventRecord, EventTx,
+    ExistingAccount, KeyTx, MasterKeyRecord, MetaTx, OutboxRecord, Page, PendingRecord, PendingTx,
+    SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store, WebhookBacklog, WriteWork,
 };
 use crate::domain::{
     Account, AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
@@ -52,8 +52,6 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    /// The URL's config, to open a connection outside the pool (`master_keys_now`).
-    config: tokio_postgres::Config,
     /// Where the database is, for messages (no password).
     shown: Arc<str>,
     pool_wait: Option<prometheus_client::metrics::histogram::Histogram>,
@@ -158,7 +156,7 @@ impl PgStore {
         let config = parse_url(url)?;
         let shown: Arc<str> = describe_url(&config).into();
         let manager = Manager::from_config(
-            config.clone(),
+            config,
             tls()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -173,7 +171,6 @@ impl PgStore {
             .map_err(|e| Error::store_caused(format!("cannot use the database {shown}"), e))?;
         let store = PgStore {
             pool,
-            config,
             shown,
             pool_wait,
         };
@@ -393,31 +390,6 @@ impl Store for PgStore {
             .collect()
     }
 
-    fn master_keys_now(&self) -> Result<Vec<MasterKeyRecord>> {
-        // Called from synchronous code that may be on an async worker (even of a
-        // single-threaded runtime): one short query on a connection of its own, on a thread
-        // of its own, so no runtime is blocked and the pool is not touched from outside it.
-        let (config, tls) = (self.config.clone(), tls()?);
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Error::Internal(format!("cannot start a runtime: {e}")))?;
-                runtime.block_on(async move {
-                    let (client, connection) = config.connect(tls).await?;
-                    let driver = tokio::spawn(connection);
-                    let rows = client.query(&*sql::keys::LIST, &[]).await?;
-                    drop(client);
-                    let _ = driver.await;
-                    rows.iter().map(sql::keys::from_row).collect()
-                })
-            })
-            .join()
-            .map_err(|_| Error::Internal("reading the master keys panicked".into()))?
-        })
-    }
-
     async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>> {
         let client = self.client().await?;
         let mut counts = Vec::new();
@@ -592,27 +564,21 @@ impl Store for PgStore {
 
     async fn write_work(&self, work: WriteWork) -> Result<()> {
         let mut client = self.client().await?;
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let tx = handle.block_on(client.transaction())?;
-            let mut write = PgTx {
-                tx: &tx,
-                handle: &handle,
-                keys_lock: None,
-            };
-            work(&mut write)?;
-            handle.block_on(tx.commit())?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("a database task failed: {e}")))?
+        let tx = client.transaction().await?;
+        let mut write = PgTx {
+            tx: &tx,
+            keys_lock: None,
+        };
+        work(&mut write).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
-/// A write transaction in progress, driven from the blocking pool.
+/// A write transaction in progress; an error or a dropped future rolls it back (the
+/// driver's `Transaction` does on drop).
 struct PgTx<'a> {
     tx: &'a deadpool_postgres::Transaction<'a>,
-    handle: &'a tokio::runtime::Handle,
     /// How this transaction holds `KEYS_LOCK` so far.
     keys_lock: Option<KeysLock>,
 }
@@ -624,42 +590,42 @@ enum KeysLock {
 }
 
 impl PgTx<'_> {
-    fn statement(&self, sql: &str) -> Result<Statement> {
-        Ok(self.handle.block_on(self.tx.prepare_cached(sql))?)
+    async fn statement(&self, sql: &str) -> Result<Statement> {
+        Ok(self.tx.prepare_cached(sql).await?)
     }
 
-    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let stmt = self.statement(sql)?;
-        Ok(self.handle.block_on(self.tx.execute(&stmt, params))?)
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let stmt = self.statement(sql).await?;
+        Ok(self.tx.execute(&stmt, params).await?)
     }
 
     /// `execute`, keeping the driver's error (to tell a unique violation).
-    fn execute_raw(
+    async fn execute_raw(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<std::result::Result<u64, tokio_postgres::Error>> {
-        let stmt = self.statement(sql)?;
-        Ok(self.handle.block_on(self.tx.execute(&stmt, params)))
+        let stmt = self.statement(sql).await?;
+        Ok(self.tx.execute(&stmt, params).await)
     }
 
-    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let stmt = self.statement(sql)?;
-        Ok(self.handle.block_on(self.tx.query(&stmt, params))?)
+    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let stmt = self.statement(sql).await?;
+        Ok(self.tx.query(&stmt, params).await?)
     }
 
-    fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
-        let stmt = self.statement(sql)?;
-        Ok(self.handle.block_on(self.tx.query_opt(&stmt, params))?)
+    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        let stmt = self.statement(sql).await?;
+        Ok(self.tx.query_opt(&stmt, params).await?)
     }
 
     /// Takes `KEYS_LOCK` as `wanted` unless this transaction holds it already (shared or
     /// exclusive: a holder that only reads the keys does not need more).
-    fn lock_keys(&mut self, wanted: KeysLock) -> Result<()> {
+    async fn lock_keys(&mut self, wanted: KeysLock) -> Result<()> {
         match (self.keys_lock, wanted) {
             (Some(KeysLock::Exclusive), _) | (Some(KeysLock::Shared), KeysLock::Shared) => Ok(()),
             _ => {
-                self.lock(KEYS_LOCK, wanted == KeysLock::Shared)?;
+                self.lock(KEYS_LOCK, wanted == KeysLock::Shared).await?;
                 self.keys_lock = Some(wanted);
                 Ok(())
             }
@@ -667,13 +633,13 @@ impl PgTx<'_> {
     }
 
     /// Takes a transaction-scoped advisory lock on `key` (shared or not).
-    fn lock(&self, key: i64, shared: bool) -> Result<()> {
+    async fn lock(&self, key: i64, shared: bool) -> Result<()> {
         let sql = if shared {
             "SELECT pg_advisory_xact_lock_shared($1)"
         } else {
             "SELECT pg_advisory_xact_lock($1)"
         };
-        self.row(sql, &[&key]).map(|_| ())
+        self.row(sql, &[&key]).await.map(|_| ())
     }
 }
 
@@ -696,51 +662,87 @@ fn app_conflict(app: &AppRecord) -> Error {
     ))
 }
 
-impl WriteTx for PgTx<'_> {
-    fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
+#[async_trait]
+impl AppTx for PgTx<'_> {
+    async fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
         let p = sql::apps::Params::of(app);
-        match self.execute_raw(&sql::apps::INSERT, &p.insert())? {
+        match self.execute_raw(&sql::apps::INSERT, &p.insert()).await? {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(app_conflict(app)),
             Err(e) => Err(e.into()),
         }
     }
 
-    fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
-        Ok(self.execute(
-            "DELETE FROM oauth_apps WHERE owner = $1 AND id = $2",
-            &[&owner.as_str(), &id.as_str()],
-        )? > 0)
+    async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
+        Ok(self
+            .execute(
+                "DELETE FROM oauth_apps WHERE owner = $1 AND id = $2",
+                &[&owner.as_str(), &id.as_str()],
+            )
+            .await?
+            > 0)
     }
 
-    fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
-        self.row(&sql::apps::GET_FOR_UPDATE, &[&owner.as_str(), &id.as_str()])?
+    async fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
+        self.row(&sql::apps::GET_FOR_UPDATE, &[&owner.as_str(), &id.as_str()])
+            .await?
             .map(|r| sql::apps::from_row(&r))
             .transpose()
     }
 
-    fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
+    async fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
         let p = sql::apps::Params::of(app);
-        match self.execute_raw(sql::apps::UPDATE, &p.update())? {
+        match self.execute_raw(sql::apps::UPDATE, &p.update()).await? {
             Ok(n) => Ok(n > 0),
             Err(e) if is_unique_violation(&e) => Err(app_conflict(app)),
             Err(e) => Err(e.into()),
         }
     }
 
-    fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64> {
-        let row = self.row(
-            sql::accounts::COUNT_OF_APP,
-            &[&id.as_str(), &owner.as_str()],
-        )?;
+    async fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64> {
+        let row = self
+            .row(
+                sql::accounts::COUNT_OF_APP,
+                &[&id.as_str(), &owner.as_str()],
+            )
+            .await?;
         Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
     }
 
-    fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
-        Ok(self.execute(sql::accounts::MAKE_DUE_FOR_APP, &[&app_id, &now.unix()])? as usize)
+    async fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
+        Ok(self
+            .execute(sql::accounts::MAKE_DUE_FOR_APP, &[&app_id, &now.unix()])
+            .await? as usize)
     }
 
-    fn find_account(
+    async fn set_app_credentials_error(
+        &mut self,
+        app_id: &AppId,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<()> {
+        self.execute(
+            "UPDATE oauth_apps SET credentials_error = $2, credentials_error_at = $3 WHERE id = $1",
+            &[&app_id, &error, &error.map(|_| at.unix())],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
+        let json = super::codec::last_check_json(check);
+        self.execute(
+            "UPDATE oauth_apps SET last_check = $2, last_check_at = $3 WHERE id = $1",
+            &[&app_id, &json, &check.checked_at.unix()],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AccountTx for PgTx<'_> {
+    async fn find_account(
         &mut self,
         owner: &Owner,
         provider: Provider,
@@ -751,11 +753,13 @@ impl WriteTx for PgTx<'_> {
         self.lock(
             lock_key(&[owner.as_str(), provider.as_str(), provider_account_id]),
             false,
-        )?;
+        )
+        .await?;
         self.row(
             sql::accounts::FIND,
             &[&owner.as_str(), &provider.as_str(), &provider_account_id],
-        )?
+        )
+        .await?
         .map(|r| {
             Ok(ExistingAccount {
                 id: r.try_get(0)?,
@@ -765,38 +769,43 @@ impl WriteTx for PgTx<'_> {
         .transpose()
     }
 
-    fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
+    async fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
         let p = sql::accounts::Params::of(account);
-        self.execute(&sql::accounts::PUT, &p.all())?;
+        self.execute(&sql::accounts::PUT, &p.all()).await?;
         Ok(())
     }
 
-    fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
-        self.row(&sql::accounts::BY_ID_FOR_UPDATE, &[&id])?
+    async fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
+        self.row(&sql::accounts::BY_ID_FOR_UPDATE, &[&id])
+            .await?
             .map(|r| sql::accounts::from_row(&r))
             .transpose()
     }
 
-    fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
-        self.rows(&sql::accounts::CHILDREN_FOR_UPDATE, &[&parent_id])?
+    async fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
+        self.rows(&sql::accounts::CHILDREN_FOR_UPDATE, &[&parent_id])
+            .await?
             .iter()
             .map(sql::accounts::from_row)
             .collect()
     }
 
-    fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
-        let n = self.execute(
-            "DELETE FROM accounts WHERE owner = $1 AND id = $2",
-            &[&owner.as_str(), &id.as_str()],
-        )?;
+    async fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
+        let n = self
+            .execute(
+                "DELETE FROM accounts WHERE owner = $1 AND id = $2",
+                &[&owner.as_str(), &id.as_str()],
+            )
+            .await?;
         self.execute(
             "DELETE FROM account_events WHERE owner = $1 AND account_id = $2",
             &[&owner.as_str(), &id.as_str()],
-        )?;
+        )
+        .await?;
         Ok(n > 0)
     }
 
-    fn take_refresh_lease(
+    async fn take_refresh_lease(
         &mut self,
         id: &AccountId,
         version: i64,
@@ -804,22 +813,26 @@ impl WriteTx for PgTx<'_> {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool> {
-        Ok(self.execute(
-            sql::accounts::TAKE_LEASE,
-            &[&id, &holder, &until.unix(), &now.unix(), &version],
-        )? > 0)
+        Ok(self
+            .execute(
+                sql::accounts::TAKE_LEASE,
+                &[&id, &holder, &until.unix(), &now.unix(), &version],
+            )
+            .await?
+            > 0)
     }
 
-    fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
+    async fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
         self.execute(
             "UPDATE accounts SET refresh_lease_until = NULL, refresh_lease_holder = NULL
              WHERE id = $1 AND refresh_lease_holder = $2",
             &[&id, &holder],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn holds_refresh_lease(
+    async fn holds_refresh_lease(
         &mut self,
         id: &AccountId,
         holder: &str,
@@ -830,11 +843,15 @@ impl WriteTx for PgTx<'_> {
                 "SELECT 1 FROM accounts
                  WHERE id = $1 AND refresh_lease_holder = $2 AND refresh_lease_until > $3",
                 &[&id, &holder, &now.unix()],
-            )?
+            )
+            .await?
             .is_some())
     }
+}
 
-    fn insert_event(&mut self, event: &EventRecord) -> Result<()> {
+#[async_trait]
+impl EventTx for PgTx<'_> {
+    async fn insert_event(&mut self, event: &EventRecord) -> Result<()> {
         let detail = event.detail.to_string();
         self.execute(
             "INSERT INTO account_events (id, account_id, owner, type, created_at, detail)
@@ -847,15 +864,17 @@ impl WriteTx for PgTx<'_> {
                 &event.created_at.unix(),
                 &detail,
             ],
-        )?;
+        )
+        .await?;
         self.execute(
             sql::accounts::TRIM_EVENTS,
             &[&event.account_id, &super::EVENTS_KEPT_PER_ACCOUNT],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
+    async fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
         self.execute(
             "INSERT INTO webhook_outbox (id, type, owner, body, created_at, status, attempts,
                                          next_attempt_at, last_error, delivered_at)
@@ -872,45 +891,59 @@ impl WriteTx for PgTx<'_> {
                 &event.last_error,
                 &event.delivered_at.map(Timestamp::unix),
             ],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn claim_due_webhook(
+    async fn claim_due_webhook(
         &mut self,
         now: Timestamp,
         holder: &str,
         until: Timestamp,
     ) -> Result<Option<OutboxRecord>> {
-        self.row(&sql::outbox::CLAIM, &[&now.unix(), &holder, &until.unix()])?
+        self.row(&sql::outbox::CLAIM, &[&now.unix(), &holder, &until.unix()])
+            .await?
             .map(|r| sql::outbox::from_row(&r))
             .transpose()
     }
 
-    fn extend_webhook_claim(&mut self, id: &str, holder: &str, until: Timestamp) -> Result<bool> {
-        Ok(self.execute(sql::outbox::EXTEND_CLAIM, &[&id, &holder, &until.unix()])? == 1)
+    async fn extend_webhook_claim(
+        &mut self,
+        id: &str,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<bool> {
+        Ok(self
+            .execute(sql::outbox::EXTEND_CLAIM, &[&id, &holder, &until.unix()])
+            .await?
+            == 1)
     }
 
-    fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
-        self.row(&sql::outbox::GET_FOR_UPDATE, &[&id])?
+    async fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
+        self.row(&sql::outbox::GET_FOR_UPDATE, &[&id])
+            .await?
             .map(|r| sql::outbox::from_row(&r))
             .transpose()
     }
 
-    fn webhook_delivered(
+    async fn webhook_delivered(
         &mut self,
         id: &str,
         holder: &str,
         attempts: i64,
         at: Timestamp,
     ) -> Result<bool> {
-        Ok(self.execute(
-            sql::outbox::DELIVERED,
-            &[&id, &holder, &attempts, &at.unix()],
-        )? == 1)
+        Ok(self
+            .execute(
+                sql::outbox::DELIVERED,
+                &[&id, &holder, &attempts, &at.unix()],
+            )
+            .await?
+            == 1)
     }
 
-    fn webhook_attempt_failed(
+    async fn webhook_attempt_failed(
         &mut self,
         id: &str,
         holder: &str,
@@ -918,23 +951,23 @@ impl WriteTx for PgTx<'_> {
         next: Option<Timestamp>,
         error: &str,
     ) -> Result<bool> {
-        Ok(self.execute(
-            sql::outbox::ATTEMPT_FAILED,
-            &[&id, &holder, &attempts, &next.map(Timestamp::unix), &error],
-        )? == 1)
+        Ok(self
+            .execute(
+                sql::outbox::ATTEMPT_FAILED,
+                &[&id, &holder, &attempts, &next.map(Timestamp::unix), &error],
+            )
+            .await?
+            == 1)
     }
 
-    fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
-        Ok(self.execute(sql::outbox::REQUEUE, &[&id, &now.unix()])? == 1)
+    async fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
+        Ok(self
+            .execute(sql::outbox::REQUEUE, &[&id, &now.unix()])
+            .await?
+            == 1)
     }
 
-    fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let deleted = self.execute(sql::outbox::PRUNE, &[&created_before.unix(), &limit])?;
-        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
-    }
-
-    fn give_up_unsent_webhooks(
+    async fn give_up_unsent_webhooks(
         &mut self,
         created_before: Timestamp,
         due_before: Timestamp,
@@ -943,42 +976,33 @@ impl WriteTx for PgTx<'_> {
         limit: usize,
     ) -> Result<usize> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let changed = self.execute(
-            sql::outbox::GIVE_UP_UNSENT,
-            &[
-                &due_before.unix(),
-                &created_before.unix(),
-                &now.unix(),
-                &limit,
-                &error,
-            ],
-        )?;
+        let changed = self
+            .execute(
+                sql::outbox::GIVE_UP_UNSENT,
+                &[
+                    &due_before.unix(),
+                    &created_before.unix(),
+                    &now.unix(),
+                    &limit,
+                    &error,
+                ],
+            )
+            .await?;
         Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
-    fn set_app_credentials_error(
-        &mut self,
-        app_id: &AppId,
-        error: Option<&str>,
-        at: Timestamp,
-    ) -> Result<()> {
-        self.execute(
-            "UPDATE oauth_apps SET credentials_error = $2, credentials_error_at = $3 WHERE id = $1",
-            &[&app_id, &error, &error.map(|_| at.unix())],
-        )?;
-        Ok(())
+    async fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let deleted = self
+            .execute(sql::outbox::PRUNE, &[&created_before.unix(), &limit])
+            .await?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
+}
 
-    fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
-        let json = super::codec::last_check_json(check);
-        self.execute(
-            "UPDATE oauth_apps SET last_check = $2, last_check_at = $3 WHERE id = $1",
-            &[&app_id, &json, &check.checked_at.unix()],
-        )?;
-        Ok(())
-    }
-
-    fn consume_state_nonce(
+#[async_trait]
+impl PendingTx for PgTx<'_> {
+    async fn consume_state_nonce(
         &mut self,
         nonce: &str,
         expires_at: Timestamp,
@@ -987,15 +1011,19 @@ impl WriteTx for PgTx<'_> {
         self.execute(
             "DELETE FROM oauth_state_nonces WHERE expires_at < $1",
             &[&now.unix()],
-        )?;
-        Ok(self.execute(
-            "INSERT INTO oauth_state_nonces (nonce, expires_at) VALUES ($1, $2)
+        )
+        .await?;
+        Ok(self
+            .execute(
+                "INSERT INTO oauth_state_nonces (nonce, expires_at) VALUES ($1, $2)
              ON CONFLICT (nonce) DO NOTHING",
-            &[&nonce, &expires_at.unix()],
-        )? == 1)
+                &[&nonce, &expires_at.unix()],
+            )
+            .await?
+            == 1)
     }
 
-    fn insert_pending(&mut self, p: &PendingRecord) -> Result<()> {
+    async fn insert_pending(&mut self, p: &PendingRecord) -> Result<()> {
         self.execute(
             "INSERT INTO pending_connections
                  (id, owner, provider, oauth_app_id, confirm_hash, sealed, issued_at, expires_at)
@@ -1015,11 +1043,12 @@ impl WriteTx for PgTx<'_> {
                 &p.issued_at.unix(),
                 &p.expires_at.unix(),
             ],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn pending_connection(
+    async fn pending_connection(
         &mut self,
         owner: &Owner,
         id: &AccountId,
@@ -1032,52 +1061,64 @@ impl WriteTx for PgTx<'_> {
                 crate::store::codec::PENDING_COLUMNS
             ),
             &[&id.as_str(), &owner.as_str(), &now.unix()],
-        )?
+        )
+        .await?
         .map(|r| crate::store::codec::pending(&r))
         .transpose()
     }
 
-    fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
-        Ok(self.execute("DELETE FROM pending_connections WHERE id = $1", &[&id])? == 1)
+    async fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
+        Ok(self
+            .execute("DELETE FROM pending_connections WHERE id = $1", &[&id])
+            .await?
+            == 1)
     }
 
-    fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
-        Ok(self.execute(
-            "DELETE FROM pending_connections WHERE expires_at <= $1",
-            &[&now.unix()],
-        )? as usize)
+    async fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
+        Ok(self
+            .execute(
+                "DELETE FROM pending_connections WHERE expires_at <= $1",
+                &[&now.unix()],
+            )
+            .await? as usize)
     }
+}
 
-    fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
+#[async_trait]
+impl KeyTx for PgTx<'_> {
+    async fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
         // Read to decide what to record (the first keys of a fresh database, a rotation's
         // next id): exclusive, so two processes initialising one database at once do not both
         // find none and both record key 1. A transaction already holding the lock shared (a
         // sealing writer reloading keys) only reads.
         if self.keys_lock.is_none() {
-            self.lock_keys(KeysLock::Exclusive)?;
+            self.lock_keys(KeysLock::Exclusive).await?;
         }
-        self.rows(&sql::keys::LIST, &[])?
+        self.rows(&sql::keys::LIST, &[])
+            .await?
             .iter()
             .map(sql::keys::from_row)
             .collect()
     }
 
-    fn current_key_id(&mut self) -> Result<Option<u32>> {
+    async fn current_key_id(&mut self) -> Result<Option<u32>> {
         // Shared: sealing writers run side by side, and a rotation recording a new key
         // (exclusive) waits for them; once it commits, every later writer seals with the new
         // key. This is what SQLite's one writer at a time gave for free.
-        self.lock_keys(KeysLock::Shared)?;
-        let row = self.row(
-            "SELECT max(id) FROM master_keys WHERE retired_at IS NULL",
-            &[],
-        )?;
+        self.lock_keys(KeysLock::Shared).await?;
+        let row = self
+            .row(
+                "SELECT max(id) FROM master_keys WHERE retired_at IS NULL",
+                &[],
+            )
+            .await?;
         Ok(row
             .and_then(|r| r.get::<_, Option<i64>>(0))
             .map(|id| id as u32))
     }
 
-    fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
-        self.lock_keys(KeysLock::Exclusive)?;
+    async fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
+        self.lock_keys(KeysLock::Exclusive).await?;
         self.execute(
             "INSERT INTO master_keys (id, check_value, added_at, retired_at, accept_until)
              VALUES ($1, $2, $3, $4, $5)",
@@ -1088,33 +1129,41 @@ impl WriteTx for PgTx<'_> {
                 &key.retired_at.map(Timestamp::unix),
                 &key.accept_until.map(Timestamp::unix),
             ],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn retire_master_key(&mut self, id: u32, at: Timestamp, accept_until: Timestamp) -> Result<()> {
-        self.lock_keys(KeysLock::Exclusive)?;
+    async fn retire_master_key(
+        &mut self,
+        id: u32,
+        at: Timestamp,
+        accept_until: Timestamp,
+    ) -> Result<()> {
+        self.lock_keys(KeysLock::Exclusive).await?;
         self.execute(
             "UPDATE master_keys SET retired_at = $2, accept_until = $3
              WHERE id = $1 AND retired_at IS NULL",
             &[&i64::from(id), &at.unix(), &accept_until.unix()],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
+    async fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
         let mut counts = Vec::new();
         for column in SealedColumn::ALL {
             let query = sealed_sql::count_query(&sql::keys::DIALECT, column, keys);
             let row = self
-                .row(&query, &[])?
+                .row(&query, &[])
+                .await?
                 .ok_or_else(|| Error::Internal("count(*) returned no row".into()))?;
             counts.push(sealed_sql::counts(column, &row, keys.len())?);
         }
         Ok(counts)
     }
 
-    fn sealed_rows(
+    async fn sealed_rows(
         &mut self,
         column: SealedColumn,
         after_rowid: i64,
@@ -1124,13 +1173,14 @@ impl WriteTx for PgTx<'_> {
         self.rows(
             &sealed_sql::page_query(&sql::keys::DIALECT, column, prefixes),
             &[&after_rowid, &(limit as i64)],
-        )?
+        )
+        .await?
         .iter()
         .map(|r| sealed_sql::sealed_row(r))
         .collect()
     }
 
-    fn replace_sealed(
+    async fn replace_sealed(
         &mut self,
         column: SealedColumn,
         id: &str,
@@ -1138,30 +1188,36 @@ impl WriteTx for PgTx<'_> {
         new: &[u8],
     ) -> Result<bool> {
         let query = sealed_sql::replace_query(&sql::keys::DIALECT, column);
-        Ok(self.execute(&query, &[&id, &old, &new])? == 1)
+        Ok(self.execute(&query, &[&id, &old, &new]).await? == 1)
     }
+}
 
-    fn meta_get(&mut self, key: &str) -> Result<Option<String>> {
+#[async_trait]
+impl MetaTx for PgTx<'_> {
+    async fn meta_get(&mut self, key: &str) -> Result<Option<String>> {
         Ok(self
-            .row("SELECT value FROM meta WHERE key = $1 FOR UPDATE", &[&key])?
+            .row("SELECT value FROM meta WHERE key = $1 FOR UPDATE", &[&key])
+            .await?
             .map(|r| r.get(0)))
     }
 
-    fn meta_set(&mut self, key: &str, value: &str) -> Result<()> {
+    async fn meta_set(&mut self, key: &str, value: &str) -> Result<()> {
         self.execute(
             "INSERT INTO meta (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             &[&key, &value],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn meta_delete(&mut self, key: &str) -> Result<()> {
-        self.execute("DELETE FROM meta WHERE key = $1", &[&key])?;
+    async fn meta_delete(&mut self, key: &str) -> Result<()> {
+        self.execute("DELETE FROM meta WHERE key = $1", &[&key])
+            .await?;
         Ok(())
     }
 
-    fn import_rows(
+    async fn import_rows(
         &mut self,
         table: &crate::store::copy::CopyTable,
         rows: &[crate::store::copy::CopyRow],
@@ -1179,10 +1235,10 @@ impl WriteTx for PgTx<'_> {
                 .iter()
                 .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                 .collect();
-            self.execute(&query, &refs)?;
+            self.execute(&query, &refs).await?;
         }
         if table.positioned {
-            self.row(&sql::copy::resync_query(table), &[])?;
+            self.row(&sql::copy::resync_query(table), &[]).await?;
         }
         Ok(())
     }

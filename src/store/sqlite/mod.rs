@@ -37,15 +37,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use thread_local::ThreadLocal;
 
 use super::codec::string_list_json;
 use super::{
-    AccountFilter, AccountRecord, AppRecord, EventRecord, ExistingAccount, MasterKeyRecord,
-    OutboxRecord, Page, PendingRecord, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store,
-    WebhookBacklog, WriteTx, WriteWork,
+    AccountFilter, AccountRecord, AccountTx, AppRecord, AppTx, EventRecord, EventTx,
+    ExistingAccount, KeyTx, MasterKeyRecord, MetaTx, OutboxRecord, Page, PendingRecord, PendingTx,
+    SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store, WebhookBacklog, WriteWork,
 };
 use crate::domain::{
     Account, AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
@@ -366,10 +366,6 @@ impl Store for SqliteStore {
         self.read(keys::list)
     }
 
-    fn master_keys_now(&self) -> Result<Vec<MasterKeyRecord>> {
-        self.read(keys::list)
-    }
-
     async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>> {
         self.blocking(move |c| keys::count(c, &keys)).await
     }
@@ -462,71 +458,114 @@ impl Store for SqliteStore {
     }
 
     async fn write_work(&self, work: WriteWork) -> Result<()> {
+        let handle = tokio::runtime::Handle::current();
         self.blocking(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut write = SqliteTx(&tx);
-            work(&mut write)?;
-            tx.commit()?;
-            Ok(())
+            let mut tx = SqliteTx::begin(conn)?;
+            // Every call of a SQLite transaction completes at once, so driving its work here,
+            // on the blocking pool, never parks an async worker.
+            handle.block_on(work(&mut tx))?;
+            tx.commit()
         })
         .await
     }
 }
 
-/// A write transaction in progress.
-struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
+/// A write transaction in progress (`BEGIN IMMEDIATE`), on a connection of its own. It holds
+/// the connection mutably rather than as a `rusqlite::Transaction`, whose shared borrow of a
+/// connection cannot cross threads, so that its work can be a `Send` future.
+struct SqliteTx<'a>(&'a mut Connection);
 
-impl WriteTx for SqliteTx<'_> {
-    fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
-        apps::insert(self.0, app)
+impl<'a> SqliteTx<'a> {
+    fn begin(conn: &'a mut Connection) -> Result<SqliteTx<'a>> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteTx(conn))
     }
 
-    fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
-        apps::delete(self.0, owner, id)
+    fn commit(self) -> Result<()> {
+        // A failed COMMIT leaves the transaction open; `drop` rolls it back.
+        self.0.execute_batch("COMMIT")?;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    /// Rolls back whatever did not commit (an error, a panic), so the pooled connection
+    /// goes back without an open transaction.
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+#[async_trait]
+impl AppTx for SqliteTx<'_> {
+    async fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
+        apps::insert(&*self.0, app)
     }
 
-    fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
-        apps::get(self.0, owner, id)
+    async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
+        apps::delete(&*self.0, owner, id)
     }
 
-    fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
-        apps::update(self.0, app)
+    async fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
+        apps::get(&*self.0, owner, id)
     }
 
-    fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64> {
-        accounts::count_of_app(self.0, owner, id)
+    async fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
+        apps::update(&*self.0, app)
     }
 
-    fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
-        accounts::make_due_for_app(self.0, app_id, now)
+    async fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64> {
+        accounts::count_of_app(&*self.0, owner, id)
     }
 
-    fn find_account(
+    async fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
+        accounts::make_due_for_app(&*self.0, app_id, now)
+    }
+
+    async fn set_app_credentials_error(
+        &mut self,
+        app_id: &AppId,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<()> {
+        apps::set_credentials_error(&*self.0, app_id, error, at)
+    }
+
+    async fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
+        apps::set_last_check(&*self.0, app_id, check)
+    }
+}
+
+#[async_trait]
+impl AccountTx for SqliteTx<'_> {
+    async fn find_account(
         &mut self,
         owner: &Owner,
         provider: Provider,
         provider_account_id: &str,
     ) -> Result<Option<ExistingAccount>> {
-        accounts::find(self.0, owner, provider, provider_account_id)
+        accounts::find(&*self.0, owner, provider, provider_account_id)
     }
 
-    fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
-        accounts::put(self.0, account)
+    async fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
+        accounts::put(&*self.0, account)
     }
 
-    fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
-        accounts::by_id(self.0, id)
+    async fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
+        accounts::by_id(&*self.0, id)
     }
 
-    fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
-        accounts::children(self.0, parent_id)
+    async fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
+        accounts::children(&*self.0, parent_id)
     }
 
-    fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
-        accounts::delete(self.0, owner, id)
+    async fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
+        accounts::delete(&*self.0, owner, id)
     }
 
-    fn take_refresh_lease(
+    async fn take_refresh_lease(
         &mut self,
         id: &AccountId,
         version: i64,
@@ -534,58 +573,66 @@ impl WriteTx for SqliteTx<'_> {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool> {
-        accounts::take_lease(self.0, id, version, holder, now, until)
+        accounts::take_lease(&*self.0, id, version, holder, now, until)
     }
 
-    fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
-        accounts::release_lease(self.0, id, holder)
+    async fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
+        accounts::release_lease(&*self.0, id, holder)
     }
 
-    fn holds_refresh_lease(
+    async fn holds_refresh_lease(
         &mut self,
         id: &AccountId,
         holder: &str,
         now: Timestamp,
     ) -> Result<bool> {
-        accounts::holds_lease(self.0, id, holder, now)
+        accounts::holds_lease(&*self.0, id, holder, now)
+    }
+}
+
+#[async_trait]
+impl EventTx for SqliteTx<'_> {
+    async fn insert_event(&mut self, event: &EventRecord) -> Result<()> {
+        accounts::insert_event(&*self.0, event)
     }
 
-    fn insert_event(&mut self, event: &EventRecord) -> Result<()> {
-        accounts::insert_event(self.0, event)
+    async fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
+        outbox::enqueue(&*self.0, event)
     }
 
-    fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
-        outbox::enqueue(self.0, event)
-    }
-
-    fn claim_due_webhook(
+    async fn claim_due_webhook(
         &mut self,
         now: Timestamp,
         holder: &str,
         until: Timestamp,
     ) -> Result<Option<OutboxRecord>> {
-        outbox::claim_due(self.0, now, holder, until)
+        outbox::claim_due(&*self.0, now, holder, until)
     }
 
-    fn extend_webhook_claim(&mut self, id: &str, holder: &str, until: Timestamp) -> Result<bool> {
-        outbox::extend_claim(self.0, id, holder, until)
+    async fn extend_webhook_claim(
+        &mut self,
+        id: &str,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<bool> {
+        outbox::extend_claim(&*self.0, id, holder, until)
     }
 
-    fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
-        outbox::get(self.0, id)
+    async fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
+        outbox::get(&*self.0, id)
     }
 
-    fn webhook_delivered(
+    async fn webhook_delivered(
         &mut self,
         id: &str,
         holder: &str,
         attempts: i64,
         at: Timestamp,
     ) -> Result<bool> {
-        outbox::delivered(self.0, id, holder, attempts, at)
+        outbox::delivered(&*self.0, id, holder, attempts, at)
     }
 
-    fn webhook_attempt_failed(
+    async fn webhook_attempt_failed(
         &mut self,
         id: &str,
         holder: &str,
@@ -593,14 +640,14 @@ impl WriteTx for SqliteTx<'_> {
         next: Option<Timestamp>,
         error: &str,
     ) -> Result<bool> {
-        outbox::attempt_failed(self.0, id, holder, attempts, next, error)
+        outbox::attempt_failed(&*self.0, id, holder, attempts, next, error)
     }
 
-    fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
-        outbox::requeue(self.0, id, now)
+    async fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
+        outbox::requeue(&*self.0, id, now)
     }
 
-    fn give_up_unsent_webhooks(
+    async fn give_up_unsent_webhooks(
         &mut self,
         created_before: Timestamp,
         due_before: Timestamp,
@@ -608,114 +655,115 @@ impl WriteTx for SqliteTx<'_> {
         error: &str,
         limit: usize,
     ) -> Result<usize> {
-        outbox::give_up_unsent(self.0, created_before, due_before, now, error, limit)
+        outbox::give_up_unsent(&*self.0, created_before, due_before, now, error, limit)
     }
 
-    fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
-        outbox::prune(self.0, created_before, limit)
+    async fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
+        outbox::prune(&*self.0, created_before, limit)
     }
+}
 
-    fn set_app_credentials_error(
-        &mut self,
-        app_id: &AppId,
-        error: Option<&str>,
-        at: Timestamp,
-    ) -> Result<()> {
-        apps::set_credentials_error(self.0, app_id, error, at)
-    }
-
-    fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
-        apps::set_last_check(self.0, app_id, check)
-    }
-
-    fn consume_state_nonce(
+#[async_trait]
+impl PendingTx for SqliteTx<'_> {
+    async fn consume_state_nonce(
         &mut self,
         nonce: &str,
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool> {
-        states::consume(self.0, nonce, expires_at, now)
+        states::consume(&*self.0, nonce, expires_at, now)
     }
 
-    fn insert_pending(&mut self, pending: &PendingRecord) -> Result<()> {
-        pending::insert(self.0, pending)
+    async fn insert_pending(&mut self, pending: &PendingRecord) -> Result<()> {
+        pending::insert(&*self.0, pending)
     }
 
-    fn pending_connection(
+    async fn pending_connection(
         &mut self,
         owner: &Owner,
         id: &AccountId,
         now: Timestamp,
     ) -> Result<Option<PendingRecord>> {
-        pending::get(self.0, owner, id.as_str(), now)
+        pending::get(&*self.0, owner, id.as_str(), now)
     }
 
-    fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
-        pending::delete(self.0, id)
+    async fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
+        pending::delete(&*self.0, id)
     }
 
-    fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
-        pending::purge_expired(self.0, now)
+    async fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
+        pending::purge_expired(&*self.0, now)
+    }
+}
+
+#[async_trait]
+impl KeyTx for SqliteTx<'_> {
+    async fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
+        keys::list(&*self.0)
     }
 
-    fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
-        keys::list(self.0)
+    async fn current_key_id(&mut self) -> Result<Option<u32>> {
+        keys::current(&*self.0)
     }
 
-    fn current_key_id(&mut self) -> Result<Option<u32>> {
-        keys::current(self.0)
+    async fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
+        keys::add(&*self.0, key)
     }
 
-    fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
-        keys::add(self.0, key)
+    async fn retire_master_key(
+        &mut self,
+        id: u32,
+        at: Timestamp,
+        accept_until: Timestamp,
+    ) -> Result<()> {
+        keys::retire(&*self.0, id, at, accept_until)
     }
 
-    fn retire_master_key(&mut self, id: u32, at: Timestamp, accept_until: Timestamp) -> Result<()> {
-        keys::retire(self.0, id, at, accept_until)
+    async fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
+        keys::count(&*self.0, keys)
     }
 
-    fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
-        keys::count(self.0, keys)
-    }
-
-    fn sealed_rows(
+    async fn sealed_rows(
         &mut self,
         column: SealedColumn,
         after_rowid: i64,
         prefixes: &[Vec<u8>],
         limit: usize,
     ) -> Result<Vec<SealedRow>> {
-        keys::page(self.0, column, after_rowid, prefixes, limit)
+        keys::page(&*self.0, column, after_rowid, prefixes, limit)
     }
 
-    fn replace_sealed(
+    async fn replace_sealed(
         &mut self,
         column: SealedColumn,
         id: &str,
         old: &[u8],
         new: &[u8],
     ) -> Result<bool> {
-        keys::replace(self.0, column, id, old, new)
+        keys::replace(&*self.0, column, id, old, new)
+    }
+}
+
+#[async_trait]
+impl MetaTx for SqliteTx<'_> {
+    async fn meta_get(&mut self, key: &str) -> Result<Option<String>> {
+        meta_get(&*self.0, key)
     }
 
-    fn meta_get(&mut self, key: &str) -> Result<Option<String>> {
-        meta_get(self.0, key)
+    async fn meta_set(&mut self, key: &str, value: &str) -> Result<()> {
+        keys::meta_set(&*self.0, key, value)
     }
 
-    fn meta_set(&mut self, key: &str, value: &str) -> Result<()> {
-        keys::meta_set(self.0, key, value)
+    async fn meta_delete(&mut self, key: &str) -> Result<()> {
+        keys::meta_delete(&*self.0, key)
     }
 
-    fn meta_delete(&mut self, key: &str) -> Result<()> {
-        keys::meta_delete(self.0, key)
-    }
-
-    fn import_rows(
+    async fn import_rows(
         &mut self,
         table: &crate::store::copy::CopyTable,
         rows: &[crate::store::copy::CopyRow],
     ) -> Result<()> {
-        copy::import(self.0, table, rows)
+        copy::import(&*self.0, table, rows)
     }
 }
 
@@ -987,12 +1035,41 @@ mod tests {
         let (first, dup) = (app("oa_1", "same"), app("oa_2", "same"));
         let result = store
             .write(move |tx| {
-                tx.insert_app(&first)?;
-                tx.insert_app(&dup)
+                Box::pin(async move {
+                    tx.insert_app(&first).await?;
+                    tx.insert_app(&dup).await
+                })
             })
             .await;
         assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
         assert!(store.list_apps(&alice, None).await.unwrap().is_empty());
+    }
+
+    /// A write whose work panics hands its connection back to the pool rolled back: an open
+    /// transaction would hold the write lock, and every later write would wait it out and fail.
+    #[tokio::test]
+    async fn a_write_that_panics_leaves_no_transaction_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let result = store
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.meta_set("k", "half").await?;
+                    panic!("the work failed half-way");
+                    #[allow(unreachable_code)]
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(matches!(result, Err(Error::Internal(_))), "{result:?}");
+        for i in 0..10 {
+            let value = i.to_string();
+            store
+                .write(move |tx| Box::pin(async move { tx.meta_set("k", &value).await }))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.meta_get("k").await.unwrap().as_deref(), Some("9"));
     }
 
     #[tokio::test]
@@ -1028,8 +1105,10 @@ mod tests {
         let (row, written) = (record.clone(), check.clone());
         store
             .write(move |tx| {
-                tx.insert_app(&row)?;
-                tx.set_app_last_check(&row.id, &written)
+                Box::pin(async move {
+                    tx.insert_app(&row).await?;
+                    tx.set_app_last_check(&row.id, &written).await
+                })
             })
             .await
             .unwrap();
@@ -1039,7 +1118,7 @@ mod tests {
         let mut cleared = (*read).clone();
         cleared.last_check = None;
         store
-            .write(move |tx| tx.update_app(&cleared))
+            .write(move |tx| Box::pin(async move { tx.update_app(&cleared).await }))
             .await
             .unwrap();
         assert!(
@@ -1283,8 +1362,8 @@ mod tests {
 
     /// Values are counted and selected by the key their first bytes name, whatever the
     /// layout version, and a re-seal only replaces the value it read.
-    #[test]
-    fn sealed_values_are_counted_and_replaced_by_key() {
+    #[tokio::test]
+    async fn sealed_values_are_counted_and_replaced_by_key() {
         use crate::crypto::KeyId;
         use crate::crypto::seal::prefixes_of;
         let dir = tempfile::tempdir().unwrap();
@@ -1312,9 +1391,8 @@ mod tests {
         .unwrap();
         let key = |n| prefixes_of(KeyId::new(n).unwrap());
         let mut conn = store.pool.get().unwrap();
-        let tx = conn.transaction().unwrap();
-        let mut tx = SqliteTx(&tx);
-        let counts = tx.count_sealed(&[key(1), key(2), key(3)]).unwrap();
+        let mut tx = SqliteTx::begin(&mut conn).unwrap();
+        let counts = tx.count_sealed(&[key(1), key(2), key(3)]).await.unwrap();
         assert_eq!(counts[0].column, SealedColumn::AppClientSecret);
         assert_eq!(
             (counts[0].total, counts[0].by_key.clone()),
@@ -1324,6 +1402,7 @@ mod tests {
 
         let first = tx
             .sealed_rows(SealedColumn::AppClientSecret, 0, &key(1), 1)
+            .await
             .unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(
@@ -1332,6 +1411,7 @@ mod tests {
         );
         let rest = tx
             .sealed_rows(SealedColumn::AppClientSecret, first[0].rowid, &key(1), 10)
+            .await
             .unwrap();
         assert_eq!(
             rest.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
@@ -1340,14 +1420,16 @@ mod tests {
 
         assert!(
             !tx.replace_sealed(SealedColumn::AppClientSecret, "oa_0", &v2_key1, &v2_key2)
+                .await
                 .unwrap(),
             "a value that changed since it was read is left alone"
         );
         assert!(
             tx.replace_sealed(SealedColumn::AppClientSecret, "oa_0", &v1, &v2_key2)
+                .await
                 .unwrap()
         );
-        let counts = tx.count_sealed(&[key(1), key(2)]).unwrap();
+        let counts = tx.count_sealed(&[key(1), key(2)]).await.unwrap();
         assert_eq!(counts[0].by_key, [1, 2]);
     }
 
