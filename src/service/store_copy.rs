@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::store::copy::TABLES;
+use crate::store::tables::TABLES;
 use crate::store::{DatabaseLocation, Store};
 
 /// Opens a location, migrating its schema to this build's. A source must exist; a SQLite

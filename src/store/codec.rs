@@ -73,6 +73,10 @@ pub fn parse_last_check(text: &str, at: Timestamp) -> Result<AppCheck, String> {
 
 use crate::domain::{Account, AccountId, AppId, EventId, Owner, Provider};
 use crate::error::{Error, Result};
+use crate::store::copy::CopyValue;
+use crate::store::tables::{
+    ACCOUNT_LISTING, ACCOUNTS, APPS, EVENTS, MASTER_KEYS, OUTBOX, PENDING, Projection, Table, col,
+};
 use crate::store::{
     AccountRecord, AppRecord, EventRecord, MasterKeyRecord, OutboxRecord, PendingRecord,
 };
@@ -155,201 +159,272 @@ fn optional_time(row: &dyn RowRead, i: usize) -> Result<Option<Timestamp>> {
     Ok(row.int(i)?.map(Timestamp::from_unix))
 }
 
-/// An app's columns, in the order `app` reads them.
-pub const APP_COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, \
-    scopes, created_at, credentials_error, credentials_error_at, \
-    coalesce(updated_at, created_at), last_check, last_check_at";
+/// The columns every reader below selects: a table's declared columns, then its position
+/// where the record carries one.
+pub fn app_columns() -> String {
+    APPS.column_list()
+}
 
 pub fn app(row: &dyn RowRead) -> Result<AppRecord> {
-    let last_check = match (row.text(11)?, optional_time(row, 12)?) {
-        (Some(text), Some(at)) => Some(parse_last_check(&text, at).map_err(|e| bad(11, e))?),
+    let (check, check_at) = (col!(APPS, "last_check"), col!(APPS, "last_check_at"));
+    let last_check = match (row.text(check)?, optional_time(row, check_at)?) {
+        (Some(text), Some(at)) => Some(parse_last_check(&text, at).map_err(|e| bad(check, e))?),
         _ => None,
     };
+    let created_at = time(row, col!(APPS, "created_at"))?;
     Ok(AppRecord {
-        id: app_id(row, 0)?,
-        owner: owner(row, 1)?,
-        provider: provider(row, 2)?,
-        name: text(row, 3)?,
-        client_id: text(row, 4)?,
-        client_secret_sealed: bytes(row, 5)?,
-        scopes: list(row, 6)?,
-        created_at: time(row, 7)?,
-        credentials_error: row.text(8)?,
-        credentials_error_at: optional_time(row, 9)?,
-        updated_at: time(row, 10)?,
+        id: app_id(row, col!(APPS, "id"))?,
+        owner: owner(row, col!(APPS, "owner"))?,
+        provider: provider(row, col!(APPS, "provider"))?,
+        name: text(row, col!(APPS, "name"))?,
+        client_id: text(row, col!(APPS, "client_id"))?,
+        client_secret_sealed: bytes(row, col!(APPS, "client_secret_sealed"))?,
+        scopes: list(row, col!(APPS, "scopes"))?,
+        created_at,
+        credentials_error: row.text(col!(APPS, "credentials_error"))?,
+        credentials_error_at: optional_time(row, col!(APPS, "credentials_error_at"))?,
+        // Apps stored before migration 010 have no `updated_at`: not changed since created.
+        updated_at: optional_time(row, col!(APPS, "updated_at"))?.unwrap_or(created_at),
         last_check,
     })
 }
 
-/// An account's columns, in the order `account` reads them.
-pub const ACCOUNT_COLUMNS: &str = "id, owner, provider, oauth_app_id, provider_account_id, \
-    username, display_name, scopes, status, status_reason, access_token_sealed, \
-    refresh_token_sealed, expires_at, refresh_expires_at, reauth_by, token_issued_at, \
-    next_refresh_at, refresh_failures, warned_for, created_at, updated_at, kind, parent_id, tasks, \
-    token_version";
+/// An app's row, in the order `APPS` declares its columns.
+pub fn app_values(app: &AppRecord) -> Vec<CopyValue> {
+    APPS.columns
+        .iter()
+        .map(|(column, _)| match *column {
+            "id" => text_value(app.id.as_str()),
+            "owner" => text_value(app.owner.as_str()),
+            "provider" => text_value(app.provider.as_str()),
+            "name" => text_value(&app.name),
+            "client_id" => text_value(&app.client_id),
+            "client_secret_sealed" => CopyValue::Bytes(app.client_secret_sealed.clone()),
+            "scopes" => CopyValue::Text(string_list_json(&app.scopes)),
+            "created_at" => time_value(Some(app.created_at)),
+            "credentials_error" => optional_text_value(app.credentials_error.as_deref()),
+            "credentials_error_at" => time_value(app.credentials_error_at),
+            "updated_at" => time_value(Some(app.updated_at)),
+            "last_check" => {
+                optional_text_value(app.last_check.as_ref().map(last_check_json).as_deref())
+            }
+            "last_check_at" => time_value(app.last_check.as_ref().map(|c| c.checked_at)),
+            other => unwritten(&APPS, other),
+        })
+        .collect()
+}
 
-/// The columns an account's upsert leaves alone on an existing row: what identifies it, and
-/// when and as what it was first connected.
-const ACCOUNT_KEPT_ON_UPDATE: &[&str] = &[
-    "id",
-    "owner",
-    "provider",
-    "provider_account_id",
-    "created_at",
-    "kind",
-    "parent_id",
+/// The columns of `APPS` an app's update writes.
+pub const APP_CHANGES: &[&str] = &[
+    "name",
+    "scopes",
+    "client_secret_sealed",
+    "credentials_error",
+    "credentials_error_at",
+    "updated_at",
+    "last_check",
+    "last_check_at",
 ];
 
-/// The account upsert: every column of `ACCOUNT_COLUMNS` as parameters 1, 2, … (written by
-/// `param`), and on an existing id every column but `ACCOUNT_KEPT_ON_UPDATE` replaced.
-pub fn account_upsert(param: fn(usize) -> String) -> String {
-    let columns: Vec<&str> = ACCOUNT_COLUMNS.split(',').map(str::trim).collect();
-    let values: Vec<String> = (1..=columns.len()).map(param).collect();
-    let updates: Vec<String> = columns
+/// An account from the columns of `ACCOUNTS`.
+pub fn account(row: &dyn RowRead) -> Result<AccountRecord> {
+    Ok(AccountRecord {
+        id: account_id(row, col!(ACCOUNTS, "id"))?,
+        owner: owner(row, col!(ACCOUNTS, "owner"))?,
+        provider: provider(row, col!(ACCOUNTS, "provider"))?,
+        oauth_app_id: optional_app_id(row, col!(ACCOUNTS, "oauth_app_id"))?,
+        provider_account_id: text(row, col!(ACCOUNTS, "provider_account_id"))?,
+        username: row.text(col!(ACCOUNTS, "username"))?,
+        display_name: row.text(col!(ACCOUNTS, "display_name"))?,
+        scopes: list(row, col!(ACCOUNTS, "scopes"))?,
+        status: named(row, col!(ACCOUNTS, "status"))?,
+        status_reason: row.text(col!(ACCOUNTS, "status_reason"))?,
+        access_token_sealed: bytes(row, col!(ACCOUNTS, "access_token_sealed"))?,
+        refresh_token_sealed: row.bytes(col!(ACCOUNTS, "refresh_token_sealed"))?,
+        expires_at: optional_time(row, col!(ACCOUNTS, "expires_at"))?,
+        refresh_expires_at: optional_time(row, col!(ACCOUNTS, "refresh_expires_at"))?,
+        reauth_by: optional_time(row, col!(ACCOUNTS, "reauth_by"))?,
+        token_issued_at: optional_time(row, col!(ACCOUNTS, "token_issued_at"))?,
+        next_refresh_at: optional_time(row, col!(ACCOUNTS, "next_refresh_at"))?,
+        refresh_failures: int(row, col!(ACCOUNTS, "refresh_failures"))?,
+        warned_for: optional_time(row, col!(ACCOUNTS, "warned_for"))?,
+        created_at: time(row, col!(ACCOUNTS, "created_at"))?,
+        updated_at: time(row, col!(ACCOUNTS, "updated_at"))?,
+        kind: named(row, col!(ACCOUNTS, "kind"))?,
+        parent_id: optional_account_id(row, col!(ACCOUNTS, "parent_id"))?,
+        tasks: optional_list(row, col!(ACCOUNTS, "tasks"))?,
+        token_version: int(row, col!(ACCOUNTS, "token_version"))?,
+    })
+}
+
+/// An account's row, in the order `ACCOUNTS` declares its columns; the lease is not the
+/// record's (`ACCOUNT_KEPT_ON_UPDATE`), so a new row starts without one.
+pub fn account_values(a: &AccountRecord) -> Vec<CopyValue> {
+    ACCOUNTS
+        .columns
         .iter()
-        .filter(|c| !ACCOUNT_KEPT_ON_UPDATE.contains(c))
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    format!(
-        "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
-        values.join(", "),
-        updates.join(", ")
+        .map(|(column, _)| match *column {
+            "id" => text_value(a.id.as_str()),
+            "owner" => text_value(a.owner.as_str()),
+            "provider" => text_value(a.provider.as_str()),
+            "oauth_app_id" => optional_text_value(a.oauth_app_id.as_ref().map(AppId::as_str)),
+            "provider_account_id" => text_value(&a.provider_account_id),
+            "username" => optional_text_value(a.username.as_deref()),
+            "display_name" => optional_text_value(a.display_name.as_deref()),
+            "scopes" => CopyValue::Text(string_list_json(&a.scopes)),
+            "status" => text_value(a.status.as_str()),
+            "status_reason" => optional_text_value(a.status_reason.as_deref()),
+            "access_token_sealed" => CopyValue::Bytes(a.access_token_sealed.clone()),
+            "refresh_token_sealed" => a
+                .refresh_token_sealed
+                .clone()
+                .map_or(CopyValue::Null, CopyValue::Bytes),
+            "expires_at" => time_value(a.expires_at),
+            "refresh_expires_at" => time_value(a.refresh_expires_at),
+            "reauth_by" => time_value(a.reauth_by),
+            "token_issued_at" => time_value(a.token_issued_at),
+            "next_refresh_at" => time_value(a.next_refresh_at),
+            "refresh_failures" => CopyValue::Int(a.refresh_failures),
+            "refresh_lease_until" | "refresh_lease_holder" => CopyValue::Null,
+            "warned_for" => time_value(a.warned_for),
+            "created_at" => time_value(Some(a.created_at)),
+            "updated_at" => time_value(Some(a.updated_at)),
+            "kind" => text_value(a.kind.as_str()),
+            "parent_id" => optional_text_value(a.parent_id.as_ref().map(AccountId::as_str)),
+            "tasks" => a
+                .tasks
+                .as_deref()
+                .map_or(CopyValue::Null, |t| CopyValue::Text(string_list_json(t))),
+            "token_version" => CopyValue::Int(a.token_version),
+            other => unwritten(&ACCOUNTS, other),
+        })
+        .collect()
+}
+
+fn text_value(text: &str) -> CopyValue {
+    CopyValue::Text(text.to_owned())
+}
+
+fn optional_text_value(text: Option<&str>) -> CopyValue {
+    text.map_or(CopyValue::Null, text_value)
+}
+
+fn time_value(time: Option<Timestamp>) -> CopyValue {
+    time.map_or(CopyValue::Null, |t| CopyValue::Int(t.unix()))
+}
+
+/// A declared column no writer fills: a new column's writer line is missing (every test
+/// that stores the record fails here).
+fn unwritten(table: &Table, column: &str) -> ! {
+    panic!(
+        "{}.{column} is declared but the record's writer does not write it",
+        table.name
     )
 }
 
-/// An account from the columns of `ACCOUNT_COLUMNS`.
-pub fn account(row: &dyn RowRead) -> Result<AccountRecord> {
-    Ok(AccountRecord {
-        id: account_id(row, 0)?,
-        owner: owner(row, 1)?,
-        provider: provider(row, 2)?,
-        oauth_app_id: optional_app_id(row, 3)?,
-        provider_account_id: text(row, 4)?,
-        username: row.text(5)?,
-        display_name: row.text(6)?,
-        scopes: list(row, 7)?,
-        status: named(row, 8)?,
-        status_reason: row.text(9)?,
-        access_token_sealed: bytes(row, 10)?,
-        refresh_token_sealed: row.bytes(11)?,
-        expires_at: optional_time(row, 12)?,
-        refresh_expires_at: optional_time(row, 13)?,
-        reauth_by: optional_time(row, 14)?,
-        token_issued_at: optional_time(row, 15)?,
-        next_refresh_at: optional_time(row, 16)?,
-        refresh_failures: int(row, 17)?,
-        warned_for: optional_time(row, 18)?,
-        created_at: time(row, 19)?,
-        updated_at: time(row, 20)?,
-        kind: named(row, 21)?,
-        parent_id: optional_account_id(row, 22)?,
-        tasks: optional_list(row, 23)?,
-        token_version: int(row, 24)?,
-    })
-}
-
-/// What a page of accounts lists (an [`Account`]), in the order `listed_account` reads them:
-/// no sealed token nor refresher bookkeeping, so SQLite answers a page from its covering index
-/// `accounts_listed` alone (migration 013).
-pub const LISTED_ACCOUNT_COLUMNS: &str = "id, provider, oauth_app_id, provider_account_id, \
-    username, display_name, scopes, status, status_reason, expires_at, reauth_by, created_at, \
-    updated_at, kind, parent_id, tasks";
-
-/// A listed account from the columns of `LISTED_ACCOUNT_COLUMNS` starting at index `o`.
+/// A listed account from the columns of `ACCOUNT_LISTING` starting at index `o`.
 pub fn listed_account(row: &dyn RowRead, o: usize) -> Result<Account> {
+    const L: &Projection = &ACCOUNT_LISTING;
     Ok(Account {
-        id: text(row, o)?,
-        provider: provider(row, o + 1)?,
-        oauth_app_id: row.text(o + 2)?,
-        provider_account_id: text(row, o + 3)?,
-        username: row.text(o + 4)?,
-        display_name: row.text(o + 5)?,
-        scopes: list(row, o + 6)?,
-        status: named(row, o + 7)?,
-        status_reason: row.text(o + 8)?,
-        expires_at: optional_time(row, o + 9)?,
-        reauth_by: optional_time(row, o + 10)?,
-        created_at: time(row, o + 11)?,
-        updated_at: time(row, o + 12)?,
-        kind: named(row, o + 13)?,
-        parent_id: row.text(o + 14)?,
-        tasks: optional_list(row, o + 15)?,
+        id: text(row, o + col!(L, "id"))?,
+        provider: provider(row, o + col!(L, "provider"))?,
+        oauth_app_id: row.text(o + col!(L, "oauth_app_id"))?,
+        provider_account_id: text(row, o + col!(L, "provider_account_id"))?,
+        username: row.text(o + col!(L, "username"))?,
+        display_name: row.text(o + col!(L, "display_name"))?,
+        scopes: list(row, o + col!(L, "scopes"))?,
+        status: named(row, o + col!(L, "status"))?,
+        status_reason: row.text(o + col!(L, "status_reason"))?,
+        expires_at: optional_time(row, o + col!(L, "expires_at"))?,
+        reauth_by: optional_time(row, o + col!(L, "reauth_by"))?,
+        created_at: time(row, o + col!(L, "created_at"))?,
+        updated_at: time(row, o + col!(L, "updated_at"))?,
+        kind: named(row, o + col!(L, "kind"))?,
+        parent_id: row.text(o + col!(L, "parent_id"))?,
+        tasks: optional_list(row, o + col!(L, "tasks"))?,
     })
 }
 
-/// An event's columns, in the order `event` reads them.
-pub const EVENT_COLUMNS: &str = "seq, id, account_id, owner, type, created_at, detail";
+/// An event's columns, then its position (`seq`).
+pub fn event_columns() -> String {
+    EVENTS.column_list_and("seq")
+}
 
 pub fn event(row: &dyn RowRead) -> Result<EventRecord> {
+    let detail = col!(EVENTS, "detail");
     Ok(EventRecord {
-        seq: int(row, 0)?,
-        id: text(row, 1).map(EventId::from_stored)?,
-        account_id: account_id(row, 2)?,
-        owner: owner(row, 3)?,
-        kind: text(row, 4)?,
-        created_at: time(row, 5)?,
-        detail: serde_json::from_str(&text(row, 6)?).map_err(|e| bad(6, e))?,
+        seq: int(row, EVENTS.columns.len())?,
+        id: text(row, col!(EVENTS, "id")).map(EventId::from_stored)?,
+        account_id: account_id(row, col!(EVENTS, "account_id"))?,
+        owner: owner(row, col!(EVENTS, "owner"))?,
+        kind: text(row, col!(EVENTS, "type"))?,
+        created_at: time(row, col!(EVENTS, "created_at"))?,
+        detail: serde_json::from_str(&text(row, detail)?).map_err(|e| bad(detail, e))?,
     })
 }
 
-/// A webhook event's columns, in the order `outbox` reads them.
-pub const OUTBOX_COLUMNS: &str = "seq, id, type, owner, body, created_at, status, attempts, \
-    next_attempt_at, last_error, delivered_at";
+/// A webhook event's columns, then its position (`seq`).
+pub fn outbox_columns() -> String {
+    OUTBOX.column_list_and("seq")
+}
 
 pub fn outbox(row: &dyn RowRead) -> Result<OutboxRecord> {
     Ok(OutboxRecord {
-        seq: int(row, 0)?,
-        id: text(row, 1)?,
-        kind: text(row, 2)?,
-        owner: owner(row, 3)?,
-        body: text(row, 4)?,
-        created_at: time(row, 5)?,
-        status: text(row, 6)?,
-        attempts: int(row, 7)?,
-        next_attempt_at: optional_time(row, 8)?,
-        last_error: row.text(9)?,
-        delivered_at: optional_time(row, 10)?,
+        seq: int(row, OUTBOX.columns.len())?,
+        id: text(row, col!(OUTBOX, "id"))?,
+        kind: text(row, col!(OUTBOX, "type"))?,
+        owner: owner(row, col!(OUTBOX, "owner"))?,
+        body: text(row, col!(OUTBOX, "body"))?,
+        created_at: time(row, col!(OUTBOX, "created_at"))?,
+        status: text(row, col!(OUTBOX, "status"))?,
+        attempts: int(row, col!(OUTBOX, "attempts"))?,
+        next_attempt_at: optional_time(row, col!(OUTBOX, "next_attempt_at"))?,
+        last_error: row.text(col!(OUTBOX, "last_error"))?,
+        delivered_at: optional_time(row, col!(OUTBOX, "delivered_at"))?,
     })
 }
 
-/// A pending connection's columns, in the order `pending` reads them.
-pub const PENDING_COLUMNS: &str =
-    "id, owner, provider, oauth_app_id, confirm_hash, sealed, issued_at, expires_at";
+pub fn pending_columns() -> String {
+    PENDING.column_list()
+}
 
 pub fn pending(row: &dyn RowRead) -> Result<PendingRecord> {
     Ok(PendingRecord {
-        id: account_id(row, 0)?,
-        owner: owner(row, 1)?,
-        provider: provider(row, 2)?,
-        oauth_app_id: optional_app_id(row, 3)?,
-        confirm_hash: bytes(row, 4)?,
-        sealed: bytes(row, 5)?,
-        issued_at: time(row, 6)?,
-        expires_at: time(row, 7)?,
+        id: account_id(row, col!(PENDING, "id"))?,
+        owner: owner(row, col!(PENDING, "owner"))?,
+        provider: provider(row, col!(PENDING, "provider"))?,
+        oauth_app_id: optional_app_id(row, col!(PENDING, "oauth_app_id"))?,
+        confirm_hash: bytes(row, col!(PENDING, "confirm_hash"))?,
+        sealed: bytes(row, col!(PENDING, "sealed"))?,
+        issued_at: time(row, col!(PENDING, "issued_at"))?,
+        expires_at: time(row, col!(PENDING, "expires_at"))?,
     })
 }
 
-/// The master keys' columns, in the order `master_key` reads them.
-pub const KEY_COLUMNS: &str = "id, check_value, added_at, retired_at, accept_until";
+pub fn key_columns() -> String {
+    MASTER_KEYS.column_list()
+}
 
 pub fn master_key(row: &dyn RowRead) -> Result<MasterKeyRecord> {
+    let id = col!(MASTER_KEYS, "id");
     Ok(MasterKeyRecord {
-        id: u32::try_from(int(row, 0)?).map_err(|e| bad(0, e))?,
-        check_value: text(row, 1)?,
-        added_at: time(row, 2)?,
-        retired_at: optional_time(row, 3)?,
-        accept_until: optional_time(row, 4)?,
+        id: u32::try_from(int(row, id)?).map_err(|e| bad(id, e))?,
+        check_value: text(row, col!(MASTER_KEYS, "check_value"))?,
+        added_at: time(row, col!(MASTER_KEYS, "added_at"))?,
+        retired_at: optional_time(row, col!(MASTER_KEYS, "retired_at"))?,
+        accept_until: optional_time(row, col!(MASTER_KEYS, "accept_until"))?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tables::{ACCOUNT_KEPT_ON_UPDATE, upsert_sql};
 
     #[test]
-    fn the_account_upsert_binds_every_column_and_keeps_identity_and_origin() {
-        let sql = account_upsert(|n| format!("?{n}"));
-        let column_count = ACCOUNT_COLUMNS.split(',').count();
+    fn the_account_upsert_binds_every_column_and_keeps_identity_origin_and_lease() {
+        let sql = upsert_sql(&ACCOUNTS, ACCOUNT_KEPT_ON_UPDATE, |n| format!("?{n}"));
+        let column_count = ACCOUNTS.columns.len();
         assert!(sql.contains(&format!("?{column_count})")), "{sql}");
         assert!(!sql.contains(&format!("?{}", column_count + 1)), "{sql}");
         let (_, set) = sql.split_once("DO UPDATE SET").expect("an upsert");
@@ -365,5 +440,20 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    #[test]
+    fn an_app_update_binds_its_changes_then_its_key() {
+        let sql = crate::store::tables::update_sql(&APPS, APP_CHANGES, &["owner", "id"], |n| {
+            format!("?{n}")
+        });
+        assert!(
+            sql.starts_with("UPDATE oauth_apps SET name = ?1, scopes = ?2, "),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("last_check_at = ?8 WHERE owner = ?9 AND id = ?10"),
+            "{sql}"
+        );
     }
 }

@@ -17,6 +17,7 @@ mod location;
 pub mod postgres;
 pub mod sealed_sql;
 pub mod sqlite;
+pub mod tables;
 
 use std::sync::Arc;
 
@@ -520,7 +521,7 @@ pub trait MetaTx: Send {
     /// Removes a value of the `meta` table.
     async fn meta_delete(&mut self, key: &str) -> Result<()>;
     /// Inserts rows exported from another database, positions and all (`store copy`).
-    async fn import_rows(&mut self, table: &copy::CopyTable, rows: &[copy::CopyRow]) -> Result<()>;
+    async fn import_rows(&mut self, table: &tables::Table, rows: &[copy::CopyRow]) -> Result<()>;
 }
 
 /// What a write transaction's work returns: a future that borrows the transaction.
@@ -610,12 +611,12 @@ pub trait Store: Send + Sync + 'static {
     /// without positions is read whole (`store copy`).
     async fn export_rows(
         &self,
-        table: &'static copy::CopyTable,
+        table: &'static tables::Table,
         after: i64,
         limit: usize,
     ) -> Result<Vec<copy::CopyRow>>;
     /// How many rows `table` holds.
-    async fn count_rows(&self, table: &'static copy::CopyTable) -> Result<u64>;
+    async fn count_rows(&self, table: &'static tables::Table) -> Result<u64>;
 
     /// Runs `work` in one write transaction; use `write` for a typed result.
     async fn write_work(&self, work: WriteWork) -> Result<()>;

@@ -9,7 +9,8 @@ use crate::support::fake_x_server;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use dravo::store::copy::{CopyRow, TABLES};
+use dravo::store::copy::CopyRow;
+use dravo::store::tables::TABLES;
 use dravo::store::{PgStore, SqliteStore, Store};
 use fake_provider::{FakeProvider, Kind};
 use fake_x_server::{CLIENT_ID, CLIENT_SECRET, connect, issue_token, serve_command};

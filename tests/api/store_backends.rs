@@ -1255,3 +1255,71 @@ async fn a_failed_write_transaction_changes_nothing(store: Arc<dyn Store>) {
         ["Kept"]
     );
 }
+
+/// The columns each table has in a freshly migrated database, by name, without the
+/// position (`seq`), which `dravo::store::tables` declares as `positioned`.
+fn declared(table: &dravo::store::tables::Table) -> Vec<String> {
+    let mut names: Vec<String> = table.columns.iter().map(|(c, _)| c.to_string()).collect();
+    names.sort();
+    names
+}
+
+/// Every table is declared once (`store::tables`) and both backends' migrations create exactly
+/// what is declared: a column added to a migration but not to the declaration (or the other
+/// way round) fails here, so readers, writers and `store copy` cannot miss it.
+#[tokio::test]
+async fn the_declared_tables_are_the_sqlite_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dravo.db");
+    let open = path.clone();
+    tokio::task::spawn_blocking(move || SqliteStore::open(&open))
+        .await
+        .unwrap()
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for table in dravo::store::tables::TABLES {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{}')",
+                table.name
+            ))
+            .unwrap();
+        let mut names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|n: &String| n != "seq")
+            .collect();
+        names.sort();
+        assert_eq!(names, declared(table), "{}", table.name);
+    }
+}
+
+#[tokio::test]
+async fn the_declared_tables_are_the_postgres_schema() {
+    let Some(server) = support::backend::postgres_server() else {
+        return;
+    };
+    let url = support::backend::fresh_schema(&server);
+    PgStore::connect(&url, None).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for table in dravo::store::tables::TABLES {
+        let mut names: Vec<String> = client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = $1",
+                &[&table.name],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .filter(|n| n != "seq")
+            .collect();
+        names.sort();
+        assert_eq!(names, declared(table), "{}", table.name);
+    }
+}

@@ -33,7 +33,9 @@ use crate::domain::{
     Account, AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
 };
 use crate::error::{Error, Result};
+use crate::store::codec;
 use crate::store::sealed_sql;
+use crate::store::tables::{self, ACCOUNTS, APPS};
 
 /// The migrations, in order; each runs once, in its own transaction.
 const MIGRATIONS: &[&str] = &[
@@ -538,7 +540,7 @@ impl Store for PgStore {
 
     async fn export_rows(
         &self,
-        table: &'static crate::store::copy::CopyTable,
+        table: &'static crate::store::tables::Table,
         after: i64,
         limit: usize,
     ) -> Result<Vec<crate::store::copy::CopyRow>> {
@@ -553,7 +555,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn count_rows(&self, table: &'static crate::store::copy::CopyTable) -> Result<u64> {
+    async fn count_rows(&self, table: &'static crate::store::tables::Table) -> Result<u64> {
         let n: i64 = self
             .row(&format!("SELECT count(*) FROM {}", table.name), &[])
             .await?
@@ -665,8 +667,12 @@ fn app_conflict(app: &AppRecord) -> Error {
 #[async_trait]
 impl AppTx for PgTx<'_> {
     async fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
-        let p = sql::apps::Params::of(app);
-        match self.execute_raw(&sql::apps::INSERT, &p.insert()).await? {
+        let row = codec::app_values(app);
+        let params = sql::copy::params(tables::pick_all(&APPS, &row))?;
+        match self
+            .execute_raw(&sql::apps::INSERT, &sql::copy::refs(&params))
+            .await?
+        {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(app_conflict(app)),
             Err(e) => Err(e.into()),
@@ -691,8 +697,13 @@ impl AppTx for PgTx<'_> {
     }
 
     async fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
-        let p = sql::apps::Params::of(app);
-        match self.execute_raw(sql::apps::UPDATE, &p.update()).await? {
+        let row = codec::app_values(app);
+        let names = [codec::APP_CHANGES, sql::apps::KEY].concat();
+        let params = sql::copy::params(tables::pick(&APPS, &row, &names))?;
+        match self
+            .execute_raw(&sql::apps::UPDATE, &sql::copy::refs(&params))
+            .await?
+        {
             Ok(n) => Ok(n > 0),
             Err(e) if is_unique_violation(&e) => Err(app_conflict(app)),
             Err(e) => Err(e.into()),
@@ -770,8 +781,10 @@ impl AccountTx for PgTx<'_> {
     }
 
     async fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
-        let p = sql::accounts::Params::of(account);
-        self.execute(&sql::accounts::PUT, &p.all()).await?;
+        let row = codec::account_values(account);
+        let params = sql::copy::params(tables::pick_all(&ACCOUNTS, &row))?;
+        self.execute(&sql::accounts::PUT, &sql::copy::refs(&params))
+            .await?;
         Ok(())
     }
 
@@ -1058,7 +1071,7 @@ impl PendingTx for PgTx<'_> {
             &format!(
                 "SELECT {} FROM pending_connections
                  WHERE id = $1 AND owner = $2 AND expires_at > $3 FOR UPDATE",
-                crate::store::codec::PENDING_COLUMNS
+                crate::store::codec::pending_columns()
             ),
             &[&id.as_str(), &owner.as_str(), &now.unix()],
         )
@@ -1219,7 +1232,7 @@ impl MetaTx for PgTx<'_> {
 
     async fn import_rows(
         &mut self,
-        table: &crate::store::copy::CopyTable,
+        table: &crate::store::tables::Table,
         rows: &[crate::store::copy::CopyRow],
     ) -> Result<()> {
         let query = sql::copy::insert_query(table);
@@ -1228,14 +1241,8 @@ impl MetaTx for PgTx<'_> {
             if let Some(position) = row.position {
                 params.push(Box::new(position) as Box<dyn ToSql + Sync + Send>);
             }
-            for ((_, kind), value) in table.columns.iter().zip(&row.values) {
-                params.push(sql::copy::param(*kind, value)?);
-            }
-            let refs: Vec<&(dyn ToSql + Sync)> = params
-                .iter()
-                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-                .collect();
-            self.execute(&query, &refs).await?;
+            params.extend(sql::copy::params(tables::pick_all(table, &row.values))?);
+            self.execute(&query, &sql::copy::refs(&params)).await?;
         }
         if table.positioned {
             self.row(&sql::copy::resync_query(table), &[]).await?;

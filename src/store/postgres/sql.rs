@@ -8,8 +8,6 @@ use crate::domain::Timestamp;
 use crate::error::{Error, Result};
 use crate::store::codec;
 
-type Param<'a> = &'a (dyn ToSql + Sync);
-
 impl codec::RowRead for Row {
     fn text(&self, i: usize) -> Result<Option<String>> {
         Ok(self.try_get(i)?)
@@ -55,98 +53,41 @@ pub(super) mod apps {
 
     use super::*;
     use crate::store::AppRecord;
+    use crate::store::tables::{self, APPS};
 
-    use crate::store::codec::APP_COLUMNS as COLUMNS;
+    static COLUMNS: LazyLock<String> = LazyLock::new(codec::app_columns);
 
     pub static LIST: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {COLUMNS} FROM oauth_apps
              WHERE owner = $1 AND ($2::text IS NULL OR provider = $2)
-             ORDER BY created_at, seq"
+             ORDER BY created_at, seq",
+            COLUMNS = *COLUMNS
         )
     });
-    pub static GET: LazyLock<String> =
-        LazyLock::new(|| format!("SELECT {COLUMNS} FROM oauth_apps WHERE owner = $1 AND id = $2"));
+    pub static GET: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM oauth_apps WHERE owner = $1 AND id = $2",
+            COLUMNS = *COLUMNS
+        )
+    });
     pub static GET_FOR_UPDATE: LazyLock<String> = LazyLock::new(|| format!("{} FOR UPDATE", *GET));
     /// Any one app (the first stored), of any owner: a sample to check the keys with.
-    pub static FIRST: LazyLock<String> =
-        LazyLock::new(|| format!("SELECT {COLUMNS} FROM oauth_apps ORDER BY seq LIMIT 1"));
-    pub static INSERT: LazyLock<String> = LazyLock::new(|| {
-        "INSERT INTO oauth_apps (id, owner, provider, name, client_id, client_secret_sealed,
-             scopes, created_at, credentials_error, credentials_error_at, updated_at,
-             last_check, last_check_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            .to_owned()
+    pub static FIRST: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM oauth_apps ORDER BY seq LIMIT 1",
+            COLUMNS = *COLUMNS
+        )
     });
-    pub const UPDATE: &str = "UPDATE oauth_apps SET name = $3, scopes = $4,
-             client_secret_sealed = $5, credentials_error = $6, credentials_error_at = $7,
-             updated_at = $8, last_check = $9, last_check_at = $10
-         WHERE owner = $1 AND id = $2";
+    pub static INSERT: LazyLock<String> =
+        LazyLock::new(|| tables::insert_sql(&APPS, |n| format!("${n}")));
+    /// The columns that name the row an update changes.
+    pub const KEY: &[&str] = &["owner", "id"];
+    pub static UPDATE: LazyLock<String> =
+        LazyLock::new(|| tables::update_sql(&APPS, codec::APP_CHANGES, KEY, |n| format!("${n}")));
 
     pub fn from_row(row: &Row) -> Result<AppRecord> {
         codec::app(row)
-    }
-
-    /// An app's values, encoded for its columns.
-    pub struct Params<'a> {
-        app: &'a AppRecord,
-        provider: &'a str,
-        scopes: String,
-        created_at: i64,
-        credentials_error_at: Option<i64>,
-        updated_at: i64,
-        last_check: Option<String>,
-        last_check_at: Option<i64>,
-    }
-
-    impl<'a> Params<'a> {
-        pub fn of(app: &'a AppRecord) -> Self {
-            Params {
-                app,
-                provider: app.provider.as_str(),
-                scopes: codec::string_list_json(&app.scopes),
-                created_at: app.created_at.unix(),
-                credentials_error_at: app.credentials_error_at.map(Timestamp::unix),
-                updated_at: app.updated_at.unix(),
-                last_check: app.last_check.as_ref().map(codec::last_check_json),
-                last_check_at: app.last_check.as_ref().map(|c| c.checked_at.unix()),
-            }
-        }
-
-        pub fn insert(&self) -> Vec<Param<'_>> {
-            let a = self.app;
-            vec![
-                &a.id,
-                &a.owner,
-                &self.provider,
-                &a.name,
-                &a.client_id,
-                &a.client_secret_sealed,
-                &self.scopes,
-                &self.created_at,
-                &a.credentials_error,
-                &self.credentials_error_at,
-                &self.updated_at,
-                &self.last_check,
-                &self.last_check_at,
-            ]
-        }
-
-        pub fn update(&self) -> Vec<Param<'_>> {
-            let a = self.app;
-            vec![
-                &a.owner,
-                &a.id,
-                &a.name,
-                &self.scopes,
-                &a.client_secret_sealed,
-                &a.credentials_error,
-                &self.credentials_error_at,
-                &self.updated_at,
-                &self.last_check,
-                &self.last_check_at,
-            ]
-        }
     }
 }
 
@@ -157,27 +98,44 @@ pub(super) mod accounts {
     use crate::domain::{Account, AccountStatus, Provider};
     use crate::store::{AccountRecord, EventRecord};
 
-    use crate::store::codec::{ACCOUNT_COLUMNS as COLUMNS, LISTED_ACCOUNT_COLUMNS};
+    use crate::store::tables::{ACCOUNT_KEPT_ON_UPDATE, ACCOUNT_LISTING, ACCOUNTS};
 
-    pub static PUT: LazyLock<String> =
-        LazyLock::new(|| crate::store::codec::account_upsert(|n| format!("${n}")));
+    static COLUMNS: LazyLock<String> = LazyLock::new(|| ACCOUNTS.column_list());
+    static LISTED_ACCOUNT_COLUMNS: LazyLock<String> =
+        LazyLock::new(|| ACCOUNT_LISTING.column_list());
+
+    pub static PUT: LazyLock<String> = LazyLock::new(|| {
+        crate::store::tables::upsert_sql(&ACCOUNTS, ACCOUNT_KEPT_ON_UPDATE, |n| format!("${n}"))
+    });
     pub static PAGE: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT seq, {LISTED_ACCOUNT_COLUMNS} FROM accounts
              WHERE owner = $1 AND seq > $2
                AND ($3::text IS NULL OR provider = $3) AND ($4::text IS NULL OR status = $4)
                AND ($6::text IS NULL OR kind = $6) AND ($7::text IS NULL OR parent_id = $7)
-             ORDER BY seq LIMIT $5"
+             ORDER BY seq LIMIT $5",
+            LISTED_ACCOUNT_COLUMNS = *LISTED_ACCOUNT_COLUMNS
         )
     });
-    pub static GET: LazyLock<String> =
-        LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE owner = $1 AND id = $2"));
-    pub static BY_ID: LazyLock<String> =
-        LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"));
+    pub static GET: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM accounts WHERE owner = $1 AND id = $2",
+            COLUMNS = *COLUMNS
+        )
+    });
+    pub static BY_ID: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM accounts WHERE id = $1",
+            COLUMNS = *COLUMNS
+        )
+    });
     pub static BY_ID_FOR_UPDATE: LazyLock<String> =
         LazyLock::new(|| format!("{} FOR UPDATE", *BY_ID));
     pub static CHILDREN_FOR_UPDATE: LazyLock<String> = LazyLock::new(|| {
-        format!("SELECT {COLUMNS} FROM accounts WHERE parent_id = $1 ORDER BY seq FOR UPDATE")
+        format!(
+            "SELECT {COLUMNS} FROM accounts WHERE parent_id = $1 ORDER BY seq FOR UPDATE",
+            COLUMNS = *COLUMNS
+        )
     });
     pub const FIND: &str = "SELECT id, created_at FROM accounts
          WHERE owner = $1 AND provider = $2 AND provider_account_id = $3 AND parent_id IS NULL
@@ -206,7 +164,7 @@ pub(super) mod accounts {
             "SELECT {} FROM account_events
              WHERE account_id = $1 AND owner = $2 AND seq < $3
              ORDER BY seq DESC LIMIT $4",
-            codec::EVENT_COLUMNS
+            codec::event_columns()
         )
     });
 
@@ -230,70 +188,6 @@ pub(super) mod accounts {
     pub fn event_row(row: &Row) -> Result<EventRecord> {
         codec::event(row)
     }
-
-    /// An account's values, encoded for the columns of `COLUMNS`.
-    pub struct Params<'a> {
-        a: &'a AccountRecord,
-        names: [&'a str; 3],
-        scopes: String,
-        times: [Option<i64>; 6],
-        created_at: i64,
-        updated_at: i64,
-        tasks: Option<String>,
-    }
-
-    impl<'a> Params<'a> {
-        pub fn of(a: &'a AccountRecord) -> Self {
-            let unix = |t: Option<Timestamp>| t.map(Timestamp::unix);
-            Params {
-                a,
-                names: [a.provider.as_str(), a.status.as_str(), a.kind.as_str()],
-                scopes: codec::string_list_json(&a.scopes),
-                times: [
-                    unix(a.expires_at),
-                    unix(a.refresh_expires_at),
-                    unix(a.reauth_by),
-                    unix(a.token_issued_at),
-                    unix(a.next_refresh_at),
-                    unix(a.warned_for),
-                ],
-                created_at: a.created_at.unix(),
-                updated_at: a.updated_at.unix(),
-                tasks: a.tasks.as_deref().map(codec::string_list_json),
-            }
-        }
-
-        pub fn all(&self) -> Vec<Param<'_>> {
-            let a = self.a;
-            vec![
-                &a.id,
-                &a.owner,
-                &self.names[0],
-                &a.oauth_app_id,
-                &a.provider_account_id,
-                &a.username,
-                &a.display_name,
-                &self.scopes,
-                &self.names[1],
-                &a.status_reason,
-                &a.access_token_sealed,
-                &a.refresh_token_sealed,
-                &self.times[0],
-                &self.times[1],
-                &self.times[2],
-                &self.times[3],
-                &self.times[4],
-                &a.refresh_failures,
-                &self.times[5],
-                &self.created_at,
-                &self.updated_at,
-                &self.names[2],
-                &a.parent_id,
-                &self.tasks,
-                &a.token_version,
-            ]
-        }
-    }
 }
 
 pub(super) mod outbox {
@@ -302,7 +196,7 @@ pub(super) mod outbox {
     use super::*;
     use crate::store::{OutboxRecord, WebhookBacklog};
 
-    use crate::store::codec::OUTBOX_COLUMNS as COLUMNS;
+    static COLUMNS: LazyLock<String> = LazyLock::new(codec::outbox_columns);
 
     /// The oldest due event (in the order recorded, as SQLite claims them: a receiver gets an
     /// account's events in order) nobody holds a running claim on; `SKIP LOCKED` lets two nodes
@@ -316,7 +210,8 @@ pub(super) mod outbox {
                    AND (claimed_until IS NULL OR claimed_until <= $1)
                  ORDER BY seq LIMIT 1
                  FOR UPDATE SKIP LOCKED)
-             RETURNING {COLUMNS}"
+             RETURNING {COLUMNS}",
+            COLUMNS = *COLUMNS
         )
     });
     /// Moves a claim's end, if the holder still holds it.
@@ -359,11 +254,16 @@ pub(super) mod outbox {
         format!(
             "SELECT {COLUMNS} FROM webhook_outbox
              WHERE $1::text IS NULL OR status = $1
-             ORDER BY seq DESC LIMIT $2"
+             ORDER BY seq DESC LIMIT $2",
+            COLUMNS = *COLUMNS
         )
     });
-    pub static GET_FOR_UPDATE: LazyLock<String> =
-        LazyLock::new(|| format!("SELECT {COLUMNS} FROM webhook_outbox WHERE id = $1 FOR UPDATE"));
+    pub static GET_FOR_UPDATE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM webhook_outbox WHERE id = $1 FOR UPDATE",
+            COLUMNS = *COLUMNS
+        )
+    });
     pub const BACKLOG: &str =
         "SELECT count(*), min(created_at) FROM webhook_outbox WHERE status = 'pending'";
 
@@ -385,7 +285,10 @@ pub(super) mod keys {
     use crate::store::sealed_sql::Dialect;
 
     pub static LIST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!("SELECT {} FROM master_keys ORDER BY id", codec::KEY_COLUMNS)
+        format!(
+            "SELECT {} FROM master_keys ORDER BY id",
+            codec::key_columns()
+        )
     });
 
     pub fn from_row(r: &Row) -> Result<MasterKeyRecord> {
@@ -402,10 +305,11 @@ pub(super) mod keys {
 
 pub(super) mod copy {
     use super::*;
-    use crate::store::copy::{ColumnKind, CopyRow, CopyTable, CopyValue};
+    use crate::store::copy::{CopyRow, CopyValue};
+    use crate::store::tables::{ColumnKind, Table};
 
     /// `$1`: the position to start after, `$2`: how many (positioned tables only).
-    pub fn export_query(table: &CopyTable) -> String {
+    pub fn export_query(table: &Table) -> String {
         let columns = table.column_list();
         if table.positioned {
             format!(
@@ -417,7 +321,7 @@ pub(super) mod copy {
         }
     }
 
-    pub fn export_row(table: &CopyTable, row: &Row) -> Result<CopyRow> {
+    pub fn export_row(table: &Table, row: &Row) -> Result<CopyRow> {
         let offset = usize::from(table.positioned);
         let position = if table.positioned {
             Some(row.try_get::<_, i64>(0)?)
@@ -446,7 +350,7 @@ pub(super) mod copy {
         Ok(CopyRow { position, values })
     }
 
-    pub fn insert_query(table: &CopyTable) -> String {
+    pub fn insert_query(table: &Table) -> String {
         let mut columns = table.column_list();
         let mut count = table.columns.len();
         if table.positioned {
@@ -478,8 +382,26 @@ pub(super) mod copy {
         })
     }
 
+    /// Values typed as their columns are, for one statement.
+    pub fn params<'v>(
+        values: impl IntoIterator<Item = (ColumnKind, &'v CopyValue)>,
+    ) -> Result<Vec<Box<dyn ToSql + Sync + Send>>> {
+        values
+            .into_iter()
+            .map(|(kind, value)| param(kind, value))
+            .collect()
+    }
+
+    /// `params` as the driver takes them.
+    pub fn refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+        params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+
     /// Moves a positioned table's sequence past the positions just written.
-    pub fn resync_query(table: &CopyTable) -> String {
+    pub fn resync_query(table: &Table) -> String {
         format!(
             "SELECT setval(pg_get_serial_sequence('{t}', 'seq'), max(seq)) FROM {t} HAVING max(seq) IS NOT NULL",
             t = table.name

@@ -3,18 +3,20 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{account_status_column, provider_column, string_list_json, timestamp_column};
+use super::{account_status_column, provider_column, timestamp_column};
 use crate::domain::{Account, AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::Result;
 use crate::store::{
     AccountFilter, AccountRecord, EVENTS_KEPT_PER_ACCOUNT, EventRecord, ExistingAccount, Page,
 };
 
-use crate::store::codec::{
-    self, ACCOUNT_COLUMNS as COLUMNS, LISTED_ACCOUNT_COLUMNS as LISTED_COLUMNS,
-};
+use crate::store::codec;
+use crate::store::tables::{self, ACCOUNT_KEPT_ON_UPDATE, ACCOUNT_LISTING, ACCOUNTS};
+
+static COLUMNS: LazyLock<String> = LazyLock::new(|| ACCOUNTS.column_list());
+static LISTED_COLUMNS: LazyLock<String> = LazyLock::new(|| ACCOUNT_LISTING.column_list());
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AccountRecord> {
     super::via(row, codec::account)
@@ -48,34 +50,13 @@ pub(super) fn find(
 }
 
 pub(super) fn put(conn: &Connection, row: &AccountRecord) -> Result<()> {
-    static PUT: LazyLock<String> = LazyLock::new(|| codec::account_upsert(|n| format!("?{n}")));
-    conn.prepare_cached(&PUT)?.execute(params![
-        row.id,
-        row.owner,
-        row.provider.as_str(),
-        row.oauth_app_id,
-        row.provider_account_id,
-        row.username,
-        row.display_name,
-        string_list_json(&row.scopes),
-        row.status.as_str(),
-        row.status_reason,
-        row.access_token_sealed,
-        row.refresh_token_sealed,
-        row.expires_at.map(Timestamp::unix),
-        row.refresh_expires_at.map(Timestamp::unix),
-        row.reauth_by.map(Timestamp::unix),
-        row.token_issued_at.map(Timestamp::unix),
-        row.next_refresh_at.map(Timestamp::unix),
-        row.refresh_failures,
-        row.warned_for.map(Timestamp::unix),
-        row.created_at.unix(),
-        row.updated_at.unix(),
-        row.kind.as_str(),
-        row.parent_id,
-        row.tasks.as_deref().map(string_list_json),
-        row.token_version,
-    ])?;
+    static PUT: LazyLock<String> = LazyLock::new(|| {
+        tables::upsert_sql(&ACCOUNTS, ACCOUNT_KEPT_ON_UPDATE, |n| format!("?{n}"))
+    });
+    let values = codec::account_values(row);
+    conn.prepare_cached(&PUT)?.execute(params_from_iter(
+        values.iter().map(super::copy::sqlite_value),
+    ))?;
     Ok(())
 }
 
@@ -88,7 +69,8 @@ pub(super) static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
          WHERE owner = ?1 AND seq > ?2
            AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR status = ?4)
            AND (?6 IS NULL OR kind = ?6) AND (?7 IS NULL OR parent_id = ?7)
-         ORDER BY seq LIMIT ?5"
+         ORDER BY seq LIMIT ?5",
+        LISTED_COLUMNS = *LISTED_COLUMNS
     )
 });
 
@@ -124,8 +106,12 @@ pub(super) fn page(
 }
 
 /// One of the owner's accounts (by the primary key).
-pub(super) static GET_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE owner = ?1 AND id = ?2"));
+pub(super) static GET_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM accounts WHERE owner = ?1 AND id = ?2",
+        COLUMNS = *COLUMNS
+    )
+});
 
 /// One of the owner's accounts.
 pub(super) fn get(
@@ -142,14 +128,21 @@ pub(super) fn get(
 /// Any account by id (for the core's own bookkeeping).
 pub(super) fn by_id(conn: &Connection, id: &AccountId) -> Result<Option<AccountRecord>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM accounts WHERE id = ?1",
+            COLUMNS = *COLUMNS
+        ))?
         .query_row([id], from_row)
         .optional()?)
 }
 
 /// A user account's children (`accounts_by_parent`).
-pub(super) static CHILDREN_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {COLUMNS} FROM accounts WHERE parent_id = ?1 ORDER BY seq"));
+pub(super) static CHILDREN_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM accounts WHERE parent_id = ?1 ORDER BY seq",
+        COLUMNS = *COLUMNS
+    )
+});
 
 /// The children (Pages, organizations) of a user account, in insertion order.
 pub(super) fn children(conn: &Connection, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
@@ -318,7 +311,7 @@ pub(super) fn events(
         "SELECT {} FROM account_events
              WHERE account_id = ?1 AND owner = ?2 AND seq < ?3
              ORDER BY seq DESC LIMIT ?4",
-        codec::EVENT_COLUMNS
+        codec::event_columns()
     ))?;
     let rows = stmt
         .query_map(

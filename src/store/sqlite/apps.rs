@@ -2,44 +2,30 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{is_unique_violation, string_list_json};
+use super::copy::sqlite_value;
+use super::is_unique_violation;
 use crate::domain::{AppCheck, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::store::AppRecord;
 use crate::store::codec::{self, last_check_json};
 
-use crate::store::codec::APP_COLUMNS as COLUMNS;
-const INSERT_COLUMNS: &str = "id, owner, provider, name, client_id, client_secret_sealed, \
-    scopes, created_at, credentials_error, credentials_error_at, updated_at, last_check, \
-    last_check_at";
+use crate::store::tables::{self, APPS};
+
+static COLUMNS: LazyLock<String> = LazyLock::new(codec::app_columns);
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
     super::via(row, codec::app)
 }
 
 pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {
+    static INSERT: LazyLock<String> =
+        LazyLock::new(|| tables::insert_sql(&APPS, |n| format!("?{n}")));
+    let values = codec::app_values(app);
     let result = conn
-        .prepare_cached(&format!(
-            "INSERT INTO oauth_apps ({INSERT_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-        ))?
-        .execute(params![
-            app.id,
-            app.owner,
-            app.provider.as_str(),
-            app.name,
-            app.client_id,
-            app.client_secret_sealed,
-            string_list_json(&app.scopes),
-            app.created_at.unix(),
-            app.credentials_error,
-            app.credentials_error_at.map(Timestamp::unix),
-            app.updated_at.unix(),
-            app.last_check.as_ref().map(last_check_json),
-            app.last_check.as_ref().map(|c| c.checked_at.unix()),
-        ]);
+        .prepare_cached(&INSERT)?
+        .execute(params_from_iter(values.iter().map(sqlite_value)));
     match result {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(Error::Conflict(format!(
@@ -52,7 +38,7 @@ pub(super) fn insert(conn: &Connection, app: &AppRecord) -> Result<()> {
 
 /// An owner's apps (`oauth_apps_by_owner`).
 pub(super) static LIST_SQL: LazyLock<String> =
-    LazyLock::new(|| super::list_by_owner_sql("oauth_apps", COLUMNS));
+    LazyLock::new(|| super::list_by_owner_sql("oauth_apps", &COLUMNS));
 
 pub(super) fn list(
     conn: &Connection,
@@ -65,7 +51,8 @@ pub(super) fn list(
 pub(super) fn get(conn: &Connection, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM oauth_apps WHERE owner = ?1 AND id = ?2"
+            "SELECT {} FROM oauth_apps WHERE owner = ?1 AND id = ?2",
+            *COLUMNS
         ))?
         .query_row(params![owner.as_str(), id.as_str()], from_row)
         .optional()?)
@@ -101,25 +88,14 @@ pub(super) fn set_last_check(conn: &Connection, id: &AppId, check: &AppCheck) ->
 
 /// Writes the changeable fields of one of the owner's apps; false when there is none.
 pub(super) fn update(conn: &Connection, app: &AppRecord) -> Result<bool> {
-    let result = conn
-        .prepare_cached(
-            "UPDATE oauth_apps SET name = ?3, scopes = ?4, client_secret_sealed = ?5,
-                 credentials_error = ?6, credentials_error_at = ?7, updated_at = ?8,
-                 last_check = ?9, last_check_at = ?10
-             WHERE owner = ?1 AND id = ?2",
-        )?
-        .execute(params![
-            app.owner,
-            app.id,
-            app.name,
-            string_list_json(&app.scopes),
-            app.client_secret_sealed,
-            app.credentials_error,
-            app.credentials_error_at.map(Timestamp::unix),
-            app.updated_at.unix(),
-            app.last_check.as_ref().map(last_check_json),
-            app.last_check.as_ref().map(|c| c.checked_at.unix()),
-        ]);
+    const KEY: &[&str] = &["owner", "id"];
+    static UPDATE: LazyLock<String> =
+        LazyLock::new(|| tables::update_sql(&APPS, codec::APP_CHANGES, KEY, |n| format!("?{n}")));
+    let row = codec::app_values(app);
+    let values = tables::pick(&APPS, &row, &[codec::APP_CHANGES, KEY].concat());
+    let result = conn.prepare_cached(&UPDATE)?.execute(params_from_iter(
+        values.into_iter().map(|(_, v)| sqlite_value(v)),
+    ));
     match result {
         Ok(n) => Ok(n > 0),
         Err(e) if is_unique_violation(&e) => Err(Error::Conflict(format!(
@@ -134,7 +110,8 @@ pub(super) fn update(conn: &Connection, app: &AppRecord) -> Result<bool> {
 pub(super) fn first(conn: &Connection) -> Result<Option<AppRecord>> {
     Ok(conn
         .prepare(&format!(
-            "SELECT {COLUMNS} FROM oauth_apps ORDER BY rowid LIMIT 1"
+            "SELECT {} FROM oauth_apps ORDER BY rowid LIMIT 1",
+            *COLUMNS
         ))?
         .query_row([], from_row)
         .optional()?)

@@ -4,7 +4,8 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
 use crate::error::{Error, Result};
-use crate::store::copy::{CopyRow, CopyTable, CopyValue};
+use crate::store::copy::{CopyRow, CopyValue};
+use crate::store::tables::Table;
 
 fn value(v: ValueRef<'_>) -> Result<CopyValue> {
     Ok(match v {
@@ -19,9 +20,19 @@ fn value(v: ValueRef<'_>) -> Result<CopyValue> {
     })
 }
 
+/// A neutral value as SQLite binds it.
+pub(super) fn sqlite_value(v: &CopyValue) -> Value {
+    match v {
+        CopyValue::Null => Value::Null,
+        CopyValue::Int(i) => Value::Integer(*i),
+        CopyValue::Text(t) => Value::Text(t.clone()),
+        CopyValue::Bytes(b) => Value::Blob(b.clone()),
+    }
+}
+
 pub(super) fn export(
     conn: &Connection,
-    table: &CopyTable,
+    table: &Table,
     after: i64,
     limit: usize,
 ) -> Result<Vec<CopyRow>> {
@@ -56,7 +67,7 @@ pub(super) fn export(
     Ok(out)
 }
 
-pub(super) fn import(conn: &Connection, table: &CopyTable, rows: &[CopyRow]) -> Result<()> {
+pub(super) fn import(conn: &Connection, table: &Table, rows: &[CopyRow]) -> Result<()> {
     let mut columns = table.column_list();
     let mut count = table.columns.len();
     if table.positioned {
@@ -73,18 +84,13 @@ pub(super) fn import(conn: &Connection, table: &CopyTable, rows: &[CopyRow]) -> 
     ))?;
     for row in rows {
         let position = row.position.map(Value::Integer);
-        let values = row.values.iter().map(|v| match v {
-            CopyValue::Null => Value::Null,
-            CopyValue::Int(i) => Value::Integer(*i),
-            CopyValue::Text(t) => Value::Text(t.clone()),
-            CopyValue::Bytes(b) => Value::Blob(b.clone()),
-        });
+        let values = row.values.iter().map(sqlite_value);
         stmt.execute(params_from_iter(position.into_iter().chain(values)))?;
     }
     Ok(())
 }
 
-pub(super) fn count(conn: &Connection, table: &CopyTable) -> Result<u64> {
+pub(super) fn count(conn: &Connection, table: &Table) -> Result<u64> {
     let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", table.name), [], |r| {
         r.get(0)
     })?;

@@ -10,7 +10,7 @@ use crate::store::{MasterKeyRecord, SealedColumn, SealedCounts, SealedRow};
 pub(super) fn list(conn: &Connection) -> Result<Vec<MasterKeyRecord>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {} FROM master_keys ORDER BY id",
-        crate::store::codec::KEY_COLUMNS
+        crate::store::codec::key_columns()
     ))?;
     let rows = stmt
         .query_map([], |r| super::via(r, crate::store::codec::master_key))?

@@ -41,7 +41,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use thread_local::ThreadLocal;
 
-use super::codec::string_list_json;
 use super::{
     AccountFilter, AccountRecord, AccountTx, AppRecord, AppTx, EventRecord, EventTx,
     ExistingAccount, KeyTx, MasterKeyRecord, MetaTx, OutboxRecord, Page, PendingRecord, PendingTx,
@@ -445,7 +444,7 @@ impl Store for SqliteStore {
 
     async fn export_rows(
         &self,
-        table: &'static crate::store::copy::CopyTable,
+        table: &'static crate::store::tables::Table,
         after: i64,
         limit: usize,
     ) -> Result<Vec<crate::store::copy::CopyRow>> {
@@ -453,7 +452,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn count_rows(&self, table: &'static crate::store::copy::CopyTable) -> Result<u64> {
+    async fn count_rows(&self, table: &'static crate::store::tables::Table) -> Result<u64> {
         self.blocking(move |c| copy::count(c, table)).await
     }
 
@@ -760,7 +759,7 @@ impl MetaTx for SqliteTx<'_> {
 
     async fn import_rows(
         &mut self,
-        table: &crate::store::copy::CopyTable,
+        table: &crate::store::tables::Table,
         rows: &[crate::store::copy::CopyRow],
     ) -> Result<()> {
         copy::import(&*self.0, table, rows)

@@ -27,7 +27,9 @@ pub(super) fn enqueue(conn: &Connection, e: &OutboxRecord) -> Result<()> {
     Ok(())
 }
 
-use crate::store::codec::{self, OUTBOX_COLUMNS as COLUMNS};
+use crate::store::codec;
+
+static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(codec::outbox_columns);
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRecord> {
     super::via(r, codec::outbox)
@@ -49,7 +51,8 @@ pub(super) fn claim_due(
                  WHERE status = 'pending' AND next_attempt_at <= ?1
                    AND (claimed_until IS NULL OR claimed_until <= ?1)
                  ORDER BY seq LIMIT 1)
-             RETURNING {COLUMNS}"
+             RETURNING {COLUMNS}",
+            COLUMNS = *COLUMNS
         ))?
         .query_row(params![now.unix(), holder, until.unix()], from_row)
         .optional()?)
@@ -145,7 +148,8 @@ pub(super) fn recent(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM webhook_outbox
          WHERE ?1 IS NULL OR status = ?1
-         ORDER BY seq DESC LIMIT ?2"
+         ORDER BY seq DESC LIMIT ?2",
+        COLUMNS = *COLUMNS
     ))?;
     let rows = stmt
         .query_map(params![status, limit as i64], from_row)?
@@ -156,7 +160,8 @@ pub(super) fn recent(
 pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<OutboxRecord>> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM webhook_outbox WHERE id = ?1"
+            "SELECT {COLUMNS} FROM webhook_outbox WHERE id = ?1",
+            COLUMNS = *COLUMNS
         ))?
         .query_row([id], from_row)
         .optional()?)

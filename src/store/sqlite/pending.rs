@@ -42,7 +42,7 @@ pub(super) fn get(
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {} FROM pending_connections WHERE id = ?1 AND owner = ?2 AND expires_at > ?3",
-            crate::store::codec::PENDING_COLUMNS
+            crate::store::codec::pending_columns()
         ))?
         .query_row(params![id, owner.as_str(), now.unix()], |r| {
             super::via(r, crate::store::codec::pending)
