@@ -12,8 +12,15 @@
 //! - Migrations run at start under an advisory lock, so nodes starting together apply each
 //!   one once.
 
+mod accounts;
+mod apps;
+mod copy;
 mod ids;
-mod sql;
+mod keys;
+mod meta;
+mod outbox;
+mod pending;
+mod rows;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +42,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::store::codec;
 use crate::store::sealed_sql;
-use crate::store::tables::{self, ACCOUNTS, APPS};
+use crate::store::tables::{self};
 
 /// The migrations, in order; each runs once, in its own transaction.
 const MIGRATIONS: &[&str] = &[
@@ -224,15 +231,15 @@ impl PgStore {
         }
         if facts.schema_version > 0 {
             facts.keys = client
-                .query(&*sql::keys::LIST, &[])
+                .query(&*keys::LIST, &[])
                 .await?
                 .iter()
-                .map(sql::keys::from_row)
+                .map(keys::from_row)
                 .collect::<Result<_>>()?;
             facts.sample_app = client
-                .query_opt(&*sql::apps::FIRST, &[])
+                .query_opt(&*apps::FIRST, &[])
                 .await?
-                .map(|r| sql::apps::from_row(&r))
+                .map(|r| apps::from_row(&r))
                 .transpose()?;
             facts.apps = count("oauth_apps").await?;
             facts.accounts = count("accounts").await?;
@@ -369,26 +376,26 @@ impl Store for PgStore {
     }
 
     async fn count_accounts(&self) -> Result<Vec<(Provider, AccountStatus, u64)>> {
-        self.rows(sql::accounts::COUNT, &[])
+        self.rows(accounts::COUNT, &[])
             .await?
             .iter()
-            .map(sql::accounts::count_row)
+            .map(accounts::count_row)
             .collect()
     }
 
     async fn webhook_backlog(&self) -> Result<WebhookBacklog> {
         let row = self
-            .row(sql::outbox::BACKLOG, &[])
+            .row(outbox::BACKLOG, &[])
             .await?
             .ok_or_else(|| Error::Internal("count(*) returned no row".into()))?;
-        sql::outbox::backlog_row(&row)
+        outbox::backlog_row(&row)
     }
 
     async fn master_keys(&self) -> Result<Vec<MasterKeyRecord>> {
-        self.rows(&sql::keys::LIST, &[])
+        self.rows(&keys::LIST, &[])
             .await?
             .iter()
-            .map(sql::keys::from_row)
+            .map(keys::from_row)
             .collect()
     }
 
@@ -396,7 +403,7 @@ impl Store for PgStore {
         let client = self.client().await?;
         let mut counts = Vec::new();
         for column in SealedColumn::ALL {
-            let query = sealed_sql::count_query(&sql::keys::DIALECT, column, &keys);
+            let query = sealed_sql::count_query(&keys::DIALECT, column, &keys);
             let row = client.query_one(&query, &[]).await?;
             counts.push(sealed_sql::counts(column, &row, keys.len())?);
         }
@@ -410,27 +417,27 @@ impl Store for PgStore {
     ) -> Result<Arc<[AppRecord]>> {
         let rows = self
             .rows(
-                &sql::apps::LIST,
+                &apps::LIST,
                 &[&owner.as_str(), &provider.map(Provider::as_str)],
             )
             .await?;
         rows.iter()
-            .map(sql::apps::from_row)
+            .map(apps::from_row)
             .collect::<Result<Vec<_>>>()
             .map(Into::into)
     }
 
     async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<Arc<AppRecord>>> {
-        self.row(&sql::apps::GET, &[&owner.as_str(), &id.as_str()])
+        self.row(&apps::GET, &[&owner.as_str(), &id.as_str()])
             .await?
-            .map(|r| sql::apps::from_row(&r).map(Arc::new))
+            .map(|r| apps::from_row(&r).map(Arc::new))
             .transpose()
     }
 
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {
-        self.row(&sql::accounts::GET, &[&owner.as_str(), &id.as_str()])
+        self.row(&accounts::GET, &[&owner.as_str(), &id.as_str()])
             .await?
-            .map(|r| sql::accounts::from_row(&r))
+            .map(|r| accounts::from_row(&r))
             .transpose()
     }
 
@@ -443,7 +450,7 @@ impl Store for PgStore {
     ) -> Result<Arc<Page<Account>>> {
         let rows = self
             .rows(
-                &sql::accounts::PAGE,
+                &accounts::PAGE,
                 &[
                     &owner.as_str(),
                     &after.unwrap_or(0),
@@ -457,12 +464,7 @@ impl Store for PgStore {
             .await?;
         let items = rows
             .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<_, i64>(0)?,
-                    sql::accounts::listed_from_row(r, 1)?,
-                ))
-            })
+            .map(|r| Ok((r.try_get::<_, i64>(0)?, accounts::listed_from_row(r, 1)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(
             Page::from_read(items, limit, |(seq, _)| *seq).map(|(_, a)| a),
@@ -478,7 +480,7 @@ impl Store for PgStore {
     ) -> Result<Page<EventRecord>> {
         let rows = self
             .rows(
-                &sql::accounts::EVENTS,
+                &accounts::EVENTS,
                 &[
                     &account.as_str(),
                     &owner.as_str(),
@@ -489,21 +491,21 @@ impl Store for PgStore {
             .await?;
         let items = rows
             .iter()
-            .map(sql::accounts::event_row)
+            .map(accounts::event_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_read(items, limit, |e| e.seq))
     }
 
     async fn account_by_id(&self, id: &AccountId) -> Result<Option<AccountRecord>> {
-        self.row(&sql::accounts::BY_ID, &[&id])
+        self.row(&accounts::BY_ID, &[&id])
             .await?
-            .map(|r| sql::accounts::from_row(&r))
+            .map(|r| accounts::from_row(&r))
             .transpose()
     }
 
     async fn due_accounts(&self, now: Timestamp, limit: usize) -> Result<Vec<AccountId>> {
         Ok(self
-            .rows(sql::accounts::DUE, &[&now.unix(), &(limit as i64)])
+            .rows(accounts::DUE, &[&now.unix(), &(limit as i64)])
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -512,7 +514,7 @@ impl Store for PgStore {
 
     async fn app_account_ids(&self, owner: &Owner, id: &AppId) -> Result<Vec<AccountId>> {
         Ok(self
-            .rows(sql::accounts::IDS_OF_APP, &[&id.as_str(), &owner.as_str()])
+            .rows(accounts::IDS_OF_APP, &[&id.as_str(), &owner.as_str()])
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -524,10 +526,10 @@ impl Store for PgStore {
         status: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OutboxRecord>> {
-        self.rows(&sql::outbox::RECENT, &[&status, &(limit as i64)])
+        self.rows(&outbox::RECENT, &[&status, &(limit as i64)])
             .await?
             .iter()
-            .map(sql::outbox::from_row)
+            .map(outbox::from_row)
             .collect()
     }
 
@@ -544,15 +546,13 @@ impl Store for PgStore {
         after: i64,
         limit: usize,
     ) -> Result<Vec<crate::store::copy::CopyRow>> {
-        let query = sql::copy::export_query(table);
+        let query = copy::export_query(table);
         let rows = if table.positioned {
             self.rows(&query, &[&after, &(limit as i64)]).await?
         } else {
             self.rows(&query, &[]).await?
         };
-        rows.iter()
-            .map(|r| sql::copy::export_row(table, r))
-            .collect()
+        rows.iter().map(|r| copy::export_row(table, r)).collect()
     }
 
     async fn count_rows(&self, table: &'static crate::store::tables::Table) -> Result<u64> {
@@ -662,591 +662,4 @@ fn app_conflict(app: &AppRecord) -> Error {
         "an OAuth app named `{}` already exists for provider {}",
         app.name, app.provider
     ))
-}
-
-#[async_trait]
-impl AppTx for PgTx<'_> {
-    async fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
-        let row = codec::app_values(app);
-        let params = sql::copy::params(tables::pick_all(&APPS, &row))?;
-        match self
-            .execute_raw(&sql::apps::INSERT, &sql::copy::refs(&params))
-            .await?
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(app_conflict(app)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
-        Ok(self
-            .execute(
-                "DELETE FROM oauth_apps WHERE owner = $1 AND id = $2",
-                &[&owner.as_str(), &id.as_str()],
-            )
-            .await?
-            > 0)
-    }
-
-    async fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
-        self.row(&sql::apps::GET_FOR_UPDATE, &[&owner.as_str(), &id.as_str()])
-            .await?
-            .map(|r| sql::apps::from_row(&r))
-            .transpose()
-    }
-
-    async fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
-        let row = codec::app_values(app);
-        let names = [codec::APP_CHANGES, sql::apps::KEY].concat();
-        let params = sql::copy::params(tables::pick(&APPS, &row, &names))?;
-        match self
-            .execute_raw(&sql::apps::UPDATE, &sql::copy::refs(&params))
-            .await?
-        {
-            Ok(n) => Ok(n > 0),
-            Err(e) if is_unique_violation(&e) => Err(app_conflict(app)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64> {
-        let row = self
-            .row(
-                sql::accounts::COUNT_OF_APP,
-                &[&id.as_str(), &owner.as_str()],
-            )
-            .await?;
-        Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
-    }
-
-    async fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
-        Ok(self
-            .execute(sql::accounts::MAKE_DUE_FOR_APP, &[&app_id, &now.unix()])
-            .await? as usize)
-    }
-
-    async fn set_app_credentials_error(
-        &mut self,
-        app_id: &AppId,
-        error: Option<&str>,
-        at: Timestamp,
-    ) -> Result<()> {
-        self.execute(
-            "UPDATE oauth_apps SET credentials_error = $2, credentials_error_at = $3 WHERE id = $1",
-            &[&app_id, &error, &error.map(|_| at.unix())],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
-        let json = super::codec::last_check_json(check);
-        self.execute(
-            "UPDATE oauth_apps SET last_check = $2, last_check_at = $3 WHERE id = $1",
-            &[&app_id, &json, &check.checked_at.unix()],
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl AccountTx for PgTx<'_> {
-    async fn find_account(
-        &mut self,
-        owner: &Owner,
-        provider: Provider,
-        provider_account_id: &str,
-    ) -> Result<Option<ExistingAccount>> {
-        // Two connects of one account at once: the second waits here for the first to
-        // commit, then finds its row (under SQLite one writer at a time did the same).
-        self.lock(
-            lock_key(&[owner.as_str(), provider.as_str(), provider_account_id]),
-            false,
-        )
-        .await?;
-        self.row(
-            sql::accounts::FIND,
-            &[&owner.as_str(), &provider.as_str(), &provider_account_id],
-        )
-        .await?
-        .map(|r| {
-            Ok(ExistingAccount {
-                id: r.try_get(0)?,
-                created_at: Timestamp::from_unix(r.try_get(1)?),
-            })
-        })
-        .transpose()
-    }
-
-    async fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
-        let row = codec::account_values(account);
-        let params = sql::copy::params(tables::pick_all(&ACCOUNTS, &row))?;
-        self.execute(&sql::accounts::PUT, &sql::copy::refs(&params))
-            .await?;
-        Ok(())
-    }
-
-    async fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
-        self.row(&sql::accounts::BY_ID_FOR_UPDATE, &[&id])
-            .await?
-            .map(|r| sql::accounts::from_row(&r))
-            .transpose()
-    }
-
-    async fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
-        self.rows(&sql::accounts::CHILDREN_FOR_UPDATE, &[&parent_id])
-            .await?
-            .iter()
-            .map(sql::accounts::from_row)
-            .collect()
-    }
-
-    async fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
-        let n = self
-            .execute(
-                "DELETE FROM accounts WHERE owner = $1 AND id = $2",
-                &[&owner.as_str(), &id.as_str()],
-            )
-            .await?;
-        self.execute(
-            "DELETE FROM account_events WHERE owner = $1 AND account_id = $2",
-            &[&owner.as_str(), &id.as_str()],
-        )
-        .await?;
-        Ok(n > 0)
-    }
-
-    async fn take_refresh_lease(
-        &mut self,
-        id: &AccountId,
-        version: i64,
-        holder: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<bool> {
-        Ok(self
-            .execute(
-                sql::accounts::TAKE_LEASE,
-                &[&id, &holder, &until.unix(), &now.unix(), &version],
-            )
-            .await?
-            > 0)
-    }
-
-    async fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
-        self.execute(
-            "UPDATE accounts SET refresh_lease_until = NULL, refresh_lease_holder = NULL
-             WHERE id = $1 AND refresh_lease_holder = $2",
-            &[&id, &holder],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn holds_refresh_lease(
-        &mut self,
-        id: &AccountId,
-        holder: &str,
-        now: Timestamp,
-    ) -> Result<bool> {
-        Ok(self
-            .row(
-                "SELECT 1 FROM accounts
-                 WHERE id = $1 AND refresh_lease_holder = $2 AND refresh_lease_until > $3",
-                &[&id, &holder, &now.unix()],
-            )
-            .await?
-            .is_some())
-    }
-}
-
-#[async_trait]
-impl EventTx for PgTx<'_> {
-    async fn insert_event(&mut self, event: &EventRecord) -> Result<()> {
-        let detail = event.detail.to_string();
-        self.execute(
-            "INSERT INTO account_events (id, account_id, owner, type, created_at, detail)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &event.id,
-                &event.account_id,
-                &event.owner,
-                &event.kind,
-                &event.created_at.unix(),
-                &detail,
-            ],
-        )
-        .await?;
-        self.execute(
-            sql::accounts::TRIM_EVENTS,
-            &[&event.account_id, &super::EVENTS_KEPT_PER_ACCOUNT],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
-        self.execute(
-            "INSERT INTO webhook_outbox (id, type, owner, body, created_at, status, attempts,
-                                         next_attempt_at, last_error, delivered_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &event.id,
-                &event.kind,
-                &event.owner,
-                &event.body,
-                &event.created_at.unix(),
-                &event.status,
-                &event.attempts,
-                &event.next_attempt_at.map(Timestamp::unix),
-                &event.last_error,
-                &event.delivered_at.map(Timestamp::unix),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn claim_due_webhook(
-        &mut self,
-        now: Timestamp,
-        holder: &str,
-        until: Timestamp,
-    ) -> Result<Option<OutboxRecord>> {
-        self.row(&sql::outbox::CLAIM, &[&now.unix(), &holder, &until.unix()])
-            .await?
-            .map(|r| sql::outbox::from_row(&r))
-            .transpose()
-    }
-
-    async fn extend_webhook_claim(
-        &mut self,
-        id: &str,
-        holder: &str,
-        until: Timestamp,
-    ) -> Result<bool> {
-        Ok(self
-            .execute(sql::outbox::EXTEND_CLAIM, &[&id, &holder, &until.unix()])
-            .await?
-            == 1)
-    }
-
-    async fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
-        self.row(&sql::outbox::GET_FOR_UPDATE, &[&id])
-            .await?
-            .map(|r| sql::outbox::from_row(&r))
-            .transpose()
-    }
-
-    async fn webhook_delivered(
-        &mut self,
-        id: &str,
-        holder: &str,
-        attempts: i64,
-        at: Timestamp,
-    ) -> Result<bool> {
-        Ok(self
-            .execute(
-                sql::outbox::DELIVERED,
-                &[&id, &holder, &attempts, &at.unix()],
-            )
-            .await?
-            == 1)
-    }
-
-    async fn webhook_attempt_failed(
-        &mut self,
-        id: &str,
-        holder: &str,
-        attempts: i64,
-        next: Option<Timestamp>,
-        error: &str,
-    ) -> Result<bool> {
-        Ok(self
-            .execute(
-                sql::outbox::ATTEMPT_FAILED,
-                &[&id, &holder, &attempts, &next.map(Timestamp::unix), &error],
-            )
-            .await?
-            == 1)
-    }
-
-    async fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
-        Ok(self
-            .execute(sql::outbox::REQUEUE, &[&id, &now.unix()])
-            .await?
-            == 1)
-    }
-
-    async fn give_up_unsent_webhooks(
-        &mut self,
-        created_before: Timestamp,
-        due_before: Timestamp,
-        now: Timestamp,
-        error: &str,
-        limit: usize,
-    ) -> Result<usize> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let changed = self
-            .execute(
-                sql::outbox::GIVE_UP_UNSENT,
-                &[
-                    &due_before.unix(),
-                    &created_before.unix(),
-                    &now.unix(),
-                    &limit,
-                    &error,
-                ],
-            )
-            .await?;
-        Ok(usize::try_from(changed).unwrap_or(usize::MAX))
-    }
-
-    async fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let deleted = self
-            .execute(sql::outbox::PRUNE, &[&created_before.unix(), &limit])
-            .await?;
-        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
-    }
-}
-
-#[async_trait]
-impl PendingTx for PgTx<'_> {
-    async fn consume_state_nonce(
-        &mut self,
-        nonce: &str,
-        expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<bool> {
-        self.execute(
-            "DELETE FROM oauth_state_nonces WHERE expires_at < $1",
-            &[&now.unix()],
-        )
-        .await?;
-        Ok(self
-            .execute(
-                "INSERT INTO oauth_state_nonces (nonce, expires_at) VALUES ($1, $2)
-             ON CONFLICT (nonce) DO NOTHING",
-                &[&nonce, &expires_at.unix()],
-            )
-            .await?
-            == 1)
-    }
-
-    async fn insert_pending(&mut self, p: &PendingRecord) -> Result<()> {
-        self.execute(
-            "INSERT INTO pending_connections
-                 (id, owner, provider, oauth_app_id, confirm_hash, sealed, issued_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (id) DO UPDATE SET
-                 oauth_app_id = excluded.oauth_app_id, confirm_hash = excluded.confirm_hash,
-                 sealed = excluded.sealed, issued_at = excluded.issued_at,
-                 expires_at = excluded.expires_at
-             WHERE pending_connections.owner = excluded.owner",
-            &[
-                &p.id,
-                &p.owner,
-                &p.provider.as_str(),
-                &p.oauth_app_id,
-                &p.confirm_hash,
-                &p.sealed,
-                &p.issued_at.unix(),
-                &p.expires_at.unix(),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn pending_connection(
-        &mut self,
-        owner: &Owner,
-        id: &AccountId,
-        now: Timestamp,
-    ) -> Result<Option<PendingRecord>> {
-        self.row(
-            &format!(
-                "SELECT {} FROM pending_connections
-                 WHERE id = $1 AND owner = $2 AND expires_at > $3 FOR UPDATE",
-                crate::store::codec::pending_columns()
-            ),
-            &[&id.as_str(), &owner.as_str(), &now.unix()],
-        )
-        .await?
-        .map(|r| crate::store::codec::pending(&r))
-        .transpose()
-    }
-
-    async fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
-        Ok(self
-            .execute("DELETE FROM pending_connections WHERE id = $1", &[&id])
-            .await?
-            == 1)
-    }
-
-    async fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
-        Ok(self
-            .execute(
-                "DELETE FROM pending_connections WHERE expires_at <= $1",
-                &[&now.unix()],
-            )
-            .await? as usize)
-    }
-}
-
-#[async_trait]
-impl KeyTx for PgTx<'_> {
-    async fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
-        // Read to decide what to record (the first keys of a fresh database, a rotation's
-        // next id): exclusive, so two processes initialising one database at once do not both
-        // find none and both record key 1. A transaction already holding the lock shared (a
-        // sealing writer reloading keys) only reads.
-        if self.keys_lock.is_none() {
-            self.lock_keys(KeysLock::Exclusive).await?;
-        }
-        self.rows(&sql::keys::LIST, &[])
-            .await?
-            .iter()
-            .map(sql::keys::from_row)
-            .collect()
-    }
-
-    async fn current_key_id(&mut self) -> Result<Option<u32>> {
-        // Shared: sealing writers run side by side, and a rotation recording a new key
-        // (exclusive) waits for them; once it commits, every later writer seals with the new
-        // key. This is what SQLite's one writer at a time gave for free.
-        self.lock_keys(KeysLock::Shared).await?;
-        let row = self
-            .row(
-                "SELECT max(id) FROM master_keys WHERE retired_at IS NULL",
-                &[],
-            )
-            .await?;
-        Ok(row
-            .and_then(|r| r.get::<_, Option<i64>>(0))
-            .map(|id| id as u32))
-    }
-
-    async fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
-        self.lock_keys(KeysLock::Exclusive).await?;
-        self.execute(
-            "INSERT INTO master_keys (id, check_value, added_at, retired_at, accept_until)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &i64::from(key.id),
-                &key.check_value,
-                &key.added_at.unix(),
-                &key.retired_at.map(Timestamp::unix),
-                &key.accept_until.map(Timestamp::unix),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn retire_master_key(
-        &mut self,
-        id: u32,
-        at: Timestamp,
-        accept_until: Timestamp,
-    ) -> Result<()> {
-        self.lock_keys(KeysLock::Exclusive).await?;
-        self.execute(
-            "UPDATE master_keys SET retired_at = $2, accept_until = $3
-             WHERE id = $1 AND retired_at IS NULL",
-            &[&i64::from(id), &at.unix(), &accept_until.unix()],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
-        let mut counts = Vec::new();
-        for column in SealedColumn::ALL {
-            let query = sealed_sql::count_query(&sql::keys::DIALECT, column, keys);
-            let row = self
-                .row(&query, &[])
-                .await?
-                .ok_or_else(|| Error::Internal("count(*) returned no row".into()))?;
-            counts.push(sealed_sql::counts(column, &row, keys.len())?);
-        }
-        Ok(counts)
-    }
-
-    async fn sealed_rows(
-        &mut self,
-        column: SealedColumn,
-        after_rowid: i64,
-        prefixes: &[Vec<u8>],
-        limit: usize,
-    ) -> Result<Vec<SealedRow>> {
-        self.rows(
-            &sealed_sql::page_query(&sql::keys::DIALECT, column, prefixes),
-            &[&after_rowid, &(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(|r| sealed_sql::sealed_row(r))
-        .collect()
-    }
-
-    async fn replace_sealed(
-        &mut self,
-        column: SealedColumn,
-        id: &str,
-        old: &[u8],
-        new: &[u8],
-    ) -> Result<bool> {
-        let query = sealed_sql::replace_query(&sql::keys::DIALECT, column);
-        Ok(self.execute(&query, &[&id, &old, &new]).await? == 1)
-    }
-}
-
-#[async_trait]
-impl MetaTx for PgTx<'_> {
-    async fn meta_get(&mut self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .row("SELECT value FROM meta WHERE key = $1 FOR UPDATE", &[&key])
-            .await?
-            .map(|r| r.get(0)))
-    }
-
-    async fn meta_set(&mut self, key: &str, value: &str) -> Result<()> {
-        self.execute(
-            "INSERT INTO meta (key, value) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[&key, &value],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn meta_delete(&mut self, key: &str) -> Result<()> {
-        self.execute("DELETE FROM meta WHERE key = $1", &[&key])
-            .await?;
-        Ok(())
-    }
-
-    async fn import_rows(
-        &mut self,
-        table: &crate::store::tables::Table,
-        rows: &[crate::store::copy::CopyRow],
-    ) -> Result<()> {
-        let query = sql::copy::insert_query(table);
-        for row in rows {
-            let mut params = Vec::with_capacity(row.values.len() + 1);
-            if let Some(position) = row.position {
-                params.push(Box::new(position) as Box<dyn ToSql + Sync + Send>);
-            }
-            params.extend(sql::copy::params(tables::pick_all(table, &row.values))?);
-            self.execute(&query, &sql::copy::refs(&params)).await?;
-        }
-        if table.positioned {
-            self.row(&sql::copy::resync_query(table), &[]).await?;
-        }
-        Ok(())
-    }
 }

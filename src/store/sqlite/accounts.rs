@@ -15,6 +15,11 @@ use crate::store::{
 use crate::store::codec;
 use crate::store::tables::{self, ACCOUNT_KEPT_ON_UPDATE, ACCOUNT_LISTING, ACCOUNTS};
 
+use async_trait::async_trait;
+
+use super::SqliteTx;
+use crate::store::AccountTx;
+
 static COLUMNS: LazyLock<String> = LazyLock::new(|| ACCOUNTS.column_list());
 static LISTED_COLUMNS: LazyLock<String> = LazyLock::new(|| ACCOUNT_LISTING.column_list());
 
@@ -325,4 +330,56 @@ pub(super) fn events(
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Page::from_read(rows, limit, |e| e.seq))
+}
+
+#[async_trait]
+impl AccountTx for SqliteTx<'_> {
+    async fn find_account(
+        &mut self,
+        owner: &Owner,
+        provider: Provider,
+        provider_account_id: &str,
+    ) -> Result<Option<ExistingAccount>> {
+        find(&*self.0, owner, provider, provider_account_id)
+    }
+
+    async fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
+        put(&*self.0, account)
+    }
+
+    async fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
+        by_id(&*self.0, id)
+    }
+
+    async fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
+        children(&*self.0, parent_id)
+    }
+
+    async fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
+        delete(&*self.0, owner, id)
+    }
+
+    async fn take_refresh_lease(
+        &mut self,
+        id: &AccountId,
+        version: i64,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        take_lease(&*self.0, id, version, holder, now, until)
+    }
+
+    async fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
+        release_lease(&*self.0, id, holder)
+    }
+
+    async fn holds_refresh_lease(
+        &mut self,
+        id: &AccountId,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        holds_lease(&*self.0, id, holder, now)
+    }
 }

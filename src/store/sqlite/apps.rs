@@ -13,6 +13,11 @@ use crate::store::codec::{self, last_check_json};
 
 use crate::store::tables::{self, APPS};
 
+use async_trait::async_trait;
+
+use super::SqliteTx;
+use crate::store::AppTx;
+
 static COLUMNS: LazyLock<String> = LazyLock::new(codec::app_columns);
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
@@ -115,4 +120,44 @@ pub(super) fn first(conn: &Connection) -> Result<Option<AppRecord>> {
         ))?
         .query_row([], from_row)
         .optional()?)
+}
+
+#[async_trait]
+impl AppTx for SqliteTx<'_> {
+    async fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
+        insert(&*self.0, app)
+    }
+
+    async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
+        delete(&*self.0, owner, id)
+    }
+
+    async fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
+        get(&*self.0, owner, id)
+    }
+
+    async fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
+        update(&*self.0, app)
+    }
+
+    async fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64> {
+        super::accounts::count_of_app(&*self.0, owner, id)
+    }
+
+    async fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
+        super::accounts::make_due_for_app(&*self.0, app_id, now)
+    }
+
+    async fn set_app_credentials_error(
+        &mut self,
+        app_id: &AppId,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<()> {
+        set_credentials_error(&*self.0, app_id, error, at)
+    }
+
+    async fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
+        set_last_check(&*self.0, app_id, check)
+    }
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{apps, create_private, keys, meta_get, migrations_list};
+use super::meta::meta_get;
+use super::{apps, create_private, keys, migrations_list};
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
 use crate::store::MasterKeyRecord;

@@ -7,6 +7,12 @@ use crate::error::Result;
 use crate::store::sealed_sql::{self, Dialect};
 use crate::store::{MasterKeyRecord, SealedColumn, SealedCounts, SealedRow};
 
+use async_trait::async_trait;
+
+use super::SqliteTx;
+use crate::domain::Timestamp;
+use crate::store::KeyTx;
+
 pub(super) fn list(conn: &Connection) -> Result<Vec<MasterKeyRecord>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {} FROM master_keys ORDER BY id",
@@ -107,17 +113,50 @@ pub(super) fn replace(
     Ok(conn.prepare_cached(&sql)?.execute(params![id, old, new])? == 1)
 }
 
-pub(super) fn meta_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(params![key, value])?;
-    Ok(())
-}
+#[async_trait]
+impl KeyTx for SqliteTx<'_> {
+    async fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
+        list(&*self.0)
+    }
 
-pub(super) fn meta_delete(conn: &Connection, key: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM meta WHERE key = ?1")?
-        .execute([key])?;
-    Ok(())
+    async fn current_key_id(&mut self) -> Result<Option<u32>> {
+        current(&*self.0)
+    }
+
+    async fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
+        add(&*self.0, key)
+    }
+
+    async fn retire_master_key(
+        &mut self,
+        id: u32,
+        at: Timestamp,
+        accept_until: Timestamp,
+    ) -> Result<()> {
+        retire(&*self.0, id, at, accept_until)
+    }
+
+    async fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
+        count(&*self.0, keys)
+    }
+
+    async fn sealed_rows(
+        &mut self,
+        column: SealedColumn,
+        after_rowid: i64,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<SealedRow>> {
+        page(&*self.0, column, after_rowid, prefixes, limit)
+    }
+
+    async fn replace_sealed(
+        &mut self,
+        column: SealedColumn,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        replace(&*self.0, column, id, old, new)
+    }
 }

@@ -25,9 +25,9 @@ pub mod backup;
 mod copy;
 mod ids;
 mod keys;
+mod meta;
 mod outbox;
 mod pending;
-mod states;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,18 +37,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use rusqlite_migration::{M, Migrations};
 use thread_local::ThreadLocal;
 
 use super::{
-    AccountFilter, AccountRecord, AccountTx, AppRecord, AppTx, EventRecord, EventTx,
-    ExistingAccount, KeyTx, MasterKeyRecord, MetaTx, OutboxRecord, Page, PendingRecord, PendingTx,
-    SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store, WebhookBacklog, WriteWork,
+    AccountFilter, AccountRecord, AppRecord, EventRecord, MasterKeyRecord, OutboxRecord, Page,
+    SchemaVersion, SealedCounts, Store, WebhookBacklog, WriteWork,
 };
-use crate::domain::{
-    Account, AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
-};
+use crate::domain::{Account, AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 
 /// How long a connection waits for another writer before giving up.
@@ -324,7 +321,7 @@ impl Store for SqliteStore {
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>> {
-        self.read(|c| meta_get(c, key))
+        self.read(|c| meta::meta_get(c, key))
     }
 
     async fn schema_version(&self) -> Result<SchemaVersion> {
@@ -356,7 +353,7 @@ impl Store for SqliteStore {
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
                 params![key, value],
             )?;
-            Ok(meta_get(c, &key)?.expect("the row was just written"))
+            Ok(meta::meta_get(c, &key)?.expect("the row was just written"))
         })
         .await
     }
@@ -497,282 +494,6 @@ impl Drop for SqliteTx<'_> {
     }
 }
 
-#[async_trait]
-impl AppTx for SqliteTx<'_> {
-    async fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
-        apps::insert(&*self.0, app)
-    }
-
-    async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
-        apps::delete(&*self.0, owner, id)
-    }
-
-    async fn get_app(&mut self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
-        apps::get(&*self.0, owner, id)
-    }
-
-    async fn update_app(&mut self, app: &AppRecord) -> Result<bool> {
-        apps::update(&*self.0, app)
-    }
-
-    async fn count_app_accounts(&mut self, owner: &Owner, id: &AppId) -> Result<u64> {
-        accounts::count_of_app(&*self.0, owner, id)
-    }
-
-    async fn make_app_accounts_due(&mut self, app_id: &AppId, now: Timestamp) -> Result<usize> {
-        accounts::make_due_for_app(&*self.0, app_id, now)
-    }
-
-    async fn set_app_credentials_error(
-        &mut self,
-        app_id: &AppId,
-        error: Option<&str>,
-        at: Timestamp,
-    ) -> Result<()> {
-        apps::set_credentials_error(&*self.0, app_id, error, at)
-    }
-
-    async fn set_app_last_check(&mut self, app_id: &AppId, check: &AppCheck) -> Result<()> {
-        apps::set_last_check(&*self.0, app_id, check)
-    }
-}
-
-#[async_trait]
-impl AccountTx for SqliteTx<'_> {
-    async fn find_account(
-        &mut self,
-        owner: &Owner,
-        provider: Provider,
-        provider_account_id: &str,
-    ) -> Result<Option<ExistingAccount>> {
-        accounts::find(&*self.0, owner, provider, provider_account_id)
-    }
-
-    async fn put_account(&mut self, account: &AccountRecord) -> Result<()> {
-        accounts::put(&*self.0, account)
-    }
-
-    async fn account_by_id(&mut self, id: &AccountId) -> Result<Option<AccountRecord>> {
-        accounts::by_id(&*self.0, id)
-    }
-
-    async fn children_of(&mut self, parent_id: &AccountId) -> Result<Vec<AccountRecord>> {
-        accounts::children(&*self.0, parent_id)
-    }
-
-    async fn delete_account(&mut self, owner: &Owner, id: &AccountId) -> Result<bool> {
-        accounts::delete(&*self.0, owner, id)
-    }
-
-    async fn take_refresh_lease(
-        &mut self,
-        id: &AccountId,
-        version: i64,
-        holder: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<bool> {
-        accounts::take_lease(&*self.0, id, version, holder, now, until)
-    }
-
-    async fn release_refresh_lease(&mut self, id: &AccountId, holder: &str) -> Result<()> {
-        accounts::release_lease(&*self.0, id, holder)
-    }
-
-    async fn holds_refresh_lease(
-        &mut self,
-        id: &AccountId,
-        holder: &str,
-        now: Timestamp,
-    ) -> Result<bool> {
-        accounts::holds_lease(&*self.0, id, holder, now)
-    }
-}
-
-#[async_trait]
-impl EventTx for SqliteTx<'_> {
-    async fn insert_event(&mut self, event: &EventRecord) -> Result<()> {
-        accounts::insert_event(&*self.0, event)
-    }
-
-    async fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
-        outbox::enqueue(&*self.0, event)
-    }
-
-    async fn claim_due_webhook(
-        &mut self,
-        now: Timestamp,
-        holder: &str,
-        until: Timestamp,
-    ) -> Result<Option<OutboxRecord>> {
-        outbox::claim_due(&*self.0, now, holder, until)
-    }
-
-    async fn extend_webhook_claim(
-        &mut self,
-        id: &str,
-        holder: &str,
-        until: Timestamp,
-    ) -> Result<bool> {
-        outbox::extend_claim(&*self.0, id, holder, until)
-    }
-
-    async fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
-        outbox::get(&*self.0, id)
-    }
-
-    async fn webhook_delivered(
-        &mut self,
-        id: &str,
-        holder: &str,
-        attempts: i64,
-        at: Timestamp,
-    ) -> Result<bool> {
-        outbox::delivered(&*self.0, id, holder, attempts, at)
-    }
-
-    async fn webhook_attempt_failed(
-        &mut self,
-        id: &str,
-        holder: &str,
-        attempts: i64,
-        next: Option<Timestamp>,
-        error: &str,
-    ) -> Result<bool> {
-        outbox::attempt_failed(&*self.0, id, holder, attempts, next, error)
-    }
-
-    async fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
-        outbox::requeue(&*self.0, id, now)
-    }
-
-    async fn give_up_unsent_webhooks(
-        &mut self,
-        created_before: Timestamp,
-        due_before: Timestamp,
-        now: Timestamp,
-        error: &str,
-        limit: usize,
-    ) -> Result<usize> {
-        outbox::give_up_unsent(&*self.0, created_before, due_before, now, error, limit)
-    }
-
-    async fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
-        outbox::prune(&*self.0, created_before, limit)
-    }
-}
-
-#[async_trait]
-impl PendingTx for SqliteTx<'_> {
-    async fn consume_state_nonce(
-        &mut self,
-        nonce: &str,
-        expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<bool> {
-        states::consume(&*self.0, nonce, expires_at, now)
-    }
-
-    async fn insert_pending(&mut self, pending: &PendingRecord) -> Result<()> {
-        pending::insert(&*self.0, pending)
-    }
-
-    async fn pending_connection(
-        &mut self,
-        owner: &Owner,
-        id: &AccountId,
-        now: Timestamp,
-    ) -> Result<Option<PendingRecord>> {
-        pending::get(&*self.0, owner, id.as_str(), now)
-    }
-
-    async fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
-        pending::delete(&*self.0, id)
-    }
-
-    async fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
-        pending::purge_expired(&*self.0, now)
-    }
-}
-
-#[async_trait]
-impl KeyTx for SqliteTx<'_> {
-    async fn master_keys(&mut self) -> Result<Vec<MasterKeyRecord>> {
-        keys::list(&*self.0)
-    }
-
-    async fn current_key_id(&mut self) -> Result<Option<u32>> {
-        keys::current(&*self.0)
-    }
-
-    async fn add_master_key(&mut self, key: &MasterKeyRecord) -> Result<()> {
-        keys::add(&*self.0, key)
-    }
-
-    async fn retire_master_key(
-        &mut self,
-        id: u32,
-        at: Timestamp,
-        accept_until: Timestamp,
-    ) -> Result<()> {
-        keys::retire(&*self.0, id, at, accept_until)
-    }
-
-    async fn count_sealed(&mut self, keys: &[Vec<Vec<u8>>]) -> Result<Vec<SealedCounts>> {
-        keys::count(&*self.0, keys)
-    }
-
-    async fn sealed_rows(
-        &mut self,
-        column: SealedColumn,
-        after_rowid: i64,
-        prefixes: &[Vec<u8>],
-        limit: usize,
-    ) -> Result<Vec<SealedRow>> {
-        keys::page(&*self.0, column, after_rowid, prefixes, limit)
-    }
-
-    async fn replace_sealed(
-        &mut self,
-        column: SealedColumn,
-        id: &str,
-        old: &[u8],
-        new: &[u8],
-    ) -> Result<bool> {
-        keys::replace(&*self.0, column, id, old, new)
-    }
-}
-
-#[async_trait]
-impl MetaTx for SqliteTx<'_> {
-    async fn meta_get(&mut self, key: &str) -> Result<Option<String>> {
-        meta_get(&*self.0, key)
-    }
-
-    async fn meta_set(&mut self, key: &str, value: &str) -> Result<()> {
-        keys::meta_set(&*self.0, key, value)
-    }
-
-    async fn meta_delete(&mut self, key: &str) -> Result<()> {
-        keys::meta_delete(&*self.0, key)
-    }
-
-    async fn import_rows(
-        &mut self,
-        table: &crate::store::tables::Table,
-        rows: &[crate::store::copy::CopyRow],
-    ) -> Result<()> {
-        copy::import(&*self.0, table, rows)
-    }
-}
-
-fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
-        .optional()?)
-}
-
 /// The query of the owner's rows of `table`, oldest first (ties in insertion order),
 /// optionally for one provider: the shape of every list query.
 fn list_by_owner_sql(table: &str, columns: &str) -> String {
@@ -864,6 +585,8 @@ fn optional_timestamp_column(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::AppCheck;
+    use crate::store::{KeyTx, SealedColumn};
 
     #[test]
     fn migrations_are_valid() {

@@ -29,6 +29,12 @@ pub(super) fn enqueue(conn: &Connection, e: &OutboxRecord) -> Result<()> {
 
 use crate::store::codec;
 
+use async_trait::async_trait;
+
+use super::SqliteTx;
+use crate::store::EventRecord;
+use crate::store::EventTx;
+
 static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(codec::outbox_columns);
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRecord> {
@@ -227,4 +233,77 @@ pub(super) fn requeue(conn: &Connection, id: &str, now: Timestamp) -> Result<boo
         )?
         .execute(params![id, now.unix()])?;
     Ok(changed == 1)
+}
+
+#[async_trait]
+impl EventTx for SqliteTx<'_> {
+    async fn insert_event(&mut self, event: &EventRecord) -> Result<()> {
+        super::accounts::insert_event(&*self.0, event)
+    }
+
+    async fn enqueue_webhook(&mut self, event: &OutboxRecord) -> Result<()> {
+        enqueue(&*self.0, event)
+    }
+
+    async fn claim_due_webhook(
+        &mut self,
+        now: Timestamp,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<Option<OutboxRecord>> {
+        claim_due(&*self.0, now, holder, until)
+    }
+
+    async fn extend_webhook_claim(
+        &mut self,
+        id: &str,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<bool> {
+        extend_claim(&*self.0, id, holder, until)
+    }
+
+    async fn get_webhook(&mut self, id: &str) -> Result<Option<OutboxRecord>> {
+        get(&*self.0, id)
+    }
+
+    async fn webhook_delivered(
+        &mut self,
+        id: &str,
+        holder: &str,
+        attempts: i64,
+        at: Timestamp,
+    ) -> Result<bool> {
+        delivered(&*self.0, id, holder, attempts, at)
+    }
+
+    async fn webhook_attempt_failed(
+        &mut self,
+        id: &str,
+        holder: &str,
+        attempts: i64,
+        next: Option<Timestamp>,
+        error: &str,
+    ) -> Result<bool> {
+        attempt_failed(&*self.0, id, holder, attempts, next, error)
+    }
+
+    async fn requeue_webhook(&mut self, id: &str, now: Timestamp) -> Result<bool> {
+        requeue(&*self.0, id, now)
+    }
+
+    async fn give_up_unsent_webhooks(
+        &mut self,
+        created_before: Timestamp,
+        due_before: Timestamp,
+        now: Timestamp,
+        error: &str,
+        limit: usize,
+    ) -> Result<usize> {
+        give_up_unsent(&*self.0, created_before, due_before, now, error, limit)
+    }
+
+    async fn prune_webhooks(&mut self, created_before: Timestamp, limit: usize) -> Result<usize> {
+        prune(&*self.0, created_before, limit)
+    }
 }

@@ -6,6 +6,11 @@ use crate::domain::{AccountId, Owner, Timestamp};
 use crate::error::Result;
 use crate::store::PendingRecord;
 
+use async_trait::async_trait;
+
+use super::SqliteTx;
+use crate::store::PendingTx;
+
 /// Stores a pending connection. A newer consent for the same account replaces the older one,
 /// whose code then no longer works.
 pub(super) fn insert(conn: &Connection, p: &PendingRecord) -> Result<()> {
@@ -62,4 +67,55 @@ pub(super) fn purge_expired(conn: &Connection, now: Timestamp) -> Result<usize> 
     Ok(conn
         .prepare_cached("DELETE FROM pending_connections WHERE expires_at <= ?1")?
         .execute([now.unix()])?)
+}
+
+/// Records a used state's nonce (see `PendingTx::consume_state_nonce`).
+pub(super) fn consume_nonce(
+    conn: &Connection,
+    nonce: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<bool> {
+    conn.prepare_cached("DELETE FROM oauth_state_nonces WHERE expires_at < ?1")?
+        .execute([now.unix()])?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO oauth_state_nonces (nonce, expires_at) VALUES (?1, ?2)
+             ON CONFLICT (nonce) DO NOTHING",
+        )?
+        .execute(params![nonce, expires_at.unix()])?;
+    Ok(inserted == 1)
+}
+
+#[async_trait]
+impl PendingTx for SqliteTx<'_> {
+    async fn consume_state_nonce(
+        &mut self,
+        nonce: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        consume_nonce(&*self.0, nonce, expires_at, now)
+    }
+
+    async fn insert_pending(&mut self, pending: &PendingRecord) -> Result<()> {
+        insert(&*self.0, pending)
+    }
+
+    async fn pending_connection(
+        &mut self,
+        owner: &Owner,
+        id: &AccountId,
+        now: Timestamp,
+    ) -> Result<Option<PendingRecord>> {
+        get(&*self.0, owner, id.as_str(), now)
+    }
+
+    async fn delete_pending(&mut self, id: &AccountId) -> Result<bool> {
+        delete(&*self.0, id)
+    }
+
+    async fn purge_expired_pending(&mut self, now: Timestamp) -> Result<usize> {
+        purge_expired(&*self.0, now)
+    }
 }
