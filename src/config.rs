@@ -258,16 +258,11 @@ impl Default for DatabaseConfig {
 }
 
 impl DatabaseConfig {
-    /// The PostgreSQL URL, when one is configured.
-    pub fn postgres_url(&self) -> Option<&str> {
-        use secrecy::ExposeSecret;
-        self.url.as_ref().map(|u| u.expose_secret())
-    }
-
     /// Where the database is: `database.url` when set, else the SQLite file at `database.path`.
     pub fn location(&self) -> crate::store::DatabaseLocation {
-        match self.postgres_url() {
-            Some(url) => crate::store::DatabaseLocation::Postgres(url.to_owned()),
+        use secrecy::ExposeSecret;
+        match &self.url {
+            Some(url) => crate::store::DatabaseLocation::Postgres(url.expose_secret().to_owned()),
             None => crate::store::DatabaseLocation::Sqlite(self.path.clone()),
         }
     }
@@ -275,10 +270,7 @@ impl DatabaseConfig {
     /// Where the database is, for messages: the SQLite path, or the PostgreSQL host and
     /// database (never a password).
     pub fn describe(&self) -> String {
-        match self.postgres_url() {
-            Some(url) => crate::store::postgres::describe_text(url, "PostgreSQL (database.url)"),
-            None => self.path.display().to_string(),
-        }
+        self.location().describe()
     }
 }
 
@@ -732,13 +724,9 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.bind_address()?;
-        if let Some(url) = self.database.postgres_url() {
-            if !crate::store::postgres::is_url(url) {
-                return Err(Error::config(
-                    "database.url must be a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE); leave it unset to use the SQLite file at database.path",
-                ));
-            }
-            crate::store::postgres::parse_url(url)?;
+        if let Some(url) = &self.database.url {
+            use secrecy::ExposeSecret;
+            crate::store::DatabaseLocation::postgres(url.expose_secret())?;
         }
         if let Some(bind) = &self.server.metrics_bind {
             parse_bind("server.metrics_bind", bind)?;

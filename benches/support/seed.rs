@@ -24,7 +24,7 @@ use dravo::service::{
     ACCESS_TOKEN_SEAL, NewApp, OAuthApp, Policy, REFRESH_TOKEN_SEAL, deadline, next_look,
     status_at, token_context,
 };
-use dravo::store::{AccountRecord, EventRecord, SqliteStore, Store};
+use dravo::store::{AccountRecord, EventRecord, Store};
 use dravo::{Dravo, Result};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -64,15 +64,7 @@ impl Seeder {
     pub async fn open(config: Config) -> Result<Seeder> {
         let policy = Policy::of(&config.refresh);
         let dravo = Dravo::open(config.clone(), None).await?;
-        let path = config.database.path.clone();
-        let store: Arc<dyn Store> = match config.database.postgres_url() {
-            Some(url) => Arc::new(dravo::store::PgStore::connect(url, None).await?),
-            None => Arc::new(
-                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-                    .await
-                    .expect("opening the store")?,
-            ),
-        };
+        let store: Arc<dyn Store> = config.database.location().open(None).await?;
         // The key file's newest key: the one a fresh database seals with.
         let file = key_file::load(&config, false)?;
         let newest = file

@@ -210,13 +210,13 @@ pub fn check_with_configured_keys(config: &Config, source: &Path) -> Result<Back
     check_facts_with_configured_keys(config, backup::inspect(source, &key_prefixes)?, source)
 }
 
-/// The PostgreSQL database `database.url` names, checked as `check_with_configured_keys`
-/// checks a file (read only: nothing is migrated).
-pub async fn check_postgres_with_configured_keys(
+/// The database server `database.url` names, checked as `check_with_configured_keys` checks
+/// a file (read only: nothing is migrated).
+pub fn check_server_with_configured_keys(
     config: &Config,
-    url: &str,
+    facts: Result<BackupFacts>,
 ) -> Result<BackupReport> {
-    let facts = crate::store::PgStore::inspect(url).await?;
+    let facts = facts?;
     let shown = PathBuf::from(config.database.describe());
     check_facts_with_configured_keys(config, facts, &shown)
 }

@@ -4,7 +4,7 @@
 //! failure of the config, the key or the database ends the list there.
 
 use super::Dravo;
-use super::backup::{check_postgres_with_configured_keys, check_with_configured_keys};
+use super::backup::{check_server_with_configured_keys, check_with_configured_keys};
 use super::key_file;
 use crate::config::Config;
 use crate::domain::{CheckResult, CheckStatus};
@@ -68,19 +68,16 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
         },
     ));
 
+    let location = config.database.location();
     let db = config.database.path.clone();
-    let postgres = config.database.postgres_url().map(str::to_owned);
+    // What a database server holds (`None`: the database is a file, `db`).
+    let server = location.inspect_server().await;
+    let postgres = server.is_some();
     let key_file = config.master_key_file();
-    let unused_postgres = match &postgres {
+    let no_database = match &server {
         // A PostgreSQL database Dravo never set up (or one that cannot be reached: that is
         // reported below, once the key is known to be there).
-        Some(url) => crate::store::PgStore::inspect(url)
-            .await
-            .is_ok_and(|facts| facts.schema_version == 0),
-        None => false,
-    };
-    let no_database = match &postgres {
-        Some(_) => unused_postgres,
+        Some(facts) => facts.as_ref().is_ok_and(|facts| facts.schema_version == 0),
         None => !db.exists(),
     };
     if config.security.master_key.is_none() && !key_file.exists() && no_database {
@@ -88,12 +85,12 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
             Level::Fail,
             "database",
             match postgres {
-                Some(_) => format!(
+                true => format!(
                     "{} holds no Dravo data yet and the key file {} does not exist: `dravo init` (or `dravo serve`) sets both up; on a further node, install the first node's key file (see README, \"Running several nodes\")",
                     config.database.describe(),
                     key_file.display()
                 ),
-                None => format!(
+                false => format!(
                     "neither {} nor its key file {} exists: `dravo init` (or `dravo serve`) creates both; or point database.path (--database) at your database",
                     db.display(),
                     key_file.display()
@@ -121,7 +118,7 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
             return found;
         }
     }
-    if postgres.is_none() && !db.exists() {
+    if !postgres && !db.exists() {
         found.push(finding(
             Level::Fail,
             "database",
@@ -132,17 +129,13 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
         ));
         return found;
     }
-    let checked = match &postgres {
-        Some(url) => check_postgres_with_configured_keys(&config, url).await,
+    let checked = match server {
+        Some(facts) => check_server_with_configured_keys(&config, facts),
         None => check_with_configured_keys(&config, &db),
     };
     let shown = config.database.describe();
     // PostgreSQL checks its own pages; SQLite's integrity check is Dravo's to run.
-    let integrity = if postgres.is_some() {
-        ""
-    } else {
-        "integrity ok, "
-    };
+    let integrity = if postgres { "" } else { "integrity ok, " };
     match checked {
         Ok(report) if report.schema_version < report.latest_schema_version => {
             found.push(finding(
@@ -152,7 +145,7 @@ pub async fn diagnose(config: Result<Config>) -> Vec<Finding> {
                     "{shown} is at schema {} of {}: `dravo serve` migrates it when it starts; take a backup first{}",
                     report.schema_version,
                     report.latest_schema_version,
-                    if postgres.is_some() {
+                    if postgres {
                         " (pg_dump)"
                     } else {
                         " (`dravo backup FILE`)"

@@ -78,6 +78,27 @@ impl DatabaseLocation {
             .transpose()
     }
 
+    /// A configured `database.url`: a PostgreSQL URL that parses, or a configuration error
+    /// that says what to write instead (never repeating the URL, which may hold a password).
+    pub fn postgres(url: &str) -> Result<DatabaseLocation> {
+        if !super::postgres::is_url(url) {
+            return Err(Error::config(
+                "database.url must be a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE); leave it unset to use the SQLite file at database.path",
+            ));
+        }
+        super::postgres::parse_url(url)?;
+        Ok(DatabaseLocation::Postgres(url.to_owned()))
+    }
+
+    /// What a database server holds, read without migrating or changing it (`dravo
+    /// doctor`); `None` for a file, which `sqlite::backup::inspect` reads with its keys.
+    pub async fn inspect_server(&self) -> Option<Result<super::DatabaseFacts>> {
+        match self {
+            DatabaseLocation::Sqlite(_) => None,
+            DatabaseLocation::Postgres(url) => Some(PgStore::inspect(url).await),
+        }
+    }
+
     /// Where it is, for people (no password).
     pub fn describe(&self) -> String {
         match self {
