@@ -7,8 +7,9 @@ use secrecy::ExposeSecret;
 
 use serde_json::json;
 
+use super::children::{put_family, sync_children};
 use super::events::{AccountEvent, EventDraft};
-use super::lifecycle::fingerprint;
+use super::lifecycle::{apply_tokens, fingerprint};
 use super::seal_contexts::{ACCESS, Cursors, cursor_context};
 use super::{Dravo, SharedList};
 use crate::domain::AccountFilter;
@@ -87,8 +88,8 @@ impl Dravo {
     /// `connected` or `reconnected` event (and `recovered` when it needed a new consent).
     pub(super) async fn save_connected(&self, c: Connected) -> Result<Account> {
         let now = self.now();
-        let policy = self.policy();
-        let this = self.clone();
+        let policy = self.0.tokens.policy();
+        let (vault, outbox) = (self.0.vault.clone(), self.0.outbox.clone());
         let renewal = providers::get(c.provider).renewal();
         let record = self
             .0
@@ -136,31 +137,31 @@ impl Dravo {
                     // `apply_tokens` moves it on from the replaced tokens' version.
                     token_version: before.as_ref().map_or(0, |b| b.token_version),
                 };
-                let keys = this.sealing_keys(tx).await?;
+                let keys = vault.sealing_keys(tx).await?;
                 let expiring =
-                    this.apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
-                this.put_family(tx, &record, now).await?;
+                    apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
+                put_family(tx, &record, now).await?;
                 let detail = json!({
                     "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
                     "expires_at": record.expires_at.map(|t| t.to_string()),
                     "scopes": record.scopes,
                 });
                 match &before {
-                    None => this.record_event(
+                    None => outbox.record_event(
                         tx,
                         &record,
                         EventDraft::new(AccountEvent::Connected, detail),
                         now,
                     ).await?,
                     Some(old) => {
-                        this.record_event(
+                        outbox.record_event(
                             tx,
                             &record,
                             EventDraft::new(AccountEvent::Reconnected, detail),
                             now,
                         ).await?;
                         if old.status == AccountStatus::NeedsReauth || old.refresh_failures > 0 {
-                            this.record_event(
+                            outbox.record_event(
                                 tx,
                                 &record,
                                 EventDraft::new(
@@ -173,10 +174,10 @@ impl Dravo {
                     }
                 }
                 if let Some(expiring) = expiring {
-                    this.record_event(tx, &record, expiring, now).await?;
+                    outbox.record_event(tx, &record, expiring, now).await?;
                 }
                 if let Some(children) = &c.children {
-                    this.sync_children(tx, &record, children, now).await?;
+                    sync_children(&vault, &outbox, tx, &record, children, now).await?;
                 }
                 Ok(record)
             }))
@@ -291,7 +292,7 @@ impl Dravo {
             },
         };
         let now = self.now();
-        let this = self.clone();
+        let outbox = self.0.outbox.clone();
         let (owner, id_owned, row_copy) = (owner.clone(), id.clone(), row.clone());
         let detail = json!({"revoked": revoked, "revoke_error": revoke_error});
         let deleted = self
@@ -300,7 +301,7 @@ impl Dravo {
             .write(move |tx| Box::pin(async move {
                 for child in tx.children_of(&id_owned).await? {
                     if tx.delete_account(&owner, &child.id).await? {
-                        this.record_deleted(
+                        outbox.record_deleted(
                             tx,
                             &child,
                             json!({"revoked": revoked, "revoke_error": null, "with_parent": row_copy.id}),
@@ -310,7 +311,7 @@ impl Dravo {
                 }
                 let gone = tx.delete_account(&owner, &id_owned).await?;
                 if gone {
-                    this.record_deleted(tx, &row_copy, detail, now).await?;
+                    outbox.record_deleted(tx, &row_copy, detail, now).await?;
                 }
                 Ok(gone)
             }))
@@ -327,11 +328,11 @@ impl Dravo {
 
     /// Asks the provider to revoke the account's grant with its app's credentials.
     async fn revoke_at_provider(&self, row: &AccountRecord) -> Result<bool> {
-        let creds = self.account_credentials(row).await?;
+        let creds = self.0.tokens.account_credentials(row).await?;
         Ok(providers::get(row.provider)
             .revoke(
-                self.http(),
-                self.endpoints(row.provider),
+                self.0.calls.http(),
+                self.0.calls.endpoints(row.provider),
                 &creds.as_refresh(),
             )
             .await?)
@@ -343,11 +344,7 @@ impl Dravo {
         owner: &Owner,
         id: &AccountId,
     ) -> Result<AccountRecord> {
-        self.0
-            .store
-            .get_account(owner, id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
+        self.0.tokens.account_record(owner, id).await
     }
 
     pub async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
@@ -358,7 +355,9 @@ impl Dravo {
     /// to prove the seal is bound to the row).
     pub async fn account_access_token(&self, owner: &Owner, id: &AccountId) -> Result<String> {
         let row = self.account_record(owner, id).await?;
-        self.open_token(&row, ACCESS, &row.access_token_sealed)
+        self.0
+            .tokens
+            .open_token(&row, ACCESS, &row.access_token_sealed)
             .await
     }
 }

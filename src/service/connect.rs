@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use url::Url;
 
+use super::flow_apps::FlowApp;
 use super::{Account, Dravo};
 use crate::crypto::StateKeys;
 use crate::crypto::state::{self, MAX_RETURN_URL_LEN, StateClaims, StateError};
-use crate::domain::{AppId, ClientSecret, Owner, Provider};
+use crate::domain::{AppId, Owner, Provider};
 use crate::error::{Error, Result};
 use crate::metrics::ConnectOutcome;
 use crate::providers::http::{safe_code, safe_description};
 use crate::providers::{self, AuthorizeParams, CodeExchange, Identity, TokenSet};
-use crate::store::AppRecord;
 
 /// The query of a provider's callback.
 #[derive(Debug, Default, Clone)]
@@ -79,21 +79,6 @@ fn metric_outcome(outcome: &CallbackOutcome) -> ConnectOutcome {
 enum Completed {
     Connected(Box<Account>),
     Pending(super::pending::PendingConnection, String),
-}
-
-/// The app a flow runs with: a BYOK app or the provider's default app from the config.
-pub(super) struct FlowApp {
-    pub app_id: Option<AppId>,
-    pub client_id: String,
-    pub scopes: Vec<String>,
-    secret: FlowSecret,
-}
-
-/// Where the app's client secret is. `start` never needs it, so a BYOK secret stays sealed
-/// until the callback exchanges a code.
-enum FlowSecret {
-    Sealed(Arc<AppRecord>),
-    Config(ClientSecret),
 }
 
 /// Why a callback step stopped the flow.
@@ -221,53 +206,6 @@ impl Dravo {
         Ok(normalised)
     }
 
-    /// The app for a flow: the tenant's BYOK app `app_id`, or the provider's default app.
-    pub(super) async fn flow_app(
-        &self,
-        owner: &Owner,
-        provider: Provider,
-        app_id: Option<&AppId>,
-    ) -> Result<FlowApp> {
-        match app_id {
-            Some(id) => {
-                let row = self.0.apps.record(owner, id).await?;
-                if row.provider != provider {
-                    return Err(Error::invalid(format!(
-                        "OAuth app {id} is for {}, not {provider}",
-                        row.provider
-                    )));
-                }
-                Ok(FlowApp {
-                    app_id: Some(id.clone()),
-                    client_id: row.client_id.clone(),
-                    scopes: row.scopes.clone(),
-                    secret: FlowSecret::Sealed(row),
-                })
-            }
-            None => {
-                let app = self.0.default_apps.get(&provider).ok_or_else(|| {
-                    Error::NoDefaultApp(format!(
-                        "no default app is configured for {provider}: set providers.{provider}.client_id and client_secret, or pass oauth_app_id"
-                    ))
-                })?;
-                Ok(FlowApp {
-                    app_id: None,
-                    client_id: app.client_id.as_str().to_owned(),
-                    scopes: app.scopes.as_slice().to_vec(),
-                    secret: FlowSecret::Config(app.client_secret.clone()),
-                })
-            }
-        }
-    }
-
-    /// The app's client secret, opened for a call to its provider.
-    pub(super) async fn flow_secret(&self, app: &FlowApp) -> Result<ClientSecret> {
-        match &app.secret {
-            FlowSecret::Config(secret) => Ok(secret.clone()),
-            FlowSecret::Sealed(row) => self.0.apps.open_client_secret(row).await,
-        }
-    }
-
     /// Builds the provider's consent URL for `owner`.
     pub async fn start_connect(
         &self,
@@ -285,7 +223,7 @@ impl Dravo {
                 "return_url is required: connect.require_confirmation is on, and the confirmation code can only go to your dashboard (or set dashboard.return_url)",
             ));
         }
-        let app = self.flow_app(owner, provider, app_id).await?;
+        let app = self.0.flow_apps.flow_app(owner, provider, app_id).await?;
         let claims = StateClaims::new(
             provider,
             owner.as_str(),
@@ -301,7 +239,7 @@ impl Dravo {
             .then(|| state::pkce_challenge(&state::pkce_verifier(keys.state_key(), &claims.nonce)));
         let redirect_uri = self.redirect_uri(provider);
         Ok(implementation.authorize_url(
-            self.endpoints(provider),
+            self.0.calls.endpoints(provider),
             &AuthorizeParams {
                 client_id: &app.client_id,
                 redirect_uri: &redirect_uri,
@@ -443,6 +381,8 @@ impl Dravo {
             .transpose()
             .map_err(|_| Failure::bad_state("it names no valid app"))?;
         let app = self
+            .0
+            .flow_apps
             .flow_app(&owner, provider, app_id.as_ref())
             .await
             .map_err(|e| match e {
@@ -470,9 +410,9 @@ impl Dravo {
         let (tokens, identity) = self
             .exchange_and_identify(provider, claims, state_keys, &app, code)
             .await?;
-        let children = self
-            .children_at_connect(provider, &tokens, &app.scopes)
-            .await;
+        let children =
+            super::children::children_at_connect(&self.0.calls, provider, &tokens, &app.scopes)
+                .await;
         let connected = super::accounts::Connected {
             owner,
             provider,
@@ -524,6 +464,8 @@ impl Dravo {
         code: &str,
     ) -> Result<(TokenSet, Identity), Failure> {
         let client_secret = self
+            .0
+            .flow_apps
             .flow_secret(app)
             .await
             .map_err(|e| Failure::internal("cannot open an app's client secret", &e))?;
@@ -532,7 +474,7 @@ impl Dravo {
             .uses_pkce()
             .then(|| state::pkce_verifier(state_keys.pkce_key(), &claims.nonce));
         let redirect_uri = self.redirect_uri(provider);
-        let endpoints = self.endpoints(provider);
+        let endpoints = self.0.calls.endpoints(provider);
         let exchange = CodeExchange {
             client_id: &app.client_id,
             client_secret: client_secret.expose(),
@@ -541,11 +483,11 @@ impl Dravo {
             code_verifier: verifier.as_deref(),
         };
         let tokens = implementation
-            .exchange(self.http(), endpoints, &exchange)
+            .exchange(self.0.calls.http(), endpoints, &exchange)
             .await
             .map_err(|e| Failure::provider(&e))?;
         let identity = implementation
-            .identify(self.http(), endpoints, &tokens)
+            .identify(self.0.calls.http(), endpoints, &tokens)
             .await
             .map_err(|e| Failure::provider(&e))?;
         Ok((tokens, identity))

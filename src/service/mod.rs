@@ -10,6 +10,7 @@ mod children;
 mod connect;
 pub mod doctor;
 mod events;
+mod flow_apps;
 pub mod healthcheck;
 pub mod init;
 pub mod key_file;
@@ -17,6 +18,7 @@ pub mod keys;
 mod lifecycle;
 mod monitoring;
 mod pending;
+mod provider_calls;
 mod seal_contexts;
 mod shared;
 pub mod store_copy;
@@ -40,22 +42,18 @@ pub use seal_contexts::{
 pub use shared::SharedList;
 pub use webhooks::signature as webhook_signature;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::KeyRing;
-use crate::domain::{ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
+use crate::domain::{Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
 use crate::store::{Page, Store};
 use key_file::KeySource;
 
@@ -138,20 +136,19 @@ struct Inner {
     vault: Arc<keys::Vault>,
     clock: Arc<dyn Clock>,
     public_url: String,
-    /// Built on first use: its TLS set-up (root certificates) would cost every CLI call
-    /// several milliseconds otherwise.
-    http: std::sync::OnceLock<ProviderHttp>,
-    /// Every registered provider's endpoints, overrides applied.
-    endpoints: HashMap<Provider, Endpoints>,
-    /// The platform app of each provider that has one in the config, checked once at start.
-    default_apps: HashMap<Provider, DefaultApp>,
+    /// The HTTP client and endpoints for calls to providers (see `provider_calls`).
+    calls: Arc<provider_calls::ProviderCalls>,
+    /// The app each flow runs with, and the config's default apps (see `flow_apps`).
+    flow_apps: Arc<flow_apps::FlowApps>,
     allowed_return_urls: Vec<Url>,
     /// A tenant's OAuth apps (see `apps`).
-    apps: apps::Apps,
+    apps: Arc<apps::Apps>,
+    /// Records account events and their webhooks (see `events`).
+    outbox: Arc<events::Outbox>,
     /// The callers' views of the store's account pages (see `shared`).
     account_pages: shared::Derived<AccountPageKey, Page<Account>, SharedList<Account>>,
-    /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
-    refresh_locks: lifecycle::RefreshLocks,
+    /// Access tokens, refreshes (their locks and leases) and the refresher (see `lifecycle`).
+    tokens: Arc<lifecycle::Tokens>,
     /// Posts the outbox's events (see `webhooks`).
     webhooks: webhooks::WebhookSender,
     /// What this process counts for `GET /metrics`.
@@ -162,13 +159,6 @@ struct Inner {
 
 /// (owner, filter, position after, page size): one page of an owner's accounts.
 type AccountPageKey = (String, AccountFilter, Option<i64>, usize);
-
-/// A provider's default (platform) app from `[providers.<name>]`.
-struct DefaultApp {
-    client_id: ClientId,
-    client_secret: ClientSecret,
-    scopes: Scopes,
-}
 
 impl Dravo {
     /// Opens the database and the keys named by `config`, on the system clock. `bound` is
@@ -239,22 +229,9 @@ impl Dravo {
         let auth = Authenticator::from_config(&config, &ring, clock.clone())?;
         let keys = keys::KeyHolder::new(ring, records, &source);
         let public_url = config.public_url(bound);
-        let endpoints = providers::all()
-            .map(|p| {
-                let overrides = config
-                    .providers
-                    .get(p.id())
-                    .map(|c| EndpointOverrides {
-                        authorize_url: c.authorize_url.clone(),
-                        token_url: c.token_url.clone(),
-                        api_base: c.api_base.clone(),
-                        api_version: c.api_version.clone(),
-                    })
-                    .unwrap_or_default();
-                (p.id(), p.endpoints(&overrides))
-            })
-            .collect();
-        let default_apps = default_apps(&config)?;
+        let calls = Arc::new(provider_calls::ProviderCalls::of(&config));
+        // Checked here, before the return URLs, as ever; the apps they join come later.
+        let default_apps = flow_apps::default_apps(&config)?;
         let allowed_return_urls = config
             .dashboard
             .allowed_return_urls
@@ -275,25 +252,37 @@ impl Dravo {
             keys,
             auth,
         ));
-        let apps = apps::Apps::new(
+        let apps = Arc::new(apps::Apps::new(
             store.clone(),
             vault.clone(),
             clock.clone(),
             public_url.clone(),
-        );
+        ));
+        let flow_apps = Arc::new(flow_apps::FlowApps::new(default_apps, apps.clone()));
+        let outbox = Arc::new(events::Outbox::new(apps.clone()));
+        let tokens = Arc::new(lifecycle::Tokens::new(
+            config.clone(),
+            store.clone(),
+            vault.clone(),
+            clock.clone(),
+            calls.clone(),
+            flow_apps.clone(),
+            outbox.clone(),
+            metrics.clone(),
+        ));
         Ok(Dravo(Arc::new(Inner {
             config,
             store,
             vault,
             clock,
             public_url,
-            http: std::sync::OnceLock::new(),
-            endpoints,
-            default_apps,
+            calls,
+            flow_apps,
             allowed_return_urls,
             apps,
+            outbox,
             account_pages: Default::default(),
-            refresh_locks: Default::default(),
+            tokens,
             webhooks,
             metrics,
             figures,
@@ -323,17 +312,6 @@ impl Dravo {
         apps::redirect_uri(&self.0.public_url, provider)
     }
 
-    /// The client for calls to providers.
-    fn http(&self) -> &ProviderHttp {
-        self.0.http.get_or_init(|| {
-            ProviderHttp::new(Duration::from_secs(self.0.config.providers.timeout_seconds))
-        })
-    }
-
-    fn endpoints(&self, provider: Provider) -> &Endpoints {
-        &self.0.endpoints[&provider]
-    }
-
     /// Checks a dashboard bearer token; returns the tenant.
     pub fn authenticate(&self, token: &str) -> Result<Owner> {
         self.0.vault.auth().verify(token)
@@ -348,37 +326,4 @@ impl Dravo {
     pub async fn health(&self) -> Result<()> {
         self.0.store.ping().await
     }
-}
-
-/// Checks each `[providers.<name>]` platform app once, into domain values.
-fn default_apps(config: &Config) -> Result<HashMap<Provider, DefaultApp>> {
-    let mut apps = HashMap::new();
-    for provider in providers::ids() {
-        let Some(c) = config.providers.get(provider) else {
-            continue;
-        };
-        let (Some(id), Some(secret)) = (&c.client_id, &c.client_secret) else {
-            continue;
-        };
-        let key = |k: &str| format!("providers.{provider}.{k}");
-        let client_id =
-            ClientId::parse(id).map_err(|e| Error::config(format!("{}: {e}", key("client_id"))))?;
-        let client_secret = ClientSecret::parse(secret.expose_secret())
-            .map_err(|e| Error::config(format!("{}: {e}", key("client_secret"))))?;
-        let scopes = match &c.scopes {
-            Some(s) => {
-                Scopes::parse(s).map_err(|e| Error::config(format!("{}: {e}", key("scopes"))))?
-            }
-            None => providers::get(provider).default_scope_list(),
-        };
-        apps.insert(
-            provider,
-            DefaultApp {
-                client_id,
-                client_secret,
-                scopes,
-            },
-        );
-    }
-    Ok(apps)
 }
