@@ -1,22 +1,14 @@
-//! Connected accounts: storing one after a successful connect (tokens sealed and bound to the
-//! row), and the read side.
+//! Connected accounts: the read side, deleting one, and what a successful connect hands the
+//! connect flow to store (`Connected`; `Connect::save_connected` stores it).
 
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
-
 use serde_json::json;
 
-use super::children::{put_family, sync_children};
-use super::events::{AccountEvent, EventDraft};
-use super::lifecycle::{apply_tokens, fingerprint};
 use super::seal_contexts::{ACCESS, Cursors, cursor_context};
 use super::{Dravo, SharedList};
 use crate::domain::AccountFilter;
-use crate::domain::{
-    AccountId, AccountKind, AccountStatus, AppId, Deleted, Event, Owner, Provider, Timestamp,
-    clean_provider_text,
-};
+use crate::domain::{AccountId, AppId, Deleted, Event, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::providers::{self, ChildAccount, Identity, TokenSet};
 use crate::store::AccountRecord;
@@ -83,108 +75,6 @@ pub(super) struct Connected {
 }
 
 impl Dravo {
-    /// Stores a newly connected account, or updates it when the same provider account was
-    /// connected before by this owner (same id, fresh tokens), in one transaction with its
-    /// `connected` or `reconnected` event (and `recovered` when it needed a new consent).
-    pub(super) async fn save_connected(&self, c: Connected) -> Result<Account> {
-        let now = self.now();
-        let policy = self.0.tokens.policy();
-        let (vault, outbox) = (self.0.vault.clone(), self.0.outbox.clone());
-        let renewal = providers::get(c.provider).renewal();
-        let record = self
-            .0
-            .store
-            .write(move |tx| Box::pin(async move {
-                let existing =
-                    tx.find_account(&c.owner, c.provider, &c.identity.provider_account_id).await?;
-                let before = match &existing {
-                    Some(e) => tx.account_by_id(&e.id).await?,
-                    None => None,
-                };
-                let (id, created_at) = match existing {
-                    Some(e) => (e.id, e.created_at),
-                    None => (
-                        c.preferred_id.unwrap_or_else(AccountId::generate),
-                        now,
-                    ),
-                };
-                let mut record = AccountRecord {
-                    id,
-                    owner: c.owner.clone(),
-                    provider: c.provider,
-                    oauth_app_id: c.oauth_app_id,
-                    provider_account_id: c.identity.provider_account_id.clone(),
-                    username: c.identity.username.and_then(clean_provider_text),
-                    display_name: c.identity.display_name.and_then(clean_provider_text),
-                    scopes: c.tokens.granted_scopes.clone().unwrap_or(c.requested_scopes),
-                    status: AccountStatus::Active,
-                    status_reason: None,
-                    access_token_sealed: Vec::new(),
-                    // A new consent starts a new grant: the old refresh token is not kept.
-                    refresh_token_sealed: None,
-                    expires_at: None,
-                    refresh_expires_at: None,
-                    reauth_by: None,
-                    token_issued_at: None,
-                    next_refresh_at: None,
-                    refresh_failures: 0,
-                    warned_for: None,
-                    created_at,
-                    updated_at: now,
-                    kind: AccountKind::User,
-                    parent_id: None,
-                    tasks: None,
-                    // `apply_tokens` moves it on from the replaced tokens' version.
-                    token_version: before.as_ref().map_or(0, |b| b.token_version),
-                };
-                let keys = vault.sealing_keys(tx).await?;
-                let expiring =
-                    apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
-                put_family(tx, &record, now).await?;
-                let detail = json!({
-                    "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
-                    "expires_at": record.expires_at.map(|t| t.to_string()),
-                    "scopes": record.scopes,
-                });
-                match &before {
-                    None => outbox.record_event(
-                        tx,
-                        &record,
-                        EventDraft::new(AccountEvent::Connected, detail),
-                        now,
-                    ).await?,
-                    Some(old) => {
-                        outbox.record_event(
-                            tx,
-                            &record,
-                            EventDraft::new(AccountEvent::Reconnected, detail),
-                            now,
-                        ).await?;
-                        if old.status == AccountStatus::NeedsReauth || old.refresh_failures > 0 {
-                            outbox.record_event(
-                                tx,
-                                &record,
-                                EventDraft::new(
-                                    AccountEvent::Recovered,
-                                    json!({"via": "reconnect", "previous_status": old.status.as_str()}),
-                                ),
-                                now,
-                            ).await?;
-                        }
-                    }
-                }
-                if let Some(expiring) = expiring {
-                    outbox.record_event(tx, &record, expiring, now).await?;
-                }
-                if let Some(children) = &c.children {
-                    sync_children(&vault, &outbox, tx, &record, children, now).await?;
-                }
-                Ok(record)
-            }))
-            .await?;
-        Ok(record.into())
-    }
-
     /// One page of the owner's accounts (see `Store::list_accounts_page`), shared so that
     /// its rendered body is built once while nothing changes (the API's hot read).
     pub async fn list_accounts_page(

@@ -1,6 +1,11 @@
 //! The core: every operation Dravo offers, called by both the HTTP handlers and the CLI.
 //! Handlers and commands only translate their input into these calls and the results back.
-//! OAuth apps live here; the connect flow in `connect`, connected accounts in `accounts`.
+//! `Dravo` is a thin front over parts that own their state and are handed their collaborators
+//! (`Inner` names each): OAuth apps in `apps`, the app a flow runs with in `flow_apps`, calls
+//! to providers in `provider_calls`, the keys in `keys`, events in `events`, the token
+//! lifecycle in `lifecycle`, the connect flow in `connect` (with `pending`), webhooks in
+//! `webhooks` and the database's figures in `monitoring`. Connected accounts are read and
+//! deleted in `accounts`.
 
 mod accounts;
 mod app_checks;
@@ -44,8 +49,6 @@ pub use webhooks::signature as webhook_signature;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use url::Url;
 
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
@@ -129,18 +132,23 @@ fn check_database_path(config: &Config, mode: OpenMode) -> Result<()> {
 #[derive(Clone)]
 pub struct Dravo(Arc<Inner>);
 
+/// The front's fields: the shared collaborators it hands the parts (and itself uses for
+/// what joins parts), then the parts, each the one owner of its state.
 struct Inner {
+    /// The configuration as loaded, handed to the parts that read settings.
     config: Arc<Config>,
+    /// The database, handed to every part; the front reads and deletes accounts with it.
     store: Arc<dyn Store>,
     /// The master keys, sealing and dashboard tokens (see `keys`).
     vault: Arc<keys::Vault>,
+    /// The one source of now, handed to every part.
     clock: Arc<dyn Clock>,
+    /// Where callbacks arrive, handed to the apps and the connect flow.
     public_url: String,
     /// The HTTP client and endpoints for calls to providers (see `provider_calls`).
     calls: Arc<provider_calls::ProviderCalls>,
     /// The app each flow runs with, and the config's default apps (see `flow_apps`).
     flow_apps: Arc<flow_apps::FlowApps>,
-    allowed_return_urls: Vec<Url>,
     /// A tenant's OAuth apps (see `apps`).
     apps: Arc<apps::Apps>,
     /// Records account events and their webhooks (see `events`).
@@ -149,6 +157,8 @@ struct Inner {
     account_pages: shared::Derived<AccountPageKey, Page<Account>, SharedList<Account>>,
     /// Access tokens, refreshes (their locks and leases) and the refresher (see `lifecycle`).
     tokens: Arc<lifecycle::Tokens>,
+    /// The connect flow, its return URLs and pending connections (see `connect`).
+    connect: connect::Connect,
     /// Posts the outbox's events (see `webhooks`).
     webhooks: webhooks::WebhookSender,
     /// What this process counts for `GET /metrics`.
@@ -232,15 +242,7 @@ impl Dravo {
         let calls = Arc::new(provider_calls::ProviderCalls::of(&config));
         // Checked here, before the return URLs, as ever; the apps they join come later.
         let default_apps = flow_apps::default_apps(&config)?;
-        let allowed_return_urls = config
-            .dashboard
-            .allowed_return_urls
-            .iter()
-            .map(|u| {
-                Url::parse(u)
-                    .map_err(|e| Error::config(format!("dashboard.allowed_return_urls: {e}")))
-            })
-            .collect::<Result<_>>()?;
+        let allowed_return_urls = connect::allowed_return_urls(&config)?;
         let webhooks =
             webhooks::WebhookSender::new(store.clone(), clock.clone(), config.webhooks.clone());
         let figures = monitoring::FigureCounter::new(store.clone(), clock.clone());
@@ -270,6 +272,19 @@ impl Dravo {
             outbox.clone(),
             metrics.clone(),
         ));
+        let connect = connect::Connect::new(
+            config.clone(),
+            store.clone(),
+            vault.clone(),
+            clock.clone(),
+            public_url.clone(),
+            calls.clone(),
+            flow_apps.clone(),
+            outbox.clone(),
+            tokens.clone(),
+            metrics.clone(),
+            allowed_return_urls,
+        );
         Ok(Dravo(Arc::new(Inner {
             config,
             store,
@@ -278,11 +293,11 @@ impl Dravo {
             public_url,
             calls,
             flow_apps,
-            allowed_return_urls,
             apps,
             outbox,
             account_pages: Default::default(),
             tokens,
+            connect,
             webhooks,
             metrics,
             figures,
