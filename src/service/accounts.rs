@@ -1,21 +1,14 @@
-//! Connected accounts: storing one after a successful connect (tokens sealed and bound to the
-//! row), and the read side.
+//! Connected accounts: the read side, deleting one, and what a successful connect hands the
+//! connect flow to store (`Connected`; `Connect::save_connected` stores it).
 
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
-
 use serde_json::json;
 
-use super::events::{AccountEvent, EventDraft};
-use super::lifecycle::fingerprint;
 use super::seal_contexts::{ACCESS, Cursors, cursor_context};
 use super::{Dravo, SharedList};
 use crate::domain::AccountFilter;
-use crate::domain::{
-    AccountId, AccountKind, AccountStatus, AppId, Deleted, Event, Owner, Provider, Timestamp,
-    clean_provider_text,
-};
+use crate::domain::{AccountId, AppId, Deleted, Event, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::providers::{self, ChildAccount, Identity, TokenSet};
 use crate::store::AccountRecord;
@@ -82,108 +75,6 @@ pub(super) struct Connected {
 }
 
 impl Dravo {
-    /// Stores a newly connected account, or updates it when the same provider account was
-    /// connected before by this owner (same id, fresh tokens), in one transaction with its
-    /// `connected` or `reconnected` event (and `recovered` when it needed a new consent).
-    pub(super) async fn save_connected(&self, c: Connected) -> Result<Account> {
-        let now = self.now();
-        let policy = self.policy();
-        let this = self.clone();
-        let renewal = providers::get(c.provider).renewal();
-        let record = self
-            .0
-            .store
-            .write(move |tx| Box::pin(async move {
-                let existing =
-                    tx.find_account(&c.owner, c.provider, &c.identity.provider_account_id).await?;
-                let before = match &existing {
-                    Some(e) => tx.account_by_id(&e.id).await?,
-                    None => None,
-                };
-                let (id, created_at) = match existing {
-                    Some(e) => (e.id, e.created_at),
-                    None => (
-                        c.preferred_id.unwrap_or_else(AccountId::generate),
-                        now,
-                    ),
-                };
-                let mut record = AccountRecord {
-                    id,
-                    owner: c.owner.clone(),
-                    provider: c.provider,
-                    oauth_app_id: c.oauth_app_id,
-                    provider_account_id: c.identity.provider_account_id.clone(),
-                    username: c.identity.username.and_then(clean_provider_text),
-                    display_name: c.identity.display_name.and_then(clean_provider_text),
-                    scopes: c.tokens.granted_scopes.clone().unwrap_or(c.requested_scopes),
-                    status: AccountStatus::Active,
-                    status_reason: None,
-                    access_token_sealed: Vec::new(),
-                    // A new consent starts a new grant: the old refresh token is not kept.
-                    refresh_token_sealed: None,
-                    expires_at: None,
-                    refresh_expires_at: None,
-                    reauth_by: None,
-                    token_issued_at: None,
-                    next_refresh_at: None,
-                    refresh_failures: 0,
-                    warned_for: None,
-                    created_at,
-                    updated_at: now,
-                    kind: AccountKind::User,
-                    parent_id: None,
-                    tasks: None,
-                    // `apply_tokens` moves it on from the replaced tokens' version.
-                    token_version: before.as_ref().map_or(0, |b| b.token_version),
-                };
-                let keys = this.sealing_keys(tx).await?;
-                let expiring =
-                    this.apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
-                this.put_family(tx, &record, now).await?;
-                let detail = json!({
-                    "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
-                    "expires_at": record.expires_at.map(|t| t.to_string()),
-                    "scopes": record.scopes,
-                });
-                match &before {
-                    None => this.record_event(
-                        tx,
-                        &record,
-                        EventDraft::new(AccountEvent::Connected, detail),
-                        now,
-                    ).await?,
-                    Some(old) => {
-                        this.record_event(
-                            tx,
-                            &record,
-                            EventDraft::new(AccountEvent::Reconnected, detail),
-                            now,
-                        ).await?;
-                        if old.status == AccountStatus::NeedsReauth || old.refresh_failures > 0 {
-                            this.record_event(
-                                tx,
-                                &record,
-                                EventDraft::new(
-                                    AccountEvent::Recovered,
-                                    json!({"via": "reconnect", "previous_status": old.status.as_str()}),
-                                ),
-                                now,
-                            ).await?;
-                        }
-                    }
-                }
-                if let Some(expiring) = expiring {
-                    this.record_event(tx, &record, expiring, now).await?;
-                }
-                if let Some(children) = &c.children {
-                    this.sync_children(tx, &record, children, now).await?;
-                }
-                Ok(record)
-            }))
-            .await?;
-        Ok(record.into())
-    }
-
     /// One page of the owner's accounts (see `Store::list_accounts_page`), shared so that
     /// its rendered body is built once while nothing changes (the API's hot read).
     pub async fn list_accounts_page(
@@ -291,7 +182,7 @@ impl Dravo {
             },
         };
         let now = self.now();
-        let this = self.clone();
+        let outbox = self.0.outbox.clone();
         let (owner, id_owned, row_copy) = (owner.clone(), id.clone(), row.clone());
         let detail = json!({"revoked": revoked, "revoke_error": revoke_error});
         let deleted = self
@@ -300,7 +191,7 @@ impl Dravo {
             .write(move |tx| Box::pin(async move {
                 for child in tx.children_of(&id_owned).await? {
                     if tx.delete_account(&owner, &child.id).await? {
-                        this.record_deleted(
+                        outbox.record_deleted(
                             tx,
                             &child,
                             json!({"revoked": revoked, "revoke_error": null, "with_parent": row_copy.id}),
@@ -310,7 +201,7 @@ impl Dravo {
                 }
                 let gone = tx.delete_account(&owner, &id_owned).await?;
                 if gone {
-                    this.record_deleted(tx, &row_copy, detail, now).await?;
+                    outbox.record_deleted(tx, &row_copy, detail, now).await?;
                 }
                 Ok(gone)
             }))
@@ -327,11 +218,11 @@ impl Dravo {
 
     /// Asks the provider to revoke the account's grant with its app's credentials.
     async fn revoke_at_provider(&self, row: &AccountRecord) -> Result<bool> {
-        let creds = self.account_credentials(row).await?;
+        let creds = self.0.tokens.account_credentials(row).await?;
         Ok(providers::get(row.provider)
             .revoke(
-                self.http(),
-                self.endpoints(row.provider),
+                self.0.calls.http(),
+                self.0.calls.endpoints(row.provider),
                 &creds.as_refresh(),
             )
             .await?)
@@ -343,11 +234,7 @@ impl Dravo {
         owner: &Owner,
         id: &AccountId,
     ) -> Result<AccountRecord> {
-        self.0
-            .store
-            .get_account(owner, id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
+        self.0.tokens.account_record(owner, id).await
     }
 
     pub async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
@@ -358,7 +245,9 @@ impl Dravo {
     /// to prove the seal is bound to the row).
     pub async fn account_access_token(&self, owner: &Owner, id: &AccountId) -> Result<String> {
         let row = self.account_record(owner, id).await?;
-        self.open_token(&row, ACCESS, &row.access_token_sealed)
+        self.0
+            .tokens
+            .open_token(&row, ACCESS, &row.access_token_sealed)
             .await
     }
 }

@@ -67,7 +67,7 @@ impl Dravo {
     pub async fn check_default_apps(&self) -> Vec<(Provider, Vec<CheckResult>)> {
         let mut found = Vec::new();
         for provider_id in providers::ids() {
-            let Some(app) = self.0.default_apps.get(&provider_id) else {
+            let Some(app) = self.0.flow_apps.default_app(provider_id) else {
                 continue;
             };
             let checks = self
@@ -115,8 +115,8 @@ impl Dravo {
         let name = provider.id();
         let answer = provider
             .check_credentials(
-                self.http(),
-                self.endpoints(name),
+                self.0.calls.http(),
+                self.0.calls.endpoints(name),
                 client_id,
                 secret.expose(),
             )
@@ -144,7 +144,7 @@ impl Dravo {
     /// address from inside, while browsers outside can.
     pub async fn public_url_check(&self) -> CheckResult {
         let url = format!("{}/healthz", self.0.public_url);
-        let http = self.http();
+        let http = self.0.calls.http();
         let (status, message) = match http.send(http.client().get(&url)).await {
             Ok(resp) if resp.status == 200 && resp.body["status"] == "ok" => (
                 CheckStatus::Ok,

@@ -9,13 +9,14 @@
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::Dravo;
-use super::events::{AccountEvent, EventDraft};
+use super::events::{AccountEvent, EventDraft, Outbox};
+use super::keys::Vault;
+use super::provider_calls::ProviderCalls;
 use super::seal_contexts::{ACCESS, token_context};
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, Provider, Timestamp, clean_provider_text,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::providers::{self, ChildAccount, TokenSet};
 use crate::store::{AccountRecord, WriteTx};
 
@@ -83,97 +84,97 @@ fn lifecycle_of(
     )
 }
 
-impl Dravo {
-    /// Writes an account's row and, for a user account, brings its children in line with it
-    /// in the same transaction.
-    pub(super) async fn put_family(
-        &self,
-        tx: &mut dyn WriteTx,
-        row: &AccountRecord,
-        now: Timestamp,
-    ) -> Result<()> {
-        tx.put_account(row).await?;
-        if row.kind != AccountKind::User {
-            return Ok(());
-        }
-        for mut child in tx.children_of(&row.id).await? {
-            let before = lifecycle_of(&child);
-            follow_parent(row, &mut child);
-            if lifecycle_of(&child) != before {
-                child.updated_at = now;
-                tx.put_account(&child).await?;
-            }
-        }
-        Ok(())
+/// Writes an account's row and, for a user account, brings its children in line with it in
+/// the same transaction.
+pub(super) async fn put_family(
+    tx: &mut dyn WriteTx,
+    row: &AccountRecord,
+    now: Timestamp,
+) -> Result<()> {
+    tx.put_account(row).await?;
+    if row.kind != AccountKind::User {
+        return Ok(());
     }
-
-    /// Brings the stored children of `parent` in line with the provider's `listed` ones: new
-    /// ones are added (`connected`), listed ones get fresh names, tasks and tokens (and
-    /// `recovered` when they had been removed), unlisted ones become `needs_reauth`.
-    pub(super) async fn sync_children(
-        &self,
-        tx: &mut dyn WriteTx,
-        parent: &AccountRecord,
-        listed: &[ChildAccount],
-        now: Timestamp,
-    ) -> Result<()> {
-        let mut stored = tx.children_of(&parent.id).await?;
-        for item in listed {
-            let was = stored
-                .iter()
-                .position(|c| {
-                    c.kind == item.kind && c.provider_account_id == item.provider_account_id
-                })
-                .map(|i| stored.remove(i));
-            let mut child = match &was {
-                Some(old) => old.clone(),
-                None => new_child(parent, item, now),
-            };
-            child.username = item.username.clone().and_then(clean_provider_text);
-            child.display_name = item.display_name.clone().and_then(clean_provider_text);
-            child.tasks = item.tasks.clone();
-            child.status = AccountStatus::Active;
-            child.status_reason = None;
-            child.access_token_sealed = match &item.access_token {
-                Some(token) => self.sealing_keys(tx).await?.sealer().seal(
-                    &token_context(
-                        ACCESS,
-                        child.id.as_str(),
-                        child.owner.as_str(),
-                        child.provider,
-                        &child.provider_account_id,
-                    ),
-                    token.expose_secret().as_bytes(),
-                ),
-                None => Vec::new(),
-            };
-            child.token_version += 1;
-            if item.kind == AccountKind::Page && item.access_token.is_none() {
-                child.status = AccountStatus::NeedsReauth;
-                child.status_reason = Some(format!(
-                    "{PAGE_TOKEN_MISSING}: Facebook gave no Page token for this Page (the user's role on it allows none)"
-                ));
-            }
-            follow_parent(parent, &mut child);
+    for mut child in tx.children_of(&row.id).await? {
+        let before = lifecycle_of(&child);
+        follow_parent(row, &mut child);
+        if lifecycle_of(&child) != before {
             child.updated_at = now;
             tx.put_account(&child).await?;
-            let detail = json!({
-                "parent_id": parent.id,
-                "kind": child.kind.as_str(),
-                "tasks": child.tasks,
-            });
-            match &was {
-                None => {
-                    self.record_event(
+        }
+    }
+    Ok(())
+}
+
+/// Brings the stored children of `parent` in line with the provider's `listed` ones: new ones
+/// are added (`connected`), listed ones get fresh names, tasks and tokens (and `recovered`
+/// when they had been removed), unlisted ones become `needs_reauth`. The `vault` seals their
+/// tokens; the `outbox` records their events.
+pub(super) async fn sync_children(
+    vault: &Vault,
+    outbox: &Outbox,
+    tx: &mut dyn WriteTx,
+    parent: &AccountRecord,
+    listed: &[ChildAccount],
+    now: Timestamp,
+) -> Result<()> {
+    let mut stored = tx.children_of(&parent.id).await?;
+    for item in listed {
+        let was = stored
+            .iter()
+            .position(|c| c.kind == item.kind && c.provider_account_id == item.provider_account_id)
+            .map(|i| stored.remove(i));
+        let mut child = match &was {
+            Some(old) => old.clone(),
+            None => new_child(parent, item, now),
+        };
+        child.username = item.username.clone().and_then(clean_provider_text);
+        child.display_name = item.display_name.clone().and_then(clean_provider_text);
+        child.tasks = item.tasks.clone();
+        child.status = AccountStatus::Active;
+        child.status_reason = None;
+        child.access_token_sealed = match &item.access_token {
+            Some(token) => vault.sealing_keys(tx).await?.sealer().seal(
+                &token_context(
+                    ACCESS,
+                    child.id.as_str(),
+                    child.owner.as_str(),
+                    child.provider,
+                    &child.provider_account_id,
+                ),
+                token.expose_secret().as_bytes(),
+            ),
+            None => Vec::new(),
+        };
+        child.token_version += 1;
+        if item.kind == AccountKind::Page && item.access_token.is_none() {
+            child.status = AccountStatus::NeedsReauth;
+            child.status_reason = Some(format!(
+                "{PAGE_TOKEN_MISSING}: Facebook gave no Page token for this Page (the user's role on it allows none)"
+            ));
+        }
+        follow_parent(parent, &mut child);
+        child.updated_at = now;
+        tx.put_account(&child).await?;
+        let detail = json!({
+            "parent_id": parent.id,
+            "kind": child.kind.as_str(),
+            "tasks": child.tasks,
+        });
+        match &was {
+            None => {
+                outbox
+                    .record_event(
                         tx,
                         &child,
                         EventDraft::new(AccountEvent::Connected, detail),
                         now,
                     )
                     .await?
-                }
-                Some(old) if has_own_trouble(old) && !has_own_trouble(&child) => {
-                    self.record_event(
+            }
+            Some(old) if has_own_trouble(old) && !has_own_trouble(&child) => {
+                outbox
+                    .record_event(
                         tx,
                         &child,
                         EventDraft::new(
@@ -183,29 +184,30 @@ impl Dravo {
                         now,
                     )
                     .await?
-                }
-                Some(_) => {}
             }
+            Some(_) => {}
         }
-        for mut gone in stored {
-            if is_removed(&gone) {
-                continue;
-            }
-            let (code, what) = match gone.kind {
-                AccountKind::Organization => (
-                    ORGANIZATION_ACCESS_REMOVED,
-                    "the member no longer administers this organization (or no longer granted access to it)",
-                ),
-                _ => (
-                    PAGE_ACCESS_REMOVED,
-                    "the user no longer manages this Page (or no longer granted access to it)",
-                ),
-            };
-            gone.status = AccountStatus::NeedsReauth;
-            gone.status_reason = Some(format!("{code}: {what}"));
-            gone.updated_at = now;
-            tx.put_account(&gone).await?;
-            self.record_event(
+    }
+    for mut gone in stored {
+        if is_removed(&gone) {
+            continue;
+        }
+        let (code, what) = match gone.kind {
+            AccountKind::Organization => (
+                ORGANIZATION_ACCESS_REMOVED,
+                "the member no longer administers this organization (or no longer granted access to it)",
+            ),
+            _ => (
+                PAGE_ACCESS_REMOVED,
+                "the user no longer manages this Page (or no longer granted access to it)",
+            ),
+        };
+        gone.status = AccountStatus::NeedsReauth;
+        gone.status_reason = Some(format!("{code}: {what}"));
+        gone.updated_at = now;
+        tx.put_account(&gone).await?;
+        outbox
+            .record_event(
                 tx,
                 &gone,
                 EventDraft::new(
@@ -215,67 +217,34 @@ impl Dravo {
                 now,
             )
             .await?;
-        }
-        Ok(())
     }
+    Ok(())
+}
 
-    /// The user's Pages or organizations right after a consent. A failure to list them does
-    /// not fail the connect: the account is connected, and a refresh lists them again.
-    pub(super) async fn children_at_connect(
-        &self,
-        provider: Provider,
-        tokens: &TokenSet,
-        requested_scopes: &[String],
-    ) -> Option<Vec<ChildAccount>> {
-        let scopes = tokens.granted_scopes.as_deref().unwrap_or(requested_scopes);
-        match providers::get(provider)
-            .list_children(
-                self.http(),
-                self.endpoints(provider),
-                tokens.access_token.expose_secret(),
-                scopes,
-            )
-            .await
-        {
-            Ok(children) => children,
-            Err(e) => {
-                tracing::warn!(%provider, error = %e, "the account is connected, but its Pages or organizations could not be listed: refresh it to list them again");
-                None
-            }
+/// The user's Pages or organizations right after a consent, asked of the provider through
+/// `calls`. A failure to list them does not fail the connect: the account is connected, and a
+/// refresh lists them again.
+pub(super) async fn children_at_connect(
+    calls: &ProviderCalls,
+    provider: Provider,
+    tokens: &TokenSet,
+    requested_scopes: &[String],
+) -> Option<Vec<ChildAccount>> {
+    let scopes = tokens.granted_scopes.as_deref().unwrap_or(requested_scopes);
+    match providers::get(provider)
+        .list_children(
+            calls.http(),
+            calls.endpoints(provider),
+            tokens.access_token.expose_secret(),
+            scopes,
+        )
+        .await
+    {
+        Ok(children) => children,
+        Err(e) => {
+            tracing::warn!(%provider, error = %e, "the account is connected, but its Pages or organizations could not be listed: refresh it to list them again");
+            None
         }
-    }
-
-    /// Reads the provider's list of the user's Pages or organizations again and stores it.
-    /// False when the provider lists none for this account (no such list, or not the scopes).
-    pub(super) async fn relist_children(&self, parent: &AccountRecord) -> Result<bool> {
-        let token = self
-            .open_token(parent, ACCESS, &parent.access_token_sealed)
-            .await?;
-        let listed = providers::get(parent.provider)
-            .list_children(
-                self.http(),
-                self.endpoints(parent.provider),
-                &token,
-                &parent.scopes,
-            )
-            .await?;
-        let Some(listed) = listed else {
-            return Ok(false);
-        };
-        let (now, this, id) = (self.now(), self.clone(), parent.id.clone());
-        self.0
-            .store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let parent = tx
-                        .account_by_id(&id)
-                        .await?
-                        .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
-                    this.sync_children(tx, &parent, &listed, now).await
-                })
-            })
-            .await?;
-        Ok(true)
     }
 }
 

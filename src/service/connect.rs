@@ -1,21 +1,37 @@
-//! The connect flow: `start_connect` builds the provider's consent URL with a sealed state;
-//! `finish_connect` opens the state at the callback, trades the code for tokens, asks the
-//! provider who the account is, and stores it. Each step of the callback either succeeds or
-//! names a `Failure`; one function turns a failure into the callback's outcome.
+//! The connect flow, the `Connect` part: `Connect::start` builds the provider's consent URL
+//! with a sealed state; `Connect::finish` opens the state at the callback, trades the code for
+//! tokens, asks the provider who the account is, and stores it (`save_connected`), or, with
+//! `connect.require_confirmation`, holds it as a pending connection (`pending`). Each step of
+//! the callback either succeeds or names a `Failure`; one function turns a failure into the
+//! callback's outcome.
 
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
+use serde_json::json;
 use url::Url;
 
+use super::accounts::Connected;
+use super::children::{put_family, sync_children};
+use super::events::{AccountEvent, EventDraft, Outbox};
+use super::flow_apps::{FlowApp, FlowApps};
+use super::keys::Vault;
+use super::lifecycle::{Tokens, apply_tokens, fingerprint};
+use super::pending::Pending;
+use super::provider_calls::ProviderCalls;
 use super::{Account, Dravo};
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::crypto::StateKeys;
 use crate::crypto::state::{self, MAX_RETURN_URL_LEN, StateClaims, StateError};
-use crate::domain::{AppId, ClientSecret, Owner, Provider};
+use crate::domain::{
+    AccountId, AccountKind, AccountStatus, AppId, Owner, Provider, Timestamp, clean_provider_text,
+};
 use crate::error::{Error, Result};
-use crate::metrics::ConnectOutcome;
+use crate::metrics::{ConnectOutcome, Metrics};
 use crate::providers::http::{safe_code, safe_description};
 use crate::providers::{self, AuthorizeParams, CodeExchange, Identity, TokenSet};
-use crate::store::AppRecord;
+use crate::store::{AccountRecord, Store};
 
 /// The query of a provider's callback.
 #[derive(Debug, Default, Clone)]
@@ -79,21 +95,6 @@ fn metric_outcome(outcome: &CallbackOutcome) -> ConnectOutcome {
 enum Completed {
     Connected(Box<Account>),
     Pending(super::pending::PendingConnection, String),
-}
-
-/// The app a flow runs with: a BYOK app or the provider's default app from the config.
-pub(super) struct FlowApp {
-    pub app_id: Option<AppId>,
-    pub client_id: String,
-    pub scopes: Vec<String>,
-    secret: FlowSecret,
-}
-
-/// Where the app's client secret is. `start` never needs it, so a BYOK secret stays sealed
-/// until the callback exchanges a code.
-enum FlowSecret {
-    Sealed(Arc<AppRecord>),
-    Config(ClientSecret),
 }
 
 /// Why a callback step stopped the flow.
@@ -180,7 +181,107 @@ fn under_prefix(url: &Url, prefix: &Url) -> bool {
         || path.starts_with(base) && path[base.len()..].starts_with('/')
 }
 
-impl Dravo {
+/// The connect flow: starting it, its callback, the pending connections that wait for a
+/// dashboard's confirmation (`pending`), and storing the connected account with its Pages or
+/// organizations. It owns the allowed return URLs and the pending connections; it is handed
+/// the configuration (the dashboard's return URL, `connect.require_confirmation`), the store,
+/// the vault (the state's keys, sealing the tokens), the clock, where callbacks arrive, the
+/// provider calls, the apps flows run with, the outbox (its events), the tokens (whose rules
+/// a stored token follows) and the metrics (its outcomes).
+pub(super) struct Connect {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    clock: Arc<dyn Clock>,
+    /// Where callbacks arrive.
+    public_url: String,
+    calls: Arc<ProviderCalls>,
+    flow_apps: Arc<FlowApps>,
+    outbox: Arc<Outbox>,
+    tokens: Arc<Tokens>,
+    metrics: Metrics,
+    /// `dashboard.allowed_return_urls`, parsed (`allowed_return_urls`).
+    allowed_return_urls: Vec<Url>,
+    /// The consents that wait for a confirmation.
+    pending: Pending,
+}
+
+/// Parses `dashboard.allowed_return_urls`.
+pub(super) fn allowed_return_urls(config: &Config) -> Result<Vec<Url>> {
+    config
+        .dashboard
+        .allowed_return_urls
+        .iter()
+        .map(|u| {
+            Url::parse(u).map_err(|e| Error::config(format!("dashboard.allowed_return_urls: {e}")))
+        })
+        .collect()
+}
+
+impl Connect {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+        calls: Arc<ProviderCalls>,
+        flow_apps: Arc<FlowApps>,
+        outbox: Arc<Outbox>,
+        tokens: Arc<Tokens>,
+        metrics: Metrics,
+        allowed_return_urls: Vec<Url>,
+    ) -> Self {
+        let pending = Pending::new(store.clone(), vault.clone(), clock.clone());
+        Connect {
+            config,
+            store,
+            vault,
+            clock,
+            public_url,
+            calls,
+            flow_apps,
+            outbox,
+            tokens,
+            metrics,
+            allowed_return_urls,
+            pending,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The callback URL for `provider`.
+    fn redirect_uri(&self, provider: Provider) -> String {
+        super::apps::redirect_uri(&self.public_url, provider)
+    }
+
+    /// Whether new connections wait for the dashboard's confirmation.
+    pub(super) fn requires_confirmation(&self) -> bool {
+        self.config.connect.require_confirmation
+    }
+
+    /// Turns the owner's pending connection into an account, when `code` is the one the
+    /// callback gave (`Pending::take`). The account is then stored as any connect stores it
+    /// (events and webhooks included). A wrong code leaves the connection waiting.
+    pub(super) async fn confirm(
+        &self,
+        owner: &Owner,
+        id: &AccountId,
+        code: &str,
+    ) -> Result<Account> {
+        let connected = self.pending.take(owner, id, code).await?;
+        self.save_connected(connected).await
+    }
+
+    /// Forgets pending connections whose time to be confirmed has passed.
+    pub(super) async fn forget_unconfirmed(&self, now: Timestamp) -> Result<usize> {
+        self.pending.forget_unconfirmed(now).await
+    }
+
     /// Checks a `return_url` against `dashboard.allowed_return_urls`; returns it normalised.
     /// Its length is checked on the normalised (percent-encoded) form, which is what the
     /// state carries, so every URL accepted here fits a state.
@@ -205,7 +306,6 @@ impl Dravo {
             ));
         }
         if !self
-            .0
             .allowed_return_urls
             .iter()
             .any(|prefix| under_prefix(&url, prefix))
@@ -221,55 +321,8 @@ impl Dravo {
         Ok(normalised)
     }
 
-    /// The app for a flow: the tenant's BYOK app `app_id`, or the provider's default app.
-    pub(super) async fn flow_app(
-        &self,
-        owner: &Owner,
-        provider: Provider,
-        app_id: Option<&AppId>,
-    ) -> Result<FlowApp> {
-        match app_id {
-            Some(id) => {
-                let row = self.0.apps.record(owner, id).await?;
-                if row.provider != provider {
-                    return Err(Error::invalid(format!(
-                        "OAuth app {id} is for {}, not {provider}",
-                        row.provider
-                    )));
-                }
-                Ok(FlowApp {
-                    app_id: Some(id.clone()),
-                    client_id: row.client_id.clone(),
-                    scopes: row.scopes.clone(),
-                    secret: FlowSecret::Sealed(row),
-                })
-            }
-            None => {
-                let app = self.0.default_apps.get(&provider).ok_or_else(|| {
-                    Error::NoDefaultApp(format!(
-                        "no default app is configured for {provider}: set providers.{provider}.client_id and client_secret, or pass oauth_app_id"
-                    ))
-                })?;
-                Ok(FlowApp {
-                    app_id: None,
-                    client_id: app.client_id.as_str().to_owned(),
-                    scopes: app.scopes.as_slice().to_vec(),
-                    secret: FlowSecret::Config(app.client_secret.clone()),
-                })
-            }
-        }
-    }
-
-    /// The app's client secret, opened for a call to its provider.
-    pub(super) async fn flow_secret(&self, app: &FlowApp) -> Result<ClientSecret> {
-        match &app.secret {
-            FlowSecret::Config(secret) => Ok(secret.clone()),
-            FlowSecret::Sealed(row) => self.0.apps.open_client_secret(row).await,
-        }
-    }
-
     /// Builds the provider's consent URL for `owner`.
-    pub async fn start_connect(
+    pub(super) async fn start(
         &self,
         owner: &Owner,
         provider: Provider,
@@ -279,13 +332,13 @@ impl Dravo {
         let return_url = return_url.map(|r| self.check_return_url(r)).transpose()?;
         if self.requires_confirmation()
             && return_url.is_none()
-            && self.0.config.dashboard.return_url.is_none()
+            && self.config.dashboard.return_url.is_none()
         {
             return Err(Error::invalid(
                 "return_url is required: connect.require_confirmation is on, and the confirmation code can only go to your dashboard (or set dashboard.return_url)",
             ));
         }
-        let app = self.flow_app(owner, provider, app_id).await?;
+        let app = self.flow_apps.flow_app(owner, provider, app_id).await?;
         let claims = StateClaims::new(
             provider,
             owner.as_str(),
@@ -293,7 +346,7 @@ impl Dravo {
             return_url.as_deref(),
             self.now(),
         );
-        let keys = self.keys().current().clone();
+        let keys = self.vault.ring().current().clone();
         let state = state::seal(keys.state_sealer(), &claims);
         let implementation = providers::get(provider);
         let challenge = implementation
@@ -301,7 +354,7 @@ impl Dravo {
             .then(|| state::pkce_challenge(&state::pkce_verifier(keys.state_key(), &claims.nonce)));
         let redirect_uri = self.redirect_uri(provider);
         Ok(implementation.authorize_url(
-            self.endpoints(provider),
+            self.calls.endpoints(provider),
             &AuthorizeParams {
                 client_id: &app.client_id,
                 redirect_uri: &redirect_uri,
@@ -313,13 +366,13 @@ impl Dravo {
     }
 
     /// Handles the provider's redirect back to Dravo.
-    pub async fn finish_connect(
+    pub(super) async fn finish(
         &self,
         provider: Provider,
         params: CallbackParams,
     ) -> CallbackOutcome {
         let outcome = self.handle_callback(provider, params).await;
-        self.0.metrics.connect(provider, metric_outcome(&outcome));
+        self.metrics.connect(provider, metric_outcome(&outcome));
         outcome
     }
 
@@ -331,8 +384,7 @@ impl Dravo {
         };
         // From here the state is good: failures go back to the dashboard when it has a URL.
         let destination = claims.return_url.clone().or_else(|| {
-            self.0
-                .config
+            self.config
                 .dashboard
                 .return_url
                 .as_ref()
@@ -383,6 +435,7 @@ impl Dravo {
             .ok_or_else(|| Failure::bad_state("it carries no state"))?;
         let now = self.now();
         let keys = self
+            .vault
             .state_keys_for(raw, now)
             .await
             .ok_or_else(|| Failure::bad_state(&state::keyless_error(raw).to_string()))?;
@@ -395,7 +448,6 @@ impl Dravo {
         }
         let (nonce, expires) = (claims.nonce_hex(), claims.expires_at);
         let fresh = self
-            .0
             .store
             .write(move |tx| {
                 Box::pin(async move { tx.consume_state_nonce(&nonce, expires, now).await })
@@ -443,6 +495,7 @@ impl Dravo {
             .transpose()
             .map_err(|_| Failure::bad_state("it names no valid app"))?;
         let app = self
+            .flow_apps
             .flow_app(&owner, provider, app_id.as_ref())
             .await
             .map_err(|e| match e {
@@ -470,10 +523,9 @@ impl Dravo {
         let (tokens, identity) = self
             .exchange_and_identify(provider, claims, state_keys, &app, code)
             .await?;
-        let children = self
-            .children_at_connect(provider, &tokens, &app.scopes)
-            .await;
-        let connected = super::accounts::Connected {
+        let children =
+            super::children::children_at_connect(&self.calls, provider, &tokens, &app.scopes).await;
+        let connected = Connected {
             owner,
             provider,
             oauth_app_id: app.app_id,
@@ -492,7 +544,8 @@ impl Dravo {
                 .map_err(|e| Failure::internal("cannot store a connected account", &e));
         };
         let pending = self
-            .hold_for_confirmation(connected)
+            .pending
+            .hold(connected)
             .await
             .map_err(|e| Failure::internal("cannot store a pending connection", &e))?;
         let redirect = with_params(
@@ -524,6 +577,7 @@ impl Dravo {
         code: &str,
     ) -> Result<(TokenSet, Identity), Failure> {
         let client_secret = self
+            .flow_apps
             .flow_secret(app)
             .await
             .map_err(|e| Failure::internal("cannot open an app's client secret", &e))?;
@@ -532,7 +586,7 @@ impl Dravo {
             .uses_pkce()
             .then(|| state::pkce_verifier(state_keys.pkce_key(), &claims.nonce));
         let redirect_uri = self.redirect_uri(provider);
-        let endpoints = self.endpoints(provider);
+        let endpoints = self.calls.endpoints(provider);
         let exchange = CodeExchange {
             client_id: &app.client_id,
             client_secret: client_secret.expose(),
@@ -541,11 +595,11 @@ impl Dravo {
             code_verifier: verifier.as_deref(),
         };
         let tokens = implementation
-            .exchange(self.http(), endpoints, &exchange)
+            .exchange(self.calls.http(), endpoints, &exchange)
             .await
             .map_err(|e| Failure::provider(&e))?;
         let identity = implementation
-            .identify(self.http(), endpoints, &tokens)
+            .identify(self.calls.http(), endpoints, &tokens)
             .await
             .map_err(|e| Failure::provider(&e))?;
         Ok((tokens, identity))
@@ -588,6 +642,153 @@ impl Dravo {
             description,
             redirect,
         }
+    }
+
+    /// Stores a newly connected account, or updates it when the same provider account was
+    /// connected before by this owner (same id, fresh tokens), in one transaction with its
+    /// `connected` or `reconnected` event (and `recovered` when it needed a new consent).
+    pub(super) async fn save_connected(&self, c: Connected) -> Result<Account> {
+        let now = self.now();
+        let policy = self.tokens.policy();
+        let (vault, outbox) = (self.vault.clone(), self.outbox.clone());
+        let renewal = providers::get(c.provider).renewal();
+        let record = self.store
+            .write(move |tx| Box::pin(async move {
+                let existing =
+                    tx.find_account(&c.owner, c.provider, &c.identity.provider_account_id).await?;
+                let before = match &existing {
+                    Some(e) => tx.account_by_id(&e.id).await?,
+                    None => None,
+                };
+                let (id, created_at) = match existing {
+                    Some(e) => (e.id, e.created_at),
+                    None => (
+                        c.preferred_id.unwrap_or_else(AccountId::generate),
+                        now,
+                    ),
+                };
+                let mut record = AccountRecord {
+                    id,
+                    owner: c.owner.clone(),
+                    provider: c.provider,
+                    oauth_app_id: c.oauth_app_id,
+                    provider_account_id: c.identity.provider_account_id.clone(),
+                    username: c.identity.username.and_then(clean_provider_text),
+                    display_name: c.identity.display_name.and_then(clean_provider_text),
+                    scopes: c.tokens.granted_scopes.clone().unwrap_or(c.requested_scopes),
+                    status: AccountStatus::Active,
+                    status_reason: None,
+                    access_token_sealed: Vec::new(),
+                    // A new consent starts a new grant: the old refresh token is not kept.
+                    refresh_token_sealed: None,
+                    expires_at: None,
+                    refresh_expires_at: None,
+                    reauth_by: None,
+                    token_issued_at: None,
+                    next_refresh_at: None,
+                    refresh_failures: 0,
+                    warned_for: None,
+                    created_at,
+                    updated_at: now,
+                    kind: AccountKind::User,
+                    parent_id: None,
+                    tasks: None,
+                    // `apply_tokens` moves it on from the replaced tokens' version.
+                    token_version: before.as_ref().map_or(0, |b| b.token_version),
+                };
+                let keys = vault.sealing_keys(tx).await?;
+                let expiring =
+                    apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
+                put_family(tx, &record, now).await?;
+                let detail = json!({
+                    "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
+                    "expires_at": record.expires_at.map(|t| t.to_string()),
+                    "scopes": record.scopes,
+                });
+                match &before {
+                    None => outbox.record_event(
+                        tx,
+                        &record,
+                        EventDraft::new(AccountEvent::Connected, detail),
+                        now,
+                    ).await?,
+                    Some(old) => {
+                        outbox.record_event(
+                            tx,
+                            &record,
+                            EventDraft::new(AccountEvent::Reconnected, detail),
+                            now,
+                        ).await?;
+                        if old.status == AccountStatus::NeedsReauth || old.refresh_failures > 0 {
+                            outbox.record_event(
+                                tx,
+                                &record,
+                                EventDraft::new(
+                                    AccountEvent::Recovered,
+                                    json!({"via": "reconnect", "previous_status": old.status.as_str()}),
+                                ),
+                                now,
+                            ).await?;
+                        }
+                    }
+                }
+                if let Some(expiring) = expiring {
+                    outbox.record_event(tx, &record, expiring, now).await?;
+                }
+                if let Some(children) = &c.children {
+                    sync_children(&vault, &outbox, tx, &record, children, now).await?;
+                }
+                Ok(record)
+            }))
+            .await?;
+        Ok(record.into())
+    }
+}
+
+/// The front's side of the connect flow: it only delegates to `Connect`.
+impl Dravo {
+    /// Builds the provider's consent URL for `owner` (see `Connect::start`).
+    pub async fn start_connect(
+        &self,
+        owner: &Owner,
+        provider: Provider,
+        app_id: Option<&AppId>,
+        return_url: Option<&str>,
+    ) -> Result<String> {
+        self.0
+            .connect
+            .start(owner, provider, app_id, return_url)
+            .await
+    }
+
+    /// Handles the provider's redirect back to Dravo (see `Connect::finish`).
+    pub async fn finish_connect(
+        &self,
+        provider: Provider,
+        params: CallbackParams,
+    ) -> CallbackOutcome {
+        self.0.connect.finish(provider, params).await
+    }
+
+    /// Whether new connections wait for the dashboard's confirmation.
+    pub fn requires_confirmation(&self) -> bool {
+        self.0.connect.requires_confirmation()
+    }
+
+    /// Turns the owner's pending connection into an account (see `Connect::confirm`).
+    pub async fn confirm_connection(
+        &self,
+        owner: &Owner,
+        id: &AccountId,
+        code: &str,
+    ) -> Result<Account> {
+        self.0.connect.confirm(owner, id, code).await
+    }
+
+    /// Forgets pending connections whose time to be confirmed has passed (their sealed
+    /// tokens with them); returns how many.
+    pub async fn forget_unconfirmed(&self, now: Timestamp) -> Result<usize> {
+        self.0.connect.forget_unconfirmed(now).await
     }
 }
 

@@ -5,10 +5,16 @@
 //! configuration says: the process that makes a change (a CLI, a server without
 //! `webhooks.url`) is often not the one that sends webhooks, which is any server that has the
 //! URL (see `webhooks`).
+//!
+//! The `Outbox` part records events; it is handed the tenant's apps (an app's webhook carries
+//! its view). `webhooks::WebhookSender` sends what it recorded.
+
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{Account, Dravo};
+use super::Account;
+use super::apps::Apps;
 use crate::domain::{Event, EventId, Owner, Timestamp};
 use crate::error::{ProviderError, Result};
 use crate::store::{AccountRecord, EventRecord, OutboxRecord, WriteTx};
@@ -77,7 +83,16 @@ impl From<EventRecord> for Event {
     }
 }
 
-impl Dravo {
+/// Records account events and the outbox's webhooks, in the transaction of their change.
+pub(super) struct Outbox {
+    apps: Arc<Apps>,
+}
+
+impl Outbox {
+    pub(super) fn new(apps: Arc<Apps>) -> Self {
+        Outbox { apps }
+    }
+
     /// Writes an event about `row` to its log and, if it is a webhook event, to the outbox.
     pub(super) async fn record_event(
         &self,
@@ -164,7 +179,7 @@ impl Dravo {
             app.credentials_error = Some(message);
             app.credentials_error_at = Some(now);
             app.last_check = Some(check);
-            let view = OAuthAppView::from(self.0.apps.view(&app));
+            let view = OAuthAppView::from(self.apps.view(&app));
             self.enqueue_webhook(
                 tx,
                 &EventId::generate().to_string(),

@@ -722,19 +722,9 @@ impl Dravo {
         self.0.vault.key_source()
     }
 
-    /// The keys that seal new values in this write transaction (`Vault::sealing_keys`).
-    pub(super) async fn sealing_keys(&self, tx: &mut dyn WriteTx) -> Result<Arc<Keys>> {
-        self.0.vault.sealing_keys(tx).await
-    }
-
     /// Opens a sealed value with the key it names (`Vault::open_sealed`).
     pub(super) async fn open_sealed(&self, context: &[&[u8]], sealed: &[u8]) -> Result<Vec<u8>> {
         self.0.vault.open_sealed(context, sealed).await
-    }
-
-    /// The keys that open the OAuth state `raw` at `now` (`Vault::state_keys_for`).
-    pub(super) async fn state_keys_for(&self, raw: &str, now: Timestamp) -> Option<Arc<StateKeys>> {
-        self.0.vault.state_keys_for(raw, now).await
     }
 
     /// Reloads the keys when the database's key records or the key file changed (a rotation

@@ -3,7 +3,7 @@
 //! account and a dead one is never handed out.
 //!
 //! The rules are pure functions of an account row and the time (`deadline`, `status_at`,
-//! `next_look`, `decide`); `Dravo::renew` runs a refresh under the account's lease.
+//! `next_look`, `decide`); `Tokens::renew` runs a refresh under the account's lease.
 //!
 //! Single flight, decided on versions: every write of an account's tokens moves its
 //! `token_version` on (a provider may answer a refresh with the very token it was given, so
@@ -26,15 +26,21 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::events::{AccountEvent, EventDraft};
+use super::children::{put_family, sync_children};
+use super::events::{AccountEvent, EventDraft, Outbox};
+use super::flow_apps::FlowApps;
+use super::keys::Vault;
+use super::provider_calls::ProviderCalls;
 use super::seal_contexts::{ACCESS, REFRESH, token_context};
 use super::{Account, Dravo};
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::crypto::Keys;
 use crate::domain::{AccessToken, AccountId, AccountKind, AccountStatus, Owner, Timestamp};
 use crate::error::{Error, FailureClass, ProviderError, RefreshBackoff, RefreshFailure, Result};
-use crate::metrics::RefreshOutcome;
+use crate::metrics::{Metrics, RefreshOutcome};
 use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
-use crate::store::AccountRecord;
+use crate::store::{AccountRecord, Store};
 
 /// Backoff after transient failures: 1 minute, doubling, at most an hour. With jitter this
 /// keeps a failing account to a handful of provider calls in its first hour and one an hour
@@ -359,7 +365,7 @@ impl AccountCredentials {
 
 /// One async mutex per account being refreshed in this process.
 #[derive(Default)]
-pub(super) struct RefreshLocks(Mutex<HashMap<AccountId, Weak<tokio::sync::Mutex<()>>>>);
+struct RefreshLocks(Mutex<HashMap<AccountId, Weak<tokio::sync::Mutex<()>>>>);
 
 impl RefreshLocks {
     fn get(&self, id: &AccountId) -> Arc<tokio::sync::Mutex<()>> {
@@ -388,14 +394,73 @@ enum Turn {
     Decided(AccountRecord, Decision),
 }
 
-impl Dravo {
+/// The token lifecycle of every account: handing out access tokens, refreshing them under
+/// the account's lock and lease, and the background refresher's work. It owns the refresh
+/// locks of this process and the refresh policy (from `[refresh]`); it is handed the store,
+/// the vault (sealing and opening tokens), the clock, the provider calls, the apps flows run
+/// with (a refresh uses the account's app), the outbox (its events) and the metrics (its
+/// outcomes).
+pub(super) struct Tokens {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    clock: Arc<dyn Clock>,
+    calls: Arc<ProviderCalls>,
+    flow_apps: Arc<FlowApps>,
+    outbox: Arc<Outbox>,
+    metrics: Metrics,
+    /// Refreshes in flight in this process, one queue per account.
+    locks: RefreshLocks,
+}
+
+impl Tokens {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        clock: Arc<dyn Clock>,
+        calls: Arc<ProviderCalls>,
+        flow_apps: Arc<FlowApps>,
+        outbox: Arc<Outbox>,
+        metrics: Metrics,
+    ) -> Self {
+        Tokens {
+            config,
+            store,
+            vault,
+            clock,
+            calls,
+            flow_apps,
+            outbox,
+            metrics,
+            locks: RefreshLocks::default(),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// One of the owner's accounts as stored.
+    pub(super) async fn account_record(
+        &self,
+        owner: &Owner,
+        id: &AccountId,
+    ) -> Result<AccountRecord> {
+        self.store
+            .get_account(owner, id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
+    }
+
     pub(super) fn policy(&self) -> Policy {
-        Policy::of(&self.0.config.refresh)
+        Policy::of(&self.config.refresh)
     }
 
     /// How long a refresh may hold an account: well past the provider call's own timeout.
     fn lease_seconds(&self) -> i64 {
-        i64::try_from(self.0.config.providers.timeout_seconds)
+        i64::try_from(self.config.providers.timeout_seconds)
             .unwrap_or(300)
             .saturating_mul(3)
             + 10
@@ -478,13 +543,13 @@ impl Dravo {
                 if !self.relist_children(&user).await? {
                     return Err(Error::Conflict(why));
                 }
-                return self.get_account(owner, id).await;
+                return self.account_record(owner, id).await.map(Account::from);
             }
             Decision::Renew => self.renew(user, Trigger::Explicit).await?,
             other => self.settle(user, other).await?,
         };
         self.relist_children(&user).await?;
-        self.get_account(owner, id).await
+        self.account_record(owner, id).await.map(Account::from)
     }
 
     /// The row with a token that is usable, renewing it if `decide` says so for `trigger`.
@@ -537,7 +602,7 @@ impl Dravo {
         seen: AccountRecord,
         trigger: Trigger,
     ) -> Result<AccountRecord> {
-        let lock = self.0.refresh_locks.get(&seen.id);
+        let lock = self.locks.get(&seen.id);
         let _turn = lock.lock().await;
         let holder = format!("{}:{}", std::process::id(), jitter(i64::MAX - 1));
         let row = match self.take_lease(&seen, &holder, trigger).await? {
@@ -552,7 +617,7 @@ impl Dravo {
                 Outcome::Failed(e, class)
             }
         };
-        self.0.metrics.refresh(
+        self.metrics.refresh(
             row.provider,
             match &outcome {
                 Outcome::Renewed(_) => RefreshOutcome::Refreshed,
@@ -587,8 +652,7 @@ impl Dravo {
             let (id, holder_owned, seen_version) =
                 (seen.id.clone(), holder.to_owned(), seen.token_version);
             let turn =
-                self.0
-                    .store
+                self.store
                     .write(move |tx| {
                         Box::pin(async move {
                             let current = tx.account_by_id(&id).await?.ok_or_else(|| {
@@ -641,8 +705,8 @@ impl Dravo {
         })?;
         providers::get(row.provider)
             .refresh(
-                self.http(),
-                self.endpoints(row.provider),
+                self.calls.http(),
+                self.calls.endpoints(row.provider),
                 &creds.as_refresh(),
             )
             .await
@@ -655,9 +719,10 @@ impl Dravo {
         row: &AccountRecord,
     ) -> Result<AccountCredentials> {
         let app = self
+            .flow_apps
             .flow_app(&row.owner, row.provider, row.oauth_app_id.as_ref())
             .await?;
-        let client_secret = self.flow_secret(&app).await?;
+        let client_secret = self.flow_apps.flow_secret(&app).await?;
         let access_token = self
             .open_token(row, ACCESS, &row.access_token_sealed)
             .await?;
@@ -686,10 +751,9 @@ impl Dravo {
     ) -> Result<AccountRecord> {
         let now = self.now();
         let policy = self.policy();
-        let this = self.clone();
+        let (vault, outbox) = (self.vault.clone(), self.outbox.clone());
         let renewal = providers::get(from.provider).renewal();
         let (row, error) = self
-            .0
             .store
             .write(move |tx| Box::pin(async move {
                 let current = tx
@@ -704,9 +768,9 @@ impl Dravo {
                 let mut row = current.clone();
                 let error = match outcome {
                     Outcome::Renewed(tokens) => {
-                        let keys = this.sealing_keys(tx).await?;
+                        let keys = vault.sealing_keys(tx).await?;
                         let expiring =
-                            this.apply_tokens(&keys, &mut row, &tokens, renewal, now, policy);
+                            apply_tokens(&keys, &mut row, &tokens, renewal, now, policy);
                         events.push(EventDraft::new(
                             AccountEvent::Refreshed,
                             json!({
@@ -773,7 +837,7 @@ impl Dravo {
                                     detail(Some(next)),
                                 ));
                                 if class == FailureClass::AppCredentials {
-                                    this.app_credentials_refused(tx, &row, &err, now).await?;
+                                    outbox.app_credentials_refused(tx, &row, &err, now).await?;
                                 }
                             }
                         }
@@ -781,9 +845,9 @@ impl Dravo {
                     }
                 };
                 row.updated_at = now;
-                this.put_family(tx, &row, now).await?;
+                put_family(tx, &row, now).await?;
                 for event in events {
-                    this.record_event(tx, &row, event, now).await?;
+                    outbox.record_event(tx, &row, event, now).await?;
                 }
                 Ok((row, error))
             }))
@@ -807,86 +871,6 @@ impl Dravo {
         })))
     }
 
-    /// Sets the row's tokens and timings from a provider's answer (a connect or a refresh),
-    /// and moves its tokens to a new version: a missing refresh token keeps the stored one
-    /// unless the provider rotates them (and a missing `refresh_token_expires_in` keeps the
-    /// known deadline likewise), a missing `expires_in` gets the provider's assumed lifetime.
-    /// Returns the `expiring` event when the answer leaves the account expiring for a
-    /// deadline not yet announced: the caller records it in the same transaction.
-    #[must_use]
-    pub(super) fn apply_tokens(
-        &self,
-        keys: &Keys,
-        row: &mut AccountRecord,
-        tokens: &TokenSet,
-        renewal: Renewal,
-        now: Timestamp,
-        policy: Policy,
-    ) -> Option<EventDraft> {
-        let provider = providers::get(row.provider);
-        let sealer = keys.sealer();
-        let context = |kind| {
-            token_context(
-                kind,
-                row.id.as_str(),
-                row.owner.as_str(),
-                row.provider,
-                &row.provider_account_id,
-            )
-        };
-        row.access_token_sealed = sealer.seal(
-            &context(ACCESS),
-            tokens.access_token.expose_secret().as_bytes(),
-        );
-        match &tokens.refresh_token {
-            Some(t) => {
-                row.refresh_token_sealed =
-                    Some(sealer.seal(&context(REFRESH), t.expose_secret().as_bytes()));
-                let rotates = matches!(renewal, Renewal::RefreshToken { rotates: true, .. });
-                row.refresh_expires_at = match tokens.refresh_expires_in.filter(|s| *s > 0) {
-                    Some(s) => Some(now.plus_seconds(s)),
-                    // The same refresh token lives on: so does its known deadline. A rotated
-                    // one is a new token whose life the provider did not tell.
-                    None if !rotates => row.refresh_expires_at,
-                    None => None,
-                };
-            }
-            None if matches!(renewal, Renewal::RefreshToken { rotates: true, .. }) => {
-                // The old one was spent by this very refresh: the account lives until this
-                // access token expires (`deadline` below then says so).
-                row.refresh_token_sealed = None;
-                row.refresh_expires_at = None;
-            }
-            None => {}
-        }
-        let lifetime = tokens
-            .expires_in
-            .filter(|s| *s > 0)
-            .unwrap_or_else(|| provider.assumed_lifetime_seconds());
-        row.expires_at = Some(now.plus_seconds(lifetime));
-        row.token_issued_at = Some(now);
-        row.reauth_by = deadline(
-            renewal,
-            row.refresh_token_sealed.is_some(),
-            row.expires_at,
-            row.refresh_expires_at,
-        );
-        let (status, reason) = status_at(row.reauth_by, now, policy);
-        row.status = status;
-        row.status_reason = reason;
-        row.refresh_failures = 0;
-        row.token_version += 1;
-        let expiring = match row.reauth_by {
-            Some(by) if status == AccountStatus::Expiring && row.warned_for != Some(by) => {
-                row.warned_for = Some(by);
-                Some(expiring_event(by))
-            }
-            _ => None,
-        };
-        row.next_refresh_at = next_look(row, renewal, policy, jitter(KEEPALIVE_JITTER_SECONDS));
-        expiring
-    }
-
     /// Marks the account as needing a new consent (its deadline passed), with its events.
     async fn mark_needs_reauth(
         &self,
@@ -895,10 +879,9 @@ impl Dravo {
         why: &str,
     ) -> Result<AccountRecord> {
         let now = self.now();
-        let this = self.clone();
+        let outbox = self.outbox.clone();
         let why = why.to_owned();
-        self.0
-            .store
+        self.store
             .write(move |tx| {
                 Box::pin(async move {
                     let Some(mut current) = tx.account_by_id(&row.id).await? else {
@@ -911,27 +894,60 @@ impl Dravo {
                     current.status_reason = Some(format!("{code}: {why}"));
                     current.next_refresh_at = None;
                     current.updated_at = now;
-                    this.put_family(tx, &current, now).await?;
-                    this.record_event(
-                        tx,
-                        &current,
-                        EventDraft::new(
-                            AccountEvent::NeedsReauth,
-                            json!({"reason": current.status_reason}),
-                        ),
-                        now,
-                    )
-                    .await?;
+                    put_family(tx, &current, now).await?;
+                    outbox
+                        .record_event(
+                            tx,
+                            &current,
+                            EventDraft::new(
+                                AccountEvent::NeedsReauth,
+                                json!({"reason": current.status_reason}),
+                            ),
+                            now,
+                        )
+                        .await?;
                     Ok(current)
                 })
             })
             .await
     }
 
+    /// Reads the provider's list of the user's Pages or organizations again and stores it.
+    /// False when the provider lists none for this account (no such list, or not the scopes).
+    pub(super) async fn relist_children(&self, parent: &AccountRecord) -> Result<bool> {
+        let token = self
+            .open_token(parent, ACCESS, &parent.access_token_sealed)
+            .await?;
+        let listed = providers::get(parent.provider)
+            .list_children(
+                self.calls.http(),
+                self.calls.endpoints(parent.provider),
+                &token,
+                &parent.scopes,
+            )
+            .await?;
+        let Some(listed) = listed else {
+            return Ok(false);
+        };
+        let (now, id) = (self.now(), parent.id.clone());
+        let (vault, outbox) = (self.vault.clone(), self.outbox.clone());
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let parent = tx
+                        .account_by_id(&id)
+                        .await?
+                        .ok_or_else(|| Error::not_found(format!("no account with id {id}")))?;
+                    sync_children(&vault, &outbox, tx, &parent, &listed, now).await
+                })
+            })
+            .await?;
+        Ok(true)
+    }
+
     /// Any account by id (the refresher's reads, and re-reads after waiting).
     async fn row_by_id(&self, id: &AccountId) -> Result<AccountRecord> {
-        self.0
-            .store
+        self.store
             .account_by_id(id)
             .await?
             .ok_or_else(|| Error::not_found(format!("no account with id {id}")))
@@ -945,6 +961,7 @@ impl Dravo {
         sealed: &[u8],
     ) -> Result<String> {
         let plain = self
+            .vault
             .open_sealed(
                 &token_context(
                     kind,
@@ -1006,10 +1023,9 @@ impl Dravo {
     async fn warn_expiring(&self, row: AccountRecord, by: Timestamp) -> Result<()> {
         let now = self.now();
         let policy = self.policy();
-        let this = self.clone();
+        let outbox = self.outbox.clone();
         let renewal = providers::get(row.provider).renewal();
-        self.0
-            .store
+        self.store
             .write(move |tx| {
                 Box::pin(async move {
                     let Some(mut current) = tx.account_by_id(&row.id).await? else {
@@ -1023,8 +1039,9 @@ impl Dravo {
                     current.warned_for = Some(by);
                     current.next_refresh_at = next_look(&current, renewal, policy, 0);
                     current.updated_at = now;
-                    this.put_family(tx, &current, now).await?;
-                    this.record_event(tx, &current, expiring_event(by), now)
+                    put_family(tx, &current, now).await?;
+                    outbox
+                        .record_event(tx, &current, expiring_event(by), now)
                         .await
                 })
             })
@@ -1036,8 +1053,7 @@ impl Dravo {
         if row.next_refresh_at == next {
             return Ok(());
         }
-        self.0
-            .store
+        self.store
             .write(move |tx| {
                 Box::pin(async move {
                     let Some(mut current) = tx.account_by_id(&row.id).await? else {
@@ -1053,17 +1069,12 @@ impl Dravo {
             })
             .await
     }
-}
 
-/// How many due accounts one pass of the refresher takes.
-const DUE_BATCH: usize = 200;
-
-impl Dravo {
     /// One pass of the background refresher: every account due by now is renewed, warned
     /// about or marked, at most `refresh.concurrency` at once. Returns how many it tended.
-    pub async fn tend_due_accounts(&self) -> Result<usize> {
-        let due = self.0.store.due_accounts(self.now(), DUE_BATCH).await?;
-        let limit = usize::try_from(self.0.config.refresh.concurrency).unwrap_or(4);
+    pub(super) async fn tend_due_accounts(self: &Arc<Self>) -> Result<usize> {
+        let due = self.store.due_accounts(self.now(), DUE_BATCH).await?;
+        let limit = usize::try_from(self.config.refresh.concurrency).unwrap_or(4);
         let gate = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for id in &due {
@@ -1077,6 +1088,39 @@ impl Dravo {
         }
         while tasks.join_next().await.is_some() {}
         Ok(due.len())
+    }
+}
+
+/// How many due accounts one pass of the refresher takes.
+const DUE_BATCH: usize = 200;
+
+/// The front's side of the lifecycle: it only delegates to `Tokens`, and runs the refresher
+/// (which also forgets unconfirmed connections, the connect flow's).
+impl Dravo {
+    /// The account's access token, refreshed first when it expires within
+    /// `refresh.skew_seconds` (see `Tokens::access_token`).
+    pub async fn access_token(
+        &self,
+        owner: &Owner,
+        id: &AccountId,
+        force: bool,
+    ) -> Result<AccessToken> {
+        self.0.tokens.access_token(owner, id, force).await
+    }
+
+    /// Refreshes the account now (see `Tokens::refresh_account`).
+    pub async fn refresh_account(&self, owner: &Owner, id: &AccountId) -> Result<Account> {
+        self.0.tokens.refresh_account(owner, id).await
+    }
+
+    /// The background refresher's work on one due account (see `Tokens::tend_account`).
+    pub async fn tend_account(&self, id: &AccountId) -> Result<()> {
+        self.0.tokens.tend_account(id).await
+    }
+
+    /// One pass of the background refresher (see `Tokens::tend_due_accounts`).
+    pub async fn tend_due_accounts(&self) -> Result<usize> {
+        self.0.tokens.tend_due_accounts().await
     }
 
     /// The background refresher inside `dravo serve`: a pass every
@@ -1109,6 +1153,85 @@ impl Dravo {
             }
         }
     }
+}
+
+/// Sets the row's tokens and timings from a provider's answer (a connect or a refresh),
+/// and moves its tokens to a new version: a missing refresh token keeps the stored one
+/// unless the provider rotates them (and a missing `refresh_token_expires_in` keeps the
+/// known deadline likewise), a missing `expires_in` gets the provider's assumed lifetime.
+/// Returns the `expiring` event when the answer leaves the account expiring for a
+/// deadline not yet announced: the caller records it in the same transaction.
+#[must_use]
+pub(super) fn apply_tokens(
+    keys: &Keys,
+    row: &mut AccountRecord,
+    tokens: &TokenSet,
+    renewal: Renewal,
+    now: Timestamp,
+    policy: Policy,
+) -> Option<EventDraft> {
+    let provider = providers::get(row.provider);
+    let sealer = keys.sealer();
+    let context = |kind| {
+        token_context(
+            kind,
+            row.id.as_str(),
+            row.owner.as_str(),
+            row.provider,
+            &row.provider_account_id,
+        )
+    };
+    row.access_token_sealed = sealer.seal(
+        &context(ACCESS),
+        tokens.access_token.expose_secret().as_bytes(),
+    );
+    match &tokens.refresh_token {
+        Some(t) => {
+            row.refresh_token_sealed =
+                Some(sealer.seal(&context(REFRESH), t.expose_secret().as_bytes()));
+            let rotates = matches!(renewal, Renewal::RefreshToken { rotates: true, .. });
+            row.refresh_expires_at = match tokens.refresh_expires_in.filter(|s| *s > 0) {
+                Some(s) => Some(now.plus_seconds(s)),
+                // The same refresh token lives on: so does its known deadline. A rotated
+                // one is a new token whose life the provider did not tell.
+                None if !rotates => row.refresh_expires_at,
+                None => None,
+            };
+        }
+        None if matches!(renewal, Renewal::RefreshToken { rotates: true, .. }) => {
+            // The old one was spent by this very refresh: the account lives until this
+            // access token expires (`deadline` below then says so).
+            row.refresh_token_sealed = None;
+            row.refresh_expires_at = None;
+        }
+        None => {}
+    }
+    let lifetime = tokens
+        .expires_in
+        .filter(|s| *s > 0)
+        .unwrap_or_else(|| provider.assumed_lifetime_seconds());
+    row.expires_at = Some(now.plus_seconds(lifetime));
+    row.token_issued_at = Some(now);
+    row.reauth_by = deadline(
+        renewal,
+        row.refresh_token_sealed.is_some(),
+        row.expires_at,
+        row.refresh_expires_at,
+    );
+    let (status, reason) = status_at(row.reauth_by, now, policy);
+    row.status = status;
+    row.status_reason = reason;
+    row.refresh_failures = 0;
+    row.token_version += 1;
+    let expiring = match row.reauth_by {
+        Some(by) if status == AccountStatus::Expiring && row.warned_for != Some(by) => {
+            row.warned_for = Some(by);
+            Some(expiring_event(by))
+        }
+        _ => None,
+    };
+    row.next_refresh_at = next_look(row, renewal, policy, jitter(KEEPALIVE_JITTER_SECONDS));
+    expiring
 }
 
 /// The `expiring` event for the deadline `by`.

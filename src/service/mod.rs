@@ -1,6 +1,11 @@
 //! The core: every operation Dravo offers, called by both the HTTP handlers and the CLI.
 //! Handlers and commands only translate their input into these calls and the results back.
-//! OAuth apps live here; the connect flow in `connect`, connected accounts in `accounts`.
+//! `Dravo` is a thin front over parts that own their state and are handed their collaborators
+//! (`Inner` names each): OAuth apps in `apps`, the app a flow runs with in `flow_apps`, calls
+//! to providers in `provider_calls`, the keys in `keys`, events in `events`, the token
+//! lifecycle in `lifecycle`, the connect flow in `connect` (with `pending`), webhooks in
+//! `webhooks` and the database's figures in `monitoring`. Connected accounts are read and
+//! deleted in `accounts`.
 
 mod accounts;
 mod app_checks;
@@ -10,6 +15,7 @@ mod children;
 mod connect;
 pub mod doctor;
 mod events;
+mod flow_apps;
 pub mod healthcheck;
 pub mod init;
 pub mod key_file;
@@ -17,6 +23,7 @@ pub mod keys;
 mod lifecycle;
 mod monitoring;
 mod pending;
+mod provider_calls;
 mod seal_contexts;
 mod shared;
 pub mod store_copy;
@@ -40,22 +47,16 @@ pub use seal_contexts::{
 pub use shared::SharedList;
 pub use webhooks::signature as webhook_signature;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-use secrecy::ExposeSecret;
-use url::Url;
 
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::KeyRing;
-use crate::domain::{ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
+use crate::domain::{Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
 use crate::store::{Page, Store};
 use key_file::KeySource;
 
@@ -131,27 +132,33 @@ fn check_database_path(config: &Config, mode: OpenMode) -> Result<()> {
 #[derive(Clone)]
 pub struct Dravo(Arc<Inner>);
 
+/// The front's fields: the shared collaborators it hands the parts (and itself uses for
+/// what joins parts), then the parts, each the one owner of its state.
 struct Inner {
+    /// The configuration as loaded, handed to the parts that read settings.
     config: Arc<Config>,
+    /// The database, handed to every part; the front reads and deletes accounts with it.
     store: Arc<dyn Store>,
     /// The master keys, sealing and dashboard tokens (see `keys`).
     vault: Arc<keys::Vault>,
+    /// The one source of now, handed to every part.
     clock: Arc<dyn Clock>,
+    /// Where callbacks arrive, handed to the apps and the connect flow.
     public_url: String,
-    /// Built on first use: its TLS set-up (root certificates) would cost every CLI call
-    /// several milliseconds otherwise.
-    http: std::sync::OnceLock<ProviderHttp>,
-    /// Every registered provider's endpoints, overrides applied.
-    endpoints: HashMap<Provider, Endpoints>,
-    /// The platform app of each provider that has one in the config, checked once at start.
-    default_apps: HashMap<Provider, DefaultApp>,
-    allowed_return_urls: Vec<Url>,
+    /// The HTTP client and endpoints for calls to providers (see `provider_calls`).
+    calls: Arc<provider_calls::ProviderCalls>,
+    /// The app each flow runs with, and the config's default apps (see `flow_apps`).
+    flow_apps: Arc<flow_apps::FlowApps>,
     /// A tenant's OAuth apps (see `apps`).
-    apps: apps::Apps,
+    apps: Arc<apps::Apps>,
+    /// Records account events and their webhooks (see `events`).
+    outbox: Arc<events::Outbox>,
     /// The callers' views of the store's account pages (see `shared`).
     account_pages: shared::Derived<AccountPageKey, Page<Account>, SharedList<Account>>,
-    /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
-    refresh_locks: lifecycle::RefreshLocks,
+    /// Access tokens, refreshes (their locks and leases) and the refresher (see `lifecycle`).
+    tokens: Arc<lifecycle::Tokens>,
+    /// The connect flow, its return URLs and pending connections (see `connect`).
+    connect: connect::Connect,
     /// Posts the outbox's events (see `webhooks`).
     webhooks: webhooks::WebhookSender,
     /// What this process counts for `GET /metrics`.
@@ -162,13 +169,6 @@ struct Inner {
 
 /// (owner, filter, position after, page size): one page of an owner's accounts.
 type AccountPageKey = (String, AccountFilter, Option<i64>, usize);
-
-/// A provider's default (platform) app from `[providers.<name>]`.
-struct DefaultApp {
-    client_id: ClientId,
-    client_secret: ClientSecret,
-    scopes: Scopes,
-}
 
 impl Dravo {
     /// Opens the database and the keys named by `config`, on the system clock. `bound` is
@@ -239,31 +239,10 @@ impl Dravo {
         let auth = Authenticator::from_config(&config, &ring, clock.clone())?;
         let keys = keys::KeyHolder::new(ring, records, &source);
         let public_url = config.public_url(bound);
-        let endpoints = providers::all()
-            .map(|p| {
-                let overrides = config
-                    .providers
-                    .get(p.id())
-                    .map(|c| EndpointOverrides {
-                        authorize_url: c.authorize_url.clone(),
-                        token_url: c.token_url.clone(),
-                        api_base: c.api_base.clone(),
-                        api_version: c.api_version.clone(),
-                    })
-                    .unwrap_or_default();
-                (p.id(), p.endpoints(&overrides))
-            })
-            .collect();
-        let default_apps = default_apps(&config)?;
-        let allowed_return_urls = config
-            .dashboard
-            .allowed_return_urls
-            .iter()
-            .map(|u| {
-                Url::parse(u)
-                    .map_err(|e| Error::config(format!("dashboard.allowed_return_urls: {e}")))
-            })
-            .collect::<Result<_>>()?;
+        let calls = Arc::new(provider_calls::ProviderCalls::of(&config));
+        // Checked here, before the return URLs, as ever; the apps they join come later.
+        let default_apps = flow_apps::default_apps(&config)?;
+        let allowed_return_urls = connect::allowed_return_urls(&config)?;
         let webhooks =
             webhooks::WebhookSender::new(store.clone(), clock.clone(), config.webhooks.clone());
         let figures = monitoring::FigureCounter::new(store.clone(), clock.clone());
@@ -275,11 +254,36 @@ impl Dravo {
             keys,
             auth,
         ));
-        let apps = apps::Apps::new(
+        let apps = Arc::new(apps::Apps::new(
             store.clone(),
             vault.clone(),
             clock.clone(),
             public_url.clone(),
+        ));
+        let flow_apps = Arc::new(flow_apps::FlowApps::new(default_apps, apps.clone()));
+        let outbox = Arc::new(events::Outbox::new(apps.clone()));
+        let tokens = Arc::new(lifecycle::Tokens::new(
+            config.clone(),
+            store.clone(),
+            vault.clone(),
+            clock.clone(),
+            calls.clone(),
+            flow_apps.clone(),
+            outbox.clone(),
+            metrics.clone(),
+        ));
+        let connect = connect::Connect::new(
+            config.clone(),
+            store.clone(),
+            vault.clone(),
+            clock.clone(),
+            public_url.clone(),
+            calls.clone(),
+            flow_apps.clone(),
+            outbox.clone(),
+            tokens.clone(),
+            metrics.clone(),
+            allowed_return_urls,
         );
         Ok(Dravo(Arc::new(Inner {
             config,
@@ -287,13 +291,13 @@ impl Dravo {
             vault,
             clock,
             public_url,
-            http: std::sync::OnceLock::new(),
-            endpoints,
-            default_apps,
-            allowed_return_urls,
+            calls,
+            flow_apps,
             apps,
+            outbox,
             account_pages: Default::default(),
-            refresh_locks: Default::default(),
+            tokens,
+            connect,
             webhooks,
             metrics,
             figures,
@@ -323,17 +327,6 @@ impl Dravo {
         apps::redirect_uri(&self.0.public_url, provider)
     }
 
-    /// The client for calls to providers.
-    fn http(&self) -> &ProviderHttp {
-        self.0.http.get_or_init(|| {
-            ProviderHttp::new(Duration::from_secs(self.0.config.providers.timeout_seconds))
-        })
-    }
-
-    fn endpoints(&self, provider: Provider) -> &Endpoints {
-        &self.0.endpoints[&provider]
-    }
-
     /// Checks a dashboard bearer token; returns the tenant.
     pub fn authenticate(&self, token: &str) -> Result<Owner> {
         self.0.vault.auth().verify(token)
@@ -348,37 +341,4 @@ impl Dravo {
     pub async fn health(&self) -> Result<()> {
         self.0.store.ping().await
     }
-}
-
-/// Checks each `[providers.<name>]` platform app once, into domain values.
-fn default_apps(config: &Config) -> Result<HashMap<Provider, DefaultApp>> {
-    let mut apps = HashMap::new();
-    for provider in providers::ids() {
-        let Some(c) = config.providers.get(provider) else {
-            continue;
-        };
-        let (Some(id), Some(secret)) = (&c.client_id, &c.client_secret) else {
-            continue;
-        };
-        let key = |k: &str| format!("providers.{provider}.{k}");
-        let client_id =
-            ClientId::parse(id).map_err(|e| Error::config(format!("{}: {e}", key("client_id"))))?;
-        let client_secret = ClientSecret::parse(secret.expose_secret())
-            .map_err(|e| Error::config(format!("{}: {e}", key("client_secret"))))?;
-        let scopes = match &c.scopes {
-            Some(s) => {
-                Scopes::parse(s).map_err(|e| Error::config(format!("{}: {e}", key("scopes"))))?
-            }
-            None => providers::get(provider).default_scope_list(),
-        };
-        apps.insert(
-            provider,
-            DefaultApp {
-                client_id,
-                client_secret,
-                scopes,
-            },
-        );
-    }
-    Ok(apps)
 }

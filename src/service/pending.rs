@@ -11,13 +11,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use std::sync::Arc;
+
 use super::accounts::Connected;
+use super::keys::Vault;
 use super::seal_contexts::pending_context;
-use super::{Account, Dravo};
+use crate::clock::Clock;
 use crate::domain::{AccountId, Owner, Timestamp};
 use crate::error::{Error, Result};
 use crate::providers::{ChildAccount, Identity, TokenSet};
-use crate::store::PendingRecord;
+use crate::store::{PendingRecord, Store};
 
 /// How long a pending connection waits for its confirmation.
 pub const CONFIRM_WITHIN_SECONDS: i64 = 600;
@@ -99,15 +102,30 @@ fn new_code() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
-impl Dravo {
-    /// Whether new connections wait for the dashboard's confirmation.
-    pub fn requires_confirmation(&self) -> bool {
-        self.0.config.connect.require_confirmation
+/// The consents that wait for their confirmation. It is handed the store (where they wait),
+/// the vault (which seals what they hold) and the clock.
+pub(super) struct Pending {
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Pending {
+    pub(super) fn new(store: Arc<dyn Store>, vault: Arc<Vault>, clock: Arc<dyn Clock>) -> Self {
+        Pending {
+            store,
+            vault,
+            clock,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Keeps a consent as a pending connection and returns its id and one-time code. Forgets
     /// connections that were never confirmed in time.
-    pub(super) async fn hold_for_confirmation(&self, c: Connected) -> Result<PendingConnection> {
+    pub(super) async fn hold(&self, c: Connected) -> Result<PendingConnection> {
         let now = self.now();
         let code = new_code();
         let held = Held {
@@ -131,10 +149,9 @@ impl Dravo {
         };
         let plain = serde_json::to_vec(&held)
             .map_err(|e| Error::Internal(format!("cannot encode a pending connection: {e}")))?;
-        let this = self.clone();
+        let vault = self.vault.clone();
         let hash = code_hash(&code);
         let id = self
-            .0
             .store
             .write(move |tx| {
                 Box::pin(async move {
@@ -148,7 +165,7 @@ impl Dravo {
                         Some(existing) => existing.id,
                         None => AccountId::generate(),
                     };
-                    let sealed = this.sealing_keys(tx).await?.sealer().seal(
+                    let sealed = vault.sealing_keys(tx).await?.sealer().seal(
                         &pending_context(id.as_str(), c.owner.as_str(), c.provider),
                         &plain,
                     );
@@ -173,20 +190,18 @@ impl Dravo {
         })
     }
 
-    /// Turns the owner's pending connection into an account, when `code` is the one the
-    /// callback gave. The account is then stored as any connect stores it (events and
-    /// webhooks included). A wrong code leaves the connection waiting.
-    pub async fn confirm_connection(
+    /// Takes the owner's pending connection, when `code` is the one the callback gave, and
+    /// returns the consent it held, for the connect flow to store. A wrong code leaves the
+    /// connection waiting.
+    pub(super) async fn take(
         &self,
         owner: &Owner,
         id: &AccountId,
         code: &str,
-    ) -> Result<Account> {
+    ) -> Result<Connected> {
         let now = self.now();
         let (owner_c, id_c, hash) = (owner.clone(), id.clone(), code_hash(code));
-        let pending = self
-            .0
-            .store
+        let pending = self.store
             .write(move |tx| Box::pin(async move {
                 let Some(pending) = tx.pending_connection(&owner_c, &id_c, now).await? else {
                     return Err(Error::not_found(format!(
@@ -204,6 +219,7 @@ impl Dravo {
             }))
             .await?;
         let plain = self
+            .vault
             .open_sealed(
                 &pending_context(
                     pending.id.as_str(),
@@ -215,7 +231,7 @@ impl Dravo {
             .await?;
         let held: Held = serde_json::from_slice(&plain)
             .map_err(|e| Error::Internal(format!("a pending connection does not decode: {e}")))?;
-        self.save_connected(Connected {
+        Ok(Connected {
             owner: owner.clone(),
             provider: pending.provider,
             oauth_app_id: pending.oauth_app_id,
@@ -240,14 +256,12 @@ impl Dravo {
                 .map(|list| list.into_iter().map(HeldChild::into_child).collect())
                 .transpose()?,
         })
-        .await
     }
 
     /// Forgets pending connections whose time to be confirmed has passed (their sealed
     /// tokens with them); returns how many.
-    pub async fn forget_unconfirmed(&self, now: Timestamp) -> Result<usize> {
-        self.0
-            .store
+    pub(super) async fn forget_unconfirmed(&self, now: Timestamp) -> Result<usize> {
+        self.store
             .write(move |tx| Box::pin(async move { tx.purge_expired_pending(now).await }))
             .await
     }

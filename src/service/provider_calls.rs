@@ -1,0 +1,56 @@
+//! What every call to a provider goes through: the HTTP client (built on first use) and each
+//! registered provider's endpoints, overrides applied. The connect flow, the token lifecycle,
+//! revocations and app checks are all handed this one part.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::domain::Provider;
+use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
+
+pub(super) struct ProviderCalls {
+    /// Built on first use: its TLS set-up (root certificates) would cost every CLI call
+    /// several milliseconds otherwise.
+    http: OnceLock<ProviderHttp>,
+    /// `providers.timeout_seconds`, for the client.
+    timeout: Duration,
+    /// Every registered provider's endpoints, overrides applied.
+    endpoints: HashMap<Provider, Endpoints>,
+}
+
+impl ProviderCalls {
+    /// The client settings and endpoints `config` names.
+    pub(super) fn of(config: &Config) -> Self {
+        let endpoints = providers::all()
+            .map(|p| {
+                let overrides = config
+                    .providers
+                    .get(p.id())
+                    .map(|c| EndpointOverrides {
+                        authorize_url: c.authorize_url.clone(),
+                        token_url: c.token_url.clone(),
+                        api_base: c.api_base.clone(),
+                        api_version: c.api_version.clone(),
+                    })
+                    .unwrap_or_default();
+                (p.id(), p.endpoints(&overrides))
+            })
+            .collect();
+        ProviderCalls {
+            http: OnceLock::new(),
+            timeout: Duration::from_secs(config.providers.timeout_seconds),
+            endpoints,
+        }
+    }
+
+    /// The client for calls to providers.
+    pub(super) fn http(&self) -> &ProviderHttp {
+        self.http.get_or_init(|| ProviderHttp::new(self.timeout))
+    }
+
+    pub(super) fn endpoints(&self, provider: Provider) -> &Endpoints {
+        &self.endpoints[&provider]
+    }
+}
