@@ -24,6 +24,7 @@ mod lifecycle;
 mod monitoring;
 mod pending;
 mod provider_calls;
+mod renewal;
 mod seal_contexts;
 mod shared;
 pub mod store_copy;
@@ -36,11 +37,11 @@ pub use crate::store::DatabaseLocation;
 pub use accounts::{Account, ListPage};
 pub use apps::{AppChanges, AppCredentials, NewApp, app_in_use_message};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
-pub use lifecycle::{
-    Decision, Policy, Trigger, deadline, decide, next_look, next_renewal, status_at,
-};
 pub use monitoring::NotReady;
 pub use pending::{CONFIRM_WITHIN_SECONDS, PendingConnection};
+pub use renewal::{
+    Decision, Policy, Trigger, deadline, decide, next_look, next_renewal, status_at,
+};
 pub use seal_contexts::{
     ACCESS as ACCESS_TOKEN_SEAL, REFRESH as REFRESH_TOKEN_SEAL, token_context,
 };
