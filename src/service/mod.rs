@@ -18,7 +18,6 @@ mod lifecycle;
 mod monitoring;
 mod pending;
 mod seal_contexts;
-mod shared;
 pub mod store_copy;
 mod webhooks;
 
@@ -26,6 +25,7 @@ pub use crate::domain::{
     AccessToken, AccountFilter, Deleted, Event, OAuthApp, WebhookEvent, WebhookStatus,
 };
 pub use crate::store::DatabaseLocation;
+pub use crate::store::ReadVersion;
 pub use accounts::{Account, ListPage};
 pub use apps::{AppChanges, AppCredentials, NewApp, app_in_use_message};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
@@ -37,7 +37,6 @@ pub use pending::{CONFIRM_WITHIN_SECONDS, PendingConnection};
 pub use seal_contexts::{
     ACCESS as ACCESS_TOKEN_SEAL, REFRESH as REFRESH_TOKEN_SEAL, token_context,
 };
-pub use shared::SharedList;
 pub use webhooks::signature as webhook_signature;
 
 use std::collections::HashMap;
@@ -56,7 +55,7 @@ use crate::domain::{ClientId, ClientSecret, Owner, Provider, Scopes, Timestamp};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::providers::{self, EndpointOverrides, Endpoints, ProviderHttp};
-use crate::store::{Page, Store};
+use crate::store::Store;
 use key_file::KeySource;
 
 /// Whether opening may create the database and key file.
@@ -148,8 +147,6 @@ struct Inner {
     allowed_return_urls: Vec<Url>,
     /// A tenant's OAuth apps (see `apps`).
     apps: apps::Apps,
-    /// The callers' views of the store's account pages (see `shared`).
-    account_pages: shared::Derived<AccountPageKey, Page<Account>, SharedList<Account>>,
     /// Refreshes in flight in this process, one queue per account (see `lifecycle`).
     refresh_locks: lifecycle::RefreshLocks,
     /// Posts the outbox's events (see `webhooks`).
@@ -159,9 +156,6 @@ struct Inner {
     /// The database's figures for scrapes (`monitoring`).
     figures: monitoring::FigureCounter,
 }
-
-/// (owner, filter, position after, page size): one page of an owner's accounts.
-type AccountPageKey = (String, AccountFilter, Option<i64>, usize);
 
 /// A provider's default (platform) app from `[providers.<name>]`.
 struct DefaultApp {
@@ -290,7 +284,6 @@ impl Dravo {
             default_apps,
             allowed_return_urls,
             apps,
-            account_pages: Default::default(),
             refresh_locks: Default::default(),
             webhooks,
             metrics,
@@ -333,6 +326,12 @@ impl Dravo {
     }
 
     /// Checks a dashboard bearer token; returns the tenant.
+    /// What the database looks like to this thread's reads now, when the store can tell (see
+    /// `store::ReadVersion`): equal versions mean nothing was committed in between.
+    pub async fn read_version(&self) -> Result<Option<ReadVersion>> {
+        self.0.store.read_version().await
+    }
+
     pub fn authenticate(&self, token: &str) -> Result<Owner> {
         self.0.vault.auth().verify(token)
     }
