@@ -20,9 +20,9 @@
 //!    - the refresher's "due soon" query (`Store::due_accounts`, with its batch of 200),
 //!      looking a day ahead so that both databases answer a full batch.
 //!
-//!    The store keeps a tenant's lists while nothing was written (its read memo); every
-//!    round starts with a commit (a state nonce, through the store), so each read is a real
-//!    query, as after any write.
+//!    Every round starts with a commit (a state nonce, through the store), so each read
+//!    meets the database as after any write (SQLite drops a read connection's page cache
+//!    when another connection has committed).
 //! 4. Prints each median and p99, the ratio big / empty (target: within 2×), the seeding
 //!    time and the database size per million accounts.
 //!
@@ -238,7 +238,7 @@ const QUERIES: [&str; 5] = [
     "due accounts (refresher's query, 200)",
 ];
 
-/// One round: a commit (so the store's memo cannot answer), then each query once, timed.
+/// One round: a commit (as after any write), then each query once, timed.
 async fn round(t: &Target, samples: &mut [Vec<Duration>; 5]) -> Result<()> {
     let now = Timestamp::now_system();
     let nonce = format!("{:032x}", rand::rng().random::<u128>());

@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::error::{ApiError, LimitedError, RefreshError};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
+use crate::api::rendered::{ListKey, RenderedLists};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::{AccountId, AccountKind, AccountStatus, Provider};
 use crate::service::AccountFilter;
@@ -81,7 +82,11 @@ pub enum AccountConfirmed {
     Ok(Json<AccountView>),
 }
 
-pub struct AccountsApi;
+#[derive(Default)]
+pub struct AccountsApi {
+    /// The first page's rendered bodies (see `rendered`).
+    rendered: RenderedLists,
+}
 
 #[OpenApi(tag = "ApiTags::Accounts")]
 impl AccountsApi {
@@ -116,17 +121,33 @@ impl AccountsApi {
             kind: kind.0.map(|k| k.0),
             parent_id: parent_id.0.map(|p| p.0),
         };
+        // Only first pages are kept (see `rendered`).
+        let key = cursor
+            .0
+            .is_none()
+            .then(|| ListKey::FirstAccounts(auth.0.clone(), filter.clone(), limit.0));
+        // Taken before the page is read: see `rendered`.
+        let version = match &key {
+            Some(key) => {
+                let version = dravo.read_version().await?;
+                if let Some(body) = self.rendered.get(key, version) {
+                    return Ok(AccountList::Ok(JsonBody::from_rendered(body)));
+                }
+                version
+            }
+            None => None,
+        };
         let page = dravo
             .list_accounts_page(&auth.0, filter, cursor.0.as_deref(), limit.0)
             .await?;
-        // The shared page renders its body once; later requests send the same bytes.
-        let body = page.rendered.get_or_init(|| {
-            JsonBody::render(&AccountPageView {
-                data: page.items.iter().cloned().map(Into::into).collect(),
-                next_cursor: page.next_cursor.clone(),
-            })
+        let body = JsonBody::render(&AccountPageView {
+            data: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
         });
-        Ok(AccountList::Ok(JsonBody::from_rendered(body.clone())))
+        if let Some(key) = key {
+            self.rendered.put(key, version, &body);
+        }
+        Ok(AccountList::Ok(JsonBody::from_rendered(body)))
     }
 
     /// Get a connected account

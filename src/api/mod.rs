@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod oauth_apps;
 pub mod payload;
+pub mod rendered;
 pub mod request_id;
 pub mod spec;
 
@@ -94,9 +95,9 @@ type Apis = (
 fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
-            oauth_apps::OAuthAppsApi,
+            oauth_apps::OAuthAppsApi::default(),
             oauth::OAuthApi,
-            accounts::AccountsApi,
+            accounts::AccountsApi::default(),
             health::HealthApi,
         ),
         "Dravo",

@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::error::{ApiError, LimitedError};
 use crate::api::limits::RateLimits;
 use crate::api::payload::JsonBody;
+use crate::api::rendered::{ListKey, RenderedLists};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::Provider;
 use crate::domain::{AppId, AppName, ClientId, ClientSecret};
@@ -119,7 +120,11 @@ pub enum Deleted {
     NoContent,
 }
 
-pub struct OAuthAppsApi;
+#[derive(Default)]
+pub struct OAuthAppsApi {
+    /// The list's rendered bodies (see `rendered`).
+    rendered: RenderedLists,
+}
 
 #[OpenApi(tag = "ApiTags::OauthApps")]
 impl OAuthAppsApi {
@@ -169,15 +174,18 @@ impl OAuthAppsApi {
         /// Filter by provider.
         provider: Query<Option<Checked<Provider>>>,
     ) -> Result<AppList, ApiError> {
-        let list = dravo
-            .list_apps_shared(&auth.0, provider.0.map(|p| p.0))
-            .await?;
-        // The shared list renders its body once; later requests send the same bytes.
-        let body = list.rendered.get_or_init(|| {
-            let views: Vec<OAuthAppView> = list.items.iter().cloned().map(Into::into).collect();
-            JsonBody::render(&views)
-        });
-        Ok(AppList::Ok(JsonBody::from_rendered(body.clone())))
+        let provider = provider.0.map(|p| p.0);
+        let key = ListKey::Apps(auth.0.clone(), provider);
+        // Taken before the list is read: see `rendered`.
+        let version = dravo.read_version().await?;
+        if let Some(body) = self.rendered.get(&key, version) {
+            return Ok(AppList::Ok(JsonBody::from_rendered(body)));
+        }
+        let apps = dravo.list_apps(&auth.0, provider).await?;
+        let views: Vec<OAuthAppView> = apps.into_iter().map(Into::into).collect();
+        let body = JsonBody::render(&views);
+        self.rendered.put(key, version, &body);
+        Ok(AppList::Ok(JsonBody::from_rendered(body)))
     }
 
     /// Get an OAuth app

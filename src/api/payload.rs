@@ -1,7 +1,7 @@
 //! `JsonBody<T>`: a JSON payload documented as `T` (its poem-openapi schema) but sent from
 //! bytes rendered earlier by serde, straight from `T`, without building a `serde_json::Value`
-//! tree first. The hot reads (lists of apps and accounts) keep their rendered body with the
-//! shared list, so while nothing changes they render once. A test in `views` proves serde and
+//! tree first. The hot reads (lists of apps and accounts) keep their rendered body while the
+//! database is unchanged (`rendered`). A test in `views` proves serde and
 //! poem-openapi give the same JSON for every view.
 
 use std::marker::PhantomData;

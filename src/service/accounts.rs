@@ -1,12 +1,10 @@
 //! Connected accounts: the read side, deleting one, and what a successful connect hands the
 //! connect flow to store (`Connected`; `Connect::save_connected` stores it).
 
-use std::sync::Arc;
-
 use serde_json::json;
 
+use super::Dravo;
 use super::seal_contexts::{ACCESS, Cursors, cursor_context};
-use super::{Dravo, SharedList};
 use crate::domain::AccountFilter;
 use crate::domain::{AccountId, AppId, Deleted, Event, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
@@ -75,15 +73,14 @@ pub(super) struct Connected {
 }
 
 impl Dravo {
-    /// One page of the owner's accounts (see `Store::list_accounts_page`), shared so that
-    /// its rendered body is built once while nothing changes (the API's hot read).
+    /// One page of the owner's accounts (see `Store::list_accounts_page`).
     pub async fn list_accounts_page(
         &self,
         owner: &Owner,
         filter: AccountFilter,
         cursor: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<Arc<SharedList<Account>>> {
+    ) -> Result<ListPage<Account>> {
         let list = Cursors::Accounts;
         let after = match cursor {
             Some(c) => Some(self.open_cursor(list, owner, c).await?),
@@ -93,19 +90,14 @@ impl Dravo {
         let page = self
             .0
             .store
-            .list_accounts_page(owner, filter.clone(), after, limit)
+            .list_accounts_page(owner, filter, after, limit)
             .await?;
-        Ok(self.0.account_pages.get_or_make(
-            (owner.as_str().to_owned(), filter, after, limit),
-            &page,
-            |page| SharedList {
-                items: page.items.clone(),
-                next_cursor: page
-                    .next_after
-                    .map(|after| self.seal_cursor(list, owner, after)),
-                rendered: Default::default(),
-            },
-        ))
+        Ok(ListPage {
+            next_cursor: page
+                .next_after
+                .map(|after| self.seal_cursor(list, owner, after)),
+            items: page.items,
+        })
     }
 
     /// Every account of the owner matching `filter`, following the pages.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use super::Dravo;
 use super::keys::Vault;
 use super::seal_contexts::secret_context;
-use super::shared::{self, SharedList};
 use crate::clock::Clock;
 use crate::domain::{
     AppId, AppName, ClientId, ClientSecret, Deleted, OAuthApp, Owner, Provider, Scopes,
@@ -78,8 +77,6 @@ pub(super) struct Apps {
     clock: Arc<dyn Clock>,
     /// Where callbacks arrive (each app's view names its redirect URI).
     public_url: String,
-    /// The callers' views of the store's shared lists (see `shared`).
-    lists: shared::Derived<(String, Option<Provider>), [AppRecord], SharedList<OAuthApp>>,
 }
 
 impl Apps {
@@ -94,7 +91,6 @@ impl Apps {
             vault,
             clock,
             public_url,
-            lists: Default::default(),
         }
     }
 
@@ -150,26 +146,18 @@ impl Apps {
         Ok(self.view(&record))
     }
 
-    /// The owner's apps, oldest first, as a shared list (the API's hot read).
-    pub(super) async fn list_shared(
+    /// The owner's apps, oldest first.
+    pub(super) async fn list(
         &self,
         owner: &Owner,
         provider: Option<Provider>,
-    ) -> Result<Arc<SharedList<OAuthApp>>> {
+    ) -> Result<Vec<OAuthApp>> {
         let rows = self.store.list_apps(owner, provider).await?;
-        Ok(self
-            .lists
-            .get_or_make((owner.as_str().to_owned(), provider), &rows, |rows| {
-                SharedList {
-                    items: rows.iter().map(|r| self.view(r)).collect(),
-                    next_cursor: None,
-                    rendered: Default::default(),
-                }
-            }))
+        Ok(rows.iter().map(|r| self.view(r)).collect())
     }
 
     /// One of the owner's apps as stored.
-    pub(super) async fn record(&self, owner: &Owner, id: &AppId) -> Result<Arc<AppRecord>> {
+    pub(super) async fn record(&self, owner: &Owner, id: &AppId) -> Result<AppRecord> {
         self.store
             .get_app(owner, id)
             .await?
@@ -177,7 +165,7 @@ impl Apps {
     }
 
     pub(super) async fn get(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {
-        Ok(self.view(&*self.record(owner, id).await?))
+        Ok(self.view(&self.record(owner, id).await?))
     }
 
     /// Changes an app's name, scopes and/or secret. A new secret is sealed as `create_app`
@@ -295,16 +283,7 @@ impl Dravo {
         owner: &Owner,
         provider: Option<Provider>,
     ) -> Result<Vec<OAuthApp>> {
-        Ok(self.list_apps_shared(owner, provider).await?.items.clone())
-    }
-
-    /// The owner's apps, oldest first, as a shared list (the API's hot read).
-    pub async fn list_apps_shared(
-        &self,
-        owner: &Owner,
-        provider: Option<Provider>,
-    ) -> Result<Arc<SharedList<OAuthApp>>> {
-        self.0.apps.list_shared(owner, provider).await
+        self.0.apps.list(owner, provider).await
     }
 
     pub async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {

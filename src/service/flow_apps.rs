@@ -26,7 +26,7 @@ pub(super) struct FlowApp {
 /// Where the app's client secret is. `start` never needs it, so a BYOK secret stays sealed
 /// until the callback exchanges a code.
 enum FlowSecret {
-    Sealed(Arc<AppRecord>),
+    Sealed(Box<AppRecord>),
     Config(ClientSecret),
 }
 
@@ -75,7 +75,7 @@ impl FlowApps {
                     app_id: Some(id.clone()),
                     client_id: row.client_id.clone(),
                     scopes: row.scopes.clone(),
-                    secret: FlowSecret::Sealed(row),
+                    secret: FlowSecret::Sealed(Box::new(row)),
                 })
             }
             None => {

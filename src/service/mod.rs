@@ -26,7 +26,6 @@ mod pending;
 mod provider_calls;
 mod renewal;
 mod seal_contexts;
-mod shared;
 pub mod store_copy;
 mod webhooks;
 
@@ -34,6 +33,7 @@ pub use crate::domain::{
     AccessToken, AccountFilter, Deleted, Event, OAuthApp, WebhookEvent, WebhookStatus,
 };
 pub use crate::store::DatabaseLocation;
+pub use crate::store::ReadVersion;
 pub use accounts::{Account, ListPage};
 pub use apps::{AppChanges, AppCredentials, NewApp, app_in_use_message};
 pub use connect::{CallbackOutcome, CallbackParams, FailureKind};
@@ -45,7 +45,6 @@ pub use renewal::{
 pub use seal_contexts::{
     ACCESS as ACCESS_TOKEN_SEAL, REFRESH as REFRESH_TOKEN_SEAL, token_context,
 };
-pub use shared::SharedList;
 pub use webhooks::signature as webhook_signature;
 
 use std::net::SocketAddr;
@@ -58,7 +57,7 @@ use crate::crypto::KeyRing;
 use crate::domain::{Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{Page, Store};
+use crate::store::Store;
 use key_file::KeySource;
 
 /// Whether opening may create the database and key file.
@@ -154,8 +153,6 @@ struct Inner {
     apps: Arc<apps::Apps>,
     /// Records account events and their webhooks (see `events`).
     outbox: Arc<events::Outbox>,
-    /// The callers' views of the store's account pages (see `shared`).
-    account_pages: shared::Derived<AccountPageKey, Page<Account>, SharedList<Account>>,
     /// Access tokens, refreshes (their locks and leases) and the refresher (see `lifecycle`).
     tokens: Arc<lifecycle::Tokens>,
     /// The connect flow, its return URLs and pending connections (see `connect`).
@@ -167,9 +164,6 @@ struct Inner {
     /// The database's figures for scrapes (`monitoring`).
     figures: monitoring::FigureCounter,
 }
-
-/// (owner, filter, position after, page size): one page of an owner's accounts.
-type AccountPageKey = (String, AccountFilter, Option<i64>, usize);
 
 impl Dravo {
     /// Opens the database and the keys named by `config`, on the system clock. `bound` is
@@ -296,7 +290,6 @@ impl Dravo {
             flow_apps,
             apps,
             outbox,
-            account_pages: Default::default(),
             tokens,
             connect,
             webhooks,
@@ -326,6 +319,12 @@ impl Dravo {
     /// The callback URL for `provider`, which users register at the provider.
     pub fn redirect_uri(&self, provider: Provider) -> String {
         apps::redirect_uri(&self.0.public_url, provider)
+    }
+
+    /// What the database looks like to this thread's reads now, when the store can tell (see
+    /// `store::ReadVersion`): equal versions mean nothing was committed in between.
+    pub async fn read_version(&self) -> Result<Option<ReadVersion>> {
+        self.0.store.read_version().await
     }
 
     /// Checks a dashboard bearer token; returns the tenant.

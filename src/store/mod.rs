@@ -19,8 +19,6 @@ pub mod sealed_sql;
 pub mod sqlite;
 pub mod tables;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
 use crate::domain::{
@@ -33,6 +31,30 @@ pub use crate::domain::AccountFilter;
 pub use location::DatabaseLocation;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// A token for the state of the database a read saw, where the backend can tell it cheaply:
+/// SQLite's `PRAGMA data_version` on one of this process's read connections, with that
+/// connection's number (unique in the process, never reused; the pragma's values are only
+/// comparable on one connection). SQLite documents that the value changes on a connection
+/// when any other connection commits, and the read connections never write. So two equal
+/// tokens mean no commit by anyone, this process or another (the CLI), landed between the
+/// two readings; and whatever was read after a token was taken is at least as new as the
+/// database was at that token. Nothing else is promised: a different token may name the same
+/// data (another connection, or a commit that changed other rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReadVersion {
+    connection: u64,
+    data_version: i64,
+}
+
+impl ReadVersion {
+    pub(crate) fn new(connection: u64, data_version: i64) -> ReadVersion {
+        ReadVersion {
+            connection,
+            data_version,
+        }
+    }
+}
 
 /// An OAuth app as stored, with its secret still sealed.
 #[derive(Debug, Clone)]
@@ -552,33 +574,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// The master keys the database records, by id.
     async fn master_keys(&self) -> Result<Vec<MasterKeyRecord>>;
-    /// `WriteTx::count_sealed` outside a write: a scan of every sealed column.
+    /// `KeyTx::count_sealed` outside a write: a scan of every sealed column.
     async fn count_sealed(&self, keys: Vec<Vec<Vec<u8>>>) -> Result<Vec<SealedCounts>>;
 
-    /// The owner's apps, oldest first, optionally for one provider. Shared and immutable: a
-    /// backend may hand out the same list again while nothing has changed, so callers may
-    /// memoise what they derive from it by its identity (`Arc::ptr_eq`).
-    async fn list_apps(
-        &self,
-        owner: &Owner,
-        provider: Option<Provider>,
-    ) -> Result<Arc<[AppRecord]>>;
+    /// What the database looks like to this process's reads now, when the backend can tell
+    /// cheaply (see `ReadVersion`); `None` when it cannot, and then nothing read may be
+    /// reused.
+    async fn read_version(&self) -> Result<Option<ReadVersion>>;
+
+    /// The owner's apps, oldest first, optionally for one provider.
+    async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>>;
     /// One of the owner's apps.
-    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<Arc<AppRecord>>>;
+    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
 
     /// One of the owner's accounts.
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>>;
     /// One page of the owner's accounts matching `filter`, in the order
     /// they were first connected, starting after the position `after` (a value from an
-    /// earlier page's `next_after`). Shared like `list_apps`. Only what a list shows
-    /// (`codec::LISTED_ACCOUNT_COLUMNS`): a page never carries a sealed token.
+    /// earlier page's `next_after`). Only what a list shows
+    /// (`tables::ACCOUNT_LISTING`): a page never carries a sealed token.
     async fn list_accounts_page(
         &self,
         owner: &Owner,
         filter: AccountFilter,
         after: Option<i64>,
         limit: usize,
-    ) -> Result<Arc<Page<Account>>>;
+    ) -> Result<Page<Account>>;
     /// One page of an account's events, newest first, starting before the position `before`.
     async fn list_events(
         &self,
@@ -630,7 +651,7 @@ impl dyn Store {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut dyn WriteTx) -> TxFuture<'t, T> + Send + 'static,
     {
-        let result = Arc::new(std::sync::Mutex::new(None));
+        let result = std::sync::Arc::new(std::sync::Mutex::new(None));
         let slot = result.clone();
         self.write_work(Box::new(move |tx| {
             Box::pin(async move {

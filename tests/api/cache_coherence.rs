@@ -279,3 +279,98 @@ async fn a_fresh_server_never_serves_a_deleted_app() {
     }
     assert!(stale.is_empty(), "{} stale reads: {:?}", stale.len(), stale);
 }
+
+async fn account_ids_on(
+    client: &reqwest::Client,
+    app: &support::TestApp,
+    path: &str,
+    token: &str,
+) -> Vec<String> {
+    let resp = client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let page: serde_json::Value = resp.json().await.unwrap();
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An account id whose last letters spell `n` (ids are 20 letters of base32).
+fn account_id(n: usize) -> String {
+    let mut letters = ['a'; 20];
+    let mut rest = n;
+    for slot in letters.iter_mut().rev() {
+        *slot = (b'a' + (rest % 26) as u8) as char;
+        rest /= 26;
+    }
+    format!("acc_{}", letters.iter().collect::<String>())
+}
+
+/// The first page of accounts, whose rendered body the server keeps while the database is
+/// unchanged: a row another connection inserts or deletes (as another process would) shows
+/// up in the next read on every worker and connection, with or without a filter or a page
+/// size, 100 rounds over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_account_list_read_on_every_worker_sees_every_commit() {
+    let app = spawn_app().await;
+    let token = app.token("alice");
+    let clients = pinned_clients(4);
+    let db = support::Db::open(&app.db_path());
+    let paths = [
+        "/v1/accounts",
+        "/v1/accounts?provider=x",
+        "/v1/accounts?limit=500",
+    ];
+    let mut stale = Vec::new();
+    for round in 0..100 {
+        let id = account_id(round);
+        db.execute(
+            "INSERT INTO accounts (id, owner, provider, oauth_app_id, provider_account_id,
+                                   username, display_name, scopes, status, access_token_sealed,
+                                   refresh_token_sealed, expires_at, refresh_expires_at,
+                                   created_at, updated_at)
+             VALUES (?1, 'alice', 'x', NULL, ?1, 'someone', 'Someone', '[\"tweet.read\"]',
+                     'active', ?2, NULL, NULL, NULL, 1704067200, 1704067200)",
+            &[id.clone().into(), vec![0u8].into()],
+        );
+        for c in (0..clients.len()).map(|i| (i + round) % clients.len()) {
+            for path in paths {
+                if !account_ids_on(&clients[c], &app, path, &token)
+                    .await
+                    .contains(&id)
+                {
+                    stale.push(format!(
+                        "round {round}: {path} on connection {c} missed {id}"
+                    ));
+                }
+            }
+        }
+        db.execute("DELETE FROM accounts WHERE id = ?1", &[id.clone().into()]);
+        for c in (0..clients.len()).rev() {
+            for path in paths {
+                if account_ids_on(&clients[c], &app, path, &token)
+                    .await
+                    .contains(&id)
+                {
+                    stale.push(format!(
+                        "round {round}: {path} on connection {c} still had deleted {id}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} stale reads, first: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(10)]
+    );
+    app.stop().await;
+}

@@ -34,7 +34,8 @@ use tokio_postgres::{Row, Statement};
 use super::{
     AccountFilter, AccountRecord, AccountTx, AppRecord, AppTx, EventRecord, EventTx,
     ExistingAccount, KeyTx, MasterKeyRecord, MetaTx, OutboxRecord, Page, PendingRecord, PendingTx,
-    SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store, WebhookBacklog, WriteWork,
+    ReadVersion, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store, WebhookBacklog,
+    WriteWork,
 };
 use crate::domain::{
     Account, AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
@@ -410,27 +411,26 @@ impl Store for PgStore {
         Ok(counts)
     }
 
-    async fn list_apps(
-        &self,
-        owner: &Owner,
-        provider: Option<Provider>,
-    ) -> Result<Arc<[AppRecord]>> {
+    /// Other nodes' commits give no signal short of asking the database, which is the round
+    /// trip a reused read would save: nothing read is reused.
+    async fn read_version(&self) -> Result<Option<ReadVersion>> {
+        Ok(None)
+    }
+
+    async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>> {
         let rows = self
             .rows(
                 &apps::LIST,
                 &[&owner.as_str(), &provider.map(Provider::as_str)],
             )
             .await?;
-        rows.iter()
-            .map(apps::from_row)
-            .collect::<Result<Vec<_>>>()
-            .map(Into::into)
+        rows.iter().map(apps::from_row).collect()
     }
 
-    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<Arc<AppRecord>>> {
+    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
         self.row(&apps::GET, &[&owner.as_str(), &id.as_str()])
             .await?
-            .map(|r| apps::from_row(&r).map(Arc::new))
+            .map(|r| apps::from_row(&r))
             .transpose()
     }
 
@@ -447,7 +447,7 @@ impl Store for PgStore {
         filter: AccountFilter,
         after: Option<i64>,
         limit: usize,
-    ) -> Result<Arc<Page<Account>>> {
+    ) -> Result<Page<Account>> {
         let rows = self
             .rows(
                 &accounts::PAGE,
@@ -466,9 +466,7 @@ impl Store for PgStore {
             .iter()
             .map(|r| Ok((r.try_get::<_, i64>(0)?, accounts::listed_from_row(r, 1)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(
-            Page::from_read(items, limit, |(seq, _)| *seq).map(|(_, a)| a),
-        ))
+        Ok(Page::from_read(items, limit, |(seq, _)| *seq).map(|(_, a)| a))
     }
 
     async fn list_events(

@@ -9,15 +9,14 @@
 //!   microseconds, less than a hop to the blocking pool. Each statement is its own read
 //!   transaction, started after the previous one ended, so it sees every commit that finished
 //!   before it began, by this process or another (the CLI).
-//! - The lists and single apps each read connection returned are kept with it (`ReadMemo`)
-//!   and handed out again while that same connection's `PRAGMA data_version` is unchanged.
-//!   SQLite documents that two invocations of the pragma on one connection differ when any
-//!   other connection committed in between; the read connection itself never writes. The
-//!   version is taken before the read it tags, on the same connection, in one synchronous
-//!   call, so an entry is never older than the last commit before the pragma: a commit that
-//!   lands between the pragma and the read only makes the entry newer than its tag, and the
-//!   next pragma discards it. (The bug this replaces compared counters of *different*
-//!   connections, which move independently.)
+//! - Nothing read is kept here. `read_version` reads `PRAGMA data_version` on the thread's
+//!   read connection and names that connection (`ReadVersion`): SQLite documents that two
+//!   invocations of the pragma on one connection differ when any other connection committed
+//!   in between, and the read connection itself never writes. A layer above may keep what it
+//!   made from a read tagged with a version taken *before* that read, and reuse it while the
+//!   version is the same: a commit landing between the pragma and the read only makes what
+//!   was read newer than its tag, and the next pragma differs. Values of different
+//!   connections move independently and are never compared (the bug of an earlier cache).
 
 mod accounts;
 mod apps;
@@ -29,8 +28,6 @@ mod meta;
 mod outbox;
 mod pending;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +40,7 @@ use thread_local::ThreadLocal;
 
 use super::{
     AccountFilter, AccountRecord, AppRecord, EventRecord, MasterKeyRecord, OutboxRecord, Page,
-    SchemaVersion, SealedCounts, Store, WebhookBacklog, WriteWork,
+    ReadVersion, SchemaVersion, SealedCounts, Store, WebhookBacklog, WriteWork,
 };
 use crate::domain::{Account, AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
@@ -130,43 +127,14 @@ pub struct SqliteStore {
     readers: Arc<ThreadLocal<Reader>>,
 }
 
-/// A thread's read connection and what it read, valid while its `data_version` stands.
+/// A thread's read connection, numbered for `ReadVersion`.
 struct Reader {
     conn: Connection,
-    memo: RefCell<ReadMemo>,
+    number: u64,
 }
 
-/// Past this many entries a thread's memo starts over (bounds memory with many tenants).
-const MEMO_LIMIT: usize = 4096;
-
-type ListKey = (String, Option<Provider>);
-type AccountPageKey = (String, AccountFilter, Option<i64>, usize);
-
-#[derive(Default)]
-struct ReadMemo {
-    /// The connection's `data_version` when these entries were read.
-    version: i64,
-    app_lists: HashMap<ListKey, Arc<[AppRecord]>>,
-    apps: HashMap<(String, String), Option<Arc<AppRecord>>>,
-    account_pages: HashMap<AccountPageKey, Arc<Page<Account>>>,
-}
-
-impl ReadMemo {
-    fn len(&self) -> usize {
-        self.app_lists.len() + self.apps.len() + self.account_pages.len()
-    }
-
-    /// Empties the memo unless it was read at `version` (and has room).
-    fn at(&mut self, version: i64) -> &mut Self {
-        if self.version != version || self.len() >= MEMO_LIMIT {
-            *self = ReadMemo {
-                version,
-                ..ReadMemo::default()
-            };
-        }
-        self
-    }
-}
+/// The number of the next read connection opened in this process, by any store.
+static NEXT_READER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Reports how long each checkout from the pool waited (`dravo_db_pool_wait_seconds`).
 #[derive(Debug)]
@@ -258,7 +226,7 @@ impl SqliteStore {
             conn.execute_batch("PRAGMA query_only = ON;")?;
             Ok(Reader {
                 conn,
-                memo: RefCell::new(ReadMemo::default()),
+                number: NEXT_READER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             })
         })
     }
@@ -268,30 +236,15 @@ impl SqliteStore {
         f(&self.reader()?.conn)
     }
 
-    /// A read whose result is kept with this thread's connection: `entry` picks the memo's
-    /// slot, `load` reads on a miss. See the module comment for why this is never stale.
-    fn memo_read<K, V>(
-        &self,
-        key: K,
-        entry: impl Fn(&mut ReadMemo) -> &mut HashMap<K, V>,
-        load: impl FnOnce(&Connection) -> Result<V>,
-    ) -> Result<V>
-    where
-        K: std::hash::Hash + Eq,
-        V: Clone,
-    {
+    /// This thread's read connection's `data_version`, with the connection's number (see the
+    /// module comment).
+    fn version_now(&self) -> Result<ReadVersion> {
         let reader = self.reader()?;
         let version: i64 = reader
             .conn
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |r| r.get(0))?;
-        let mut memo = reader.memo.borrow_mut();
-        if let Some(hit) = entry(memo.at(version)).get(&key) {
-            return Ok(hit.clone());
-        }
-        let value = load(&reader.conn)?;
-        entry(&mut memo).insert(key, value.clone());
-        Ok(value)
+        Ok(ReadVersion::new(reader.number, version))
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool, off the async workers.
@@ -366,24 +319,16 @@ impl Store for SqliteStore {
         self.blocking(move |c| keys::count(c, &keys)).await
     }
 
-    async fn list_apps(
-        &self,
-        owner: &Owner,
-        provider: Option<Provider>,
-    ) -> Result<Arc<[AppRecord]>> {
-        self.memo_read(
-            (owner.as_str().to_owned(), provider),
-            |m| &mut m.app_lists,
-            |c| Ok(apps::list(c, owner, provider)?.into()),
-        )
+    async fn read_version(&self) -> Result<Option<ReadVersion>> {
+        self.version_now().map(Some)
     }
 
-    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<Arc<AppRecord>>> {
-        self.memo_read(
-            (owner.as_str().to_owned(), id.as_str().to_owned()),
-            |m| &mut m.apps,
-            |c| Ok(apps::get(c, owner, id)?.map(Arc::new)),
-        )
+    async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>> {
+        self.read(|c| apps::list(c, owner, provider))
+    }
+
+    async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
+        self.read(|c| apps::get(c, owner, id))
     }
 
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {
@@ -396,12 +341,8 @@ impl Store for SqliteStore {
         filter: AccountFilter,
         after: Option<i64>,
         limit: usize,
-    ) -> Result<Arc<Page<Account>>> {
-        self.memo_read(
-            (owner.as_str().to_owned(), filter.clone(), after, limit),
-            |m| &mut m.account_pages,
-            |c| Ok(Arc::new(accounts::page(c, owner, &filter, after, limit)?)),
-        )
+    ) -> Result<Page<Account>> {
+        self.read(|c| accounts::page(c, owner, &filter, after, limit))
     }
 
     async fn list_events(
@@ -704,20 +645,23 @@ mod tests {
         }
     }
 
-    /// The memo hands out the same list while nothing changed, and a fresh one after every
-    /// commit by another connection (as the CLI makes them), 200 times over.
+    /// The read version stays while nothing is committed, and changes with every commit by
+    /// another connection (as the CLI makes them) and by the store's own writes, 200 times
+    /// over; what is read after it sees the commit. Another store's connection never gives
+    /// an equal version.
     #[tokio::test]
-    async fn memoised_lists_follow_every_commit_of_another_connection() {
+    async fn the_read_version_changes_with_every_commit_of_another_connection() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let store = SqliteStore::open(&path).unwrap();
         let alice = Owner::parse("owner", "alice").unwrap();
         let other = Connection::open(&path).unwrap();
-        let mut last = store.list_apps(&alice, None).await.unwrap();
-        assert!(last.is_empty());
+        assert!(store.list_apps(&alice, None).await.unwrap().is_empty());
+        let mut last = store.read_version().await.unwrap().expect("SQLite tells");
+        let mut seen = std::collections::HashSet::from([last]);
         for i in 0..200 {
-            let again = store.list_apps(&alice, None).await.unwrap();
-            assert!(Arc::ptr_eq(&last, &again), "unchanged: the same list");
+            let again = store.read_version().await.unwrap().unwrap();
+            assert_eq!(last, again, "nothing committed: the same version");
             other
                 .execute(
                     "INSERT INTO oauth_apps (id, owner, provider, name, client_id, client_secret_sealed, scopes, created_at)
@@ -725,14 +669,26 @@ mod tests {
                     rusqlite::params![format!("oa_{i}"), i as i64],
                 )
                 .unwrap();
-            let now = store.list_apps(&alice, None).await.unwrap();
-            assert_eq!(now.len(), i + 1, "commit {i} was not seen");
-            let one = AppId::parse(&format!("oa_{}", "a".repeat(20))).unwrap();
-            assert!(store.get_app(&alice, &one).await.unwrap().is_none());
+            let now = store.read_version().await.unwrap().unwrap();
+            assert!(seen.insert(now), "commit {i}: a version seen before");
+            assert_eq!(
+                store.list_apps(&alice, None).await.unwrap().len(),
+                i + 1,
+                "commit {i} was not seen"
+            );
             last = now;
         }
         other.execute("DELETE FROM oauth_apps", []).unwrap();
+        assert_ne!(store.read_version().await.unwrap().unwrap(), last);
         assert!(store.list_apps(&alice, None).await.unwrap().is_empty());
+        // The store's own writes go through other connections than its reads.
+        let before = store.read_version().await.unwrap().unwrap();
+        store.meta_init("k", "v").await.unwrap();
+        assert_ne!(store.read_version().await.unwrap().unwrap(), before);
+        // Another store on the same file: its own connection, never an equal version.
+        let twin = SqliteStore::open(&path).unwrap();
+        let here = store.read_version().await.unwrap().unwrap();
+        assert_ne!(twin.read_version().await.unwrap().unwrap(), here);
     }
 
     #[tokio::test]
@@ -837,7 +793,7 @@ mod tests {
         let read = store.get_app(&alice, &id).await.unwrap().unwrap();
         assert_eq!(read.last_check.as_ref(), Some(&check));
         assert_eq!(check.outcome(), CheckStatus::Failed);
-        let mut cleared = (*read).clone();
+        let mut cleared = read.clone();
         cleared.last_check = None;
         store
             .write(move |tx| Box::pin(async move { tx.update_app(&cleared).await }))
