@@ -9,7 +9,12 @@
 //!   microseconds, less than a hop to the blocking pool. Each statement is its own read
 //!   transaction, started after the previous one ended, so it sees every commit that finished
 //!   before it began, by this process or another (the CLI).
-//! - Nothing read is kept here. `read_version` reads `PRAGMA data_version` on the thread's
+//! - Single apps (the connect flow's `start` reads one per request) are kept with the thread's
+//!   read connection (`AppMemo`) while that connection's `PRAGMA data_version` is unchanged,
+//!   and handed out as copies, so no caller can tell a kept app from a fresh read. The version
+//!   is taken before the read it tags, on the same connection, in one synchronous call (the
+//!   rule below). Nothing else read is kept here.
+//! - `read_version` reads `PRAGMA data_version` on the thread's
 //!   read connection and names that connection (`ReadVersion`): SQLite documents that two
 //!   invocations of the pragma on one connection differ when any other connection committed
 //!   in between, and the read connection itself never writes. A layer above may keep what it
@@ -131,6 +136,25 @@ pub struct SqliteStore {
 struct Reader {
     conn: Connection,
     number: u64,
+    apps: std::cell::RefCell<AppMemo>,
+}
+
+/// Single apps this thread's read connection returned, valid while its `data_version` is
+/// `version` (see the module comment).
+#[derive(Default)]
+struct AppMemo {
+    version: i64,
+    apps: std::collections::HashMap<(Owner, AppId), Option<AppRecord>>,
+}
+
+/// Past this many apps a thread's memo starts over (bounds memory with many tenants).
+const APP_MEMO_LIMIT: usize = 1024;
+
+/// The connection's `PRAGMA data_version`: it changes when another connection commits.
+fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// The number of the next read connection opened in this process, by any store.
@@ -227,6 +251,7 @@ impl SqliteStore {
             Ok(Reader {
                 conn,
                 number: NEXT_READER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                apps: Default::default(),
             })
         })
     }
@@ -240,11 +265,7 @@ impl SqliteStore {
     /// module comment).
     fn version_now(&self) -> Result<ReadVersion> {
         let reader = self.reader()?;
-        let version: i64 = reader
-            .conn
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |r| r.get(0))?;
-        Ok(ReadVersion::new(reader.number, version))
+        Ok(ReadVersion::new(reader.number, data_version(&reader.conn)?))
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool, off the async workers.
@@ -328,7 +349,24 @@ impl Store for SqliteStore {
     }
 
     async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
-        self.read(|c| apps::get(c, owner, id))
+        let reader = self.reader()?;
+        let version = data_version(&reader.conn)?;
+        let key = (owner.clone(), id.clone());
+        {
+            let mut memo = reader.apps.borrow_mut();
+            if memo.version != version || memo.apps.len() >= APP_MEMO_LIMIT {
+                *memo = AppMemo {
+                    version,
+                    ..AppMemo::default()
+                };
+            }
+            if let Some(app) = memo.apps.get(&key) {
+                return Ok(app.clone());
+            }
+        }
+        let app = apps::get(&reader.conn, owner, id)?;
+        reader.apps.borrow_mut().apps.insert(key, app.clone());
+        Ok(app)
     }
 
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {
@@ -642,6 +680,47 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(store.meta_get("k").await.unwrap(), Some(i.to_string()));
+        }
+    }
+
+    /// A kept app is never older than the last commit of another connection (as the CLI
+    /// makes them): created, renamed and deleted 100 times over, each read sees the change.
+    #[tokio::test]
+    async fn kept_apps_follow_every_commit_of_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let alice = Owner::parse("owner", "alice").unwrap();
+        let other = Connection::open(&path).unwrap();
+        let id = AppId::parse(&format!("oa_{}", "a".repeat(20))).unwrap();
+        for i in 0..100 {
+            assert!(
+                store.get_app(&alice, &id).await.unwrap().is_none(),
+                "round {i}"
+            );
+            other
+                .execute(
+                    "INSERT INTO oauth_apps (id, owner, provider, name, client_id, client_secret_sealed, scopes, created_at)
+                     VALUES (?1, 'alice', 'x', 'first', 'c', x'00', '[]', 1)",
+                    [id.as_str()],
+                )
+                .unwrap();
+            let app = store.get_app(&alice, &id).await.unwrap().expect("created");
+            assert_eq!(app.name, "first", "round {i}");
+            assert_eq!(
+                store.get_app(&alice, &id).await.unwrap().unwrap().name,
+                "first"
+            );
+            other
+                .execute("UPDATE oauth_apps SET name = ?1", [format!("renamed {i}")])
+                .unwrap();
+            let app = store
+                .get_app(&alice, &id)
+                .await
+                .unwrap()
+                .expect("still there");
+            assert_eq!(app.name, format!("renamed {i}"));
+            other.execute("DELETE FROM oauth_apps", []).unwrap();
         }
     }
 
