@@ -12,6 +12,7 @@ mod registry;
 mod facebook;
 mod instagram;
 mod linkedin;
+mod threads;
 mod tiktok;
 mod x;
 

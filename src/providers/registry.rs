@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use super::{OAuthProvider, Provider, facebook, instagram, linkedin, tiktok, x};
+use super::{OAuthProvider, Provider, facebook, instagram, linkedin, threads, tiktok, x};
 
 /// Every provider this build can connect, in the order the seed page lists them. The order
 /// means nothing else: nothing stores a position in this list.
@@ -13,6 +13,7 @@ static REGISTRY: &[&dyn OAuthProvider] = &[
     &x::X,
     &linkedin::Linkedin,
     &tiktok::Tiktok,
+    &threads::Threads,
 ];
 
 /// Every registered provider.
