@@ -134,7 +134,7 @@ mod tests {
     fn display_names_are_listed_in_prose() {
         assert_eq!(
             display_names(),
-            "Instagram, Facebook, X, LinkedIn and TikTok"
+            "Instagram, Facebook, X, LinkedIn, TikTok and Threads"
         );
     }
     #[test]
@@ -145,7 +145,10 @@ mod tests {
         }
         assert!("X".parse::<Provider>().is_err());
         assert!("twitter".parse::<Provider>().is_err());
-        assert_eq!(expected(), "instagram, facebook, x, linkedin or tiktok");
+        assert_eq!(
+            expected(),
+            "instagram, facebook, x, linkedin, tiktok or threads"
+        );
     }
     #[test]
     fn an_unknown_name_suggests_the_registered_spelling() {

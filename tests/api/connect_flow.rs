@@ -19,7 +19,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use dravo::Config;
 use dravo::clock::ManualClock;
 use dravo::config::ProviderConfig;
-use fake_provider::{DEFAULT_INSTAGRAM_USER_ID, FakeProvider, Fault, Kind};
+use fake_provider::{
+    DEFAULT_INSTAGRAM_USER_ID, DEFAULT_THREADS_USER_ID, FakeProvider, Fault, Kind,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::{Db, TestApp, assert_error, dravo_cmd, is_postgres, spawn_app_with_clock};
@@ -534,6 +536,17 @@ fn expect(kind: Kind) -> Expect {
             expires_in: 5_184_000,
             token_calls: 2,
         },
+        Kind::Threads => Expect {
+            param_names: OAUTH,
+            requested_scopes: &["threads_basic", "threads_content_publish"],
+            // Threads' code exchange names no scopes: what was requested is kept.
+            granted_scopes: &["threads_basic", "threads_content_publish"],
+            provider_account_id: DEFAULT_THREADS_USER_ID,
+            username: Some("fakeuser"),
+            display_name: Some("Fake User"),
+            expires_in: 5_184_000,
+            token_calls: 2,
+        },
         Kind::Tiktok => Expect {
             param_names: &[
                 "client_key",
@@ -749,12 +762,13 @@ async fn full_flow(kind: Kind) {
     assert_eq!(filtered["data"], json!([account]));
     assert_eq!(flow.rows().len(), 1);
 
-    // Stored: the last token the provider issued (for facebook and instagram the long-lived
-    // one: the fake's identity endpoint refuses the short-lived one, and the account exists).
+    // Stored: the last token the provider issued (for facebook, instagram and threads the
+    // long-lived one: the fake's identity endpoint refuses the short-lived one, and the
+    // account exists).
     let issued = flow.fake.issued_access_tokens();
     assert_eq!(
         issued.len(),
-        if matches!(kind, Kind::Facebook | Kind::Instagram) {
+        if matches!(kind, Kind::Facebook | Kind::Instagram | Kind::Threads) {
             2
         } else {
             1
@@ -817,6 +831,11 @@ async fn instagram_connects_and_keeps_the_big_user_id_exact_and_the_long_lived_t
 #[tokio::test]
 async fn tiktok_connects_with_client_key_and_stores_only_the_granted_scopes() {
     full_flow(Kind::Tiktok).await;
+}
+
+#[tokio::test]
+async fn threads_connects_with_its_own_app_and_stores_the_long_lived_token() {
+    full_flow(Kind::Threads).await;
 }
 
 /// Instagram quirks that must not break the connect.

@@ -63,6 +63,7 @@ fn default_scope(kind: Kind) -> &'static str {
         }
         Kind::Instagram => "instagram_business_basic,instagram_business_content_publish",
         Kind::Tiktok => "user.info.basic,video.publish,video.upload",
+        Kind::Threads => "threads_basic,threads_content_publish",
     }
 }
 

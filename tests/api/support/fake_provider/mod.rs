@@ -1,5 +1,5 @@
 //! A fake OAuth provider for tests: a real HTTP server on 127.0.0.1 (port 0) that behaves like
-//! one of x, linkedin, facebook, instagram or tiktok, and checks what the real provider checks
+//! one of x, linkedin, facebook, instagram, tiktok or threads, and checks what the real provider checks
 //! (client authentication, the PKCE verifier, the redirect URI, code reuse, refresh-token
 //! rotation).
 //!
@@ -20,6 +20,7 @@
 //! | facebook | `GET /token` (code and `fb_exchange_token`), `GET /v{N}/me`, `GET /v{N}/me/accounts`, `DELETE /v{N}/me/permissions` |
 //! | instagram | `POST /token`, `GET /access_token`, `GET /refresh_access_token`, `GET /me` |
 //! | tiktok | `GET /v2/user/info/`, `POST /v2/oauth/revoke/` |
+//! | threads | `POST /token`, `GET /access_token`, `GET /refresh_access_token`, `GET /v1.0/me` |
 //!
 //! A fault set with [`FakeProvider::set_fault`] stays until it is changed. Token faults apply to
 //! every token-endpoint call (`/token`, and for instagram `/access_token` and
@@ -38,6 +39,7 @@ mod facebook;
 mod graph;
 mod instagram;
 mod linkedin;
+mod threads;
 mod tiktok;
 mod x;
 
@@ -80,6 +82,8 @@ pub struct FakeOrganization {
 /// The default instagram user id: larger than 2^53, sent as a JSON number, so that parsing it
 /// through an f64 changes it.
 pub const DEFAULT_INSTAGRAM_USER_ID: &str = "17841400000000001234";
+/// The default Threads user id (above 2^53, as Meta's ids are).
+pub const DEFAULT_THREADS_USER_ID: &str = "25009876543210987";
 
 /// Which provider the fake behaves like: the tests' name for one of [`REGISTRY`]'s fakes, whose
 /// behaviour lives in that provider's file.
@@ -90,15 +94,17 @@ pub enum Kind {
     Facebook,
     Instagram,
     Tiktok,
+    Threads,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::X,
         Kind::Linkedin,
         Kind::Facebook,
         Kind::Instagram,
         Kind::Tiktok,
+        Kind::Threads,
     ];
 
     /// The provider name as Dravo spells it.
@@ -109,6 +115,7 @@ impl Kind {
             Kind::Facebook => "facebook",
             Kind::Instagram => "instagram",
             Kind::Tiktok => "tiktok",
+            Kind::Threads => "threads",
         }
     }
 
@@ -728,6 +735,7 @@ static REGISTRY: &[&dyn ProviderFake] = &[
     &facebook::Facebook,
     &instagram::Instagram,
     &tiktok::Tiktok,
+    &threads::Threads,
 ];
 
 /// The fake of the provider Dravo calls `id`, if there is one.
