@@ -737,7 +737,17 @@ async fn facebook_warns_before_its_deadline_and_needs_reauth_at_it() {
 
 #[tokio::test]
 async fn instagram_refreshes_only_a_token_a_day_old_and_says_so_when_asked_sooner() {
-    let c = connected(Kind::Instagram).await;
+    self_refreshes_only_a_token_a_day_old(Kind::Instagram).await;
+}
+
+#[tokio::test]
+async fn threads_refreshes_only_a_token_a_day_old_and_says_so_when_asked_sooner() {
+    self_refreshes_only_a_token_a_day_old(Kind::Threads).await;
+}
+
+/// A provider whose long-lived token renews itself once a day old (instagram, threads).
+async fn self_refreshes_only_a_token_a_day_old(kind: Kind) {
+    let c = connected(kind).await;
     let calls = c.fake.requests_to("/refresh_access_token").len();
     // Asked within the first day: no call, and an answer that says why (never a 200).
     let forced = format!("{}?force_refresh=true", c.path("/access-token"));
@@ -1218,12 +1228,13 @@ async fn thirty_simulated_days_renew_an_idle_account_at_most_once_a_day() {
     if support::sqlite_only("the budget's rules do not depend on the store; one backend runs it") {
         return;
     }
-    const KINDS: [Kind; 5] = [
+    const KINDS: [Kind; 6] = [
         Kind::X,
         Kind::Linkedin,
         Kind::Tiktok,
         Kind::Instagram,
         Kind::Facebook,
+        Kind::Threads,
     ];
     const TICK: i64 = 600;
     const DAYS: i64 = 30;
