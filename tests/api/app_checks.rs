@@ -309,7 +309,7 @@ async fn tiktok_refuses_an_http_redirect_uri_even_on_loopback() {
 }
 
 #[tokio::test]
-async fn x_linkedin_and_instagram_cannot_prove_credentials_and_say_why_without_calling() {
+async fn x_linkedin_instagram_and_threads_cannot_prove_credentials_and_say_why_without_calling() {
     for (kind, why) in [
         (
             Kind::X,
@@ -322,6 +322,10 @@ async fn x_linkedin_and_instagram_cannot_prove_credentials_and_say_why_without_c
         (
             Kind::Instagram,
             "Instagram Login has no client-credentials grant",
+        ),
+        (
+            Kind::Threads,
+            "the Threads API has no client-credentials grant",
         ),
     ] {
         let fake = FakeProvider::start(kind, CLIENT_ID, CLIENT_SECRET).await;
