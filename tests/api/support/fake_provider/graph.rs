@@ -126,3 +126,65 @@ pub(super) fn graph_me(
     }
     json_response(200, &Value::Object(body))
 }
+
+fn require_get(c: &Ctx) -> Result<(), TokErr> {
+    if c.method == Method::GET {
+        Ok(())
+    } else {
+        Err(terr(
+            405,
+            "invalid_request",
+            format!("Unsupported {} request.", c.method),
+        ))
+    }
+}
+
+/// `GET /access_token?grant_type={grant}&client_secret&access_token=<short>`: Meta's trade of
+/// a short-lived token for a long-lived one (instagram `ig_exchange_token`, threads
+/// `th_exchange_token`).
+pub(super) fn long_lived_exchange(st: &mut State, c: &Ctx, grant: &str) -> Result<Value, TokErr> {
+    require_get(c)?;
+    let q = &c.query;
+    if q.get("grant_type") != Some(grant) {
+        return Err(terr(
+            400,
+            "invalid_request",
+            format!("grant_type must be {grant}"),
+        ));
+    }
+    match q.non_empty("client_secret") {
+        Some(secret) if secret == st.client_secret => {}
+        Some(_) => {
+            return Err(terr(400, "invalid_client", "Error validating client secret.").graph(1));
+        }
+        None => {
+            return Err(terr(400, "invalid_client", "Missing client_secret parameter.").graph(1));
+        }
+    }
+    let short = q
+        .non_empty("access_token")
+        .ok_or_else(|| terr(400, "invalid_request", "Missing access_token parameter."))?;
+    let scopes = exchangeable(st, short, &[Stage::Short])?;
+    let access = st.new_access(Stage::Long, scopes);
+    Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
+}
+
+/// `GET /refresh_access_token?grant_type={grant}&access_token=<long>` (no secret): a long-lived
+/// token renewing itself (instagram `ig_refresh_token`, threads `th_refresh_token`).
+pub(super) fn self_refresh(st: &mut State, c: &Ctx, grant: &str) -> Result<Value, TokErr> {
+    require_get(c)?;
+    let q = &c.query;
+    if q.get("grant_type") != Some(grant) {
+        return Err(terr(
+            400,
+            "invalid_request",
+            format!("grant_type must be {grant}"),
+        ));
+    }
+    let long = q
+        .non_empty("access_token")
+        .ok_or_else(|| terr(400, "invalid_request", "Missing access_token parameter."))?;
+    let scopes = exchangeable(st, long, &[Stage::Long])?;
+    let access = st.new_access(Stage::Long, scopes);
+    Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
+}

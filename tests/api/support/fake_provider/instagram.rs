@@ -4,7 +4,7 @@
 //! refreshes itself; the code arrives with `#_` after it. Paths: `POST /token`,
 //! `GET /access_token`, `GET /refresh_access_token`, `GET /me`.
 
-use super::graph::{Field, exchangeable, graph_code_message, graph_me};
+use super::graph::{Field, graph_code_message, graph_me, long_lived_exchange, self_refresh};
 use super::*;
 
 pub(super) struct Instagram;
@@ -58,10 +58,16 @@ impl ProviderFake for Instagram {
 
     fn route(&self, st: &mut State, c: &Ctx) -> Option<Response> {
         match c.path.as_str() {
-            "/access_token" => Some(render_token(Shape::Graph, false, instagram_exchange(st, c))),
-            "/refresh_access_token" => {
-                Some(render_token(Shape::Graph, false, instagram_refresh(st, c)))
-            }
+            "/access_token" => Some(render_token(
+                Shape::Graph,
+                false,
+                long_lived_exchange(st, c, "ig_exchange_token"),
+            )),
+            "/refresh_access_token" => Some(render_token(
+                Shape::Graph,
+                false,
+                self_refresh(st, c, "ig_refresh_token"),
+            )),
             "/me" => Some(identity(st, c)),
             _ => None,
         }
@@ -114,18 +120,6 @@ fn app_scoped_id(id: &str) -> String {
     (u64::from_be_bytes(eight) % 9_000_000_000_000_000 + 1_000_000_000_000_000).to_string()
 }
 
-fn require_get(c: &Ctx) -> Result<(), TokErr> {
-    if c.method == Method::GET {
-        Ok(())
-    } else {
-        Err(terr(
-            405,
-            "invalid_request",
-            format!("Unsupported {} request.", c.method),
-        ))
-    }
-}
-
 fn instagram_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
     require_post_form(c)?;
     let f = &c.form;
@@ -173,48 +167,4 @@ fn instagram_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
     } else {
         Ok(body)
     }
-}
-fn instagram_exchange(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_get(c)?;
-    let q = &c.query;
-    if q.get("grant_type") != Some("ig_exchange_token") {
-        return Err(terr(
-            400,
-            "invalid_request",
-            "grant_type must be ig_exchange_token",
-        ));
-    }
-    match q.non_empty("client_secret") {
-        Some(secret) if secret == st.client_secret => {}
-        Some(_) => {
-            return Err(terr(400, "invalid_client", "Error validating client secret.").graph(1));
-        }
-        None => {
-            return Err(terr(400, "invalid_client", "Missing client_secret parameter.").graph(1));
-        }
-    }
-    let short = q
-        .non_empty("access_token")
-        .ok_or_else(|| terr(400, "invalid_request", "Missing access_token parameter."))?;
-    let scopes = exchangeable(st, short, &[Stage::Short])?;
-    let access = st.new_access(Stage::Long, scopes);
-    Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
-}
-
-fn instagram_refresh(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_get(c)?;
-    let q = &c.query;
-    if q.get("grant_type") != Some("ig_refresh_token") {
-        return Err(terr(
-            400,
-            "invalid_request",
-            "grant_type must be ig_refresh_token",
-        ));
-    }
-    let long = q
-        .non_empty("access_token")
-        .ok_or_else(|| terr(400, "invalid_request", "Missing access_token parameter."))?;
-    let scopes = exchangeable(st, long, &[Stage::Long])?;
-    let access = st.new_access(Stage::Long, scopes);
-    Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
 }

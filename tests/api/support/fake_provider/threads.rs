@@ -5,7 +5,7 @@
 //! that is not the Threads app's is refused with Meta's error 4476002. Paths: `POST /token`,
 //! `GET /access_token`, `GET /refresh_access_token`, `GET /v1.0/me`.
 
-use super::graph::{Field, exchangeable, graph_code_message, graph_me};
+use super::graph::{Field, graph_code_message, graph_me, long_lived_exchange, self_refresh};
 use super::*;
 
 pub(super) struct Threads;
@@ -37,10 +37,16 @@ impl ProviderFake for Threads {
 
     fn route(&self, st: &mut State, c: &Ctx) -> Option<Response> {
         match c.path.as_str() {
-            "/access_token" => Some(render_token(Shape::Graph, false, threads_exchange(st, c))),
-            "/refresh_access_token" => {
-                Some(render_token(Shape::Graph, false, threads_refresh(st, c)))
-            }
+            "/access_token" => Some(render_token(
+                Shape::Graph,
+                false,
+                long_lived_exchange(st, c, "th_exchange_token"),
+            )),
+            "/refresh_access_token" => Some(render_token(
+                Shape::Graph,
+                false,
+                self_refresh(st, c, "th_refresh_token"),
+            )),
             "/v1.0/me" => Some(identity(st, c)),
             _ => None,
         }
@@ -70,18 +76,6 @@ impl ProviderFake for Threads {
                 _ => Field::Unknown,
             },
         )
-    }
-}
-
-fn require_get(c: &Ctx) -> Result<(), TokErr> {
-    if c.method == Method::GET {
-        Ok(())
-    } else {
-        Err(terr(
-            405,
-            "invalid_request",
-            format!("Unsupported {} request.", c.method),
-        ))
     }
 }
 
@@ -132,49 +126,4 @@ fn threads_token(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
         .map(Value::from)
         .unwrap_or_else(|_| Value::String(st.account.id.clone()));
     Ok(json!({"access_token": access, "user_id": user_id}))
-}
-
-fn threads_exchange(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_get(c)?;
-    let q = &c.query;
-    if q.get("grant_type") != Some("th_exchange_token") {
-        return Err(terr(
-            400,
-            "invalid_request",
-            "grant_type must be th_exchange_token",
-        ));
-    }
-    match q.non_empty("client_secret") {
-        Some(secret) if secret == st.client_secret => {}
-        Some(_) => {
-            return Err(terr(400, "invalid_client", "Error validating client secret.").graph(1));
-        }
-        None => {
-            return Err(terr(400, "invalid_client", "Missing client_secret parameter.").graph(1));
-        }
-    }
-    let short = q
-        .non_empty("access_token")
-        .ok_or_else(|| terr(400, "invalid_request", "Missing access_token parameter."))?;
-    let scopes = exchangeable(st, short, &[Stage::Short])?;
-    let access = st.new_access(Stage::Long, scopes);
-    Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
-}
-
-fn threads_refresh(st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
-    require_get(c)?;
-    let q = &c.query;
-    if q.get("grant_type") != Some("th_refresh_token") {
-        return Err(terr(
-            400,
-            "invalid_request",
-            "grant_type must be th_refresh_token",
-        ));
-    }
-    let long = q
-        .non_empty("access_token")
-        .ok_or_else(|| terr(400, "invalid_request", "Missing access_token parameter."))?;
-    let scopes = exchangeable(st, long, &[Stage::Long])?;
-    let access = st.new_access(Stage::Long, scopes);
-    Ok(json!({"access_token": access, "token_type": "bearer", "expires_in": 5_184_000}))
 }
