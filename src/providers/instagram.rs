@@ -118,12 +118,14 @@ impl OAuthProvider for Instagram {
         let short_token = string_field(&short, "access_token")
             .ok_or_else(|| ProviderError::malformed("the token response has no access_token"))?;
         // The long-lived exchange is a Graph call, not a token-endpoint call.
-        let long = http.client().get(endpoints.api("/access_token")).query(&[
-            ("grant_type", "ig_exchange_token"),
-            ("client_secret", ex.client_secret),
-            ("access_token", short_token.as_str()),
-        ]);
-        let mut tokens = super::parse_token_response(&http.send(long).await?.into_success()?)?;
+        let mut tokens = super::meta_long_lived(
+            http,
+            endpoints,
+            "ig_exchange_token",
+            ex.client_secret,
+            &short_token,
+        )
+        .await?;
         tokens.granted_scopes = permissions(&short);
         tokens.account_hint = string_field(&short, "user_id");
         Ok(tokens)
@@ -162,14 +164,7 @@ impl OAuthProvider for Instagram {
         endpoints: &Endpoints,
         r: &TokenRefresh<'_>,
     ) -> Result<TokenSet, ProviderError> {
-        let req = http
-            .client()
-            .get(endpoints.api("/refresh_access_token"))
-            .query(&[
-                ("grant_type", "ig_refresh_token"),
-                ("access_token", r.access_token),
-            ]);
-        super::parse_token_response(&http.send(req).await?.into_success()?)
+        super::meta_self_refresh(http, endpoints, "ig_refresh_token", r.access_token).await
     }
 
     async fn identify(

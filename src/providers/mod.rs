@@ -620,6 +620,38 @@ fn parse_token_response(body: &Value) -> Result<TokenSet, ProviderError> {
     })
 }
 
+/// Meta's long-lived token for a short-lived one: `GET {api}/access_token?grant_type={grant}`
+/// with the app secret (instagram `ig_exchange_token`, threads `th_exchange_token`).
+async fn meta_long_lived(
+    http: &ProviderHttp,
+    endpoints: &Endpoints,
+    grant: &str,
+    client_secret: &str,
+    short_token: &str,
+) -> Result<TokenSet, ProviderError> {
+    let req = http.client().get(endpoints.api("/access_token")).query(&[
+        ("grant_type", grant),
+        ("client_secret", client_secret),
+        ("access_token", short_token),
+    ]);
+    parse_token_response(&http.send(req).await?.into_success()?)
+}
+
+/// A Meta long-lived token renewing itself: `GET {api}/refresh_access_token?grant_type={grant}`
+/// (no secret; instagram `ig_refresh_token`, threads `th_refresh_token`).
+async fn meta_self_refresh(
+    http: &ProviderHttp,
+    endpoints: &Endpoints,
+    grant: &str,
+    access_token: &str,
+) -> Result<TokenSet, ProviderError> {
+    let req = http
+        .client()
+        .get(endpoints.api("/refresh_access_token"))
+        .query(&[("grant_type", grant), ("access_token", access_token)]);
+    parse_token_response(&http.send(req).await?.into_success()?)
+}
+
 /// How many pages of a provider's list Dravo follows (100 items each): a bound on a provider
 /// that keeps answering `next`.
 pub(crate) const MAX_LIST_PAGES: usize = 50;
