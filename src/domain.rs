@@ -454,19 +454,24 @@ prefixed_id!(
 );
 
 /// What an account is: a connected user, or something that user manages and posts as (a
-/// Facebook Page, a LinkedIn organization), stored as a child of the user's account.
+/// Facebook Page, a LinkedIn organization, a YouTube channel, a Google Business Profile
+/// location), stored as a child of the user's account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountKind {
     User,
     Page,
     Organization,
+    Channel,
+    Location,
 }
 
 impl AccountKind {
-    pub const ALL: [AccountKind; 3] = [
+    pub const ALL: [AccountKind; 5] = [
         AccountKind::User,
         AccountKind::Page,
         AccountKind::Organization,
+        AccountKind::Channel,
+        AccountKind::Location,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -474,14 +479,36 @@ impl AccountKind {
             AccountKind::User => "user",
             AccountKind::Page => "page",
             AccountKind::Organization => "organization",
+            AccountKind::Channel => "channel",
+            AccountKind::Location => "location",
+        }
+    }
+
+    /// Whether a child of this kind has a token of its own (a Facebook Page's Page token);
+    /// the others are used with their parent's token.
+    pub const fn has_own_token(self) -> bool {
+        matches!(self, AccountKind::Page)
+    }
+
+    /// What a child of this kind is called in sentences ("Page", "organization").
+    pub const fn noun(self) -> &'static str {
+        match self {
+            AccountKind::User => "user",
+            AccountKind::Page => "Page",
+            AccountKind::Organization => "organization",
+            AccountKind::Channel => "channel",
+            AccountKind::Location => "location",
         }
     }
 
     /// The kind a caller filters on.
     pub fn parse_filter(value: &str) -> Result<Self, Error> {
         value.parse().map_err(|_| {
+            let names: Vec<&str> = AccountKind::ALL.iter().map(|k| k.as_str()).collect();
+            let (last, rest) = names.split_last().expect("there are kinds");
             Error::invalid(format!(
-                "kind must be user, page or organization, got `{}`",
+                "kind must be {} or {last}, got `{}`",
+                rest.join(", "),
                 value.chars().take(40).collect::<String>().escape_debug()
             ))
         })

@@ -140,6 +140,13 @@ pub enum ProviderError {
     /// The provider answered with something Dravo cannot read.
     #[error("the provider's answer cannot be read: {0}")]
     Malformed(String),
+    /// The provider refused the app, not the account: it has not approved the app for an API
+    /// (Google Business Profile's quota of 0), or disabled it. Its own code and message.
+    #[error("the provider refused the app: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    AppRefused {
+        code: String,
+        description: Option<String>,
+    },
     /// The provider answered 429; `retry_after` is its `Retry-After` in seconds, if given.
     #[error("the provider is rate limiting Dravo{}", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
     RateLimited { retry_after: Option<u64> },
@@ -150,7 +157,7 @@ impl ProviderError {
     /// Dravo's own for a failure on the provider's side or the way to it.
     pub fn code(&self) -> &str {
         match self {
-            ProviderError::Rejected { code, .. } => code,
+            ProviderError::Rejected { code, .. } | ProviderError::AppRefused { code, .. } => code,
             ProviderError::Unavailable(_) | ProviderError::Failing { .. } => "provider_unavailable",
             ProviderError::Malformed(_) => "provider_invalid_response",
             ProviderError::RateLimited { .. } => "rate_limited",
@@ -184,7 +191,10 @@ impl ProviderError {
     /// A short description for the redirect and the log.
     pub fn description(&self) -> String {
         match self {
-            ProviderError::Rejected { description, .. } => description.clone().unwrap_or_default(),
+            ProviderError::Rejected { description, .. }
+            | ProviderError::AppRefused { description, .. } => {
+                description.clone().unwrap_or_default()
+            }
             ProviderError::Failing {
                 status,
                 code,
@@ -208,7 +218,8 @@ impl ProviderError {
 pub enum FailureClass {
     /// Try again later; nobody is to blame (an outage, a rate limit, an unreadable answer).
     Transient,
-    /// The provider refused the app's client credentials: the account is not to blame.
+    /// The provider refused the app (its client credentials, or access it has not been
+    /// approved for): the account is not to blame.
     AppCredentials,
     /// The grant is gone: only a new consent helps.
     Definitive,

@@ -22,7 +22,7 @@ pub enum Command {
         provider: ProviderFilter,
         #[command(flatten)]
         status: StatusFilter,
-        /// Only accounts of this kind: user, page or organization
+        /// Only accounts of this kind: user, page, organization, channel or location
         #[arg(long, value_name = "KIND", value_parser = parse_kind)]
         kind: Option<AccountKind>,
         /// Only the Pages or organizations of this user account (acc_…)

@@ -17,6 +17,8 @@ pub use crate::error::ProviderError;
 pub struct ProviderResponse {
     pub status: u16,
     pub body: Value,
+    /// Its `Retry-After`, in seconds, when it sent one.
+    pub retry_after: Option<u64>,
 }
 
 impl ProviderResponse {
@@ -59,8 +61,25 @@ impl ProviderHttp {
         &self.client
     }
 
-    /// Sends a request and reads a JSON answer of at most `MAX_RESPONSE_BYTES`.
+    /// Sends a request and reads a JSON answer of at most `MAX_RESPONSE_BYTES`; a 429 is
+    /// `RateLimited`.
     pub async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<ProviderResponse, ProviderError> {
+        let resp = self.send_any(req).await?;
+        if resp.status == 429 {
+            return Err(ProviderError::RateLimited {
+                retry_after: resp.retry_after,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// As `send`, but a 429 comes back as an answer with its body (`Null` when it is not
+    /// JSON), for a provider whose 429 can mean something other than "slow down" (Google's
+    /// quota of 0 for an app it has not approved).
+    pub async fn send_any(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<ProviderResponse, ProviderError> {
@@ -70,15 +89,12 @@ impl ProviderHttp {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = resp.status().as_u16();
-        if status == 429 {
-            // Seconds only; an HTTP-date is rare from these APIs and then the backoff decides.
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            return Err(ProviderError::RateLimited { retry_after });
-        }
+        // Seconds only; an HTTP-date is rare from these APIs and then the backoff decides.
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         if resp.status().is_redirection() {
             return Err(ProviderError::Malformed(format!(
                 "HTTP {status} redirect (redirects are not followed)"
@@ -99,6 +115,10 @@ impl ProviderHttp {
         }
         let body: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
+            // An empty success (Google's and LinkedIn's revoke) or a plain-text 429.
+            Err(_) if status == 429 || (bytes.trim_ascii().is_empty() && status < 300) => {
+                Value::Null
+            }
             Err(_) if status >= 500 => {
                 return Err(ProviderError::Unavailable(format!("HTTP {status}")));
             }
@@ -118,7 +138,11 @@ impl ProviderHttp {
                 None => ProviderError::Unavailable(format!("HTTP {status}")),
             });
         }
-        Ok(ProviderResponse { status, body })
+        Ok(ProviderResponse {
+            status,
+            body,
+            retry_after,
+        })
     }
 
     /// What failed on the way to the provider, naming its host and the cause: never the URL's
@@ -242,8 +266,9 @@ pub fn oauth_error(body: &Value) -> Option<(String, Option<String>)> {
             if code.as_deref() == Some("ok") {
                 return None;
             }
-            // Graph: {"type": "OAuthException", "code": 190, "message": …}.
-            let kind = obj.get("type").and_then(text);
+            // Graph: {"type": "OAuthException", "code": 190, "message": …}; Google's APIs:
+            // {"code": 403, "status": "PERMISSION_DENIED", "message": …}.
+            let kind = obj.get("type").or_else(|| obj.get("status")).and_then(text);
             let description = match (obj.get("message").and_then(text), &code) {
                 (Some(m), Some(c)) => Some(safe_description(&format!("{m} (code {c})"))),
                 (m, _) => m.map(|m| safe_description(&m)),
@@ -319,6 +344,15 @@ mod tests {
             None
         );
         assert_eq!(oauth_error(&json!({"access_token": "t"})), None);
+        assert_eq!(
+            oauth_error(
+                &json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Quota exceeded"}})
+            ),
+            Some((
+                "resource_exhausted".into(),
+                Some("Quota exceeded (code 429)".into())
+            ))
+        );
     }
 
     #[test]

@@ -10,11 +10,14 @@ pub mod http;
 mod registry;
 
 mod facebook;
+mod google;
+mod google_business;
 mod instagram;
 mod linkedin;
 mod threads;
 mod tiktok;
 mod x;
+mod youtube;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -119,8 +122,15 @@ pub trait OAuthProvider: Send + Sync + 'static {
         " "
     }
 
+    /// Parameters of the consent-screen URL that only this provider has (Google's
+    /// `access_type=offline`), fixed for every connect.
+    fn extra_authorize_params(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// The consent-screen URL: `response_type=code`, the client id, `redirect_uri`, `scope`,
-    /// `state`, and the S256 challenge when the provider uses PKCE.
+    /// `state`, the provider's own parameters, and the S256 challenge when the provider uses
+    /// PKCE.
     fn authorize_url(&self, endpoints: &Endpoints, p: &AuthorizeParams<'_>) -> String {
         let scope = p.scopes.join(self.scope_separator());
         let mut params = vec![
@@ -130,6 +140,7 @@ pub trait OAuthProvider: Send + Sync + 'static {
             ("scope", scope.as_str()),
             ("state", p.state),
         ];
+        params.extend_from_slice(self.extra_authorize_params());
         if let Some(challenge) = p.code_challenge {
             params.push(("code_challenge", challenge));
             params.push(("code_challenge_method", "S256"));
@@ -256,6 +267,17 @@ pub trait OAuthProvider: Send + Sync + 'static {
              shows at the first connect",
             self.id()
         ))
+    }
+
+    /// The requested scopes the user did not grant (unticked on the consent screen), given
+    /// the scopes the provider says were granted. The default compares names; a provider
+    /// that answers other names for the same scopes (Google's `email`) says so here.
+    fn missing_scopes(&self, requested: &[String], granted: &[String]) -> Vec<String> {
+        requested
+            .iter()
+            .filter(|scope| !granted.contains(scope))
+            .cloned()
+            .collect()
     }
 
     /// Every scope the provider documents for this kind of app; a scope outside it is most

@@ -3,7 +3,10 @@
 
 use std::str::FromStr;
 
-use super::{OAuthProvider, Provider, facebook, instagram, linkedin, threads, tiktok, x};
+use super::{
+    OAuthProvider, Provider, facebook, google_business, instagram, linkedin, threads, tiktok, x,
+    youtube,
+};
 
 /// Every provider this build can connect, in the order the seed page lists them. The order
 /// means nothing else: nothing stores a position in this list.
@@ -14,6 +17,8 @@ static REGISTRY: &[&dyn OAuthProvider] = &[
     &linkedin::Linkedin,
     &tiktok::Tiktok,
     &threads::Threads,
+    &youtube::Youtube,
+    &google_business::GoogleBusiness,
 ];
 
 /// Every registered provider.
@@ -134,7 +139,7 @@ mod tests {
     fn display_names_are_listed_in_prose() {
         assert_eq!(
             display_names(),
-            "Instagram, Facebook, X, LinkedIn, TikTok and Threads"
+            "Instagram, Facebook, X, LinkedIn, TikTok, Threads, YouTube and Google Business Profile"
         );
     }
     #[test]
@@ -147,7 +152,7 @@ mod tests {
         assert!("twitter".parse::<Provider>().is_err());
         assert_eq!(
             expected(),
-            "instagram, facebook, x, linkedin, tiktok or threads"
+            "instagram, facebook, x, linkedin, tiktok, threads, youtube or google_business"
         );
     }
     #[test]
@@ -207,8 +212,8 @@ mod tests {
                 !name.is_empty()
                     && name
                         .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
-                "{name}: provider names are lower-case ASCII (they are config keys and URL segments)"
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}: provider names are lower-case ASCII and `_` (they are config keys and URL segments)"
             );
         }
     }

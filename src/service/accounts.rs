@@ -70,6 +70,9 @@ pub(super) struct Connected {
     /// The Pages or organizations the user manages, as the provider listed them; `None`:
     /// not listed (the provider has none, or listing failed), so stored ones stay as they are.
     pub children: Option<Vec<ChildAccount>>,
+    /// Why the provider did not list them, for the `connected` event: its error, and who is
+    /// to blame (`app` for an API the app is not approved for).
+    pub children_unlisted: Option<serde_json::Value>,
 }
 
 impl Dravo {

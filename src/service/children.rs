@@ -1,6 +1,7 @@
-//! Pages and organizations: what a connected user manages and posts as, stored as *children*
-//! of the user's account. A Facebook Page has its own Page token (sealed like every token); a
-//! LinkedIn organization is posted to with the member's token, so it has none of its own.
+//! Pages, organizations, channels and locations: what a connected user manages and posts as,
+//! stored as *children* of the user's account. A Facebook Page has its own Page token (sealed
+//! like every token); a LinkedIn organization, a YouTube channel and a Google Business Profile
+//! location are used with the user's token, so they have none of their own.
 //! Either way a child lives on its parent's grant: its status, deadline and expiry follow the
 //! parent's (`follow_parent`), and the provider's list of them is read again whenever the
 //! parent is connected or refreshed (`sync_children`). A child the list no longer names is
@@ -12,6 +13,7 @@ use serde_json::json;
 use super::events::{AccountEvent, EventDraft, Outbox};
 use super::keys::Vault;
 use super::provider_calls::ProviderCalls;
+use super::renewal::classify;
 use super::seal_contexts::{ACCESS, token_context};
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, Provider, Timestamp, clean_provider_text,
@@ -24,6 +26,10 @@ use crate::store::{AccountRecord, WriteTx};
 pub const PAGE_ACCESS_REMOVED: &str = "page_access_removed";
 /// The same for an organization the member no longer administers.
 pub const ORGANIZATION_ACCESS_REMOVED: &str = "organization_access_removed";
+/// The same for a YouTube channel the Google account no longer manages.
+pub const CHANNEL_ACCESS_REMOVED: &str = "channel_access_removed";
+/// The same for a Google Business Profile location the Google account no longer manages.
+pub const LOCATION_ACCESS_REMOVED: &str = "location_access_removed";
 /// A Page Facebook listed without a Page token: the user's role on it gives none.
 pub const PAGE_TOKEN_MISSING: &str = "page_token_missing";
 
@@ -38,7 +44,38 @@ fn needs_reauth_for(child: &AccountRecord, reasons: &[&str]) -> bool {
 
 /// Whether the provider's list no longer names the child.
 fn is_removed(child: &AccountRecord) -> bool {
-    needs_reauth_for(child, &[PAGE_ACCESS_REMOVED, ORGANIZATION_ACCESS_REMOVED])
+    needs_reauth_for(
+        child,
+        &[
+            PAGE_ACCESS_REMOVED,
+            ORGANIZATION_ACCESS_REMOVED,
+            CHANNEL_ACCESS_REMOVED,
+            LOCATION_ACCESS_REMOVED,
+        ],
+    )
+}
+
+/// Why a child the provider's list no longer names is `needs_reauth`: its reason code and a
+/// sentence.
+fn removed_reason(kind: AccountKind) -> (&'static str, &'static str) {
+    match kind {
+        AccountKind::Organization => (
+            ORGANIZATION_ACCESS_REMOVED,
+            "the member no longer administers this organization (or no longer granted access to it)",
+        ),
+        AccountKind::Channel => (
+            CHANNEL_ACCESS_REMOVED,
+            "the Google account no longer manages this channel (or no longer granted access to it)",
+        ),
+        AccountKind::Location => (
+            LOCATION_ACCESS_REMOVED,
+            "the Google account no longer manages this location (or no longer granted access to it)",
+        ),
+        AccountKind::Page | AccountKind::User => (
+            PAGE_ACCESS_REMOVED,
+            "the user no longer manages this Page (or no longer granted access to it)",
+        ),
+    }
 }
 
 /// Whether the child is `needs_reauth` for a reason of its own (removed, or no token), which
@@ -48,8 +85,9 @@ fn has_own_trouble(child: &AccountRecord) -> bool {
 }
 
 /// Brings a child's lifecycle in line with its parent's: status, deadline, granted scopes,
-/// and expiry (an organization uses the parent's token; a Page token has no expiry of its own
-/// but dies with the user's consent, so it lasts until the parent's `reauth_by`).
+/// and expiry (a child without a token of its own uses the parent's; a Page token has no
+/// expiry of its own but dies with the user's consent, so it lasts until the parent's
+/// `reauth_by`).
 pub fn follow_parent(parent: &AccountRecord, child: &mut AccountRecord) {
     if has_own_trouble(child) {
         return;
@@ -58,9 +96,10 @@ pub fn follow_parent(parent: &AccountRecord, child: &mut AccountRecord) {
     child.status_reason = parent.status_reason.clone();
     child.reauth_by = parent.reauth_by;
     child.scopes = parent.scopes.clone();
-    child.expires_at = match child.kind {
-        AccountKind::Organization => parent.expires_at,
-        _ => parent.reauth_by.or(parent.expires_at),
+    child.expires_at = if child.kind.has_own_token() {
+        parent.reauth_by.or(parent.expires_at)
+    } else {
+        parent.expires_at
     };
     child.token_issued_at = parent.token_issued_at;
 }
@@ -192,16 +231,7 @@ pub(super) async fn sync_children(
         if is_removed(&gone) {
             continue;
         }
-        let (code, what) = match gone.kind {
-            AccountKind::Organization => (
-                ORGANIZATION_ACCESS_REMOVED,
-                "the member no longer administers this organization (or no longer granted access to it)",
-            ),
-            _ => (
-                PAGE_ACCESS_REMOVED,
-                "the user no longer manages this Page (or no longer granted access to it)",
-            ),
-        };
+        let (code, what) = removed_reason(gone.kind);
         gone.status = AccountStatus::NeedsReauth;
         gone.status_reason = Some(format!("{code}: {what}"));
         gone.updated_at = now;
@@ -221,17 +251,19 @@ pub(super) async fn sync_children(
     Ok(())
 }
 
-/// The user's Pages or organizations right after a consent, asked of the provider through
-/// `calls`. A failure to list them does not fail the connect: the account is connected, and a
-/// refresh lists them again.
+/// The user's Pages, organizations, channels or locations right after a consent, asked of
+/// the provider through `calls`. A failure to list them does not fail the connect: the account
+/// is connected, a refresh lists them again, and the second value says what went wrong, for
+/// the `connected` event.
 pub(super) async fn children_at_connect(
     calls: &ProviderCalls,
     provider: Provider,
     tokens: &TokenSet,
     requested_scopes: &[String],
-) -> Option<Vec<ChildAccount>> {
+) -> (Option<Vec<ChildAccount>>, Option<serde_json::Value>) {
     let scopes = tokens.granted_scopes.as_deref().unwrap_or(requested_scopes);
-    match providers::get(provider)
+    let implementation = providers::get(provider);
+    match implementation
         .list_children(
             calls.http(),
             calls.endpoints(provider),
@@ -240,10 +272,18 @@ pub(super) async fn children_at_connect(
         )
         .await
     {
-        Ok(children) => children,
+        Ok(children) => (children, None),
         Err(e) => {
-            tracing::warn!(%provider, error = %e, "the account is connected, but its Pages or organizations could not be listed: refresh it to list them again");
-            None
+            tracing::warn!(%provider, error = %e, "the account is connected, but what it manages could not be listed: refresh it to list them again");
+            let blame = classify(&e, implementation.renewal());
+            (
+                None,
+                Some(json!({
+                    "blame": blame.as_str(),
+                    "error": e.provider_code(),
+                    "error_description": e.provider_description(),
+                })),
+            )
         }
     }
 }

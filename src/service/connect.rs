@@ -16,7 +16,7 @@ use super::children::{put_family, sync_children};
 use super::events::{AccountEvent, EventDraft, Outbox};
 use super::flow_apps::{FlowApp, FlowApps};
 use super::keys::Vault;
-use super::lifecycle::{Tokens, apply_tokens};
+use super::lifecycle::{SCOPES_NOT_GRANTED, Tokens, apply_tokens};
 use super::pending::Pending;
 use super::provider_calls::ProviderCalls;
 use super::renewal::fingerprint;
@@ -524,7 +524,7 @@ impl Connect {
         let (tokens, identity) = self
             .exchange_and_identify(provider, claims, state_keys, &app, code)
             .await?;
-        let children =
+        let (children, children_unlisted) =
             super::children::children_at_connect(&self.calls, provider, &tokens, &app.scopes).await;
         let connected = Connected {
             owner,
@@ -536,6 +536,7 @@ impl Connect {
             issued_at: self.now(),
             preferred_id: None,
             children,
+            children_unlisted,
         };
         let Some(destination) = confirm_at else {
             return self
@@ -676,7 +677,7 @@ impl Connect {
                     provider_account_id: c.identity.provider_account_id.clone(),
                     username: c.identity.username.and_then(clean_provider_text),
                     display_name: c.identity.display_name.and_then(clean_provider_text),
-                    scopes: c.tokens.granted_scopes.clone().unwrap_or(c.requested_scopes),
+                    scopes: c.tokens.granted_scopes.clone().unwrap_or_else(|| c.requested_scopes.clone()),
                     status: AccountStatus::Active,
                     status_reason: None,
                     access_token_sealed: Vec::new(),
@@ -700,12 +701,30 @@ impl Connect {
                 let keys = vault.sealing_keys(tx).await?;
                 let expiring =
                     apply_tokens(&keys, &mut record, &c.tokens, renewal, c.issued_at, policy);
+                let missing = match &c.tokens.granted_scopes {
+                    Some(granted) => providers::get(c.provider).missing_scopes(&c.requested_scopes, granted),
+                    None => Vec::new(),
+                };
+                if !missing.is_empty() && record.status_reason.is_none() {
+                    record.status_reason = Some(format!(
+                        "{SCOPES_NOT_GRANTED}: the user did not grant {}; calls that need {} will fail until the account is connected again with {}",
+                        missing.join(", "),
+                        if missing.len() == 1 { "it" } else { "them" },
+                        if missing.len() == 1 { "it" } else { "them" },
+                    ));
+                }
                 put_family(tx, &record, now).await?;
-                let detail = json!({
+                let mut detail = json!({
                     "fingerprint": fingerprint(c.tokens.access_token.expose_secret()),
                     "expires_at": record.expires_at.map(|t| t.to_string()),
                     "scopes": record.scopes,
                 });
+                if !missing.is_empty() {
+                    detail["missing_scopes"] = json!(missing);
+                }
+                if let Some(unlisted) = &c.children_unlisted {
+                    detail["children_unlisted"] = unlisted.clone();
+                }
                 match &before {
                     None => outbox.record_event(
                         tx,

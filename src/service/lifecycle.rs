@@ -36,7 +36,7 @@ use super::{Account, Dravo};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Keys;
-use crate::domain::{AccessToken, AccountId, AccountKind, AccountStatus, Owner, Timestamp};
+use crate::domain::{AccessToken, AccountId, AccountStatus, Owner, Timestamp};
 use crate::error::{Error, FailureClass, ProviderError, RefreshBackoff, RefreshFailure, Result};
 use crate::metrics::{Metrics, RefreshOutcome};
 use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
@@ -167,7 +167,7 @@ impl Tokens {
     /// The account's access token, refreshed first when it expires within
     /// `refresh.skew_seconds` (or always, with `force`: then a refresh that fails or cannot
     /// run now is an error, never the old token). Never a token known to be dead. A Page
-    /// answers its Page token and an organization its member's, once the parent's grant is
+    /// answers its Page token and any other child its parent's token, once the parent's grant is
     /// known to be alive (and refreshed, when it is the parent's token that is used).
     pub async fn access_token(
         &self,
@@ -202,17 +202,18 @@ impl Tokens {
         if !row.status.usable() {
             return Err(Error::NeedsReauth(needs_reauth_message(&row)));
         }
-        let (access_token, expires_at) = match row.kind {
-            AccountKind::Organization => (
-                self.open_token(&parent, ACCESS, &parent.access_token_sealed)
-                    .await?,
-                parent.expires_at,
-            ),
-            _ => (
+        let (access_token, expires_at) = if row.kind.has_own_token() {
+            (
                 self.open_token(&row, ACCESS, &row.access_token_sealed)
                     .await?,
                 row.expires_at,
-            ),
+            )
+        } else {
+            (
+                self.open_token(&parent, ACCESS, &parent.access_token_sealed)
+                    .await?,
+                parent.expires_at,
+            )
         };
         Ok(AccessToken {
             access_token,
@@ -623,7 +624,21 @@ impl Tokens {
                 &token,
                 &parent.scopes,
             )
-            .await?;
+            .await
+            .map_err(|error| match error {
+                // The app is refused an API it lists with: the account is not to blame, and
+                // says so as a refresh that failed for the app does.
+                ProviderError::AppRefused { .. } => {
+                    Error::RefreshFailed(Box::new(RefreshFailure {
+                        account_id: parent.id.to_string(),
+                        error,
+                        class: FailureClass::AppCredentials,
+                        account_status: parent.status.as_str(),
+                        next_attempt_at: None,
+                    }))
+                }
+                other => other.into(),
+            })?;
         let Some(listed) = listed else {
             return Ok(false);
         };
@@ -853,6 +868,9 @@ impl Dravo {
     }
 }
 
+/// The reason an active account gives when the user did not grant every requested scope.
+pub(super) const SCOPES_NOT_GRANTED: &str = "scopes_not_granted";
+
 /// Sets the row's tokens and timings from a provider's answer (a connect or a refresh),
 /// and moves its tokens to a new version: a missing refresh token keeps the stored one
 /// unless the provider rotates them (and a missing `refresh_token_expires_in` keeps the
@@ -918,7 +936,13 @@ pub(super) fn apply_tokens(
     );
     let (status, reason) = status_at(row.reauth_by, now, policy);
     row.status = status;
-    row.status_reason = reason;
+    // A grant without some requested scopes stays so until a new consent: a refresh keeps
+    // saying so.
+    row.status_reason = reason.or_else(|| {
+        row.status_reason
+            .take()
+            .filter(|r| r.starts_with(SCOPES_NOT_GRANTED))
+    });
     row.refresh_failures = 0;
     row.token_version += 1;
     let expiring = match row.reauth_by {

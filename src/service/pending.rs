@@ -48,6 +48,9 @@ struct Held {
     requested_scopes: Vec<String>,
     /// The Pages or organizations listed at the callback; `None`: not listed.
     children: Option<Vec<HeldChild>>,
+    /// Why they were not listed (held since this field was added).
+    #[serde(default)]
+    children_unlisted: Option<serde_json::Value>,
 }
 
 /// A listed Page or organization, as held.
@@ -146,6 +149,7 @@ impl Pending {
                 .children
                 .as_ref()
                 .map(|list| list.iter().map(HeldChild::from).collect()),
+            children_unlisted: c.children_unlisted,
         };
         let plain = serde_json::to_vec(&held)
             .map_err(|e| Error::Internal(format!("cannot encode a pending connection: {e}")))?;
@@ -255,6 +259,7 @@ impl Pending {
                 .children
                 .map(|list| list.into_iter().map(HeldChild::into_child).collect())
                 .transpose()?,
+            children_unlisted: held.children_unlisted,
         })
     }
 

@@ -291,6 +291,7 @@ pub fn classify(err: &ProviderError, renewal: Renewal) -> FailureClass {
             }
             _ => FailureClass::Transient,
         },
+        ProviderError::AppRefused { .. } => FailureClass::AppCredentials,
         ProviderError::Unavailable(_)
         | ProviderError::Failing { .. }
         | ProviderError::Malformed(_)

@@ -262,7 +262,7 @@ impl ApiString for AccountKind {
     const FIELD: &'static str = "kind";
     fn describe(schema: &mut MetaSchema) {
         schema.description = Some(
-            "user (a connected account) | page (a Facebook Page it manages) | organization (a LinkedIn organization it administers)",
+            "user (a connected account) | page (a Facebook Page it manages) | organization (a LinkedIn organization it administers) | channel (a YouTube channel it manages) | location (a Google Business Profile location it manages)",
         );
         schema.enum_items = AccountKind::ALL
             .into_iter()

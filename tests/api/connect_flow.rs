@@ -20,7 +20,8 @@ use dravo::Config;
 use dravo::clock::ManualClock;
 use dravo::config::ProviderConfig;
 use fake_provider::{
-    DEFAULT_INSTAGRAM_USER_ID, DEFAULT_THREADS_USER_ID, FakeProvider, Fault, Kind,
+    DEFAULT_GOOGLE_SUB, DEFAULT_INSTAGRAM_USER_ID, DEFAULT_THREADS_USER_ID, FakeProvider, Fault,
+    Kind,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -458,6 +459,18 @@ fn expect(kind: Kind) -> Expect {
         "scope",
         "state",
     ];
+    const GOOGLE: &[&str] = &[
+        "access_type",
+        "client_id",
+        "code_challenge",
+        "code_challenge_method",
+        "include_granted_scopes",
+        "prompt",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+    ];
     match kind {
         Kind::X => Expect {
             param_names: &[
@@ -547,6 +560,49 @@ fn expect(kind: Kind) -> Expect {
             expires_in: 5_184_000,
             token_calls: 2,
         },
+        Kind::Youtube => Expect {
+            param_names: GOOGLE,
+            requested_scopes: &[
+                "openid",
+                "email",
+                "profile",
+                "https://www.googleapis.com/auth/youtube.upload",
+                "https://www.googleapis.com/auth/youtube.readonly",
+            ],
+            // Google answers `email` and `profile` by their long names.
+            granted_scopes: &[
+                "openid",
+                "https://www.googleapis.com/auth/userinfo.email",
+                "https://www.googleapis.com/auth/userinfo.profile",
+                "https://www.googleapis.com/auth/youtube.upload",
+                "https://www.googleapis.com/auth/youtube.readonly",
+            ],
+            provider_account_id: DEFAULT_GOOGLE_SUB,
+            username: Some("fake.user@example.com"),
+            display_name: Some("Fake User"),
+            expires_in: 3599,
+            token_calls: 1,
+        },
+        Kind::GoogleBusiness => Expect {
+            param_names: GOOGLE,
+            requested_scopes: &[
+                "openid",
+                "email",
+                "profile",
+                "https://www.googleapis.com/auth/business.manage",
+            ],
+            granted_scopes: &[
+                "openid",
+                "https://www.googleapis.com/auth/userinfo.email",
+                "https://www.googleapis.com/auth/userinfo.profile",
+                "https://www.googleapis.com/auth/business.manage",
+            ],
+            provider_account_id: DEFAULT_GOOGLE_SUB,
+            username: Some("fake.user@example.com"),
+            display_name: Some("Fake User"),
+            expires_in: 3599,
+            token_calls: 1,
+        },
         Kind::Tiktok => Expect {
             param_names: &[
                 "client_key",
@@ -601,7 +657,7 @@ fn check_authorize_url(flow: &Flow, url: &Url) {
         flow.redirect_uri(),
         "redirect_uri"
     );
-    let sep = if matches!(kind, Kind::X | Kind::Linkedin) {
+    let sep = if kind.scope_separator() == ' ' {
         " "
     } else {
         ","
@@ -619,7 +675,7 @@ fn check_authorize_url(flow: &Flow, url: &Url) {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
         "state is URL-safe base64: {state}"
     );
-    if kind == Kind::X {
+    if kind.uses_pkce() {
         let challenge = param(url, "code_challenge").unwrap();
         assert_eq!(challenge.len(), 43, "S256 challenge: {challenge}");
         assert!(URL_SAFE_NO_PAD.decode(&challenge).is_ok());
@@ -739,6 +795,27 @@ async fn full_flow(kind: Kind) {
             assert_eq!(exchange.param("client_id"), None);
             assert_eq!(exchange.param("code_verifier"), None);
         }
+        Kind::Youtube | Kind::GoogleBusiness => {
+            let verifier = exchange.param("code_verifier").expect("a PKCE verifier");
+            assert_eq!(
+                URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
+                param(&authorize_url, "code_challenge").unwrap(),
+                "the verifier matches the challenge"
+            );
+            assert_eq!(exchange.param("client_secret"), Some(CLIENT_SECRET));
+            assert_eq!(exchange.authorization, None, "Google: no HTTP Basic");
+            for (name, value) in [
+                ("access_type", "offline"),
+                ("prompt", "consent"),
+                ("include_granted_scopes", "true"),
+            ] {
+                assert_eq!(
+                    param(&authorize_url, name).as_deref(),
+                    Some(value),
+                    "{kind}"
+                );
+            }
+        }
         _ => assert_eq!(exchange.param("code_verifier"), None, "{kind} uses no PKCE"),
     }
 
@@ -836,6 +913,16 @@ async fn tiktok_connects_with_client_key_and_stores_only_the_granted_scopes() {
 #[tokio::test]
 async fn threads_connects_with_its_own_app_and_stores_the_long_lived_token() {
     full_flow(Kind::Threads).await;
+}
+
+#[tokio::test]
+async fn youtube_connects_with_offline_access_pkce_and_credentials_in_the_body() {
+    full_flow(Kind::Youtube).await;
+}
+
+#[tokio::test]
+async fn google_business_connects_with_offline_access_pkce_and_credentials_in_the_body() {
+    full_flow(Kind::GoogleBusiness).await;
 }
 
 /// Instagram quirks that must not break the connect.

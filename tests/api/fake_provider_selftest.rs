@@ -64,6 +64,12 @@ fn default_scope(kind: Kind) -> &'static str {
         Kind::Instagram => "instagram_business_basic,instagram_business_content_publish",
         Kind::Tiktok => "user.info.basic,video.publish,video.upload",
         Kind::Threads => "threads_basic,threads_content_publish",
+        Kind::Youtube => {
+            "openid email profile https://www.googleapis.com/auth/youtube.upload https://www.googleapis.com/auth/youtube.readonly"
+        }
+        Kind::GoogleBusiness => {
+            "openid email profile https://www.googleapis.com/auth/business.manage"
+        }
     }
 }
 

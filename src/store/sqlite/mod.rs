@@ -75,6 +75,9 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/012_webhook_claims.sql")),
         M::up(include_str!("migrations/013_accounts_listed.sql")),
         M::up(include_str!("migrations/014_token_version.sql")),
+        M::up(include_str!(
+            "migrations/015_channel_and_location_kinds.sql"
+        )),
     ]
 }
 

@@ -21,6 +21,8 @@
 //! | instagram | `POST /token`, `GET /access_token`, `GET /refresh_access_token`, `GET /me` |
 //! | tiktok | `GET /v2/user/info/`, `POST /v2/oauth/revoke/` |
 //! | threads | `POST /token`, `GET /access_token`, `GET /refresh_access_token`, `GET /v1.0/me` |
+//! | youtube | `GET /v1/userinfo`, `POST /revoke`, `GET /youtube/v3/channels` |
+//! | google_business | `GET /v1/userinfo`, `POST /revoke`, `GET /v1/accounts`, `GET /v1/accounts/{id}/locations` |
 //!
 //! A fault set with [`FakeProvider::set_fault`] stays until it is changed. Token faults apply to
 //! every token-endpoint call (`/token`, and for instagram `/access_token` and
@@ -36,12 +38,15 @@
 //! credentials.
 
 mod facebook;
+mod google;
+mod google_business;
 mod graph;
 mod instagram;
 mod linkedin;
 mod threads;
 mod tiktok;
 mod x;
+mod youtube;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -79,6 +84,25 @@ pub struct FakeOrganization {
     pub vanity_name: String,
 }
 
+/// A YouTube channel the fake Google account manages.
+#[derive(Debug, Clone)]
+pub struct FakeChannel {
+    pub id: String,
+    pub title: String,
+    pub custom_url: String,
+}
+
+/// A Google Business Profile account of the fake Google account, with its locations as
+/// `(id, title)`.
+#[derive(Debug, Clone)]
+pub struct FakeBusinessAccount {
+    pub id: String,
+    pub locations: Vec<(String, String)>,
+}
+
+/// The default Google account id (`sub`).
+pub const DEFAULT_GOOGLE_SUB: &str = "108234567890123456789";
+
 /// The default instagram user id: larger than 2^53, sent as a JSON number, so that parsing it
 /// through an f64 changes it.
 pub const DEFAULT_INSTAGRAM_USER_ID: &str = "17841400000000001234";
@@ -95,16 +119,20 @@ pub enum Kind {
     Instagram,
     Tiktok,
     Threads,
+    Youtube,
+    GoogleBusiness,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::X,
         Kind::Linkedin,
         Kind::Facebook,
         Kind::Instagram,
         Kind::Tiktok,
         Kind::Threads,
+        Kind::Youtube,
+        Kind::GoogleBusiness,
     ];
 
     /// The provider name as Dravo spells it.
@@ -116,6 +144,8 @@ impl Kind {
             Kind::Instagram => "instagram",
             Kind::Tiktok => "tiktok",
             Kind::Threads => "threads",
+            Kind::Youtube => "youtube",
+            Kind::GoogleBusiness => "google_business",
         }
     }
 
@@ -190,6 +220,10 @@ pub enum Fault {
     CodeWithHashSuffixInQuery,
     /// `/authorize` redirects with the provider's denial parameters instead of a code.
     DenyConsent,
+    /// google_business: the Business Profile APIs answer this status (403 or 429) with
+    /// Google's `RESOURCE_EXHAUSTED` quota error, as they do for a project Google has not
+    /// approved (a quota of 0).
+    QuotaGate(u16),
 }
 
 /// One request the fake received (any path), in arrival order.
@@ -229,6 +263,8 @@ struct CodeGrant {
     scopes: Vec<String>,
     code_challenge: Option<String>,
     used: bool,
+    /// Every parameter `/authorize` was given.
+    authorize_params: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +319,10 @@ struct State {
     requests: Vec<RecordedRequest>,
     pages: Vec<FakePage>,
     organizations: Vec<FakeOrganization>,
+    channels: Vec<FakeChannel>,
+    business_accounts: Vec<FakeBusinessAccount>,
+    /// Scopes the user unticks on the consent screen: never granted.
+    declined_scopes: Vec<String>,
     /// access token → the refresh token issued in the same answer.
     issued_together: HashMap<String, String>,
     /// The `refresh_token_expires_in` / `refresh_expires_in` of refresh tokens issued from
@@ -340,6 +380,9 @@ impl FakeProvider {
             requests: Vec::new(),
             pages: Vec::new(),
             organizations: Vec::new(),
+            channels: Vec::new(),
+            business_accounts: Vec::new(),
+            declined_scopes: Vec::new(),
             issued_together: HashMap::new(),
             refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
             issue_refresh_tokens: true,
@@ -444,6 +487,37 @@ impl FakeProvider {
                 vanity_name: (*vanity).into(),
             })
             .collect();
+    }
+
+    /// youtube: the channels the Google account manages, as `(id, title, custom URL)`.
+    pub fn set_channels(&self, channels: &[(&str, &str, &str)]) {
+        lock(&self.state).channels = channels
+            .iter()
+            .map(|(id, title, custom_url)| FakeChannel {
+                id: (*id).into(),
+                title: (*title).into(),
+                custom_url: (*custom_url).into(),
+            })
+            .collect();
+    }
+
+    /// google_business: the business accounts, each with its locations as `(id, title)`.
+    pub fn set_business_accounts(&self, accounts: &[(&str, &[(&str, &str)])]) {
+        lock(&self.state).business_accounts = accounts
+            .iter()
+            .map(|(id, locations)| FakeBusinessAccount {
+                id: (*id).into(),
+                locations: locations
+                    .iter()
+                    .map(|(l, t)| ((*l).into(), (*t).into()))
+                    .collect(),
+            })
+            .collect();
+    }
+
+    /// Scopes the user unticks on the consent screen from now on: a grant leaves them out.
+    pub fn decline_scopes(&self, scopes: &[&str]) {
+        lock(&self.state).declined_scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -736,6 +810,8 @@ static REGISTRY: &[&dyn ProviderFake] = &[
     &instagram::Instagram,
     &tiktok::Tiktok,
     &threads::Threads,
+    &youtube::Youtube,
+    &google_business::GoogleBusiness,
 ];
 
 /// The fake of the provider Dravo calls `id`, if there is one.
@@ -1061,7 +1137,8 @@ fn check_authorize(st: &State, q: &Params) -> Result<(Url, String, CodeGrant), S
         .ok_or_else(|| format!("redirect_uri `{redirect_uri}` is not an absolute http(s) URL"))?;
     let state = q.non_empty("state").ok_or("missing `state`")?;
     let scope = q.non_empty("scope").ok_or("missing `scope`")?;
-    let scopes = parse_scopes(kind, scope)?;
+    let mut scopes = parse_scopes(kind, scope)?;
+    scopes.retain(|s| !st.declined_scopes.contains(s));
     let code_challenge = if kind.uses_pkce() {
         let challenge = q
             .non_empty("code_challenge")
@@ -1090,6 +1167,7 @@ fn check_authorize(st: &State, q: &Params) -> Result<(Url, String, CodeGrant), S
         scopes,
         code_challenge,
         used: false,
+        authorize_params: q.0.clone(),
     };
     Ok((redirect, state.to_owned(), grant))
 }
