@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dravo::Config;
-use dravo::clock::ManualClock;
+use dravo::clock::{Clock as _, ManualClock};
 use dravo::config::ProviderConfig;
 use fake_provider::{FakeProvider, Kind};
 use serde_json::{Value, json};
@@ -537,4 +537,317 @@ async fn the_cli_shows_pages_indented_under_their_user() {
     }
     assert_eq!(pages.lines().count(), 3, "{pages}");
     assert!(!pages.contains(&user), "{pages}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// YouTube channels and Google Business Profile locations
+
+const YT_UPLOAD: &str = "https://www.googleapis.com/auth/youtube.upload";
+
+/// The account's events, oldest first, as `(type, detail)`.
+async fn events(s: &Setup, id: &str) -> Vec<(String, Value)> {
+    let resp = s
+        .app
+        .get_as(TENANT, &format!("/v1/accounts/{id}/events"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let mut out: Vec<(String, Value)> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap().to_owned(), e["detail"].clone()))
+        .collect();
+    out.reverse();
+    out
+}
+
+#[tokio::test]
+async fn youtube_channels_are_children_used_with_the_google_token_and_never_silently_deleted() {
+    let s = setup(Kind::Youtube, None).await;
+    s.fake.set_channels(&[
+        ("UC_main", "Ana Bakes", "@anabakes"),
+        ("UC_brand", "Bakery Brand", "@bakerybrand"),
+        ("UC_shorts", "Bakery Shorts", "@bakeryshorts"),
+    ]);
+    let user = connect(&s).await;
+    // Three channels over two pages of the fake's list.
+    let channels = list(&s, "?kind=channel").await;
+    assert_eq!(channels.len(), 3, "{channels:#?}");
+    let brand = by_provider_id(&channels, "UC_brand");
+    assert_eq!(brand["kind"], "channel");
+    assert_eq!(brand["parent_id"], user.as_str());
+    assert_eq!(brand["username"], "@bakerybrand");
+    assert_eq!(brand["display_name"], "Bakery Brand");
+    assert_eq!(brand["status"], "active");
+    let brand_id = brand["id"].as_str().unwrap().to_owned();
+
+    // A channel is used with the Google account's token.
+    let user_token: Value = token_of(&s, &user).await.json().await.unwrap();
+    let channel_token: Value = token_of(&s, &brand_id).await.json().await.unwrap();
+    assert_eq!(channel_token["access_token"], user_token["access_token"]);
+
+    // A refresh keeps the one refresh token (Google does not rotate them) and lists the
+    // channels again: a lost one stays, `needs_reauth`.
+    s.fake.set_channels(&[
+        ("UC_main", "Ana Bakes", "@anabakes"),
+        ("UC_new", "Bakery Live", "@bakerylive"),
+    ]);
+    let refresh_token = s.fake.issued_refresh_tokens();
+    assert_eq!(
+        refresh_token.len(),
+        1,
+        "offline access gave a refresh token"
+    );
+    let resp = refresh(&s, &user).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(s.fake.issued_refresh_tokens(), refresh_token, "not rotated");
+    assert!(s.fake.refresh_token_valid(&refresh_token[0]));
+    let channels = list(&s, "?kind=channel").await;
+    assert_eq!(channels.len(), 4, "{channels:#?}");
+    let lost = by_provider_id(&channels, "UC_brand");
+    assert_eq!(lost["status"], "needs_reauth");
+    assert!(
+        lost["status_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("channel_access_removed"),
+        "{lost}"
+    );
+    assert_eq!(by_provider_id(&channels, "UC_new")["status"], "active");
+    // Refreshed twice with the same refresh token: the second refresh keeps it too.
+    let resp = refresh(&s, &user).await;
+    assert_eq!(resp.status(), 200);
+    let again: Value = token_of(&s, &user).await.json().await.unwrap();
+    assert_ne!(again["access_token"], user_token["access_token"]);
+
+    // The CLI indents channels under their Google account.
+    let dir = s.app.dir.path().to_owned();
+    let listed = tokio::task::spawn_blocking(move || {
+        let out = dravo_cmd(&dir)
+            .args(["accounts", "list", "--owner", TENANT])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines[1].starts_with(&user), "{listed}");
+    assert_eq!(
+        lines[2..]
+            .iter()
+            .filter(|l| l.starts_with("  └ acc_") && l.contains("channel"))
+            .count(),
+        4,
+        "{listed}"
+    );
+
+    // Deleting the Google account revokes its refresh token at Google's revoke endpoint.
+    let resp = s
+        .app
+        .http
+        .delete(s.app.url(&format!("/v1/accounts/{user}")))
+        .bearer_auth(s.app.token(TENANT))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let deleted: Value = resp.json().await.unwrap();
+    assert_eq!(deleted["revoked"], true, "{deleted}");
+    assert_eq!(s.fake.revoked_tokens(), refresh_token);
+    assert!(list(&s, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_youtube_user_who_unticks_upload_is_connected_with_a_warning_that_outlives_refreshes() {
+    let s = setup(Kind::Youtube, None).await;
+    s.fake
+        .set_channels(&[("UC_main", "Ana Bakes", "@anabakes")]);
+    s.fake.decline_scopes(&[YT_UPLOAD]);
+    let user = connect(&s).await;
+    let account: Value = s
+        .app
+        .get_as(TENANT, &format!("/v1/accounts/{user}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account["status"], "active");
+    let scopes: Vec<&str> = account["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(!scopes.contains(&YT_UPLOAD), "{scopes:?}");
+    let reason = account["status_reason"].as_str().expect("a warning");
+    assert!(
+        reason.starts_with("scopes_not_granted") && reason.contains(YT_UPLOAD),
+        "{reason}"
+    );
+    let logged = events(&s, &user).await;
+    let (kind, detail) = &logged[0];
+    assert_eq!(kind, "connected");
+    assert_eq!(detail["missing_scopes"], json!([YT_UPLOAD]), "{detail}");
+    // The channel shares the grant, and the warning.
+    let channel = &list(&s, "?kind=channel").await[0];
+    assert_eq!(channel["status_reason"], reason);
+
+    let resp = refresh(&s, &user).await;
+    assert_eq!(resp.status(), 200);
+    let after: Value = resp.json().await.unwrap();
+    assert_eq!(
+        after["status_reason"], reason,
+        "a refresh grants nothing new"
+    );
+
+    // Every scope granted: no warning.
+    let s = setup(Kind::Youtube, None).await;
+    let user = connect(&s).await;
+    let account: Value = s
+        .app
+        .get_as(TENANT, &format!("/v1/accounts/{user}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account["status_reason"], Value::Null, "{account}");
+    assert_eq!(events(&s, &user).await[0].1.get("missing_scopes"), None);
+}
+
+#[tokio::test]
+async fn a_google_app_in_testing_has_its_refresh_deadline_and_invalid_grant_needs_a_new_consent() {
+    let s = setup(Kind::Youtube, None).await;
+    s.fake.use_clock({
+        let clock = s.clock.clone();
+        move || clock.now().unix()
+    });
+    s.fake.set_refresh_lifetime(7 * DAY as u64);
+    let user = connect(&s).await;
+    let account: Value = s
+        .app
+        .get_as(TENANT, &format!("/v1/accounts/{user}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let created = time::OffsetDateTime::parse(
+        account["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let reauth_by = time::OffsetDateTime::parse(
+        account["reauth_by"].as_str().expect("a deadline"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!((reauth_by - created).whole_seconds(), 7 * DAY, "{account}");
+
+    // Google refuses the refresh token: only a new consent helps.
+    s.fake.invalidate_refresh_tokens();
+    let resp = s
+        .app
+        .get_as(
+            TENANT,
+            &format!("/v1/accounts/{user}/access-token?force_refresh=true"),
+        )
+        .await;
+    let msg = assert_error(resp, 409, "needs_reauth").await;
+    assert!(msg.contains("invalid_grant"), "{msg}");
+    let account: Value = s
+        .app
+        .get_as(TENANT, &format!("/v1/accounts/{user}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account["status"], "needs_reauth");
+}
+
+#[tokio::test]
+async fn google_business_locations_of_every_account_are_children_across_pages() {
+    let s = setup(Kind::GoogleBusiness, None).await;
+    s.fake.set_business_accounts(&[
+        (
+            "111",
+            &[
+                ("1", "Bakery North"),
+                ("2", "Bakery South"),
+                ("3", "Bakery East"),
+            ],
+        ),
+        ("222", &[]),
+        ("333", &[("9", "Deli")]),
+    ]);
+    let user = connect(&s).await;
+    let locations = list(&s, "?kind=location").await;
+    assert_eq!(locations.len(), 4, "{locations:#?}");
+    let deli = by_provider_id(&locations, "accounts/333/locations/9");
+    assert_eq!(deli["kind"], "location");
+    assert_eq!(deli["display_name"], "Deli");
+    assert_eq!(deli["parent_id"], user.as_str());
+    // Every list call carried a readMask and followed the pages.
+    let calls = s.fake.requests_to("/v1/accounts/111/locations");
+    assert_eq!(calls.len(), 2, "two pages of three locations");
+    assert!(calls.iter().all(|c| c.param("readMask").is_some()));
+    assert_eq!(list(&s, "?kind=channel").await.len(), 0);
+    assert_eq!(list(&s, "?kind=user").await.len(), 1);
+}
+
+#[tokio::test]
+async fn google_business_behind_the_approval_gate_blames_the_app_never_the_account() {
+    for status in [429, 403] {
+        let s = setup(Kind::GoogleBusiness, None).await;
+        s.fake
+            .set_business_accounts(&[("111", &[("1", "Bakery North")])]);
+        s.fake.set_fault(fake_provider::Fault::QuotaGate(status));
+        // The connect succeeds; what went wrong is in its event.
+        let user = connect(&s).await;
+        assert!(list(&s, "?kind=location").await.is_empty());
+        let logged = events(&s, &user).await;
+        let unlisted = &logged[0].1["children_unlisted"];
+        assert_eq!(unlisted["blame"], "app", "{status}: {unlisted}");
+        assert_eq!(unlisted["error"], "resource_exhausted", "{unlisted}");
+        assert!(
+            unlisted["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("Quota exceeded"),
+            "{unlisted}"
+        );
+
+        // A refresh renews the token, then says the listing is refused to the app.
+        let resp = refresh(&s, &user).await;
+        assert_eq!(resp.status(), 502, "{status}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "provider_error", "{body}");
+        assert_eq!(body["error"]["refresh"]["failure"], "app", "{body}");
+        assert_eq!(
+            body["error"]["refresh"]["account_status"], "active",
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Quota exceeded"),
+            "{body}"
+        );
+        let account: Value = s
+            .app
+            .get_as(TENANT, &format!("/v1/accounts/{user}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(account["status"], "active", "never a dead account");
+        assert_eq!(token_of(&s, &user).await.status(), 200);
+
+        // Once Google approves, the next refresh lists the locations.
+        s.fake.set_fault(fake_provider::Fault::None);
+        assert_eq!(refresh(&s, &user).await.status(), 200);
+        assert_eq!(list(&s, "?kind=location").await.len(), 1);
+    }
 }
