@@ -131,7 +131,9 @@ impl OAuthAppsApi {
     /// Create an OAuth app
     ///
     /// Create a BYOK OAuth app config (your client_id/client_secret). The secret is
-    /// encrypted and never returned.
+    /// encrypted and never returned. A scope the provider does not document (a typo such as
+    /// `tweet.wirte`) is stored as given, and the answer's `warnings` name it, with the scope
+    /// it most likely meant.
     #[oai(
         path = "/v1/oauth-apps",
         method = "post",

@@ -152,6 +152,7 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
                     .transpose()?,
             };
             let app = dravo.create_app(&owner, new).await?;
+            warn_about_scopes(&app);
             print_app(&app, args.json)
         }
         Command::List {
@@ -215,6 +216,7 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
                 },
             };
             let app = dravo.update_app(&owner, &id, changes).await?;
+            warn_about_scopes(&app);
             print_app(&app, args.json)
         }
         Command::Check {
@@ -238,6 +240,13 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
             lines.push(format!("deleted {id}"));
             print_line(&lines.join("\n"))
         }
+    }
+}
+
+/// The app's scope warnings on stderr, so that a typo is seen when it is made.
+fn warn_about_scopes(app: &OAuthApp) {
+    for warning in &app.warnings {
+        eprintln!("warning: {warning}");
     }
 }
 

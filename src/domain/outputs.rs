@@ -25,6 +25,9 @@ pub struct OAuthApp {
     /// The last check of its configuration (`check_app`, or a refresh the provider refused
     /// its credentials in); `None` when never checked since its scopes or secret changed.
     pub last_check: Option<AppCheck>,
+    /// What looks wrong with its scopes (a typo, a scope Dravo needs that is missing), one
+    /// sentence each; the app works as stored, but a connect will likely fail.
+    pub warnings: Vec<String>,
 }
 
 /// What deleting an account did at the provider.

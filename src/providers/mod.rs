@@ -27,7 +27,7 @@ use url::Url;
 pub use crate::domain::Provider;
 use crate::domain::{AccountKind, Scopes};
 pub use http::{ProviderError, ProviderHttp};
-pub use registry::{UnknownProvider, all, display_names, expected, get, ids, suggest};
+pub use registry::{UnknownProvider, all, closest, display_names, expected, get, ids, suggest};
 
 /// How a provider wants the OAuth client to prove itself at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -83,6 +83,21 @@ pub fn suggest(given: &str) -> Option<Provider> {
     }
 }
 
+/// The one `candidate` nearest to `given` by at most two edits, and few for its length (so a
+/// short word is not "corrected" into another); `None` when none is, or two are as near.
+pub fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let mut near: Vec<(usize, &str)> = candidates
+        .iter()
+        .map(|c| (edit_distance(given, c), *c))
+        .filter(|(d, c)| *d > 0 && *d <= 2 && d * 3 <= c.chars().count())
+        .collect();
+    near.sort_by_key(|(d, _)| *d);
+    match near.as_slice() {
+        [(d, c), rest @ ..] if rest.first().is_none_or(|(next, _)| next > d) => Some(*c),
+        _ => None,
+    }
+}
+
 /// Levenshtein distance, in characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -195,6 +210,16 @@ mod tests {
             assert_eq!(suggest(&p.as_str().to_uppercase()), Some(p));
         }
     }
+    #[test]
+    fn closest_names_the_one_near_candidate() {
+        let scopes = ["tweet.read", "tweet.write", "users.read"];
+        assert_eq!(closest("tweet.wirte", &scopes), Some("tweet.write"));
+        assert_eq!(closest("users.raed", &scopes), Some("users.read"));
+        assert_eq!(closest("tweet.write", &scopes), None, "not a typo");
+        assert_eq!(closest("dm.read", &scopes), None, "nothing near");
+        assert_eq!(closest("ab", &["ac", "ad"]), None, "too short to tell");
+    }
+
     #[test]
     fn edit_distance_counts_characters() {
         assert_eq!(edit_distance("", ""), 0);

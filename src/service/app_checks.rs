@@ -287,45 +287,56 @@ fn redirect_uri_check(
     result(CheckStatus::Ok, message)
 }
 
+/// What is wrong with an app's scopes, one sentence each: a scope the provider does not
+/// document (with the documented one it most likely meant), and the ones Dravo's own calls
+/// need that are missing. Empty when nothing is. Shown as `warnings` whenever the app is, and
+/// failing the `scopes` check.
+pub(super) fn scope_problems(provider: &dyn OAuthProvider, scopes: &[String]) -> Vec<String> {
+    let name = provider.id();
+    let known = provider.known_scopes();
+    let mut problems: Vec<String> = scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !known.contains(s))
+        .map(|unknown| match providers::closest(unknown, known) {
+            Some(meant) => format!(
+                "`{unknown}` is not among the scopes {name} documents: did you mean `{meant}`?"
+            ),
+            None => format!(
+                "`{unknown}` is not among the scopes {name} documents (a typo, or a name from \
+                 another provider's or product's list?)"
+            ),
+        })
+        .collect();
+    let missing: Vec<String> = provider
+        .identity_scopes(scopes)
+        .iter()
+        .filter(|n| !scopes.iter().any(|s| s == *n))
+        .map(|n| format!("`{n}`"))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{} {} missing: Dravo needs {} to identify the connected account",
+            missing.join(", "),
+            if missing.len() == 1 { "is" } else { "are" },
+            if missing.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    problems
+}
+
 /// The app's scopes: each one the provider knows, and the ones Dravo's own calls need among
 /// them.
 fn scopes_check(provider: &dyn OAuthProvider, scopes: &[String]) -> CheckResult {
     let name = provider.id();
-    let known = provider.known_scopes();
-    let unknown: Vec<&str> = scopes
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !known.contains(s))
-        .collect();
     let needed = provider.identity_scopes(scopes);
-    let missing: Vec<&str> = needed
-        .iter()
-        .copied()
-        .filter(|n| !scopes.iter().any(|s| s == n))
-        .collect();
     let quoted = |list: &[&str]| {
         list.iter()
             .map(|s| format!("`{s}`"))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut problems = Vec::new();
-    if !unknown.is_empty() {
-        problems.push(format!(
-            "{} {} not among the scopes {name} documents (a typo, or a name from another \
-             provider's or product's list?)",
-            quoted(&unknown),
-            if unknown.len() == 1 { "is" } else { "are" }
-        ));
-    }
-    if !missing.is_empty() {
-        problems.push(format!(
-            "{} {} missing: Dravo needs {} to identify the connected account",
-            quoted(&missing),
-            if missing.len() == 1 { "is" } else { "are" },
-            if missing.len() == 1 { "it" } else { "them" }
-        ));
-    }
+    let problems = scope_problems(provider, scopes);
     let (status, message) = if problems.is_empty() {
         let mut message = format!("all {} scopes are ones {name} documents", scopes.len());
         if !needed.is_empty() {

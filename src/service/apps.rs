@@ -106,6 +106,7 @@ impl Apps {
             credentials_error: row.credentials_error.clone(),
             updated_at: row.updated_at,
             last_check: row.last_check.clone(),
+            warnings: super::app_checks::scope_problems(providers::get(row.provider), &row.scopes),
         }
     }
 

@@ -57,6 +57,11 @@ pub struct OAuthAppView {
     /// checked since it was created or its scopes or secret changed.
     #[oai(nullable)]
     pub last_check: Option<AppCheckView>,
+    /// What looks wrong with the app's scopes, one sentence each: a scope the provider does
+    /// not document (with the one it most likely meant), or one Dravo needs to identify
+    /// accounts that is missing. The app is stored as given; a connect will likely fail until
+    /// the scopes are fixed. Empty when nothing looks wrong.
+    pub warnings: Vec<String>,
 }
 
 impl From<OAuthApp> for OAuthAppView {
@@ -72,6 +77,7 @@ impl From<OAuthApp> for OAuthAppView {
             credentials_error: app.credentials_error,
             updated_at: Checked(app.updated_at),
             last_check: app.last_check.map(Into::into),
+            warnings: app.warnings,
         }
     }
 }
@@ -91,6 +97,10 @@ impl Example for OAuthAppView {
             credentials_error: None,
             updated_at: Checked(EXAMPLE_TIME),
             last_check: None,
+            // The seed's example scopes leave out `tweet.read`, which `GET /2/users/me` needs.
+            warnings: vec![
+                "`tweet.read` is missing: Dravo needs it to identify the connected account".into(),
+            ],
         }
     }
 }

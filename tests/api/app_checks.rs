@@ -435,9 +435,8 @@ async fn unknown_scopes_and_missing_identity_scopes_fail_the_scope_check() {
     assert_eq!(scopes["status"], "failed", "{body}");
     assert_eq!(
         scopes["message"],
-        "`tweet.wirte` is not among the scopes x documents (a typo, or a name from another \
-         provider's or product's list?); `users.read` is missing: Dravo needs it to identify the \
-         connected account"
+        "`tweet.wirte` is not among the scopes x documents: did you mean `tweet.write`?; \
+         `users.read` is missing: Dravo needs it to identify the connected account"
     );
     let linkedin = create(&app, "linkedin", CLIENT_SECRET, Some(&["w_member_social"])).await;
     let (_, body) = check(&app, &linkedin).await;

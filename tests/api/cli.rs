@@ -70,7 +70,7 @@ fn jwt_payload(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("payload is JSON")
 }
 
-const APP_FIELDS: [&str; 10] = [
+const APP_FIELDS: [&str; 11] = [
     "id",
     "provider",
     "name",
@@ -81,6 +81,7 @@ const APP_FIELDS: [&str; 10] = [
     "credentials_error",
     "updated_at",
     "last_check",
+    "warnings",
 ];
 
 /// Checks that `app` has exactly the fields of the API's OAuth app object.
@@ -1630,5 +1631,70 @@ fn completions_and_the_man_page_cover_every_command() {
     assert!(
         support::files_in(dir.path()).is_empty(),
         "neither command needs or creates a database"
+    );
+}
+
+/// A scope typo is stored, and the CLI says so on stderr when it is made (create and update),
+/// with the scope it most likely meant; `--json` carries the same `warnings`.
+#[test]
+fn create_and_update_print_scope_warnings_on_stderr() {
+    let dir = tempdir();
+    let out = dravo_stdin(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "create",
+            "--owner",
+            "alice",
+            "--provider",
+            "x",
+            "--name",
+            "Typo",
+            "--client-id",
+            "cid-123",
+            "--client-secret-stdin",
+            "--scopes",
+            "tweet.read,tweet.wirte,users.read",
+        ],
+        &format!("{SECRET}\n"),
+    );
+    out.assert_success().assert_hides(SECRET);
+    assert!(
+        out.stderr.contains(
+            "warning: `tweet.wirte` is not among the scopes x documents: did you mean `tweet.write`?"
+        ),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("tweet.wirte"), "{}", out.describe());
+    let app = create_json(dir.path(), "alice", "x", "Clean");
+    assert_eq!(app["warnings"], serde_json::json!([]));
+    let id = app["id"].as_str().unwrap();
+    let out = dravo(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "update",
+            "--owner",
+            "alice",
+            id,
+            "--scopes",
+            "users.raed",
+            "--json",
+        ],
+    );
+    out.assert_success();
+    assert!(
+        out.stderr.contains(
+            "warning: `users.raed` is not among the scopes x documents: did you mean `users.read`?"
+        ),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        out.json()["warnings"].as_array().unwrap().len(),
+        2,
+        "{}",
+        out.describe()
     );
 }

@@ -93,7 +93,8 @@ async fn create_returns_201_with_location_and_exactly_the_documented_fields() {
             "provider",
             "redirect_uri",
             "scopes",
-            "updated_at"
+            "updated_at",
+            "warnings"
         ]
     );
     assert!(body["credentials_error"].is_null(), "{body}");
@@ -1267,5 +1268,65 @@ async fn deleting_an_app_in_use_is_refused_unless_cascade_revokes_and_deletes_it
         .value("SELECT count(*) FROM accounts", &[])
         .int();
     assert_eq!(accounts, 0);
+    app.stop().await;
+}
+
+/// A scope the provider does not document is stored as given, and named in `warnings` with
+/// the one it most likely meant, on create, on update, and wherever the app is shown.
+#[tokio::test]
+async fn a_scope_typo_is_stored_and_named_in_warnings_on_create_update_get_and_list() {
+    let app = spawn_app().await;
+    let mut body = app_body("x", "Typo");
+    body["scopes"] = json!(["tweet.read", "tweet.wirte", "users.read"]);
+    let created = app.create_ok("alice", &body).await;
+    assert_eq!(
+        created["scopes"],
+        json!(["tweet.read", "tweet.wirte", "users.read"]),
+        "stored as given"
+    );
+    let typo =
+        json!(["`tweet.wirte` is not among the scopes x documents: did you mean `tweet.write`?"]);
+    assert_eq!(created["warnings"], typo, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let got: Value = app
+        .get_as("alice", &format!("/v1/oauth-apps/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["warnings"], typo);
+    assert_eq!(app.list_apps("alice").await[0]["warnings"], typo);
+
+    // Fixed: no warning. Missing what Dravo needs to identify an account: a warning.
+    let fixed = patch_ok(
+        &app,
+        id,
+        &json!({"scopes": ["tweet.read", "tweet.write", "users.read"]}),
+    )
+    .await;
+    assert_eq!(fixed["warnings"], json!([]), "{fixed}");
+    let short = patch_ok(&app, id, &json!({"scopes": ["tweet.write"]})).await;
+    assert_eq!(
+        short["warnings"],
+        json!([
+            "`tweet.read`, `users.read` are missing: Dravo needs them to identify the connected account"
+        ])
+    );
+    // A default app has none.
+    let plain = app.create_ok("alice", &app_body("linkedin", "Plain")).await;
+    assert_eq!(plain["warnings"], json!([]));
+    // Nothing near: no guess.
+    let far = patch_ok(
+        &app,
+        id,
+        &json!({"scopes": ["tweet.read", "users.read", "pages_show_list"]}),
+    )
+    .await;
+    assert_eq!(
+        far["warnings"],
+        json!([
+            "`pages_show_list` is not among the scopes x documents (a typo, or a name from another provider's or product's list?)"
+        ])
+    );
     app.stop().await;
 }

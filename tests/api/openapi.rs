@@ -469,7 +469,8 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
             "provider",
             "redirect_uri",
             "scopes",
-            "updated_at"
+            "updated_at",
+            "warnings"
         ]
     );
     assert!(!schema.to_string().contains("client_secret"));
