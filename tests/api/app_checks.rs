@@ -810,3 +810,49 @@ async fn body_id(app: &TestApp) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Google has no client-credentials grant; a made-up code at its token endpoint tells good
+/// credentials (`invalid_grant`: the code is refused) from bad ones (`invalid_client`), and
+/// grants nothing either way.
+#[tokio::test]
+async fn google_providers_prove_credentials_with_a_made_up_code() {
+    for kind in [Kind::Youtube, Kind::GoogleBusiness] {
+        let fake = FakeProvider::start(kind, CLIENT_ID, CLIENT_SECRET).await;
+        let app = server_with_fake(kind, &fake, |_| {}).await;
+        let good = create(&app, kind.as_str(), CLIENT_SECRET, None).await;
+        let (_, body) = check(&app, &good).await;
+        let credentials = result(&body, "client_credentials");
+        assert_eq!(credentials["status"], "ok", "{kind}: {body}");
+        assert_eq!(body["outcome"], "ok", "{kind}: {body}");
+        // The same app with a wrong secret.
+        let resp = app
+            .http
+            .patch(app.url(&format!("/v1/oauth-apps/{good}")))
+            .bearer_auth(app.token(TENANT))
+            .json(&json!({"client_secret": WRONG_SECRET}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let (raw, body) = check(&app, &good).await;
+        let credentials = result(&body, "client_credentials");
+        assert_eq!(credentials["status"], "failed", "{kind}: {body}");
+        assert!(
+            credentials["message"]
+                .as_str()
+                .unwrap()
+                .contains("invalid_client: Unauthorized"),
+            "{body}"
+        );
+        assert!(!raw.contains(WRONG_SECRET), "{raw}");
+        // Two calls, each a code exchange with the credentials in the body; no token issued.
+        let calls = fake.requests_to("/token");
+        assert_eq!(calls.len(), 2, "{kind}");
+        for call in &calls {
+            assert_eq!(call.method, "POST");
+            assert_eq!(call.param("grant_type"), Some("authorization_code"));
+            assert_eq!(call.param("client_id"), Some(CLIENT_ID));
+        }
+        assert!(fake.issued_access_tokens().is_empty(), "{kind}");
+    }
+}

@@ -1923,3 +1923,97 @@ async fn the_cli_lists_and_shows_the_same_accounts_as_the_api() {
         }
     }
 }
+
+/// Whether deleting an account revokes its grant at the provider (Instagram and Threads have
+/// no revoke call). Exhaustive, so that a new provider must say.
+fn revokes(kind: Kind) -> bool {
+    match kind {
+        Kind::X
+        | Kind::Linkedin
+        | Kind::Facebook
+        | Kind::Tiktok
+        | Kind::Youtube
+        | Kind::GoogleBusiness => true,
+        Kind::Instagram | Kind::Threads => false,
+    }
+}
+
+/// Every provider, the whole life of an account: connected, its token handed out, renewed the
+/// provider's way (or, for Facebook, which renews nothing, its Pages read again), and deleted
+/// with its grant revoked where the provider can.
+#[tokio::test]
+async fn every_provider_connects_hands_out_renews_and_revokes() {
+    for kind in Kind::ALL {
+        let clock = ManualClock::starting_now();
+        let flow = Flow::with_clock(kind, clock.clone(), |_| {}).await;
+        let app_id = flow.create_app(TENANT).await;
+        let done = flow.connect(TENANT, Some(&app_id), RETURN_URL).await;
+        let id = done.account_id;
+        let (token, _) = flow
+            .get_json(TENANT, &format!("/v1/accounts/{id}/access-token"))
+            .await;
+        let first = token["access_token"].as_str().expect("a token").to_owned();
+        assert_eq!(
+            &first,
+            flow.fake.issued_access_tokens().last().unwrap(),
+            "{kind}"
+        );
+
+        // A day later: Instagram and Threads renew only a token at least a day old.
+        clock.advance(25 * 3600);
+        let calls_before = flow.fake.token_requests();
+        let resp = flow
+            .app
+            .http
+            .post(flow.app.url(&format!("/v1/accounts/{id}/refresh")))
+            .bearer_auth(flow.app.token(TENANT))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{kind}: {}", resp.text().await.unwrap());
+        let (token, _) = flow
+            .get_json(TENANT, &format!("/v1/accounts/{id}/access-token"))
+            .await;
+        let renewed = token["access_token"].as_str().unwrap();
+        if kind == Kind::Facebook {
+            assert_eq!(
+                flow.fake.token_requests(),
+                calls_before,
+                "nothing renews Facebook"
+            );
+            assert_eq!(renewed, first);
+        } else {
+            assert_eq!(
+                flow.fake.token_requests(),
+                calls_before + 1,
+                "{kind}: one renewal"
+            );
+            assert_eq!(
+                renewed,
+                flow.fake.issued_access_tokens().last().unwrap(),
+                "{kind}: the renewed token is handed out"
+            );
+            assert_ne!(renewed, first, "{kind}");
+        }
+
+        let resp = flow
+            .app
+            .http
+            .delete(flow.app.url(&format!("/v1/accounts/{id}")))
+            .bearer_auth(flow.app.token(TENANT))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{kind}");
+        let deleted: Value = resp.json().await.unwrap();
+        assert_eq!(deleted["revoked"], revokes(kind), "{kind}: {deleted}");
+        if revokes(kind) {
+            assert!(!flow.fake.revoked_tokens().is_empty(), "{kind}");
+            assert!(
+                !flow.fake.access_token_valid(renewed),
+                "{kind}: the grant ended"
+            );
+        }
+        assert!(flow.list(TENANT).await.is_empty(), "{kind}");
+    }
+}
