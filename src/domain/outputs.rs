@@ -25,6 +25,8 @@ pub struct OAuthApp {
     /// The last check of its configuration (`check_app`, or a refresh the provider refused
     /// its credentials in); `None` when never checked since its scopes or secret changed.
     pub last_check: Option<AppCheck>,
+    /// The `User-Agent` its calls to the provider carry; `None`: the provider's default.
+    pub user_agent: Option<String>,
 }
 
 /// What deleting an account did at the provider.

@@ -12,6 +12,8 @@ mod registry;
 mod facebook;
 mod instagram;
 mod linkedin;
+mod pinterest;
+mod reddit;
 mod threads;
 mod tiktok;
 mod x;
@@ -100,6 +102,12 @@ pub trait OAuthProvider: Send + Sync + 'static {
 
     /// The real endpoints, for the API version in use.
     fn default_endpoints(&self, api_version: Option<&str>) -> DefaultEndpoints;
+
+    /// The `User-Agent` of calls for an app that sets none of its own; `None` keeps the
+    /// client's `dravo/<version>`. For providers that throttle generic user agents (Reddit).
+    fn default_user_agent(&self) -> Option<String> {
+        None
+    }
 
     /// Whether the authorization-code flow uses PKCE (S256).
     fn uses_pkce(&self) -> bool {

@@ -3,7 +3,9 @@
 
 use std::str::FromStr;
 
-use super::{OAuthProvider, Provider, facebook, instagram, linkedin, threads, tiktok, x};
+use super::{
+    OAuthProvider, Provider, facebook, instagram, linkedin, pinterest, reddit, threads, tiktok, x,
+};
 
 /// Every provider this build can connect, in the order the seed page lists them. The order
 /// means nothing else: nothing stores a position in this list.
@@ -14,6 +16,8 @@ static REGISTRY: &[&dyn OAuthProvider] = &[
     &linkedin::Linkedin,
     &tiktok::Tiktok,
     &threads::Threads,
+    &pinterest::Pinterest,
+    &reddit::Reddit,
 ];
 
 /// Every registered provider.
@@ -134,7 +138,7 @@ mod tests {
     fn display_names_are_listed_in_prose() {
         assert_eq!(
             display_names(),
-            "Instagram, Facebook, X, LinkedIn, TikTok and Threads"
+            "Instagram, Facebook, X, LinkedIn, TikTok, Threads, Pinterest and Reddit"
         );
     }
     #[test]
@@ -147,7 +151,7 @@ mod tests {
         assert!("twitter".parse::<Provider>().is_err());
         assert_eq!(
             expected(),
-            "instagram, facebook, x, linkedin, tiktok or threads"
+            "instagram, facebook, x, linkedin, tiktok, threads, pinterest or reddit"
         );
     }
     #[test]

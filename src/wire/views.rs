@@ -57,6 +57,11 @@ pub struct OAuthAppView {
     /// checked since it was created or its scopes or secret changed.
     #[oai(nullable)]
     pub last_check: Option<AppCheckView>,
+    /// The `User-Agent` Dravo sends on the app's calls to its provider; null when the app
+    /// sets none (the provider's default: for Reddit `web:dravo:<version> (by Dravo,
+    /// self-hosted)`, for the others `dravo/<version>`).
+    #[oai(nullable)]
+    pub user_agent: Option<String>,
 }
 
 impl From<OAuthApp> for OAuthAppView {
@@ -72,6 +77,7 @@ impl From<OAuthApp> for OAuthAppView {
             credentials_error: app.credentials_error,
             updated_at: Checked(app.updated_at),
             last_check: app.last_check.map(Into::into),
+            user_agent: app.user_agent,
         }
     }
 }
@@ -91,6 +97,7 @@ impl Example for OAuthAppView {
             credentials_error: None,
             updated_at: Checked(EXAMPLE_TIME),
             last_check: None,
+            user_agent: None,
         }
     }
 }

@@ -469,7 +469,8 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
             "provider",
             "redirect_uri",
             "scopes",
-            "updated_at"
+            "updated_at",
+            "user_agent"
         ]
     );
     assert!(!schema.to_string().contains("client_secret"));
@@ -515,7 +516,14 @@ fn create_body_schema_requires_the_four_fields_and_allows_no_extras() {
     props.sort();
     assert_eq!(
         props,
-        ["client_id", "client_secret", "name", "provider", "scopes"]
+        [
+            "client_id",
+            "client_secret",
+            "name",
+            "provider",
+            "scopes",
+            "user_agent"
+        ]
     );
     // poem-openapi 5 emits no `additionalProperties: false` for `deny_unknown_fields` (its
     // MetaSchema cannot express `false`); the spec must at least not advertise extras.
@@ -887,8 +895,8 @@ fn fields_that_can_be_null_are_nullable() {
         }
     }
     assert_eq!(
-        checked, 10,
-        "credentials_error, last_check; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by, parent_id, tasks"
+        checked, 11,
+        "credentials_error, last_check, user_agent; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by, parent_id, tasks"
     );
 }
 

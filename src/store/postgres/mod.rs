@@ -49,6 +49,7 @@ use crate::store::tables::{self};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_schema.sql"),
     include_str!("migrations/002_token_version.sql"),
+    include_str!("migrations/003_app_user_agent.sql"),
 ];
 
 /// Advisory lock keys (any 64-bit numbers, fixed so every node agrees).

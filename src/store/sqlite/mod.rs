@@ -75,6 +75,7 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/012_webhook_claims.sql")),
         M::up(include_str!("migrations/013_accounts_listed.sql")),
         M::up(include_str!("migrations/014_token_version.sql")),
+        M::up(include_str!("migrations/015_app_user_agent.sql")),
     ]
 }
 
@@ -788,6 +789,7 @@ mod tests {
             credentials_error_at: None,
             updated_at: Timestamp::from_unix(1),
             last_check: None,
+            user_agent: None,
         };
         let (first, dup) = (app("oa_1", "same"), app("oa_2", "same"));
         let result = store
@@ -849,6 +851,7 @@ mod tests {
             credentials_error_at: None,
             updated_at: Timestamp::from_unix(1),
             last_check: None,
+            user_agent: None,
         };
         let check = AppCheck {
             checked_at: Timestamp::from_unix(1_800_000_000),

@@ -1,5 +1,6 @@
 //! A fake OAuth provider for tests: a real HTTP server on 127.0.0.1 (port 0) that behaves like
-//! one of x, linkedin, facebook, instagram, tiktok or threads, and checks what the real provider checks
+//! one of x, linkedin, facebook, instagram, tiktok, threads, pinterest or reddit, and checks what
+//! the real provider checks
 //! (client authentication, the PKCE verifier, the redirect URI, code reuse, refresh-token
 //! rotation).
 //!
@@ -21,6 +22,8 @@
 //! | instagram | `POST /token`, `GET /access_token`, `GET /refresh_access_token`, `GET /me` |
 //! | tiktok | `GET /v2/user/info/`, `POST /v2/oauth/revoke/` |
 //! | threads | `POST /token`, `GET /access_token`, `GET /refresh_access_token`, `GET /v1.0/me` |
+//! | pinterest | `POST /token`, `GET /v5/user_account` |
+//! | reddit | `POST /token`, `POST /revoke_token`, `GET /api/v1/me` (each refused without a descriptive `User-Agent`) |
 //!
 //! A fault set with [`FakeProvider::set_fault`] stays until it is changed. Token faults apply to
 //! every token-endpoint call (`/token`, and for instagram `/access_token` and
@@ -39,6 +42,8 @@ mod facebook;
 mod graph;
 mod instagram;
 mod linkedin;
+mod pinterest;
+mod reddit;
 mod threads;
 mod tiktok;
 mod x;
@@ -95,16 +100,20 @@ pub enum Kind {
     Instagram,
     Tiktok,
     Threads,
+    Pinterest,
+    Reddit,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::X,
         Kind::Linkedin,
         Kind::Facebook,
         Kind::Instagram,
         Kind::Tiktok,
         Kind::Threads,
+        Kind::Pinterest,
+        Kind::Reddit,
     ];
 
     /// The provider name as Dravo spells it.
@@ -116,6 +125,8 @@ impl Kind {
             Kind::Instagram => "instagram",
             Kind::Tiktok => "tiktok",
             Kind::Threads => "threads",
+            Kind::Pinterest => "pinterest",
+            Kind::Reddit => "reddit",
         }
     }
 
@@ -202,6 +213,7 @@ pub struct RecordedRequest {
     pub form: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub content_type: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 impl RecordedRequest {
@@ -673,6 +685,10 @@ async fn handle(state: Arc<Mutex<State>>, mut req: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         content_type,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let (kind, fault, is_token) = {
         let mut st = lock(&state);
@@ -711,6 +727,13 @@ async fn handle(state: Arc<Mutex<State>>, mut req: Request) -> Response {
 
 fn route(st: &mut State, c: &Ctx) -> Response {
     let kind = st.kind;
+    // `/authorize` is the browser's; every other call is Dravo's, and checked as the
+    // provider checks calls (Reddit's user agents).
+    if c.path != "/authorize"
+        && let Some(refused) = kind.fake().refuse(c)
+    {
+        return refused;
+    }
     let answer = match c.path.as_str() {
         "/authorize" => Some(authorize(st, c)),
         "/token" => Some(token(st, c)),
@@ -736,6 +759,8 @@ static REGISTRY: &[&dyn ProviderFake] = &[
     &instagram::Instagram,
     &tiktok::Tiktok,
     &threads::Threads,
+    &pinterest::Pinterest,
+    &reddit::Reddit,
 ];
 
 /// The fake of the provider Dravo calls `id`, if there is one.
@@ -794,6 +819,18 @@ trait ProviderFake: Sync {
         let mut pairs = redirect.query_pairs_mut();
         pairs.append_pair("code", code_value);
         pairs.append_pair("state", state);
+    }
+
+    /// The provider's own requirements of the consent URL beyond the common ones (Reddit's
+    /// `duration=permanent`), as the sentence `/authorize` answers 400 with.
+    fn check_authorize(&self, _q: &Params) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// An answer that refuses a call (any path but `/authorize`) before it is routed, as the
+    /// provider refuses calls whatever their path (Reddit, a missing or generic user agent).
+    fn refuse(&self, _c: &Ctx) -> Option<Response> {
+        None
     }
 
     /// Whether `path` is a token endpoint (faults apply and calls are counted).
@@ -887,6 +924,8 @@ enum Shape {
     Graph,
     /// api.instagram.com: `{"error_type","code","error_message"}`.
     InstagramApi,
+    /// pinterest: `{"code","message"}` (code 2 for failed authentication).
+    Pinterest,
 }
 
 #[derive(Debug)]
@@ -929,6 +968,10 @@ fn error_body(shape: Shape, e: &TokErr) -> Value {
             "error_type": "OAuthException",
             "code": 400,
             "error_message": e.message,
+        }),
+        Shape::Pinterest => json!({
+            "code": if e.error == "invalid_client" { 2 } else { 1 },
+            "message": e.message,
         }),
     }
 }
@@ -1084,6 +1127,7 @@ fn check_authorize(st: &State, q: &Params) -> Result<(Url, String, CodeGrant), S
         }
         None
     };
+    kind.fake().check_authorize(q)?;
     let grant = CodeGrant {
         redirect_uri: redirect_uri.to_owned(),
         client_id: client_id.to_owned(),
