@@ -1672,8 +1672,9 @@ fn user_agent_is_set_on_create_changed_and_reset_on_update_and_checked() {
     let app = out.json();
     assert_app_object(&app);
     assert_eq!(app["user_agent"], "web:other:2.0 (by /u/example)");
+    // A value the API would refuse is a usage error, as a bad --name is.
     let out = update(&["--user-agent", "caf\u{e9}"]);
-    assert_eq!(out.code, 1, "{}", out.describe());
+    assert_eq!(out.code, 2, "{}", out.describe());
     assert!(
         out.stderr.contains("--user-agent must be printable ASCII"),
         "{}",
