@@ -404,8 +404,7 @@ pub(crate) async fn client_credentials_grant(
     client_id: &str,
     client_secret: &str,
 ) -> CredentialCheck {
-    let host = endpoints.token_url.host_str().unwrap_or("the provider");
-    match token_call(
+    let answer = token_call(
         http,
         endpoints,
         auth,
@@ -413,8 +412,18 @@ pub(crate) async fn client_credentials_grant(
         client_secret,
         &[("grant_type", "client_credentials")],
     )
-    .await
-    {
+    .await;
+    credentials_verdict(endpoints, answer)
+}
+
+/// What a client-credentials grant's answer says of the credentials: an access token proves
+/// them; a refusal is the provider's verdict; anything else leaves them unknown.
+pub(crate) fn credentials_verdict(
+    endpoints: &Endpoints,
+    answer: Result<Value, ProviderError>,
+) -> CredentialCheck {
+    let host = endpoints.token_url.host_str().unwrap_or("the provider");
+    match answer {
         Ok(body) if http::string_field(&body, "access_token").is_some() => CredentialCheck::Proven,
         Ok(_) => CredentialCheck::Unknown(format!(
             "{host} answered the client-credentials grant without an access token"

@@ -8,13 +8,49 @@
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 
-use super::http::{ProviderError, ProviderHttp, string_field};
+use serde_json::Value;
+
+use super::http::{ProviderError, ProviderHttp, ProviderResponse, string_field};
 use super::{
-    AuthorizeParams, ClientAuth, CredentialCheck, DefaultEndpoints, Endpoints, Identity,
-    OAuthProvider, Provider, TokenRefresh, TokenSet,
+    AuthorizeParams, ClientAuth, CodeExchange, CredentialCheck, DefaultEndpoints, Endpoints,
+    Identity, OAuthProvider, Provider, TokenRefresh, TokenSet,
 };
 
 pub(super) struct Reddit;
+
+/// A token-endpoint answer. Reddit refuses the client's Basic credentials with HTTP 401 and
+/// `{"message": "Unauthorized", "error": 401}`, which names no OAuth code: it is the app's
+/// credentials (`invalid_client`), not the grant. Other refusals are OAuth's
+/// `{"error": "invalid_grant"}`, sometimes with HTTP 200, read as everywhere.
+fn token_answer(resp: ProviderResponse) -> Result<Value, ProviderError> {
+    if resp.status == 401 && resp.body.get("error").is_some_and(Value::is_number) {
+        return Err(ProviderError::Rejected {
+            code: "invalid_client".into(),
+            description: resp
+                .body
+                .get("message")
+                .and_then(Value::as_str)
+                .map(super::http::safe_description),
+        });
+    }
+    resp.into_success()
+}
+
+/// A call to the token endpoint, the client authenticated by HTTP Basic.
+async fn token_call(
+    http: &ProviderHttp,
+    endpoints: &Endpoints,
+    client_id: &str,
+    client_secret: &str,
+    params: &[(&str, &str)],
+) -> Result<Value, ProviderError> {
+    let req = http
+        .client()
+        .post(endpoints.token_url.clone())
+        .basic_auth(client_id, Some(client_secret))
+        .form(params);
+    token_answer(http.send(req).await?)
+}
 
 #[async_trait]
 impl OAuthProvider for Reddit {
@@ -106,6 +142,53 @@ impl OAuthProvider for Reddit {
         )
     }
 
+    async fn exchange_code(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        ex: &CodeExchange<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        let body = token_call(
+            http,
+            endpoints,
+            ex.client_id,
+            ex.client_secret,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", ex.code),
+                ("redirect_uri", ex.redirect_uri),
+            ],
+        )
+        .await?;
+        self.read_tokens(&body)
+    }
+
+    async fn refresh_tokens(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<TokenSet, ProviderError> {
+        let Some(refresh_token) = r.refresh_token else {
+            return Err(ProviderError::Rejected {
+                code: "invalid_grant".into(),
+                description: Some("the account has no refresh token".into()),
+            });
+        };
+        let body = token_call(
+            http,
+            endpoints,
+            r.client_id,
+            r.client_secret,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await?;
+        self.read_tokens(&body)
+    }
+
     /// A confidential (web) app may take an app-only token: it proves the id and secret.
     async fn check_credentials(
         &self,
@@ -114,14 +197,15 @@ impl OAuthProvider for Reddit {
         client_id: &str,
         client_secret: &str,
     ) -> CredentialCheck {
-        super::client_credentials_grant(
+        let answer = token_call(
             http,
             endpoints,
-            self.client_auth(),
             client_id,
             client_secret,
+            &[("grant_type", "client_credentials")],
         )
-        .await
+        .await;
+        super::credentials_verdict(endpoints, answer)
     }
 
     /// Documented as an hour.
@@ -205,6 +289,26 @@ mod tests {
         assert_eq!(
             endpoints.beside_token_url("revoke_token").as_str(),
             "https://www.reddit.com/api/v1/revoke_token"
+        );
+    }
+
+    #[test]
+    fn a_401_with_reddits_numeric_error_is_the_apps_credentials() {
+        use serde_json::json;
+        let answer = |status, body| token_answer(ProviderResponse { status, body });
+        assert_eq!(
+            answer(401, json!({"message": "Unauthorized", "error": 401})),
+            Err(ProviderError::Rejected {
+                code: "invalid_client".into(),
+                description: Some("Unauthorized".into()),
+            })
+        );
+        assert_eq!(
+            answer(200, json!({"error": "invalid_grant"})),
+            Err(ProviderError::Rejected {
+                code: "invalid_grant".into(),
+                description: None,
+            })
         );
     }
 

@@ -699,14 +699,31 @@ async fn a_failing_account_costs_a_handful_of_provider_calls_a_day() {
 
 #[tokio::test]
 async fn refused_app_credentials_blame_the_app_not_the_account() {
-    let c = connected(Kind::X).await;
+    refused_app_credentials_blame_the_app(Kind::X).await;
+}
+
+#[tokio::test]
+async fn pinterest_and_reddit_refusing_the_apps_credentials_blame_the_app() {
+    // Neither says `invalid_client`: Pinterest answers 401 `{code, message}`, Reddit 401
+    // `{"message": "Unauthorized", "error": 401}`; both are the app's credentials.
+    refused_app_credentials_blame_the_app(Kind::Pinterest).await;
+    refused_app_credentials_blame_the_app(Kind::Reddit).await;
+}
+
+/// A refresh whose client authentication the provider refuses leaves the account active and
+/// cools the app down.
+async fn refused_app_credentials_blame_the_app(kind: Kind) {
+    let c = connected(kind).await;
     c.fake.set_fault(Fault::TokenStatus(401));
     c.near_expiry(10).await;
     c.access_token().await;
     let account = c.account().await;
     assert_eq!(account["status"], "active", "{account}");
     let events = c.json("/events").await;
-    assert_eq!(events["data"][0]["detail"]["blame"], "app");
+    assert_eq!(
+        events["data"][0]["detail"]["blame"], "app",
+        "{kind}: {events}"
+    );
     let calls = c.fake.token_requests();
     c.clock.advance(30 * 60);
     c.tend().await;

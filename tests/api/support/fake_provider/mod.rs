@@ -926,6 +926,8 @@ enum Shape {
     InstagramApi,
     /// pinterest: `{"code","message"}` (code 2 for failed authentication).
     Pinterest,
+    /// reddit: OAuth's, but a failed client authentication is `{"message","error": 401}`.
+    Reddit,
 }
 
 #[derive(Debug)]
@@ -969,6 +971,10 @@ fn error_body(shape: Shape, e: &TokErr) -> Value {
             "code": 400,
             "error_message": e.message,
         }),
+        Shape::Reddit if e.error == "invalid_client" => {
+            json!({"message": e.message, "error": e.status})
+        }
+        Shape::Reddit => json!({"error": e.error, "error_description": e.message}),
         Shape::Pinterest => json!({
             "code": if e.error == "invalid_client" { 2 } else { 1 },
             "message": e.message,

@@ -1,6 +1,7 @@
 //! The fake Reddit: space-separated scopes, no PKCE, `duration=permanent` required on the
 //! consent URL (without it Reddit issues no refresh token), the client authenticated by HTTP
-//! Basic, a refresh token that neither rotates nor expires (a refresh answers none), an
+//! Basic (a failed one answers Reddit's 401 `{"message": "Unauthorized", "error": 401}`), a
+//! refresh token that neither rotates nor expires (a refresh answers none), an
 //! app-only token (`client_credentials`), a revoke that answers 204 without a body, and, as
 //! Reddit throttles them, every API and token call without a descriptive `User-Agent`
 //! refused: none at all is 403, a generic one (`dravo/0.1.0`, `reqwest/…`: no
@@ -54,6 +55,10 @@ impl ProviderFake for Reddit {
             ));
         }
         None
+    }
+
+    fn token_shape(&self, _path: &str) -> Shape {
+        Shape::Reddit
     }
 
     fn token(&self, st: &mut State, c: &Ctx) -> Result<Value, TokErr> {
