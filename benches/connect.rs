@@ -166,6 +166,7 @@ async fn main() {
                     client_id: ClientId::parse("bench-client").unwrap(),
                     client_secret: ClientSecret::parse("bench-secret").unwrap(),
                     scopes: None,
+                    user_agent: None,
                 },
             )
             .await

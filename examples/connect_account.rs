@@ -22,7 +22,8 @@
 //! Environment (an empty value counts as unset):
 //! - `DRAVO_URL`     Dravo's base URL (default `http://127.0.0.1:8080`)
 //! - `DRAVO_TOKEN`   a dashboard JWT (required); its `sub` is the tenant that owns the account
-//! - `PROVIDER`      instagram | facebook | x | linkedin | tiktok (default `x`)
+//! - `PROVIDER`      instagram | facebook | x | linkedin | tiktok | threads | youtube |
+//!   google_business | pinterest | reddit (default `x`)
 //! - `OAUTH_APP_ID`  the BYOK app to connect with (default: none, the provider's app from
 //!   dravo.toml)
 //! - `RETURN_URL`    where Dravo sends the browser afterwards; it must lie under the server's

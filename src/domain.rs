@@ -263,6 +263,38 @@ impl ClientId {
     }
 }
 
+/// The `User-Agent` an app's calls to its provider carry instead of the provider's default
+/// (Reddit throttles generic ones and asks for `<platform>:<app id>:<version> (by /u/<user>)`).
+/// Printable ASCII only, since it travels as an HTTP header: 1 to 256 characters after
+/// trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAgent(String);
+
+impl UserAgent {
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        Self::parse_as("user_agent", value)
+    }
+
+    /// `parse`, with errors naming `field` (the CLI's `--user-agent`).
+    pub fn parse_as(field: &str, value: &str) -> Result<Self, Error> {
+        let trimmed = value.trim();
+        check_len(field, trimmed, 1, Self::MAX_LEN)?;
+        if let Some(c) = trimmed.chars().find(|c| !(' '..='~').contains(c)) {
+            return Err(Error::invalid(format!(
+                "{field} must be printable ASCII (an HTTP header value): {} is not",
+                c.escape_unicode()
+            )));
+        }
+        Ok(UserAgent(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// An OAuth app's client secret. Kept exactly as given (secrets are not ours to trim);
 /// `Debug` prints `[REDACTED]`, and there is no `Display`.
 #[derive(Clone)]
@@ -768,6 +800,33 @@ pub struct Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_agent_is_printable_ascii_of_at_most_256_characters() {
+        let ua = UserAgent::parse(" web:com.example.app:1.2 (by /u/someone) ").unwrap();
+        assert_eq!(ua.as_str(), "web:com.example.app:1.2 (by /u/someone)");
+        assert!(UserAgent::parse(&"a".repeat(256)).is_ok());
+        let long = UserAgent::parse(&"a".repeat(257)).unwrap_err().to_string();
+        assert!(long.contains("1 to 256 characters"), "{long}");
+        for bad in [
+            "",
+            "   ",
+            "a\tb",
+            "a\rb",
+            "a\nX-Injected: 1",
+            "caf\u{e9}",
+            "a\u{7f}",
+        ] {
+            assert!(UserAgent::parse(bad).is_err(), "{bad:?}");
+        }
+        let named = UserAgent::parse_as("--user-agent", "a\u{1}b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            named.contains("--user-agent must be printable ASCII"),
+            "{named}"
+        );
+    }
 
     #[test]
     fn app_name_counts_characters_not_bytes() {

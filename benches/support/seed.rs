@@ -108,6 +108,7 @@ impl Seeder {
                                 random_text(&mut rand::rng(), 32)
                             ))?,
                             scopes: None,
+                            user_agent: None,
                         },
                     )
                     .await?,

@@ -12,7 +12,7 @@ use crate::api::payload::JsonBody;
 use crate::api::rendered::{ListKey, RenderedLists};
 use crate::api::{ApiTags, DashboardAuth};
 use crate::domain::Provider;
-use crate::domain::{AppId, AppName, ClientId, ClientSecret};
+use crate::domain::{AppId, AppName, ClientId, ClientSecret, UserAgent};
 use crate::service::{AppChanges, Dravo, NewApp};
 use crate::wire::values::{Checked, Omittable, ScopeList};
 use crate::wire::views::{AppCheckView, OAuthAppView};
@@ -31,6 +31,11 @@ pub struct CreateOAuthApp {
     /// Scopes to request instead of the provider's defaults.
     #[oai(skip_serializing_if_is_none)]
     pub scopes: Omittable<ScopeList>,
+    /// The `User-Agent` of the app's calls to its provider, instead of the provider's default
+    /// (Reddit's: `web:dravo:<version> (by Dravo, self-hosted)`). Reddit throttles generic
+    /// user agents and asks for `<platform>:<app id>:<version> (by /u/<username>)`.
+    #[oai(skip_serializing_if_is_none)]
+    pub user_agent: Omittable<Checked<UserAgent>>,
 }
 
 /// The name of the example app: not the quick start's ("My X App"), so the first "Try it
@@ -45,6 +50,7 @@ impl Example for CreateOAuthApp {
             client_id: Checked(ClientId::parse("…").expect("valid")),
             client_secret: Checked(ClientSecret::parse("…").expect("valid")),
             scopes: Omittable(None),
+            user_agent: Omittable(None),
         }
     }
 }
@@ -64,6 +70,10 @@ pub struct UpdateOAuthApp {
     /// refreshes failed because the provider refused the old one are retried at once.
     #[oai(skip_serializing_if_is_none)]
     pub client_secret: Omittable<Checked<ClientSecret>>,
+    /// A new `User-Agent` for the app's calls to its provider; `null` goes back to the
+    /// provider's default.
+    #[oai(skip_serializing_if_is_none, nullable)]
+    pub user_agent: Omittable<Option<Checked<UserAgent>>>,
 }
 
 impl Example for UpdateOAuthApp {
@@ -72,6 +82,7 @@ impl Example for UpdateOAuthApp {
             name: Omittable(None),
             scopes: Omittable(None),
             client_secret: Omittable(Some(Checked(ClientSecret::parse("…").expect("valid")))),
+            user_agent: Omittable(None),
         }
     }
 }
@@ -154,6 +165,7 @@ impl OAuthAppsApi {
             client_id: body.client_id.0,
             client_secret: body.client_secret.0,
             scopes: body.scopes.0.map(|s| s.0),
+            user_agent: body.user_agent.0.map(|ua| ua.0),
         };
         let app = dravo.create_app(&auth.0, new).await?;
         let location = format!("/v1/oauth-apps/{}", app.id);
@@ -208,7 +220,8 @@ impl OAuthAppsApi {
 
     /// Update an OAuth app
     ///
-    /// Change an app's `name`, `scopes` and/or `client_secret` (at least one). A new secret
+    /// Change an app's `name`, `scopes`, `client_secret` and/or `user_agent` (at least one;
+    /// a `null` user agent goes back to the provider's default). A new secret
     /// is encrypted like the first, clears `credentials_error`, and makes the app's accounts
     /// whose refreshes the old one failed due again. New scopes apply to connects started
     /// from now on.
@@ -231,6 +244,7 @@ impl OAuthAppsApi {
             name: body.name.0.map(|n| n.0),
             scopes: body.scopes.0.map(|s| s.0),
             client_secret: body.client_secret.0.map(|s| s.0),
+            user_agent: body.user_agent.0.map(|ua| ua.map(|ua| ua.0)),
         };
         let app = dravo.update_app(&auth.0, &id.0.0, changes).await?;
         Ok(AppUpdated::Ok(Json(app.into())))

@@ -9,7 +9,7 @@ use super::args::{OwnerArg, ProviderFilter, parse_provider, provider_help};
 use super::context::Context;
 use super::output::{or_dash, print_fields, print_json, print_line, print_list, print_table};
 use crate::domain::{
-    AppCheck, AppId, AppName, CheckStatus, ClientId, ClientSecret, Provider, Scopes,
+    AppCheck, AppId, AppName, CheckStatus, ClientId, ClientSecret, Provider, Scopes, UserAgent,
 };
 use crate::error::{Error, Result};
 use crate::service::{AppChanges, Dravo, NewApp, OAuthApp};
@@ -40,7 +40,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Change an OAuth app's name, scopes or client secret (at least one)
+    /// Change an OAuth app's name, scopes, client secret or user agent (at least one)
     Update(UpdateArgs),
     /// Check an OAuth app's configuration: credentials at the provider (where it can tell),
     /// redirect URI, scopes, and whether server.public_url reaches this server
@@ -90,6 +90,10 @@ pub struct CreateArgs {
     /// Scopes instead of the provider's defaults, space- or comma-separated
     #[arg(long)]
     scopes: Option<String>,
+    /// The User-Agent of the app's calls to its provider instead of the provider's default
+    /// (Reddit asks for "<platform>:<app id>:<version> (by /u/<username>)")
+    #[arg(long, value_name = "TEXT")]
+    user_agent: Option<String>,
     /// Print the JSON the API returns
     #[arg(long)]
     json: bool,
@@ -101,7 +105,7 @@ pub struct CreateArgs {
     clap::ArgGroup::new("change")
         .required(true)
         .multiple(true)
-        .args(["name", "scopes", "client_secret_stdin", "client_secret_env"])
+        .args(["name", "scopes", "client_secret_stdin", "client_secret_env", "user_agent", "default_user_agent"])
 ))]
 pub struct UpdateArgs {
     #[command(flatten)]
@@ -123,6 +127,12 @@ pub struct UpdateArgs {
     /// Read a new client secret from this environment variable
     #[arg(long, value_name = "VAR")]
     client_secret_env: Option<String>,
+    /// A new User-Agent for the app's calls to its provider
+    #[arg(long, value_name = "TEXT", conflicts_with = "default_user_agent")]
+    user_agent: Option<String>,
+    /// Go back to the provider's default User-Agent
+    #[arg(long)]
+    default_user_agent: bool,
     /// Print the JSON the API returns
     #[arg(long)]
     json: bool,
@@ -149,6 +159,11 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
                     .scopes
                     .as_deref()
                     .map(|s| Scopes::parse_list_as("--scopes", s))
+                    .transpose()?,
+                user_agent: args
+                    .user_agent
+                    .as_deref()
+                    .map(|ua| UserAgent::parse_as("--user-agent", ua))
                     .transpose()?,
             };
             let app = dravo.create_app(&owner, new).await?;
@@ -214,6 +229,11 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
                 } else {
                     None
                 },
+                user_agent: match (&args.user_agent, args.default_user_agent) {
+                    (Some(ua), _) => Some(Some(UserAgent::parse_as("--user-agent", ua)?)),
+                    (None, true) => Some(None),
+                    (None, false) => None,
+                },
             };
             let app = dravo.update_app(&owner, &id, changes).await?;
             warn_about_scopes(&app);
@@ -264,6 +284,7 @@ fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
         ("created_at", app.created_at.rfc3339()),
         ("credentials_error", or_dash(&app.credentials_error)),
         ("updated_at", app.updated_at.rfc3339()),
+        ("user_agent", or_dash(&app.user_agent)),
         (
             "last_check",
             app.last_check

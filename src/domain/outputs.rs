@@ -28,6 +28,8 @@ pub struct OAuthApp {
     /// What looks wrong with its scopes (a typo, a scope Dravo needs that is missing), one
     /// sentence each; the app works as stored, but a connect will likely fail.
     pub warnings: Vec<String>,
+    /// The `User-Agent` its calls to the provider carry; `None`: the provider's default.
+    pub user_agent: Option<String>,
 }
 
 /// What deleting an account did at the provider.

@@ -38,11 +38,14 @@ impl ProviderResponse {
     }
 }
 
-/// The shared client for provider calls.
+/// The shared client for provider calls, with the `User-Agent` of the app they are made for.
+/// Cheap to clone: the client is shared.
 #[derive(Clone)]
 pub struct ProviderHttp {
     client: reqwest::Client,
     timeout: Duration,
+    /// Replaces the client's `dravo/<version>` on every request `send` sends.
+    user_agent: Option<reqwest::header::HeaderValue>,
 }
 
 impl ProviderHttp {
@@ -54,7 +57,21 @@ impl ProviderHttp {
             .user_agent(concat!("dravo/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
-        ProviderHttp { client, timeout }
+        ProviderHttp {
+            client,
+            timeout,
+            user_agent: None,
+        }
+    }
+
+    /// The same client, sending `user_agent` (when given, and a valid header value) instead of
+    /// the default `dravo/<version>`. Apps' user agents are printable ASCII, checked when set.
+    pub fn with_user_agent(&self, user_agent: Option<&str>) -> ProviderHttp {
+        ProviderHttp {
+            client: self.client.clone(),
+            timeout: self.timeout,
+            user_agent: user_agent.and_then(|ua| reqwest::header::HeaderValue::from_str(ua).ok()),
+        }
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -83,6 +100,11 @@ impl ProviderHttp {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<ProviderResponse, ProviderError> {
+        let req = match &self.user_agent {
+            // A request's own header wins over the client's default one.
+            Some(ua) => req.header(reqwest::header::USER_AGENT, ua.clone()),
+            None => req,
+        };
         let mut resp = req
             .header(reqwest::header::ACCEPT, "application/json")
             .send()

@@ -14,6 +14,8 @@ mod google;
 mod google_business;
 mod instagram;
 mod linkedin;
+mod pinterest;
+mod reddit;
 mod threads;
 mod tiktok;
 mod x;
@@ -103,6 +105,12 @@ pub trait OAuthProvider: Send + Sync + 'static {
 
     /// The real endpoints, for the API version in use.
     fn default_endpoints(&self, api_version: Option<&str>) -> DefaultEndpoints;
+
+    /// The `User-Agent` of calls for an app that sets none of its own; `None` keeps the
+    /// client's `dravo/<version>`. For providers that throttle generic user agents (Reddit).
+    fn default_user_agent(&self) -> Option<String> {
+        None
+    }
 
     /// Whether the authorization-code flow uses PKCE (S256).
     fn uses_pkce(&self) -> bool {
@@ -418,8 +426,7 @@ pub(crate) async fn client_credentials_grant(
     client_id: &str,
     client_secret: &str,
 ) -> CredentialCheck {
-    let host = endpoints.token_url.host_str().unwrap_or("the provider");
-    match token_call(
+    let answer = token_call(
         http,
         endpoints,
         auth,
@@ -427,8 +434,18 @@ pub(crate) async fn client_credentials_grant(
         client_secret,
         &[("grant_type", "client_credentials")],
     )
-    .await
-    {
+    .await;
+    credentials_verdict(endpoints, answer)
+}
+
+/// What a client-credentials grant's answer says of the credentials: an access token proves
+/// them; a refusal is the provider's verdict; anything else leaves them unknown.
+pub(crate) fn credentials_verdict(
+    endpoints: &Endpoints,
+    answer: Result<Value, ProviderError>,
+) -> CredentialCheck {
+    let host = endpoints.token_url.host_str().unwrap_or("the provider");
+    match answer {
         Ok(body) if http::string_field(&body, "access_token").is_some() => CredentialCheck::Proven,
         Ok(_) => CredentialCheck::Unknown(format!(
             "{host} answered the client-credentials grant without an access token"

@@ -4,8 +4,8 @@
 use std::str::FromStr;
 
 use super::{
-    OAuthProvider, Provider, facebook, google_business, instagram, linkedin, threads, tiktok, x,
-    youtube,
+    OAuthProvider, Provider, facebook, google_business, instagram, linkedin, pinterest, reddit,
+    threads, tiktok, x, youtube,
 };
 
 /// Every provider this build can connect, in the order the seed page lists them. The order
@@ -19,6 +19,8 @@ static REGISTRY: &[&dyn OAuthProvider] = &[
     &threads::Threads,
     &youtube::Youtube,
     &google_business::GoogleBusiness,
+    &pinterest::Pinterest,
+    &reddit::Reddit,
 ];
 
 /// Every registered provider.
@@ -154,7 +156,7 @@ mod tests {
     fn display_names_are_listed_in_prose() {
         assert_eq!(
             display_names(),
-            "Instagram, Facebook, X, LinkedIn, TikTok, Threads, YouTube and Google Business Profile"
+            "Instagram, Facebook, X, LinkedIn, TikTok, Threads, YouTube, Google Business Profile, Pinterest and Reddit"
         );
     }
     #[test]
@@ -167,7 +169,7 @@ mod tests {
         assert!("twitter".parse::<Provider>().is_err());
         assert_eq!(
             expected(),
-            "instagram, facebook, x, linkedin, tiktok, threads, youtube or google_business"
+            "instagram, facebook, x, linkedin, tiktok, threads, youtube, google_business, pinterest or reddit"
         );
     }
     #[test]

@@ -216,7 +216,10 @@ impl Dravo {
         let creds = self.0.tokens.account_credentials(row).await?;
         Ok(providers::get(row.provider)
             .revoke(
-                self.0.calls.http(),
+                &self
+                    .0
+                    .calls
+                    .http_for(row.provider, creds.user_agent.as_deref()),
                 self.0.calls.endpoints(row.provider),
                 &creds.as_refresh(),
             )

@@ -28,7 +28,13 @@ impl Dravo {
         let row = self.0.apps.record(owner, id).await?;
         let secret = self.0.apps.open_client_secret(&row).await?;
         let (mut checks, reachable) = tokio::join!(
-            self.app_config_checks(row.provider, &row.client_id, &secret, &row.scopes),
+            self.app_config_checks(
+                row.provider,
+                &row.client_id,
+                &secret,
+                &row.scopes,
+                row.user_agent.as_deref(),
+            ),
             self.public_url_check(),
         );
         checks.push(reachable);
@@ -76,6 +82,7 @@ impl Dravo {
                     app.client_id.as_str(),
                     &app.client_secret,
                     app.scopes.as_slice(),
+                    None,
                 )
                 .await;
             found.push((provider_id, checks));
@@ -91,10 +98,12 @@ impl Dravo {
         client_id: &str,
         secret: &ClientSecret,
         scopes: &[String],
+        user_agent: Option<&str>,
     ) -> Vec<CheckResult> {
         let provider = providers::get(provider_id);
         vec![
-            self.credentials_check(provider, client_id, secret).await,
+            self.credentials_check(provider, client_id, secret, user_agent)
+                .await,
             redirect_uri_check(
                 provider,
                 &self.0.public_url,
@@ -111,11 +120,12 @@ impl Dravo {
         provider: &dyn OAuthProvider,
         client_id: &str,
         secret: &ClientSecret,
+        user_agent: Option<&str>,
     ) -> CheckResult {
         let name = provider.id();
         let answer = provider
             .check_credentials(
-                self.0.calls.http(),
+                &self.0.calls.http_for(name, user_agent),
                 self.0.calls.endpoints(name),
                 client_id,
                 secret.expose(),

@@ -11,7 +11,7 @@ use super::keys::Vault;
 use super::seal_contexts::secret_context;
 use crate::clock::Clock;
 use crate::domain::{
-    AppId, AppName, ClientId, ClientSecret, Deleted, OAuthApp, Owner, Provider, Scopes,
+    AppId, AppName, ClientId, ClientSecret, Deleted, OAuthApp, Owner, Provider, Scopes, UserAgent,
 };
 use crate::error::{Error, Result};
 use crate::providers;
@@ -26,6 +26,8 @@ pub struct NewApp {
     pub client_secret: ClientSecret,
     /// `None` uses the provider's default scopes.
     pub scopes: Option<Scopes>,
+    /// `None` uses the provider's default `User-Agent`.
+    pub user_agent: Option<UserAgent>,
 }
 
 /// What a caller changes on an OAuth app (`PATCH`): each field given replaces the stored one.
@@ -36,11 +38,16 @@ pub struct AppChanges {
     pub scopes: Option<Scopes>,
     /// Re-sealed; clears the provider's last refusal of the credentials.
     pub client_secret: Option<ClientSecret>,
+    /// `Some(None)` goes back to the provider's default `User-Agent`.
+    pub user_agent: Option<Option<UserAgent>>,
 }
 
 impl AppChanges {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.scopes.is_none() && self.client_secret.is_none()
+        self.name.is_none()
+            && self.scopes.is_none()
+            && self.client_secret.is_none()
+            && self.user_agent.is_none()
     }
 }
 
@@ -63,6 +70,8 @@ pub struct AppCredentials {
     pub client_id: String,
     pub client_secret: ClientSecret,
     pub scopes: Vec<String>,
+    /// The app's own `User-Agent`, if it has one.
+    pub user_agent: Option<String>,
 }
 
 /// The callback URL for `provider` under `public_url`, which users register at the provider.
@@ -107,6 +116,7 @@ impl Apps {
             updated_at: row.updated_at,
             last_check: row.last_check.clone(),
             warnings: super::app_checks::scope_problems(providers::get(row.provider), &row.scopes),
+            user_agent: row.user_agent.clone(),
         }
     }
 
@@ -128,6 +138,7 @@ impl Apps {
             credentials_error_at: None,
             updated_at: self.clock.now(),
             last_check: None,
+            user_agent: new.user_agent.map(|ua| ua.as_str().to_owned()),
         };
         let (vault, secret) = (self.vault.clone(), new.client_secret);
         let record = self
@@ -169,7 +180,7 @@ impl Apps {
         Ok(self.view(&self.record(owner, id).await?))
     }
 
-    /// Changes an app's name, scopes and/or secret. A new secret is sealed as `create_app`
+    /// Changes an app's name, scopes, secret and/or user agent. A new secret is sealed as `create_app`
     /// seals it, clears the provider's last refusal, and makes the app's accounts that wait on
     /// a cooldown after failed refreshes due now, all in one transaction.
     pub(super) async fn update(
@@ -180,7 +191,7 @@ impl Apps {
     ) -> Result<OAuthApp> {
         if changes.is_empty() {
             return Err(Error::invalid(
-                "nothing to change: give at least one of name, scopes and client_secret",
+                "nothing to change: give at least one of name, scopes, client_secret and user_agent",
             ));
         }
         let now = self.clock.now();
@@ -201,6 +212,9 @@ impl Apps {
                         row.scopes = scopes.into_vec();
                         // The check described scopes the app no longer asks for.
                         row.last_check = None;
+                    }
+                    if let Some(user_agent) = changes.user_agent {
+                        row.user_agent = user_agent.map(|ua| ua.as_str().to_owned());
                     }
                     let mut due = 0;
                     if let Some(secret) = changes.client_secret {
@@ -255,6 +269,7 @@ impl Apps {
             client_id: row.client_id.clone(),
             client_secret: self.open_client_secret(&row).await?,
             scopes: row.scopes.clone(),
+            user_agent: row.user_agent.clone(),
         })
     }
 

@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::events::{AccountEvent, EventDraft, Outbox};
+use super::flow_apps::FlowApp;
 use super::keys::Vault;
 use super::provider_calls::ProviderCalls;
 use super::renewal::classify;
@@ -258,14 +259,14 @@ pub(super) async fn sync_children(
 pub(super) async fn children_at_connect(
     calls: &ProviderCalls,
     provider: Provider,
+    app: &FlowApp,
     tokens: &TokenSet,
-    requested_scopes: &[String],
 ) -> (Option<Vec<ChildAccount>>, Option<serde_json::Value>) {
-    let scopes = tokens.granted_scopes.as_deref().unwrap_or(requested_scopes);
+    let scopes = tokens.granted_scopes.as_deref().unwrap_or(&app.scopes);
     let implementation = providers::get(provider);
     match implementation
         .list_children(
-            calls.http(),
+            &calls.http_for(provider, app.user_agent.as_deref()),
             calls.endpoints(provider),
             tokens.access_token.expose_secret(),
             scopes,

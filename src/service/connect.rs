@@ -525,7 +525,7 @@ impl Connect {
             .exchange_and_identify(provider, claims, state_keys, &app, code)
             .await?;
         let (children, children_unlisted) =
-            super::children::children_at_connect(&self.calls, provider, &tokens, &app.scopes).await;
+            super::children::children_at_connect(&self.calls, provider, &app, &tokens).await;
         let connected = Connected {
             owner,
             provider,
@@ -589,6 +589,7 @@ impl Connect {
             .then(|| state::pkce_verifier(state_keys.pkce_key(), &claims.nonce));
         let redirect_uri = self.redirect_uri(provider);
         let endpoints = self.calls.endpoints(provider);
+        let http = self.calls.http_for(provider, app.user_agent.as_deref());
         let exchange = CodeExchange {
             client_id: &app.client_id,
             client_secret: client_secret.expose(),
@@ -597,11 +598,11 @@ impl Connect {
             code_verifier: verifier.as_deref(),
         };
         let tokens = implementation
-            .exchange(self.calls.http(), endpoints, &exchange)
+            .exchange(&http, endpoints, &exchange)
             .await
             .map_err(|e| Failure::provider(&e))?;
         let identity = implementation
-            .identify(self.calls.http(), endpoints, &tokens)
+            .identify(&http, endpoints, &tokens)
             .await
             .map_err(|e| Failure::provider(&e))?;
         Ok((tokens, identity))

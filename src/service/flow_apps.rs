@@ -20,6 +20,8 @@ pub(super) struct FlowApp {
     pub app_id: Option<AppId>,
     pub client_id: String,
     pub scopes: Vec<String>,
+    /// The app's own `User-Agent` for calls to its provider (BYOK apps only).
+    pub user_agent: Option<String>,
     secret: FlowSecret,
 }
 
@@ -75,6 +77,7 @@ impl FlowApps {
                     app_id: Some(id.clone()),
                     client_id: row.client_id.clone(),
                     scopes: row.scopes.clone(),
+                    user_agent: row.user_agent.clone(),
                     secret: FlowSecret::Sealed(Box::new(row)),
                 })
             }
@@ -88,6 +91,7 @@ impl FlowApps {
                     app_id: None,
                     client_id: app.client_id.as_str().to_owned(),
                     scopes: app.scopes.as_slice().to_vec(),
+                    user_agent: None,
                     secret: FlowSecret::Config(app.client_secret.clone()),
                 })
             }

@@ -48,6 +48,8 @@ pub(super) struct AccountCredentials {
     client_secret: crate::domain::ClientSecret,
     access_token: String,
     refresh_token: Option<String>,
+    /// The app's own `User-Agent`, if it has one.
+    pub(super) user_agent: Option<String>,
 }
 
 impl AccountCredentials {
@@ -404,7 +406,9 @@ impl Tokens {
         })?;
         providers::get(row.provider)
             .refresh(
-                self.calls.http(),
+                &self
+                    .calls
+                    .http_for(row.provider, creds.user_agent.as_deref()),
                 self.calls.endpoints(row.provider),
                 &creds.as_refresh(),
             )
@@ -434,6 +438,7 @@ impl Tokens {
             client_secret,
             access_token,
             refresh_token,
+            user_agent: app.user_agent,
         })
     }
 
@@ -617,9 +622,18 @@ impl Tokens {
         let token = self
             .open_token(parent, ACCESS, &parent.access_token_sealed)
             .await?;
+        // The parent's app names the user agent; an app gone meanwhile leaves the default.
+        let user_agent = match self
+            .flow_apps
+            .flow_app(&parent.owner, parent.provider, parent.oauth_app_id.as_ref())
+            .await
+        {
+            Ok(app) => app.user_agent,
+            Err(_) => None,
+        };
         let listed = providers::get(parent.provider)
             .list_children(
-                self.calls.http(),
+                &self.calls.http_for(parent.provider, user_agent.as_deref()),
                 self.calls.endpoints(parent.provider),
                 &token,
                 &parent.scopes,

@@ -45,9 +45,22 @@ impl ProviderCalls {
         }
     }
 
-    /// The client for calls to providers.
+    /// The client for calls that are not made for an app (Dravo's own health check).
     pub(super) fn http(&self) -> &ProviderHttp {
         self.http.get_or_init(|| ProviderHttp::new(self.timeout))
+    }
+
+    /// The client for calls to `provider` made for an app: they carry the app's own
+    /// `User-Agent`, else the provider's default one (Reddit's names Dravo), else the client's.
+    /// Every call for an app (exchange, identity, refresh, revoke, check, lists) takes it here.
+    pub(super) fn http_for(
+        &self,
+        provider: Provider,
+        app_user_agent: Option<&str>,
+    ) -> ProviderHttp {
+        let default = providers::get(provider).default_user_agent();
+        self.http()
+            .with_user_agent(app_user_agent.or(default.as_deref()))
     }
 
     pub(super) fn endpoints(&self, provider: Provider) -> &Endpoints {

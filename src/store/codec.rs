@@ -186,6 +186,7 @@ pub fn app(row: &dyn RowRead) -> Result<AppRecord> {
         // Apps stored before migration 010 have no `updated_at`: not changed since created.
         updated_at: optional_time(row, col!(APPS, "updated_at"))?.unwrap_or(created_at),
         last_check,
+        user_agent: row.text(col!(APPS, "user_agent"))?,
     })
 }
 
@@ -209,6 +210,7 @@ pub fn app_values(app: &AppRecord) -> Vec<CopyValue> {
                 optional_text_value(app.last_check.as_ref().map(last_check_json).as_deref())
             }
             "last_check_at" => time_value(app.last_check.as_ref().map(|c| c.checked_at)),
+            "user_agent" => optional_text_value(app.user_agent.as_deref()),
             other => unwritten(&APPS, other),
         })
         .collect()
@@ -224,6 +226,7 @@ pub const APP_CHANGES: &[&str] = &[
     "updated_at",
     "last_check",
     "last_check_at",
+    "user_agent",
 ];
 
 /// An account from the columns of `ACCOUNTS`.
@@ -452,7 +455,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.ends_with("last_check_at = ?8 WHERE owner = ?9 AND id = ?10"),
+            sql.ends_with("last_check_at = ?8, user_agent = ?9 WHERE owner = ?10 AND id = ?11"),
             "{sql}"
         );
     }

@@ -74,6 +74,8 @@ pub struct AppRecord {
     pub updated_at: Timestamp,
     /// The last check of its configuration; cleared when its scopes or secret change.
     pub last_check: Option<AppCheck>,
+    /// The `User-Agent` of its calls to the provider, when the tenant set one.
+    pub user_agent: Option<String>,
 }
 
 /// A connected account as stored, tokens still sealed.

@@ -75,6 +75,7 @@ pub const APPS: Table = Table {
         ("updated_at", Int),
         ("last_check", Text),
         ("last_check_at", Int),
+        ("user_agent", Text),
     ],
     positioned: true,
 };

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::domain::{
     AccountId, AccountKind, AccountStatus, AppId, AppName, BIDI_CONTROLS, ClientId, ClientSecret,
-    INVISIBLE, Provider, Scopes, Timestamp,
+    INVISIBLE, Provider, Scopes, Timestamp, UserAgent,
 };
 use crate::error::Error;
 use crate::providers;
@@ -205,6 +205,18 @@ bounded_text!(
     |schema| {
         schema.write_only = true;
         schema.format = Some("password");
+    }
+);
+
+bounded_text!(
+    UserAgent,
+    "user_agent",
+    "The User-Agent of the app's calls to its provider: printable ASCII, 1 to 256 characters. \
+     Reddit asks for `<platform>:<app id>:<version> (by /u/<username>)`.",
+    |ua| ua.as_str(),
+    |schema| {
+        schema.pattern = Some(r"^[\x20-\x7E]*[\x21-\x7E][\x20-\x7E]*$".into());
+        schema.example = Some("web:com.example.scheduler:1.4 (by /u/example)".into());
     }
 );
 

@@ -62,6 +62,11 @@ pub struct OAuthAppView {
     /// accounts that is missing. The app is stored as given; a connect will likely fail until
     /// the scopes are fixed. Empty when nothing looks wrong.
     pub warnings: Vec<String>,
+    /// The `User-Agent` Dravo sends on the app's calls to its provider; null when the app
+    /// sets none (the provider's default: for Reddit `web:dravo:<version> (by Dravo,
+    /// self-hosted)`, for the others `dravo/<version>`).
+    #[oai(nullable)]
+    pub user_agent: Option<String>,
 }
 
 impl From<OAuthApp> for OAuthAppView {
@@ -78,6 +83,7 @@ impl From<OAuthApp> for OAuthAppView {
             updated_at: Checked(app.updated_at),
             last_check: app.last_check.map(Into::into),
             warnings: app.warnings,
+            user_agent: app.user_agent,
         }
     }
 }
@@ -101,6 +107,7 @@ impl Example for OAuthAppView {
             warnings: vec![
                 "`tweet.read` is missing: Dravo needs it to identify the connected account".into(),
             ],
+            user_agent: None,
         }
     }
 }

@@ -291,6 +291,48 @@ async fn tiktok_proves_a_good_key_and_refuses_a_wrong_secret_even_with_http_200(
 }
 
 #[tokio::test]
+async fn reddit_proves_a_good_secret_with_an_app_only_token_and_refuses_a_wrong_one() {
+    let fake = FakeProvider::start(Kind::Reddit, CLIENT_ID, CLIENT_SECRET).await;
+    let app = server_with_fake(Kind::Reddit, &fake, |_| {}).await;
+    let good = create(&app, "reddit", CLIENT_SECRET, None).await;
+    let (_, body) = check(&app, &good).await;
+    assert_eq!(
+        result(&body, "client_credentials")["status"],
+        "ok",
+        "{body}"
+    );
+    let call = &client_credentials_calls(&fake)[0];
+    assert_eq!(call.method, "POST");
+    assert!(call.authorization.as_deref().unwrap().starts_with("Basic "));
+    // The fake answers 429 to a generic user agent: this one is Reddit's default.
+    assert!(
+        call.user_agent
+            .as_deref()
+            .unwrap()
+            .starts_with("web:dravo:"),
+        "{call:?}"
+    );
+
+    let wrong = app
+        .create_ok(
+            TENANT,
+            &json!({"provider": "reddit", "name": "Wrong", "client_id": CLIENT_ID,
+                    "client_secret": WRONG_SECRET}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (raw, body) = check(&app, &wrong).await;
+    assert_eq!(
+        result(&body, "client_credentials")["message"],
+        "reddit refused the client id and secret: invalid_client: Unauthorized",
+        "{body}"
+    );
+    assert!(!raw.contains(WRONG_SECRET), "{raw}");
+}
+
+#[tokio::test]
 async fn tiktok_refuses_an_http_redirect_uri_even_on_loopback() {
     let fake = FakeProvider::start(Kind::Tiktok, CLIENT_ID, CLIENT_SECRET).await;
     let app = server_with_fake(Kind::Tiktok, &fake, |_| {}).await;
@@ -309,7 +351,8 @@ async fn tiktok_refuses_an_http_redirect_uri_even_on_loopback() {
 }
 
 #[tokio::test]
-async fn x_linkedin_instagram_and_threads_cannot_prove_credentials_and_say_why_without_calling() {
+async fn x_linkedin_instagram_threads_and_pinterest_cannot_prove_credentials_and_say_why_without_calling()
+ {
     for (kind, why) in [
         (
             Kind::X,
@@ -326,6 +369,10 @@ async fn x_linkedin_instagram_and_threads_cannot_prove_credentials_and_say_why_w
         (
             Kind::Threads,
             "the Threads API has no client-credentials grant",
+        ),
+        (
+            Kind::Pinterest,
+            "Pinterest grants no client-credentials token to a consumer app",
         ),
     ] {
         let fake = FakeProvider::start(kind, CLIENT_ID, CLIENT_SECRET).await;

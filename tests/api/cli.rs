@@ -70,7 +70,7 @@ fn jwt_payload(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("payload is JSON")
 }
 
-const APP_FIELDS: [&str; 11] = [
+const APP_FIELDS: [&str; 12] = [
     "id",
     "provider",
     "name",
@@ -82,6 +82,7 @@ const APP_FIELDS: [&str; 11] = [
     "updated_at",
     "last_check",
     "warnings",
+    "user_agent",
 ];
 
 /// Checks that `app` has exactly the fields of the API's OAuth app object.
@@ -1697,4 +1698,58 @@ fn create_and_update_print_scope_warnings_on_stderr() {
         "{}",
         out.describe()
     );
+}
+
+#[test]
+fn user_agent_is_set_on_create_changed_and_reset_on_update_and_checked() {
+    const AGENT: &str = "web:com.example.scheduler:1.4 (by /u/example)";
+    let dir = tempdir();
+    let out = dravo_stdin(
+        dir.path(),
+        &[
+            "oauth-apps",
+            "create",
+            "--owner",
+            "alice",
+            "--provider",
+            "reddit",
+            "--name",
+            "Agent",
+            "--client-id",
+            "cid-123",
+            "--client-secret-stdin",
+            "--user-agent",
+            AGENT,
+        ],
+        &format!("{SECRET}\n"),
+    );
+    out.assert_success().assert_hides(SECRET);
+    let fields = key_values(&out.stdout);
+    assert_eq!(fields["user_agent"], AGENT, "{}", out.stdout);
+    let id = fields["id"].clone();
+
+    let update = |args: &[&str]| {
+        let mut all = vec!["oauth-apps", "update", "--owner", "alice", id.as_str()];
+        all.extend_from_slice(args);
+        dravo(dir.path(), &all)
+    };
+    let out = update(&["--user-agent", "web:other:2.0 (by /u/example)", "--json"]);
+    out.assert_success();
+    let app = out.json();
+    assert_app_object(&app);
+    assert_eq!(app["user_agent"], "web:other:2.0 (by /u/example)");
+    // A value the API would refuse is a usage error, as a bad --name is.
+    let out = update(&["--user-agent", "caf\u{e9}"]);
+    assert_eq!(out.code, 2, "{}", out.describe());
+    assert!(
+        out.stderr.contains("--user-agent must be printable ASCII"),
+        "{}",
+        out.describe()
+    );
+    let out = update(&["--default-user-agent", "--json"]);
+    out.assert_success();
+    assert_eq!(out.json()["user_agent"], Value::Null);
+    // Both at once is a usage error.
+    let out = update(&["--default-user-agent", "--user-agent", AGENT]);
+    assert_eq!(out.code, 2, "{}", out.describe());
 }

@@ -620,6 +620,43 @@ fn expect(kind: Kind) -> Expect {
             expires_in: 86_400,
             token_calls: 1,
         },
+        Kind::Pinterest => Expect {
+            param_names: OAUTH,
+            requested_scopes: &[
+                "user_accounts:read",
+                "boards:read",
+                "pins:read",
+                "pins:write",
+            ],
+            granted_scopes: &[
+                "user_accounts:read",
+                "boards:read",
+                "pins:read",
+                "pins:write",
+            ],
+            provider_account_id: "549755885175",
+            username: Some("fakeuser"),
+            display_name: Some("Fake User"),
+            expires_in: 2_592_000,
+            token_calls: 1,
+        },
+        Kind::Reddit => Expect {
+            param_names: &[
+                "client_id",
+                "duration",
+                "redirect_uri",
+                "response_type",
+                "scope",
+                "state",
+            ],
+            requested_scopes: &["identity", "submit", "read"],
+            granted_scopes: &["identity", "submit", "read"],
+            provider_account_id: "1fakeid9",
+            username: Some("fakeuser"),
+            display_name: Some("Fake User"),
+            expires_in: 3600,
+            token_calls: 1,
+        },
     }
 }
 
@@ -657,14 +694,10 @@ fn check_authorize_url(flow: &Flow, url: &Url) {
         flow.redirect_uri(),
         "redirect_uri"
     );
-    let sep = if kind.scope_separator() == ' ' {
-        " "
-    } else {
-        ","
-    };
+    let sep = kind.scope_separator().to_string();
     assert_eq!(
         param(url, "scope").unwrap(),
-        want.requested_scopes.join(sep),
+        want.requested_scopes.join(&sep),
         "{kind} scopes joined with {sep:?}"
     );
     let state = param(url, "state").unwrap();
@@ -816,6 +849,15 @@ async fn full_flow(kind: Kind) {
                 );
             }
         }
+        Kind::Pinterest | Kind::Reddit => {
+            let basic = format!(
+                "Basic {}",
+                STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+            );
+            assert_eq!(exchange.authorization.as_deref(), Some(basic.as_str()));
+            assert_eq!(exchange.param("client_secret"), None, "{kind}: Basic only");
+            assert_eq!(exchange.param("code_verifier"), None, "{kind} uses no PKCE");
+        }
         _ => assert_eq!(exchange.param("code_verifier"), None, "{kind} uses no PKCE"),
     }
 
@@ -923,6 +965,43 @@ async fn youtube_connects_with_offline_access_pkce_and_credentials_in_the_body()
 #[tokio::test]
 async fn google_business_connects_with_offline_access_pkce_and_credentials_in_the_body() {
     full_flow(Kind::GoogleBusiness).await;
+}
+
+#[tokio::test]
+async fn pinterest_connects_with_basic_auth_and_comma_separated_scopes() {
+    full_flow(Kind::Pinterest).await;
+}
+
+#[tokio::test]
+async fn reddit_connects_with_a_permanent_grant() {
+    full_flow(Kind::Reddit).await;
+}
+
+#[tokio::test]
+async fn reddit_calls_carry_dravos_default_user_agent_when_the_app_sets_none() {
+    // The fake refuses a missing or generic user agent on the token and identity calls.
+    let flow = Flow::new(Kind::Reddit).await;
+    let app_id = flow.create_app(TENANT).await;
+    flow.connect(TENANT, Some(&app_id), RETURN_URL).await;
+    let want = format!(
+        "web:dravo:{} (by Dravo, self-hosted)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let calls: Vec<_> = flow
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path != "/authorize")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for call in calls {
+        assert_eq!(
+            call.user_agent.as_deref(),
+            Some(want.as_str()),
+            "{}",
+            call.path
+        );
+    }
 }
 
 /// Instagram quirks that must not break the connect.
@@ -1451,7 +1530,13 @@ async fn a_callback_without_code_redirects_with_invalid_request() {
 
 #[tokio::test]
 async fn a_token_endpoint_400_redirects_with_invalid_grant() {
-    for kind in [Kind::X, Kind::Linkedin, Kind::Tiktok] {
+    for kind in [
+        Kind::X,
+        Kind::Linkedin,
+        Kind::Tiktok,
+        Kind::Pinterest,
+        Kind::Reddit,
+    ] {
         failing_connect(kind, Fault::TokenStatus(400), "invalid_grant").await;
     }
 }
@@ -1545,6 +1630,8 @@ async fn an_identity_endpoint_401_redirects_with_an_error_and_stores_nothing() {
         (Kind::X, "provider_rejected"),
         (Kind::Linkedin, "provider_rejected"),
         (Kind::Tiktok, "access_token_invalid"),
+        (Kind::Pinterest, "provider_rejected"),
+        (Kind::Reddit, "provider_rejected"),
     ] {
         let flow = failing_connect(kind, Fault::MeStatus(401), error).await;
         assert_eq!(flow.fake.token_requests(), expect(kind).token_calls);
@@ -1924,8 +2011,8 @@ async fn the_cli_lists_and_shows_the_same_accounts_as_the_api() {
     }
 }
 
-/// Whether deleting an account revokes its grant at the provider (Instagram and Threads have
-/// no revoke call). Exhaustive, so that a new provider must say.
+/// Whether deleting an account revokes its grant at the provider (Instagram, Threads and
+/// Pinterest have no revoke call). Exhaustive, so that a new provider must say.
 fn revokes(kind: Kind) -> bool {
     match kind {
         Kind::X
@@ -1933,8 +2020,9 @@ fn revokes(kind: Kind) -> bool {
         | Kind::Facebook
         | Kind::Tiktok
         | Kind::Youtube
-        | Kind::GoogleBusiness => true,
-        Kind::Instagram | Kind::Threads => false,
+        | Kind::GoogleBusiness
+        | Kind::Reddit => true,
+        Kind::Instagram | Kind::Threads | Kind::Pinterest => false,
     }
 }
 

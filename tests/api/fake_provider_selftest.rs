@@ -49,6 +49,9 @@ fn authorize_params(kind: Kind, scope: &str, challenge: &str) -> Vec<(String, St
         p.push(("code_challenge", challenge));
         p.push(("code_challenge_method", "S256"));
     }
+    if kind == Kind::Reddit {
+        p.push(("duration", "permanent"));
+    }
     p.into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
@@ -70,6 +73,8 @@ fn default_scope(kind: Kind) -> &'static str {
         Kind::GoogleBusiness => {
             "openid email profile https://www.googleapis.com/auth/business.manage"
         }
+        Kind::Pinterest => "user_accounts:read,boards:read,pins:read,pins:write",
+        Kind::Reddit => "identity submit read",
     }
 }
 
@@ -689,4 +694,110 @@ async fn faults_and_denied_consent() {
     assert_eq!(authorize, format!("{}/authorize", named.base_url));
     assert_eq!(token, format!("{}/token", named.base_url));
     assert_eq!(api, named.base_url);
+}
+
+#[tokio::test]
+async fn pinterest_flow_basic_auth_only_and_continuous_refresh() {
+    let fake = FakeProvider::start(Kind::Pinterest, ID, SECRET).await;
+    let token_url = fake.token_url();
+    let c = code(&fake, "").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", c.as_str()),
+        ("redirect_uri", REDIRECT),
+    ];
+    // Credentials in the body are not Pinterest's way; a wrong secret is code 2.
+    let mut in_body = form.to_vec();
+    in_body.extend([("client_id", ID), ("client_secret", SECRET)]);
+    assert_eq!(post_form(&token_url, None, &in_body).await.0, 401);
+    let (s, b) = post_form(&token_url, Some((ID, "nope")), &form).await;
+    assert_eq!((s, b["code"].as_i64()), (401, Some(2)), "{b}");
+    let (s, tok) = post_form(&token_url, Some((ID, SECRET)), &form).await;
+    assert_eq!(s, 200, "{tok}");
+    assert_eq!(tok["scope"], default_scope(Kind::Pinterest));
+    assert_eq!(tok["expires_in"], 2_592_000);
+    // A code works once.
+    let (s, b) = post_form(&token_url, Some((ID, SECRET)), &form).await;
+    assert_eq!((s, b["code"].as_i64()), (400, Some(1)), "{b}");
+
+    let access = tok["access_token"].as_str().unwrap();
+    let (s, me) = get(&fake.url("/v5/user_account"), Some(access), &[]).await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["id"], fake.account_id());
+    assert_eq!(me["username"], "fakeuser");
+
+    let refresh = tok["refresh_token"].as_str().unwrap();
+    let again = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let (s, new) = post_form(&token_url, Some((ID, SECRET)), &again).await;
+    assert_eq!(s, 200, "{new}");
+    assert_ne!(new["refresh_token"].as_str().unwrap(), refresh);
+    // The refresh token used is spent.
+    let (s, b) = post_form(&token_url, Some((ID, SECRET)), &again).await;
+    assert_eq!(
+        (s, b["message"].as_str()),
+        (400, Some("Invalid refresh token."))
+    );
+}
+
+#[tokio::test]
+async fn reddit_refuses_calls_without_a_descriptive_user_agent_and_keeps_its_refresh_token() {
+    let fake = FakeProvider::start(Kind::Reddit, ID, SECRET).await;
+    let token_url = fake.token_url();
+    // Without duration=permanent there is no consent.
+    let mut temporary = authorize_params(Kind::Reddit, default_scope(Kind::Reddit), "");
+    temporary.retain(|(k, _)| k != "duration");
+    assert_eq!(browse(&fake, &temporary).await.status(), 400);
+
+    let c = code(&fake, "").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", c.as_str()),
+        ("redirect_uri", REDIRECT),
+    ];
+    let basic = format!("Basic {}", STANDARD.encode(format!("{ID}:{SECRET}")));
+    let post = |agent: Option<&'static str>, form: Vec<(&'static str, String)>| {
+        let mut req = http()
+            .post(&token_url)
+            .header("authorization", basic.clone())
+            .form(&form);
+        if let Some(agent) = agent {
+            req = req.header("user-agent", agent);
+        }
+        async move { status_json(req.send().await.unwrap()).await }
+    };
+    let owned = |f: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        f.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    };
+    // No user agent, or a generic one: refused before the code is even looked at.
+    assert_eq!(post(None, owned(&form)).await.0, 403);
+    assert_eq!(post(Some("dravo/0.1.0"), owned(&form)).await.0, 429);
+    assert_eq!(post(Some("reqwest/0.13"), owned(&form)).await.0, 429);
+    const AGENT: &str = "web:com.example.test:1.0 (by /u/tester)";
+    let (s, tok) = post(Some(AGENT), owned(&form)).await;
+    assert_eq!(s, 200, "{tok}");
+    assert_eq!(tok["scope"], "identity submit read");
+    let refresh = tok["refresh_token"].as_str().unwrap().to_owned();
+
+    let access = tok["access_token"].as_str().unwrap();
+    let me = |agent: Option<&'static str>| {
+        let mut req = http().get(fake.url("/api/v1/me")).bearer_auth(access);
+        if let Some(agent) = agent {
+            req = req.header("user-agent", agent);
+        }
+        async move { status_json(req.send().await.unwrap()).await }
+    };
+    assert_eq!(me(None).await.0, 403);
+    let (s, body) = me(Some(AGENT)).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["id"], fake.account_id());
+    assert_eq!(body["name"], "fakeuser");
+
+    // The refresh token does not rotate: it works again, and answers carry none.
+    let again = owned(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]);
+    for _ in 0..2 {
+        let (s, b) = post(Some(AGENT), again.clone()).await;
+        assert_eq!(s, 200, "{b}");
+        assert!(b.get("refresh_token").is_none(), "{b}");
+    }
+    assert!(fake.refresh_token_valid(&refresh));
 }

@@ -612,6 +612,7 @@ async fn a_core_opened_before_a_rotation_follows_it_without_a_restart() {
         client_id: ClientId::parse("cid").unwrap(),
         client_secret: ClientSecret::parse(&format!("secret-{i}")).unwrap(),
         scopes: None,
+        user_agent: None,
     };
     let mut apps = Vec::new();
     for i in 0..3 {

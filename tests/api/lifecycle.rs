@@ -220,7 +220,17 @@ fn unix(value: &Value) -> i64 {
 
 #[tokio::test]
 async fn x_refreshes_near_expiry_stores_the_rotated_token_and_the_old_one_is_dead() {
-    let c = connected(Kind::X).await;
+    refreshes_near_expiry_and_stores_the_rotated_token(Kind::X).await;
+}
+
+#[tokio::test]
+async fn pinterest_refreshes_near_expiry_stores_the_rotated_token_and_the_old_one_is_dead() {
+    refreshes_near_expiry_and_stores_the_rotated_token(Kind::Pinterest).await;
+}
+
+/// A provider whose refresh tokens rotate on every use (x, pinterest).
+async fn refreshes_near_expiry_and_stores_the_rotated_token(kind: Kind) {
+    let c = connected(kind).await;
     let first = c.access_token().await;
     assert_eq!(c.fake.token_requests(), 1, "fresh: no refresh");
     assert_eq!(first["token_type"], "bearer");
@@ -243,6 +253,7 @@ async fn x_refreshes_near_expiry_stores_the_rotated_token_and_the_old_one_is_dea
     let refreshes = c.fake.requests_to("/token");
     let used = refreshes.last().unwrap().param("refresh_token").unwrap();
     assert_eq!(used, c.fake.issued_refresh_tokens()[0]);
+    assert!(!c.fake.refresh_token_valid(used), "the used one is spent");
 
     // A second refresh works only if the rotated token was stored.
     c.near_expiry(10).await;
@@ -272,10 +283,20 @@ async fn x_refreshes_near_expiry_stores_the_rotated_token_and_the_old_one_is_dea
 
 #[tokio::test]
 async fn a_hundred_concurrent_requests_near_expiry_make_exactly_one_refresh() {
+    a_hundred_concurrent_requests_make_one_refresh(Kind::X).await;
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_pinterest_requests_near_expiry_make_exactly_one_refresh() {
+    a_hundred_concurrent_requests_make_one_refresh(Kind::Pinterest).await;
+}
+
+/// A provider whose refresh tokens rotate: a second refresh with the spent token would fail.
+async fn a_hundred_concurrent_requests_make_one_refresh(kind: Kind) {
     // The provider answers the refresh with the very access token it gave before (as one
     // issuing deterministic JWTs does within a second): the token is the same, so only the
     // tokens' version tells a waiter that the refresh it waited for happened.
-    let c = connected(Kind::X).await;
+    let c = connected(kind).await;
     c.fake.repeat_access_tokens(true);
     c.fake
         .set_fault(Fault::TokenDelay(std::time::Duration::from_millis(200)));
@@ -290,6 +311,14 @@ async fn a_hundred_concurrent_requests_near_expiry_make_exactly_one_refresh() {
     let account = c.account().await;
     assert!(unix(&account["expires_at"]) > c.now() + 3600, "{account}");
     assert_eq!(c.event_types().await, ["refreshed", "connected"]);
+    // The rotated refresh token was stored: the next refresh works.
+    assert_eq!(c.fake.issued_refresh_tokens().len(), 2);
+    assert_eq!(
+        c.get("/access-token?force_refresh=true").await.status(),
+        200
+    );
+    assert_eq!(c.refresh_calls(), 2);
+    assert_eq!(c.account().await["status"], "active");
 }
 
 #[tokio::test]
@@ -670,14 +699,31 @@ async fn a_failing_account_costs_a_handful_of_provider_calls_a_day() {
 
 #[tokio::test]
 async fn refused_app_credentials_blame_the_app_not_the_account() {
-    let c = connected(Kind::X).await;
+    refused_app_credentials_blame_the_app(Kind::X).await;
+}
+
+#[tokio::test]
+async fn pinterest_and_reddit_refusing_the_apps_credentials_blame_the_app() {
+    // Neither says `invalid_client`: Pinterest answers 401 `{code, message}`, Reddit 401
+    // `{"message": "Unauthorized", "error": 401}`; both are the app's credentials.
+    refused_app_credentials_blame_the_app(Kind::Pinterest).await;
+    refused_app_credentials_blame_the_app(Kind::Reddit).await;
+}
+
+/// A refresh whose client authentication the provider refuses leaves the account active and
+/// cools the app down.
+async fn refused_app_credentials_blame_the_app(kind: Kind) {
+    let c = connected(kind).await;
     c.fake.set_fault(Fault::TokenStatus(401));
     c.near_expiry(10).await;
     c.access_token().await;
     let account = c.account().await;
     assert_eq!(account["status"], "active", "{account}");
     let events = c.json("/events").await;
-    assert_eq!(events["data"][0]["detail"]["blame"], "app");
+    assert_eq!(
+        events["data"][0]["detail"]["blame"], "app",
+        "{kind}: {events}"
+    );
     let calls = c.fake.token_requests();
     c.clock.advance(30 * 60);
     c.tend().await;
@@ -688,7 +734,19 @@ async fn refused_app_credentials_blame_the_app_not_the_account() {
 async fn an_answer_without_a_refresh_token_keeps_the_stored_one_and_without_expires_in_gets_a_default()
  {
     // LinkedIn does not rotate: its refresh answer may omit the refresh token.
-    let c = connected(Kind::Linkedin).await;
+    keeps_the_stored_refresh_token(Kind::Linkedin).await;
+}
+
+#[tokio::test]
+async fn reddit_refreshes_keep_the_stored_refresh_token() {
+    // Reddit's refresh token neither rotates nor expires: answers carry none.
+    keeps_the_stored_refresh_token(Kind::Reddit).await;
+}
+
+/// Two refreshes near expiry of a provider whose refresh token does not rotate use the same
+/// stored refresh token.
+async fn keeps_the_stored_refresh_token(kind: Kind) {
+    let c = connected(kind).await;
     c.near_expiry(10).await;
     c.access_token().await;
     c.near_expiry(10).await;
@@ -705,7 +763,101 @@ async fn an_answer_without_a_refresh_token_keeps_the_stored_one_and_without_expi
         refreshes[1].param("refresh_token"),
         "the same refresh token, kept"
     );
+    assert_eq!(
+        refreshes[0].param("refresh_token"),
+        Some(c.fake.issued_refresh_tokens()[0].as_str()),
+        "{kind}: the one from the connect"
+    );
     assert_eq!(c.account().await["status"], "active");
+}
+
+#[tokio::test]
+async fn an_apps_own_user_agent_reaches_reddit_on_every_call() {
+    const AGENT: &str = "web:com.example.scheduler:1.4 (by /u/example)";
+    let c = connected(Kind::Reddit).await;
+    // The connect went out with Reddit's default, which names Dravo.
+    let default = format!(
+        "web:dravo:{} (by Dravo, self-hosted)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let agents = |from: usize| -> Vec<(String, Option<String>)> {
+        c.fake.requests()[from..]
+            .iter()
+            .filter(|r| r.path != "/authorize")
+            .map(|r| (r.path.clone(), r.user_agent.clone()))
+            .collect()
+    };
+    let connect_calls = agents(0);
+    assert_eq!(connect_calls.len(), 2, "{connect_calls:?}");
+    assert!(
+        connect_calls
+            .iter()
+            .all(|(_, ua)| ua.as_deref() == Some(default.as_str())),
+        "{connect_calls:?}"
+    );
+
+    let resp = c
+        .app
+        .http
+        .patch(c.app.url(&format!("/v1/oauth-apps/{}", c.app_id)))
+        .bearer_auth(c.app.token(TENANT))
+        .json(&json!({"user_agent": AGENT}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let app: Value = resp.json().await.unwrap();
+    assert_eq!(app["user_agent"], AGENT);
+
+    let from = c.fake.requests().len();
+    let again = connect(&c.app, &c.app_id, Kind::Reddit).await;
+    assert_eq!(again, c.account_id, "a reconnect updates the account");
+    assert_eq!(
+        c.get("/access-token?force_refresh=true").await.status(),
+        200
+    );
+    let check = c
+        .app
+        .send_as(
+            TENANT,
+            reqwest::Method::POST,
+            &format!("/v1/oauth-apps/{}/check", c.app_id),
+        )
+        .await;
+    assert_eq!(check.status(), 200);
+    let check: Value = check.json().await.unwrap();
+    assert_eq!(check["checks"][0]["status"], "ok", "{check}");
+    let resp = c.app.delete_as(TENANT, &c.path("")).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["revoked"], true, "{body}");
+
+    let calls = agents(from);
+    let paths: Vec<&str> = calls.iter().map(|(p, _)| p.as_str()).collect();
+    // Code exchange, identity, refresh, the check's app-only token, then the revokes of the
+    // refresh token and the access token.
+    assert_eq!(
+        paths,
+        [
+            "/token",
+            "/api/v1/me",
+            "/token",
+            "/token",
+            "/revoke_token",
+            "/revoke_token"
+        ]
+    );
+    assert!(
+        calls.iter().all(|(_, ua)| ua.as_deref() == Some(AGENT)),
+        "{calls:?}"
+    );
+    let revoked = c.fake.revoked_tokens();
+    assert_eq!(revoked.len(), 2);
+    assert_eq!(
+        revoked[0],
+        *c.fake.issued_refresh_tokens().last().unwrap(),
+        "the refresh token first: it ends the grant"
+    );
 }
 
 #[tokio::test]
@@ -1228,7 +1380,7 @@ async fn thirty_simulated_days_renew_an_idle_account_at_most_once_a_day() {
     if support::sqlite_only("the budget's rules do not depend on the store; one backend runs it") {
         return;
     }
-    const KINDS: [Kind; 8] = [
+    const KINDS: [Kind; 10] = [
         Kind::X,
         Kind::Linkedin,
         Kind::Tiktok,
@@ -1237,6 +1389,8 @@ async fn thirty_simulated_days_renew_an_idle_account_at_most_once_a_day() {
         Kind::Threads,
         Kind::Youtube,
         Kind::GoogleBusiness,
+        Kind::Pinterest,
+        Kind::Reddit,
     ];
     const TICK: i64 = 600;
     const DAYS: i64 = 30;
@@ -1294,10 +1448,21 @@ async fn thirty_simulated_days_renew_an_idle_account_at_most_once_a_day() {
         });
     }
     let calls_at_start: Vec<usize> = sims.iter().map(|s| s.fake.requests().len()).collect();
+    // Each hourly account's token from its connect, so that a renewal at the first ask
+    // (Reddit's one-hour token) counts too.
+    let mut hourly_tokens: Vec<Vec<String>> = Vec::new();
+    for sim in &sims {
+        let token: Value = app
+            .get_as(TENANT, &format!("/v1/accounts/{}/access-token", sim.hourly))
+            .await
+            .json()
+            .await
+            .unwrap();
+        hourly_tokens.push(vec![token["access_token"].as_str().unwrap().to_owned()]);
+    }
 
     // 30 days in steps of 10 minutes: the refresher's passes, and once an hour a caller.
     let start = clock.now().unix();
-    let mut hourly_tokens: Vec<Vec<String>> = vec![Vec::new(); sims.len()];
     let skew = 300;
     for step in 1..=(DAYS * 86_400 / TICK) {
         clock.set(dravo::domain::Timestamp::from_unix(start + step * TICK));
@@ -1386,12 +1551,12 @@ async fn thirty_simulated_days_renew_an_idle_account_at_most_once_a_day() {
             Kind::Facebook => assert_eq!(max, 0, "nothing renews Facebook: {report:?}"),
             _ => assert!(min >= DAYS as usize - 2, "{name} keep-alive: {report:?}"),
         }
-        // The hourly caller's account: X's two-hour tokens are renewed as it asks (about
-        // twelve a day, the provider's own rule), Google's one-hour tokens at every ask (24 a
-        // day); the others by the keep-alive, once a day.
+        // The hourly caller's account: X's two-hour tokens and Google's and Reddit's one-hour
+        // tokens are renewed as it asks (twelve and 24 a day, the providers' own rule); the
+        // others by the keep-alive, once a day.
         match sim.kind {
             Kind::X => assert!(hourly_calls > 10 * DAYS as usize, "{report:?}"),
-            Kind::Youtube | Kind::GoogleBusiness => assert!(
+            Kind::Youtube | Kind::GoogleBusiness | Kind::Reddit => assert!(
                 (22 * DAYS as usize..=24 * DAYS as usize).contains(&hourly_calls),
                 "{name}: {report:?}"
             ),

@@ -94,6 +94,7 @@ async fn create_returns_201_with_location_and_exactly_the_documented_fields() {
             "redirect_uri",
             "scopes",
             "updated_at",
+            "user_agent",
             "warnings"
         ]
     );
@@ -181,9 +182,9 @@ async fn redirect_uri_defaults_to_the_bound_address() {
 }
 
 #[tokio::test]
-async fn default_scopes_match_providers_md_for_all_five_providers() {
+async fn default_scopes_match_providers_md_for_every_provider() {
     let app = spawn_app().await;
-    let expected: [(&str, &[&str]); 5] = [
+    let expected: [(&str, &[&str]); 7] = [
         (
             "x",
             &[
@@ -215,6 +216,16 @@ async fn default_scopes_match_providers_md_for_all_five_providers() {
             "tiktok",
             &["user.info.basic", "video.publish", "video.upload"],
         ),
+        (
+            "pinterest",
+            &[
+                "user_accounts:read",
+                "boards:read",
+                "pins:read",
+                "pins:write",
+            ],
+        ),
+        ("reddit", &["identity", "submit", "read"]),
     ];
     for (provider, scopes) in expected {
         let body = app
@@ -232,6 +243,70 @@ async fn default_scopes_match_providers_md_for_all_five_providers() {
         assert_eq!(fetched["scopes"], json!(scopes), "{provider} stored");
     }
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_agent_is_stored_shown_changed_and_reset_with_null() {
+    const AGENT: &str = "web:com.example.scheduler:1.4 (by /u/example)";
+    let app = spawn_app().await;
+    let plain = app.create_ok("alice", &app_body("reddit", "Plain")).await;
+    assert_eq!(plain["user_agent"], Value::Null, "{plain}");
+    let mut body = app_body("reddit", "Named");
+    body["user_agent"] = json!(format!("  {AGENT} "));
+    let created = app.create_ok("alice", &body).await;
+    assert_eq!(created["user_agent"], AGENT, "trimmed: {created}");
+    let path = format!("/v1/oauth-apps/{}", created["id"].as_str().unwrap());
+    let shown: Value = app.get_as("alice", &path).await.json().await.unwrap();
+    assert_eq!(shown["user_agent"], AGENT, "stored: {shown}");
+
+    let patch = |value: Value| {
+        app.http
+            .patch(app.url(&path))
+            .bearer_auth(app.token("alice"))
+            .json(&json!({ "user_agent": value }))
+            .send()
+    };
+    let changed: Value = patch(json!("web:other:2.0 (by /u/example)"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["user_agent"], "web:other:2.0 (by /u/example)");
+    assert_eq!(changed["name"], "Named", "nothing else changed");
+    let resp = patch(json!("bad\u{1}agent")).await.unwrap();
+    let message = assert_error(resp, 400, "invalid_request").await;
+    assert!(message.contains("user_agent"), "{message}");
+    let reset = patch(Value::Null).await.unwrap();
+    assert_eq!(reset.status(), 200);
+    let reset: Value = reset.json().await.unwrap();
+    assert_eq!(reset["user_agent"], Value::Null, "{reset}");
+    let shown: Value = app.get_as("alice", &path).await.json().await.unwrap();
+    assert_eq!(shown["user_agent"], Value::Null, "{shown}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_agent_that_is_not_printable_ascii_or_over_256_chars_is_400() {
+    for (agent, needle) in [
+        (
+            "a".repeat(257),
+            "user_agent must be 1 to 256 characters long",
+        ),
+        (
+            "web:x:1 (by /u/\u{e9}t\u{e9})".to_owned(),
+            "user_agent must be printable ASCII",
+        ),
+        ("web:x:1\r\nX-Evil: 1".to_owned(), "user_agent"),
+        (
+            "   ".to_owned(),
+            "user_agent must be 1 to 256 characters long",
+        ),
+    ] {
+        let mut body = app_body("reddit", "Agent");
+        body["user_agent"] = json!(agent);
+        assert_create_rejected(body, needle).await;
+    }
 }
 
 #[tokio::test]

@@ -470,6 +470,7 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
             "redirect_uri",
             "scopes",
             "updated_at",
+            "user_agent",
             "warnings"
         ]
     );
@@ -516,7 +517,14 @@ fn create_body_schema_requires_the_four_fields_and_allows_no_extras() {
     props.sort();
     assert_eq!(
         props,
-        ["client_id", "client_secret", "name", "provider", "scopes"]
+        [
+            "client_id",
+            "client_secret",
+            "name",
+            "provider",
+            "scopes",
+            "user_agent"
+        ]
     );
     // poem-openapi 5 emits no `additionalProperties: false` for `deny_unknown_fields` (its
     // MetaSchema cannot express `false`); the spec must at least not advertise extras.
@@ -888,8 +896,8 @@ fn fields_that_can_be_null_are_nullable() {
         }
     }
     assert_eq!(
-        checked, 10,
-        "credentials_error, last_check; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by, parent_id, tasks"
+        checked, 11,
+        "credentials_error, last_check, user_agent; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by, parent_id, tasks"
     );
 }
 

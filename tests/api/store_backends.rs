@@ -112,6 +112,7 @@ fn app(owner_name: &str, name: &str, sealed: &[u8]) -> AppRecord {
         credentials_error_at: None,
         updated_at: Timestamp::from_unix(T0),
         last_check: None,
+        user_agent: None,
     }
 }
 

@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_schema.sql"),
     include_str!("migrations/002_token_version.sql"),
     include_str!("migrations/003_channel_and_location_kinds.sql"),
+    include_str!("migrations/004_app_user_agent.sql"),
 ];
 
 /// Advisory lock keys (any 64-bit numbers, fixed so every node agrees).

@@ -111,12 +111,28 @@ pub(super) fn update(conn: &Connection, app: &AppRecord) -> Result<bool> {
     }
 }
 
-/// Any one app (the first stored), of any owner: a sample to check a backup's key with.
+/// Any one app (the first stored), of any owner: a sample to check a backup's key with. The
+/// backup may be of an older schema: a column it lacks (one added since) reads as NULL.
 pub(super) fn first(conn: &Connection) -> Result<Option<AppRecord>> {
+    let present = conn
+        .prepare("SELECT name FROM pragma_table_info('oauth_apps')")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let columns: Vec<String> = APPS
+        .columns
+        .iter()
+        .map(|(name, _)| {
+            if present.iter().any(|p| p == name) {
+                (*name).to_owned()
+            } else {
+                format!("NULL AS {name}")
+            }
+        })
+        .collect();
     Ok(conn
         .prepare(&format!(
             "SELECT {} FROM oauth_apps ORDER BY rowid LIMIT 1",
-            *COLUMNS
+            columns.join(", ")
         ))?
         .query_row([], from_row)
         .optional()?)

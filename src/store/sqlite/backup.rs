@@ -411,6 +411,24 @@ mod tests {
         drop(conn);
         let facts = inspect_backup(&path, &|_| Vec::new()).unwrap();
         assert_eq!(facts.schema_version, 12);
+        assert!(facts.sample_app.is_none());
+
+        // An app of schema 12 is read as a sample, the columns added since as NULL.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO oauth_apps (id, owner, provider, name, client_id, client_secret_sealed,
+                 scopes, created_at)
+             VALUES ('oa_aaaaaaaaaaaaaaaaaaaa', 'alice', 'x', 'Old', 'cid', x'01', '[]', 1)",
+        )
+        .unwrap();
+        drop(conn);
+        let facts = inspect_backup(&path, &|_| Vec::new()).unwrap();
+        let sample = facts.sample_app.expect("the old app");
+        assert_eq!(sample.name, "Old");
+        assert_eq!(sample.user_agent, None);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DELETE FROM oauth_apps").unwrap();
+        drop(conn);
 
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("CREATE VIEW spy AS SELECT * FROM accounts")

@@ -78,6 +78,7 @@ fn migrations_list() -> Vec<M<'static>> {
         M::up(include_str!(
             "migrations/015_channel_and_location_kinds.sql"
         )),
+        M::up(include_str!("migrations/016_app_user_agent.sql")),
     ]
 }
 
@@ -791,6 +792,7 @@ mod tests {
             credentials_error_at: None,
             updated_at: Timestamp::from_unix(1),
             last_check: None,
+            user_agent: None,
         };
         let (first, dup) = (app("oa_1", "same"), app("oa_2", "same"));
         let result = store
@@ -852,6 +854,7 @@ mod tests {
             credentials_error_at: None,
             updated_at: Timestamp::from_unix(1),
             last_check: None,
+            user_agent: None,
         };
         let check = AppCheck {
             checked_at: Timestamp::from_unix(1_800_000_000),

@@ -1,5 +1,6 @@
 //! A fake OAuth provider for tests: a real HTTP server on 127.0.0.1 (port 0) that behaves like
-//! one of x, linkedin, facebook, instagram, tiktok or threads, and checks what the real provider checks
+//! one of x, linkedin, facebook, instagram, tiktok, threads, pinterest or reddit, and checks what
+//! the real provider checks
 //! (client authentication, the PKCE verifier, the redirect URI, code reuse, refresh-token
 //! rotation).
 //!
@@ -23,6 +24,8 @@
 //! | threads | `POST /token`, `GET /access_token`, `GET /refresh_access_token`, `GET /v1.0/me` |
 //! | youtube | `GET /v1/userinfo`, `POST /revoke`, `GET /youtube/v3/channels` |
 //! | google_business | `GET /v1/userinfo`, `POST /revoke`, `GET /v1/accounts`, `GET /v1/accounts/{id}/locations` |
+//! | pinterest | `POST /token`, `GET /v5/user_account` |
+//! | reddit | `POST /token`, `POST /revoke_token`, `GET /api/v1/me` (each refused without a descriptive `User-Agent`) |
 //!
 //! A fault set with [`FakeProvider::set_fault`] stays until it is changed. Token faults apply to
 //! every token-endpoint call (`/token`, and for instagram `/access_token` and
@@ -43,6 +46,8 @@ mod google_business;
 mod graph;
 mod instagram;
 mod linkedin;
+mod pinterest;
+mod reddit;
 mod threads;
 mod tiktok;
 mod x;
@@ -121,10 +126,12 @@ pub enum Kind {
     Threads,
     Youtube,
     GoogleBusiness,
+    Pinterest,
+    Reddit,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::X,
         Kind::Linkedin,
         Kind::Facebook,
@@ -133,6 +140,8 @@ impl Kind {
         Kind::Threads,
         Kind::Youtube,
         Kind::GoogleBusiness,
+        Kind::Pinterest,
+        Kind::Reddit,
     ];
 
     /// The provider name as Dravo spells it.
@@ -146,6 +155,8 @@ impl Kind {
             Kind::Threads => "threads",
             Kind::Youtube => "youtube",
             Kind::GoogleBusiness => "google_business",
+            Kind::Pinterest => "pinterest",
+            Kind::Reddit => "reddit",
         }
     }
 
@@ -236,6 +247,7 @@ pub struct RecordedRequest {
     pub form: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub content_type: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 impl RecordedRequest {
@@ -747,6 +759,10 @@ async fn handle(state: Arc<Mutex<State>>, mut req: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         content_type,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let (kind, fault, is_token) = {
         let mut st = lock(&state);
@@ -785,6 +801,13 @@ async fn handle(state: Arc<Mutex<State>>, mut req: Request) -> Response {
 
 fn route(st: &mut State, c: &Ctx) -> Response {
     let kind = st.kind;
+    // `/authorize` is the browser's; every other call is Dravo's, and checked as the
+    // provider checks calls (Reddit's user agents).
+    if c.path != "/authorize"
+        && let Some(refused) = kind.fake().refuse(c)
+    {
+        return refused;
+    }
     let answer = match c.path.as_str() {
         "/authorize" => Some(authorize(st, c)),
         "/token" => Some(token(st, c)),
@@ -812,6 +835,8 @@ static REGISTRY: &[&dyn ProviderFake] = &[
     &threads::Threads,
     &youtube::Youtube,
     &google_business::GoogleBusiness,
+    &pinterest::Pinterest,
+    &reddit::Reddit,
 ];
 
 /// The fake of the provider Dravo calls `id`, if there is one.
@@ -870,6 +895,18 @@ trait ProviderFake: Sync {
         let mut pairs = redirect.query_pairs_mut();
         pairs.append_pair("code", code_value);
         pairs.append_pair("state", state);
+    }
+
+    /// The provider's own requirements of the consent URL beyond the common ones (Reddit's
+    /// `duration=permanent`), as the sentence `/authorize` answers 400 with.
+    fn check_authorize(&self, _q: &Params) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// An answer that refuses a call (any path but `/authorize`) before it is routed, as the
+    /// provider refuses calls whatever their path (Reddit, a missing or generic user agent).
+    fn refuse(&self, _c: &Ctx) -> Option<Response> {
+        None
     }
 
     /// Whether `path` is a token endpoint (faults apply and calls are counted).
@@ -963,6 +1000,10 @@ enum Shape {
     Graph,
     /// api.instagram.com: `{"error_type","code","error_message"}`.
     InstagramApi,
+    /// pinterest: `{"code","message"}` (code 2 for failed authentication).
+    Pinterest,
+    /// reddit: OAuth's, but a failed client authentication is `{"message","error": 401}`.
+    Reddit,
 }
 
 #[derive(Debug)]
@@ -1005,6 +1046,14 @@ fn error_body(shape: Shape, e: &TokErr) -> Value {
             "error_type": "OAuthException",
             "code": 400,
             "error_message": e.message,
+        }),
+        Shape::Reddit if e.error == "invalid_client" => {
+            json!({"message": e.message, "error": e.status})
+        }
+        Shape::Reddit => json!({"error": e.error, "error_description": e.message}),
+        Shape::Pinterest => json!({
+            "code": if e.error == "invalid_client" { 2 } else { 1 },
+            "message": e.message,
         }),
     }
 }
@@ -1161,6 +1210,7 @@ fn check_authorize(st: &State, q: &Params) -> Result<(Url, String, CodeGrant), S
         }
         None
     };
+    kind.fake().check_authorize(q)?;
     let grant = CodeGrant {
         redirect_uri: redirect_uri.to_owned(),
         client_id: client_id.to_owned(),
