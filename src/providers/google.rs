@@ -19,6 +19,43 @@ use super::{
     TokenSet,
 };
 
+/// The `OAuthProvider` methods every Google provider answers alike: Google's endpoints and
+/// consent parameters, PKCE, the credentials in the body, the non-rotating refresh token that
+/// dies unused, one-hour tokens, and Google's long scope names in a grant. Expanded inside each
+/// provider's `impl OAuthProvider` (the async ones delegate to this file's functions there).
+macro_rules! google_oauth {
+    () => {
+        fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
+            google::default_endpoints()
+        }
+
+        fn extra_authorize_params(&self) -> &'static [(&'static str, &'static str)] {
+            google::EXTRA_AUTHORIZE_PARAMS
+        }
+
+        fn uses_pkce(&self) -> bool {
+            true
+        }
+
+        fn client_auth(&self) -> ClientAuth {
+            google::CLIENT_AUTH
+        }
+
+        fn renewal(&self) -> Renewal {
+            google::RENEWAL
+        }
+
+        fn assumed_lifetime_seconds(&self) -> i64 {
+            google::ACCESS_LIFETIME_SECONDS
+        }
+
+        fn missing_scopes(&self, requested: &[String], granted: &[String]) -> Vec<String> {
+            google::missing_scopes(requested, granted)
+        }
+    };
+}
+pub(super) use google_oauth;
+
 /// The `api_base` of Google's own hosts; any other value routes every API under it.
 const DEFAULT_API_BASE: &str = "https://www.googleapis.com";
 

@@ -58,33 +58,7 @@ impl OAuthProvider for GoogleBusiness {
         &["openid", MANAGE]
     }
 
-    fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
-        google::default_endpoints()
-    }
-
-    fn extra_authorize_params(&self) -> &'static [(&'static str, &'static str)] {
-        google::EXTRA_AUTHORIZE_PARAMS
-    }
-
-    fn uses_pkce(&self) -> bool {
-        true
-    }
-
-    fn client_auth(&self) -> ClientAuth {
-        google::CLIENT_AUTH
-    }
-
-    fn renewal(&self) -> Renewal {
-        google::RENEWAL
-    }
-
-    fn assumed_lifetime_seconds(&self) -> i64 {
-        google::ACCESS_LIFETIME_SECONDS
-    }
-
-    fn missing_scopes(&self, requested: &[String], granted: &[String]) -> Vec<String> {
-        google::missing_scopes(requested, granted)
-    }
+    google::google_oauth!();
 
     async fn check_credentials(
         &self,

@@ -28,7 +28,7 @@ use url::Url;
 
 pub use crate::domain::Provider;
 use crate::domain::{AccountKind, Scopes};
-pub use http::{ProviderError, ProviderHttp};
+pub use http::{ProviderError, ProviderHttp, ProviderResponse};
 pub use registry::{UnknownProvider, all, closest, display_names, expected, get, ids, suggest};
 
 /// How a provider wants the OAuth client to prove itself at the token endpoint.
@@ -156,6 +156,13 @@ pub trait OAuthProvider: Send + Sync + 'static {
         url_with_query(&endpoints.authorize_url, &params)
     }
 
+    /// The token endpoint's answer as JSON, or the refusal it carries. The default reads
+    /// OAuth's error shapes; a provider with its own (Pinterest's `{code, message}`) reads
+    /// them here, for every grant.
+    fn token_answer(&self, resp: ProviderResponse) -> Result<Value, ProviderError> {
+        resp.into_success()
+    }
+
     /// Reads the token endpoint's answer (a provider with extra fields adds them here).
     fn read_tokens(&self, body: &Value) -> Result<TokenSet, ProviderError> {
         parse_token_response(body)
@@ -183,13 +190,14 @@ pub trait OAuthProvider: Send + Sync + 'static {
         if let Some(verifier) = ex.code_verifier {
             params.push(("code_verifier", verifier));
         }
-        let body = token_call(
+        let body = token_call_reading(
             http,
             endpoints,
             self.client_auth(),
             ex.client_id,
             ex.client_secret,
             &params,
+            |resp| self.token_answer(resp),
         )
         .await?;
         self.read_tokens(&body)
@@ -222,7 +230,7 @@ pub trait OAuthProvider: Send + Sync + 'static {
                 description: Some("the account has no refresh token".into()),
             });
         };
-        let body = token_call(
+        let body = token_call_reading(
             http,
             endpoints,
             self.client_auth(),
@@ -232,6 +240,7 @@ pub trait OAuthProvider: Send + Sync + 'static {
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh_token),
             ],
+            |resp| self.token_answer(resp),
         )
         .await?;
         self.read_tokens(&body)
@@ -380,7 +389,8 @@ pub struct EndpointOverrides {
     pub api_version: Option<String>,
 }
 
-/// A token-endpoint call with the client authenticated the provider's way.
+/// A token-endpoint call with the client authenticated the provider's way, its answer read
+/// as OAuth's (`ProviderResponse::into_success`).
 pub(crate) async fn token_call(
     http: &ProviderHttp,
     endpoints: &Endpoints,
@@ -388,6 +398,28 @@ pub(crate) async fn token_call(
     client_id: &str,
     client_secret: &str,
     params: &[(&str, &str)],
+) -> Result<Value, ProviderError> {
+    token_call_reading(
+        http,
+        endpoints,
+        auth,
+        client_id,
+        client_secret,
+        params,
+        ProviderResponse::into_success,
+    )
+    .await
+}
+
+/// `token_call`, its answer read by `read` (a provider's own error shapes: `token_answer`).
+pub(crate) async fn token_call_reading(
+    http: &ProviderHttp,
+    endpoints: &Endpoints,
+    auth: ClientAuth,
+    client_id: &str,
+    client_secret: &str,
+    params: &[(&str, &str)],
+    read: impl FnOnce(ProviderResponse) -> Result<Value, ProviderError>,
 ) -> Result<Value, ProviderError> {
     let url = endpoints.token_url.clone();
     let req = match auth {
@@ -412,7 +444,7 @@ pub(crate) async fn token_call(
             http.client().get(url).query(&query)
         }
     };
-    http.send(req).await?.into_success()
+    read(http.send(req).await?)
 }
 
 /// The client-credentials grant (RFC 6749 §4.4) at the token endpoint, the client
@@ -582,6 +614,33 @@ pub(crate) async fn revoke_call(
     token_call(http, &endpoints, auth, client_id, client_secret, params)
         .await
         .map(|_| ())
+}
+
+/// RFC 7009 at `url`, the client authenticated the provider's way: the refresh token (which
+/// ends the grant) when there is one, then the access token (X, Reddit).
+pub(crate) async fn revoke_refresh_then_access(
+    http: &ProviderHttp,
+    url: Url,
+    auth: ClientAuth,
+    r: &TokenRefresh<'_>,
+) -> Result<(), ProviderError> {
+    let mut tokens = vec![];
+    if let Some(refresh) = r.refresh_token {
+        tokens.push((refresh, "refresh_token"));
+    }
+    tokens.push((r.access_token, "access_token"));
+    for (token, hint) in tokens {
+        revoke_call(
+            http,
+            url.clone(),
+            auth,
+            r.client_id,
+            r.client_secret,
+            &[("token", token), ("token_type_hint", hint)],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Tokens as every provider's answer is normalised.

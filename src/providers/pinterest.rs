@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::http::{ProviderError, ProviderHttp, ProviderResponse, string_field};
 use super::{
-    ClientAuth, CodeExchange, CredentialCheck, DefaultEndpoints, Endpoints, Identity,
-    OAuthProvider, Provider, Renewal, TokenRefresh, TokenSet,
+    ClientAuth, CredentialCheck, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
+    Renewal, TokenSet,
 };
 
 pub(super) struct Pinterest;
@@ -39,23 +39,6 @@ fn token_answer(resp: ProviderResponse) -> Result<Value, ProviderError> {
         });
     }
     resp.into_success()
-}
-
-/// The token endpoint, the client authenticated by HTTP Basic (and named in the form, as
-/// RFC 6749 allows).
-async fn token_call(
-    http: &ProviderHttp,
-    endpoints: &Endpoints,
-    client_id: &str,
-    client_secret: &str,
-    params: &[(&str, &str)],
-) -> Result<Value, ProviderError> {
-    let req = http
-        .client()
-        .post(endpoints.token_url.clone())
-        .basic_auth(client_id, Some(client_secret))
-        .form(params);
-    token_answer(http.send(req).await?)
 }
 
 /// Who the `/v5/user_account` answer names. Its `id` is the account id; an answer without
@@ -150,25 +133,8 @@ impl OAuthProvider for Pinterest {
         ClientAuth::Basic
     }
 
-    async fn exchange_code(
-        &self,
-        http: &ProviderHttp,
-        endpoints: &Endpoints,
-        ex: &CodeExchange<'_>,
-    ) -> Result<TokenSet, ProviderError> {
-        let body = token_call(
-            http,
-            endpoints,
-            ex.client_id,
-            ex.client_secret,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", ex.code),
-                ("redirect_uri", ex.redirect_uri),
-            ],
-        )
-        .await?;
-        self.read_tokens(&body)
+    fn token_answer(&self, resp: ProviderResponse) -> Result<Value, ProviderError> {
+        token_answer(resp)
     }
 
     async fn check_credentials(
@@ -196,32 +162,6 @@ impl OAuthProvider for Pinterest {
     /// Documented as 30 days; assume a little less when an answer omits it.
     fn assumed_lifetime_seconds(&self) -> i64 {
         25 * 86_400
-    }
-
-    async fn refresh_tokens(
-        &self,
-        http: &ProviderHttp,
-        endpoints: &Endpoints,
-        r: &TokenRefresh<'_>,
-    ) -> Result<TokenSet, ProviderError> {
-        let Some(refresh_token) = r.refresh_token else {
-            return Err(ProviderError::Rejected {
-                code: "invalid_grant".into(),
-                description: Some("the account has no refresh token".into()),
-            });
-        };
-        let body = token_call(
-            http,
-            endpoints,
-            r.client_id,
-            r.client_secret,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ],
-        )
-        .await?;
-        self.read_tokens(&body)
     }
 
     async fn identify(

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::http::{ProviderError, ProviderHttp, ProviderResponse, string_field};
 use super::{
-    ClientAuth, CodeExchange, CredentialCheck, DefaultEndpoints, Endpoints, Identity,
-    OAuthProvider, Provider, TokenRefresh, TokenSet,
+    ClientAuth, CredentialCheck, DefaultEndpoints, Endpoints, Identity, OAuthProvider, Provider,
+    TokenRefresh, TokenSet,
 };
 
 pub(super) struct Reddit;
@@ -34,22 +34,6 @@ fn token_answer(resp: ProviderResponse) -> Result<Value, ProviderError> {
         });
     }
     resp.into_success()
-}
-
-/// A call to the token endpoint, the client authenticated by HTTP Basic.
-async fn token_call(
-    http: &ProviderHttp,
-    endpoints: &Endpoints,
-    client_id: &str,
-    client_secret: &str,
-    params: &[(&str, &str)],
-) -> Result<Value, ProviderError> {
-    let req = http
-        .client()
-        .post(endpoints.token_url.clone())
-        .basic_auth(client_id, Some(client_secret))
-        .form(params);
-    token_answer(http.send(req).await?)
 }
 
 #[async_trait]
@@ -117,6 +101,10 @@ impl OAuthProvider for Reddit {
         ClientAuth::Basic
     }
 
+    fn token_answer(&self, resp: ProviderResponse) -> Result<Value, ProviderError> {
+        token_answer(resp)
+    }
+
     /// Reddit's format, `<platform>:<app id>:<version> (by …)`, naming Dravo: the generic
     /// `dravo/<version>` would be throttled.
     fn default_user_agent(&self) -> Option<String> {
@@ -131,53 +119,6 @@ impl OAuthProvider for Reddit {
         &[("duration", "permanent")]
     }
 
-    async fn exchange_code(
-        &self,
-        http: &ProviderHttp,
-        endpoints: &Endpoints,
-        ex: &CodeExchange<'_>,
-    ) -> Result<TokenSet, ProviderError> {
-        let body = token_call(
-            http,
-            endpoints,
-            ex.client_id,
-            ex.client_secret,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", ex.code),
-                ("redirect_uri", ex.redirect_uri),
-            ],
-        )
-        .await?;
-        self.read_tokens(&body)
-    }
-
-    async fn refresh_tokens(
-        &self,
-        http: &ProviderHttp,
-        endpoints: &Endpoints,
-        r: &TokenRefresh<'_>,
-    ) -> Result<TokenSet, ProviderError> {
-        let Some(refresh_token) = r.refresh_token else {
-            return Err(ProviderError::Rejected {
-                code: "invalid_grant".into(),
-                description: Some("the account has no refresh token".into()),
-            });
-        };
-        let body = token_call(
-            http,
-            endpoints,
-            r.client_id,
-            r.client_secret,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ],
-        )
-        .await?;
-        self.read_tokens(&body)
-    }
-
     /// A confidential (web) app may take an app-only token: it proves the id and secret.
     async fn check_credentials(
         &self,
@@ -186,12 +127,14 @@ impl OAuthProvider for Reddit {
         client_id: &str,
         client_secret: &str,
     ) -> CredentialCheck {
-        let answer = token_call(
+        let answer = super::token_call_reading(
             http,
             endpoints,
+            self.client_auth(),
             client_id,
             client_secret,
             &[("grant_type", "client_credentials")],
+            token_answer,
         )
         .await;
         super::credentials_verdict(endpoints, answer)
@@ -211,22 +154,7 @@ impl OAuthProvider for Reddit {
         r: &TokenRefresh<'_>,
     ) -> Result<bool, ProviderError> {
         let url = endpoints.beside_token_url("revoke_token");
-        let mut tokens = vec![];
-        if let Some(refresh) = r.refresh_token {
-            tokens.push((refresh, "refresh_token"));
-        }
-        tokens.push((r.access_token, "access_token"));
-        for (token, hint) in tokens {
-            super::revoke_call(
-                http,
-                url.clone(),
-                self.client_auth(),
-                r.client_id,
-                r.client_secret,
-                &[("token", token), ("token_type_hint", hint)],
-            )
-            .await?;
-        }
+        super::revoke_refresh_then_access(http, url, self.client_auth(), r).await?;
         Ok(true)
     }
 

@@ -122,22 +122,7 @@ impl OAuthProvider for X {
     ) -> Result<bool, ProviderError> {
         let url = url::Url::parse(&endpoints.api("/2/oauth2/revoke"))
             .map_err(|e| ProviderError::malformed(format!("bad revoke URL: {e}")))?;
-        let mut tokens = vec![];
-        if let Some(refresh) = r.refresh_token {
-            tokens.push((refresh, "refresh_token"));
-        }
-        tokens.push((r.access_token, "access_token"));
-        for (token, hint) in tokens {
-            super::revoke_call(
-                http,
-                url.clone(),
-                self.client_auth(),
-                r.client_id,
-                r.client_secret,
-                &[("token", token), ("token_type_hint", hint)],
-            )
-            .await?;
-        }
+        super::revoke_refresh_then_access(http, url, self.client_auth(), r).await?;
         Ok(true)
     }
 
