@@ -147,6 +147,10 @@ pub enum ProviderError {
         code: String,
         description: Option<String>,
     },
+    /// Dravo refused to call the host user input chose (a private address, plain http, a
+    /// redirect elsewhere): the sentence says which host and why. Nothing was sent.
+    #[error("{0}")]
+    Refused(String),
     /// The provider answered 429; `retry_after` is its `Retry-After` in seconds, if given.
     #[error("the provider is rate limiting Dravo{}", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
     RateLimited { retry_after: Option<u64> },
@@ -160,6 +164,7 @@ impl ProviderError {
             ProviderError::Rejected { code, .. } | ProviderError::AppRefused { code, .. } => code,
             ProviderError::Unavailable(_) | ProviderError::Failing { .. } => "provider_unavailable",
             ProviderError::Malformed(_) => "provider_invalid_response",
+            ProviderError::Refused(_) => "host_refused",
             ProviderError::RateLimited { .. } => "rate_limited",
         }
     }
@@ -203,7 +208,9 @@ impl ProviderError {
                 Some(d) => format!("HTTP {status} {code} ({d})"),
                 None => format!("HTTP {status} {code}"),
             },
-            ProviderError::Unavailable(d) | ProviderError::Malformed(d) => d.clone(),
+            ProviderError::Unavailable(d)
+            | ProviderError::Malformed(d)
+            | ProviderError::Refused(d) => d.clone(),
             ProviderError::RateLimited { .. } => self.to_string(),
         }
     }

@@ -46,12 +46,30 @@ pub struct ProviderHttp {
     timeout: Duration,
     /// Replaces the client's `dravo/<version>` on every request `send` sends.
     user_agent: Option<reqwest::header::HeaderValue>,
+    /// For a client of user-chosen hosts (`guarded`): whether private addresses are allowed.
+    /// Each request's URL is checked, since an address literal reaches no resolver.
+    guard: Option<bool>,
 }
 
 impl ProviderHttp {
     pub fn new(timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        ProviderHttp::built(builder, timeout, None)
+    }
+
+    /// A client for hosts that user input chooses (a Mastodon instance, a Bluesky PDS): public
+    /// addresses and https only unless `allow_private`, redirects followed only to hosts that
+    /// pass the same check (`guard`).
+    pub fn guarded(timeout: Duration, allow_private: bool) -> Self {
+        ProviderHttp::built(
+            super::guard::client_builder(allow_private),
+            timeout,
+            Some(allow_private),
+        )
+    }
+
+    fn built(builder: reqwest::ClientBuilder, timeout: Duration, guard: Option<bool>) -> Self {
+        let client = builder
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
             .user_agent(concat!("dravo/", env!("CARGO_PKG_VERSION")))
@@ -61,6 +79,7 @@ impl ProviderHttp {
             client,
             timeout,
             user_agent: None,
+            guard,
         }
     }
 
@@ -71,6 +90,7 @@ impl ProviderHttp {
             client: self.client.clone(),
             timeout: self.timeout,
             user_agent: user_agent.and_then(|ua| reqwest::header::HeaderValue::from_str(ua).ok()),
+            guard: self.guard,
         }
     }
 
@@ -105,9 +125,18 @@ impl ProviderHttp {
             Some(ua) => req.header(reqwest::header::USER_AGENT, ua.clone()),
             None => req,
         };
-        let mut resp = req
+        let request = req
             .header(reqwest::header::ACCEPT, "application/json")
-            .send()
+            .build()
+            .map_err(|e| self.transport_error(&e))?;
+        if let Some(allow_private) = self.guard
+            && let Some(why) = super::guard::check_url(request.url(), allow_private)
+        {
+            return Err(ProviderError::Refused(why));
+        }
+        let mut resp = self
+            .client
+            .execute(request)
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = resp.status().as_u16();
@@ -383,6 +412,49 @@ mod tests {
         assert_eq!(
             string_field(&body, "user_id").unwrap(),
             "17841400000000001234"
+        );
+    }
+
+    /// A client of user-chosen hosts refuses an address literal that is not public before it
+    /// connects (no resolver sees a literal), and reaches it when private addresses are
+    /// allowed.
+    #[tokio::test]
+    async fn a_guarded_client_checks_every_request_url() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}")
+                    .await;
+            }
+        });
+        let timeout = Duration::from_secs(5);
+        let public_only = ProviderHttp::guarded(timeout, false);
+        for url in [format!("https://{addr}/"), format!("http://{addr}/")] {
+            let err = public_only
+                .send(public_only.client().get(&url))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "host_refused", "{url}: {err}");
+            assert!(err.to_string().contains("127.0.0.1"), "{err}");
+        }
+        let private_ok = ProviderHttp::guarded(timeout, true);
+        let answer = private_ok
+            .send(private_ok.client().get(format!("http://{addr}/")))
+            .await
+            .unwrap();
+        assert_eq!(answer.body["ok"], true);
+        // The usual client is not guarded: provider endpoints come from the configuration.
+        let plain = ProviderHttp::new(timeout);
+        assert!(
+            plain
+                .send(plain.client().get(format!("http://{addr}/")))
+                .await
+                .is_ok()
         );
     }
 

@@ -295,6 +295,7 @@ pub fn classify(err: &ProviderError, renewal: Renewal) -> FailureClass {
         ProviderError::Unavailable(_)
         | ProviderError::Failing { .. }
         | ProviderError::Malformed(_)
+        | ProviderError::Refused(_)
         | ProviderError::RateLimited { .. } => FailureClass::Transient,
     }
 }
