@@ -629,7 +629,8 @@ impl Tokens {
             .await
         {
             Ok(app) => app.user_agent,
-            Err(_) => None,
+            Err(Error::NotFound(_) | Error::NoDefaultApp(_)) => None,
+            Err(other) => return Err(other),
         };
         let listed = providers::get(parent.provider)
             .list_children(
