@@ -163,8 +163,9 @@ async fn main() {
                 NewApp {
                     provider: "x".parse().unwrap(),
                     name: AppName::parse("bench").unwrap(),
-                    client_id: ClientId::parse("bench-client").unwrap(),
-                    client_secret: ClientSecret::parse("bench-secret").unwrap(),
+                    client_id: Some(ClientId::parse("bench-client").unwrap()),
+                    client_secret: Some(ClientSecret::parse("bench-secret").unwrap()),
+                    website: None,
                     scopes: None,
                     user_agent: None,
                 },

@@ -174,6 +174,7 @@ fn lifecycle(c: &mut Criterion) {
         parent_id: None,
         tasks: None,
         token_version: 0,
+        server: None,
     };
     let (fresh, expiring) = (row(3600), row(60));
     assert_eq!(

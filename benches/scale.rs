@@ -104,7 +104,10 @@ async fn seed(path: &Path, sizes: Sizes, batch: usize, label: &str) -> Result<Du
     for k in 0..sizes.accounts {
         let t = k % sizes.tenants;
         let app = &apps[t][(k / sizes.tenants) % sizes.apps];
-        let lifetime = providers::get(app.provider).assumed_lifetime_seconds();
+        // Seeded apps are of providers whose tokens expire.
+        let lifetime = providers::get(app.provider)
+            .assumed_lifetime_seconds()
+            .unwrap_or(86_400);
         let remaining = rng.random_range(60..=lifetime.max(61));
         rows.push(seeder.account(tenant(t).as_str(), app, k as u64, remaining, now));
         if rows.len() == batch || k + 1 == sizes.accounts {

@@ -9,7 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::error::Error;
 
 mod outputs;
-pub use outputs::{AccessToken, Deleted, Event, OAuthApp, WebhookEvent, WebhookStatus};
+pub use outputs::{
+    AccessToken, Deleted, Event, OAuthApp, RegisteredServer, WebhookEvent, WebhookStatus,
+};
 
 /// Rejects control characters, which have no business in names, ids or secrets and make
 /// logs and terminals lie.
@@ -408,7 +410,7 @@ const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 const ID_RANDOM_LEN: usize = 20;
 
 /// Generates `prefix` + 20 lowercase base32 characters (100 random bits).
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     let mut rng = rand::rng();
     let mut id = String::with_capacity(prefix.len() + ID_RANDOM_LEN);
     id.push_str(prefix);

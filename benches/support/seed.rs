@@ -86,9 +86,13 @@ impl Seeder {
         &self.store
     }
 
-    /// Creates `count` apps for `owner`, cycling through the providers.
+    /// Creates `count` apps for `owner`, cycling through the providers whose apps hold
+    /// credentials (a Mastodon app is registered on each instance instead).
     pub async fn create_apps(&self, owner: &Owner, count: usize) -> Result<Vec<OAuthApp>> {
-        let providers: Vec<Provider> = providers::ids().collect();
+        let providers: Vec<Provider> = providers::all()
+            .filter(|p| p.hosting().app_has_credentials())
+            .map(|p| p.id())
+            .collect();
         let mut apps = Vec::with_capacity(count);
         for i in 0..count {
             let provider = providers[i % providers.len()];
@@ -99,14 +103,15 @@ impl Seeder {
                         NewApp {
                             provider,
                             name: AppName::parse(&format!("App {i}"))?,
-                            client_id: ClientId::parse(&format!(
+                            client_id: Some(ClientId::parse(&format!(
                                 "client-{}-{i:04}",
                                 owner.as_str()
-                            ))?,
-                            client_secret: ClientSecret::parse(&format!(
+                            ))?),
+                            client_secret: Some(ClientSecret::parse(&format!(
                                 "secret-{}",
                                 random_text(&mut rand::rng(), 32)
-                            ))?,
+                            ))?),
+                            website: None,
                             scopes: None,
                             user_agent: None,
                         },
@@ -131,7 +136,10 @@ impl Seeder {
         let mut rng = rand::rng();
         let provider = providers::get(app.provider);
         let renewal = provider.renewal();
-        let lifetime = provider.assumed_lifetime_seconds().max(remaining);
+        let lifetime = provider
+            .assumed_lifetime_seconds()
+            .unwrap_or(remaining)
+            .max(remaining);
         let expires_at = now.plus_seconds(remaining);
         let issued_at = expires_at.plus_seconds(-lifetime);
         let (access_len, refresh_len) = token_lengths(app.provider);
@@ -161,6 +169,7 @@ impl Seeder {
             parent_id: None,
             tasks: None,
             token_version: 0,
+            server: None,
         };
         let sealer = self.keys.sealer();
         let access = random_text(&mut rng, access_len);

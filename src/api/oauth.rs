@@ -89,6 +89,7 @@ impl OAuthApi {
         method = "get",
         operation_id = "startOAuth"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         dravo: Data<&Dravo>,
@@ -103,6 +104,12 @@ impl OAuthApi {
         /// when `connect.require_confirmation` is on.
         #[oai(validator(min_length = 1, max_length = 2048))]
         return_url: Query<Option<String>>,
+        /// mastodon (required, and only there): the instance to connect on, as a host
+        /// (`mastodon.social`), `host:port` or URL. Dravo registers the app there at its first
+        /// connect. Only public addresses over https are reached (unless
+        /// `providers.mastodon.allow_private_addresses`).
+        #[oai(validator(min_length = 1, max_length = 300))]
+        instance: Query<Option<String>>,
     ) -> Result<Started, LimitedError> {
         limits.start(&auth.0)?;
         let app_id = oauth_app_id.0.map(|c| c.0);
@@ -112,6 +119,7 @@ impl OAuthApi {
                 provider.0.0,
                 app_id.as_ref(),
                 return_url.0.as_deref(),
+                instance.0.as_deref(),
             )
             .await?;
         Ok(Started::Ok(JsonBody::of(&StartResponse { authorize_url })))

@@ -24,10 +24,16 @@ pub struct CreateOAuthApp {
     pub provider: Checked<Provider>,
     /// 1 to 120 characters.
     pub name: Checked<AppName>,
-    /// Your app's client id / client key.
-    pub client_id: Checked<ClientId>,
-    /// Your app's client secret (stored encrypted).
-    pub client_secret: Checked<ClientSecret>,
+    /// Your app's client id / client key. Required for every provider but mastodon, which
+    /// refuses it: Dravo registers a mastodon app on each instance users connect from.
+    #[oai(skip_serializing_if_is_none)]
+    pub client_id: Omittable<Checked<ClientId>>,
+    /// Your app's client secret (stored encrypted). Required with `client_id`.
+    #[oai(skip_serializing_if_is_none)]
+    pub client_secret: Omittable<Checked<ClientSecret>>,
+    /// mastodon only: the website the instances show with the app's name.
+    #[oai(skip_serializing_if_is_none, validator(max_length = 2048))]
+    pub website: Omittable<String>,
     /// Scopes to request instead of the provider's defaults.
     #[oai(skip_serializing_if_is_none)]
     pub scopes: Omittable<ScopeList>,
@@ -47,8 +53,9 @@ impl Example for CreateOAuthApp {
         CreateOAuthApp {
             provider: Checked("x".parse().expect("x is registered")),
             name: Checked(AppName::parse(EXAMPLE_APP_NAME).expect("valid")),
-            client_id: Checked(ClientId::parse("…").expect("valid")),
-            client_secret: Checked(ClientSecret::parse("…").expect("valid")),
+            client_id: Omittable(Some(Checked(ClientId::parse("…").expect("valid")))),
+            client_secret: Omittable(Some(Checked(ClientSecret::parse("…").expect("valid")))),
+            website: Omittable(None),
             scopes: Omittable(None),
             user_agent: Omittable(None),
         }
@@ -162,8 +169,9 @@ impl OAuthAppsApi {
         let new = NewApp {
             provider: body.provider.0,
             name: body.name.0,
-            client_id: body.client_id.0,
-            client_secret: body.client_secret.0,
+            client_id: body.client_id.0.map(|c| c.0),
+            client_secret: body.client_secret.0.map(|c| c.0),
+            website: body.website.0,
             scopes: body.scopes.0.map(|s| s.0),
             user_agent: body.user_agent.0.map(|ua| ua.0),
         };

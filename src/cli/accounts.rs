@@ -2,18 +2,38 @@
 
 use clap::Subcommand;
 
-use super::args::{OwnerArg, ProviderFilter, StatusFilter, parse_account_id, parse_kind};
+use super::args::{
+    OwnerArg, ProviderFilter, StatusFilter, parse_account_id, parse_kind, parse_provider,
+    provider_help,
+};
 use super::context::Context;
 use super::output::{
     or_dash, print_fields, print_json, print_line, print_list, print_table, shown, time_or_dash,
 };
-use crate::domain::{AccountId, AccountKind};
+use crate::domain::{AccountId, AccountKind, AppId, Provider};
 use crate::error::Result;
 use crate::service::{Account, AccountFilter, Deleted, Dravo};
 use crate::wire::views::{AccountPageView, AccountView, EventView};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start connecting an account: prints the provider's consent URL to open in a browser
+    /// (the running server takes the provider's callback)
+    Connect {
+        #[command(flatten)]
+        owner: OwnerArg,
+        #[arg(long, value_name = "PROVIDER", value_parser = parse_provider, help = provider_help("The provider"))]
+        provider: Provider,
+        /// The OAuth app to connect with (oa_…); omit for the provider's default app
+        #[arg(long = "app", value_name = "OAUTH_APP_ID")]
+        app_id: Option<String>,
+        /// mastodon: the instance to connect on (host, host:port or URL)
+        #[arg(long, value_name = "HOST")]
+        instance: Option<String>,
+        /// Where the browser goes after the callback (one of dashboard.allowed_return_urls)
+        #[arg(long, value_name = "URL")]
+        return_url: Option<String>,
+    },
     /// List an owner's connected accounts, oldest first
     List {
         #[command(flatten)]
@@ -92,6 +112,26 @@ pub fn run(ctx: &Context, cmd: &Command) -> Result<()> {
 
 async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
     match cmd {
+        Command::Connect {
+            owner,
+            provider,
+            app_id,
+            instance,
+            return_url,
+        } => {
+            let owner = owner.parse()?;
+            let app_id = app_id.as_deref().map(AppId::parse).transpose()?;
+            let url = dravo
+                .start_connect(
+                    &owner,
+                    *provider,
+                    app_id.as_ref(),
+                    return_url.as_deref(),
+                    instance.as_deref(),
+                )
+                .await?;
+            print_line(&url)
+        }
         Command::List {
             owner,
             provider,

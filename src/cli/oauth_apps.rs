@@ -68,7 +68,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("secret").required(true).args(["client_secret_stdin", "client_secret_env"])))]
+#[command(group(clap::ArgGroup::new("secret").args(["client_secret_stdin", "client_secret_env"])))]
 pub struct CreateArgs {
     #[command(flatten)]
     owner: OwnerArg,
@@ -77,9 +77,10 @@ pub struct CreateArgs {
     /// A name for the app, 1 to 120 characters, unique per owner and provider
     #[arg(long)]
     name: String,
-    /// The client id (TikTok: client key) from the provider's developer portal
+    /// The client id (TikTok: client key) from the provider's developer portal; not for
+    /// mastodon, which Dravo registers on each instance itself
     #[arg(long)]
-    client_id: String,
+    client_id: Option<String>,
     /// Read the client secret from standard input: a prompt that does not echo at a
     /// terminal, else the whole input (one trailing newline is stripped)
     #[arg(long)]
@@ -90,6 +91,9 @@ pub struct CreateArgs {
     /// Scopes instead of the provider's defaults, space- or comma-separated
     #[arg(long)]
     scopes: Option<String>,
+    /// mastodon: the website the instances show with the app's name
+    #[arg(long, value_name = "URL")]
+    website: Option<String>,
     /// The User-Agent of the app's calls to its provider instead of the provider's default
     /// (Reddit asks for "<platform>:<app id>:<version> (by /u/<username>)")
     #[arg(long, value_name = "TEXT")]
@@ -150,11 +154,24 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
     match cmd {
         Command::Create(args) => {
             let owner = args.owner.parse()?;
+            let secret_given = args.client_secret_stdin || args.client_secret_env.is_some();
+            if args.client_id.is_some() && !secret_given {
+                return Err(Error::invalid(
+                    "--client-id needs the client secret too: --client-secret-stdin or --client-secret-env VAR",
+                ));
+            }
             let new = NewApp {
                 provider: args.provider,
                 name: AppName::parse_as("--name", &args.name)?,
-                client_id: ClientId::parse_as("--client-id", &args.client_id)?,
-                client_secret: read_secret(args.client_secret_env.as_deref())?,
+                client_id: args
+                    .client_id
+                    .as_deref()
+                    .map(|id| ClientId::parse_as("--client-id", id))
+                    .transpose()?,
+                client_secret: secret_given
+                    .then(|| read_secret(args.client_secret_env.as_deref()))
+                    .transpose()?,
+                website: args.website.clone(),
                 scopes: args
                     .scopes
                     .as_deref()
@@ -194,7 +211,7 @@ async fn execute(dravo: &Dravo, cmd: &Command) -> Result<()> {
                         a.id.clone(),
                         a.provider.to_string(),
                         a.name.clone(),
-                        a.client_id.clone(),
+                        or_dash(&a.client_id),
                         a.created_at.rfc3339(),
                         a.redirect_uri.clone(),
                     ]
@@ -274,11 +291,11 @@ fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
     if json {
         return print_json(&OAuthAppView::from(app.clone()));
     }
-    print_fields(&[
+    let mut fields = vec![
         ("id", app.id.clone()),
         ("provider", app.provider.to_string()),
         ("name", app.name.clone()),
-        ("client_id", app.client_id.clone()),
+        ("client_id", or_dash(&app.client_id)),
         ("redirect_uri", app.redirect_uri.clone()),
         ("scopes", app.scopes.join(" ")),
         ("created_at", app.created_at.rfc3339()),
@@ -291,7 +308,32 @@ fn print_app(app: &OAuthApp, json: bool) -> Result<()> {
                 .as_ref()
                 .map_or_else(|| "-".into(), check_summary),
         ),
-    ])
+    ];
+    if !app.provider_has_credentials() {
+        fields.push(("website", or_dash(&app.website)));
+        let servers: Vec<String> = app
+            .servers
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} (client {}{}, since {})",
+                    s.server,
+                    s.client_id,
+                    if s.pkce { ", PKCE" } else { "" },
+                    s.registered_at.rfc3339()
+                )
+            })
+            .collect();
+        fields.push((
+            "servers",
+            if servers.is_empty() {
+                "- (registered on each instance at its first connect)".into()
+            } else {
+                servers.join("; ")
+            },
+        ));
+    }
+    print_fields(&fields)
 }
 
 /// A check in one line: its outcome and time, and the checks that were not `ok`.

@@ -286,6 +286,7 @@ impl Config {
         }
         for (&provider, p) in &self.providers.tables {
             let key = |k: &str| format!("providers.{provider}.{k}");
+            check_hosting_keys(provider, p)?;
             match (&p.client_id, &p.client_secret) {
                 (Some(_), None) => {
                     return Err(Error::config(format!(
@@ -476,6 +477,45 @@ fn check_base_url(key: &str, url: &Url) -> Result<()> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(Error::config(format!(
             "{key} must be an absolute http(s) URL, not `{url}`"
+        )));
+    }
+    Ok(())
+}
+
+/// The keys a provider's table may hold depend on where its servers are: a provider whose
+/// users name their server (Mastodon) has no platform app and no fixed endpoints, only the
+/// private-address switch; the others have no use for that switch.
+fn check_hosting_keys(provider: providers::Provider, p: &ProviderConfig) -> Result<()> {
+    let key = |k: &str| format!("providers.{provider}.{k}");
+    let hosting = providers::get(provider).hosting();
+    if let Some(param) = hosting.server_param() {
+        let fixed = [
+            ("client_id", p.client_id.is_some()),
+            ("client_secret", p.client_secret.is_some()),
+            ("scopes", p.scopes.is_some()),
+            ("authorize_url", p.authorize_url.is_some()),
+            ("token_url", p.token_url.is_some()),
+            ("api_base", p.api_base.is_some()),
+            ("api_version", p.api_version.is_some()),
+        ];
+        if let Some((name, _)) = fixed.iter().find(|(_, set)| *set) {
+            return Err(Error::config(format!(
+                "{} is not a key: {provider} has no platform app and no fixed endpoints (each \
+                 connect names its server with `{param}`, and Dravo registers the tenant's app \
+                 there); only {} exists",
+                key(name),
+                key("allow_private_addresses")
+            )));
+        }
+    } else if p.allow_private_addresses {
+        let open: Vec<String> = providers::all()
+            .filter(|p| p.hosting().server_param().is_some())
+            .map(|p| format!("providers.{}.allow_private_addresses", p.id()))
+            .collect();
+        return Err(Error::config(format!(
+            "{} is not a key: {provider}'s servers are fixed (only {} exists)",
+            key("allow_private_addresses"),
+            open.join(", ")
         )));
     }
     Ok(())

@@ -476,6 +476,9 @@ pub struct ProviderConfig {
     pub api_base: Option<Url>,
     /// Graph API version (facebook only).
     pub api_version: Option<String>,
+    /// Lets connects reach loopback and private addresses, and plain `http`, on servers users
+    /// name (Mastodon instances): for tests and private deployments, never production.
+    pub allow_private_addresses: bool,
 }
 
 /// A list written as one string, `"a b"` or `"a,b"`: the form an environment variable can

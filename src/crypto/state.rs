@@ -32,9 +32,12 @@ const MAX_PROVIDER_LEN: usize = 32;
 /// Longest `return_url` accepted, in bytes of its normalised (percent-encoded) form: what the
 /// state carries. `start` checks the same number, so every URL it accepts fits a state.
 pub const MAX_RETURN_URL_LEN: usize = 2048;
+/// Longest server origin a state can carry (a Mastodon instance: `https://`, a host name of
+/// at most 253 bytes, a port).
+pub const MAX_SERVER_LEN: usize = 300;
 /// The sealed value's own bytes: the sealer's header (version and key id), nonce and SIV tag.
 const SEAL_OVERHEAD: usize = crate::crypto::seal::OVERHEAD;
-/// The largest payload: version, expiry, nonce, then four length-prefixed fields at their
+/// The largest payload: version, expiry, nonce, then five length-prefixed fields at their
 /// maxima (a tenant is at most 128 characters of up to 4 bytes each).
 const MAX_PAYLOAD_LEN: usize = 1
     + 8
@@ -42,7 +45,8 @@ const MAX_PAYLOAD_LEN: usize = 1
     + (2 + MAX_PROVIDER_LEN)
     + (2 + Owner::MAX_LEN * 4)
     + (2 + AppId::LEN)
-    + (2 + MAX_RETURN_URL_LEN);
+    + (2 + MAX_RETURN_URL_LEN)
+    + (2 + MAX_SERVER_LEN);
 /// Longest encoded state accepted; anything longer is refused before any work. Derived from
 /// the maxima above, so the limits cannot disagree.
 pub const MAX_ENCODED_LEN: usize = (MAX_PAYLOAD_LEN + SEAL_OVERHEAD).div_ceil(3) * 4;
@@ -58,6 +62,9 @@ pub struct StateClaims {
     /// The OAuth app id, or `None` for the provider's default app.
     pub app_id: Option<String>,
     pub return_url: Option<String>,
+    /// The origin of the server the user named (a Mastodon instance), for providers whose
+    /// users name one.
+    pub server: Option<String>,
     pub nonce: [u8; NONCE_LEN],
     pub expires_at: Timestamp,
 }
@@ -89,9 +96,17 @@ impl StateClaims {
             tenant: tenant.to_owned(),
             app_id: app_id.map(str::to_owned),
             return_url: return_url.map(str::to_owned),
+            server: None,
             nonce,
             expires_at: now.plus_seconds(STATE_TTL_SECONDS),
         }
+    }
+
+    /// The same claims for a connect on the server `server` (an origin of at most
+    /// `MAX_SERVER_LEN` bytes, checked by the caller).
+    pub fn on_server(mut self, server: Option<&str>) -> Self {
+        self.server = server.map(str::to_owned);
+        self
     }
 
     /// The nonce as text, the key of the single-use table.
@@ -116,6 +131,10 @@ pub fn seal(sealer: &Sealer, claims: &StateClaims) -> String {
     push_field(&mut payload, &claims.tenant);
     push_field(&mut payload, claims.app_id.as_deref().unwrap_or(""));
     push_field(&mut payload, claims.return_url.as_deref().unwrap_or(""));
+    // Last and only when there is one: a state without it reads as before the field existed.
+    if let Some(server) = &claims.server {
+        push_field(&mut payload, server);
+    }
     URL_SAFE_NO_PAD.encode(sealer.seal(&[SEAL_CONTEXT], &payload))
 }
 
@@ -186,6 +205,7 @@ pub fn open(sealer: &Sealer, state: &str, now: Timestamp) -> Result<StateClaims,
     let tenant = r.field()?.ok_or(StateError::Malformed)?;
     let app_id = r.field()?;
     let return_url = r.field()?;
+    let server = if r.0.is_empty() { None } else { r.field()? };
     if !r.0.is_empty() {
         return Err(StateError::Malformed);
     }
@@ -197,6 +217,7 @@ pub fn open(sealer: &Sealer, state: &str, now: Timestamp) -> Result<StateClaims,
         tenant,
         app_id,
         return_url,
+        server,
         nonce,
         expires_at,
     })
@@ -268,6 +289,16 @@ mod tests {
     }
 
     #[test]
+    fn a_server_round_trips_and_a_state_without_one_reads_as_before() {
+        let plain = StateClaims::new(x(), "alice", None, None, NOW);
+        let on = plain.clone().on_server(Some("https://mastodon.example"));
+        let (plain_sealed, on_sealed) = (seal(&sealer(), &plain), seal(&sealer(), &on));
+        assert_eq!(open(&sealer(), &on_sealed, NOW).unwrap(), on);
+        assert_eq!(open(&sealer(), &plain_sealed, NOW).unwrap().server, None);
+        assert!(on_sealed.len() > plain_sealed.len());
+    }
+
+    #[test]
     fn default_app_and_no_return_url_round_trip() {
         let c = StateClaims::new("tiktok".parse().unwrap(), "bob", None, None, NOW);
         assert_eq!(open(&sealer(), &seal(&sealer(), &c), NOW).unwrap(), c);
@@ -287,7 +318,8 @@ mod tests {
             Some("oa_abcdefghijklmnopqrst"),
             Some(&url),
             NOW,
-        );
+        )
+        .on_server(Some(&"s".repeat(MAX_SERVER_LEN)));
         let s = seal(&sealer(), &c);
         assert!(
             s.len() <= MAX_ENCODED_LEN,

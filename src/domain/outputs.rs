@@ -12,7 +12,8 @@ pub struct OAuthApp {
     pub id: String,
     pub provider: Provider,
     pub name: String,
-    pub client_id: String,
+    /// `None` for a provider where Dravo registers the app on each server (Mastodon).
+    pub client_id: Option<String>,
     /// The callback URL to register at the provider.
     pub redirect_uri: String,
     pub scopes: Vec<String>,
@@ -30,6 +31,35 @@ pub struct OAuthApp {
     pub warnings: Vec<String>,
     /// The `User-Agent` its calls to the provider carry; `None`: the provider's default.
     pub user_agent: Option<String>,
+    /// The website it registers with on the servers users name (Mastodon).
+    pub website: Option<String>,
+    /// The servers Dravo registered it on (Mastodon instances), oldest first; empty for the
+    /// other providers.
+    pub servers: Vec<RegisteredServer>,
+}
+
+impl OAuthApp {
+    /// Whether the tenant brought the app's credentials (every provider but those whose users
+    /// name their server).
+    pub fn provider_has_credentials(&self) -> bool {
+        crate::providers::get(self.provider)
+            .hosting()
+            .app_has_credentials()
+    }
+}
+
+/// A server an app is registered on (a Mastodon instance): never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredServer {
+    /// Its origin, `https://host[:port]`.
+    pub server: String,
+    /// The client id the server gave the app.
+    pub client_id: String,
+    /// The scopes it was registered with.
+    pub scopes: Vec<String>,
+    /// Whether the server takes PKCE (Mastodon 4.3+).
+    pub pkce: bool,
+    pub registered_at: Timestamp,
 }
 
 /// What deleting an account did at the provider.

@@ -177,8 +177,8 @@ impl OAuthProvider for Facebook {
     }
 
     /// The long-lived token lasts about 60 days; assume fewer when the answer omits it.
-    fn assumed_lifetime_seconds(&self) -> i64 {
-        50 * 86_400
+    fn assumed_lifetime_seconds(&self) -> Option<i64> {
+        Some(50 * 86_400)
     }
 
     /// Revoking is deleting the app's permissions for the user: `DELETE /me/permissions`.

@@ -45,8 +45,8 @@ macro_rules! google_oauth {
             google::RENEWAL
         }
 
-        fn assumed_lifetime_seconds(&self) -> i64 {
-            google::ACCESS_LIFETIME_SECONDS
+        fn assumed_lifetime_seconds(&self) -> Option<i64> {
+            Some(google::ACCESS_LIFETIME_SECONDS)
         }
 
         fn missing_scopes(&self, requested: &[String], granted: &[String]) -> Vec<String> {

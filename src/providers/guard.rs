@@ -125,9 +125,11 @@ pub fn redirect_verdict(next: &Url, followed: usize, allow_private: bool) -> Opt
 #[derive(Debug, Default)]
 pub struct PublicResolver;
 
-/// A name that resolved to an address that is not public.
+/// A host refused by the guard during a connection (a name that resolved to an address that
+/// is not public, a redirect to such a host), as a sentence naming the host: the HTTP client
+/// finds it in the connection error's chain and reports `ProviderError::Refused`.
 #[derive(Debug)]
-struct NotPublic(String);
+pub struct NotPublic(pub String);
 
 impl std::fmt::Display for NotPublic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,7 +163,7 @@ impl reqwest::dns::Resolve for PublicResolver {
 pub fn client_builder(allow_private: bool) -> reqwest::ClientBuilder {
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         match redirect_verdict(attempt.url(), attempt.previous().len(), allow_private) {
-            Some(why) => attempt.error(why),
+            Some(why) => attempt.error(NotPublic(why)),
             None => attempt.follow(),
         }
     });

@@ -199,6 +199,9 @@ impl ProviderHttp {
     /// What failed on the way to the provider, naming its host and the cause: never the URL's
     /// path or query (Meta's token call carries the client secret there).
     fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
+        if let Some(refused) = guard_refusal(e) {
+            return ProviderError::Refused(refused);
+        }
         let host = e
             .url()
             .and_then(|u| {
@@ -220,6 +223,19 @@ impl ProviderHttp {
             format!("the connection to {host} failed: {}", root_cause(e))
         })
     }
+}
+
+/// The guard's refusal in `e`'s chain (a name that resolved to a private address, a redirect
+/// to one), if that is what failed.
+fn guard_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut inner = Some(e);
+    while let Some(error) = inner {
+        if let Some(refused) = error.downcast_ref::<super::guard::NotPublic>() {
+            return Some(refused.0.clone());
+        }
+        inner = error.source();
+    }
+    None
 }
 
 /// The innermost error of `e`'s chain (`connection refused`, a DNS or TLS failure), in lower

@@ -153,8 +153,8 @@ impl OAuthProvider for Instagram {
     }
 
     /// Long-lived tokens last 60 days; assume fewer when the answer omits it.
-    fn assumed_lifetime_seconds(&self) -> i64 {
-        50 * 86_400
+    fn assumed_lifetime_seconds(&self) -> Option<i64> {
+        Some(50 * 86_400)
     }
 
     /// `GET /refresh_access_token?grant_type=ig_refresh_token&access_token=…` (no secret).

@@ -117,8 +117,8 @@ impl OAuthProvider for Linkedin {
     }
 
     /// Documented as 60 days; assume less so a missing `expires_in` is never trusted long.
-    fn assumed_lifetime_seconds(&self) -> i64 {
-        30 * 86_400
+    fn assumed_lifetime_seconds(&self) -> Option<i64> {
+        Some(30 * 86_400)
     }
 
     /// `oauth/v2/revoke`, beside the token endpoint.

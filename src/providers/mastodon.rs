@@ -8,12 +8,16 @@
 //! An account id is unique only within its instance: the identity Dravo stores is
 //! `{id}@{host}`.
 
+use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
 
-use super::Identity;
 use super::http::{ProviderError, ProviderHttp, string_field};
+use super::{
+    ClientAuth, DefaultEndpoints, Endpoints, Hosting, Identity, OAuthProvider, Provider, Renewal,
+    TokenRefresh, TokenSet,
+};
 
 /// An instance's OAuth endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +45,17 @@ impl InstanceEndpoints {
             revoke_url: at("/oauth/revoke"),
             pkce: false,
             scopes_supported: None,
+        }
+    }
+
+    /// These endpoints as a provider's `Endpoints`: the API at the origin.
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            authorize_url: self.authorize_url.clone(),
+            token_url: self.token_url.clone(),
+            api_base: self.origin.clone(),
+            api_version: String::new(),
+            revoke_url: Some(self.revoke_url.clone()),
         }
     }
 
@@ -169,28 +184,6 @@ pub async fn register(
     })
 }
 
-/// `GET /api/v1/accounts/verify_credentials`: who the token belongs to, as `{id}@{host}`,
-/// `@{username}@{host}` and the display name.
-pub async fn identify(
-    http: &ProviderHttp,
-    endpoints: &InstanceEndpoints,
-    access_token: &SecretString,
-) -> Result<Identity, ProviderError> {
-    let url = endpoints
-        .origin
-        .join("/api/v1/accounts/verify_credentials")
-        .expect("a path joins an origin");
-    let body = http
-        .send(
-            http.client()
-                .get(url)
-                .bearer_auth(access_token.expose_secret()),
-        )
-        .await?
-        .into_success()?;
-    identity_from(&body, &endpoints.origin)
-}
-
 /// The identity in a `verify_credentials` answer from the instance at `origin`.
 fn identity_from(body: &Value, origin: &Url) -> Result<Identity, ProviderError> {
     let host = instance_name(origin);
@@ -216,22 +209,150 @@ pub fn instance_name(origin: &Url) -> String {
     }
 }
 
-/// `POST /oauth/revoke` with the registration's credentials and the token.
-pub async fn revoke(
-    http: &ProviderHttp,
-    endpoints: &InstanceEndpoints,
-    registration: &Registration,
-    access_token: &str,
-) -> Result<(), ProviderError> {
-    let form = [
-        ("client_id", registration.client_id.as_str()),
-        ("client_secret", registration.client_secret.expose_secret()),
-        ("token", access_token),
-    ];
-    http.send(http.client().post(endpoints.revoke_url.clone()).form(&form))
-        .await?
-        .into_success()
-        .map(|_| ())
+/// Mastodon, on whichever instance each connect names.
+pub(super) struct Mastodon;
+
+/// Every scope Mastodon documents (docs.joinmastodon.org, "OAuth scopes").
+const KNOWN_SCOPES: &[&str] = &[
+    "profile",
+    "read",
+    "write",
+    "follow",
+    "push",
+    "read:accounts",
+    "read:blocks",
+    "read:bookmarks",
+    "read:favourites",
+    "read:filters",
+    "read:follows",
+    "read:lists",
+    "read:mutes",
+    "read:notifications",
+    "read:search",
+    "read:statuses",
+    "write:accounts",
+    "write:blocks",
+    "write:bookmarks",
+    "write:conversations",
+    "write:favourites",
+    "write:filters",
+    "write:follows",
+    "write:lists",
+    "write:media",
+    "write:mutes",
+    "write:notifications",
+    "write:reports",
+    "write:statuses",
+    "admin:read",
+    "admin:write",
+];
+
+#[async_trait]
+impl OAuthProvider for Mastodon {
+    fn id(&self) -> Provider {
+        Provider::named("mastodon")
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Mastodon"
+    }
+
+    fn hosting(&self) -> Hosting {
+        Hosting::Instances { param: "instance" }
+    }
+
+    /// `read:accounts` rather than 4.3's narrower `profile`, which older instances refuse; an
+    /// app left at these defaults asks each instance for `InstanceEndpoints::default_scopes`.
+    fn default_scopes(&self) -> &'static [&'static str] {
+        &["read:accounts", "write:statuses", "write:media"]
+    }
+
+    fn known_scopes(&self) -> &'static [&'static str] {
+        KNOWN_SCOPES
+    }
+
+    /// `verify_credentials` takes any of `profile`, `read` and `read:accounts`.
+    fn identity_scopes(&self, requested: &[String]) -> &'static [&'static str] {
+        let has = |scope: &str| requested.iter().any(|s| s == scope);
+        if has("profile") {
+            &["profile"]
+        } else if has("read") {
+            &["read"]
+        } else {
+            &["read:accounts"]
+        }
+    }
+
+    /// There are none: each connect's instance has its own (`discover`), and the config
+    /// refuses endpoint overrides for Mastodon. The flagship instance's stand in.
+    fn default_endpoints(&self, _api_version: Option<&str>) -> DefaultEndpoints {
+        DefaultEndpoints {
+            authorize_url: "https://mastodon.social/oauth/authorize".into(),
+            token_url: "https://mastodon.social/oauth/token".into(),
+            api_base: "https://mastodon.social".into(),
+        }
+    }
+
+    fn client_auth(&self) -> ClientAuth {
+        ClientAuth::FormBody {
+            id_param: "client_id",
+        }
+    }
+
+    fn renewal(&self) -> Renewal {
+        Renewal::Never
+    }
+
+    /// Mastodon's tokens do not expire: they live until revoked.
+    fn assumed_lifetime_seconds(&self) -> Option<i64> {
+        None
+    }
+
+    /// `POST /oauth/revoke` (or the instance's `revocation_endpoint`) with the registration's
+    /// credentials and the token.
+    async fn revoke(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        r: &TokenRefresh<'_>,
+    ) -> Result<bool, ProviderError> {
+        let url = endpoints
+            .revoke_url
+            .clone()
+            .unwrap_or_else(|| endpoints.beside_token_url("revoke"));
+        let form = [
+            ("client_id", r.client_id),
+            ("client_secret", r.client_secret),
+            ("token", r.access_token),
+        ];
+        http.send(http.client().post(url).form(&form))
+            .await?
+            .into_success()?;
+        Ok(true)
+    }
+
+    /// `GET /api/v1/accounts/verify_credentials` on the instance: `{id}@{host}`,
+    /// `@{username}@{host}` and the display name.
+    async fn identify(
+        &self,
+        http: &ProviderHttp,
+        endpoints: &Endpoints,
+        tokens: &TokenSet,
+    ) -> Result<Identity, ProviderError> {
+        let origin = &endpoints.api_base;
+        let url = origin
+            .join("/api/v1/accounts/verify_credentials")
+            .expect("a path joins an origin");
+        let body = http
+            .send(
+                http.client()
+                    .get(url)
+                    .bearer_auth(tokens.access_token.expose_secret()),
+            )
+            .await?
+            .into_success()?;
+        identity_from(&body, origin)
+    }
 }
 
 #[cfg(test)]
@@ -393,23 +514,46 @@ mod tests {
         assert_eq!(get("scopes"), Some("profile write:statuses write:media"));
         assert_eq!(get("website"), Some("https://scheduler.example"));
 
-        let token = SecretString::from("tok-1".to_owned());
-        let who = identify(&http, &endpoints, &token).await.unwrap();
+        let provider: &dyn OAuthProvider = &Mastodon;
+        let at = endpoints.endpoints();
+        let who = provider
+            .identify(&http, &at, &tokens("tok-1"))
+            .await
+            .unwrap();
         let host = instance_name(&origin);
         assert_eq!(who.provider_account_id, format!("109876543210@{host}"));
         assert_eq!(
             who.username.as_deref(),
             Some(format!("@alice@{host}").as_str())
         );
-        let wrong = SecretString::from("nope".to_owned());
-        assert!(identify(&http, &endpoints, &wrong).await.is_err());
+        assert!(
+            provider
+                .identify(&http, &at, &tokens("nope"))
+                .await
+                .is_err()
+        );
 
-        revoke(&http, &endpoints, &registration, "tok-1")
+        let revoked = provider
+            .revoke(
+                &http,
+                &at,
+                &TokenRefresh {
+                    client_id: &registration.client_id,
+                    client_secret: registration.client_secret.expose_secret(),
+                    access_token: "tok-1",
+                    refresh_token: None,
+                },
+            )
             .await
             .unwrap();
+        assert!(revoked);
         let form = seen.lock().unwrap().revoked[0].clone();
         assert!(form.contains(&("client_secret".into(), "csecret-xyz".into())));
         assert!(form.contains(&("token".into(), "tok-1".into())));
+    }
+
+    fn tokens(access: &str) -> TokenSet {
+        crate::providers::parse_token_response(&json!({"access_token": access})).unwrap()
     }
 
     #[test]

@@ -44,6 +44,33 @@ pub enum ClientAuth {
     Query,
 }
 
+/// Where a provider's OAuth server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosting {
+    /// One service at fixed addresses: the tenant registers an app there and brings its
+    /// client id and secret.
+    Central,
+    /// Each user names their own server (a Mastodon instance) with the start parameter
+    /// `param`; Dravo registers the tenant's app on each server it meets, so the app holds
+    /// what to register, not credentials.
+    Instances { param: &'static str },
+}
+
+impl Hosting {
+    /// The start parameter naming the user's server, if users name one.
+    pub fn server_param(self) -> Option<&'static str> {
+        match self {
+            Hosting::Central => None,
+            Hosting::Instances { param } => Some(param),
+        }
+    }
+
+    /// Whether the tenant brings a client id and secret for an app.
+    pub fn app_has_credentials(self) -> bool {
+        self == Hosting::Central
+    }
+}
+
 /// The real addresses of a provider, before any `providers.<name>.*_url` override.
 pub struct DefaultEndpoints {
     pub authorize_url: String,
@@ -88,6 +115,11 @@ pub trait OAuthProvider: Send + Sync + 'static {
 
     /// Its name as the provider writes it, for people ("LinkedIn").
     fn display_name(&self) -> &'static str;
+
+    /// Where its OAuth server is, and so what a tenant's app for it holds.
+    fn hosting(&self) -> Hosting {
+        Hosting::Central
+    }
 
     /// Other names people know it by, in lower case (`twitter` for X): never accepted, only
     /// suggested back as `id` when someone uses one.
@@ -214,9 +246,10 @@ pub trait OAuthProvider: Send + Sync + 'static {
     }
 
     /// The access-token lifetime assumed when an answer has no `expires_in`: the shortest the
-    /// provider documents, never "forever", so such a token is refreshed (or warned about)
-    /// early rather than found dead.
-    fn assumed_lifetime_seconds(&self) -> i64;
+    /// provider documents, so such a token is refreshed (or warned about) early rather than
+    /// found dead. `None` only where the provider documents tokens that never expire
+    /// (Mastodon).
+    fn assumed_lifetime_seconds(&self) -> Option<i64>;
 
     /// Renews the account's tokens (`renewal` says how). The default is the RFC 6749
     /// refresh-token grant at the token endpoint, the client authenticated the provider's way.
@@ -352,6 +385,7 @@ impl dyn OAuthProvider {
             token_url: pick(overrides.token_url.as_ref(), defaults.token_url),
             api_base: pick(overrides.api_base.as_ref(), defaults.api_base),
             api_version: api_version.unwrap_or_default(),
+            revoke_url: None,
         }
     }
 
@@ -550,6 +584,9 @@ pub struct Endpoints {
     pub api_base: Url,
     /// Graph API version (facebook).
     pub api_version: String,
+    /// Where the server said it revokes tokens, when it said so (a Mastodon instance's
+    /// metadata); the other providers' revoke URLs are their own business.
+    pub revoke_url: Option<Url>,
 }
 
 impl Endpoints {
@@ -612,6 +649,7 @@ pub(crate) async fn revoke_call(
         token_url: url.clone(),
         api_base: url,
         api_version: String::new(),
+        revoke_url: None,
     };
     token_call(http, &endpoints, auth, client_id, client_secret, params)
         .await
@@ -703,7 +741,7 @@ fn url_with_query(base: &Url, params: &[(&str, &str)]) -> String {
 
 /// Reads the common OAuth token answer: `access_token`, `refresh_token?`, `expires_in?`,
 /// `refresh_token_expires_in?`/`refresh_expires_in?`, `scope?`.
-fn parse_token_response(body: &Value) -> Result<TokenSet, ProviderError> {
+pub(crate) fn parse_token_response(body: &Value) -> Result<TokenSet, ProviderError> {
     let access = http::string_field(body, "access_token")
         .ok_or_else(|| ProviderError::malformed("the token response has no access_token"))?;
     Ok(TokenSet {

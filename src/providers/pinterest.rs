@@ -160,8 +160,8 @@ impl OAuthProvider for Pinterest {
     }
 
     /// Documented as 30 days; assume a little less when an answer omits it.
-    fn assumed_lifetime_seconds(&self) -> i64 {
-        25 * 86_400
+    fn assumed_lifetime_seconds(&self) -> Option<i64> {
+        Some(25 * 86_400)
     }
 
     async fn identify(

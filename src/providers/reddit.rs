@@ -141,8 +141,8 @@ impl OAuthProvider for Reddit {
     }
 
     /// Documented as an hour.
-    fn assumed_lifetime_seconds(&self) -> i64 {
-        3600
+    fn assumed_lifetime_seconds(&self) -> Option<i64> {
+        Some(3600)
     }
 
     /// `revoke_token`, beside the token endpoint: the refresh token (which ends the grant),

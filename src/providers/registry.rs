@@ -4,8 +4,8 @@
 use std::str::FromStr;
 
 use super::{
-    OAuthProvider, Provider, facebook, google_business, instagram, linkedin, pinterest, reddit,
-    threads, tiktok, x, youtube,
+    OAuthProvider, Provider, facebook, google_business, instagram, linkedin, mastodon, pinterest,
+    reddit, threads, tiktok, x, youtube,
 };
 
 /// Every provider this build can connect, in the order the seed page lists them. The order
@@ -21,6 +21,7 @@ static REGISTRY: &[&dyn OAuthProvider] = &[
     &google_business::GoogleBusiness,
     &pinterest::Pinterest,
     &reddit::Reddit,
+    &mastodon::Mastodon,
 ];
 
 /// Every registered provider.
@@ -156,7 +157,7 @@ mod tests {
     fn display_names_are_listed_in_prose() {
         assert_eq!(
             display_names(),
-            "Instagram, Facebook, X, LinkedIn, TikTok, Threads, YouTube, Google Business Profile, Pinterest and Reddit"
+            "Instagram, Facebook, X, LinkedIn, TikTok, Threads, YouTube, Google Business Profile, Pinterest, Reddit and Mastodon"
         );
     }
     #[test]
@@ -169,7 +170,7 @@ mod tests {
         assert!("twitter".parse::<Provider>().is_err());
         assert_eq!(
             expected(),
-            "instagram, facebook, x, linkedin, tiktok, threads, youtube, google_business, pinterest or reddit"
+            "instagram, facebook, x, linkedin, tiktok, threads, youtube, google_business, pinterest, reddit or mastodon"
         );
     }
     #[test]

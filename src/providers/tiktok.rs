@@ -132,8 +132,8 @@ impl OAuthProvider for Tiktok {
     }
 
     /// TikTok has documented both 24 h and 2 h; the answer's `expires_in` is what counts.
-    fn assumed_lifetime_seconds(&self) -> i64 {
-        2 * 3600
+    fn assumed_lifetime_seconds(&self) -> Option<i64> {
+        Some(2 * 3600)
     }
 
     async fn revoke(

@@ -108,8 +108,8 @@ impl OAuthProvider for X {
         }
     }
 
-    fn assumed_lifetime_seconds(&self) -> i64 {
-        2 * 3600
+    fn assumed_lifetime_seconds(&self) -> Option<i64> {
+        Some(2 * 3600)
     }
 
     /// RFC 7009 at `/2/oauth2/revoke`: the refresh token (which ends the grant), then the

@@ -73,6 +73,8 @@ pub(super) struct Connected {
     /// Why the provider did not list them, for the `connected` event: its error, and who is
     /// to blame (`app` for an API the app is not approved for).
     pub children_unlisted: Option<serde_json::Value>,
+    /// The server the tokens belong to, for a provider whose users name theirs.
+    pub server: Option<String>,
 }
 
 impl Dravo {
@@ -220,7 +222,7 @@ impl Dravo {
                     .0
                     .calls
                     .http_for(row.provider, creds.user_agent.as_deref()),
-                self.0.calls.endpoints(row.provider),
+                creds.endpoints(&self.0.calls, row.provider),
                 &creds.as_refresh(),
             )
             .await?)

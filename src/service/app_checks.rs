@@ -26,12 +26,16 @@ impl Dravo {
     /// Only the credentials and the reachability checks leave this machine.
     pub async fn check_app(&self, owner: &Owner, id: &AppId) -> Result<AppCheck> {
         let row = self.0.apps.record(owner, id).await?;
-        let secret = self.0.apps.open_client_secret(&row).await?;
+        let secret = if providers::get(row.provider).hosting().app_has_credentials() {
+            Some(self.0.apps.open_client_secret(&row).await?)
+        } else {
+            None
+        };
         let (mut checks, reachable) = tokio::join!(
             self.app_config_checks(
                 row.provider,
                 &row.client_id,
-                &secret,
+                secret.as_ref(),
                 &row.scopes,
                 row.user_agent.as_deref(),
             ),
@@ -80,7 +84,7 @@ impl Dravo {
                 .app_config_checks(
                     provider_id,
                     app.client_id.as_str(),
-                    &app.client_secret,
+                    Some(&app.client_secret),
                     app.scopes.as_slice(),
                     None,
                 )
@@ -96,7 +100,7 @@ impl Dravo {
         &self,
         provider_id: Provider,
         client_id: &str,
-        secret: &ClientSecret,
+        secret: Option<&ClientSecret>,
         scopes: &[String],
         user_agent: Option<&str>,
     ) -> Vec<CheckResult> {
@@ -114,15 +118,26 @@ impl Dravo {
         ]
     }
 
-    /// Asks the provider about the credentials, where it can tell.
+    /// Asks the provider about the credentials, where it can tell. An app without credentials
+    /// (Dravo registers it on each server) has none to ask about.
     async fn credentials_check(
         &self,
         provider: &dyn OAuthProvider,
         client_id: &str,
-        secret: &ClientSecret,
+        secret: Option<&ClientSecret>,
         user_agent: Option<&str>,
     ) -> CheckResult {
         let name = provider.id();
+        let Some(secret) = secret else {
+            return CheckResult {
+                name: CLIENT_CREDENTIALS.into(),
+                status: CheckStatus::Unknown,
+                message: format!(
+                    "a {name} app has no credentials to check: Dravo registers it on each \
+                     instance at the first connect there, and that instance's answer is checked then"
+                ),
+            };
+        };
         let answer = provider
             .check_credentials(
                 &self.0.calls.http_for(name, user_agent),

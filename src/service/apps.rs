@@ -11,7 +11,8 @@ use super::keys::Vault;
 use super::seal_contexts::secret_context;
 use crate::clock::Clock;
 use crate::domain::{
-    AppId, AppName, ClientId, ClientSecret, Deleted, OAuthApp, Owner, Provider, Scopes, UserAgent,
+    AppId, AppName, ClientId, ClientSecret, Deleted, OAuthApp, Owner, Provider, RegisteredServer,
+    Scopes, UserAgent,
 };
 use crate::error::{Error, Result};
 use crate::providers;
@@ -22,8 +23,12 @@ use crate::store::{AppRecord, Store};
 pub struct NewApp {
     pub provider: Provider,
     pub name: AppName,
-    pub client_id: ClientId,
-    pub client_secret: ClientSecret,
+    /// The app's credentials at its provider: required where the tenant registers the app
+    /// (`Hosting::Central`), refused where Dravo registers it on each server (Mastodon).
+    pub client_id: Option<ClientId>,
+    pub client_secret: Option<ClientSecret>,
+    /// The website shown on the servers Dravo registers the app on (Mastodon only).
+    pub website: Option<String>,
     /// `None` uses the provider's default scopes.
     pub scopes: Option<Scopes>,
     /// `None` uses the provider's default `User-Agent`.
@@ -74,6 +79,54 @@ pub struct AppCredentials {
     pub user_agent: Option<String>,
 }
 
+/// Why an app of a provider whose users name their server holds no credentials.
+const NO_CREDENTIALS_WHY: &str = "Dravo registers the app on each server a user connects from \
+     (POST /api/v1/apps on a Mastodon instance) and keeps that server's client id and secret \
+     sealed";
+
+/// The app's client id and secret as the provider's hosting wants them: both for a provider
+/// the tenant registers the app at, neither (and a website at most) where Dravo registers it.
+fn check_credentials_given(new: &NewApp) -> Result<(String, Option<ClientSecret>)> {
+    let provider = new.provider;
+    if providers::get(provider).hosting().app_has_credentials() {
+        if new.website.is_some() {
+            return Err(Error::invalid(format!(
+                "website is only for apps Dravo registers on each server (mastodon), not {provider}"
+            )));
+        }
+        return match (&new.client_id, &new.client_secret) {
+            (Some(id), Some(secret)) => Ok((id.as_str().to_owned(), Some(secret.clone()))),
+            (None, _) => Err(Error::invalid(format!(
+                "client_id is required: the client id of your {provider} app"
+            ))),
+            (_, None) => Err(Error::invalid(format!(
+                "client_secret is required: the client secret of your {provider} app"
+            ))),
+        };
+    }
+    if let Some(field) = [
+        ("client_id", new.client_id.is_some()),
+        ("client_secret", new.client_secret.is_some()),
+    ]
+    .iter()
+    .find_map(|(name, given)| given.then_some(name))
+    {
+        return Err(Error::invalid(format!(
+            "{field} is not taken for {provider}: {NO_CREDENTIALS_WHY}; give name, scopes and website only"
+        )));
+    }
+    if let Some(website) = &new.website {
+        let ok = url::Url::parse(website)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if !ok || website.len() > 2048 {
+            return Err(Error::invalid(
+                "website must be an absolute http(s) URL of at most 2048 bytes",
+            ));
+        }
+    }
+    Ok((String::new(), None))
+}
+
 /// The callback URL for `provider` under `public_url`, which users register at the provider.
 pub(super) fn redirect_uri(public_url: &str, provider: Provider) -> String {
     format!("{public_url}/v1/oauth/{provider}/callback")
@@ -103,13 +156,36 @@ impl Apps {
         }
     }
 
-    pub(super) fn view(&self, row: &AppRecord) -> OAuthApp {
+    /// The app as callers see it, with the servers it is registered on (for a provider whose
+    /// users name their server).
+    pub(super) async fn view(&self, row: &AppRecord) -> Result<OAuthApp> {
+        let servers = if providers::get(row.provider).hosting().app_has_credentials() {
+            Vec::new()
+        } else {
+            self.store
+                .registrations(&row.owner, &row.id)
+                .await?
+                .into_iter()
+                .map(|r| RegisteredServer {
+                    server: r.server,
+                    client_id: r.client_id,
+                    scopes: r.scopes,
+                    pkce: r.pkce,
+                    registered_at: r.created_at,
+                })
+                .collect()
+        };
+        Ok(self.view_with(row, servers))
+    }
+
+    /// The app as callers see it, with the given servers.
+    pub(super) fn view_with(&self, row: &AppRecord, servers: Vec<RegisteredServer>) -> OAuthApp {
         OAuthApp {
             redirect_uri: redirect_uri(&self.public_url, row.provider),
             id: row.id.to_string(),
             provider: row.provider,
             name: row.name.clone(),
-            client_id: row.client_id.clone(),
+            client_id: Some(row.client_id.clone()).filter(|id| !id.is_empty()),
             scopes: row.scopes.clone(),
             created_at: row.created_at,
             credentials_error: row.credentials_error.clone(),
@@ -117,17 +193,20 @@ impl Apps {
             last_check: row.last_check.clone(),
             warnings: super::app_checks::scope_problems(providers::get(row.provider), &row.scopes),
             user_agent: row.user_agent.clone(),
+            website: row.website.clone(),
+            servers,
         }
     }
 
     pub(super) async fn create(&self, owner: &Owner, new: NewApp) -> Result<OAuthApp> {
+        let (client_id, secret) = check_credentials_given(&new)?;
         let id = AppId::generate();
         let mut record = AppRecord {
             id,
             owner: owner.clone(),
             provider: new.provider,
             name: new.name.as_str().to_owned(),
-            client_id: new.client_id.as_str().to_owned(),
+            client_id,
             client_secret_sealed: Vec::new(),
             scopes: new
                 .scopes
@@ -139,23 +218,31 @@ impl Apps {
             updated_at: self.clock.now(),
             last_check: None,
             user_agent: new.user_agent.map(|ua| ua.as_str().to_owned()),
+            website: new.website,
         };
-        let (vault, secret) = (self.vault.clone(), new.client_secret);
+        let vault = self.vault.clone();
         let record = self
             .store
             .write(move |tx| {
                 Box::pin(async move {
-                    // Sealed inside the transaction, with the key the database names now.
-                    record.client_secret_sealed = vault.sealing_keys(tx).await?.sealer().seal(
-                        &secret_context(record.id.as_str(), record.owner.as_str(), record.provider),
-                        secret.expose().as_bytes(),
-                    );
+                    // Sealed inside the transaction, with the key the database names now. An
+                    // app without a secret (Mastodon's) seals nothing.
+                    if let Some(secret) = secret {
+                        record.client_secret_sealed = vault.sealing_keys(tx).await?.sealer().seal(
+                            &secret_context(
+                                record.id.as_str(),
+                                record.owner.as_str(),
+                                record.provider,
+                            ),
+                            secret.expose().as_bytes(),
+                        );
+                    }
                     tx.insert_app(&record).await.map(|_| record)
                 })
             })
             .await?;
         tracing::info!(app_id = %record.id, provider = %record.provider, "oauth app created");
-        Ok(self.view(&record))
+        Ok(self.view_with(&record, Vec::new()))
     }
 
     /// The owner's apps, oldest first.
@@ -165,7 +252,11 @@ impl Apps {
         provider: Option<Provider>,
     ) -> Result<Vec<OAuthApp>> {
         let rows = self.store.list_apps(owner, provider).await?;
-        Ok(rows.iter().map(|r| self.view(r)).collect())
+        let mut views = Vec::with_capacity(rows.len());
+        for row in &rows {
+            views.push(self.view(row).await?);
+        }
+        Ok(views)
     }
 
     /// One of the owner's apps as stored.
@@ -177,7 +268,7 @@ impl Apps {
     }
 
     pub(super) async fn get(&self, owner: &Owner, id: &AppId) -> Result<OAuthApp> {
-        Ok(self.view(&self.record(owner, id).await?))
+        self.view(&self.record(owner, id).await?).await
     }
 
     /// Changes an app's name, scopes, secret and/or user agent. A new secret is sealed as `create_app`
@@ -218,6 +309,12 @@ impl Apps {
                     }
                     let mut due = 0;
                     if let Some(secret) = changes.client_secret {
+                        if row.client_secret_sealed.is_empty() {
+                            return Err(Error::invalid(format!(
+                                "a {} app has no client_secret: {}",
+                                row.provider, NO_CREDENTIALS_WHY
+                            )));
+                        }
                         row.client_secret_sealed = vault.sealing_keys(tx).await?.sealer().seal(
                             &secret_context(row.id.as_str(), row.owner.as_str(), row.provider),
                             secret.expose().as_bytes(),
@@ -236,7 +333,7 @@ impl Apps {
             })
             .await?;
         tracing::info!(app_id = %record.id, accounts_due = due, "oauth app updated");
-        Ok(self.view(&record))
+        self.view(&record).await
     }
 
     /// Deletes one of the owner's apps when no connected account uses it (counted in the
@@ -274,6 +371,12 @@ impl Apps {
     }
 
     pub(super) async fn open_client_secret(&self, row: &AppRecord) -> Result<ClientSecret> {
+        if row.client_secret_sealed.is_empty() {
+            return Err(Error::invalid(format!(
+                "OAuth app {} has no client secret: {NO_CREDENTIALS_WHY}",
+                row.id
+            )));
+        }
         let plain = self
             .vault
             .open_sealed(

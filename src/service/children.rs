@@ -318,6 +318,7 @@ fn new_child(parent: &AccountRecord, item: &ChildAccount, now: Timestamp) -> Acc
         parent_id: Some(parent.id.clone()),
         tasks: None,
         token_version: 0,
+        server: parent.server.clone(),
     }
 }
 
@@ -352,6 +353,7 @@ mod tests {
             parent_id: parent_id.map(AccountId::from),
             tasks: None,
             token_version: 0,
+            server: None,
         }
     }
 

@@ -15,6 +15,7 @@ use super::accounts::Connected;
 use super::children::{put_family, sync_children};
 use super::events::{AccountEvent, EventDraft, Outbox};
 use super::flow_apps::{FlowApp, FlowApps};
+use super::instances::{AppOnServer, InstanceClient, Instances};
 use super::keys::Vault;
 use super::lifecycle::{SCOPES_NOT_GRANTED, Tokens, apply_tokens};
 use super::pending::Pending;
@@ -182,6 +183,30 @@ fn under_prefix(url: &Url, prefix: &Url) -> bool {
         || path.starts_with(base) && path[base.len()..].starts_with('/')
 }
 
+/// A server named for a provider whose users name theirs, and only for one.
+fn check_server_given(provider: Provider, server: Option<&str>) -> Result<()> {
+    match (providers::get(provider).hosting().server_param(), server) {
+        (Some(param), None) => Err(Error::invalid(format!(
+            "{param} is required for {provider}: the server to connect on, as a host, host:port \
+             or URL (for example mastodon.social)"
+        ))),
+        (None, Some(_)) => {
+            let named: Vec<String> = providers::all()
+                .filter_map(|p| {
+                    p.hosting()
+                        .server_param()
+                        .map(|param| format!("{param} ({})", p.id()))
+                })
+                .collect();
+            Err(Error::invalid(format!(
+                "{provider} has no server to name: only {} take one",
+                named.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The connect flow: starting it, its callback, the pending connections that wait for a
 /// dashboard's confirmation (`pending`), and storing the connected account with its Pages or
 /// organizations. It owns the allowed return URLs and the pending connections; it is handed
@@ -198,6 +223,8 @@ pub(super) struct Connect {
     public_url: String,
     calls: Arc<ProviderCalls>,
     flow_apps: Arc<FlowApps>,
+    /// The apps' registrations on the servers users name.
+    instances: Arc<Instances>,
     outbox: Arc<Outbox>,
     tokens: Arc<Tokens>,
     metrics: Metrics,
@@ -229,6 +256,7 @@ impl Connect {
         public_url: String,
         calls: Arc<ProviderCalls>,
         flow_apps: Arc<FlowApps>,
+        instances: Arc<Instances>,
         outbox: Arc<Outbox>,
         tokens: Arc<Tokens>,
         metrics: Metrics,
@@ -243,6 +271,7 @@ impl Connect {
             public_url,
             calls,
             flow_apps,
+            instances,
             outbox,
             tokens,
             metrics,
@@ -322,13 +351,15 @@ impl Connect {
         Ok(normalised)
     }
 
-    /// Builds the provider's consent URL for `owner`.
+    /// Builds the provider's consent URL for `owner`; `server` is the server the user named,
+    /// for a provider whose users name theirs (a Mastodon instance).
     pub(super) async fn start(
         &self,
         owner: &Owner,
         provider: Provider,
         app_id: Option<&AppId>,
         return_url: Option<&str>,
+        server: Option<&str>,
     ) -> Result<String> {
         let return_url = return_url.map(|r| self.check_return_url(r)).transpose()?;
         if self.requires_confirmation()
@@ -339,31 +370,79 @@ impl Connect {
                 "return_url is required: connect.require_confirmation is on, and the confirmation code can only go to your dashboard (or set dashboard.return_url)",
             ));
         }
+        let implementation = providers::get(provider);
+        check_server_given(provider, server)?;
         let app = self.flow_apps.flow_app(owner, provider, app_id).await?;
+        let on_server = match (implementation.hosting().server_param(), server) {
+            (Some(param), Some(input)) => Some(
+                self.client_on_server(owner, provider, &app, param, input)
+                    .await?,
+            ),
+            _ => None,
+        };
         let claims = StateClaims::new(
             provider,
             owner.as_str(),
             app.app_id.as_ref().map(AppId::as_str),
             return_url.as_deref(),
             self.now(),
-        );
+        )
+        .on_server(on_server.as_ref().map(|c| c.server.as_str()));
         let keys = self.vault.ring().current().clone();
         let state = state::seal(keys.state_sealer(), &claims);
-        let implementation = providers::get(provider);
-        let challenge = implementation
-            .uses_pkce()
+        let pkce = on_server
+            .as_ref()
+            .map_or(implementation.uses_pkce(), |c| c.pkce);
+        let challenge = pkce
             .then(|| state::pkce_challenge(&state::pkce_verifier(keys.state_key(), &claims.nonce)));
         let redirect_uri = self.redirect_uri(provider);
+        let (endpoints, client_id, scopes) = match &on_server {
+            Some(c) => (&c.endpoints, c.client_id.as_str(), c.scopes.as_slice()),
+            None => (
+                self.calls.endpoints(provider),
+                app.client_id.as_str(),
+                app.scopes.as_slice(),
+            ),
+        };
         Ok(implementation.authorize_url(
-            self.calls.endpoints(provider),
+            endpoints,
             &AuthorizeParams {
-                client_id: &app.client_id,
+                client_id,
                 redirect_uri: &redirect_uri,
-                scopes: &app.scopes,
+                scopes,
                 state: &state,
                 code_challenge: challenge.as_deref(),
             },
         ))
+    }
+
+    /// The app's client on the server the user named, registered there first if need be.
+    async fn client_on_server(
+        &self,
+        owner: &Owner,
+        provider: Provider,
+        app: &FlowApp,
+        param: &str,
+        input: &str,
+    ) -> Result<InstanceClient> {
+        let app_id = app.app_id.as_ref().ok_or_else(|| {
+            Error::NoDefaultApp(format!("{provider} has no default app: pass oauth_app_id"))
+        })?;
+        self.instances
+            .client_for(
+                &AppOnServer {
+                    owner,
+                    provider,
+                    app_id,
+                    name: &app.name,
+                    website: app.website.as_deref(),
+                    scopes: &app.scopes,
+                    user_agent: app.user_agent.as_deref(),
+                },
+                param,
+                input,
+            )
+            .await
     }
 
     /// Handles the provider's redirect back to Dravo.
@@ -521,8 +600,9 @@ impl Connect {
                 ));
             }
         };
+        let on_server = self.server_of_state(provider, claims, &app).await?;
         let (tokens, identity) = self
-            .exchange_and_identify(provider, claims, state_keys, &app, code)
+            .exchange_and_identify(provider, claims, state_keys, &app, on_server.as_ref(), code)
             .await?;
         let (children, children_unlisted) =
             super::children::children_at_connect(&self.calls, provider, &app, &tokens).await;
@@ -532,11 +612,12 @@ impl Connect {
             oauth_app_id: app.app_id,
             identity,
             tokens,
-            requested_scopes: app.scopes,
+            requested_scopes: on_server.as_ref().map_or(app.scopes, |c| c.scopes.clone()),
             issued_at: self.now(),
             preferred_id: None,
             children,
             children_unlisted,
+            server: on_server.map(|c| c.server),
         };
         let Some(destination) = confirm_at else {
             return self
@@ -569,29 +650,62 @@ impl Connect {
         Ok(Completed::Pending(pending, redirect))
     }
 
-    /// Trades the code for tokens with the app's credentials, then asks who the account is.
+    /// The app's registration on the server the state names, for a provider whose users
+    /// name theirs; `None` for the others.
+    async fn server_of_state(
+        &self,
+        provider: Provider,
+        claims: &StateClaims,
+        app: &FlowApp,
+    ) -> Result<Option<InstanceClient>, Failure> {
+        let named = providers::get(provider).hosting().server_param().is_some();
+        let (server, app_id) = match (named, &claims.server, &app.app_id) {
+            (false, None, _) => return Ok(None),
+            (true, Some(server), Some(app_id)) => (server, app_id),
+            _ => return Err(Failure::bad_state("it names no server for this provider")),
+        };
+        match self.instances.registered(app_id, server).await {
+            Ok(client) => Ok(Some(client)),
+            Err(Error::NotFound(m)) => {
+                Err(Failure::new(FailureKind::Internal, "app_not_found", &m))
+            }
+            Err(other) => Err(Failure::internal(
+                "cannot open an app's registration",
+                &other,
+            )),
+        }
+    }
+
+    /// Trades the code for tokens with the app's credentials (on a server the user named,
+    /// the ones that server gave the app), then asks who the account is.
     async fn exchange_and_identify(
         &self,
         provider: Provider,
         claims: &StateClaims,
         state_keys: &StateKeys,
         app: &FlowApp,
+        on_server: Option<&InstanceClient>,
         code: &str,
     ) -> Result<(TokenSet, Identity), Failure> {
-        let client_secret = self
-            .flow_apps
-            .flow_secret(app)
-            .await
-            .map_err(|e| Failure::internal("cannot open an app's client secret", &e))?;
+        let client_secret = match on_server {
+            Some(c) => c.client_secret.clone(),
+            None => self
+                .flow_apps
+                .flow_secret(app)
+                .await
+                .map_err(|e| Failure::internal("cannot open an app's client secret", &e))?,
+        };
         let implementation = providers::get(provider);
-        let verifier = implementation
-            .uses_pkce()
-            .then(|| state::pkce_verifier(state_keys.pkce_key(), &claims.nonce));
+        let pkce = on_server.map_or(implementation.uses_pkce(), |c| c.pkce);
+        let verifier = pkce.then(|| state::pkce_verifier(state_keys.pkce_key(), &claims.nonce));
         let redirect_uri = self.redirect_uri(provider);
-        let endpoints = self.calls.endpoints(provider);
+        let (endpoints, client_id) = match on_server {
+            Some(c) => (&c.endpoints, c.client_id.as_str()),
+            None => (self.calls.endpoints(provider), app.client_id.as_str()),
+        };
         let http = self.calls.http_for(provider, app.user_agent.as_deref());
         let exchange = CodeExchange {
-            client_id: &app.client_id,
+            client_id,
             client_secret: client_secret.expose(),
             redirect_uri: &redirect_uri,
             code: implementation.clean_code(code),
@@ -698,6 +812,7 @@ impl Connect {
                     tasks: None,
                     // `apply_tokens` moves it on from the replaced tokens' version.
                     token_version: before.as_ref().map_or(0, |b| b.token_version),
+                    server: c.server.clone(),
                 };
                 let keys = vault.sealing_keys(tx).await?;
                 let expiring =
@@ -768,17 +883,19 @@ impl Connect {
 
 /// The front's side of the connect flow: it only delegates to `Connect`.
 impl Dravo {
-    /// Builds the provider's consent URL for `owner` (see `Connect::start`).
+    /// Builds the provider's consent URL for `owner` (see `Connect::start`); `server` is the
+    /// server the user named (a Mastodon instance), for providers whose users name one.
     pub async fn start_connect(
         &self,
         owner: &Owner,
         provider: Provider,
         app_id: Option<&AppId>,
         return_url: Option<&str>,
+        server: Option<&str>,
     ) -> Result<String> {
         self.0
             .connect
-            .start(owner, provider, app_id, return_url)
+            .start(owner, provider, app_id, return_url, server)
             .await
     }
 

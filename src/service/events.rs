@@ -179,7 +179,8 @@ impl Outbox {
             app.credentials_error = Some(message);
             app.credentials_error_at = Some(now);
             app.last_check = Some(check);
-            let view = OAuthAppView::from(self.apps.view(&app));
+            // An app whose credentials a provider refused holds credentials: no servers to list.
+            let view = OAuthAppView::from(self.apps.view_with(&app, Vec::new()));
             self.enqueue_webhook(
                 tx,
                 &EventId::generate().to_string(),

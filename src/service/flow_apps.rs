@@ -18,6 +18,10 @@ use crate::store::AppRecord;
 /// The app a flow runs with: a BYOK app or the provider's default app from the config.
 pub(super) struct FlowApp {
     pub app_id: Option<AppId>,
+    /// The app's name (what a server Dravo registers it on shows users).
+    pub name: String,
+    /// The website it registers with on such a server.
+    pub website: Option<String>,
     pub client_id: String,
     pub scopes: Vec<String>,
     /// The app's own `User-Agent` for calls to its provider (BYOK apps only).
@@ -75,11 +79,21 @@ impl FlowApps {
                 }
                 Ok(FlowApp {
                     app_id: Some(id.clone()),
+                    name: row.name.clone(),
+                    website: row.website.clone(),
                     client_id: row.client_id.clone(),
                     scopes: row.scopes.clone(),
                     user_agent: row.user_agent.clone(),
                     secret: FlowSecret::Sealed(Box::new(row)),
                 })
+            }
+            None if !providers::get(provider).hosting().app_has_credentials() => {
+                Err(Error::NoDefaultApp(format!(
+                    "{provider} has no default app: create a {provider} OAuth app (POST \
+                     /v1/oauth-apps with provider, name and optionally scopes and website; \
+                     Dravo registers it on each server users connect from) and pass its \
+                     oauth_app_id"
+                )))
             }
             None => {
                 let app = self.defaults.get(&provider).ok_or_else(|| {
@@ -89,6 +103,8 @@ impl FlowApps {
                 })?;
                 Ok(FlowApp {
                     app_id: None,
+                    name: format!("{provider} default app"),
+                    website: None,
                     client_id: app.client_id.as_str().to_owned(),
                     scopes: app.scopes.as_slice().to_vec(),
                     user_agent: None,

@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Dravo;
 use super::key_file::{self, KeySource};
-use super::seal_contexts::{ACCESS, REFRESH, pending_context, secret_context, token_context};
+use super::seal_contexts::{
+    ACCESS, REFRESH, pending_context, registration_context, secret_context, token_context,
+};
 use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -114,6 +116,9 @@ pub(super) fn row_context(column: SealedColumn, row: &SealedRow) -> Vec<&[u8]> {
         }
         SealedColumn::PendingConnection => {
             pending_context(row.id.as_str(), row.owner.as_str(), row.provider).to_vec()
+        }
+        SealedColumn::RegistrationSecret => {
+            registration_context(row.id.as_str(), row.owner.as_str(), row.provider, pai).to_vec()
         }
     }
 }

@@ -28,6 +28,7 @@ use serde_json::json;
 use super::children::{put_family, sync_children};
 use super::events::{AccountEvent, EventDraft, Outbox};
 use super::flow_apps::FlowApps;
+use super::instances::Instances;
 use super::keys::Vault;
 use super::provider_calls::ProviderCalls;
 use super::renewal::*;
@@ -36,14 +37,17 @@ use super::{Account, Dravo};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Keys;
-use crate::domain::{AccessToken, AccountId, AccountStatus, Owner, Timestamp};
+use crate::domain::{AccessToken, AccountId, AccountStatus, Owner, Provider, Timestamp};
 use crate::error::{Error, FailureClass, ProviderError, RefreshBackoff, RefreshFailure, Result};
 use crate::metrics::{Metrics, RefreshOutcome};
-use crate::providers::{self, Renewal, TokenRefresh, TokenSet};
+use crate::providers::{self, Endpoints, Renewal, TokenRefresh, TokenSet};
 use crate::store::{AccountRecord, Store};
 
 /// An account's app credentials and opened tokens, for one call to its provider.
 pub(super) struct AccountCredentials {
+    /// Where the account's server is, when it is one its user named (a Mastodon instance);
+    /// `None`: the provider's own endpoints.
+    pub(super) endpoints: Option<Endpoints>,
     client_id: String,
     client_secret: crate::domain::ClientSecret,
     access_token: String,
@@ -53,6 +57,17 @@ pub(super) struct AccountCredentials {
 }
 
 impl AccountCredentials {
+    /// The endpoints to call for the account: its server's, else the provider's.
+    pub(super) fn endpoints<'a>(
+        &'a self,
+        calls: &'a ProviderCalls,
+        provider: Provider,
+    ) -> &'a Endpoints {
+        self.endpoints
+            .as_ref()
+            .unwrap_or_else(|| calls.endpoints(provider))
+    }
+
     pub(super) fn as_refresh(&self) -> TokenRefresh<'_> {
         TokenRefresh {
             client_id: &self.client_id,
@@ -107,6 +122,9 @@ pub(super) struct Tokens {
     clock: Arc<dyn Clock>,
     calls: Arc<ProviderCalls>,
     flow_apps: Arc<FlowApps>,
+    /// The registrations of apps on the servers users name (an account there speaks with its
+    /// app's registration).
+    instances: Arc<Instances>,
     outbox: Arc<Outbox>,
     metrics: Metrics,
     /// Refreshes in flight in this process, one queue per account.
@@ -122,6 +140,7 @@ impl Tokens {
         clock: Arc<dyn Clock>,
         calls: Arc<ProviderCalls>,
         flow_apps: Arc<FlowApps>,
+        instances: Arc<Instances>,
         outbox: Arc<Outbox>,
         metrics: Metrics,
     ) -> Self {
@@ -132,6 +151,7 @@ impl Tokens {
             clock,
             calls,
             flow_apps,
+            instances,
             outbox,
             metrics,
             locks: RefreshLocks::default(),
@@ -409,7 +429,7 @@ impl Tokens {
                 &self
                     .calls
                     .http_for(row.provider, creds.user_agent.as_deref()),
-                self.calls.endpoints(row.provider),
+                creds.endpoints(&self.calls, row.provider),
                 &creds.as_refresh(),
             )
             .await
@@ -425,7 +445,20 @@ impl Tokens {
             .flow_apps
             .flow_app(&row.owner, row.provider, row.oauth_app_id.as_ref())
             .await?;
-        let client_secret = self.flow_apps.flow_secret(&app).await?;
+        let (endpoints, client_id, client_secret) = match (&row.server, &app.app_id) {
+            (Some(server), Some(app_id)) => {
+                let client = self.instances.registered(app_id, server).await?;
+                (
+                    Some(client.endpoints),
+                    client.client_id,
+                    client.client_secret,
+                )
+            }
+            _ => {
+                let secret = self.flow_apps.flow_secret(&app).await?;
+                (None, app.client_id, secret)
+            }
+        };
         let access_token = self
             .open_token(row, ACCESS, &row.access_token_sealed)
             .await?;
@@ -434,7 +467,8 @@ impl Tokens {
             None => None,
         };
         Ok(AccountCredentials {
-            client_id: app.client_id,
+            endpoints,
+            client_id,
             client_secret,
             access_token,
             refresh_token,
@@ -940,8 +974,8 @@ pub(super) fn apply_tokens(
     let lifetime = tokens
         .expires_in
         .filter(|s| *s > 0)
-        .unwrap_or_else(|| provider.assumed_lifetime_seconds());
-    row.expires_at = Some(now.plus_seconds(lifetime));
+        .or_else(|| provider.assumed_lifetime_seconds());
+    row.expires_at = lifetime.map(|seconds| now.plus_seconds(seconds));
     row.token_issued_at = Some(now);
     row.reauth_by = deadline(
         renewal,

@@ -18,6 +18,7 @@ mod events;
 mod flow_apps;
 pub mod healthcheck;
 pub mod init;
+mod instances;
 pub mod key_file;
 pub mod keys;
 mod lifecycle;
@@ -256,6 +257,13 @@ impl Dravo {
             public_url.clone(),
         ));
         let flow_apps = Arc::new(flow_apps::FlowApps::new(default_apps, apps.clone()));
+        let instances = Arc::new(instances::Instances::new(
+            store.clone(),
+            vault.clone(),
+            clock.clone(),
+            calls.clone(),
+            public_url.clone(),
+        ));
         let outbox = Arc::new(events::Outbox::new(apps.clone()));
         let tokens = Arc::new(lifecycle::Tokens::new(
             config.clone(),
@@ -264,6 +272,7 @@ impl Dravo {
             clock.clone(),
             calls.clone(),
             flow_apps.clone(),
+            instances.clone(),
             outbox.clone(),
             metrics.clone(),
         ));
@@ -275,6 +284,7 @@ impl Dravo {
             public_url.clone(),
             calls.clone(),
             flow_apps.clone(),
+            instances,
             outbox.clone(),
             tokens.clone(),
             metrics.clone(),

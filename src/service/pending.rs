@@ -51,6 +51,9 @@ struct Held {
     /// Why they were not listed (held since this field was added).
     #[serde(default)]
     children_unlisted: Option<serde_json::Value>,
+    /// The server the tokens belong to (a Mastodon instance; held since this field was added).
+    #[serde(default)]
+    server: Option<String>,
 }
 
 /// A listed Page or organization, as held.
@@ -150,6 +153,7 @@ impl Pending {
                 .as_ref()
                 .map(|list| list.iter().map(HeldChild::from).collect()),
             children_unlisted: c.children_unlisted,
+            server: c.server.clone(),
         };
         let plain = serde_json::to_vec(&held)
             .map_err(|e| Error::Internal(format!("cannot encode a pending connection: {e}")))?;
@@ -236,6 +240,7 @@ impl Pending {
         let held: Held = serde_json::from_slice(&plain)
             .map_err(|e| Error::Internal(format!("a pending connection does not decode: {e}")))?;
         Ok(Connected {
+            server: held.server,
             owner: owner.clone(),
             provider: pending.provider,
             oauth_app_id: pending.oauth_app_id,

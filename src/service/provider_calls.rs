@@ -18,6 +18,12 @@ pub(super) struct ProviderCalls {
     timeout: Duration,
     /// Every registered provider's endpoints, overrides applied.
     endpoints: HashMap<Provider, Endpoints>,
+    /// The guarded client for servers that users name (`ProviderHttp::guarded`), built on
+    /// first use: public addresses only, and the one that also allows private ones
+    /// (`providers.<name>.allow_private_addresses`).
+    guarded: [OnceLock<ProviderHttp>; 2],
+    /// The providers whose config allows private addresses.
+    allow_private: HashMap<Provider, bool>,
 }
 
 impl ProviderCalls {
@@ -38,10 +44,21 @@ impl ProviderCalls {
                 (p.id(), p.endpoints(&overrides))
             })
             .collect();
+        let allow_private = providers::ids()
+            .map(|p| {
+                let allowed = config
+                    .providers
+                    .get(p)
+                    .is_some_and(|c| c.allow_private_addresses);
+                (p, allowed)
+            })
+            .collect();
         ProviderCalls {
             http: OnceLock::new(),
             timeout: Duration::from_secs(config.providers.timeout_seconds),
             endpoints,
+            guarded: [OnceLock::new(), OnceLock::new()],
+            allow_private,
         }
     }
 
@@ -52,15 +69,32 @@ impl ProviderCalls {
 
     /// The client for calls to `provider` made for an app: they carry the app's own
     /// `User-Agent`, else the provider's default one (Reddit's names Dravo), else the client's.
-    /// Every call for an app (exchange, identity, refresh, revoke, check, lists) takes it here.
+    /// Every call for an app (exchange, identity, refresh, revoke, check, lists, registering
+    /// it on an instance) takes it here. A provider whose users name their server gets the
+    /// guarded client.
     pub(super) fn http_for(
         &self,
         provider: Provider,
         app_user_agent: Option<&str>,
     ) -> ProviderHttp {
-        let default = providers::get(provider).default_user_agent();
-        self.http()
-            .with_user_agent(app_user_agent.or(default.as_deref()))
+        let implementation = providers::get(provider);
+        let default = implementation.default_user_agent();
+        let client = if implementation.hosting().server_param().is_some() {
+            self.guarded(provider)
+        } else {
+            self.http()
+        };
+        client.with_user_agent(app_user_agent.or(default.as_deref()))
+    }
+
+    /// Whether connects to `provider` may reach private addresses and plain `http`.
+    pub(super) fn allows_private(&self, provider: Provider) -> bool {
+        self.allow_private.get(&provider).copied().unwrap_or(false)
+    }
+
+    fn guarded(&self, provider: Provider) -> &ProviderHttp {
+        let open = self.allows_private(provider);
+        self.guarded[usize::from(open)].get_or_init(|| ProviderHttp::guarded(self.timeout, open))
     }
 
     pub(super) fn endpoints(&self, provider: Provider) -> &Endpoints {

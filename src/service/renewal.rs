@@ -358,6 +358,7 @@ mod tests {
             parent_id: None,
             tasks: None,
             token_version: 0,
+            server: None,
         }
     }
 

@@ -39,6 +39,22 @@ pub fn token_context<'a>(
     ]
 }
 
+/// The client secret a server gave an app registered on it (a Mastodon instance's).
+pub fn registration_context<'a>(
+    id: &'a str,
+    owner: &'a str,
+    provider: Provider,
+    server: &'a str,
+) -> [&'a [u8]; 5] {
+    [
+        b"instance_registration.client_secret",
+        id.as_bytes(),
+        owner.as_bytes(),
+        provider.as_str().as_bytes(),
+        server.as_bytes(),
+    ]
+}
+
 /// A connection waiting for its confirmation.
 pub fn pending_context<'a>(id: &'a str, owner: &'a str, provider: Provider) -> [&'a [u8]; 4] {
     [

@@ -75,10 +75,12 @@ use crate::domain::{Account, AccountId, AppId, EventId, Owner, Provider};
 use crate::error::{Error, Result};
 use crate::store::copy::CopyValue;
 use crate::store::tables::{
-    ACCOUNT_LISTING, ACCOUNTS, APPS, EVENTS, MASTER_KEYS, OUTBOX, PENDING, Projection, Table, col,
+    ACCOUNT_LISTING, ACCOUNTS, APPS, EVENTS, MASTER_KEYS, OUTBOX, PENDING, Projection,
+    REGISTRATIONS, Table, col,
 };
 use crate::store::{
     AccountRecord, AppRecord, EventRecord, MasterKeyRecord, OutboxRecord, PendingRecord,
+    RegistrationRecord,
 };
 
 /// A row of either backend, read by column index; NULL is `None`.
@@ -187,6 +189,7 @@ pub fn app(row: &dyn RowRead) -> Result<AppRecord> {
         updated_at: optional_time(row, col!(APPS, "updated_at"))?.unwrap_or(created_at),
         last_check,
         user_agent: row.text(col!(APPS, "user_agent"))?,
+        website: row.text(col!(APPS, "website"))?,
     })
 }
 
@@ -211,7 +214,53 @@ pub fn app_values(app: &AppRecord) -> Vec<CopyValue> {
             }
             "last_check_at" => time_value(app.last_check.as_ref().map(|c| c.checked_at)),
             "user_agent" => optional_text_value(app.user_agent.as_deref()),
+            "website" => optional_text_value(app.website.as_deref()),
             other => unwritten(&APPS, other),
+        })
+        .collect()
+}
+
+/// A registration from the columns of `REGISTRATIONS`.
+pub fn registration(row: &dyn RowRead) -> Result<RegistrationRecord> {
+    Ok(RegistrationRecord {
+        id: text(row, col!(REGISTRATIONS, "id"))?,
+        owner: owner(row, col!(REGISTRATIONS, "owner"))?,
+        provider: provider(row, col!(REGISTRATIONS, "provider"))?,
+        app_id: app_id(row, col!(REGISTRATIONS, "app_id"))?,
+        server: text(row, col!(REGISTRATIONS, "server"))?,
+        client_id: text(row, col!(REGISTRATIONS, "client_id"))?,
+        client_secret_sealed: bytes(row, col!(REGISTRATIONS, "client_secret_sealed"))?,
+        redirect_uri: text(row, col!(REGISTRATIONS, "redirect_uri"))?,
+        scopes: list(row, col!(REGISTRATIONS, "scopes"))?,
+        authorize_url: text(row, col!(REGISTRATIONS, "authorize_url"))?,
+        token_url: text(row, col!(REGISTRATIONS, "token_url"))?,
+        revoke_url: text(row, col!(REGISTRATIONS, "revoke_url"))?,
+        pkce: int(row, col!(REGISTRATIONS, "pkce"))? != 0,
+        created_at: time(row, col!(REGISTRATIONS, "created_at"))?,
+    })
+}
+
+/// A registration's row, in the order `REGISTRATIONS` declares its columns.
+pub fn registration_values(r: &RegistrationRecord) -> Vec<CopyValue> {
+    REGISTRATIONS
+        .columns
+        .iter()
+        .map(|(column, _)| match *column {
+            "id" => text_value(&r.id),
+            "owner" => text_value(r.owner.as_str()),
+            "provider" => text_value(r.provider.as_str()),
+            "app_id" => text_value(r.app_id.as_str()),
+            "server" => text_value(&r.server),
+            "client_id" => text_value(&r.client_id),
+            "client_secret_sealed" => CopyValue::Bytes(r.client_secret_sealed.clone()),
+            "redirect_uri" => text_value(&r.redirect_uri),
+            "scopes" => CopyValue::Text(string_list_json(&r.scopes)),
+            "authorize_url" => text_value(&r.authorize_url),
+            "token_url" => text_value(&r.token_url),
+            "revoke_url" => text_value(&r.revoke_url),
+            "pkce" => CopyValue::Int(i64::from(r.pkce)),
+            "created_at" => time_value(Some(r.created_at)),
+            other => unwritten(&REGISTRATIONS, other),
         })
         .collect()
 }
@@ -257,6 +306,7 @@ pub fn account(row: &dyn RowRead) -> Result<AccountRecord> {
         parent_id: optional_account_id(row, col!(ACCOUNTS, "parent_id"))?,
         tasks: optional_list(row, col!(ACCOUNTS, "tasks"))?,
         token_version: int(row, col!(ACCOUNTS, "token_version"))?,
+        server: row.text(col!(ACCOUNTS, "server"))?,
     })
 }
 
@@ -299,6 +349,7 @@ pub fn account_values(a: &AccountRecord) -> Vec<CopyValue> {
                 .as_deref()
                 .map_or(CopyValue::Null, |t| CopyValue::Text(string_list_json(t))),
             "token_version" => CopyValue::Int(a.token_version),
+            "server" => optional_text_value(a.server.as_deref()),
             other => unwritten(&ACCOUNTS, other),
         })
         .collect()

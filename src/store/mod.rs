@@ -76,6 +76,30 @@ pub struct AppRecord {
     pub last_check: Option<AppCheck>,
     /// The `User-Agent` of its calls to the provider, when the tenant set one.
     pub user_agent: Option<String>,
+    /// The website it registers with on the servers its users name (Mastodon).
+    pub website: Option<String>,
+}
+
+/// An app's registration on a server its users name (a Mastodon instance), secret sealed.
+#[derive(Debug, Clone)]
+pub struct RegistrationRecord {
+    pub id: String,
+    pub owner: Owner,
+    pub provider: Provider,
+    pub app_id: AppId,
+    /// The server's origin, `https://host[:port]`.
+    pub server: String,
+    pub client_id: String,
+    pub client_secret_sealed: Vec<u8>,
+    /// What it was registered with: a change of either means registering again.
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub revoke_url: String,
+    /// The server takes PKCE S256.
+    pub pkce: bool,
+    pub created_at: Timestamp,
 }
 
 /// A connected account as stored, tokens still sealed.
@@ -117,6 +141,9 @@ pub struct AccountRecord {
     /// Incremented by every write of its tokens. Refreshes decide on it, never on the tokens
     /// themselves: a provider may answer a refresh with the very token it was given.
     pub token_version: i64,
+    /// The origin of the server its tokens belong to, for providers whose users name their
+    /// server (a Mastodon instance); `None` for the others.
+    pub server: Option<String>,
 }
 
 /// One entry of an account's event log.
@@ -238,15 +265,17 @@ pub enum SealedColumn {
     AccessToken,
     RefreshToken,
     PendingConnection,
+    RegistrationSecret,
 }
 
 impl SealedColumn {
     /// Every sealed column, in the order a rotation re-seals them.
-    pub const ALL: [SealedColumn; 4] = [
+    pub const ALL: [SealedColumn; 5] = [
         SealedColumn::AppClientSecret,
         SealedColumn::AccessToken,
         SealedColumn::RefreshToken,
         SealedColumn::PendingConnection,
+        SealedColumn::RegistrationSecret,
     ];
 
     /// What the column holds, for people.
@@ -256,6 +285,7 @@ impl SealedColumn {
             SealedColumn::AccessToken => "account access token",
             SealedColumn::RefreshToken => "account refresh token",
             SealedColumn::PendingConnection => "pending connection",
+            SealedColumn::RegistrationSecret => "instance registration client secret",
         }
     }
 }
@@ -268,7 +298,7 @@ pub struct SealedRow {
     pub id: String,
     pub owner: String,
     pub provider: Provider,
-    /// Accounts only.
+    /// Accounts: the provider account id; registrations: the server.
     pub provider_account_id: Option<String>,
     pub sealed: Vec<u8>,
 }
@@ -335,6 +365,9 @@ impl<T: AppTx + AccountTx + EventTx + PendingTx + KeyTx + MetaTx + Send> WriteTx
 pub trait AppTx: Send {
     /// Inserts a new app; a duplicate (owner, provider, name) is `Error::Conflict`.
     async fn insert_app(&mut self, app: &AppRecord) -> Result<()>;
+    /// Stores an app's registration on a server, replacing any earlier one of the same app
+    /// and server.
+    async fn put_registration(&mut self, registration: &RegistrationRecord) -> Result<()>;
     /// Deletes one of the owner's apps; false when there was none.
     async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool>;
     /// One of the owner's apps, read inside this transaction.
@@ -588,6 +621,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>>;
     /// One of the owner's apps.
     async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>>;
+    /// The app's registration on `server` (an origin), if it has one.
+    async fn registration(
+        &self,
+        app_id: &AppId,
+        server: &str,
+    ) -> Result<Option<RegistrationRecord>>;
+    /// The owner's app's registrations, oldest first.
+    async fn registrations(&self, owner: &Owner, app_id: &AppId)
+    -> Result<Vec<RegistrationRecord>>;
 
     /// One of the owner's accounts.
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>>;

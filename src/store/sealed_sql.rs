@@ -25,7 +25,7 @@ pub struct Dialect {
 struct Place {
     table: &'static str,
     column: &'static str,
-    /// id, owner, provider, provider account id (or NULL).
+    /// id, owner, provider, provider account id (a registration's server; or NULL).
     context: &'static str,
 }
 
@@ -50,6 +50,11 @@ fn place(column: SealedColumn) -> Place {
             "pending_connections",
             "sealed",
             "id, owner, provider, CAST(NULL AS TEXT)",
+        ),
+        SealedColumn::RegistrationSecret => (
+            "instance_registrations",
+            "client_secret_sealed",
+            "id, owner, provider, server",
         ),
     };
     Place {

@@ -76,6 +76,7 @@ pub const APPS: Table = Table {
         ("last_check", Text),
         ("last_check_at", Int),
         ("user_agent", Text),
+        ("website", Text),
     ],
     positioned: true,
 };
@@ -110,6 +111,7 @@ pub const ACCOUNTS: Table = Table {
         ("parent_id", Text),
         ("tasks", Text),
         ("token_version", Int),
+        ("server", Text),
     ],
     positioned: true,
 };
@@ -161,12 +163,36 @@ pub const PENDING: Table = Table {
     positioned: true,
 };
 
+/// An app's registration on a server its users name (a Mastodon instance): one per app and
+/// server.
+pub const REGISTRATIONS: Table = Table {
+    name: "instance_registrations",
+    columns: &[
+        ("id", Text),
+        ("owner", Text),
+        ("provider", Text),
+        ("app_id", Text),
+        ("server", Text),
+        ("client_id", Text),
+        ("client_secret_sealed", Bytes),
+        ("redirect_uri", Text),
+        ("scopes", Text),
+        ("authorize_url", Text),
+        ("token_url", Text),
+        ("revoke_url", Text),
+        ("pkce", Int),
+        ("created_at", Int),
+    ],
+    positioned: true,
+};
+
 /// Every table, parents before the rows that name them.
 pub static TABLES: &[&Table] = &[
     &META,
     &MASTER_KEYS,
     &STATE_NONCES,
     &APPS,
+    &REGISTRATIONS,
     &ACCOUNTS,
     &EVENTS,
     &OUTBOX,

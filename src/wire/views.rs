@@ -37,7 +37,10 @@ pub struct OAuthAppView {
     pub id: String,
     pub provider: Checked<Provider>,
     pub name: String,
-    pub client_id: String,
+    /// The app's client id at its provider; null for a provider where Dravo registers the app
+    /// on each server users connect from (mastodon: see `servers`).
+    #[oai(nullable)]
+    pub client_id: Option<String>,
     /// The callback URL to register at the provider.
     pub redirect_uri: String,
     /// The scopes Dravo will request.
@@ -67,6 +70,30 @@ pub struct OAuthAppView {
     /// self-hosted)`, for the others `dravo/<version>`).
     #[oai(nullable)]
     pub user_agent: Option<String>,
+    /// mastodon: the website shown on the instances Dravo registers the app on; null when
+    /// none (and for the other providers).
+    #[oai(nullable)]
+    pub website: Option<String>,
+    /// mastodon: the instances Dravo registered the app on, oldest first (each at the first
+    /// connect there); empty for the other providers.
+    pub servers: Vec<RegisteredServerView>,
+}
+
+/// A server Dravo registered an app on (a Mastodon instance). Its client secret is never
+/// returned.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "RegisteredServer")]
+pub struct RegisteredServerView {
+    /// The server's origin, `https://host[:port]`.
+    pub server: String,
+    /// The client id the server gave the app.
+    pub client_id: String,
+    /// The scopes the app was registered with (and which connects there request).
+    pub scopes: Vec<String>,
+    /// Whether the server takes PKCE (Mastodon 4.3+), which its connects then use.
+    pub pkce: bool,
+    /// When Dravo registered the app there (RFC 3339, UTC).
+    pub registered_at: Checked<Timestamp>,
 }
 
 impl From<OAuthApp> for OAuthAppView {
@@ -84,6 +111,18 @@ impl From<OAuthApp> for OAuthAppView {
             last_check: app.last_check.map(Into::into),
             warnings: app.warnings,
             user_agent: app.user_agent,
+            website: app.website,
+            servers: app
+                .servers
+                .into_iter()
+                .map(|s| RegisteredServerView {
+                    server: s.server,
+                    client_id: s.client_id,
+                    scopes: s.scopes,
+                    pkce: s.pkce,
+                    registered_at: Checked(s.registered_at),
+                })
+                .collect(),
         }
     }
 }
@@ -94,7 +133,7 @@ impl Example for OAuthAppView {
             id: EXAMPLE_APP_ID.into(),
             provider: example_provider(),
             name: "My X App".into(),
-            client_id: "…".into(),
+            client_id: Some("…".into()),
             redirect_uri: format!("{}/v1/oauth/x/callback", example_public_url()),
             scopes: ["tweet.write", "media.write", "users.read", "offline.access"]
                 .map(String::from)
@@ -108,6 +147,8 @@ impl Example for OAuthAppView {
                 "`tweet.read` is missing: Dravo needs it to identify the connected account".into(),
             ],
             user_agent: None,
+            website: None,
+            servers: Vec::new(),
         }
     }
 }

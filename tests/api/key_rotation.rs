@@ -609,8 +609,9 @@ async fn a_core_opened_before_a_rotation_follows_it_without_a_restart() {
     let new_app = |i: usize| NewApp {
         provider: "x".parse().unwrap(),
         name: AppName::parse(&format!("app-{i}")).unwrap(),
-        client_id: ClientId::parse("cid").unwrap(),
-        client_secret: ClientSecret::parse(&format!("secret-{i}")).unwrap(),
+        client_id: Some(ClientId::parse("cid").unwrap()),
+        client_secret: Some(ClientSecret::parse(&format!("secret-{i}")).unwrap()),
+        website: None,
         scopes: None,
         user_agent: None,
     };

@@ -113,6 +113,7 @@ fn app(owner_name: &str, name: &str, sealed: &[u8]) -> AppRecord {
         updated_at: Timestamp::from_unix(T0),
         last_check: None,
         user_agent: None,
+        website: None,
     }
 }
 
@@ -143,6 +144,7 @@ fn account(owner_name: &str, provider: Provider, provider_account_id: &str) -> A
         parent_id: None,
         tasks: None,
         token_version: 0,
+        server: None,
     }
 }
 

@@ -7,8 +7,8 @@ use super::*;
 
 use std::sync::LazyLock;
 
-use crate::store::AppRecord;
-use crate::store::tables::{self, APPS};
+use crate::store::tables::{self, APPS, REGISTRATIONS};
+use crate::store::{AppRecord, RegistrationRecord};
 
 static COLUMNS: LazyLock<String> = LazyLock::new(codec::app_columns);
 
@@ -41,6 +41,23 @@ pub const KEY: &[&str] = &["owner", "id"];
 pub static UPDATE: LazyLock<String> =
     LazyLock::new(|| tables::update_sql(&APPS, codec::APP_CHANGES, KEY, |n| format!("${n}")));
 
+static REGISTRATION_COLUMNS: LazyLock<String> = LazyLock::new(|| REGISTRATIONS.column_list());
+pub static REGISTRATION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM instance_registrations WHERE app_id = $1 AND server = $2",
+        *REGISTRATION_COLUMNS
+    )
+});
+pub static REGISTRATIONS_OF: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM instance_registrations WHERE owner = $1 AND app_id = $2
+         ORDER BY created_at, seq",
+        *REGISTRATION_COLUMNS
+    )
+});
+static INSERT_REGISTRATION: LazyLock<String> =
+    LazyLock::new(|| tables::insert_sql(&REGISTRATIONS, |n| format!("${n}")));
+
 pub fn from_row(row: &Row) -> Result<AppRecord> {
     codec::app(row)
 }
@@ -60,7 +77,25 @@ impl AppTx for PgTx<'_> {
         }
     }
 
+    async fn put_registration(&mut self, registration: &RegistrationRecord) -> Result<()> {
+        self.execute(
+            "DELETE FROM instance_registrations WHERE app_id = $1 AND server = $2",
+            &[&registration.app_id.as_str(), &registration.server],
+        )
+        .await?;
+        let row = codec::registration_values(registration);
+        let params = super::copy::params(tables::pick_all(&REGISTRATIONS, &row))?;
+        self.execute(&INSERT_REGISTRATION, &super::copy::refs(&params))
+            .await?;
+        Ok(())
+    }
+
     async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {
+        self.execute(
+            "DELETE FROM instance_registrations WHERE owner = $1 AND app_id = $2",
+            &[&owner.as_str(), &id.as_str()],
+        )
+        .await?;
         Ok(self
             .execute(
                 "DELETE FROM oauth_apps WHERE owner = $1 AND id = $2",

@@ -34,8 +34,8 @@ use tokio_postgres::{Row, Statement};
 use super::{
     AccountFilter, AccountRecord, AccountTx, AppRecord, AppTx, EventRecord, EventTx,
     ExistingAccount, KeyTx, MasterKeyRecord, MetaTx, OutboxRecord, Page, PendingRecord, PendingTx,
-    ReadVersion, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store, WebhookBacklog,
-    WriteWork,
+    ReadVersion, RegistrationRecord, SchemaVersion, SealedColumn, SealedCounts, SealedRow, Store,
+    WebhookBacklog, WriteWork,
 };
 use crate::domain::{
     Account, AccountId, AccountStatus, AppCheck, AppId, Owner, Provider, Timestamp,
@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_token_version.sql"),
     include_str!("migrations/003_channel_and_location_kinds.sql"),
     include_str!("migrations/004_app_user_agent.sql"),
+    include_str!("migrations/005_instance_registrations.sql"),
 ];
 
 /// Advisory lock keys (any 64-bit numbers, fixed so every node agrees).
@@ -434,6 +435,31 @@ impl Store for PgStore {
             .await?
             .map(|r| apps::from_row(&r))
             .transpose()
+    }
+
+    async fn registration(
+        &self,
+        app_id: &AppId,
+        server: &str,
+    ) -> Result<Option<RegistrationRecord>> {
+        self.row(&apps::REGISTRATION, &[&app_id.as_str(), &server])
+            .await?
+            .map(|r| codec::registration(&r))
+            .transpose()
+    }
+
+    async fn registrations(
+        &self,
+        owner: &Owner,
+        app_id: &AppId,
+    ) -> Result<Vec<RegistrationRecord>> {
+        let rows = self
+            .rows(
+                &apps::REGISTRATIONS_OF,
+                &[&owner.as_str(), &app_id.as_str()],
+            )
+            .await?;
+        rows.iter().map(|r| codec::registration(r)).collect()
     }
 
     async fn get_account(&self, owner: &Owner, id: &AccountId) -> Result<Option<AccountRecord>> {

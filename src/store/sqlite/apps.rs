@@ -8,10 +8,10 @@ use super::copy::sqlite_value;
 use super::is_unique_violation;
 use crate::domain::{AppCheck, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
-use crate::store::AppRecord;
 use crate::store::codec::{self, last_check_json};
+use crate::store::{AppRecord, RegistrationRecord};
 
-use crate::store::tables::{self, APPS};
+use crate::store::tables::{self, APPS, REGISTRATIONS};
 
 use async_trait::async_trait;
 
@@ -64,6 +64,8 @@ pub(super) fn get(conn: &Connection, owner: &Owner, id: &AppId) -> Result<Option
 }
 
 pub(super) fn delete(conn: &Connection, owner: &Owner, id: &AppId) -> Result<bool> {
+    conn.prepare_cached("DELETE FROM instance_registrations WHERE owner = ?1 AND app_id = ?2")?
+        .execute(params![owner.as_str(), id.as_str()])?;
     let n = conn
         .prepare_cached("DELETE FROM oauth_apps WHERE owner = ?1 AND id = ?2")?
         .execute(params![owner.as_str(), id.as_str()])?;
@@ -138,10 +140,60 @@ pub(super) fn first(conn: &Connection) -> Result<Option<AppRecord>> {
         .optional()?)
 }
 
+static REGISTRATION_COLUMNS: LazyLock<String> = LazyLock::new(|| REGISTRATIONS.column_list());
+
+/// Stores a registration, replacing the app's earlier one on the same server.
+pub(super) fn put_registration(conn: &Connection, r: &RegistrationRecord) -> Result<()> {
+    static INSERT: LazyLock<String> =
+        LazyLock::new(|| tables::insert_sql(&REGISTRATIONS, |n| format!("?{n}")));
+    conn.prepare_cached("DELETE FROM instance_registrations WHERE app_id = ?1 AND server = ?2")?
+        .execute(params![r.app_id.as_str(), r.server])?;
+    let values = codec::registration_values(r);
+    conn.prepare_cached(&INSERT)?
+        .execute(params_from_iter(values.iter().map(sqlite_value)))?;
+    Ok(())
+}
+
+pub(super) fn registration(
+    conn: &Connection,
+    app_id: &AppId,
+    server: &str,
+) -> Result<Option<RegistrationRecord>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM instance_registrations WHERE app_id = ?1 AND server = ?2",
+            *REGISTRATION_COLUMNS
+        ))?
+        .query_row(params![app_id.as_str(), server], |row| {
+            super::via(row, codec::registration)
+        })
+        .optional()?)
+}
+
+pub(super) fn registrations(
+    conn: &Connection,
+    owner: &Owner,
+    app_id: &AppId,
+) -> Result<Vec<RegistrationRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM instance_registrations WHERE owner = ?1 AND app_id = ?2
+         ORDER BY created_at, rowid",
+        *REGISTRATION_COLUMNS
+    ))?;
+    let rows = stmt.query_map(params![owner.as_str(), app_id.as_str()], |row| {
+        super::via(row, codec::registration)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 #[async_trait]
 impl AppTx for SqliteTx<'_> {
     async fn insert_app(&mut self, app: &AppRecord) -> Result<()> {
         insert(&*self.0, app)
+    }
+
+    async fn put_registration(&mut self, registration: &RegistrationRecord) -> Result<()> {
+        put_registration(&*self.0, registration)
     }
 
     async fn delete_app(&mut self, owner: &Owner, id: &AppId) -> Result<bool> {

@@ -45,7 +45,7 @@ use thread_local::ThreadLocal;
 
 use super::{
     AccountFilter, AccountRecord, AppRecord, EventRecord, MasterKeyRecord, OutboxRecord, Page,
-    ReadVersion, SchemaVersion, SealedCounts, Store, WebhookBacklog, WriteWork,
+    ReadVersion, RegistrationRecord, SchemaVersion, SealedCounts, Store, WebhookBacklog, WriteWork,
 };
 use crate::domain::{Account, AccountId, AccountStatus, AppId, Owner, Provider, Timestamp};
 use crate::error::{Error, Result};
@@ -79,6 +79,7 @@ fn migrations_list() -> Vec<M<'static>> {
             "migrations/015_channel_and_location_kinds.sql"
         )),
         M::up(include_str!("migrations/016_app_user_agent.sql")),
+        M::up(include_str!("migrations/017_instance_registrations.sql")),
     ]
 }
 
@@ -350,6 +351,22 @@ impl Store for SqliteStore {
 
     async fn list_apps(&self, owner: &Owner, provider: Option<Provider>) -> Result<Vec<AppRecord>> {
         self.read(|c| apps::list(c, owner, provider))
+    }
+
+    async fn registration(
+        &self,
+        app_id: &AppId,
+        server: &str,
+    ) -> Result<Option<RegistrationRecord>> {
+        self.read(|c| apps::registration(c, app_id, server))
+    }
+
+    async fn registrations(
+        &self,
+        owner: &Owner,
+        app_id: &AppId,
+    ) -> Result<Vec<RegistrationRecord>> {
+        self.read(|c| apps::registrations(c, owner, app_id))
     }
 
     async fn get_app(&self, owner: &Owner, id: &AppId) -> Result<Option<AppRecord>> {
@@ -793,6 +810,7 @@ mod tests {
             updated_at: Timestamp::from_unix(1),
             last_check: None,
             user_agent: None,
+            website: None,
         };
         let (first, dup) = (app("oa_1", "same"), app("oa_2", "same"));
         let result = store
@@ -855,6 +873,7 @@ mod tests {
             updated_at: Timestamp::from_unix(1),
             last_check: None,
             user_agent: None,
+            website: None,
         };
         let check = AppCheck {
             checked_at: Timestamp::from_unix(1_800_000_000),
