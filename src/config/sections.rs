@@ -478,6 +478,8 @@ pub struct ProviderConfig {
     pub api_version: Option<String>,
     /// Lets connects reach loopback and private addresses, and plain `http`, on servers users
     /// name (Mastodon instances): for tests and private deployments, never production.
+    /// `true` or `"true"` (environment variables carry strings).
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
     pub allow_private_addresses: bool,
 }
 

@@ -60,6 +60,14 @@ fn slot(config: &mut Config, kind: Kind) -> &mut ProviderConfig {
 
 /// `providers.<p>` pointing at the fake (no default app).
 fn point_at(config: &mut Config, fake: &FakeProvider) {
+    if fake.kind == Kind::Mastodon {
+        // Each connect names the instance; the fake's is on 127.0.0.1 over http.
+        *slot(config, fake.kind) = ProviderConfig {
+            allow_private_addresses: true,
+            ..Default::default()
+        };
+        return;
+    }
     let (authorize, token, api) = fake.config_urls();
     *slot(config, fake.kind) = ProviderConfig {
         authorize_url: Some(Url::parse(&authorize).unwrap()),
@@ -114,14 +122,18 @@ impl Flow {
         )
     }
 
-    /// Creates a BYOK app with the fake's credentials over HTTP; returns its id.
+    /// Creates a BYOK app with the fake's credentials over HTTP (mastodon: none, Dravo
+    /// registers it on the instance); returns its id.
     async fn create_app(&self, tenant: &str) -> String {
-        let body = json!({
+        let mut body = json!({
             "provider": self.provider(),
             "name": format!("{} app", self.provider()),
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
         });
+        if self.fake.kind == Kind::Mastodon {
+            body = json!({"provider": "mastodon", "name": "mastodon app"});
+        }
         let app = self.app.create_ok(tenant, &body).await;
         app["id"].as_str().unwrap().to_owned()
     }
@@ -146,6 +158,9 @@ impl Flow {
     /// Starts a flow and returns the authorize URL.
     async fn start(&self, tenant: &str, app_id: Option<&str>, return_url: Option<&str>) -> Url {
         let mut query = Vec::new();
+        if self.fake.kind == Kind::Mastodon {
+            query.push(("instance", self.fake.base_url.as_str()));
+        }
         if let Some(id) = app_id {
             query.push(("oauth_app_id", id));
         }
@@ -655,6 +670,26 @@ fn expect(kind: Kind) -> Expect {
             username: Some("fakeuser"),
             display_name: Some("Fake User"),
             expires_in: 3600,
+            token_calls: 1,
+        },
+        // Its identity and client depend on the instance: `tests/api/mastodon.rs` checks its
+        // connects; only the counts here are used by the shared tests.
+        Kind::Mastodon => Expect {
+            param_names: &[
+                "client_id",
+                "code_challenge",
+                "code_challenge_method",
+                "redirect_uri",
+                "response_type",
+                "scope",
+                "state",
+            ],
+            requested_scopes: &["profile", "write:statuses", "write:media"],
+            granted_scopes: &["profile", "write:statuses", "write:media"],
+            provider_account_id: "109876543210",
+            username: Some("fakeuser"),
+            display_name: Some("Fake User"),
+            expires_in: 0,
             token_calls: 1,
         },
     }
@@ -2021,7 +2056,8 @@ fn revokes(kind: Kind) -> bool {
         | Kind::Tiktok
         | Kind::Youtube
         | Kind::GoogleBusiness
-        | Kind::Reddit => true,
+        | Kind::Reddit
+        | Kind::Mastodon => true,
         Kind::Instagram | Kind::Threads | Kind::Pinterest => false,
     }
 }
@@ -2063,11 +2099,11 @@ async fn every_provider_connects_hands_out_renews_and_revokes() {
             .get_json(TENANT, &format!("/v1/accounts/{id}/access-token"))
             .await;
         let renewed = token["access_token"].as_str().unwrap();
-        if kind == Kind::Facebook {
+        if matches!(kind, Kind::Facebook | Kind::Mastodon) {
             assert_eq!(
                 flow.fake.token_requests(),
                 calls_before,
-                "nothing renews Facebook"
+                "nothing renews {kind}"
             );
             assert_eq!(renewed, first);
         } else {

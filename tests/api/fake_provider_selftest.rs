@@ -75,6 +75,7 @@ fn default_scope(kind: Kind) -> &'static str {
         }
         Kind::Pinterest => "user_accounts:read,boards:read,pins:read,pins:write",
         Kind::Reddit => "identity submit read",
+        Kind::Mastodon => "read:accounts write:statuses write:media",
     }
 }
 

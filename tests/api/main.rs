@@ -34,6 +34,7 @@ mod http_errors;
 mod key_rotation;
 mod lifecycle;
 mod machine_independence;
+mod mastodon;
 mod multi_node;
 mod oauth_apps;
 mod observability;

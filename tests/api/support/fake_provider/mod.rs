@@ -26,6 +26,7 @@
 //! | google_business | `GET /v1/userinfo`, `POST /revoke`, `GET /v1/accounts`, `GET /v1/accounts/{id}/locations` |
 //! | pinterest | `POST /token`, `GET /v5/user_account` |
 //! | reddit | `POST /token`, `POST /revoke_token`, `GET /api/v1/me` (each refused without a descriptive `User-Agent`) |
+//! | mastodon | `GET /.well-known/oauth-authorization-server` (4.3+ only), `POST /api/v1/apps`, `GET /oauth/authorize`, `POST /oauth/token`, `POST /oauth/revoke`, `GET /api/v1/accounts/verify_credentials` |
 //!
 //! A fault set with [`FakeProvider::set_fault`] stays until it is changed. Token faults apply to
 //! every token-endpoint call (`/token`, and for instagram `/access_token` and
@@ -46,6 +47,7 @@ mod google_business;
 mod graph;
 mod instagram;
 mod linkedin;
+mod mastodon;
 mod pinterest;
 mod reddit;
 mod threads;
@@ -128,10 +130,11 @@ pub enum Kind {
     GoogleBusiness,
     Pinterest,
     Reddit,
+    Mastodon,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::X,
         Kind::Linkedin,
         Kind::Facebook,
@@ -142,6 +145,7 @@ impl Kind {
         Kind::GoogleBusiness,
         Kind::Pinterest,
         Kind::Reddit,
+        Kind::Mastodon,
     ];
 
     /// The provider name as Dravo spells it.
@@ -157,6 +161,7 @@ impl Kind {
             Kind::GoogleBusiness => "google_business",
             Kind::Pinterest => "pinterest",
             Kind::Reddit => "reddit",
+            Kind::Mastodon => "mastodon",
         }
     }
 
@@ -349,6 +354,20 @@ struct State {
     /// Answer every grant with the access token issued last at the same stage, as a provider
     /// whose tokens are deterministic JWTs does within a second (or Meta's self-refresh).
     repeat_access_tokens: bool,
+    /// mastodon: the instance is 4.3+ (OAuth metadata, PKCE required) rather than older.
+    modern_instance: bool,
+    /// mastodon: every app registered (`POST /api/v1/apps`), in order.
+    registrations: Vec<FakeRegistration>,
+}
+
+/// An app registered on the fake Mastodon instance.
+#[derive(Debug, Clone)]
+pub struct FakeRegistration {
+    pub client_name: String,
+    pub website: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub client_id: String,
 }
 
 /// A running fake provider. The server stops when this is dropped.
@@ -401,6 +420,8 @@ impl FakeProvider {
             clock: None,
             repeat_access_tokens: false,
             refresh_lifetime_on_refresh: true,
+            modern_instance: true,
+            registrations: Vec::new(),
         }));
         let shared = state.clone();
         let endpoint = poem::endpoint::make(move |req: Request| {
@@ -634,6 +655,17 @@ impl FakeProvider {
         self.lock().clock = Some(Box::new(now));
     }
 
+    /// mastodon: whether the instance is 4.3+ (OAuth metadata, PKCE) from now on (default
+    /// yes); an older one has only the classic endpoints and refuses a `code_challenge`.
+    pub fn set_modern_instance(&self, modern: bool) {
+        self.lock().modern_instance = modern;
+    }
+
+    /// mastodon: every app registered on the instance, in order.
+    pub fn registrations(&self) -> Vec<FakeRegistration> {
+        self.lock().registrations.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -837,6 +869,7 @@ static REGISTRY: &[&dyn ProviderFake] = &[
     &google_business::GoogleBusiness,
     &pinterest::Pinterest,
     &reddit::Reddit,
+    &mastodon::Mastodon,
 ];
 
 /// The fake of the provider Dravo calls `id`, if there is one.
@@ -899,8 +932,13 @@ trait ProviderFake: Sync {
 
     /// The provider's own requirements of the consent URL beyond the common ones (Reddit's
     /// `duration=permanent`), as the sentence `/authorize` answers 400 with.
-    fn check_authorize(&self, _q: &Params) -> Result<(), String> {
+    fn check_authorize(&self, _st: &State, _q: &Params) -> Result<(), String> {
         Ok(())
+    }
+
+    /// Whether the authorize step requires PKCE now (a Mastodon instance does from 4.3).
+    fn uses_pkce_now(&self, _st: &State) -> bool {
+        self.uses_pkce()
     }
 
     /// An answer that refuses a call (any path but `/authorize`) before it is routed, as the
@@ -1188,7 +1226,7 @@ fn check_authorize(st: &State, q: &Params) -> Result<(Url, String, CodeGrant), S
     let scope = q.non_empty("scope").ok_or("missing `scope`")?;
     let mut scopes = parse_scopes(kind, scope)?;
     scopes.retain(|s| !st.declined_scopes.contains(s));
-    let code_challenge = if kind.uses_pkce() {
+    let code_challenge = if kind.fake().uses_pkce_now(st) {
         let challenge = q
             .non_empty("code_challenge")
             .ok_or_else(|| format!("missing `code_challenge` ({kind} requires PKCE)"))?;
@@ -1210,7 +1248,7 @@ fn check_authorize(st: &State, q: &Params) -> Result<(Url, String, CodeGrant), S
         }
         None
     };
-    kind.fake().check_authorize(q)?;
+    kind.fake().check_authorize(st, q)?;
     let grant = CodeGrant {
         redirect_uri: redirect_uri.to_owned(),
         client_id: client_id.to_owned(),

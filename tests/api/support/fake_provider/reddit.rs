@@ -25,7 +25,7 @@ impl ProviderFake for Reddit {
         ' '
     }
 
-    fn check_authorize(&self, q: &Params) -> Result<(), String> {
+    fn check_authorize(&self, _st: &State, q: &Params) -> Result<(), String> {
         match q.get("duration") {
             Some("permanent") => Ok(()),
             other => Err(format!(
