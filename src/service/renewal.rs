@@ -210,6 +210,10 @@ pub(super) fn unrenewable_reason(
             "account {} has no refresh token (the provider issued none), so it cannot be refreshed{valid}, and a new consent is needed by then",
             row.id
         ),
+        (Renewal::Never, _) if row.expires_at.is_none() => format!(
+            "{} offers no refresh, and none is needed: account {}'s token does not expire (it works until revoked)",
+            row.provider, row.id
+        ),
         _ => format!(
             "{} offers no refresh: account {}'s token cannot be renewed{valid}, and a new consent is needed by then",
             row.provider, row.id

@@ -70,7 +70,7 @@ fn jwt_payload(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("payload is JSON")
 }
 
-const APP_FIELDS: [&str; 12] = [
+const APP_FIELDS: [&str; 14] = [
     "id",
     "provider",
     "name",
@@ -83,6 +83,8 @@ const APP_FIELDS: [&str; 12] = [
     "last_check",
     "warnings",
     "user_agent",
+    "website",
+    "servers",
 ];
 
 /// Checks that `app` has exactly the fields of the API's OAuth app object.

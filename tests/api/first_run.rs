@@ -176,6 +176,7 @@ fn provider_names_in_another_case_are_refused_with_the_right_spelling() {
     dravo(dir.path(), &["init"]).assert_success();
     let create = |provider: &str| {
         let mut cmd = dravo_cmd(dir.path());
+        let name = format!("App {provider}");
         cmd.env("APP_SECRET", "s3cret-value").args([
             "oauth-apps",
             "create",
@@ -184,13 +185,13 @@ fn provider_names_in_another_case_are_refused_with_the_right_spelling() {
             "--provider",
             provider,
             "--name",
-            &format!("App {provider}"),
-            "--client-id",
-            "cid",
-            "--client-secret-env",
-            "APP_SECRET",
+            &name,
             "--json",
         ]);
+        // Dravo registers a mastodon app on each instance: it takes no credentials.
+        if provider != "mastodon" {
+            cmd.args(["--client-id", "cid", "--client-secret-env", "APP_SECRET"]);
+        }
         run_cmd(cmd, "")
     };
     for (given, meant) in [

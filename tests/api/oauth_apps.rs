@@ -93,9 +93,11 @@ async fn create_returns_201_with_location_and_exactly_the_documented_fields() {
             "provider",
             "redirect_uri",
             "scopes",
+            "servers",
             "updated_at",
             "user_agent",
-            "warnings"
+            "warnings",
+            "website"
         ]
     );
     assert!(body["credentials_error"].is_null(), "{body}");

@@ -469,9 +469,11 @@ fn oauth_app_schema_has_the_contract_fields_and_no_secret() {
             "provider",
             "redirect_uri",
             "scopes",
+            "servers",
             "updated_at",
             "user_agent",
-            "warnings"
+            "warnings",
+            "website"
         ]
     );
     assert!(!schema.to_string().contains("client_secret"));
@@ -502,7 +504,7 @@ fn oauth_app_example_carries_the_seed_values_with_a_real_id_and_url() {
 }
 
 #[test]
-fn create_body_schema_requires_the_four_fields_and_allows_no_extras() {
+fn create_body_schema_requires_provider_and_name_and_allows_no_extras() {
     let spec = spec();
     let schema = &spec["components"]["schemas"]["CreateOAuthApp"];
     let mut required: Vec<&str> = schema["required"]
@@ -512,7 +514,9 @@ fn create_body_schema_requires_the_four_fields_and_allows_no_extras() {
         .map(|v| v.as_str().unwrap())
         .collect();
     required.sort();
-    assert_eq!(required, ["client_id", "client_secret", "name", "provider"]);
+    // client_id and client_secret are required for every provider but mastodon (which refuses
+    // them): the service says so, the schema cannot.
+    assert_eq!(required, ["name", "provider"]);
     let mut props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
     props.sort();
     assert_eq!(
@@ -523,7 +527,8 @@ fn create_body_schema_requires_the_four_fields_and_allows_no_extras() {
             "name",
             "provider",
             "scopes",
-            "user_agent"
+            "user_agent",
+            "website"
         ]
     );
     // poem-openapi 5 emits no `additionalProperties: false` for `deny_unknown_fields` (its
@@ -896,8 +901,8 @@ fn fields_that_can_be_null_are_nullable() {
         }
     }
     assert_eq!(
-        checked, 11,
-        "credentials_error, last_check, user_agent; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by, parent_id, tasks"
+        checked, 13,
+        "client_id, credentials_error, last_check, user_agent, website; oauth_app_id, username, display_name, status_reason, expires_at, reauth_by, parent_id, tasks"
     );
 }
 
@@ -914,8 +919,8 @@ fn timestamps_are_date_time() {
         }
     }
     assert_eq!(
-        seen, 9,
-        "OAuthApp's created_at and updated_at, OAuthAppCheck.checked_at, Account's three, AccessToken.expires_at, AccountEvent.created_at, RefreshErrorDetail.next_attempt_at"
+        seen, 10,
+        "OAuthApp's created_at and updated_at, OAuthAppCheck.checked_at, Account's three, AccessToken.expires_at, AccountEvent.created_at, RefreshErrorDetail.next_attempt_at, RegisteredServer.registered_at"
     );
     let reauth_by = &spec["components"]["schemas"]["Account"]["properties"]["reauth_by"];
     assert_eq!(reauth_by["format"], "date-time", "Account.reauth_by");
