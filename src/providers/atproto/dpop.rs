@@ -147,6 +147,11 @@ impl Dpop {
         &self.nonces
     }
 
+    /// The clock proofs (and the assertions sent with them) are dated by.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     /// Sends the request `build` makes, with a proof (and, given an access token,
     /// `Authorization: DPoP <token>` and `ath`). A `DPoP-Nonce` in any answer is kept; when
     /// the answer asks for the nonce and brought one, `build` makes the request again and it

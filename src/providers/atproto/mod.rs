@@ -20,6 +20,7 @@
 pub mod client;
 pub mod dpop;
 pub mod keys;
+pub mod resolve;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
