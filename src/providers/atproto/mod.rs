@@ -20,7 +20,11 @@
 pub mod client;
 pub mod dpop;
 pub mod keys;
+pub mod oauth;
 pub mod resolve;
+
+#[cfg(test)]
+mod fake;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
