@@ -974,4 +974,263 @@ mod tests {
         assert!(origin_url("https://u:p@as.example").is_none());
         assert!(origin_url("ftp://as.example").is_none());
     }
+
+    mod network {
+        use std::collections::HashMap;
+        use std::time::Duration;
+
+        use super::*;
+        use crate::providers::atproto::fake::{FakeDns, World, did_document};
+
+        fn resolver_with(world: &World, dns: FakeDns) -> Resolver {
+            Resolver::new(
+                AtprotoHttp::guarded(Duration::from_secs(5), true),
+                world.plc(),
+                Arc::new(dns),
+            )
+            .with_handle_documents_at(world.handles())
+        }
+
+        fn handle(text: &str) -> Handle {
+            Handle::parse(text).unwrap()
+        }
+
+        fn refusal(err: ProviderError) -> (String, String) {
+            match err {
+                ProviderError::Rejected { code, description } => {
+                    (code, description.unwrap_or_default())
+                }
+                other => panic!("not a refusal: {other}"),
+            }
+        }
+
+        fn bob() -> String {
+            format!("did:plc:{}", "b".repeat(24))
+        }
+
+        #[tokio::test]
+        async fn a_handle_resolves_by_its_well_known_document_and_is_checked_both_ways() {
+            let world = World::start().await;
+            let r = resolver_with(&world, FakeDns::default());
+            let account = r.account_of_handle(&handle("@Alice.test")).await.unwrap();
+            assert_eq!(account.did.as_str(), world.did());
+            assert_eq!(account.handle, Some(handle("alice.test")));
+            assert_eq!(account.pds, world.base);
+            // From the DID, the handle is kept because it resolves back.
+            let did = Did::parse(&world.did()).unwrap();
+            assert_eq!(r.account_of_did(&did).await.unwrap(), account);
+        }
+
+        /// DNS is asked first; its answer wins over a different HTTPS document.
+        #[tokio::test]
+        async fn a_handle_resolves_by_dns_txt_first() {
+            let world = World::start().await;
+            {
+                let mut st = world.lock();
+                let base = st.base.clone();
+                st.dids
+                    .insert(bob(), did_document(&bob(), "bob.test", &base));
+                let alice = st.account.clone();
+                st.handles.insert("bob.test".into(), alice);
+            }
+            let dns = FakeDns(HashMap::from([(
+                "_atproto.bob.test".to_owned(),
+                vec!["v=other".to_owned(), format!("did={}", bob())],
+            )]));
+            let r = resolver_with(&world, dns);
+            let account = r.account_of_handle(&handle("bob.test")).await.unwrap();
+            assert_eq!(account.did.as_str(), bob());
+        }
+
+        #[tokio::test]
+        async fn dns_records_naming_different_dids_are_refused() {
+            let world = World::start().await;
+            let dns = FakeDns(HashMap::from([(
+                "_atproto.bob.test".to_owned(),
+                vec![format!("did={}", bob()), format!("did={}", world.did())],
+            )]));
+            let err = resolver_with(&world, dns)
+                .resolve_handle(&handle("bob.test"))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refusal(err),
+                (
+                    "identity_mismatch".into(),
+                    "_atproto.bob.test has TXT records naming different DIDs".into()
+                )
+            );
+        }
+
+        /// A handle that names a DID whose document does not claim it back proves nothing.
+        #[tokio::test]
+        async fn a_handle_the_did_document_does_not_claim_is_refused() {
+            let world = World::start().await;
+            let alice = world.did();
+            world
+                .lock()
+                .handles
+                .insert("mallory.test".into(), alice.clone());
+            let err = resolver_with(&world, FakeDns::default())
+                .account_of_handle(&handle("mallory.test"))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refusal(err),
+                (
+                    "identity_mismatch".into(),
+                    format!(
+                        "the handle mallory.test names {alice}, whose DID document claims the \
+                         handle alice.test instead"
+                    )
+                )
+            );
+        }
+
+        #[tokio::test]
+        async fn an_unknown_handle_says_what_was_tried() {
+            let world = World::start().await;
+            let err = resolver_with(&world, FakeDns::default())
+                .resolve_handle(&handle("nobody.test"))
+                .await
+                .unwrap_err();
+            let host = host_of(&world.base);
+            assert_eq!(
+                refusal(err),
+                (
+                    "identity_not_found".into(),
+                    format!(
+                        "the handle nobody.test resolves to no DID: no `did=` TXT record at \
+                         _atproto.nobody.test, and {host} answered HTTP 404"
+                    )
+                )
+            );
+        }
+
+        /// Answers are bounded: a handle document larger than a DID can be is not read.
+        #[tokio::test]
+        async fn an_oversized_handle_document_is_not_read() {
+            let world = World::start().await;
+            world
+                .lock()
+                .handles
+                .insert("big.test".into(), "did:plc:".to_owned() + &"a".repeat(8000));
+            let (code, description) = refusal(
+                resolver_with(&world, FakeDns::default())
+                    .resolve_handle(&handle("big.test"))
+                    .await
+                    .unwrap_err(),
+            );
+            assert_eq!(code, "identity_not_found");
+            assert!(description.ends_with("is too large"), "{description}");
+        }
+
+        #[tokio::test]
+        async fn a_did_missing_from_the_plc_directory_is_not_found() {
+            let world = World::start().await;
+            let did = Did::parse(&bob()).unwrap();
+            let err = resolver_with(&world, FakeDns::default())
+                .did_document(&did)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refusal(err),
+                (
+                    "identity_not_found".into(),
+                    format!(
+                        "{did} has no DID document ({} answered HTTP 404)",
+                        host_of(&world.base)
+                    )
+                )
+            );
+        }
+
+        /// A did:web document comes from its host; the handle it claims resolves to another
+        /// DID, so the account is kept without a handle.
+        #[tokio::test]
+        async fn a_did_web_document_is_read_from_its_host_and_an_unverified_handle_dropped() {
+            let world = World::start().await;
+            let did = Did::parse(&format!(
+                "did:web:localhost%3A{}",
+                world.base.port().unwrap()
+            ))
+            .unwrap();
+            let base = world.issuer();
+            world.lock().did_web = Some(did_document(did.as_str(), "alice.test", &base));
+            let account = resolver_with(&world, FakeDns::default())
+                .account_of_did(&did)
+                .await
+                .unwrap();
+            assert_eq!(account.did, did);
+            assert_eq!(account.handle, None);
+            assert_eq!(account.pds, world.base);
+        }
+
+        #[tokio::test]
+        async fn a_pds_url_leads_to_its_authorization_server() {
+            let world = World::start().await;
+            let r = resolver_with(&world, FakeDns::default());
+            let input = LoginInput::parse(world.base.as_str(), true).unwrap();
+            let discovery = r.discover(&input).await.unwrap();
+            assert_eq!(discovery.account, None);
+            assert_eq!(discovery.login_hint, None);
+            assert_eq!(discovery.server.issuer, world.issuer());
+            assert_eq!(
+                discovery.server.token_endpoint,
+                world.base.join("/oauth/token").unwrap()
+            );
+        }
+
+        #[tokio::test]
+        async fn an_entryway_without_resource_metadata_is_its_own_authorization_server() {
+            let world = World::start().await;
+            world.lock().entryway = true;
+            let r = resolver_with(&world, FakeDns::default());
+            let input = LoginInput::Server(world.base.clone());
+            assert_eq!(
+                r.discover(&input).await.unwrap().server.issuer,
+                world.issuer()
+            );
+            // From a handle the PDS must have its metadata.
+            let from_handle = LoginInput::Handle(handle("alice.test"));
+            assert!(r.discover(&from_handle).await.is_err());
+        }
+
+        #[tokio::test]
+        async fn metadata_whose_issuer_is_another_server_is_refused() {
+            let world = World::start().await;
+            world.lock().metadata["issuer"] = serde_json::json!("https://evil.example");
+            let err = resolver_with(&world, FakeDns::default())
+                .discover(&LoginInput::Handle(handle("alice.test")))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refusal(err),
+                (
+                    "identity_mismatch".into(),
+                    format!(
+                        "the authorization-server metadata fetched from {} names the issuer \
+                         `https://evil.example`",
+                        world.issuer()
+                    )
+                )
+            );
+        }
+
+        /// Without allow_private_addresses nothing on this machine is asked.
+        #[tokio::test]
+        async fn a_loopback_host_is_refused_without_allow_private() {
+            let world = World::start().await;
+            let r = Resolver::new(
+                AtprotoHttp::guarded(Duration::from_secs(5), false),
+                world.plc(),
+                Arc::new(FakeDns::default()),
+            );
+            let did = Did::parse(&world.did()).unwrap();
+            let err = r.did_document(&did).await.unwrap_err();
+            assert_eq!(err.code(), "host_refused", "{err}");
+            let err = r.authorization_server(&world.base).await.unwrap_err();
+            assert_eq!(err.code(), "host_refused", "{err}");
+        }
+    }
 }
