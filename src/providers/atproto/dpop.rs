@@ -202,12 +202,14 @@ impl Dpop {
             let retry = !retried && fresh.is_some() && fresh != nonce && asks_for_nonce(&answer);
             if !retry {
                 if asks_for_nonce(&answer) {
+                    let why = if fresh.is_none() {
+                        "asks for a DPoP nonce without giving one (no DPoP-Nonce header)"
+                    } else {
+                        "still asks for a DPoP nonce after it was sent the one it gave"
+                    };
                     return Err(ProviderError::Rejected {
                         code: "use_dpop_nonce".into(),
-                        description: Some(format!(
-                            "{} still asks for a DPoP nonce after it was sent the one it gave",
-                            super::host_of(&url)
-                        )),
+                        description: Some(format!("{} {why}", super::host_of(&url))),
                     });
                 }
                 return answer.into_response();
@@ -310,6 +312,10 @@ mod tests {
         Resource,
         /// A server that keeps asking, with a new nonce each time.
         Stubborn,
+        /// A server that asks for no nonce but gives a new one with every answer.
+        Rotating,
+        /// A server that asks for a nonce without giving one.
+        Silent,
     }
 
     struct Counter(AtomicUsize);
@@ -323,6 +329,18 @@ mod tests {
         let n = counter.0.fetch_add(1, Ordering::SeqCst);
         let proof = req.header("dpop").unwrap_or_default().to_owned();
         let (_, claims) = checked_claims(&proof);
+        if *kind == Kind::Rotating {
+            return Response::builder()
+                .header("DPoP-Nonce", format!("rotated-{n}"))
+                .content_type("application/json")
+                .body(json!({"nonce_sent": claims["nonce"]}).to_string());
+        }
+        if *kind == Kind::Silent {
+            return Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .content_type("application/json")
+                .body(r#"{"error":"use_dpop_nonce"}"#);
+        }
         let current = format!("nonce-{}", if *kind == Kind::Stubborn { n } else { 0 });
         if claims["nonce"] != current.as_str() {
             let mut resp = match kind {
@@ -420,6 +438,41 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("still asks for a DPoP nonce after it was sent the one it gave"),
+            "{err}"
+        );
+    }
+
+    /// A nonce given with any answer, a success included, replaces the one kept.
+    #[tokio::test]
+    async fn a_nonce_on_a_successful_answer_updates_the_store() {
+        let (url, counter) = server(Kind::Rotating).await;
+        let dpop = dpop();
+        let first = dpop
+            .send(&http(), None, |client| client.get(url.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first.body["nonce_sent"], Value::Null);
+        assert_eq!(dpop.nonces().get(&url).as_deref(), Some("rotated-0"));
+        let second = dpop
+            .send(&http(), None, |client| client.get(url.clone()))
+            .await
+            .unwrap();
+        assert_eq!(second.body["nonce_sent"], "rotated-0");
+        assert_eq!(dpop.nonces().get(&url).as_deref(), Some("rotated-1"));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2, "no retries");
+    }
+
+    #[tokio::test]
+    async fn a_nonce_demand_without_a_nonce_is_not_retried_and_is_named() {
+        let (url, counter) = server(Kind::Silent).await;
+        let err = dpop()
+            .send(&http(), None, |client| client.post(url.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert!(
+            err.to_string()
+                .ends_with("asks for a DPoP nonce without giving one (no DPoP-Nonce header))"),
             "{err}"
         );
     }

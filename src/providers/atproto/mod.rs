@@ -15,7 +15,12 @@
 //!   the token's `sub`, and the profile call.
 //!
 //! Every host here comes from user input or from documents user input leads to, so every
-//! call goes through `ProviderHttp::guarded`.
+//! call goes through `ProviderHttp::guarded` ([`AtprotoHttp`] wraps it: public https hosts
+//! only unless private addresses are allowed, bounded answers).
+//!
+//! Not here yet: the `OAuthProvider` registration, the routes that serve the client metadata
+//! and JWKS, and storage of the session (DPoP key, nonce, issuer, DID): this module is the
+//! protocol, the connect flow wires it.
 
 pub mod client;
 pub mod dpop;
