@@ -199,6 +199,28 @@ impl SystemDns {
     }
 }
 
+impl SystemDns {
+    /// A resolver that asks only the DNS server at `addr` over UDP: private networks with
+    /// their own DNS, and tests.
+    pub fn with_name_server(addr: std::net::SocketAddr) -> Result<SystemDns, String> {
+        use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+        let mut udp = ConnectionConfig::udp();
+        udp.port = addr.port();
+        let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(
+            addr.ip(),
+            true,
+            vec![udp],
+        )]);
+        hickory_resolver::TokioResolver::builder_with_config(
+            config,
+            hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+        )
+        .build()
+        .map(SystemDns)
+        .map_err(|e| format!("the DNS resolver cannot be built: {e}"))
+    }
+}
+
 #[async_trait]
 impl TxtLookup for SystemDns {
     async fn txt(&self, name: &str) -> Result<Vec<String>, String> {
@@ -1231,6 +1253,90 @@ mod tests {
             assert_eq!(err.code(), "host_refused", "{err}");
             let err = r.authorization_server(&world.base).await.unwrap_err();
             assert_eq!(err.code(), "host_refused", "{err}");
+        }
+    }
+
+    /// hickory against a DNS server on 127.0.0.1: TXT segments are joined, a name that does
+    /// not exist has no records, and the first method of handle resolution uses it.
+    mod dns {
+        use std::collections::HashMap;
+        use std::net::SocketAddr;
+        use std::time::Duration;
+
+        use hickory_resolver::proto::op::{Message, OpCode, ResponseCode};
+        use hickory_resolver::proto::rr::rdata::TXT;
+        use hickory_resolver::proto::rr::{RData, Record};
+
+        use super::*;
+
+        /// Answers TXT queries from `records` (name → records → segments), NXDOMAIN else.
+        async fn dns_server(records: HashMap<String, Vec<Vec<String>>>) -> SocketAddr {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = socket.local_addr().unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1500];
+                while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                    let Ok(query) = Message::from_vec(&buf[..n]) else {
+                        continue;
+                    };
+                    let Some(question) = query.queries.first().cloned() else {
+                        continue;
+                    };
+                    let name = question.name().to_string();
+                    let mut answer = Message::response(query.metadata.id, OpCode::Query);
+                    answer.metadata.recursion_desired = query.metadata.recursion_desired;
+                    answer.metadata.recursion_available = true;
+                    answer.add_query(question.clone());
+                    match records.get(name.trim_end_matches('.')) {
+                        Some(txts) => {
+                            for segments in txts {
+                                answer.add_answer(Record::from_rdata(
+                                    question.name().clone(),
+                                    60,
+                                    RData::TXT(TXT::new(segments.clone())),
+                                ));
+                            }
+                        }
+                        None => answer.metadata.response_code = ResponseCode::NXDomain,
+                    }
+                    let _ = socket.send_to(&answer.to_vec().unwrap(), peer).await;
+                }
+            });
+            addr
+        }
+
+        #[tokio::test]
+        async fn hickory_reads_txt_records_and_an_absent_name_has_none() {
+            let did = format!("did:plc:{}", "b".repeat(24));
+            let server = dns_server(HashMap::from([(
+                "_atproto.bob.test".to_owned(),
+                vec![
+                    vec!["did=did:plc:".to_owned(), "b".repeat(24)],
+                    vec!["unrelated".to_owned()],
+                ],
+            )]))
+            .await;
+            let dns = SystemDns::with_name_server(server).unwrap();
+            let mut found = dns.txt("_atproto.bob.test").await.unwrap();
+            found.sort();
+            assert_eq!(found, [format!("did={did}"), "unrelated".to_owned()]);
+            assert_eq!(
+                dns.txt("_atproto.nobody.test").await.unwrap(),
+                Vec::<String>::new()
+            );
+
+            // Handle resolution asks DNS first: nothing else is needed (the PLC directory
+            // and the handle's host are unreachable here).
+            let resolver = Resolver::new(
+                AtprotoHttp::guarded(Duration::from_secs(2), true),
+                Url::parse("http://127.0.0.1:9/").unwrap(),
+                Arc::new(dns),
+            );
+            let resolved = resolver
+                .resolve_handle(&Handle::parse("bob.test").unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resolved.as_str(), did);
         }
     }
 }
