@@ -103,10 +103,22 @@ pub fn check_web_client(client: &WebClient<'_>) -> Option<String> {
 }
 
 /// The client id of a public client in local development: `http://localhost` (no port, no
-/// path) with the redirect URIs (`http://127.0.0.1…` or `http://[::1]…`) and the scope in its
-/// query. Authorization servers build its metadata themselves; it has no key and makes no
-/// assertion.
-pub fn loopback_client_id(redirect_uris: &[&str], scope: &str) -> String {
+/// path) with the redirect URIs and the scope in its query. Authorization servers build its
+/// metadata themselves; it has no key and makes no assertion. The spec allows only
+/// `http://127.0.0.1…` and `http://[::1]…` redirect URIs for it (the port is not matched).
+pub fn loopback_client_id(redirect_uris: &[&str], scope: &str) -> Result<String, String> {
+    for uri in redirect_uris {
+        let loopback = Url::parse(uri).is_ok_and(|url| {
+            url.scheme() == "http" && matches!(url.host_str(), Some("127.0.0.1" | "[::1]"))
+        });
+        if !loopback {
+            return Err(format!(
+                "the development client's redirect URI `{}` is not http://127.0.0.1 or \
+                 http://[::1]",
+                uri.chars().take(100).collect::<String>()
+            ));
+        }
+    }
     let mut id = Url::parse("http://localhost").expect("a constant URL");
     {
         let mut query = id.query_pairs_mut();
@@ -115,8 +127,10 @@ pub fn loopback_client_id(redirect_uris: &[&str], scope: &str) -> String {
         }
         query.append_pair("scope", scope);
     }
-    id.to_string()
-        .replacen("http://localhost/?", "http://localhost?", 1)
+    // The spec's form has no `/` before the query.
+    Ok(id
+        .to_string()
+        .replacen("http://localhost/?", "http://localhost?", 1))
 }
 
 /// Whether `client_id` is a loopback development client id.
@@ -273,7 +287,8 @@ mod tests {
         let id = loopback_client_id(
             &["http://127.0.0.1:8080/callback", "http://[::1]/cb"],
             "atproto transition:generic",
-        );
+        )
+        .unwrap();
         assert_eq!(
             id,
             "http://localhost?redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback\
@@ -292,6 +307,18 @@ mod tests {
         );
         assert!(!is_loopback_client_id("https://dravo.example/m.json"));
         assert!(!is_loopback_client_id("http://localhost:8080"));
+        for refused in [
+            "http://localhost:8080/cb",
+            "https://127.0.0.1/cb",
+            "http://10.0.0.1/",
+        ] {
+            assert!(
+                loopback_client_id(&[refused], "atproto")
+                    .unwrap_err()
+                    .contains("is not http://127.0.0.1 or http://[::1]"),
+                "{refused}"
+            );
+        }
     }
 
     #[test]
@@ -339,7 +366,7 @@ mod tests {
         assert_eq!(fields[1].1, CLIENT_ASSERTION_TYPE);
         assert!(!format!("{confidential:?}").contains(&fields[2].1));
         let loopback = ClientAuth::Loopback {
-            client_id: loopback_client_id(&[], "atproto"),
+            client_id: loopback_client_id(&[], "atproto").unwrap(),
         };
         assert_eq!(
             loopback.form_fields("https://as.example", now),

@@ -621,7 +621,8 @@ mod tests {
         let mut s = setup().await;
         let redirect = "http://127.0.0.1/callback";
         s.client = ClientAuth::Loopback {
-            client_id: super::super::client::loopback_client_id(&[redirect], DEFAULT_SCOPE),
+            client_id: super::super::client::loopback_client_id(&[redirect], DEFAULT_SCOPE)
+                .unwrap(),
         };
         s.site.redirect_uri = redirect.into();
         let server = discover(&s).await.server;

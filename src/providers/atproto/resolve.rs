@@ -506,8 +506,9 @@ impl Resolver {
     }
 
     /// The metadata of the authorization server at `origin`, checked: `issuer` is exactly
-    /// that origin, PAR is required, DPoP with ES256, `private_key_jwt`, the `atproto` scope
-    /// and PKCE S256 are supported, and every endpoint is a URL.
+    /// that origin, PAR is required, client metadata documents and the callback's `iss` are
+    /// supported, DPoP with ES256, `private_key_jwt`, the `atproto` scope and PKCE S256 are
+    /// supported, and every endpoint is a URL.
     pub async fn authorization_server(&self, origin: &Url) -> Result<AuthServer, ProviderError> {
         let url = origin
             .join("/.well-known/oauth-authorization-server")
@@ -675,10 +676,16 @@ fn check_auth_server(origin: &Url, body: &Value) -> Result<AuthServer, ProviderE
             .as_array()
             .is_some_and(|items| items.iter().any(|item| item == value))
     };
-    if body["require_pushed_authorization_requests"] != true {
-        return Err(refuse(
-            "`require_pushed_authorization_requests` is not true".into(),
-        ));
+    // PAR is how Dravo asks, the client metadata document how it is known, and the callback's
+    // `iss` how a code is tied to its server (`oauth::check_callback_issuer`).
+    for flag in [
+        "require_pushed_authorization_requests",
+        "client_id_metadata_document_supported",
+        "authorization_response_iss_parameter_supported",
+    ] {
+        if body[flag] != true {
+            return Err(refuse(format!("`{flag}` is not true")));
+        }
     }
     for (field, value) in [
         ("dpop_signing_alg_values_supported", "ES256"),
@@ -897,6 +904,8 @@ mod tests {
             "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
             "revocation_endpoint": format!("{issuer}/oauth/revoke"),
             "require_pushed_authorization_requests": true,
+            "client_id_metadata_document_supported": true,
+            "authorization_response_iss_parameter_supported": true,
             "dpop_signing_alg_values_supported": ["RS256", "ES256"],
             "scopes_supported": ["atproto", "transition:generic"],
             "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
@@ -943,6 +952,16 @@ mod tests {
                 "require_pushed_authorization_requests",
                 json!(false),
                 "`require_pushed_authorization_requests` is not true",
+            ),
+            (
+                "client_id_metadata_document_supported",
+                Value::Null,
+                "`client_id_metadata_document_supported` is not true",
+            ),
+            (
+                "authorization_response_iss_parameter_supported",
+                json!(false),
+                "`authorization_response_iss_parameter_supported` is not true",
             ),
             (
                 "dpop_signing_alg_values_supported",
