@@ -6,6 +6,7 @@
 //! Adding a provider: write `src/providers/<name>.rs` with a unit struct implementing
 //! `OAuthProvider`, declare the module below, and add it to `REGISTRY` (`registry.rs`).
 
+pub mod atproto;
 pub mod guard;
 pub mod http;
 pub mod mastodon;
