@@ -38,6 +38,77 @@ impl ProviderResponse {
     }
 }
 
+/// An answer as it came: status, headers and at most the size asked for.
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// A header as text, when present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON, `None` when it is not.
+    pub fn json_body(&self) -> Option<Value> {
+        serde_json::from_slice(&self.bytes).ok()
+    }
+
+    /// The answer as `ProviderHttp::send` gives it: a 429 is `RateLimited`.
+    pub fn into_response(self) -> Result<ProviderResponse, ProviderError> {
+        let resp = self.into_any_response()?;
+        if resp.status == 429 {
+            return Err(ProviderError::RateLimited {
+                retry_after: resp.retry_after,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// The answer as `ProviderHttp::send_any` gives it: a 5xx is `Unavailable` (or `Failing`
+    /// with its OAuth error); a body that is not JSON is `Malformed`, unless it is an empty
+    /// success or a 429 (then `Null`).
+    fn into_any_response(self) -> Result<ProviderResponse, ProviderError> {
+        let status = self.status;
+        // Seconds only; an HTTP-date is rare from these APIs and then the backoff decides.
+        let retry_after = self
+            .header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body: Value = match serde_json::from_slice(&self.bytes) {
+            Ok(v) => v,
+            // An empty success (Google's and LinkedIn's revoke) or a plain-text 429.
+            Err(_) if status == 429 || (self.bytes.trim_ascii().is_empty() && status < 300) => {
+                Value::Null
+            }
+            Err(_) if status >= 500 => {
+                return Err(ProviderError::Unavailable(format!("HTTP {status}")));
+            }
+            Err(_) => {
+                return Err(ProviderError::Malformed(format!(
+                    "HTTP {status} with a body that is not JSON"
+                )));
+            }
+        };
+        if status >= 500 {
+            return Err(match oauth_error(&body) {
+                Some((code, description)) => ProviderError::Failing {
+                    status,
+                    code,
+                    description,
+                },
+                None => ProviderError::Unavailable(format!("HTTP {status}")),
+            });
+        }
+        Ok(ProviderResponse {
+            status,
+            body,
+            retry_after,
+        })
+    }
+}
+
 /// The shared client for provider calls, with the `User-Agent` of the app they are made for.
 /// Cheap to clone: the client is shared.
 #[derive(Clone)]
@@ -129,6 +200,20 @@ impl ProviderHttp {
             .header(reqwest::header::ACCEPT, "application/json")
             .build()
             .map_err(|e| self.transport_error(&e))?;
+        self.execute_raw(request, MAX_RESPONSE_BYTES)
+            .await?
+            .into_any_response()
+    }
+
+    /// Sends a built request (checked by the guard on a guarded client) and reads at most
+    /// `limit` bytes of its answer, headers kept: for callers that need a header (DPoP's
+    /// nonce) or a body that is not JSON (a handle's DID as text). A redirect is refused on
+    /// the plain client; a guarded one follows it only to hosts that pass the guard.
+    pub async fn execute_raw(
+        &self,
+        request: reqwest::Request,
+        limit: usize,
+    ) -> Result<RawAnswer, ProviderError> {
         if let Some(allow_private) = self.guard
             && let Some(why) = super::guard::check_url(request.url(), allow_private)
         {
@@ -140,59 +225,26 @@ impl ProviderHttp {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = resp.status().as_u16();
-        // Seconds only; an HTTP-date is rare from these APIs and then the backoff decides.
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
         if resp.status().is_redirection() {
             return Err(ProviderError::Malformed(format!(
                 "HTTP {status} redirect (redirects are not followed)"
             )));
         }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-        {
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
             return Err(ProviderError::Malformed("the response is too large".into()));
         }
+        let headers = resp.headers().clone();
         let mut bytes = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(&e))? {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            if bytes.len() + chunk.len() > limit {
                 return Err(ProviderError::Malformed("the response is too large".into()));
             }
             bytes.extend_from_slice(&chunk);
         }
-        let body: Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            // An empty success (Google's and LinkedIn's revoke) or a plain-text 429.
-            Err(_) if status == 429 || (bytes.trim_ascii().is_empty() && status < 300) => {
-                Value::Null
-            }
-            Err(_) if status >= 500 => {
-                return Err(ProviderError::Unavailable(format!("HTTP {status}")));
-            }
-            Err(_) => {
-                return Err(ProviderError::Malformed(format!(
-                    "HTTP {status} with a body that is not JSON"
-                )));
-            }
-        };
-        if status >= 500 {
-            return Err(match oauth_error(&body) {
-                Some((code, description)) => ProviderError::Failing {
-                    status,
-                    code,
-                    description,
-                },
-                None => ProviderError::Unavailable(format!("HTTP {status}")),
-            });
-        }
-        Ok(ProviderResponse {
+        Ok(RawAnswer {
             status,
-            body,
-            retry_after,
+            headers,
+            bytes,
         })
     }
 

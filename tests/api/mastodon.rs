@@ -97,6 +97,21 @@ async fn connect(app: &TestApp, app_id: &str, fake: &FakeProvider) -> (Url, Stri
     (authorize, account)
 }
 
+/// `GET path` as the tenant, its JSON body.
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    let resp = app.get_as(TENANT, path).await;
+    assert_eq!(resp.status(), 200, "GET {path}");
+    resp.json().await.unwrap()
+}
+
+/// The id of a new mastodon app.
+async fn new_app_id(app: &TestApp) -> String {
+    create_mastodon_app(app).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn host_of(fake: &FakeProvider) -> String {
     fake.base_url.trim_start_matches("http://").to_owned()
 }
@@ -196,12 +211,7 @@ async fn a_mastodon_app_is_registered_on_each_instance_at_its_first_connect() {
     );
 
     // The account: instance-scoped identity, a token that never expires.
-    let account: Value = app
-        .get_as(TENANT, &format!("/v1/accounts/{account_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let account = get_json(&app, &format!("/v1/accounts/{account_id}")).await;
     let host = host_of(&fake);
     assert_eq!(
         account["provider_account_id"],
@@ -211,24 +221,14 @@ async fn a_mastodon_app_is_registered_on_each_instance_at_its_first_connect() {
     assert_eq!(account["expires_at"], Value::Null, "{account}");
     assert_eq!(account["reauth_by"], Value::Null);
     assert_eq!(account["status"], "active");
-    let token: Value = app
-        .get_as(TENANT, &format!("/v1/accounts/{account_id}/access-token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let token = get_json(&app, &format!("/v1/accounts/{account_id}/access-token")).await;
     assert_eq!(
         token["access_token"].as_str(),
         fake.issued_access_tokens().last().map(String::as_str)
     );
 
     // The app shows where it is registered; a second connect there registers nothing more.
-    let shown: Value = app
-        .get_as(TENANT, &format!("/v1/oauth-apps/{app_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown = get_json(&app, &format!("/v1/oauth-apps/{app_id}")).await;
     let servers = shown["servers"].as_array().unwrap();
     assert_eq!(servers.len(), 1, "{shown}");
     assert_eq!(servers[0]["server"], fake.base_url);
@@ -269,10 +269,7 @@ async fn an_older_instance_connects_on_the_classic_endpoints_without_pkce() {
     let app = app_allowing_private().await;
     let fake = fake().await;
     fake.set_modern_instance(false);
-    let app_id = create_mastodon_app(&app).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let app_id = new_app_id(&app).await;
     let (authorize, account_id) = connect(&app, &app_id, &fake).await;
     assert!(
         !authorize.query_pairs().any(|(k, _)| k == "code_challenge"),
@@ -286,12 +283,7 @@ async fn an_older_instance_connects_on_the_classic_endpoints_without_pkce() {
         fake.requests_to("/oauth/token")[0].param("code_verifier"),
         None
     );
-    let shown: Value = app
-        .get_as(TENANT, &format!("/v1/oauth-apps/{app_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown = get_json(&app, &format!("/v1/oauth-apps/{app_id}")).await;
     assert_eq!(shown["servers"][0]["pkce"], false);
     assert!(account_id.starts_with("acc_"));
 }
@@ -300,19 +292,11 @@ async fn an_older_instance_connects_on_the_classic_endpoints_without_pkce() {
 async fn the_same_account_id_on_two_instances_is_two_accounts() {
     let app = app_allowing_private().await;
     let (one, two) = (fake().await, fake().await);
-    let app_id = create_mastodon_app(&app).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let app_id = new_app_id(&app).await;
     let (_, first) = connect(&app, &app_id, &one).await;
     let (_, second) = connect(&app, &app_id, &two).await;
     assert_ne!(first, second);
-    let list: Value = app
-        .get_as(TENANT, "/v1/accounts")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&app, "/v1/accounts").await;
     let ids: Vec<&str> = list["data"]
         .as_array()
         .unwrap()
@@ -327,12 +311,7 @@ async fn the_same_account_id_on_two_instances_is_two_accounts() {
         ]
     );
     // Each instance got its own registration.
-    let shown: Value = app
-        .get_as(TENANT, &format!("/v1/oauth-apps/{app_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown = get_json(&app, &format!("/v1/oauth-apps/{app_id}")).await;
     assert_eq!(shown["servers"].as_array().unwrap().len(), 2, "{shown}");
 }
 
@@ -340,10 +319,7 @@ async fn the_same_account_id_on_two_instances_is_two_accounts() {
 async fn deleting_the_app_revokes_its_accounts_and_forgets_its_registrations() {
     let app = app_allowing_private().await;
     let fake = fake().await;
-    let app_id = create_mastodon_app(&app).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let app_id = new_app_id(&app).await;
     connect(&app, &app_id, &fake).await;
     let token = fake.issued_access_tokens().last().unwrap().clone();
     let resp = app
@@ -368,10 +344,7 @@ async fn deleting_the_app_revokes_its_accounts_and_forgets_its_registrations() {
 async fn instances_at_private_addresses_are_refused_and_nothing_is_stored() {
     let app = spawn_app_with(|c| mastodon_config(c, false)).await;
     let fake = fake().await;
-    let app_id = create_mastodon_app(&app).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let app_id = new_app_id(&app).await;
     let port = fake.base_url.rsplit(':').next().unwrap().to_owned();
     let mut cases: Vec<(String, String)> = vec![
         (
@@ -439,12 +412,7 @@ async fn instances_at_private_addresses_are_refused_and_nothing_is_stored() {
         );
     }
     assert!(fake.requests().is_empty(), "the instance was never reached");
-    let shown: Value = app
-        .get_as(TENANT, &format!("/v1/oauth-apps/{app_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown = get_json(&app, &format!("/v1/oauth-apps/{app_id}")).await;
     assert_eq!(shown["servers"], json!([]), "nothing registered");
     let rows = crate::support::backend::Db::open(&app.db_path())
         .query("SELECT COUNT(*) FROM instance_registrations", &[]);

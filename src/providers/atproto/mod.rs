@@ -46,28 +46,18 @@ fn random_token() -> String {
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
-use serde_json::Value;
-
-use super::guard;
-use super::http::{MAX_RESPONSE_BYTES, ProviderError, ProviderHttp, ProviderResponse, oauth_error};
+pub use super::http::RawAnswer;
+use super::http::{MAX_RESPONSE_BYTES, ProviderError, ProviderHttp, ProviderResponse};
 
 /// The guarded client for the hosts an AT Protocol connect reaches, and whether it lets
-/// private addresses and plain http through (tests, private deployments). `ProviderHttp`
-/// reads JSON only and keeps response headers to itself; DPoP needs the `DPoP-Nonce` and
-/// `WWW-Authenticate` headers and handle resolution a text body, so those calls go through
-/// [`AtprotoHttp::execute`], which applies the same guard and size bound.
+/// private addresses and plain http through (tests, private deployments). DPoP needs the
+/// `DPoP-Nonce` and `WWW-Authenticate` headers and handle resolution a text body, so those
+/// calls go through [`AtprotoHttp::execute`] (`ProviderHttp::execute_raw`: the same guard
+/// and size bound, headers kept).
 #[derive(Clone)]
 pub struct AtprotoHttp {
     http: ProviderHttp,
     allow_private: bool,
-}
-
-/// An answer as it came: status, headers and at most the size asked for.
-pub struct RawAnswer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub bytes: Vec<u8>,
 }
 
 impl AtprotoHttp {
@@ -93,97 +83,13 @@ impl AtprotoHttp {
     }
 
     /// Sends a built request to a host that passes the guard, and reads at most `limit`
-    /// bytes of its answer. Redirects are the client's business (followed only to hosts that
-    /// pass the guard).
+    /// bytes of its answer, headers kept.
     pub async fn execute(
         &self,
         request: reqwest::Request,
         limit: usize,
     ) -> Result<RawAnswer, ProviderError> {
-        if let Some(why) = guard::check_url(request.url(), self.allow_private) {
-            return Err(ProviderError::Refused(why));
-        }
-        let host = host_of(request.url());
-        let mut resp = self
-            .http
-            .client()
-            .execute(request)
-            .await
-            .map_err(|e| transport_error(&host, &e))?;
-        let status = resp.status().as_u16();
-        if resp.status().is_redirection() {
-            return Err(ProviderError::Malformed(format!(
-                "HTTP {status} redirect from {host} (redirects are not followed)"
-            )));
-        }
-        if resp.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(too_large(&host));
-        }
-        let headers = resp.headers().clone();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&host, &e))? {
-            if bytes.len() + chunk.len() > limit {
-                return Err(too_large(&host));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(RawAnswer {
-            status,
-            headers,
-            bytes,
-        })
-    }
-}
-
-impl RawAnswer {
-    /// A header as text, when present and readable.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The body as JSON, `None` when it is not.
-    pub fn json_body(&self) -> Option<Value> {
-        serde_json::from_slice(&self.bytes).ok()
-    }
-
-    /// The answer as `ProviderHttp::send` would give it: a 429 is `RateLimited`, a 5xx
-    /// `Unavailable` (or `Failing` with its OAuth error), a body that is not JSON `Malformed`
-    /// unless it is an empty success.
-    pub fn into_response(self) -> Result<ProviderResponse, ProviderError> {
-        let status = self.status;
-        let retry_after = self
-            .header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if status == 429 {
-            return Err(ProviderError::RateLimited { retry_after });
-        }
-        let body = match serde_json::from_slice::<Value>(&self.bytes) {
-            Ok(v) => v,
-            Err(_) if self.bytes.trim_ascii().is_empty() && status < 300 => Value::Null,
-            Err(_) if status >= 500 => {
-                return Err(ProviderError::Unavailable(format!("HTTP {status}")));
-            }
-            Err(_) => {
-                return Err(ProviderError::Malformed(format!(
-                    "HTTP {status} with a body that is not JSON"
-                )));
-            }
-        };
-        if status >= 500 {
-            return Err(match oauth_error(&body) {
-                Some((code, description)) => ProviderError::Failing {
-                    status,
-                    code,
-                    description,
-                },
-                None => ProviderError::Unavailable(format!("HTTP {status}")),
-            });
-        }
-        Ok(ProviderResponse {
-            status,
-            body,
-            retry_after,
-        })
+        self.http.execute_raw(request, limit).await
     }
 }
 
@@ -194,27 +100,6 @@ fn host_of(url: &url::Url) -> String {
         (Some(host), None) => host.to_owned(),
         (None, _) => "the server".to_owned(),
     }
-}
-
-fn too_large(host: &str) -> ProviderError {
-    ProviderError::Malformed(format!("the answer from {host} is too large"))
-}
-
-/// What failed on the way to `host`, with the innermost cause.
-fn transport_error(host: &str, e: &reqwest::Error) -> ProviderError {
-    let mut inner: &(dyn std::error::Error + 'static) = e;
-    while let Some(source) = inner.source() {
-        inner = source;
-    }
-    let cause = inner.to_string();
-    let cause = cause.split(" (os error").next().unwrap_or(&cause).trim();
-    ProviderError::Unavailable(if e.is_timeout() {
-        format!("{host} did not answer in time")
-    } else if e.is_connect() {
-        format!("cannot connect to {host}: {cause}")
-    } else {
-        format!("the connection to {host} failed: {cause}")
-    })
 }
 
 /// The default bound on a JSON answer.
