@@ -31,7 +31,8 @@ pub struct CreateOAuthApp {
     /// Your app's client secret (stored encrypted). Required with `client_id`.
     #[oai(skip_serializing_if_is_none)]
     pub client_secret: Omittable<Checked<ClientSecret>>,
-    /// mastodon only: the website the instances show with the app's name.
+    /// The app's website: the instances Dravo registers a mastodon app on show it with the
+    /// app's name (stored for every provider, used by mastodon's).
     #[oai(skip_serializing_if_is_none, validator(max_length = 2048))]
     pub website: Omittable<String>,
     /// Scopes to request instead of the provider's defaults.

@@ -88,12 +88,8 @@ const NO_CREDENTIALS_WHY: &str = "Dravo registers the app on each server a user 
 /// the tenant registers the app at, neither (and a website at most) where Dravo registers it.
 fn check_credentials_given(new: &NewApp) -> Result<(String, Option<ClientSecret>)> {
     let provider = new.provider;
+    check_website(new.website.as_deref())?;
     if providers::get(provider).hosting().app_has_credentials() {
-        if new.website.is_some() {
-            return Err(Error::invalid(format!(
-                "website is only for apps Dravo registers on each server (mastodon), not {provider}"
-            )));
-        }
         return match (&new.client_id, &new.client_secret) {
             (Some(id), Some(secret)) => Ok((id.as_str().to_owned(), Some(secret.clone()))),
             (None, _) => Err(Error::invalid(format!(
@@ -115,7 +111,13 @@ fn check_credentials_given(new: &NewApp) -> Result<(String, Option<ClientSecret>
             "{field} is not taken for {provider}: {NO_CREDENTIALS_WHY}; give name, scopes and website only"
         )));
     }
-    if let Some(website) = &new.website {
+    Ok((String::new(), None))
+}
+
+/// An app's website, when given: an absolute http(s) URL. Any app may have one; the servers
+/// Dravo registers apps on (Mastodon instances) show it with the app's name.
+fn check_website(website: Option<&str>) -> Result<()> {
+    if let Some(website) = website {
         let ok = url::Url::parse(website)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
         if !ok || website.len() > 2048 {
@@ -124,7 +126,7 @@ fn check_credentials_given(new: &NewApp) -> Result<(String, Option<ClientSecret>
             ));
         }
     }
-    Ok((String::new(), None))
+    Ok(())
 }
 
 /// The callback URL for `provider` under `public_url`, which users register at the provider.
